@@ -1,0 +1,229 @@
+#include "config.h"
+
+#include "memory.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <qb/qblog.h>
+
+static RamBlock *ram_block_new(const char *id, uint64_t size, const GuestMemoryConfig *cfg,
+                               GError **error)
+{
+    int fd;
+
+    if (cfg->mem_path) {
+        fd = open(cfg->mem_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
+                        "cannot open -mem-path %s: %s", cfg->mem_path, g_strerror(errno));
+            return NULL;
+        }
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size < size &&
+            ftruncate(fd, (off_t)size) < 0) {
+            g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
+                        "cannot size -mem-path %s to %" PRIu64 " bytes: %s",
+                        cfg->mem_path, size, g_strerror(errno));
+            close(fd);
+            return NULL;
+        }
+    } else {
+        unsigned flags = MFD_CLOEXEC | (cfg->hugepages ? MFD_HUGETLB : 0);
+        fd = memfd_create(id, flags);
+        if (fd < 0 || ftruncate(fd, (off_t)size) < 0) {
+            g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
+                        "cannot allocate %" PRIu64 " MiB of guest RAM%s: %s", size >> 20,
+                        cfg->hugepages ? " on hugepages" : "", g_strerror(errno));
+            if (fd >= 0) {
+                close(fd);
+            }
+            return NULL;
+        }
+    }
+
+    void *host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (host == MAP_FAILED) {
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
+                    "cannot map %" PRIu64 " MiB of guest RAM: %s", size >> 20, g_strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    /* Guest RAM is not worth a core dump of gigabytes. */
+    madvise(host, size, MADV_DONTDUMP);
+
+    RamBlock *block = g_new0(RamBlock, 1);
+    block->id = g_strdup(id);
+    block->host = host;
+    block->size = size;
+    block->fd = fd;
+    return block;
+}
+
+static void ram_block_free(RamBlock *block)
+{
+    munmap(block->host, block->size);
+    close(block->fd);
+    g_free(block->id);
+    g_free(block);
+}
+
+static void guest_memory_add_region(GuestMemory *mem, uint64_t gpa, uint64_t size,
+                                    RamBlock *block, uint64_t offset)
+{
+    MemRegion *r = &mem->regions[mem->nr_regions];
+
+    r->gpa = gpa;
+    r->size = size;
+    r->block = block;
+    r->offset = offset;
+    r->slot = mem->nr_regions;
+    mem->nr_regions++;
+}
+
+GuestMemory *guest_memory_new(const GuestMemoryConfig *cfg, GError **error)
+{
+    if (cfg->size < 2 * 1024 * 1024 || cfg->size % GUEST_PAGE_SIZE) {
+        g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                    "guest RAM must be a multiple of 4 KiB and at least 2 MiB");
+        return NULL;
+    }
+    RamBlock *block = ram_block_new("pc.ram", cfg->size, cfg, error);
+    if (!block) {
+        return NULL;
+    }
+
+    GuestMemory *mem = g_new0(GuestMemory, 1);
+    mem->ram_size = cfg->size;
+    mem->blocks[mem->nr_blocks++] = block;
+
+    uint64_t low = MIN(cfg->size, GUEST_LOW_RAM_END);
+    guest_memory_add_region(mem, 0, low, block, 0);
+    if (cfg->size > low) {
+        guest_memory_add_region(mem, GUEST_HIGH_RAM_BASE, cfg->size - low, block, low);
+    }
+    qb_log(LOG_DEBUG, "guest RAM: %" PRIu64 " MiB (%" PRIu64 " MiB below 4 GiB)%s%s",
+           cfg->size >> 20, low >> 20, cfg->mem_path ? " backed by " : "",
+           cfg->mem_path ? cfg->mem_path : "");
+    return mem;
+}
+
+void guest_memory_free(GuestMemory *mem)
+{
+    if (!mem) {
+        return;
+    }
+    for (unsigned i = 0; i < mem->nr_blocks; i++) {
+        ram_block_free(mem->blocks[i]);
+    }
+    g_free(mem);
+}
+
+static const MemRegion *guest_memory_find(const GuestMemory *mem, uint64_t gpa)
+{
+    for (unsigned i = 0; i < mem->nr_regions; i++) {
+        const MemRegion *r = &mem->regions[i];
+        if (gpa >= r->gpa && gpa - r->gpa < r->size) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+void *guest_memory_ptr(const GuestMemory *mem, uint64_t gpa, uint64_t len)
+{
+    const MemRegion *r = guest_memory_find(mem, gpa);
+
+    if (!r || len > r->size - (gpa - r->gpa)) {
+        return NULL;
+    }
+    return r->block->host + r->offset + (gpa - r->gpa);
+}
+
+/* Walks [gpa, gpa+len) region by region; false on the first unbacked byte. */
+static bool guest_memory_copy(const GuestMemory *mem, uint64_t gpa, void *buf, size_t len,
+                              bool to_guest)
+{
+    uint8_t *p = buf;
+
+    while (len) {
+        const MemRegion *r = guest_memory_find(mem, gpa);
+        if (!r) {
+            return false;
+        }
+        uint64_t chunk = MIN(len, r->size - (gpa - r->gpa));
+        uint8_t *host = r->block->host + r->offset + (gpa - r->gpa);
+        if (to_guest) {
+            memcpy(host, p, chunk);
+        } else {
+            memcpy(p, host, chunk);
+        }
+        p += chunk;
+        gpa += chunk;
+        len -= chunk;
+    }
+    return true;
+}
+
+bool guest_memory_read(const GuestMemory *mem, uint64_t gpa, void *buf, size_t len)
+{
+    return guest_memory_copy(mem, gpa, buf, len, false);
+}
+
+bool guest_memory_write(GuestMemory *mem, uint64_t gpa, const void *buf, size_t len)
+{
+    return guest_memory_copy(mem, gpa, (void *)buf, len, true);
+}
+
+uint64_t guest_memory_low_size(const GuestMemory *mem)
+{
+    return MIN(mem->ram_size, GUEST_LOW_RAM_END);
+}
+
+uint64_t guest_memory_high_size(const GuestMemory *mem)
+{
+    return mem->ram_size - guest_memory_low_size(mem);
+}
+
+bool guest_memory_parse_size(const char *text, uint64_t *bytes, GError **error)
+{
+    char *end = NULL;
+    guint64 value;
+
+    errno = 0;
+    if (!text || !g_ascii_isdigit(text[0])) {
+        goto bad;
+    }
+    value = g_ascii_strtoull(text, &end, 10);
+    if (errno || end == text) {
+        goto bad;
+    }
+    unsigned shift;
+    switch (g_ascii_toupper(*end)) {
+    case '\0':
+    case 'M': shift = 20; break;
+    case 'K': shift = 10; break;
+    case 'G': shift = 30; break;
+    case 'T': shift = 40; break;
+    case 'B': shift = 0; break;
+    default: goto bad;
+    }
+    if (*end && end[1] != '\0' && !(g_ascii_toupper(end[1]) == 'B' && end[2] == '\0')) {
+        goto bad;
+    }
+    if (value > (UINT64_MAX >> shift)) {
+        goto bad;
+    }
+    *bytes = value << shift;
+    return true;
+
+bad:
+    g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                "invalid size '%s' (examples: 64M, 1G, 512)", text ? text : "");
+    return false;
+}
