@@ -1,0 +1,74 @@
+/* libFuzzer target: the packet parser, the compare engine and the
+ * rewriter on arbitrary bytes. The first byte picks the path. */
+#include "config.h"
+
+#include "compare.h"
+#include "packet.h"
+#include "rewrite.h"
+
+#include <glib.h>
+#include <stdint.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void fuzz_release(void *opaque, uint64_t handle) { (*(unsigned int *)opaque)++; }
+static void fuzz_checkpoint(void *opaque, enum cmp_reason reason) {}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static CmpEngine *e;
+    static RwTable *rw;
+    static unsigned int released;
+    static uint64_t handle;
+    struct pkt_info pi;
+    uint8_t *copy;
+    bool eth;
+
+    if (!e) {
+        struct cmp_params p;
+        struct cmp_callbacks cb = { fuzz_release, fuzz_checkpoint, &released };
+
+        cmp_params_init(&p);
+        p.max_flows = 64;
+        p.max_queue_size = 256;
+        p.max_flow_bytes = 1 << 20;
+        e = cmp_engine_new(&p, &cb);
+        rw = rw_table_new(64);
+    }
+    if (size < 1) {
+        return 0;
+    }
+    eth = data[0] & 1;
+    (void)(eth ? pkt_parse_eth(data + 1, size - 1, &pi) : pkt_parse_ip(data + 1, size - 1, &pi));
+    switch ((data[0] >> 1) & 7) {
+    case 0:
+        cmp_primary_add(e, ++handle, data + 1, size - 1, eth, handle);
+        break;
+    case 1:
+        cmp_secondary_add(e, cmp_engine_epoch(e), data + 1, size - 1, eth, handle);
+        break;
+    case 2:
+        cmp_input_add(e, data + 1, size - 1, eth);
+        break;
+    case 3:
+        copy = g_memdup2(data + 1, size - 1);
+        rw_output(rw, copy, size - 1, eth, data[0] & 0x80);
+        g_free(copy);
+        break;
+    case 4:
+        copy = g_memdup2(data + 1, size - 1);
+        rw_input(rw, copy, size - 1, eth, data[0] & 0x80);
+        g_free(copy);
+        break;
+    case 5:
+        if (data[0] & 0x80) {
+            cmp_checkpoint_commit(e, handle);
+            rw_table_reset(rw);
+        }
+        break;
+    default:
+        break;
+    }
+    return 0;
+}

@@ -1,0 +1,175 @@
+/* Unit tests of the secondary's TCP rewriter. */
+#include "config.h"
+
+#include "packet.h"
+#include "pktgen.h"
+#include "rewrite.h"
+
+#include <glib.h>
+#include <string.h>
+
+#define GUEST "10.0.0.2"
+#define CLIENT "10.0.0.9"
+
+static uint8_t buf[4096];
+
+static const uint8_t *ts_opt(uint32_t tsval, uint32_t tsecr)
+{
+    static uint8_t o[12];
+
+    o[0] = 1; o[1] = 1; o[2] = 8; o[3] = 10;
+    pkt_put32(o + 4, tsval);
+    pkt_put32(o + 8, tsecr);
+    return o;
+}
+
+/* A packet from the guest (@out) or to it. */
+static size_t mk(bool out, uint32_t seq, uint32_t ack, uint8_t flags, const uint8_t *opts, size_t optlen,
+                 const char *data)
+{
+    struct pktgen_tcp t = { .src = out ? GUEST : CLIENT, .dst = out ? CLIENT : GUEST,
+                            .sport = out ? 80 : 40000, .dport = out ? 40000 : 80, .seq = seq, .ack = ack,
+                            .flags = flags, .opts = opts, .optlen = optlen, .payload = data,
+                            .plen = data ? strlen(data) : 0 };
+
+    return pktgen_tcp(buf, &t);
+}
+
+static uint32_t tcp32(size_t off)
+{
+    return pkt_get32(buf + 20 + off);
+}
+
+static void test_client_opened(void)
+{
+    RwTable *t = rw_table_new(16);
+    const uint32_t p_isn = 7000000, s_isn = 123456, c_isn = 900;
+    uint8_t sack[12] = { 1, 1, 5, 10 };
+    struct rw_stats st;
+    size_t len;
+
+    /* The mirrored SYN: nothing to do yet. */
+    len = mk(false, c_isn, 0, PKT_TCP_SYN, ts_opt(50, 0), 12, NULL);
+    g_assert_cmpint(rw_input(t, buf, len, false, false), ==, PKT_OK);
+    g_assert_cmpuint(tcp32(8), ==, 0);
+    /* The secondary's SYN-ACK names its ISN and timestamp clock. */
+    len = mk(true, s_isn, c_isn + 1, PKT_TCP_SYN | PKT_TCP_ACK, ts_opt(1000, 50), 12, NULL);
+    g_assert_cmpint(rw_output(t, buf, len, false, false), ==, PKT_OK);
+    g_assert_cmpuint(tcp32(4), ==, s_isn);
+    /* The client's ACK of the primary's SYN-ACK names the primary's. */
+    len = mk(false, c_isn + 1, p_isn + 1, PKT_TCP_ACK, ts_opt(51, 5000), 12, NULL);
+    g_assert_cmpint(rw_input(t, buf, len, false, false), ==, PKT_OK);
+    g_assert_cmpuint(tcp32(8), ==, s_isn + 1);
+    g_assert_cmpuint(tcp32(20 + 8), ==, 1000);   /* TSecr in the secondary's clock */
+    g_assert_true(pktgen_csum_ok(buf, len));
+    /* Secondary data goes out in the primary's numbering and clock. */
+    len = mk(true, s_isn + 1, c_isn + 1, PKT_TCP_ACK | PKT_TCP_PSH, ts_opt(1010, 51), 12, "hello");
+    rw_output(t, buf, len, false, false);
+    g_assert_cmpuint(tcp32(4), ==, p_isn + 1);
+    g_assert_cmpuint(tcp32(20 + 4), ==, 5010);
+    g_assert_true(pktgen_csum_ok(buf, len));
+    /* SACK blocks from the client move back into the secondary's space. */
+    pkt_put32(sack + 4, p_isn + 100);
+    pkt_put32(sack + 8, p_isn + 200);
+    len = mk(false, c_isn + 1, p_isn + 6, PKT_TCP_ACK, sack, 12, NULL);
+    rw_input(t, buf, len, false, false);
+    g_assert_cmpuint(tcp32(8), ==, s_isn + 6);
+    g_assert_cmpuint(tcp32(20 + 4), ==, s_isn + 100);
+    g_assert_cmpuint(tcp32(20 + 8), ==, s_isn + 200);
+    g_assert_true(pktgen_csum_ok(buf, len));
+    rw_table_stats(t, &st);
+    g_assert_cmpuint(st.offsets_learned, ==, 1);
+    g_assert_cmpuint(st.flows, ==, 1);
+    rw_table_free(t);
+}
+
+static void test_guest_opened_wrap(void)
+{
+    RwTable *t = rw_table_new(16);
+    const uint32_t s_isn = 0xfffffff0u, p_isn = 0x10;   /* offset wraps */
+    size_t len;
+
+    len = mk(true, s_isn, 0, PKT_TCP_SYN, NULL, 0, NULL);
+    rw_output(t, buf, len, false, false);
+    g_assert_cmpuint(tcp32(4), ==, s_isn);
+    /* The server's SYN-ACK to the primary's SYN, mirrored. */
+    len = mk(false, 4444, p_isn + 1, PKT_TCP_SYN | PKT_TCP_ACK, NULL, 0, NULL);
+    rw_input(t, buf, len, false, false);
+    g_assert_cmpuint(tcp32(8), ==, s_isn + 1);
+    g_assert_true(pktgen_csum_ok(buf, len));
+    /* Data crossing 2^32 on the secondary's side. */
+    len = mk(true, s_isn + 1 + 20, 4445, PKT_TCP_ACK, NULL, 0, "x");
+    rw_output(t, buf, len, false, false);
+    g_assert_cmpuint(tcp32(4), ==, p_isn + 1 + 20);
+    g_assert_true(pktgen_csum_ok(buf, len));
+    rw_table_free(t);
+}
+
+static void test_reset_takeover_partial(void)
+{
+    RwTable *t = rw_table_new(1);
+    struct rw_stats st;
+    uint8_t csum[2];
+    size_t len;
+
+    len = mk(true, 100, 0, PKT_TCP_SYN, NULL, 0, NULL);
+    rw_output(t, buf, len, false, false);
+    len = mk(false, 1, 1001, PKT_TCP_SYN | PKT_TCP_ACK, NULL, 0, NULL);
+    rw_input(t, buf, len, false, false);
+    /* Checksum left to the NIC: the field must stay as it was. */
+    len = mk(true, 101, 2, PKT_TCP_ACK, NULL, 0, NULL);
+    memcpy(csum, buf + 36, 2);
+    rw_output(t, buf, len, false, true);
+    g_assert_cmpuint(tcp32(4), ==, 1001);
+    g_assert_cmpmem(csum, 2, buf + 36, 2);
+    /* A second flow does not fit: counted, left alone. */
+    {
+        struct pktgen_tcp p = { .src = GUEST, .dst = CLIENT, .sport = 81, .dport = 1, .seq = 5,
+                                .flags = PKT_TCP_SYN };
+
+        len = pktgen_tcp(buf, &p);
+        g_assert_cmpint(rw_output(t, buf, len, false, false), ==, PKT_OK);
+    }
+    rw_table_stats(t, &st);
+    g_assert_cmpuint(st.table_full, ==, 1);
+    /* Takeover keeps the flow with an offset. */
+    rw_table_takeover(t);
+    rw_table_stats(t, &st);
+    g_assert_cmpuint(st.flows, ==, 1);
+    /* A checkpoint makes every offset zero. */
+    rw_table_reset(t);
+    len = mk(true, 101, 2, PKT_TCP_ACK, NULL, 0, NULL);
+    rw_output(t, buf, len, false, false);
+    g_assert_cmpuint(tcp32(4), ==, 101);
+    rw_table_free(t);
+}
+
+static void test_ipv6_eth(void)
+{
+    RwTable *t = rw_table_new(4);
+    struct pktgen_tcp p = { .src = "fd00::2", .dst = "fd00::9", .sport = 80, .dport = 5, .seq = 10,
+                            .flags = PKT_TCP_SYN };
+    size_t len = pktgen_tcp(buf, &p);
+
+    len = pktgen_eth_wrap(buf, len);
+    rw_output(t, buf, len, true, false);
+    p = (struct pktgen_tcp){ .src = "fd00::9", .dst = "fd00::2", .sport = 5, .dport = 80, .seq = 1,
+                             .ack = 51, .flags = PKT_TCP_SYN | PKT_TCP_ACK };
+    len = pktgen_eth_wrap(buf, pktgen_tcp(buf, &p));
+    rw_input(t, buf, len, true, false);
+    g_assert_cmpuint(pkt_get32(buf + 14 + 40 + 8), ==, 11);
+    g_assert_true(pktgen_csum_ok(buf + 14, len - 14));
+    /* Garbage is reported, not rewritten. */
+    g_assert_cmpint(rw_input(t, buf, 20, true, false), !=, PKT_OK);
+    rw_table_free(t);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/rewrite/client-opened", test_client_opened);
+    g_test_add_func("/rewrite/guest-opened-wrap", test_guest_opened_wrap);
+    g_test_add_func("/rewrite/reset-takeover-partial", test_reset_takeover_partial);
+    g_test_add_func("/rewrite/ipv6-eth", test_ipv6_eth);
+    return g_test_run();
+}
