@@ -1,1 +1,147 @@
-int main(void) { return 0; }
+/* colo-vmm: options, logging, daemon set-up, the VM, QMP, main loop. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <glib-unix.h>
+#include <qb/qblog.h>
+
+#include "cmdline.h"
+#include "common/log.h"
+#include "daemon.h"
+#include "qmp/qmp-server.h"
+#include "vm-commands.h"
+#include "vm.h"
+
+/* Exit codes: 0 clean shutdown, 1 bad usage or start-up failure. */
+enum { EXIT_OK = 0, EXIT_START_FAILED = 1 };
+
+static gboolean on_signal(gpointer opaque)
+{
+    Vm *vm = opaque;
+
+    qb_log(LOG_INFO, "terminating on signal");
+    vm_shutdown(vm, SHUTDOWN_CAUSE_HOST_SIGNAL);
+    return G_SOURCE_CONTINUE;
+}
+
+static int vmm_fail(const char *what, GError *error)
+{
+    qb_log(LOG_ERR, "%s%s", what, error ? error->message : "");
+    fprintf(stderr, "colo-vmm: %s%s\n", what, error ? error->message : "");
+    return EXIT_START_FAILED;
+}
+
+int main(int argc, char **argv)
+{
+    g_autoptr(GError) error = NULL;
+    VmmOptions opts;
+    int ret = EXIT_START_FAILED;
+    Chardev *serial = NULL;
+    QmpServer *qmp = NULL;
+    Vm *vm = NULL;
+    DaemonNotify *notify = NULL;
+
+    if (!vmm_options_parse(&opts, argc, argv, &error)) {
+        fprintf(stderr, "colo-vmm: %s\n", error->message);
+        vmm_options_clear(&opts);
+        return EXIT_START_FAILED;
+    }
+    if (opts.help || opts.version) {
+        fputs(opts.help ? vmm_options_usage() : "colo-vmm " PACKAGE_VERSION "\n", stdout);
+        vmm_options_clear(&opts);
+        return EXIT_OK;
+    }
+
+    if (!colo_log_init(opts.name ? opts.name : "colo-vmm", false, opts.logfile, opts.debug, &error)) {
+        fprintf(stderr, "colo-vmm: %s\n", error->message);
+        goto out;
+    }
+    colo_log_route_glib();
+    signal(SIGPIPE, SIG_IGN);
+    vcpu_init_signals();
+
+    /* Fork before any thread exists; the parent waits to hear that the VM
+     * started, so its exit code tells whether it did. */
+    if (opts.daemonize && !(notify = daemon_start(&error))) {
+        ret = vmm_fail("cannot daemonize: ", error);
+        goto out;
+    }
+
+    GMainContext *ctx = g_main_context_default();
+    const char *serial_spec = opts.serial ? opts.serial : (opts.daemonize ? "none" : "stdio");
+    serial = chardev_new(serial_spec, ctx, &error);
+    if (!serial) {
+        ret = vmm_fail("-serial: ", error);
+        goto out;
+    }
+
+    VmConfig cfg = {
+        .name = opts.name,
+        .ncpus = opts.ncpus,
+        .memory = { .size = opts.ram_size, .mem_path = opts.mem_path },
+        .boot = { .kernel = opts.kernel, .initrd = opts.initrd, .cmdline = opts.append,
+                  .ncpus = opts.ncpus },
+        .serial = serial,
+    };
+    vm = vm_new(&cfg, ctx, &error);
+    if (!vm) {
+        ret = vmm_fail("", error);
+        goto out;
+    }
+
+    if (opts.qmp) {
+        qmp = qmp_server_new(ctx, "colo-vmm " PACKAGE_VERSION, COLO_VERSION_MAJOR,
+                             COLO_VERSION_MINOR, COLO_VERSION_MICRO);
+        if (!qmp_server_listen_unix(qmp, opts.qmp, &error)) {
+            ret = vmm_fail("-qmp: ", error);
+            goto out;
+        }
+        vm->qmp = qmp;
+        vm_commands_register(qmp, vm);
+    }
+    if (opts.pidfile && !daemon_write_pidfile(opts.pidfile, &error)) {
+        ret = vmm_fail("-pidfile: ", error);
+        goto out;
+    }
+
+    if (!vm_start(vm, opts.start_paused, &error)) {
+        ret = vmm_fail("", error);
+        goto out;
+    }
+    if (notify) {
+        daemon_ready(notify);
+        notify = NULL;
+        colo_log_to_syslog();
+    }
+
+    vm->loop = g_main_loop_new(ctx, FALSE);
+    g_unix_signal_add(SIGTERM, on_signal, vm);
+    g_unix_signal_add(SIGINT, on_signal, vm);
+    g_unix_signal_add(SIGHUP, on_signal, vm);
+    g_main_loop_run(vm->loop);
+    g_main_loop_unref(vm->loop);
+    vm->loop = NULL;
+    ret = EXIT_OK;
+
+out:
+    if (notify) {
+        daemon_failed(notify);
+    }
+    vm_free(vm);
+    /* After the VM so the SHUTDOWN event and last replies go out first. */
+    qmp_server_free(qmp);
+    chardev_free(serial);
+    if (opts.pidfile && ret == EXIT_OK) {
+        unlink(opts.pidfile);
+    }
+    vmm_options_clear(&opts);
+    colo_log_fini();
+    return ret;
+}

@@ -17,34 +17,33 @@ static RamBlock *ram_block_new(const char *id, uint64_t size, const GuestMemoryC
 {
     int fd;
 
-    if (cfg->mem_path) {
+    if (cfg->mem_path && g_file_test(cfg->mem_path, G_FILE_TEST_IS_DIR)) {
+        /* As QEMU: a private file in the directory, gone once unmapped. */
+        g_autofree char *tmpl = g_build_filename(cfg->mem_path, "colo-vmm.XXXXXX", NULL);
+        fd = g_mkstemp_full(tmpl, O_RDWR | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            unlink(tmpl);
+        }
+    } else if (cfg->mem_path) {
         fd = open(cfg->mem_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (fd < 0) {
-            g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
-                        "cannot open -mem-path %s: %s", cfg->mem_path, g_strerror(errno));
-            return NULL;
-        }
-        struct stat st;
-        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size < size &&
-            ftruncate(fd, (off_t)size) < 0) {
-            g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
-                        "cannot size -mem-path %s to %" PRIu64 " bytes: %s",
-                        cfg->mem_path, size, g_strerror(errno));
-            close(fd);
-            return NULL;
-        }
     } else {
-        unsigned flags = MFD_CLOEXEC | (cfg->hugepages ? MFD_HUGETLB : 0);
-        fd = memfd_create(id, flags);
-        if (fd < 0 || ftruncate(fd, (off_t)size) < 0) {
-            g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
-                        "cannot allocate %" PRIu64 " MiB of guest RAM%s: %s", size >> 20,
-                        cfg->hugepages ? " on hugepages" : "", g_strerror(errno));
-            if (fd >= 0) {
-                close(fd);
-            }
-            return NULL;
-        }
+        fd = memfd_create(id, MFD_CLOEXEC);
+    }
+    if (fd < 0) {
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
+                    "cannot create guest RAM%s%s: %s", cfg->mem_path ? " in " : "",
+                    cfg->mem_path ? cfg->mem_path : "", g_strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || (S_ISREG(st.st_mode) && (uint64_t)st.st_size < size &&
+                               ftruncate(fd, (off_t)size) < 0)) {
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
+                    "cannot size guest RAM to %" PRIu64 " MiB%s%s: %s", size >> 20,
+                    cfg->mem_path ? " in " : "", cfg->mem_path ? cfg->mem_path : "",
+                    g_strerror(errno));
+        close(fd);
+        return NULL;
     }
 
     void *host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);

@@ -46,8 +46,8 @@ typedef struct GuestMemory {
 
 typedef struct GuestMemoryConfig {
     uint64_t size;              /* bytes */
-    const char *mem_path;       /* NULL: anonymous memfd */
-    bool hugepages;             /* memfd with MFD_HUGETLB */
+    const char *mem_path;       /* NULL: anonymous memfd; a directory (such as
+                                 * a hugetlbfs mount): an unlinked file in it */
 } GuestMemoryConfig;
 
 /* Allocate guest RAM and lay it out; does not touch KVM. */

@@ -1,0 +1,271 @@
+#include "config.h"
+
+#include "cmdline.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "memory.h"
+
+#define CMDLINE_ERROR G_OPTION_ERROR
+#define CMDLINE_BAD   G_OPTION_ERROR_BAD_VALUE
+
+typedef bool (*OptionFunc)(VmmOptions *opts, const char *arg, GError **error);
+
+typedef struct VmmOption {
+    const char *name;
+    bool has_arg;
+    OptionFunc fn;
+    const char *help;
+} VmmOption;
+
+static bool opt_string(char **slot, const char *arg)
+{
+    g_free(*slot);
+    *slot = g_strdup(arg);
+    return true;
+}
+
+/* "-m 64M", "-m size=64M" (QEMU accepts both). */
+static bool opt_memory(VmmOptions *o, const char *arg, GError **error)
+{
+    const char *size = g_str_has_prefix(arg, "size=") ? arg + 5 : arg;
+
+    if (!guest_memory_parse_size(size, &o->ram_size, error)) {
+        g_prefix_error(error, "-m: ");
+        return false;
+    }
+    if (o->ram_size < 2 * 1024 * 1024) {
+        g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-m: %s is too small (at least 2M)", arg);
+        return false;
+    }
+    return true;
+}
+
+/* "-smp 2", "-smp cpus=2"; other topology keys are accepted if they agree. */
+static bool opt_smp(VmmOptions *o, const char *arg, GError **error)
+{
+    g_auto(GStrv) parts = g_strsplit(arg, ",", -1);
+
+    for (unsigned i = 0; parts[i]; i++) {
+        const char *p = parts[i];
+        const char *value = p;
+        if (g_str_has_prefix(p, "cpus=")) {
+            value = p + 5;
+        } else if (g_str_has_prefix(p, "maxcpus=") || g_str_has_prefix(p, "sockets=") ||
+                   g_str_has_prefix(p, "cores=") || g_str_has_prefix(p, "threads=")) {
+            continue;
+        } else if (i > 0) {
+            g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-smp: unknown parameter '%s'", p);
+            return false;
+        }
+        char *end;
+        errno = 0;
+        unsigned long n = strtoul(value, &end, 10);
+        if (errno || end == value || *end || n < 1 || n > VMM_MAX_CPUS) {
+            g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD,
+                        "-smp: '%s' is not a CPU count between 1 and %d", value, VMM_MAX_CPUS);
+            return false;
+        }
+        o->ncpus = (unsigned)n;
+    }
+    return true;
+}
+
+static bool opt_kernel(VmmOptions *o, const char *a, GError **e) { return opt_string(&o->kernel, a); }
+static bool opt_initrd(VmmOptions *o, const char *a, GError **e) { return opt_string(&o->initrd, a); }
+static bool opt_append(VmmOptions *o, const char *a, GError **e) { return opt_string(&o->append, a); }
+static bool opt_mem_path(VmmOptions *o, const char *a, GError **e) { return opt_string(&o->mem_path, a); }
+static bool opt_serial(VmmOptions *o, const char *a, GError **e) { return opt_string(&o->serial, a); }
+static bool opt_pidfile(VmmOptions *o, const char *a, GError **e) { return opt_string(&o->pidfile, a); }
+static bool opt_logfile(VmmOptions *o, const char *a, GError **e) { return opt_string(&o->logfile, a); }
+static bool opt_paused(VmmOptions *o, const char *a, GError **e) { return o->start_paused = true; }
+static bool opt_daemonize(VmmOptions *o, const char *a, GError **e) { return o->daemonize = true; }
+static bool opt_debug(VmmOptions *o, const char *a, GError **e) { return o->debug = true; }
+static bool opt_help(VmmOptions *o, const char *a, GError **e) { return o->help = true; }
+static bool opt_version(VmmOptions *o, const char *a, GError **e) { return o->version = true; }
+
+/* "-name NAME" or "-name guest=NAME[,...]" */
+static bool opt_name(VmmOptions *o, const char *arg, GError **error)
+{
+    g_auto(GStrv) parts = g_strsplit(arg, ",", 2);
+    const char *name = g_str_has_prefix(parts[0], "guest=") ? parts[0] + 6 : parts[0];
+
+    if (!*name) {
+        g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-name: empty name");
+        return false;
+    }
+    return opt_string(&o->name, name);
+}
+
+static bool opt_qmp(VmmOptions *o, const char *arg, GError **error)
+{
+    char *path;
+
+    if (!vmm_parse_qmp_spec(arg, &path, error)) {
+        g_prefix_error(error, "-qmp: ");
+        return false;
+    }
+    g_free(o->qmp);
+    o->qmp = path;
+    return true;
+}
+
+/* QEMU options that mean what colo-vmm does anyway. */
+static bool opt_accel(VmmOptions *o, const char *arg, GError **error)
+{
+    if (strcmp(arg, "kvm") != 0 && !g_str_has_prefix(arg, "kvm,")) {
+        g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-accel: colo-vmm only runs with kvm, not '%s'", arg);
+        return false;
+    }
+    return true;
+}
+
+static bool opt_cpu(VmmOptions *o, const char *arg, GError **error)
+{
+    if (strcmp(arg, "host") != 0) {
+        g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD,
+                    "-cpu: only 'host' is supported (the vCPU gets what KVM supports)");
+        return false;
+    }
+    return true;
+}
+
+static bool opt_nothing(VmmOptions *o, const char *a, GError **e) { return true; }
+
+static const VmmOption vmm_options[] = {
+    { "m", true, opt_memory, "-m SIZE          guest RAM (64M, 1G; a plain number is MiB)" },
+    { "smp", true, opt_smp, "-smp N           number of vCPUs (1-64)" },
+    { "kernel", true, opt_kernel, "-kernel FILE     PVH ELF kernel or Linux bzImage" },
+    { "initrd", true, opt_initrd, "-initrd FILE     initial ram disk (Linux)" },
+    { "append", true, opt_append, "-append CMDLINE  kernel command line" },
+    { "mem-path", true, opt_mem_path, "-mem-path PATH   back guest RAM with a file (or a file in this directory, e.g. hugetlbfs)" },
+    { "S", false, opt_paused, "-S               do not start the vCPUs (QMP 'cont' starts them)" },
+    { "name", true, opt_name, "-name NAME       name of the guest, for logs" },
+    { "serial", true, opt_serial, "-serial DEV      COM1: stdio | file:PATH | unix:PATH,server=on,wait=off | none" },
+    { "qmp", true, opt_qmp, "-qmp unix:PATH,server=on,wait=off  QMP control socket" },
+    { "daemonize", false, opt_daemonize, "-daemonize       run in the background once started" },
+    { "pidfile", true, opt_pidfile, "-pidfile FILE    write the process id to FILE" },
+    { "D", true, opt_logfile, "-D FILE          also log to FILE" },
+    { "debug", false, opt_debug, "-debug           log at debug level" },
+    { "enable-kvm", false, opt_nothing, "-enable-kvm      accepted for QEMU compatibility (always on)" },
+    { "accel", true, opt_accel, "-accel kvm       accepted for QEMU compatibility" },
+    { "cpu", true, opt_cpu, "-cpu host        accepted for QEMU compatibility" },
+    { "nographic", false, opt_nothing, "-nographic       accepted for QEMU compatibility (there is no display)" },
+    { "version", false, opt_version, "-version         print the version and exit" },
+    { "help", false, opt_help, "-h, -help        this help" },
+    { "h", false, opt_help, NULL },
+};
+
+const char *vmm_options_usage(void)
+{
+    static char *usage;
+
+    if (!usage) {
+        GString *s = g_string_new("usage: colo-vmm -kernel FILE [options]\n\n");
+        for (unsigned i = 0; i < G_N_ELEMENTS(vmm_options); i++) {
+            if (vmm_options[i].help) {
+                g_string_append_printf(s, "  %s\n", vmm_options[i].help);
+            }
+        }
+        usage = g_string_free(s, FALSE);
+    }
+    return usage;
+}
+
+bool vmm_options_parse(VmmOptions *opts, int argc, char **argv, GError **error)
+{
+    memset(opts, 0, sizeof(*opts));
+    opts->ram_size = 128ULL << 20;      /* QEMU's default */
+    opts->ncpus = 1;
+
+    for (int i = 1; i < argc; i++) {
+        const char *word = argv[i];
+        if (word[0] != '-' || word[1] == '\0') {
+            g_set_error(error, CMDLINE_ERROR, G_OPTION_ERROR_UNKNOWN_OPTION,
+                        "unexpected argument '%s' (options start with '-')", word);
+            return false;
+        }
+        const char *name = word + (word[1] == '-' ? 2 : 1);   /* --opt works as -opt */
+        const VmmOption *opt = NULL;
+        for (unsigned j = 0; j < G_N_ELEMENTS(vmm_options); j++) {
+            if (!strcmp(vmm_options[j].name, name)) {
+                opt = &vmm_options[j];
+                break;
+            }
+        }
+        if (!opt) {
+            g_set_error(error, CMDLINE_ERROR, G_OPTION_ERROR_UNKNOWN_OPTION,
+                        "%s: invalid option", word);
+            return false;
+        }
+        const char *arg = NULL;
+        if (opt->has_arg) {
+            if (i + 1 >= argc) {
+                g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "%s: requires an argument", word);
+                return false;
+            }
+            arg = argv[++i];
+        }
+        if (!opt->fn(opts, arg, error)) {
+            return false;
+        }
+    }
+    if (opts->help || opts->version) {
+        return true;
+    }
+    if (!opts->kernel) {
+        g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "no -kernel given (see -help)");
+        return false;
+    }
+    if (opts->daemonize && opts->serial && !strcmp(opts->serial, "stdio")) {
+        g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-serial stdio cannot be used with -daemonize");
+        return false;
+    }
+    return true;
+}
+
+void vmm_options_clear(VmmOptions *opts)
+{
+    g_free(opts->kernel);
+    g_free(opts->initrd);
+    g_free(opts->append);
+    g_free(opts->mem_path);
+    g_free(opts->name);
+    g_free(opts->serial);
+    g_free(opts->qmp);
+    g_free(opts->pidfile);
+    g_free(opts->logfile);
+    memset(opts, 0, sizeof(*opts));
+}
+
+bool vmm_parse_qmp_spec(const char *spec, char **path, GError **error)
+{
+    if (!g_str_has_prefix(spec, "unix:")) {
+        g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD,
+                    "'%s': only unix:PATH,server=on,wait=off is supported", spec);
+        return false;
+    }
+    g_auto(GStrv) parts = g_strsplit(spec + 5, ",", -1);
+    bool server = false;
+    for (unsigned i = 1; parts[i]; i++) {
+        const char *p = parts[i];
+        if (!strcmp(p, "server") || !strcmp(p, "server=on")) {
+            server = true;
+        } else if (!strcmp(p, "nowait") || !strcmp(p, "wait=off")) {
+            continue;
+        } else {
+            g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD,
+                        "'%s': unsupported parameter '%s' (use server=on,wait=off)", spec, p);
+            return false;
+        }
+    }
+    if (!server || !parts[0][0]) {
+        g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD,
+                    "'%s': needs a path and server=on (unix:PATH,server=on,wait=off)", spec);
+        return false;
+    }
+    *path = g_strdup(parts[0]);
+    return true;
+}

@@ -1,0 +1,40 @@
+/* colo-vmm's command line, in QEMU's spelling (-m 64M, -smp 2, -kernel ...).
+ * GOption cannot parse single-dash long options, hence a small table. */
+#ifndef COLO_VMM_CMDLINE_H
+#define COLO_VMM_CMDLINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <glib.h>
+
+typedef struct VmmOptions {
+    uint64_t ram_size;          /* bytes */
+    unsigned ncpus;
+    char *kernel;
+    char *initrd;
+    char *append;
+    char *mem_path;
+    bool start_paused;          /* -S */
+    char *name;
+    char *serial;               /* chardev spec; NULL = default */
+    char *qmp;                  /* path of the QMP unix socket */
+    bool daemonize;
+    char *pidfile;
+    char *logfile;              /* -D */
+    bool debug;                 /* -debug: debug-level logging */
+    bool help;
+    bool version;
+} VmmOptions;
+
+#define VMM_MAX_CPUS 64
+
+/* Parses argv; on error sets @error with a message naming the option. */
+bool vmm_options_parse(VmmOptions *opts, int argc, char **argv, GError **error);
+void vmm_options_clear(VmmOptions *opts);
+const char *vmm_options_usage(void);
+
+/* "unix:PATH,server=on,wait=off" -> PATH; only a listening unix socket is
+ * supported for QMP. */
+bool vmm_parse_qmp_spec(const char *spec, char **path, GError **error);
+
+#endif

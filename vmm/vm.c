@@ -1,0 +1,434 @@
+#include "config.h"
+
+#include <gio/gio.h>
+
+#include "vm.h"
+
+#include <string.h>
+
+#include <qb/qblog.h>
+
+#include "devices/acpi-pm.h"
+#include "devices/cmos.h"
+#include "devices/reset-control.h"
+#include "devices/serial.h"
+#include "qmp/qmp-server.h"
+
+enum {
+    VM_REQUEST_SHUTDOWN = 1u << 0,
+    VM_REQUEST_RESET = 1u << 1,
+    VM_REQUEST_INTERNAL_ERROR = 1u << 2,
+};
+
+static const char *const run_state_names[] = {
+    [RUN_STATE_PRELAUNCH] = "prelaunch",
+    [RUN_STATE_RUNNING] = "running",
+    [RUN_STATE_PAUSED] = "paused",
+    [RUN_STATE_SHUTDOWN] = "shutdown",
+    [RUN_STATE_INTERNAL_ERROR] = "internal-error",
+};
+
+static const char *const shutdown_cause_names[] = {
+    [SHUTDOWN_CAUSE_HOST_QMP_QUIT] = "host-qmp-quit",
+    [SHUTDOWN_CAUSE_HOST_QMP_SYSTEM_RESET] = "host-qmp-system-reset",
+    [SHUTDOWN_CAUSE_HOST_SIGNAL] = "host-signal",
+    [SHUTDOWN_CAUSE_GUEST_SHUTDOWN] = "guest-shutdown",
+    [SHUTDOWN_CAUSE_GUEST_RESET] = "guest-reset",
+};
+
+const char *run_state_name(RunState state)
+{
+    return run_state_names[state];
+}
+
+bool run_state_is_running(RunState state)
+{
+    return state == RUN_STATE_RUNNING;
+}
+
+const char *shutdown_cause_name(ShutdownCause cause)
+{
+    return shutdown_cause_names[cause];
+}
+
+static bool shutdown_cause_is_guest(ShutdownCause cause)
+{
+    return cause == SHUTDOWN_CAUSE_GUEST_SHUTDOWN || cause == SHUTDOWN_CAUSE_GUEST_RESET;
+}
+
+void vm_emit_event(Vm *vm, const char *event, JsonObject *data)
+{
+    if (vm->qmp) {
+        qmp_server_emit_event(vm->qmp, event, data);
+    } else if (data) {
+        json_object_unref(data);
+    }
+}
+
+/* ---- stop-the-world ---------------------------------------------------- */
+
+static void vm_kick_all(Vm *vm)
+{
+    for (unsigned i = 0; i < vm->ncpus; i++) {
+        if (vm->vcpus[i]) {
+            vcpu_kick(vm->vcpus[i]);
+        }
+    }
+}
+
+/* With the lock held: wait until every started vCPU is parked. */
+static void vm_wait_parked_locked(Vm *vm)
+{
+    while (vm->vcpus_paused < vm->vcpus_started && !vm->exiting) {
+        /* Kick again on every wake-up: a signal that landed between a
+         * vCPU's pause check and its KVM_RUN is caught by immediate_exit,
+         * but one sent before its thread existed is not. */
+        vm_kick_all(vm);
+        gint64 deadline = g_get_monotonic_time() + 10 * G_TIME_SPAN_MILLISECOND;
+        g_cond_wait_until(&vm->cond, &vm->lock, deadline);
+    }
+}
+
+void vm_pause_vcpus(Vm *vm)
+{
+    g_mutex_lock(&vm->lock);
+    vm->pause_count++;
+    vm_wait_parked_locked(vm);
+    g_mutex_unlock(&vm->lock);
+}
+
+void vm_resume_vcpus(Vm *vm)
+{
+    g_mutex_lock(&vm->lock);
+    g_assert(vm->pause_count > 0);
+    vm->pause_count--;
+    if (vm->pause_count == 0) {
+        g_cond_broadcast(&vm->cond);
+    }
+    g_mutex_unlock(&vm->lock);
+}
+
+/* ---- run state --------------------------------------------------------- */
+
+/* Leaving the running state holds one pause reference until vm_cont. */
+bool vm_stop(Vm *vm, RunState new_state, GError **error)
+{
+    if (!run_state_is_running(vm->state)) {
+        return true;    /* already stopped: as QEMU, no second STOP */
+    }
+    vm_pause_vcpus(vm);
+    vm->state = new_state;
+    qb_log(LOG_INFO, "VM %s: stopped (%s)", vm->name, run_state_name(new_state));
+    vm_emit_event(vm, "STOP", NULL);
+    return true;
+}
+
+bool vm_cont(Vm *vm, GError **error)
+{
+    switch (vm->state) {
+    case RUN_STATE_RUNNING:
+        return true;
+    case RUN_STATE_SHUTDOWN:
+    case RUN_STATE_INTERNAL_ERROR:
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                    "Resetting the Virtual Machine is required");
+        return false;
+    default:
+        break;
+    }
+    vm->state = RUN_STATE_RUNNING;
+    qb_log(LOG_INFO, "VM %s: running", vm->name);
+    vm_emit_event(vm, "RESUME", NULL);
+    vm_resume_vcpus(vm);
+    return true;
+}
+
+bool vm_start(Vm *vm, bool paused, GError **error)
+{
+    for (unsigned i = 0; i < vm->ncpus; i++) {
+        if (!vcpu_start(vm->vcpus[i], error)) {
+            return false;
+        }
+        g_mutex_lock(&vm->lock);
+        vm->vcpus_started++;
+        g_mutex_unlock(&vm->lock);
+    }
+    return paused || vm_cont(vm, error);
+}
+
+/* ---- reset and shutdown -------------------------------------------------- */
+
+static bool vm_load_boot(Vm *vm, GError **error)
+{
+    BootImages img = {
+        .kernel = g_bytes_get_data(vm->kernel, &img.kernel_size),
+        .initrd = vm->initrd ? g_bytes_get_data(vm->initrd, &img.initrd_size) : NULL,
+        .cmdline = vm->cmdline,
+        .ncpus = vm->ncpus,
+    };
+    BootEntry entry;
+
+    return boot_load_images(vm->mem, &img, &entry, error) &&
+           vcpu_set_boot_state(vm->vcpus[0], &entry, error);
+}
+
+bool vm_reset(Vm *vm, ShutdownCause cause, GError **error)
+{
+    bool ok = true;
+
+    vm_pause_vcpus(vm);
+    serial_reset(vm->serial);
+    cmos_reset(vm->cmos);
+    acpi_pm_reset(vm->pm);
+    ok = kvm_irqchip_restore(vm->kvm, &vm->irqchip_reset, error);
+    for (unsigned i = 0; ok && i < vm->ncpus; i++) {
+        ok = vcpu_reset(vm->vcpus[i], error);
+    }
+    ok = ok && vm_load_boot(vm, error);
+    if (ok) {
+        JsonObject *data = json_object_new();
+        json_object_set_boolean_member(data, "guest", shutdown_cause_is_guest(cause));
+        json_object_set_string_member(data, "reason", shutdown_cause_name(cause));
+        qb_log(LOG_INFO, "VM %s: reset (%s)", vm->name, shutdown_cause_name(cause));
+        vm_emit_event(vm, "RESET", data);
+    }
+    vm_resume_vcpus(vm);
+    if (!ok) {
+        /* Half a reset cannot run: park the guest where an operator sees it. */
+        vm_stop(vm, RUN_STATE_INTERNAL_ERROR, NULL);
+    }
+    return ok;
+}
+
+void vm_shutdown(Vm *vm, ShutdownCause cause)
+{
+    if (vm->state == RUN_STATE_SHUTDOWN) {
+        return;
+    }
+    JsonObject *data = json_object_new();
+    json_object_set_boolean_member(data, "guest", shutdown_cause_is_guest(cause));
+    json_object_set_string_member(data, "reason", shutdown_cause_name(cause));
+    qb_log(LOG_INFO, "VM %s: shutdown (%s)", vm->name, shutdown_cause_name(cause));
+    vm_emit_event(vm, "SHUTDOWN", data);
+
+    g_mutex_lock(&vm->lock);
+    vm->exiting = true;
+    g_cond_broadcast(&vm->cond);
+    g_mutex_unlock(&vm->lock);
+    vm_kick_all(vm);
+    vm->state = RUN_STATE_SHUTDOWN;
+    if (vm->loop) {
+        g_main_loop_quit(vm->loop);
+    }
+}
+
+void vm_powerdown(Vm *vm)
+{
+    vm_emit_event(vm, "POWERDOWN", NULL);
+    acpi_pm_press_power_button(vm->pm);
+}
+
+/* ---- requests from vCPU threads ------------------------------------------ */
+
+static gboolean vm_handle_requests(gpointer opaque)
+{
+    Vm *vm = opaque;
+    unsigned requests, held = 0;
+    ShutdownCause cause;
+
+    g_mutex_lock(&vm->lock);
+    requests = vm->requests;
+    cause = vm->request_cause;
+    vm->requests = 0;
+    for (unsigned r = requests; r; r &= r - 1) {
+        held++;
+    }
+    vm_wait_parked_locked(vm);
+    g_mutex_unlock(&vm->lock);
+
+    if (requests & VM_REQUEST_SHUTDOWN) {
+        vm_shutdown(vm, cause);
+    } else if (requests & VM_REQUEST_RESET) {
+        g_autoptr(GError) error = NULL;
+        if (!vm_reset(vm, cause, &error)) {
+            qb_log(LOG_ERR, "VM %s: reset failed: %s", vm->name, error->message);
+        }
+    } else if (requests & VM_REQUEST_INTERNAL_ERROR) {
+        vm_stop(vm, RUN_STATE_INTERNAL_ERROR, NULL);
+    }
+
+    /* Each request parked the vCPUs once when it was posted. */
+    g_mutex_lock(&vm->lock);
+    vm->pause_count -= held;
+    if (vm->pause_count == 0) {
+        g_cond_broadcast(&vm->cond);
+    }
+    g_mutex_unlock(&vm->lock);
+    return G_SOURCE_REMOVE;
+}
+
+/* The posting vCPU parks at its next loop turn, so it runs no further guest
+ * code after asking for power-off or reset. */
+static void vm_post_request(Vm *vm, unsigned request, ShutdownCause cause)
+{
+    bool first;
+
+    g_mutex_lock(&vm->lock);
+    first = !(vm->requests & request);
+    if (first) {
+        vm->requests |= request;
+        vm->pause_count++;
+        if (request != VM_REQUEST_INTERNAL_ERROR) {
+            vm->request_cause = cause;
+        }
+    }
+    g_mutex_unlock(&vm->lock);
+    if (first) {
+        g_main_context_invoke(vm->ctx, vm_handle_requests, vm);
+    }
+}
+
+void vm_request_shutdown(Vm *vm, ShutdownCause cause)
+{
+    vm_post_request(vm, VM_REQUEST_SHUTDOWN, cause);
+}
+
+void vm_request_reset(Vm *vm, ShutdownCause cause)
+{
+    vm_post_request(vm, VM_REQUEST_RESET, cause);
+}
+
+void vm_request_internal_error(Vm *vm, unsigned vcpu_index)
+{
+    qb_log(LOG_ERR, "VM %s: vCPU %u cannot continue; VM stopped (internal-error)", vm->name, vcpu_index);
+    vm_post_request(vm, VM_REQUEST_INTERNAL_ERROR, SHUTDOWN_CAUSE_GUEST_SHUTDOWN);
+}
+
+static void vm_on_power_off(void *opaque)
+{
+    vm_request_shutdown(opaque, SHUTDOWN_CAUSE_GUEST_SHUTDOWN);
+}
+
+static void vm_on_reset(void *opaque)
+{
+    vm_request_reset(opaque, SHUTDOWN_CAUSE_GUEST_RESET);
+}
+
+/* ---- construction ------------------------------------------------------ */
+
+static GBytes *vm_read_image(const char *path, const char *what, GError **error)
+{
+    char *data;
+    gsize len;
+
+    if (!g_file_get_contents(path, &data, &len, error)) {
+        g_prefix_error(error, "cannot read %s: ", what);
+        return NULL;
+    }
+    return g_bytes_new_take(data, len);
+}
+
+static bool vm_create_devices(Vm *vm, const VmConfig *cfg, GError **error)
+{
+    vm->serial = serial_new(vm->iobus, vm->kvm, SERIAL_COM1_PORT, SERIAL_COM1_IRQ, cfg->serial, error);
+    if (!vm->serial) {
+        return false;
+    }
+    vm->cmos = cmos_new(vm->iobus, vm->mem, vm->ncpus, error);
+    if (!vm->cmos) {
+        return false;
+    }
+    vm->pm = acpi_pm_new(vm->iobus, vm->kvm, vm_on_power_off, vm, error);
+    if (!vm->pm) {
+        return false;
+    }
+    vm->reset_control = reset_control_new(vm->iobus, vm_on_reset, vm, error);
+    return vm->reset_control != NULL;
+}
+
+Vm *vm_new(const VmConfig *cfg, GMainContext *ctx, GError **error)
+{
+    Vm *vm = g_new0(Vm, 1);
+
+    g_mutex_init(&vm->lock);
+    g_cond_init(&vm->cond);
+    vm->name = g_strdup(cfg->name ? cfg->name : "colo-vm");
+    vm->ncpus = cfg->ncpus;
+    vm->ctx = ctx;
+    vm->state = RUN_STATE_PRELAUNCH;
+    vm->pause_count = 1;        /* held by the not-running state */
+    vm->cmdline = g_strdup(cfg->boot.cmdline ? cfg->boot.cmdline : "");
+
+    vm->kernel = vm_read_image(cfg->boot.kernel, "the kernel", error);
+    if (!vm->kernel) {
+        goto fail;
+    }
+    if (cfg->boot.initrd && !(vm->initrd = vm_read_image(cfg->boot.initrd, "the initrd", error))) {
+        goto fail;
+    }
+    vm->kvm = kvm_new(NULL, error);
+    if (!vm->kvm) {
+        goto fail;
+    }
+    vm->mem = guest_memory_new(&cfg->memory, error);
+    if (!vm->mem || !kvm_map_memory(vm->kvm, vm->mem, error)) {
+        goto fail;
+    }
+    vm->iobus = iobus_new();
+    if (!vm_create_devices(vm, cfg, error)) {
+        goto fail;
+    }
+    vm->vcpus = g_new0(Vcpu *, vm->ncpus);
+    for (unsigned i = 0; i < vm->ncpus; i++) {
+        vm->vcpus[i] = vcpu_new(vm, i, error);
+        if (!vm->vcpus[i]) {
+            goto fail;
+        }
+    }
+    if (!kvm_irqchip_save(vm->kvm, &vm->irqchip_reset, error) || !vm_load_boot(vm, error)) {
+        goto fail;
+    }
+    qb_log(LOG_INFO, "VM %s: %u vCPU(s), %" G_GUINT64_FORMAT " MiB, kernel %s",
+           vm->name, vm->ncpus, vm->mem->ram_size >> 20, cfg->boot.kernel);
+    return vm;
+
+fail:
+    vm_free(vm);
+    return NULL;
+}
+
+void vm_free(Vm *vm)
+{
+    if (!vm) {
+        return;
+    }
+    g_mutex_lock(&vm->lock);
+    vm->exiting = true;
+    g_cond_broadcast(&vm->cond);
+    g_mutex_unlock(&vm->lock);
+    if (vm->vcpus) {
+        vm_kick_all(vm);
+        for (unsigned i = 0; i < vm->ncpus; i++) {
+            vcpu_free(vm->vcpus[i]);
+        }
+        g_free(vm->vcpus);
+    }
+    serial_free(vm->serial);
+    cmos_free(vm->cmos);
+    acpi_pm_free(vm->pm);
+    reset_control_free(vm->reset_control);
+    iobus_free(vm->iobus);
+    guest_memory_free(vm->mem);
+    kvm_free(vm->kvm);
+    if (vm->kernel) {
+        g_bytes_unref(vm->kernel);
+    }
+    if (vm->initrd) {
+        g_bytes_unref(vm->initrd);
+    }
+    g_free(vm->cmdline);
+    g_free(vm->name);
+    g_cond_clear(&vm->cond);
+    g_mutex_clear(&vm->lock);
+    g_free(vm);
+}

@@ -1,0 +1,123 @@
+/* The virtual machine as a whole: KVM, RAM, vCPUs, devices, and its run
+ * state (QEMU's names: prelaunch, running, paused, shutdown, internal-error).
+ *
+ * Threads: the main thread owns the run state and runs the GLib main loop
+ * (QMP, character devices, requests). vCPU threads only raise requests
+ * (power-off, reset, internal error) that the main thread carries out. */
+#ifndef COLO_VMM_VM_H
+#define COLO_VMM_VM_H
+
+#include <stdbool.h>
+#include <glib.h>
+#include <json-glib/json-glib.h>
+
+#include "boot/boot.h"
+#include "chardev.h"
+#include "iobus.h"
+#include "kvm.h"
+#include "memory.h"
+#include "vcpu.h"
+
+struct QmpServer;
+struct Serial;
+struct AcpiPm;
+struct Cmos;
+struct ResetControl;
+
+typedef enum RunState {
+    RUN_STATE_PRELAUNCH,
+    RUN_STATE_RUNNING,
+    RUN_STATE_PAUSED,
+    RUN_STATE_SHUTDOWN,
+    RUN_STATE_INTERNAL_ERROR,
+} RunState;
+
+/* Why the guest stops or restarts; the strings are QEMU's ShutdownCause. */
+typedef enum ShutdownCause {
+    SHUTDOWN_CAUSE_HOST_QMP_QUIT,
+    SHUTDOWN_CAUSE_HOST_QMP_SYSTEM_RESET,
+    SHUTDOWN_CAUSE_HOST_SIGNAL,
+    SHUTDOWN_CAUSE_GUEST_SHUTDOWN,
+    SHUTDOWN_CAUSE_GUEST_RESET,
+} ShutdownCause;
+
+typedef struct VmConfig {
+    const char *name;
+    unsigned ncpus;
+    GuestMemoryConfig memory;
+    BootConfig boot;
+    Chardev *serial;            /* COM1 back-end, owned by the caller */
+} VmConfig;
+
+typedef struct Vm {
+    char *name;
+    unsigned ncpus;
+    Kvm *kvm;
+    GuestMemory *mem;
+    IoBus *iobus;
+    Vcpu **vcpus;
+    GBytes *kernel;             /* kept to reload the kernel on reset, */
+    GBytes *initrd;             /* as firmware would */
+    char *cmdline;
+    KvmIrqchipState irqchip_reset;
+    GMainContext *ctx;          /* main thread's */
+    struct QmpServer *qmp;      /* may be NULL */
+
+    struct Serial *serial;
+    struct AcpiPm *pm;
+    struct Cmos *cmos;
+    struct ResetControl *reset_control;
+
+    /* Run control: state and pause handshake with the vCPU threads. */
+    GMutex lock;
+    GCond cond;
+    RunState state;
+    unsigned pause_count;       /* reasons to keep vCPUs parked; 0 = run */
+    unsigned vcpus_started;
+    bool exiting;               /* vCPU threads end */
+    unsigned vcpus_paused;
+
+    /* Requests from vCPU threads, taken by the main thread; under lock. */
+    unsigned requests;
+    ShutdownCause request_cause;
+    GMainLoop *loop;            /* quit when the VM ends; may be NULL */
+} Vm;
+
+Vm *vm_new(const VmConfig *cfg, GMainContext *ctx, GError **error);
+void vm_free(Vm *vm);
+
+/* Leave prelaunch: start vCPU threads (running unless -S). */
+bool vm_start(Vm *vm, bool paused, GError **error);
+
+/* stop/cont: change the run state, emit STOP/RESUME. Main thread. */
+bool vm_stop(Vm *vm, RunState new_state, GError **error);
+bool vm_cont(Vm *vm, GError **error);
+
+/* Stop-the-world for the main thread: every vCPU out of KVM_RUN and parked,
+ * without changing the run state seen by QMP. Nests with vm_stop. */
+void vm_pause_vcpus(Vm *vm);
+void vm_resume_vcpus(Vm *vm);
+
+/* Reset devices, vCPUs and the kernel image; emits RESET. Main thread. */
+bool vm_reset(Vm *vm, ShutdownCause cause, GError **error);
+
+/* End the VM: SHUTDOWN event, vCPUs stopped, main loop quit. Main thread. */
+void vm_shutdown(Vm *vm, ShutdownCause cause);
+
+/* Ask for an ACPI power-button press (system_powerdown). */
+void vm_powerdown(Vm *vm);
+
+/* From any thread (typically a vCPU): the guest asked for power-off or a
+ * reset, or a vCPU hit an error it cannot continue from. */
+void vm_request_shutdown(Vm *vm, ShutdownCause cause);
+void vm_request_reset(Vm *vm, ShutdownCause cause);
+void vm_request_internal_error(Vm *vm, unsigned vcpu_index);
+
+/* Emit a QMP event if a server is attached; takes @data (may be NULL). */
+void vm_emit_event(Vm *vm, const char *event, JsonObject *data);
+
+const char *run_state_name(RunState state);
+bool run_state_is_running(RunState state);
+const char *shutdown_cause_name(ShutdownCause cause);
+
+#endif
