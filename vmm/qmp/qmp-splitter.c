@@ -1,0 +1,234 @@
+/* Incremental JSON text splitter for QMP input (see qmp-splitter.h). */
+#include "config.h"
+
+#include "qmp/qmp-splitter.h"
+#include "qmp/qmp-server.h"
+
+#include <string.h>
+
+typedef enum {
+    SPLIT_TOP,         /* between texts */
+    SPLIT_VALUE,       /* inside an object, array or top-level string */
+    SPLIT_SCALAR,      /* inside a top-level number or keyword */
+    SPLIT_SKIP,        /* discarding the rest of a text that broke a limit */
+    SPLIT_SKIP_SCALAR, /* the same, for a top-level scalar */
+} SplitState;
+
+struct QmpSplitter {
+    GString *buf;
+    size_t max_size;
+    unsigned max_depth;
+    SplitState state;
+    size_t depth;
+    bool in_string;
+    bool escape;
+    bool stray_reported;
+    QmpSplitterFunc fn;
+    gpointer opaque;
+};
+
+QmpSplitter *qmp_splitter_new(size_t max_size, unsigned max_depth, QmpSplitterFunc fn,
+                              gpointer opaque)
+{
+    QmpSplitter *sp = g_new0(QmpSplitter, 1);
+
+    sp->buf = g_string_new(NULL);
+    sp->max_size = max_size;
+    sp->max_depth = max_depth;
+    sp->fn = fn;
+    sp->opaque = opaque;
+    return sp;
+}
+
+void qmp_splitter_free(QmpSplitter *sp)
+{
+    if (sp) {
+        g_string_free(sp->buf, TRUE);
+        g_free(sp);
+    }
+}
+
+size_t qmp_splitter_pending(const QmpSplitter *sp)
+{
+    return sp->buf->len;
+}
+
+void qmp_splitter_set_max_size(QmpSplitter *sp, size_t max_size)
+{
+    sp->max_size = max_size;
+}
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Characters that end a top-level number or keyword. */
+static bool ends_scalar(char c)
+{
+    return is_space(c) || strchr("{}[]\",:", c) != NULL;
+}
+
+static bool split_emit(QmpSplitter *sp)
+{
+    bool more = sp->fn(sp->buf->str, sp->buf->len, NULL, sp->opaque);
+
+    g_string_truncate(sp->buf, 0);
+    sp->state = SPLIT_TOP;
+    sp->stray_reported = false;
+    return more;
+}
+
+static bool G_GNUC_PRINTF(2, 3) split_error(QmpSplitter *sp, const char *fmt, ...)
+{
+    g_autoptr(GError) error = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    error = g_error_new_valist(QMP_ERROR, QMP_ERROR_GENERIC, fmt, ap);
+    va_end(ap);
+    g_string_truncate(sp->buf, 0);
+    return sp->fn(NULL, 0, error, sp->opaque);
+}
+
+/* Tracks strings and escapes; returns true if @c was inside a string (or
+ * closed one). */
+static bool track_string(QmpSplitter *sp, char c)
+{
+    if (!sp->in_string) {
+        if (c != '"') {
+            return false;
+        }
+        sp->in_string = true;
+        return true;
+    }
+    if (sp->escape) {
+        sp->escape = false;
+    } else if (c == '\\') {
+        sp->escape = true;
+    } else if (c == '"') {
+        sp->in_string = false;
+    }
+    return true;
+}
+
+static bool split_skip(QmpSplitter *sp, char c);
+
+/* The text being collected would grow past the limit with @c: report it
+ * and skip the rest, @c included. */
+static bool split_over_size(QmpSplitter *sp, char c)
+{
+    bool scalar = sp->state == SPLIT_SCALAR;
+
+    sp->state = scalar ? SPLIT_SKIP_SCALAR : SPLIT_SKIP;
+    if (!split_error(sp, "JSON message size limit exceeded (%zu bytes)", sp->max_size)) {
+        return false;
+    }
+    return scalar || split_skip(sp, c);
+}
+
+static bool split_top(QmpSplitter *sp, char c)
+{
+    if (is_space(c)) {
+        return true;
+    }
+    sp->depth = 0;
+    sp->in_string = sp->escape = false;
+    if (c == '}' || c == ']') {
+        if (sp->stray_reported) {
+            return true;
+        }
+        sp->stray_reported = true;
+        return split_error(sp, "JSON parse error, stray '%c'", c);
+    }
+    g_string_append_c(sp->buf, c);
+    if (c == '{' || c == '[') {
+        sp->depth = 1;
+        sp->state = SPLIT_VALUE;
+    } else if (c == '"') {
+        sp->in_string = true;
+        sp->state = SPLIT_VALUE;
+    } else {
+        sp->state = SPLIT_SCALAR;
+    }
+    return true;
+}
+
+static bool split_value(QmpSplitter *sp, char c)
+{
+    if (sp->buf->len >= sp->max_size) {
+        return split_over_size(sp, c);
+    }
+    g_string_append_c(sp->buf, c);
+    if (track_string(sp, c)) {
+        return sp->in_string || sp->depth > 0 || split_emit(sp);
+    }
+    if (c == '{' || c == '[') {
+        if (++sp->depth > sp->max_depth) {
+            sp->state = SPLIT_SKIP;
+            return split_error(sp, "JSON nesting depth limit exceeded");
+        }
+    } else if (c == '}' || c == ']') {
+        if (--sp->depth == 0) {
+            return split_emit(sp);
+        }
+    }
+    return true;
+}
+
+static bool split_skip(QmpSplitter *sp, char c)
+{
+    if (track_string(sp, c)) {
+        if (!sp->in_string && sp->depth == 0) {
+            sp->state = SPLIT_TOP;
+        }
+        return true;
+    }
+    if (c == '\n') {
+        sp->state = SPLIT_TOP;
+    } else if (c == '{' || c == '[') {
+        sp->depth++;
+    } else if ((c == '}' || c == ']') && sp->depth > 0 && --sp->depth == 0) {
+        sp->state = SPLIT_TOP;
+    }
+    return true;
+}
+
+/* Processes one byte; returns false if the callback asked to stop. */
+static bool split_byte(QmpSplitter *sp, char c)
+{
+    switch (sp->state) {
+    case SPLIT_TOP:
+        return split_top(sp, c);
+    case SPLIT_VALUE:
+        return split_value(sp, c);
+    case SPLIT_SCALAR:
+        if (ends_scalar(c)) {
+            return split_emit(sp) && split_top(sp, c);
+        }
+        if (sp->buf->len >= sp->max_size) {
+            return split_over_size(sp, c);
+        }
+        g_string_append_c(sp->buf, c);
+        return true;
+    case SPLIT_SKIP:
+        return split_skip(sp, c);
+    case SPLIT_SKIP_SCALAR:
+        if (ends_scalar(c)) {
+            sp->state = SPLIT_TOP;
+            return split_top(sp, c);
+        }
+        return true;
+    }
+    return true;
+}
+
+bool qmp_splitter_feed(QmpSplitter *sp, const char *data, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (!split_byte(sp, data[i])) {
+            return false;
+        }
+    }
+    return true;
+}

@@ -1,0 +1,42 @@
+/* Incremental splitter for a stream of JSON texts without framing (QMP
+ * input): finds where each top-level value ends by tracking nesting,
+ * strings and escapes, so that json-glib only ever sees one complete text.
+ * Input may arrive in any pieces: several texts in one read, one text
+ * across many reads, whitespace between texts.
+ *
+ * Limits and recovery: a text longer than max_size bytes or nested deeper
+ * than max_depth is reported once as an error and then discarded up to its
+ * end (found by the same structure tracking) or up to the next newline
+ * outside a string, whichever comes first; so a client that sends one
+ * request per line is back in sync on the next line. A stray '}' or ']'
+ * between texts is reported and dropped (once per run of strays).
+ * The splitter does not validate JSON: that is the parser's job. */
+#ifndef COLO_VMM_QMP_SPLITTER_H
+#define COLO_VMM_QMP_SPLITTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <glib.h>
+
+typedef struct QmpSplitter QmpSplitter;
+
+/* Called with one complete text (@text NUL-terminated, @len bytes, @error
+ * NULL) or with a framing error (@text NULL, @error set, message in QEMU's
+ * style). Return false to stop: the rest of the current feed is dropped. */
+typedef bool (*QmpSplitterFunc)(const char *text, size_t len, const GError *error,
+                                gpointer opaque);
+
+QmpSplitter *qmp_splitter_new(size_t max_size, unsigned max_depth, QmpSplitterFunc fn,
+                              gpointer opaque);
+
+/* Feed @len bytes. Returns false if the callback asked to stop. */
+bool qmp_splitter_feed(QmpSplitter *sp, const char *data, size_t len);
+
+/* Bytes of an incomplete text held back (for diagnostics). */
+size_t qmp_splitter_pending(const QmpSplitter *sp);
+
+void qmp_splitter_set_max_size(QmpSplitter *sp, size_t max_size);
+
+void qmp_splitter_free(QmpSplitter *sp);
+
+#endif
