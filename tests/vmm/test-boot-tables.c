@@ -1,0 +1,383 @@
+/* Boot-time tables: the e820 map, the MP table (parsed back with a reader
+ * written from the Intel MP spec 1.4) and the boot vCPU's state against
+ * the GDT and page tables in guest memory. */
+#include "config.h"
+
+#include <string.h>
+
+#include "boot-images.h"
+#include "boot/boot.h"
+
+static uint16_t rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return GUINT16_FROM_LE(v); }
+static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return GUINT32_FROM_LE(v); }
+static uint64_t rd64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return GUINT64_FROM_LE(v); }
+
+static bool load_kind(GuestMemory *mem, bool is_linux, unsigned ncpus, BootEntry *e, GError **error)
+{
+    TestBzOpts bo = test_bz_defaults();
+    TestElfOpts eo = test_elf_defaults();
+    g_autoptr(GBytes) k = is_linux ? test_bz_build(&bo) : test_elf_build(&eo);
+    gsize len;
+    const uint8_t *p = g_bytes_get_data(k, &len);
+    BootImages img = { .kernel = p, .kernel_size = len, .ncpus = ncpus };
+    return boot_load_images(mem, &img, e, error);
+}
+
+/* ---- e820 ---- */
+
+static void test_e820_small(void)
+{
+    GuestMemory *mem = test_mem_new(64);
+    struct boot_e820_entry map[BOOT_E820_MAX];
+    unsigned n = boot_e820_build(mem, map, BOOT_E820_MAX);
+
+    g_assert_cmpuint(n, ==, 4);
+    g_assert_cmphex(map[0].addr, ==, 0);
+    g_assert_cmphex(map[0].size, ==, 0x9fc00);
+    g_assert_cmpuint(map[0].type, ==, BOOT_E820_RAM);
+    g_assert_cmphex(map[1].addr, ==, 0x9fc00);
+    g_assert_cmphex(map[1].addr + map[1].size, ==, 0xa0000);
+    g_assert_cmpuint(map[1].type, ==, BOOT_E820_RESERVED);
+    g_assert_cmphex(map[2].addr, ==, 0xf0000);
+    g_assert_cmphex(map[2].addr + map[2].size, ==, 0x100000);
+    g_assert_cmpuint(map[2].type, ==, BOOT_E820_RESERVED);
+    g_assert_cmphex(map[3].addr, ==, 0x100000);
+    g_assert_cmphex(map[3].addr + map[3].size, ==, 64 << 20);
+    g_assert_cmpuint(map[3].type, ==, BOOT_E820_RAM);
+    g_assert_cmpuint(sizeof(map[0]), ==, 20);          /* the zero page's layout */
+
+    /* A short output array gets the first entries only. */
+    g_assert_cmpuint(boot_e820_build(mem, map, 2), ==, 2);
+    g_assert_cmphex(map[1].addr, ==, 0x9fc00);
+    guest_memory_free(mem);
+}
+
+static void test_e820_high(void)
+{
+    /* 3 GiB + 64 MiB: the last 64 MiB are mapped from 4 GiB (memfd pages
+     * are only allocated when touched). */
+    GuestMemory *mem = test_mem_new(3 * 1024 + 64);
+    struct boot_e820_entry map[BOOT_E820_MAX];
+    unsigned n = boot_e820_build(mem, map, BOOT_E820_MAX);
+
+    g_assert_cmpuint(n, ==, 5);
+    g_assert_cmphex(map[3].addr + map[3].size, ==, 0xc0000000);
+    g_assert_cmphex(map[4].addr, ==, 0x100000000ULL);
+    g_assert_cmphex(map[4].size, ==, 64 << 20);
+    g_assert_cmpuint(map[4].type, ==, BOOT_E820_RAM);
+    for (unsigned i = 0; i < n; i++) {
+        /* Nothing usable in the MMIO hole (IOAPIC, LAPIC). */
+        if (map[i].type == BOOT_E820_RAM) {
+            g_assert_false(map[i].addr < 0x100000000ULL && map[i].addr + map[i].size > 0xc0000000);
+        }
+    }
+    guest_memory_free(mem);
+}
+
+/* ---- MP table ---- */
+
+typedef struct MpTable {
+    unsigned cpus, bsp_count, buses, ioapics, iointr, lintr;
+    uint8_t apic_ids[256];
+    uint8_t ioapic_id;
+    uint32_t ioapic_addr;
+    uint8_t irq_pin[16];
+    uint8_t irq_dst[16];
+    uint8_t lint_type[2];
+} MpTable;
+
+static uint8_t sum(const uint8_t *p, size_t n)
+{
+    uint8_t s = 0;
+    while (n--) {
+        s += *p++;
+    }
+    return s;
+}
+
+/* Finds the floating pointer the way a guest does (16-byte aligned in the
+ * BIOS area), checks both checksums and walks the entries. */
+static void mp_parse(GuestMemory *mem, MpTable *t)
+{
+    const uint8_t *bios = guest_memory_ptr(mem, 0xf0000, 0x10000);
+    const uint8_t *fps = NULL;
+
+    memset(t, 0, sizeof(*t));
+    for (size_t off = 0; off < 0x10000; off += 16) {
+        if (memcmp(bios + off, "_MP_", 4) == 0) {
+            fps = bios + off;
+            break;
+        }
+    }
+    g_assert_nonnull(fps);
+    g_assert_cmpuint(fps[8], ==, 1);
+    g_assert_cmpuint(fps[9], ==, 4);
+    g_assert_cmpuint(sum(fps, 16), ==, 0);
+    g_assert_cmpuint(fps[11], ==, 0);                   /* feature1: config table present */
+    uint32_t cfg = rd32(fps + 4);
+    g_assert_cmphex(cfg, >=, 0xf0000);
+    const uint8_t *h = guest_memory_ptr(mem, cfg, 44);
+    g_assert_cmpmem(h, 4, "PCMP", 4);
+    uint16_t len = rd16(h + 4);
+    g_assert_cmphex(cfg + len, <=, 0x100000);
+    g_assert_cmpuint(h[6], ==, 4);
+    g_assert_cmpuint(sum(h, len), ==, 0);
+    g_assert_cmphex(rd32(h + 36), ==, 0xfee00000);
+    unsigned count = rd16(h + 34);
+
+    const uint8_t *p = h + 44, *end = h + len;
+    for (unsigned i = 0; i < count; i++) {
+        g_assert_true(p < end);
+        switch (p[0]) {
+        case 0:
+            g_assert_true(p[3] & 1);                    /* enabled */
+            t->apic_ids[t->cpus++] = p[1];
+            t->bsp_count += (p[3] & 2) != 0;
+            if (p[3] & 2) {
+                g_assert_cmpuint(p[1], ==, 0);
+            }
+            p += 20;
+            break;
+        case 1:
+            g_assert_cmpmem(p + 2, 6, "ISA   ", 6);
+            t->buses++;
+            p += 8;
+            break;
+        case 2:
+            g_assert_true(p[3] & 1);
+            t->ioapics++;
+            t->ioapic_id = p[1];
+            t->ioapic_addr = rd32(p + 4);
+            p += 8;
+            break;
+        case 3:
+            g_assert_cmpuint(p[1], ==, 0);              /* INT */
+            g_assert_cmpuint(p[4], ==, 0);              /* ISA bus */
+            g_assert_cmpuint(p[5], <, 16);
+            t->irq_pin[p[5]] = p[7];
+            t->irq_dst[p[5]] = p[6];
+            t->iointr++;
+            p += 8;
+            break;
+        case 4:
+            g_assert_cmpuint(p[6], ==, 0xff);           /* all local APICs */
+            g_assert_cmpuint(p[7], <, 2);
+            t->lint_type[p[7]] = p[1];
+            t->lintr++;
+            p += 8;
+            break;
+        default:
+            g_error("unknown MP entry type %u", p[0]);
+        }
+    }
+    g_assert_true(p == end);
+}
+
+static void test_mptable(gconstpointer data)
+{
+    unsigned ncpus = GPOINTER_TO_UINT(data);
+    GuestMemory *mem = test_mem_new(32);
+    BootEntry e;
+    GError *error = NULL;
+    MpTable t;
+
+    g_assert_true(load_kind(mem, false, ncpus, &e, &error));
+    g_assert_no_error(error);
+    mp_parse(mem, &t);
+    g_assert_cmpuint(t.cpus, ==, ncpus);
+    g_assert_cmpuint(t.bsp_count, ==, 1);
+    for (unsigned i = 0; i < ncpus; i++) {
+        g_assert_cmpuint(t.apic_ids[i], ==, i);
+    }
+    g_assert_cmpuint(t.buses, ==, 1);
+    g_assert_cmpuint(t.ioapics, ==, 1);
+    g_assert_cmpuint(t.ioapic_id, ==, ncpus);
+    g_assert_cmphex(t.ioapic_addr, ==, 0xfec00000);
+    g_assert_cmpuint(t.iointr, ==, 16);
+    for (unsigned irq = 0; irq < 16; irq++) {
+        g_assert_cmpuint(t.irq_pin[irq], ==, irq);     /* identity: PIT on pin 0 */
+        g_assert_cmpuint(t.irq_dst[irq], ==, ncpus);
+    }
+    g_assert_cmpuint(t.lintr, ==, 2);
+    g_assert_cmpuint(t.lint_type[0], ==, 3);           /* ExtINT on LINT0 */
+    g_assert_cmpuint(t.lint_type[1], ==, 1);           /* NMI on LINT1 */
+    guest_memory_free(mem);
+}
+
+static void test_mptable_bad_ncpus(void)
+{
+    GuestMemory *mem = test_mem_new(32);
+    BootEntry e;
+    GError *error = NULL;
+
+    g_assert_false(load_kind(mem, false, 0, &e, &error));
+    g_assert_error(error, BOOT_ERROR, BOOT_ERROR_INVALID);
+    g_clear_error(&error);
+    g_assert_false(load_kind(mem, false, BOOT_MAX_CPUS + 1, &e, &error));
+    g_assert_error(error, BOOT_ERROR, BOOT_ERROR_INVALID);
+    g_assert_nonnull(strstr(error->message, "vCPUs"));
+    g_clear_error(&error);
+    guest_memory_free(mem);
+}
+
+/* ---- CPU state ---- */
+
+/* Decodes GDT entry @sel from guest memory and checks that the segment
+ * register KVM gets is what a segment load would produce from it. */
+static void check_segment(GuestMemory *mem, const struct kvm_sregs *s, const struct kvm_segment *seg)
+{
+    g_assert_cmpuint(seg->selector % 8, ==, 0);
+    g_assert_cmpuint(seg->selector + 7u, <=, s->gdt.limit);
+    uint64_t d = rd64(guest_memory_ptr(mem, s->gdt.base + seg->selector, 8));
+    uint32_t limit = (uint32_t)((d & 0xffff) | ((d >> 32) & 0xf0000));
+    bool g = (d >> 55) & 1;
+    g_assert_cmphex(seg->base, ==, ((d >> 16) & 0xffffff) | ((d >> 32) & 0xff000000));
+    g_assert_cmphex(seg->limit, ==, g ? (limit << 12) | 0xfff : limit);
+    g_assert_cmpuint(seg->type, ==, (d >> 40) & 0xf);
+    g_assert_cmpuint(seg->s, ==, (d >> 44) & 1);
+    g_assert_cmpuint(seg->dpl, ==, (d >> 45) & 3);
+    g_assert_cmpuint(seg->present, ==, (d >> 47) & 1);
+    g_assert_cmpuint(seg->l, ==, (d >> 53) & 1);
+    g_assert_cmpuint(seg->db, ==, (d >> 54) & 1);
+    g_assert_cmpuint(seg->g, ==, g);
+    g_assert_cmpuint(seg->present, ==, 1);
+    g_assert_cmpuint(seg->unusable, ==, 0);
+}
+
+static void check_flat(const struct kvm_segment *seg)
+{
+    g_assert_cmphex(seg->base, ==, 0);
+    g_assert_cmphex(seg->limit, ==, 0xffffffff);
+    g_assert_cmpuint(seg->dpl, ==, 0);
+}
+
+static void get_state(GuestMemory *mem, bool is_linux, BootEntry *e, struct kvm_regs *r,
+                      struct kvm_sregs *s)
+{
+    GError *error = NULL;
+
+    g_assert_true(load_kind(mem, is_linux, 1, e, &error));
+    g_assert_no_error(error);
+    memset(r, 0xee, sizeof(*r));
+    memset(s, 0, sizeof(*s));
+    s->apic_base = 0xfee00900;            /* as KVM_GET_SREGS returns it */
+    boot_cpu_state(e, r, s);
+    g_assert_cmphex(s->apic_base, ==, 0xfee00900);   /* left alone */
+}
+
+static void test_cpu_pvh(void)
+{
+    GuestMemory *mem = test_mem_new(32);
+    BootEntry e;
+    struct kvm_regs r;
+    struct kvm_sregs s;
+
+    get_state(mem, false, &e, &r, &s);
+    g_assert_cmpint(e.mode, ==, BOOT_MODE_PVH);
+
+    /* PVH ABI: 32-bit flat protected mode, paging off. */
+    g_assert_cmphex(r.rip, ==, e.entry);
+    g_assert_cmphex(r.rbx, ==, e.params);
+    g_assert_cmphex(r.rflags, ==, 0x2);
+    g_assert_cmphex(r.rsp, ==, e.stack);
+    g_assert_cmphex(r.rax, ==, 0);
+    g_assert_cmphex(s.cr0, ==, 0x11);                 /* PE | ET */
+    g_assert_cmphex(s.cr4, ==, 0);
+    g_assert_cmphex(s.efer, ==, 0);
+    g_assert_cmphex(s.gdt.base, ==, e.gdt);
+    g_assert_cmphex(s.gdt.limit, ==, e.gdt_limit);
+
+    g_assert_cmphex(s.cs.selector, ==, 0x8);
+    check_segment(mem, &s, &s.cs);
+    check_flat(&s.cs);
+    g_assert_cmpuint(s.cs.type, ==, 0xb);              /* execute/read, accessed */
+    g_assert_cmpuint(s.cs.db, ==, 1);
+    g_assert_cmpuint(s.cs.l, ==, 0);
+    const struct kvm_segment *data[] = { &s.ds, &s.es, &s.fs, &s.gs, &s.ss };
+    for (unsigned i = 0; i < G_N_ELEMENTS(data); i++) {
+        check_segment(mem, &s, data[i]);
+        check_flat(data[i]);
+        g_assert_cmpuint(data[i]->type, ==, 0x3);     /* read/write, accessed */
+        g_assert_cmpuint(data[i]->s, ==, 1);
+    }
+    /* TR: a busy 32-bit TSS, base 0, limit 0x67 (PVH ABI). */
+    check_segment(mem, &s, &s.tr);
+    g_assert_cmpuint(s.tr.type, ==, 0xb);
+    g_assert_cmpuint(s.tr.s, ==, 0);
+    g_assert_cmphex(s.tr.base, ==, 0);
+    g_assert_cmphex(s.tr.limit, ==, 0x67);
+    g_assert_cmpuint(s.ldt.unusable, ==, 1);
+    guest_memory_free(mem);
+}
+
+/* Walks PML4 -> PDPT -> PD (2 MiB pages) in guest memory. */
+static uint64_t translate(GuestMemory *mem, uint64_t cr3, uint64_t va)
+{
+    uint64_t pml4e = rd64(guest_memory_ptr(mem, (cr3 & ~0xfffULL) + 8 * ((va >> 39) & 511), 8));
+    g_assert_true(pml4e & 1);
+    uint64_t pdpte = rd64(guest_memory_ptr(mem, (pml4e & 0xffffffffff000ULL) + 8 * ((va >> 30) & 511), 8));
+    g_assert_true(pdpte & 1);
+    g_assert_false(pdpte & 0x80);
+    uint64_t pde = rd64(guest_memory_ptr(mem, (pdpte & 0xffffffffff000ULL) + 8 * ((va >> 21) & 511), 8));
+    g_assert_true(pde & 1);
+    g_assert_true(pde & 2);                           /* writable */
+    g_assert_true(pde & 0x80);
+    return (pde & 0xfffffffe00000ULL) | (va & 0x1fffff);
+}
+
+static void test_cpu_linux64(void)
+{
+    GuestMemory *mem = test_mem_new(32);
+    BootEntry e;
+    struct kvm_regs r;
+    struct kvm_sregs s;
+
+    get_state(mem, true, &e, &r, &s);
+    g_assert_cmpint(e.mode, ==, BOOT_MODE_LINUX64);
+
+    /* Boot protocol, 64-bit: long mode, identity paging, rsi = zero page. */
+    g_assert_cmphex(r.rip, ==, e.entry);
+    g_assert_cmphex(r.rsi, ==, e.params);
+    g_assert_cmphex(r.rflags & 0x200, ==, 0);         /* interrupts off */
+    g_assert_cmphex(s.cr0 & 0x80000001, ==, 0x80000001);
+    g_assert_cmphex(s.cr4 & 0x20, ==, 0x20);
+    g_assert_cmphex(s.efer & 0x500, ==, 0x500);
+    g_assert_cmphex(s.cr3, ==, e.page_tables);
+
+    g_assert_cmphex(s.cs.selector, ==, 0x10);          /* __BOOT_CS */
+    check_segment(mem, &s, &s.cs);
+    g_assert_cmpuint(s.cs.l, ==, 1);
+    g_assert_cmpuint(s.cs.db, ==, 0);
+    g_assert_cmphex(s.ds.selector, ==, 0x18);          /* __BOOT_DS */
+    g_assert_cmphex(s.ss.selector, ==, 0x18);
+    check_segment(mem, &s, &s.ds);
+    check_segment(mem, &s, &s.ss);
+    check_segment(mem, &s, &s.tr);
+    check_flat(&s.ds);
+
+    /* Identity mapping covers the kernel, the zero page, the command line
+     * and everything up to 4 GiB. */
+    const uint64_t probes[] = { 0, e.params, 0x20000, e.entry, e.kernel_end - 1, 0xc0000000,
+                                0xfee00000, 0xffffffff };
+    for (unsigned i = 0; i < G_N_ELEMENTS(probes); i++) {
+        g_assert_cmphex(translate(mem, s.cr3, probes[i]), ==, probes[i]);
+    }
+    /* The tables do not overlap the zero page or the GDT. */
+    g_assert_true(e.page_tables >= e.params + 4096 || e.page_tables + 6 * 4096 <= e.params);
+    g_assert_true(e.gdt + e.gdt_limit < e.page_tables || e.gdt >= e.page_tables + 6 * 4096);
+    guest_memory_free(mem);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/boot/e820/small", test_e820_small);
+    g_test_add_func("/boot/e820/high", test_e820_high);
+    g_test_add_data_func("/boot/mptable/1-cpu", GUINT_TO_POINTER(1), test_mptable);
+    g_test_add_data_func("/boot/mptable/4-cpus", GUINT_TO_POINTER(4), test_mptable);
+    g_test_add_data_func("/boot/mptable/254-cpus", GUINT_TO_POINTER(254), test_mptable);
+    g_test_add_func("/boot/mptable/bad-ncpus", test_mptable_bad_ncpus);
+    g_test_add_func("/boot/cpu/pvh", test_cpu_pvh);
+    g_test_add_func("/boot/cpu/linux64", test_cpu_linux64);
+    return g_test_run();
+}
