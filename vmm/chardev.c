@@ -139,6 +139,10 @@ static bool chardev_open_unix(Chardev *chr, const char *arg, GError **error)
     bool server = false, wait = true;
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
 
+    if (!parts[0] || !parts[0][0]) {
+        g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "unix: needs a socket path");
+        return false;
+    }
     for (unsigned i = 1; parts[i]; i++) {
         const char *o = parts[i];
         if (!strcmp(o, "server") || !strcmp(o, "server=on")) {
@@ -160,7 +164,7 @@ static bool chardev_open_unix(Chardev *chr, const char *arg, GError **error)
                     "unix:%s: only server=on is supported", parts[0]);
         return false;
     }
-    if (!parts[0][0] || strlen(parts[0]) >= sizeof(addr.sun_path)) {
+    if (strlen(parts[0]) >= sizeof(addr.sun_path)) {
         g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                     "unix socket path '%s' is empty or too long", parts[0]);
         return false;

@@ -48,6 +48,10 @@ static bool opt_smp(VmmOptions *o, const char *arg, GError **error)
 {
     g_auto(GStrv) parts = g_strsplit(arg, ",", -1);
 
+    if (!parts[0]) {
+        g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-smp: needs a CPU count");
+        return false;
+    }
     for (unsigned i = 0; parts[i]; i++) {
         const char *p = parts[i];
         const char *value = p;
@@ -90,7 +94,7 @@ static bool opt_version(VmmOptions *o, const char *a, GError **e) { return o->ve
 static bool opt_name(VmmOptions *o, const char *arg, GError **error)
 {
     g_auto(GStrv) parts = g_strsplit(arg, ",", 2);
-    const char *name = g_str_has_prefix(parts[0], "guest=") ? parts[0] + 6 : parts[0];
+    const char *name = !parts[0] ? "" : g_str_has_prefix(parts[0], "guest=") ? parts[0] + 6 : parts[0];
 
     if (!*name) {
         g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-name: empty name");
@@ -249,7 +253,7 @@ bool vmm_parse_qmp_spec(const char *spec, char **path, GError **error)
     }
     g_auto(GStrv) parts = g_strsplit(spec + 5, ",", -1);
     bool server = false;
-    for (unsigned i = 1; parts[i]; i++) {
+    for (unsigned i = 1; parts[0] && parts[i]; i++) {
         const char *p = parts[i];
         if (!strcmp(p, "server") || !strcmp(p, "server=on")) {
             server = true;
@@ -261,7 +265,7 @@ bool vmm_parse_qmp_spec(const char *spec, char **path, GError **error)
             return false;
         }
     }
-    if (!server || !parts[0][0]) {
+    if (!server || !parts[0] || !parts[0][0]) {
         g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD,
                     "'%s': needs a path and server=on (unix:PATH,server=on,wait=off)", spec);
         return false;

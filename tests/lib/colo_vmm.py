@@ -1,0 +1,136 @@
+"""Test harness: run colo-vmm with the bundled test guest and watch it.
+
+Every instance gets a private directory with the serial log, the QMP socket
+and the VMM's own log; close() stops the VMM and removes the directory.
+"""
+import os
+import re
+import struct
+import subprocess
+import tempfile
+import time
+import shutil
+
+from qmp import QMPClient
+import tap
+
+BUILDDIR = os.environ.get("COLO_BUILDDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+VMM = os.path.join(BUILDDIR, "vmm", "colo-vmm")
+GUEST = os.path.join(BUILDDIR, "tests", "guest", "colo-testguest")
+
+STATUS_GPA = 0x9000     # tests/guest/status.h, docs/test-guest.md
+STATUS_MAGIC = 0x53475443
+
+
+def require_kvm():
+    if not os.path.exists("/dev/kvm"):
+        tap.skip("/dev/kvm does not exist on this machine")
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        tap.skip("no access to /dev/kvm (run as root or in the kvm group)")
+
+
+def wait_until(predicate, timeout, what, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+class Vmm:
+    def __init__(self, smp=1, mem="64M", append="", extra=(), kernel=None, qmp=True):
+        self.dir = tempfile.mkdtemp(prefix="colo-test-")
+        self.serial_path = os.path.join(self.dir, "serial.log")
+        self.qmp_path = os.path.join(self.dir, "qmp.sock")
+        self.log_path = os.path.join(self.dir, "vmm.log")
+        self.argv = [VMM, "-m", mem, "-smp", str(smp), "-kernel", kernel or GUEST,
+                     "-serial", "file:" + self.serial_path, "-D", self.log_path]
+        if append:
+            self.argv += ["-append", append]
+        if qmp:
+            self.argv += ["-qmp", "unix:%s,server=on,wait=off" % self.qmp_path]
+        self.argv += list(extra)
+        self.proc = None
+        self.qmp = None
+
+    def start(self, connect=True):
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if connect:
+            wait_until(lambda: os.path.exists(self.qmp_path) or self.proc.poll() is not None,
+                       20, "the QMP socket")
+            if self.proc.poll() is not None:
+                raise AssertionError("colo-vmm exited with %d: %s" % (self.proc.returncode, self.output()))
+            self.qmp = QMPClient(self.qmp_path)
+        return self
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def output(self):
+        """stdout+stderr, once the process has ended."""
+        if self.proc and self.proc.poll() is not None and self.proc.stdout:
+            return self.proc.stdout.read().decode(errors="replace")
+        return ""
+
+    def serial(self):
+        try:
+            with open(self.serial_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_serial(self, pattern, timeout=60):
+        rx = re.compile(pattern)
+
+        def found():
+            if self.proc.poll() is not None:
+                raise AssertionError("colo-vmm exited (%d) before serial showed %r:\n%s\n%s" %
+                                     (self.proc.returncode, pattern, self.serial(), self.output()))
+            return rx.search(self.serial())
+        return wait_until(found, timeout, "serial output %r (got: %r)" % (pattern, self.serial()[-300:]))
+
+    def read_guest(self, gpa, size):
+        path = os.path.join(self.dir, "pmem-%x.bin" % gpa)
+        self.qmp.cmd("pmemsave", val=gpa, size=size, filename=path)
+        with open(path, "rb") as f:
+            data = f.read()
+        os.unlink(path)
+        return data
+
+    def status(self):
+        """The test guest's status page (tests/guest/status.h)."""
+        page = self.read_guest(STATUS_GPA, 4096)
+        magic, version, heartbeat, dirtied, cpus_up, cpus_found = struct.unpack_from("<IIQQII", page, 0)
+        assert magic == STATUS_MAGIC, "no status page at 0x%x (magic 0x%08x)" % (STATUS_GPA, magic)
+        return {"version": version, "heartbeat": heartbeat, "pages_dirtied": dirtied,
+                "cpus_up": cpus_up, "cpus_found": cpus_found}
+
+    def heartbeat(self):
+        return self.status()["heartbeat"]
+
+    def wait_exit(self, timeout=30):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("colo-vmm still running after %d s" % timeout)
+
+    def close(self):
+        if self.qmp:
+            self.qmp.close()
+            self.qmp = None
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc and self.proc.stdout:
+            self.proc.stdout.close()
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -1,0 +1,127 @@
+/* colo-vmm's QEMU-style command line. */
+#include "config.h"
+
+#include <glib.h>
+#include <string.h>
+
+#include "cmdline.h"
+
+static bool parse(VmmOptions *o, GError **error, ...)
+{
+    GPtrArray *argv = g_ptr_array_new();
+    va_list ap;
+    const char *a;
+
+    g_ptr_array_add(argv, (char *)"colo-vmm");
+    va_start(ap, error);
+    while ((a = va_arg(ap, const char *))) {
+        g_ptr_array_add(argv, (char *)a);
+    }
+    va_end(ap);
+    bool ok = vmm_options_parse(o, (int)argv->len, (char **)argv->pdata, error);
+    g_ptr_array_free(argv, TRUE);
+    return ok;
+}
+
+static void test_full(void)
+{
+    VmmOptions o;
+    g_autoptr(GError) error = NULL;
+
+    g_assert_true(parse(&o, &error, "-m", "64M", "-smp", "2", "-kernel", "k", "-initrd", "i",
+                        "-append", "a=b c", "-mem-path", "/dev/hugepages", "-S", "-name", "guest=vm1,debug-threads=on",
+                        "-serial", "file:/tmp/x", "-qmp", "unix:/tmp/q.sock,server=on,wait=off",
+                        "-daemonize", "-pidfile", "/tmp/p", "-D", "/tmp/log", "--enable-kvm",
+                        "-accel", "kvm", "-cpu", "host", NULL));
+    g_assert_no_error(error);
+    g_assert_cmpuint(o.ram_size, ==, 64 << 20);
+    g_assert_cmpuint(o.ncpus, ==, 2);
+    g_assert_cmpstr(o.kernel, ==, "k");
+    g_assert_cmpstr(o.initrd, ==, "i");
+    g_assert_cmpstr(o.append, ==, "a=b c");
+    g_assert_cmpstr(o.mem_path, ==, "/dev/hugepages");
+    g_assert_true(o.start_paused);
+    g_assert_cmpstr(o.name, ==, "vm1");
+    g_assert_cmpstr(o.serial, ==, "file:/tmp/x");
+    g_assert_cmpstr(o.qmp, ==, "/tmp/q.sock");
+    g_assert_true(o.daemonize);
+    g_assert_cmpstr(o.pidfile, ==, "/tmp/p");
+    g_assert_cmpstr(o.logfile, ==, "/tmp/log");
+    vmm_options_clear(&o);
+}
+
+static void test_defaults(void)
+{
+    VmmOptions o;
+
+    g_assert_true(parse(&o, NULL, "-kernel", "k", "-smp", "cpus=3,sockets=3", "-m", "size=1G", NULL));
+    g_assert_cmpuint(o.ncpus, ==, 3);
+    g_assert_cmpuint(o.ram_size, ==, 1ULL << 30);
+    g_assert_false(o.start_paused);
+    g_assert_null(o.serial);
+    vmm_options_clear(&o);
+    g_assert_true(parse(&o, NULL, "-kernel", "k", NULL));
+    g_assert_cmpuint(o.ram_size, ==, 128 << 20);       /* QEMU's default */
+    g_assert_cmpuint(o.ncpus, ==, 1);
+    vmm_options_clear(&o);
+}
+
+/* Every malformed command line is refused with a message naming the problem. */
+static void test_bad(void)
+{
+    static const struct {
+        const char *argv[6];
+        const char *message;
+    } cases[] = {
+        { { "-kernel", "k", "-bogus" }, "-bogus: invalid option" },
+        { { "-kernel", "k", "-m" }, "-m: requires an argument" },
+        { { "-kernel", "k", "-m", "lots" }, "invalid size 'lots'" },
+        { { "-kernel", "k", "-m", "1M" }, "too small" },
+        { { "-kernel", "k", "-smp", "0" }, "-smp" },
+        { { "-kernel", "k", "-smp", "999" }, "-smp" },
+        { { "-kernel", "k", "-smp", "2x" }, "-smp" },
+        { { "-kernel", "k", "-smp", "2,foo=1" }, "unknown parameter 'foo=1'" },
+        { { "-m", "64M" }, "no -kernel" },
+        { { "-kernel", "k", "stray" }, "unexpected argument 'stray'" },
+        { { "-kernel", "k", "-qmp", "tcp:localhost:4444" }, "-qmp" },
+        { { "-kernel", "k", "-qmp", "unix:/tmp/q" }, "server=on" },
+        { { "-kernel", "k", "-daemonize", "-serial", "stdio" }, "-daemonize" },
+        { { "-kernel", "k", "-accel", "tcg" }, "kvm" },
+        { { "-kernel", "k", "-name", "" }, "empty name" },
+        { { "-kernel", "k", "-smp", "" }, "-smp" },
+        { { "-kernel", "k", "-qmp", "unix:" }, "needs a path" },
+    };
+
+    for (unsigned i = 0; i < G_N_ELEMENTS(cases); i++) {
+        VmmOptions o;
+        g_autoptr(GError) error = NULL;
+        const char *const *a = cases[i].argv;
+        bool ok = parse(&o, &error, a[0], a[1], a[2], a[3], a[4], a[5], NULL);
+        g_assert_false(ok);
+        g_assert_nonnull(error);
+        if (!strstr(error->message, cases[i].message)) {
+            g_error("case %u: '%s' does not mention '%s'", i, error->message, cases[i].message);
+        }
+        vmm_options_clear(&o);
+    }
+}
+
+static void test_help(void)
+{
+    VmmOptions o;
+
+    g_assert_true(parse(&o, NULL, "-help", NULL));
+    g_assert_true(o.help);
+    vmm_options_clear(&o);
+    g_assert_nonnull(strstr(vmm_options_usage(), "-serial DEV"));
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/cmdline/full", test_full);
+    g_test_add_func("/cmdline/defaults", test_defaults);
+    g_test_add_func("/cmdline/bad", test_bad);
+    g_test_add_func("/cmdline/help", test_help);
+    return g_test_run();
+}
