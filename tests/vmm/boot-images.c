@@ -56,6 +56,10 @@ GBytes *test_bz_build(const TestBzOpts *o)
     for (size_t i = 0; i < o->payload_size; i++) {
         f[setup + i] = test_payload_byte(i);
     }
+    if (o->code64) {
+        g_assert(0x200 + o->code64_len <= o->payload_size);
+        memcpy(f + setup + 0x200, o->code64, o->code64_len);
+    }
     return g_bytes_new_take(f, len);
 }
 
@@ -71,7 +75,8 @@ TestElfOpts test_elf_defaults(void)
  * notes at 0x200 (a GNU note first, then Xen's), the text at 0x1000. */
 GBytes *test_elf_build(const TestElfOpts *o)
 {
-    size_t text_off = 0x1000, len = text_off + o->filesz;
+    uint64_t filesz = o->text ? o->text_len : o->filesz;
+    size_t text_off = 0x1000, len = text_off + filesz;
     uint8_t *f = g_malloc0(len);
     uint8_t notes[64] = { 0 };
     size_t nlen = 0;
@@ -96,8 +101,8 @@ GBytes *test_elf_build(const TestElfOpts *o)
         nlen += 16 + ((o->desc_size + 3) & ~3U);
     }
     memcpy(f + 0x200, notes, nlen);
-    for (size_t i = 0; i < o->filesz; i++) {
-        f[text_off + i] = test_payload_byte(i);
+    for (size_t i = 0; i < filesz; i++) {
+        f[text_off + i] = o->text ? o->text[i] : test_payload_byte(i);
     }
 
     memcpy(f, ELFMAG, SELFMAG);
@@ -117,7 +122,7 @@ GBytes *test_elf_build(const TestElfOpts *o)
         eh.e_phnum = 3;
         Elf64_Phdr ph[3] = {
             { .p_type = PT_LOAD, .p_flags = PF_R | PF_X, .p_offset = text_off,
-              .p_vaddr = 0xffffffff81000000ULL, .p_paddr = o->paddr, .p_filesz = o->filesz,
+              .p_vaddr = 0xffffffff81000000ULL, .p_paddr = o->paddr, .p_filesz = filesz,
               .p_memsz = o->memsz, .p_align = 0x1000 },
             { .p_type = PT_NOTE, .p_flags = PF_R, .p_offset = 0x200, .p_filesz = nlen,
               .p_memsz = nlen, .p_align = 4 },
@@ -139,7 +144,7 @@ GBytes *test_elf_build(const TestElfOpts *o)
         Elf32_Phdr ph[3] = {
             { .p_type = PT_LOAD, .p_flags = PF_R | PF_X, .p_offset = (Elf32_Off)text_off,
               .p_vaddr = (Elf32_Addr)o->paddr, .p_paddr = (Elf32_Addr)o->paddr,
-              .p_filesz = (Elf32_Word)o->filesz, .p_memsz = (Elf32_Word)o->memsz, .p_align = 0x1000 },
+              .p_filesz = (Elf32_Word)filesz, .p_memsz = (Elf32_Word)o->memsz, .p_align = 0x1000 },
             { .p_type = PT_NOTE, .p_flags = PF_R, .p_offset = 0x200, .p_filesz = (Elf32_Word)nlen,
               .p_memsz = (Elf32_Word)nlen, .p_align = 4 },
             { .p_type = PT_GNU_STACK, .p_flags = PF_R | PF_W },

@@ -23,6 +23,8 @@ typedef struct TestBzOpts {
     uint32_t kernel_alignment; /* 2 MiB */
     bool magic;              /* "HdrS" present */
     size_t payload_size;     /* 64 KiB */
+    const uint8_t *code64;   /* if set: copied to payload offset 0x200 (the 64-bit entry) */
+    size_t code64_len;
 } TestBzOpts;
 
 /* Defaults of a modern x86-64 kernel. */
@@ -40,6 +42,8 @@ typedef struct TestElfOpts {
     uint64_t filesz;         /* default 0x200 */
     uint64_t memsz;          /* default 0x3000 (bss) */
     uint16_t phentsize;      /* 0: the right one */
+    const uint8_t *text;     /* if set: the segment's file bytes (filesz is then ignored) */
+    size_t text_len;
 } TestElfOpts;
 
 TestElfOpts test_elf_defaults(void);
