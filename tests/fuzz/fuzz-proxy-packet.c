@@ -43,7 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)(eth ? pkt_parse_eth(data + 1, size - 1, &pi) : pkt_parse_ip(data + 1, size - 1, &pi));
     switch ((data[0] >> 1) & 7) {
     case 0:
-        cmp_primary_add(e, ++handle, data + 1, size - 1, eth, handle);
+        handle++;
+        cmp_primary_add(e, handle, data + 1, size - 1, eth, handle);
         break;
     case 1:
         cmp_secondary_add(e, cmp_engine_epoch(e), data + 1, size - 1, eth, handle);

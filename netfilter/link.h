@@ -1,0 +1,47 @@
+/* The TCP connection between the two colo-proxies, carrying frames (see
+ * frame.h). One side listens, the other connects and reconnects every
+ * half second while the link is down. Runs in the GLib main loop. */
+#ifndef COLO_NETFILTER_LINK_H
+#define COLO_NETFILTER_LINK_H
+
+#include "frame.h"
+
+#include <glib.h>
+#include <stdbool.h>
+
+typedef struct proxy_link ProxyLink;
+
+struct link_callbacks {
+    void (*frame)(void *opaque, const struct frame *frame);
+    void (*state)(void *opaque, bool up);
+    void *opaque;
+};
+
+struct link_stats {
+    uint64_t sent;
+    uint64_t dropped_down;     /* frames not sent: no peer */
+    uint64_t dropped_full;     /* frames not sent: the peer reads too slowly */
+    uint64_t connects;
+    struct frame_stats rx;
+};
+
+/* @listen: "ADDR:PORT" to accept the peer on; else @connect: "HOST:PORT". */
+ProxyLink *link_new(const char *listen, const char *connect, const struct link_callbacks *cb,
+                    GError **error);
+void link_free(ProxyLink *l);
+
+bool link_is_up(const ProxyLink *l);
+
+/* Queue one frame; false (and counted) if the link is down or its
+ * buffer full. */
+bool link_send(ProxyLink *l, enum frame_type type, uint32_t epoch, const uint8_t *data, size_t len);
+
+/* The port actually bound (for "ADDR:0" in tests). */
+uint16_t link_port(const ProxyLink *l);
+
+void link_stats(const ProxyLink *l, struct link_stats *out);
+
+/* Split "HOST:PORT" or "[V6]:PORT". */
+bool link_parse_hostport(const char *s, char **host, char **port, GError **error);
+
+#endif

@@ -1,0 +1,189 @@
+/* Unit tests of the inter-host frame decoder and the link over loopback. */
+#include "config.h"
+
+#include "frame.h"
+#include "link.h"
+
+#include <glib.h>
+#include <string.h>
+
+static size_t put_frame(uint8_t *buf, uint8_t type, uint32_t epoch, const char *payload)
+{
+    size_t len = strlen(payload);
+
+    frame_header_write(buf, type, epoch, (uint32_t)len);
+    memcpy(buf + FRAME_HDR_LEN, payload, len);
+    return FRAME_HDR_LEN + len;
+}
+
+static void test_split_and_unknown(void)
+{
+    FrameDecoder *d = frame_decoder_new();
+    uint8_t buf[256];
+    size_t len = 0;
+    struct frame f;
+    struct frame_stats st;
+    GError *err = NULL;
+
+    len += put_frame(buf + len, FRAME_MIRROR, 3, "first");
+    len += put_frame(buf + len, 99, 3, "from a newer peer");
+    len += put_frame(buf + len, FRAME_OUTPUT, 4, "second");
+    /* One byte at a time: a frame appears only once complete. */
+    for (size_t i = 0; i < len; i++) {
+        int r;
+
+        frame_decoder_feed(d, buf + i, 1);
+        r = frame_decoder_next(d, &f, &err);
+        g_assert_no_error(err);
+        if (i == FRAME_HDR_LEN + 5 - 1) {
+            g_assert_cmpint(r, ==, 1);
+            g_assert_cmpuint(f.type, ==, FRAME_MIRROR);
+            g_assert_cmpuint(f.epoch, ==, 3);
+            g_assert_cmpmem(f.payload, f.len, "first", 5);
+        } else if (i == len - 1) {
+            g_assert_cmpint(r, ==, 1);
+            g_assert_cmpuint(f.type, ==, FRAME_OUTPUT);
+            g_assert_cmpuint(f.epoch, ==, 4);
+            g_assert_cmpmem(f.payload, f.len, "second", 6);
+        } else {
+            g_assert_cmpint(r, ==, 0);
+        }
+    }
+    g_assert_true(frame_decoder_eof(d, &err));
+    frame_decoder_stats(d, &st);
+    g_assert_cmpuint(st.frames, ==, 2);
+    g_assert_cmpuint(st.unknown_type, ==, 1);
+    frame_decoder_free(d);
+}
+
+static void test_bad_headers(void)
+{
+    FrameDecoder *d = frame_decoder_new();
+    uint8_t buf[64];
+    size_t len;
+    struct frame f;
+    struct frame_stats st;
+    GError *err = NULL;
+
+    len = put_frame(buf, FRAME_MIRROR, 1, "x");
+    buf[0] = 'X';
+    frame_decoder_feed(d, buf, len);
+    g_assert_cmpint(frame_decoder_next(d, &f, &err), ==, -1);
+    g_assert_error(err, FRAME_ERROR, FRAME_ERROR_MAGIC);
+    g_clear_error(&err);
+    frame_decoder_eof(d, NULL);
+
+    len = put_frame(buf, FRAME_MIRROR, 1, "x");
+    buf[2] = 9;
+    frame_decoder_feed(d, buf, len);
+    g_assert_cmpint(frame_decoder_next(d, &f, &err), ==, -1);
+    g_assert_error(err, FRAME_ERROR, FRAME_ERROR_VERSION);
+    g_clear_error(&err);
+    frame_decoder_eof(d, NULL);
+
+    /* A length above the limit is refused before waiting for its bytes. */
+    frame_header_write(buf, FRAME_MIRROR, 1, FRAME_MAX_PAYLOAD + 1);
+    frame_decoder_feed(d, buf, FRAME_HDR_LEN);
+    g_assert_cmpint(frame_decoder_next(d, &f, &err), ==, -1);
+    g_assert_error(err, FRAME_ERROR, FRAME_ERROR_LENGTH);
+    g_clear_error(&err);
+    frame_decoder_eof(d, NULL);
+
+    /* The peer goes away mid-frame. */
+    len = put_frame(buf, FRAME_OUTPUT, 1, "cut short");
+    frame_decoder_feed(d, buf, len - 3);
+    g_assert_cmpint(frame_decoder_next(d, &f, &err), ==, 0);
+    g_assert_false(frame_decoder_eof(d, &err));
+    g_assert_error(err, FRAME_ERROR, FRAME_ERROR_TRUNCATED);
+    g_clear_error(&err);
+    frame_decoder_stats(d, &st);
+    g_assert_cmpuint(st.bad_header, ==, 3);
+    g_assert_cmpuint(st.truncated, ==, 1);
+    g_assert_cmpuint(st.frames, ==, 0);
+    frame_decoder_free(d);
+}
+
+struct link_fixture {
+    GPtrArray *got;     /* payload strings */
+    int ups;
+};
+
+static void on_frame(void *opaque, const struct frame *f)
+{
+    struct link_fixture *lf = opaque;
+
+    if (f->type != FRAME_HELLO) {
+        g_ptr_array_add(lf->got, g_strdup_printf("%u:%u:%.*s", f->type, f->epoch, (int)f->len, f->payload));
+    }
+}
+
+static void on_state(void *opaque, bool up)
+{
+    struct link_fixture *lf = opaque;
+
+    lf->ups += up ? 1 : 0;
+}
+
+static void iterate_until(bool (*done)(void *), void *data)
+{
+    gint64 end = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+
+    while (!done(data) && g_get_monotonic_time() < end) {
+        g_main_context_iteration(NULL, FALSE);
+        g_usleep(1000);
+    }
+}
+
+static bool both_up(void *data)
+{
+    struct link_fixture *lf = data;
+
+    return lf[0].ups == 1 && lf[1].ups == 1;
+}
+
+static bool got_two(void *data)
+{
+    struct link_fixture *lf = data;
+
+    return lf[0].got->len == 2;
+}
+
+static void test_link_loopback(void)
+{
+    struct link_fixture lf[2] = { { g_ptr_array_new_with_free_func(g_free), 0 },
+                                  { g_ptr_array_new_with_free_func(g_free), 0 } };
+    struct link_callbacks cb0 = { on_frame, on_state, &lf[0] }, cb1 = { on_frame, on_state, &lf[1] };
+    GError *err = NULL;
+    ProxyLink *server = link_new("127.0.0.1:0", NULL, &cb0, &err);
+    ProxyLink *client;
+    g_autofree char *addr = NULL;
+    struct link_stats st;
+
+    g_assert_no_error(err);
+    addr = g_strdup_printf("127.0.0.1:%u", link_port(server));
+    client = link_new(NULL, addr, &cb1, &err);
+    g_assert_no_error(err);
+    iterate_until(both_up, lf);
+    g_assert_true(link_is_up(client));
+    g_assert_true(link_send(client, FRAME_OUTPUT, 7, (const uint8_t *)"abc", 3));
+    g_assert_true(link_send(client, FRAME_OUTPUT, 8, (const uint8_t *)"defg", 4));
+    iterate_until(got_two, lf);
+    g_assert_cmpuint(lf[0].got->len, ==, 2);
+    g_assert_cmpstr(lf[0].got->pdata[0], ==, "3:7:abc");
+    g_assert_cmpstr(lf[0].got->pdata[1], ==, "3:8:defg");
+    link_stats(server, &st);
+    g_assert_cmpuint(st.rx.frames, ==, 3);   /* with the hello */
+    link_free(client);
+    link_free(server);
+    g_ptr_array_unref(lf[0].got);
+    g_ptr_array_unref(lf[1].got);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/frame/split-and-unknown", test_split_and_unknown);
+    g_test_add_func("/frame/bad-headers", test_bad_headers);
+    g_test_add_func("/frame/link-loopback", test_link_loopback);
+    return g_test_run();
+}
