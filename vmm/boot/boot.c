@@ -36,8 +36,8 @@ bool boot_initrd_place(GuestMemory *mem, const BootImages *img, uint64_t lowest,
     limit = MIN(limit, guest_memory_low_size(mem));
     if (size > limit || ((limit - size) & ~(GUEST_PAGE_SIZE - 1)) < lowest) {
         g_set_error(error, BOOT_ERROR, BOOT_ERROR_NO_ROOM,
-                    "initrd (%" PRIu64 " bytes) does not fit between the kernel's end at 0x%" PRIx64
-                    " and 0x%" PRIx64 " (RAM below 4 GiB or the kernel's initrd_addr_max)",
+                    "initrd (%" PRIu64 " bytes) does not fit above the kernel's end at 0x%" PRIx64
+                    " and below 0x%" PRIx64 " (the end of RAM under 4 GiB or the kernel's initrd_addr_max)",
                     size, lowest, limit);
         return false;
     }

@@ -86,7 +86,7 @@ unsigned boot_e820_build(const GuestMemory *mem, struct boot_e820_entry *out, un
 
 /* Initial register state of the boot vCPU for @entry, without any ioctl.
  * @regs is filled completely. @sregs: only the segment registers, GDT/IDT,
- * CR0/CR3/CR4 and EFER are written, so start from KVM_GET_SREGS (APIC base
+ * CR0/CR2/CR3/CR4 and EFER are written, so start from KVM_GET_SREGS (APIC base
  * and pending interrupts stay as KVM set them), then KVM_SET_SREGS. */
 void boot_cpu_state(const BootEntry *entry, struct kvm_regs *regs, struct kvm_sregs *sregs);
 
