@@ -1,0 +1,45 @@
+/* Frames to and from a guest's interface through an AF_PACKET socket with
+ * virtio-net headers, so GSO super-packets and checksum-offload state
+ * survive the trip to the other host and back into a guest. Every frame
+ * handed out or sent starts with a struct virtio_net_hdr. */
+#ifndef COLO_NETFILTER_CAPTURE_H
+#define COLO_NETFILTER_CAPTURE_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CAPTURE_VNET_LEN 10
+
+typedef struct proxy_capture ProxyCapture;
+
+struct capture_callbacks {
+    /* @buf: virtio_net_hdr then the Ethernet frame; may be changed in
+     * place. @outgoing: sent by this host towards the guest. */
+    void (*frame)(void *opaque, uint8_t *buf, size_t len, bool outgoing);
+    void *opaque;
+};
+
+/* @want_outgoing: deliver frames this host sends to the guest (primary:
+ * the client's input); else frames the guest sends (secondary). */
+ProxyCapture *capture_open(const char *ifname, bool want_outgoing, const struct capture_callbacks *cb,
+                           GError **error);
+void capture_close(ProxyCapture *c);
+
+/* Send @buf (virtio_net_hdr + frame) to the guest. */
+bool capture_send(ProxyCapture *c, const uint8_t *buf, size_t len);
+
+unsigned int capture_ifindex(const ProxyCapture *c);
+
+struct capture_stats {
+    uint64_t frames;
+    uint64_t sent;
+    uint64_t send_errors;
+};
+void capture_get_stats(const ProxyCapture *c, struct capture_stats *out);
+
+/* True if the virtio_net_hdr says the L4 checksum is still partial. */
+bool capture_csum_partial(const uint8_t *vnet);
+
+#endif

@@ -1,0 +1,108 @@
+/* colo-proxy: the network half of COLO. See docs/colo-proxy.md and
+ * colo-proxy(8). Exit codes: 0 clean stop, 1 bad usage, 2 start-up failure. */
+#include "config.h"
+
+#include "common/log.h"
+#include "proxy.h"
+
+#include <glib-unix.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static gboolean main_on_signal(gpointer data)
+{
+    g_main_loop_quit(data);
+    return G_SOURCE_CONTINUE;
+}
+
+int main(int argc, char **argv)
+{
+    g_autofree char *role = NULL, *iface = NULL, *listen_on = NULL, *connect_to = NULL, *control = NULL,
+                    *logfile = NULL;
+    g_auto(GStrv) ports = NULL;
+    int queue_num = 0, queue_maxlen = 16384, timeout = 3000, scan = 1000, max_queue = 16384;
+    gboolean no_rules = FALSE, no_cp_mismatch = FALSE, debug = FALSE, use_syslog = FALSE;
+    GOptionEntry entries[] = {
+        { "role", 'r', 0, G_OPTION_ARG_STRING, &role, "primary or secondary", "ROLE" },
+        { "guest-iface", 'i', 0, G_OPTION_ARG_STRING, &iface, "host side of the guest's tap or veth", "IFACE" },
+        { "queue-num", 'q', 0, G_OPTION_ARG_INT, &queue_num, "NFQUEUE number (default 0)", "N" },
+        { "queue-maxlen", 0, 0, G_OPTION_ARG_INT, &queue_maxlen, "kernel queue length (default 16384)", "N" },
+        { "listen", 'L', 0, G_OPTION_ARG_STRING, &listen_on, "accept the peer proxy on ADDR:PORT", "ADDR:PORT" },
+        { "connect", 'C', 0, G_OPTION_ARG_STRING, &connect_to, "connect to the peer proxy", "HOST:PORT" },
+        { "control", 'c', 0, G_OPTION_ARG_FILENAME, &control, "control socket path", "PATH" },
+        { "compare-timeout", 't', 0, G_OPTION_ARG_INT, &timeout, "ms a packet may wait (default 3000)", "MS" },
+        { "scan-cycle", 0, 0, G_OPTION_ARG_INT, &scan, "ms between timeout scans (default 1000)", "MS" },
+        { "max-queue-size", 0, 0, G_OPTION_ARG_INT, &max_queue, "held packets before asking for a checkpoint",
+          "N" },
+        { "no-checkpoint-on-mismatch", 0, 0, G_OPTION_ARG_NONE, &no_cp_mismatch,
+          "on a mismatch wait for the timeout instead", NULL },
+        { "passthrough-port", 'p', 0, G_OPTION_ARG_STRING_ARRAY, &ports,
+          "release this TCP/UDP port's packets uncompared (repeatable)", "PORT" },
+        { "no-rules", 0, 0, G_OPTION_ARG_NONE, &no_rules, "do not install iptables rules", NULL },
+        { "debug", 'd', 0, G_OPTION_ARG_NONE, &debug, "debug logging", NULL },
+        { "syslog", 0, 0, G_OPTION_ARG_NONE, &use_syslog, "log to syslog instead of stderr", NULL },
+        { "logfile", 'l', 0, G_OPTION_ARG_FILENAME, &logfile, "also log to FILE", "FILE" },
+        { NULL },
+    };
+    g_autoptr(GOptionContext) ctx = g_option_context_new("- hold, compare and release guest packets (COLO)");
+    g_autoptr(GError) error = NULL;
+    struct proxy_config cfg = { 0 };
+    GMainLoop *loop;
+    Proxy *p;
+
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
+        fprintf(stderr, "colo-proxy: %s\n", error->message);
+        return 1;
+    }
+    if (!role || (g_strcmp0(role, "primary") && g_strcmp0(role, "secondary")) || !iface ||
+        !listen_on == !connect_to || queue_num < 0 || queue_num > 65535 || timeout < 1 || scan < 1 ||
+        max_queue < 1 || queue_maxlen < 1) {
+        fprintf(stderr, "colo-proxy: need --role primary|secondary, --guest-iface, and one of --listen or "
+                        "--connect (see --help)\n");
+        return 1;
+    }
+    cmp_params_init(&cfg.params);
+    cfg.role = g_str_equal(role, "primary") ? PROXY_PRIMARY : PROXY_SECONDARY;
+    cfg.guest_iface = iface;
+    cfg.queue_num = (uint16_t)queue_num;
+    cfg.queue_maxlen = (uint32_t)queue_maxlen;
+    cfg.listen = listen_on;
+    cfg.connect = connect_to;
+    cfg.control = control;
+    cfg.install_rules = !no_rules;
+    cfg.params.compare_timeout_ms = (uint32_t)timeout;
+    cfg.params.expired_scan_cycle_ms = (uint32_t)scan;
+    cfg.params.max_queue_size = (uint32_t)max_queue;
+    cfg.params.checkpoint_on_mismatch = !no_cp_mismatch;
+    for (char **s = ports; s && *s; s++) {
+        long v = strtol(*s, NULL, 10);
+
+        if (v < 1 || v > 65535 || cfg.params.n_passthrough == CMP_MAX_PASSTHROUGH) {
+            fprintf(stderr, "colo-proxy: bad or too many passthrough ports (%s)\n", *s);
+            return 1;
+        }
+        cfg.params.passthrough_ports[cfg.params.n_passthrough++] = (uint16_t)v;
+    }
+    if (!colo_log_init("colo-proxy", use_syslog, logfile, debug, &error)) {
+        fprintf(stderr, "colo-proxy: %s\n", error->message);
+        return 2;
+    }
+    colo_log_route_glib();
+    loop = g_main_loop_new(NULL, FALSE);
+    p = proxy_new(&cfg, &error);
+    if (!p) {
+        qb_log(LOG_ERR, "%s", error->message);
+        g_main_loop_unref(loop);
+        colo_log_fini();
+        return 2;
+    }
+    g_unix_signal_add(SIGINT, main_on_signal, loop);
+    g_unix_signal_add(SIGTERM, main_on_signal, loop);
+    g_main_loop_run(loop);
+    qb_log(LOG_NOTICE, "stopping");
+    proxy_free(p);
+    g_main_loop_unref(loop);
+    colo_log_fini();
+    return 0;
+}

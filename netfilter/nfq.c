@@ -1,0 +1,280 @@
+#include "config.h"
+
+#include "nfq.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <gio/gio.h>
+#include <glib-unix.h>
+#include <libnetfilter_queue/libnetfilter_queue.h>
+#include <libnfnetlink/libnfnetlink.h>
+#include <linux/netfilter.h>
+#include <linux/netlink.h>
+#include <qb/qblog.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define NFQ_RCVBUF (16u << 20)
+#define NFQ_BURST 64
+/* Room for a 64 KiB GSO packet and its netlink attributes. */
+#define NFQ_BUFSIZE (128 * 1024)
+
+struct nfq_entry {
+    uint32_t id;
+    bool released;
+    bool verdicted;      /* accepted on its own already */
+};
+
+struct proxy_nfq {
+    struct nfq_callbacks cb;
+    struct nfq_handle *h;
+    struct nfq_q_handle *qh;
+    int fd;
+    guint watch;
+    bool immediate;
+    uint32_t last_id;    /* newest id seen; a new queue starts at 1 */
+    GQueue entries;      /* struct nfq_entry, every id in order */
+    GHashTable *by_id;   /* id -> GList node in entries */
+    unsigned int released_pending;
+    uint8_t *buf;
+    struct nfq_stats stats;
+};
+
+static void nfq_entry_add(ProxyNfq *q, uint32_t id)
+{
+    struct nfq_entry *e = g_new0(struct nfq_entry, 1);
+
+    e->id = id;
+    g_queue_push_tail(&q->entries, e);
+    g_hash_table_insert(q->by_id, GUINT_TO_POINTER(id), q->entries.tail);
+}
+
+static int nfq_on_packet(struct nfq_q_handle *qh, struct nfgenmsg *msg, struct nfq_data *nfad, void *data)
+{
+    ProxyNfq *q = data;
+    struct nfqnl_msg_packet_hdr *ph = nfq_get_msg_packet_hdr(nfad);
+    unsigned char *payload = NULL;
+    int len = nfq_get_payload(nfad, &payload);
+    bool partial = (nfq_get_skbinfo(nfad) & NFQA_SKB_CSUMNOTREADY) != 0;
+    uint32_t id;
+
+    if (!ph) {
+        return 0;
+    }
+    id = ntohl(ph->packet_id);
+    if (len < 0) {
+        len = 0;
+    }
+    q->stats.packets++;
+    q->stats.bytes += (uint64_t)len;
+    if (q->immediate) {
+        q->cb.packet(q->cb.opaque, id, payload, (size_t)len, partial, nfq_get_indev(nfad));
+        if (nfq_set_verdict(q->qh, id, NF_ACCEPT, (uint32_t)len, payload) < 0) {
+            q->stats.verdict_errors++;
+        }
+        q->stats.single_verdicts++;
+        return 0;
+    }
+    if (id != q->last_id + 1) {
+        unsigned int lost = id - q->last_id - 1;
+
+        q->stats.lost += lost;
+        qb_log(LOG_WARNING, "nfqueue: %u packets queued by the kernel never reached us", lost);
+        /* Placeholders that are never released: no batch verdict may
+         * cover a packet we did not see, until the checkpoint commit. */
+        for (uint32_t i = q->last_id + 1; i != id; i++) {
+            nfq_entry_add(q, i);
+        }
+        q->cb.lost(q->cb.opaque, lost);
+    }
+    q->last_id = id;
+    nfq_entry_add(q, id);
+    q->cb.packet(q->cb.opaque, id, payload, (size_t)len, partial, nfq_get_indev(nfad));
+    return 0;
+}
+
+void nfq_release(ProxyNfq *q, uint32_t id)
+{
+    GList *l = g_hash_table_lookup(q->by_id, GUINT_TO_POINTER(id));
+    struct nfq_entry *e;
+
+    if (!l) {
+        return;
+    }
+    e = l->data;
+    if (!e->released) {
+        e->released = true;
+        q->released_pending++;
+    }
+}
+
+void nfq_flush(ProxyNfq *q)
+{
+    bool batch = false;
+    uint32_t batch_id = 0;
+
+    if (!q->released_pending) {
+        return;
+    }
+    /* The released, gap-free head goes in one batch verdict. */
+    while (q->entries.head) {
+        struct nfq_entry *e = q->entries.head->data;
+
+        if (!e->released) {
+            break;
+        }
+        if (!e->verdicted) {
+            batch = true;
+            batch_id = e->id;
+        }
+        q->released_pending--;
+        g_hash_table_remove(q->by_id, GUINT_TO_POINTER(e->id));
+        g_free(g_queue_pop_head(&q->entries));
+    }
+    if (batch) {
+        q->stats.batch_verdicts++;
+        if (nfq_set_verdict_batch(q->qh, batch_id, NF_ACCEPT) < 0) {
+            q->stats.verdict_errors++;
+            qb_log(LOG_ERR, "nfqueue batch verdict up to %u: %s", batch_id, strerror(errno));
+        }
+    }
+    /* Released packets behind a held one: one by one, so they need not wait. */
+    if (q->released_pending) {
+        for (GList *l = q->entries.head; l; l = l->next) {
+            struct nfq_entry *e = l->data;
+
+            if (e->released && !e->verdicted) {
+                e->verdicted = true;
+                q->stats.single_verdicts++;
+                if (nfq_set_verdict(q->qh, e->id, NF_ACCEPT, 0, NULL) < 0) {
+                    q->stats.verdict_errors++;
+                }
+            }
+        }
+    }
+}
+
+void nfq_release_all(ProxyNfq *q)
+{
+    if (!q->entries.length) {
+        return;
+    }
+    q->stats.batch_verdicts++;
+    if (nfq_set_verdict_batch(q->qh, q->last_id, NF_ACCEPT) < 0) {
+        q->stats.verdict_errors++;
+        qb_log(LOG_ERR, "nfqueue batch verdict up to %u: %s", q->last_id, strerror(errno));
+    }
+    g_hash_table_remove_all(q->by_id);
+    g_queue_clear_full(&q->entries, g_free);
+    q->released_pending = 0;
+}
+
+/* Read up to @max messages; returns how many. */
+static unsigned int nfq_read(ProxyNfq *q, unsigned int max)
+{
+    unsigned int n = 0;
+
+    while (n < max) {
+        ssize_t r = recv(q->fd, q->buf, NFQ_BUFSIZE, MSG_DONTWAIT);
+
+        if (r < 0) {
+            if (errno == ENOBUFS) {
+                continue;   /* the gap in the ids tells what was lost */
+            }
+            break;
+        }
+        nfq_handle_packet(q->h, (char *)q->buf, (int)r);
+        n++;
+    }
+    return n;
+}
+
+static gboolean nfq_on_readable(gint fd, GIOCondition cond, gpointer data)
+{
+    ProxyNfq *q = data;
+
+    nfq_read(q, NFQ_BURST);
+    q->cb.burst_done(q->cb.opaque);
+    nfq_flush(q);
+    return G_SOURCE_CONTINUE;
+}
+
+unsigned int nfq_drain(ProxyNfq *q)
+{
+    unsigned int total = 0, n;
+
+    while ((n = nfq_read(q, NFQ_BURST)) > 0) {
+        total += n;
+    }
+    q->cb.burst_done(q->cb.opaque);
+    return total;
+}
+
+ProxyNfq *nfq_open_queue(uint16_t num, uint32_t maxlen, bool immediate, const struct nfq_callbacks *cb,
+                         GError **error)
+{
+    ProxyNfq *q = g_new0(ProxyNfq, 1);
+    int one = 1;
+
+    q->cb = *cb;
+    q->immediate = immediate;
+    q->fd = -1;
+    g_queue_init(&q->entries);
+    q->by_id = g_hash_table_new(g_direct_hash, g_direct_equal);
+    q->buf = g_malloc(NFQ_BUFSIZE);
+    q->h = nfq_open();
+    if (!q->h) {
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "nfq_open: %s", strerror(errno));
+        nfq_close_queue(q);
+        return NULL;
+    }
+    q->qh = nfq_create_queue(q->h, num, nfq_on_packet, q);
+    if (!q->qh) {
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno),
+                    "cannot bind NFQUEUE %u (%s): is another process using it, or are we not root?", num,
+                    strerror(errno));
+        nfq_close_queue(q);
+        return NULL;
+    }
+    if (nfq_set_mode(q->qh, NFQNL_COPY_PACKET, 0xffff) < 0 ||
+        nfq_set_queue_maxlen(q->qh, maxlen) < 0 ||
+        nfq_set_queue_flags(q->qh, NFQA_CFG_F_GSO | NFQA_CFG_F_FAIL_OPEN, NFQA_CFG_F_GSO) < 0) {
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "configuring NFQUEUE %u: %s", num,
+                    strerror(errno));
+        nfq_close_queue(q);
+        return NULL;
+    }
+    q->fd = nfq_fd(q->h);
+    nfnl_rcvbufsiz(nfq_nfnlh(q->h), NFQ_RCVBUF);
+    setsockopt(q->fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, &one, sizeof(one));
+    q->watch = g_unix_fd_add(q->fd, G_IO_IN, nfq_on_readable, q);
+    return q;
+}
+
+void nfq_close_queue(ProxyNfq *q)
+{
+    if (!q) {
+        return;
+    }
+    if (q->watch) {
+        g_source_remove(q->watch);
+    }
+    /* Destroying the queue makes the kernel drop what is still queued:
+     * never accept uncompared packets on the way out. */
+    if (q->qh) {
+        nfq_destroy_queue(q->qh);
+    }
+    if (q->h) {
+        nfq_close(q->h);
+    }
+    g_hash_table_destroy(q->by_id);
+    g_queue_clear_full(&q->entries, g_free);
+    g_free(q->buf);
+    g_free(q);
+}
+
+void nfq_get_stats(const ProxyNfq *q, struct nfq_stats *out)
+{
+    *out = q->stats;
+    out->outstanding = q->entries.length;
+}

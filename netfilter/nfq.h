@@ -1,0 +1,67 @@
+/* The NFQUEUE side of colo-proxy: receives the guest's packets from the
+ * kernel (with NFQA_CFG_F_GSO, so super-packets arrive whole) and gives
+ * verdicts in batches.
+ *
+ * Hold mode (primary): every packet is held until nfq_release(); released
+ * packets at the head of the queue are accepted with one batch verdict,
+ * others one by one. Packets the kernel queued but never delivered (netlink
+ * overrun) leave a gap in the ids: no batch verdict ever covers a gap
+ * except nfq_release_all() at a checkpoint commit.
+ *
+ * Immediate mode (secondary after takeover): the callback may rewrite the
+ * packet in place and it is accepted at once with the new bytes.
+ *
+ * Never FAIL_OPEN, never queue-bypass: both would let packets out that
+ * were never compared. */
+#ifndef COLO_NETFILTER_NFQ_H
+#define COLO_NETFILTER_NFQ_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct proxy_nfq ProxyNfq;
+
+struct nfq_callbacks {
+    /* A packet (IP, L3) that came in on interface @indev (0 if none). In
+     * immediate mode @pkt may be changed in place. */
+    void (*packet)(void *opaque, uint32_t id, uint8_t *pkt, size_t len, bool csum_partial, uint32_t indev);
+    /* Packets the kernel queued but could not deliver (ids skipped). */
+    void (*lost)(void *opaque, unsigned int count);
+    /* Called once after a burst of packets was handled. */
+    void (*burst_done)(void *opaque);
+    void *opaque;
+};
+
+struct nfq_stats {
+    uint64_t packets;
+    uint64_t bytes;
+    uint64_t lost;
+    uint64_t batch_verdicts;
+    uint64_t single_verdicts;
+    uint64_t verdict_errors;
+    uint32_t outstanding;
+};
+
+ProxyNfq *nfq_open_queue(uint16_t num, uint32_t maxlen, bool immediate, const struct nfq_callbacks *cb,
+                         GError **error);
+void nfq_close_queue(ProxyNfq *q);
+
+/* Mark @id for release; verdicts go out in nfq_flush(). */
+void nfq_release(ProxyNfq *q, uint32_t id);
+
+/* Send the verdicts for everything released so far. */
+void nfq_flush(ProxyNfq *q);
+
+/* Read and handle every packet waiting in the socket now (checkpoint
+ * begin). Returns how many were read. */
+unsigned int nfq_drain(ProxyNfq *q);
+
+/* Accept everything queued up to the newest id seen, gaps included, with
+ * one batch verdict (checkpoint commit, failover). */
+void nfq_release_all(ProxyNfq *q);
+
+void nfq_get_stats(const ProxyNfq *q, struct nfq_stats *out);
+
+#endif

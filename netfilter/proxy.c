@@ -1,0 +1,359 @@
+#include "config.h"
+
+#include "proxy.h"
+#include "packet.h"
+
+#include <gio/gio.h>
+#include <qb/qblog.h>
+#include <string.h>
+
+uint64_t proxy_now_ns(void)
+{
+    return (uint64_t)g_get_monotonic_time() * 1000u;
+}
+
+static void proxy_emit_checkpoint(Proxy *p, const char *reason)
+{
+    JsonNode *data = json_node_new(JSON_NODE_OBJECT);
+    JsonObject *o = json_object_new();
+
+    json_object_set_string_member(o, "reason", reason);
+    json_object_set_int_member(o, "epoch", p->engine ? cmp_engine_epoch(p->engine) : p->epoch);
+    json_node_take_object(data, o);
+    if (p->ctl) {
+        ctl_server_emit(p->ctl, "CHECKPOINT_REQUEST", data);
+    } else {
+        json_node_unref(data);
+    }
+}
+
+/* --- primary --------------------------------------------------------- */
+
+static void primary_release(void *opaque, uint64_t handle)
+{
+    Proxy *p = opaque;
+
+    nfq_release(p->nfq, (uint32_t)handle);
+}
+
+static void primary_checkpoint(void *opaque, enum cmp_reason reason)
+{
+    proxy_emit_checkpoint(opaque, cmp_reason_name(reason));
+}
+
+static void primary_packet(void *opaque, uint32_t id, uint8_t *pkt, size_t len, bool partial, uint32_t indev)
+{
+    Proxy *p = opaque;
+
+    cmp_primary_add(p->engine, id, pkt, len, false, proxy_now_ns());
+}
+
+static void primary_lost(void *opaque, unsigned int count)
+{
+    Proxy *p = opaque;
+
+    /* Only a checkpoint commit may release what we never saw. */
+    p->lost_requests++;
+    proxy_emit_checkpoint(p, "queue-full");
+}
+
+static void primary_burst_done(void *opaque)
+{
+}
+
+/* A frame on its way into the primary guest: mirror it. */
+static void primary_input(void *opaque, uint8_t *buf, size_t len, bool outgoing)
+{
+    Proxy *p = opaque;
+
+    if (p->failed_over) {
+        return;
+    }
+    link_send(p->link, FRAME_MIRROR, cmp_engine_epoch(p->engine), buf, len);
+    cmp_input_add(p->engine, buf + CAPTURE_VNET_LEN, len - CAPTURE_VNET_LEN, true);
+}
+
+static void primary_frame(void *opaque, const struct frame *f)
+{
+    Proxy *p = opaque;
+
+    if (f->type != FRAME_OUTPUT || f->len < CAPTURE_VNET_LEN) {
+        return;
+    }
+    cmp_secondary_add(p->engine, f->epoch, f->payload + CAPTURE_VNET_LEN, f->len - CAPTURE_VNET_LEN, true,
+                      proxy_now_ns());
+    nfq_flush(p->nfq);
+}
+
+static gboolean primary_scan(gpointer data)
+{
+    Proxy *p = data;
+
+    cmp_expire(p->engine, proxy_now_ns());
+    return G_SOURCE_CONTINUE;
+}
+
+/* --- secondary ------------------------------------------------------- */
+
+/* Only unicast IP goes to the primary: its NFQUEUE sees forwarded traffic
+ * only, so ARP and multicast from our guest would never find a partner. */
+static bool secondary_should_forward(const uint8_t *frame, size_t len)
+{
+    uint16_t type;
+
+    if (len < PKT_ETH_HLEN || (frame[0] & 1)) {
+        return false;
+    }
+    type = pkt_get16(frame + 12);
+    return type == PKT_ETHERTYPE_IPV4 || type == PKT_ETHERTYPE_IPV6 || type == PKT_ETHERTYPE_VLAN;
+}
+
+/* A frame the secondary guest sent: rewrite and send to the primary. */
+static void secondary_output(void *opaque, uint8_t *buf, size_t len, bool outgoing)
+{
+    Proxy *p = opaque;
+    uint8_t *frame = buf + CAPTURE_VNET_LEN;
+    size_t flen = len - CAPTURE_VNET_LEN;
+
+    if (p->failed_over) {
+        return;   /* after takeover the NFQUEUE path carries our output */
+    }
+    if (!secondary_should_forward(frame, flen)) {
+        p->not_forwarded++;
+        return;
+    }
+    rw_output(p->rw, frame, flen, true, capture_csum_partial(buf));
+    link_send(p->link, FRAME_OUTPUT, p->epoch, buf, len);
+}
+
+static void secondary_frame(void *opaque, const struct frame *f)
+{
+    Proxy *p = opaque;
+    uint8_t *copy;
+
+    if (f->type != FRAME_MIRROR || f->len < CAPTURE_VNET_LEN || p->failed_over) {
+        return;
+    }
+    /* Input from before our last checkpoint is already in the state we
+     * loaded: delivering it again would be a duplicate. */
+    if ((int32_t)(f->epoch - p->epoch) < 0) {
+        p->mirror_stale++;
+        return;
+    }
+    copy = g_memdup2(f->payload, f->len);
+    rw_input(p->rw, copy + CAPTURE_VNET_LEN, f->len - CAPTURE_VNET_LEN, true, capture_csum_partial(copy));
+    capture_send(p->cap, copy, f->len);
+    g_free(copy);
+}
+
+/* After takeover: our guest's traffic passes through NFQUEUE both ways
+ * and flows that began with an offset keep being rewritten. */
+static void takeover_packet(void *opaque, uint32_t id, uint8_t *pkt, size_t len, bool partial, uint32_t indev)
+{
+    Proxy *p = opaque;
+
+    if (indev == capture_ifindex(p->cap)) {
+        rw_output(p->rw, pkt, len, false, partial);
+    } else {
+        rw_input(p->rw, pkt, len, false, partial);
+    }
+}
+
+static void nothing_lost(void *opaque, unsigned int count)
+{
+}
+
+/* --- common ---------------------------------------------------------- */
+
+static void proxy_link_state(void *opaque, bool up)
+{
+    Proxy *p = opaque;
+    JsonNode *data = json_node_new(JSON_NODE_OBJECT);
+
+    json_node_take_object(data, json_object_new());
+    json_object_set_boolean_member(json_node_get_object(data), "up", up);
+    if (p->ctl) {
+        ctl_server_emit(p->ctl, "PEER_LINK", data);
+    } else {
+        json_node_unref(data);
+    }
+}
+
+void proxy_set_scan_cycle(Proxy *p, uint32_t ms)
+{
+    if (p->scan_timer) {
+        g_source_remove(p->scan_timer);
+        p->scan_timer = 0;
+    }
+    if (p->engine && ms) {
+        p->scan_timer = g_timeout_add(ms, primary_scan, p);
+    }
+}
+
+static bool proxy_start_primary(Proxy *p, GError **error)
+{
+    struct cmp_callbacks ccb = { primary_release, primary_checkpoint, p };
+    struct nfq_callbacks ncb = { primary_packet, primary_lost, primary_burst_done, p };
+    struct capture_callbacks kcb = { primary_input, p };
+    struct link_callbacks lcb = { primary_frame, proxy_link_state, p };
+    g_autofree char *qnum = g_strdup_printf("%u", p->cfg.queue_num);
+
+    p->engine = cmp_engine_new(&p->cfg.params, &ccb);
+    p->nfq = nfq_open_queue(p->cfg.queue_num, p->cfg.queue_maxlen, false, &ncb, error);
+    if (!p->nfq) {
+        return false;
+    }
+    p->cap = capture_open(p->cfg.guest_iface, true, &kcb, error);
+    if (!p->cap) {
+        return false;
+    }
+    p->link = link_new(p->cfg.listen, p->cfg.connect, &lcb, error);
+    if (!p->link) {
+        return false;
+    }
+    if (p->cfg.install_rules) {
+        const char *spec[] = { "-i", p->cfg.guest_iface, "-j", "NFQUEUE", "--queue-num", qnum, NULL };
+
+        if (!rules_add_forward(p->rules, spec, error)) {
+            return false;
+        }
+    }
+    proxy_set_scan_cycle(p, p->cfg.params.expired_scan_cycle_ms);
+    return true;
+}
+
+static bool proxy_start_secondary(Proxy *p, GError **error)
+{
+    struct capture_callbacks kcb = { secondary_output, p };
+    struct link_callbacks lcb = { secondary_frame, proxy_link_state, p };
+
+    p->rw = rw_table_new(p->cfg.params.max_flows);
+    p->cap = capture_open(p->cfg.guest_iface, false, &kcb, error);
+    if (!p->cap) {
+        return false;
+    }
+    p->link = link_new(p->cfg.listen, p->cfg.connect, &lcb, error);
+    if (!p->link) {
+        return false;
+    }
+    if (p->cfg.install_rules) {
+        /* The secondary guest's output must never reach the wire. */
+        const char *spec[] = { "-i", p->cfg.guest_iface, "-j", "DROP", NULL };
+
+        if (!rules_add_forward(p->rules, spec, error)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+Proxy *proxy_new(const struct proxy_config *cfg, GError **error)
+{
+    Proxy *p = g_new0(Proxy, 1);
+    g_autofree char *tag = g_strdup_printf("colo-proxy-%s-%s", cfg->role == PROXY_PRIMARY ? "p" : "s",
+                                           cfg->guest_iface);
+    JsonNode *greeting;
+    bool ok;
+
+    p->cfg = *cfg;
+    p->rules = rules_new(tag);
+    ok = cfg->role == PROXY_PRIMARY ? proxy_start_primary(p, error) : proxy_start_secondary(p, error);
+    if (ok && cfg->control) {
+        greeting = json_from_string("{\"colo-proxy\": {\"version\": \"" PACKAGE_VERSION "\"}}", NULL);
+        json_object_set_string_member(json_object_get_object_member(json_node_get_object(greeting), "colo-proxy"),
+                                      "role", cfg->role == PROXY_PRIMARY ? "primary" : "secondary");
+        p->ctl = ctl_server_new(cfg->control, proxy_commands, p, greeting, error);
+        ok = p->ctl != NULL;
+    }
+    if (!ok) {
+        proxy_free(p);
+        return NULL;
+    }
+    qb_log(LOG_NOTICE, "%s proxy on %s ready", cfg->role == PROXY_PRIMARY ? "primary" : "secondary",
+           cfg->guest_iface);
+    return p;
+}
+
+void proxy_free(Proxy *p)
+{
+    if (!p) {
+        return;
+    }
+    if (p->scan_timer) {
+        g_source_remove(p->scan_timer);
+    }
+    /* Rules first, so no new packet enters a queue about to vanish. */
+    rules_free(p->rules);
+    ctl_server_free(p->ctl);
+    link_free(p->link);
+    capture_close(p->cap);
+    nfq_close_queue(p->nfq);
+    cmp_engine_free(p->engine);
+    rw_table_free(p->rw);
+    g_free(p);
+}
+
+unsigned int proxy_checkpoint_begin(Proxy *p)
+{
+    if (!p->engine || p->failed_over) {
+        return 0;
+    }
+    /* The VM is paused: whatever it sent is in the socket or the engine. */
+    nfq_drain(p->nfq);
+    return cmp_checkpoint_begin(p->engine);
+}
+
+unsigned int proxy_checkpoint_commit(Proxy *p)
+{
+    unsigned int n = 0;
+
+    if (p->engine) {
+        if (!p->failed_over) {
+            n = cmp_checkpoint_commit(p->engine, proxy_now_ns());
+            /* One batch verdict for everything up to now, gaps included. */
+            nfq_release_all(p->nfq);
+        }
+    } else {
+        rw_table_reset(p->rw);
+        p->epoch++;
+    }
+    return n;
+}
+
+bool proxy_failover(Proxy *p, GError **error)
+{
+    if (p->failed_over) {
+        return true;
+    }
+    p->failed_over = true;
+    if (p->engine) {
+        /* Primary alone: release everything, then stop queueing. */
+        nfq_drain(p->nfq);
+        cmp_failover(p->engine, proxy_now_ns());
+        nfq_release_all(p->nfq);
+        rules_remove_all(p->rules);
+        proxy_set_scan_cycle(p, 0);
+        return true;
+    }
+    /* Secondary takeover: stop forwarding to the primary, let the guest's
+     * traffic out, keep rewriting flows that have an offset. */
+    {
+        struct nfq_callbacks ncb = { takeover_packet, nothing_lost, primary_burst_done, p };
+        g_autofree char *qnum = g_strdup_printf("%u", p->cfg.queue_num);
+        const char *out[] = { "-i", p->cfg.guest_iface, "-j", "NFQUEUE", "--queue-num", qnum, NULL };
+        const char *in[] = { "-o", p->cfg.guest_iface, "-j", "NFQUEUE", "--queue-num", qnum, NULL };
+
+        rw_table_takeover(p->rw);
+        p->nfq = nfq_open_queue(p->cfg.queue_num, p->cfg.queue_maxlen, true, &ncb, error);
+        if (!p->nfq) {
+            return false;
+        }
+        if (p->cfg.install_rules) {
+            rules_remove_all(p->rules);
+            if (!rules_add_forward(p->rules, out, error) || !rules_add_forward(p->rules, in, error)) {
+                return false;
+            }
+        }
+    }
+    return true;
+}

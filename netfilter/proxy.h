@@ -1,0 +1,65 @@
+/* colo-proxy as a whole: wires the compare engine (primary) or the
+ * rewriter (secondary) to NFQUEUE, the guest's interface, the peer link,
+ * the control socket and the firewall rules. One GLib main loop thread. */
+#ifndef COLO_NETFILTER_PROXY_H
+#define COLO_NETFILTER_PROXY_H
+
+#include "capture.h"
+#include "compare.h"
+#include "control.h"
+#include "link.h"
+#include "nfq.h"
+#include "rewrite.h"
+#include "rules.h"
+
+#include <glib.h>
+#include <stdbool.h>
+
+enum proxy_role { PROXY_PRIMARY, PROXY_SECONDARY };
+
+struct proxy_config {
+    enum proxy_role role;
+    const char *guest_iface;   /* host side of the guest's tap/veth */
+    uint16_t queue_num;
+    uint32_t queue_maxlen;
+    const char *listen;        /* peer link, one of the two */
+    const char *connect;
+    const char *control;       /* unix socket path */
+    bool install_rules;
+    struct cmp_params params;
+};
+
+typedef struct proxy {
+    struct proxy_config cfg;
+    uint32_t epoch;            /* the secondary's own; the primary's is the engine's */
+    bool failed_over;
+    CmpEngine *engine;         /* primary */
+    RwTable *rw;               /* secondary */
+    ProxyNfq *nfq;
+    ProxyCapture *cap;
+    ProxyLink *link;
+    CtlServer *ctl;
+    ProxyRules *rules;
+    guint scan_timer;
+    uint64_t lost_requests;    /* checkpoints asked for because the kernel queue overran */
+    uint64_t mirror_stale;     /* mirrored frames from an older epoch, dropped */
+    uint64_t not_forwarded;    /* secondary frames kept local (multicast, ARP) */
+} Proxy;
+
+Proxy *proxy_new(const struct proxy_config *cfg, GError **error);
+
+/* Remove the rules, close everything. Held packets are dropped by the
+ * kernel when the queue goes away, never accepted uncompared. */
+void proxy_free(Proxy *p);
+
+/* Control commands (proxy-commands.c). */
+extern const struct ctl_command proxy_commands[];
+
+/* Actions shared by the commands and the tests. */
+unsigned int proxy_checkpoint_begin(Proxy *p);
+unsigned int proxy_checkpoint_commit(Proxy *p);
+bool proxy_failover(Proxy *p, GError **error);
+void proxy_set_scan_cycle(Proxy *p, uint32_t ms);
+uint64_t proxy_now_ns(void);
+
+#endif

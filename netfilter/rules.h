@@ -1,0 +1,25 @@
+/* The firewall rules colo-proxy needs, installed at start and removed at
+ * exit, so that nobody writes them by hand. Uses iptables and ip6tables
+ * (iptables-nft on Debian 12: this kernel has no "nft queue"). Every rule
+ * carries a comment naming its owner so it can be found again. */
+#ifndef COLO_NETFILTER_RULES_H
+#define COLO_NETFILTER_RULES_H
+
+#include <glib.h>
+#include <stdbool.h>
+
+typedef struct proxy_rules ProxyRules;
+
+/* @tag goes into each rule's comment (e.g. "colo-proxy-q0"). */
+ProxyRules *rules_new(const char *tag);
+
+/* Insert "-I FORWARD <spec...>" for IPv4 and IPv6. @spec is a
+ * NULL-terminated argument list. */
+bool rules_add_forward(ProxyRules *r, const char *const *spec, GError **error);
+
+/* Remove every rule this object installed (in reverse order). */
+void rules_remove_all(ProxyRules *r);
+
+void rules_free(ProxyRules *r);
+
+#endif

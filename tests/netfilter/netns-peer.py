@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Deterministic endpoints for the colo-proxy namespace tests.
+
+  serve PORT [VARIANT]   answer "SIZE\\n" with SIZE pattern bytes (VARIANT 1 flips one)
+  fetch HOST PORT SIZE   ask for SIZE bytes, print "LEN SHA256"
+  sink PORT              accept one connection, print "LEN SHA256" of what came
+  push HOST PORT SIZE    send SIZE pattern bytes from port 45000 (the two
+                         guests are not replicas, so their ephemeral ports would differ)
+Every socket operation has a timeout: a stalled test fails instead of hanging."""
+import hashlib
+import socket
+import sys
+
+TIMEOUT = 30
+BLOCK = bytes((i * 7) % 251 for i in range(251 * 64))
+
+
+def pattern(size, variant=0):
+    data = bytearray((BLOCK * (size // len(BLOCK) + 1))[:size])
+    if variant and size > 1000:
+        data[1000] ^= 0xff
+    return bytes(data)
+
+
+def listener(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    s.listen(8)
+    s.settimeout(TIMEOUT * 4)
+    print("ready", flush=True)
+    return s
+
+
+def read_all(c):
+    h, n = hashlib.sha256(), 0
+    while True:
+        d = c.recv(1 << 16)
+        if not d:
+            return n, h.hexdigest()
+        h.update(d)
+        n += len(d)
+
+
+def main():
+    mode = sys.argv[1]
+    if mode == "serve":
+        s = listener(int(sys.argv[2]))
+        variant = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+        while True:
+            c, _ = s.accept()
+            c.settimeout(TIMEOUT)
+            line = b""
+            while not line.endswith(b"\n"):
+                d = c.recv(64)
+                if not d:
+                    break
+                line += d
+            if line.endswith(b"\n"):
+                c.sendall(pattern(int(line), variant))
+            c.close()
+    elif mode == "fetch":
+        c = socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=TIMEOUT)
+        c.sendall(b"%d\n" % int(sys.argv[4]))
+        n, digest = read_all(c)
+        print(n, digest)
+    elif mode == "sink":
+        s = listener(int(sys.argv[2]))
+        c, _ = s.accept()
+        c.settimeout(TIMEOUT)
+        n, digest = read_all(c)
+        print(n, digest, flush=True)
+    elif mode == "push":
+        c = socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=TIMEOUT,
+                                     source_address=("0.0.0.0", 45000))
+        c.sendall(pattern(int(sys.argv[4])))
+        c.shutdown(socket.SHUT_WR)
+        c.recv(1)
+        c.close()
+    elif mode == "digest":
+        data = pattern(int(sys.argv[2]))
+        print(len(data), hashlib.sha256(data).hexdigest())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,275 @@
+#!/usr/bin/env python3
+"""colo-proxy in network namespaces: two 'guest' namespaces run identical
+deterministic servers with the same IP and MAC, each behind a 'host'
+namespace running colo-proxy (primary and secondary), plus a client.
+
+  c (client) --- ph (primary host: colo-proxy, NFQUEUE) --- pg (primary guest)
+                  |  peer link
+                 sh (secondary host: colo-proxy)        --- sg (secondary guest)
+
+Needs root, ip and iptables (Debian: iproute2, iptables). Prints TAP."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from proxyctl import ProxyCtl  # noqa: E402
+
+BUILDDIR = os.environ.get("COLO_BUILDDIR", os.getcwd())
+PROXY = os.path.join(BUILDDIR, "netfilter", "colo-proxy")
+PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "netns-peer.py")
+GUEST_MAC, GW_MAC = "52:54:00:77:00:02", "52:54:00:77:00:01"
+STREAM = 4 * 1024 * 1024
+
+
+class Tap:
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+
+    def ok(self, cond, name, diag=None):
+        self.n += 1
+        if not cond:
+            self.failed += 1
+            for line in (diag or "").splitlines():
+                print("# " + line)
+        print("%s %d - %s" % ("ok" if cond else "not ok", self.n, name), flush=True)
+        return cond
+
+    def skip_all(self, why):
+        print("1..0 # SKIP " + why)
+        sys.exit(0)
+
+
+def sh(*cmd, check=True, timeout=20):
+    return subprocess.run(cmd, check=check, timeout=timeout, capture_output=True, text=True)
+
+
+class Topology:
+    def __init__(self):
+        tag = "%d" % os.getpid()
+        self.ns = {k: "colo%s-%s" % (k, tag) for k in ("c", "ph", "pg", "sh", "sg")}
+        self.procs = []
+        self.tmp = tempfile.mkdtemp(prefix="colo-proxy-netns-")
+
+    def ip(self, ns, *args):
+        sh("ip", "-n", self.ns[ns], *args)
+
+    def exe(self, ns, *cmd, **kw):
+        return sh("ip", "netns", "exec", self.ns[ns], *cmd, **kw)
+
+    def spawn(self, ns, *cmd, log=None):
+        out = open(os.path.join(self.tmp, log), "w") if log else subprocess.PIPE
+        p = subprocess.Popen(["ip", "netns", "exec", self.ns[ns], *cmd], stdout=out,
+                             stderr=subprocess.STDOUT if log else subprocess.PIPE, text=True,
+                             start_new_session=True)
+        self.procs.append(p)
+        return p
+
+    def veth(self, a, ia, b, ib):
+        self.ip(a, "link", "add", ia, "type", "veth", "peer", "name", ib, "netns", self.ns[b])
+
+    def up(self, ns, ifname, addr, mac=None):
+        if mac:
+            self.ip(ns, "link", "set", ifname, "address", mac)
+        self.ip(ns, "addr", "add", addr, "dev", ifname)
+        self.ip(ns, "link", "set", ifname, "up")
+
+    def setup(self):
+        for n in self.ns.values():
+            sh("ip", "netns", "add", n)
+        for n in self.ns:
+            self.ip(n, "link", "set", "lo", "up")
+        self.veth("ph", "pgh", "pg", "pg0")
+        self.veth("sh", "sgh", "sg", "sg0")
+        self.veth("ph", "pc", "c", "c0")
+        self.veth("ph", "ps", "sh", "sp")
+        self.up("pg", "pg0", "10.77.0.2/24", GUEST_MAC)
+        self.up("sg", "sg0", "10.77.0.2/24", GUEST_MAC)
+        self.up("ph", "pgh", "10.77.0.1/24", GW_MAC)
+        self.up("sh", "sgh", "10.77.0.1/24", GW_MAC)
+        self.up("ph", "pc", "10.78.0.1/24")
+        self.up("c", "c0", "10.78.0.2/24")
+        self.up("ph", "ps", "10.79.0.1/24")
+        self.up("sh", "sp", "10.79.0.2/24")
+        for g in ("pg", "sg"):
+            self.ip(g, "route", "add", "default", "via", "10.77.0.1")
+        self.ip("c", "route", "add", "default", "via", "10.78.0.1")
+        self.exe("ph", "sysctl", "-qw", "net.ipv4.ip_forward=1")
+
+    def teardown(self):
+        for p in self.procs:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                    p.wait(timeout=5)
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    try:
+                        os.killpg(p.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+        # Deleting a namespace also deletes its veths and iptables rules.
+        for n in self.ns.values():
+            sh("ip", "netns", "del", n, check=False)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def wait_ready(proc, timeout=10):
+    deadline = time.monotonic() + timeout
+    line = proc.stdout.readline() if proc.stdout else ""
+    return line.strip() == "ready" and time.monotonic() < deadline
+
+
+def wait_for(fn, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.05)
+    return None
+
+
+def forward_rules(topo, ns):
+    out = topo.exe(ns, "iptables", "-S", "FORWARD").stdout
+    return [line for line in out.splitlines() if "colo-proxy" in line]
+
+
+def main():
+    tap = Tap()
+    if os.geteuid() != 0:
+        tap.skip_all("needs root (network namespaces, NFQUEUE, iptables)")
+    for tool in ("ip", "iptables", "ip6tables"):
+        if not shutil.which(tool):
+            tap.skip_all("%s not installed (Debian: iproute2, iptables)" % tool)
+    if not os.access(PROXY, os.X_OK):
+        tap.skip_all("colo-proxy not built at " + PROXY)
+    topo = Topology()
+    try:
+        run(tap, topo)
+    except Exception as e:  # a broken set-up fails loudly, never hangs
+        tap.ok(False, "test run", "%s: %s" % (type(e).__name__, e))
+        for f in sorted(os.listdir(topo.tmp)):
+            with open(os.path.join(topo.tmp, f)) as fh:
+                print("# --- %s\n%s" % (f, "".join("# " + line for line in fh.readlines()[-30:])))
+    finally:
+        topo.teardown()
+    print("1..%d" % tap.n)
+    return 1 if tap.failed else 0
+
+
+def run(tap, topo):
+    try:
+        topo.setup()
+    except subprocess.CalledProcessError as e:
+        tap.skip_all("cannot build the namespaces: %s" % (e.stderr or e).strip())
+    psock, ssock = os.path.join(topo.tmp, "p.sock"), os.path.join(topo.tmp, "s.sock")
+    proxies = {
+        "p": topo.spawn("ph", PROXY, "-r", "primary", "-i", "pgh", "-q", "7", "-L", "10.79.0.1:7700",
+                        "-c", psock, "-d", log="primary.log"),
+        "s": topo.spawn("sh", PROXY, "-r", "secondary", "-i", "sgh", "-q", "7", "-C", "10.79.0.1:7700",
+                        "-c", ssock, "-d", log="secondary.log"),
+    }
+    pctl, sctl = ProxyCtl(psock), ProxyCtl(ssock)
+    tap.ok(wait_for(lambda: pctl.execute("query-status")["peer-link"]) is not None, "the proxies link up")
+    rules = forward_rules(topo, "ph")
+    tap.ok(len(rules) == 1 and "NFQUEUE" in rules[0] and "bypass" not in rules[0],
+           "primary installed its NFQUEUE rule, without queue-bypass", "\n".join(rules))
+    rules = forward_rules(topo, "sh")
+    tap.ok(len(rules) == 1 and "DROP" in rules[0], "secondary keeps its guest off the wire", "\n".join(rules))
+
+    servers = [topo.spawn("pg", sys.executable, PEER, "serve", "7000"),
+               topo.spawn("sg", sys.executable, PEER, "serve", "7000")]
+    for s in servers:
+        if not wait_ready(s):
+            raise RuntimeError("server did not start")
+    expect = sh(sys.executable, PEER, "digest", str(STREAM)).stdout.strip()
+
+    # 1. A client stream of several MiB, compared all the way.
+    t0 = time.monotonic()
+    got = topo.exe("c", sys.executable, PEER, "fetch", "10.77.0.2", "7000", str(STREAM), check=False,
+                   timeout=45)
+    elapsed = time.monotonic() - t0
+    tap.ok(got.stdout.strip() == expect, "client stream of %d MiB arrives intact (%.1f s)" % (STREAM >> 20, elapsed),
+           got.stdout + got.stderr)
+    pst, sst = pctl.execute("query-stats"), sctl.execute("query-stats")
+    diag = json.dumps({"primary": pst, "secondary": sst}, indent=1)
+    tap.ok(pst["checkpoint-requests"] == 0 and not any(pst["mismatches"].values()),
+           "identical servers: zero mismatches, zero checkpoint requests", diag)
+    tap.ok(sst["offsets-learned"] >= 1 and sst["rewritten-output"] > 0 and sst["rewritten-input"] > 0,
+           "the secondary learned a sequence offset from a real Linux handshake", diag)
+    tap.ok(pst["released"] == pst["compared"] and pst["passthrough"] == 0 and pst["compared"] > 10,
+           "every released packet was compared (%d)" % pst["compared"], diag)
+
+    # 2. A connection the guests open: the rewriter learns from the server's SYN-ACK.
+    sink = topo.spawn("c", sys.executable, PEER, "sink", "7001")
+    if not wait_ready(sink):
+        raise RuntimeError("sink did not start")
+    pushers = [topo.spawn(g, sys.executable, PEER, "push", "10.78.0.2", "7001", str(1 << 20)) for g in ("pg", "sg")]
+    try:
+        out, _ = sink.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        out = "timeout"
+    expect1m = sh(sys.executable, PEER, "digest", str(1 << 20)).stdout.strip()
+    pst, sst = pctl.execute("query-stats"), sctl.execute("query-stats")
+    diag = json.dumps({"primary": pst, "secondary": sst}, indent=1)
+    tap.ok(out.strip() == expect1m, "a guest-opened connection carries 1 MiB intact", out)
+    tap.ok(sst["offsets-learned"] >= 2 and pst["checkpoint-requests"] == 0 and not any(pst["mismatches"].values()),
+           "guest-opened connection: offset learned, zero mismatches", diag)
+    for p in pushers:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+    tap.ok(pst["released"] == pst["compared"], "still nothing released uncompared", diag)
+
+    # 3. A secondary that answers differently: a checkpoint request, and the
+    # client gets the primary's bytes only once the coordinator commits.
+    pctl.execute("set-parameters", {"compare_timeout": 300, "expired_scan_cycle": 100})
+    servers.append(topo.spawn("pg", sys.executable, PEER, "serve", "7002"))
+    servers.append(topo.spawn("sg", sys.executable, PEER, "serve", "7002", "1"))
+    for s in servers[2:]:
+        if not wait_ready(s):
+            raise RuntimeError("server did not start")
+    size = 256 * 1024
+    pctl.events.clear()
+    client = topo.spawn("c", sys.executable, PEER, "fetch", "10.77.0.2", "7002", str(size))
+    ev = pctl.wait_event("CHECKPOINT_REQUEST", timeout=10)
+    tap.ok(ev is not None and ev["data"]["reason"] == "payload",
+           "a server that answers differently causes a checkpoint request", json.dumps(ev))
+    held = pctl.execute("query-stats")["queue-depth"]
+    tap.ok(held > 0 and client.poll() is None, "the differing output is held (%d packets)" % held)
+    commits = 0
+    deadline = time.monotonic() + 30
+    while client.poll() is None and time.monotonic() < deadline:
+        if pctl.wait_event("CHECKPOINT_REQUEST", timeout=0.2) or commits == 0:
+            pctl.execute("checkpoint-begin")
+            pctl.execute("checkpoint-commit")
+            commits += 1
+    out = client.communicate(timeout=5)[0] if client.poll() is not None else "timeout"
+    expect256 = sh(sys.executable, PEER, "digest", str(size)).stdout.strip()
+    tap.ok(out.strip() == expect256, "after %d checkpoint(s) the client has the primary's bytes" % commits, out)
+    st = pctl.execute("query-status")
+    tap.ok(st["epoch"] == commits, "each commit advanced the epoch (%d)" % st["epoch"])
+
+    # 4. Failover: the primary alone releases everything and passes traffic.
+    os.killpg(proxies["s"].pid, signal.SIGTERM)
+    proxies["s"].wait(timeout=10)
+    tap.ok(forward_rules(topo, "sh") == [], "the secondary removed its rule on exit")
+    pctl.execute("failover")
+    tap.ok(forward_rules(topo, "ph") == [], "failover removed the primary's NFQUEUE rule")
+    got = topo.exe("c", sys.executable, PEER, "fetch", "10.77.0.2", "7000", str(1 << 20), check=False, timeout=30)
+    tap.ok(got.stdout.strip() == expect1m, "after failover the primary serves alone", got.stdout + got.stderr)
+    pctl.close()
+    sctl.close()
+    os.killpg(proxies["p"].pid, signal.SIGTERM)
+    tap.ok(proxies["p"].wait(timeout=10) == 0, "the primary stops cleanly on SIGTERM")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
