@@ -106,6 +106,7 @@ GuestMemory *guest_memory_new(const GuestMemoryConfig *cfg, GError **error)
     if (cfg->size > low) {
         guest_memory_add_region(mem, GUEST_HIGH_RAM_BASE, cfg->size - low, block, low);
     }
+    dirty_log_init(&mem->dirty, cfg->size / GUEST_PAGE_SIZE);
     qb_log(LOG_DEBUG, "guest RAM: %" PRIu64 " MiB (%" PRIu64 " MiB below 4 GiB)%s%s",
            cfg->size >> 20, low >> 20, cfg->mem_path ? " backed by " : "",
            cfg->mem_path ? cfg->mem_path : "");
@@ -120,6 +121,7 @@ void guest_memory_free(GuestMemory *mem)
     for (unsigned i = 0; i < mem->nr_blocks; i++) {
         ram_block_free(mem->blocks[i]);
     }
+    dirty_log_destroy(&mem->dirty);
     g_free(mem);
 }
 
@@ -144,6 +146,31 @@ void *guest_memory_ptr(const GuestMemory *mem, uint64_t gpa, uint64_t len)
     return r->block->host + r->offset + (gpa - r->gpa);
 }
 
+static void guest_memory_mark_region(const GuestMemory *mem, const MemRegion *r, uint64_t gpa,
+                                     uint64_t len)
+{
+    uint64_t start = r->block->ram_offset + r->offset + (gpa - r->gpa);
+    uint64_t first = start / GUEST_PAGE_SIZE;
+    uint64_t last = (start + len - 1) / GUEST_PAGE_SIZE;
+
+    /* The log is atomic inside; marking does not change the layout. */
+    dirty_log_mark((DirtyLog *)&mem->dirty, first, last - first + 1);
+}
+
+void guest_memory_mark_dirty(GuestMemory *mem, uint64_t gpa, uint64_t len)
+{
+    while (len) {
+        const MemRegion *r = guest_memory_find(mem, gpa);
+        if (!r) {
+            return;
+        }
+        uint64_t chunk = MIN(len, r->size - (gpa - r->gpa));
+        guest_memory_mark_region(mem, r, gpa, chunk);
+        gpa += chunk;
+        len -= chunk;
+    }
+}
+
 /* Walks [gpa, gpa+len) region by region; false on the first unbacked byte. */
 static bool guest_memory_copy(const GuestMemory *mem, uint64_t gpa, void *buf, size_t len,
                               bool to_guest)
@@ -159,6 +186,7 @@ static bool guest_memory_copy(const GuestMemory *mem, uint64_t gpa, void *buf, s
         uint8_t *host = r->block->host + r->offset + (gpa - r->gpa);
         if (to_guest) {
             memcpy(host, p, chunk);
+            guest_memory_mark_region(mem, r, gpa, chunk);
         } else {
             memcpy(p, host, chunk);
         }

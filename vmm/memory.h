@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <glib.h>
 
+#include "dirty-log.h"
+
 #define GUEST_PAGE_SIZE     4096ULL
 #define GUEST_LOW_RAM_END   0xC0000000ULL
 #define GUEST_HIGH_RAM_BASE 0x100000000ULL
@@ -23,6 +25,7 @@ typedef struct RamBlock {
     uint8_t *host;      /* mapping of the whole block */
     uint64_t size;      /* bytes, a multiple of GUEST_PAGE_SIZE */
     int fd;             /* memfd or the -mem-path file */
+    uint64_t ram_offset; /* first byte in the page numbering of the dirty log */
 } RamBlock;
 
 /* A guest-physical range backed by part of a RamBlock (one KVM slot). */
@@ -42,6 +45,7 @@ typedef struct GuestMemory {
     unsigned nr_blocks;
     MemRegion regions[GUEST_MAX_REGIONS];
     unsigned nr_regions;
+    DirtyLog dirty;             /* pages written by devices (not vCPUs: KVM logs those) */
 } GuestMemory;
 
 typedef struct GuestMemoryConfig {
@@ -60,9 +64,15 @@ void guest_memory_free(GuestMemory *mem);
 void *guest_memory_ptr(const GuestMemory *mem, uint64_t gpa, uint64_t len);
 
 /* Copy between guest and host memory; false if any part is outside RAM.
- * The range may span regions. */
+ * The range may span regions. guest_memory_write is the device write path:
+ * it marks the pages dirty for migration and checkpoints. */
 bool guest_memory_read(const GuestMemory *mem, uint64_t gpa, void *buf, size_t len);
 bool guest_memory_write(GuestMemory *mem, uint64_t gpa, const void *buf, size_t len);
+
+/* A device that wrote through a guest_memory_ptr() pointer calls this once
+ * the write is done (marking before would let a collector clear the bit
+ * while the write is still in flight). Ranges outside RAM are ignored. */
+void guest_memory_mark_dirty(GuestMemory *mem, uint64_t gpa, uint64_t len);
 
 /* RAM mapped below 4 GiB / from 4 GiB up. */
 uint64_t guest_memory_low_size(const GuestMemory *mem);

@@ -1,0 +1,56 @@
+/* The migration stream format; docs/migration-stream.md is its reference.
+ * All integers big-endian. */
+#ifndef COLO_VMM_MIGRATION_FORMAT_H
+#define COLO_VMM_MIGRATION_FORMAT_H
+
+#include <stdint.h>
+
+#define MIG_MAGIC           0x434f4c4fU    /* "COLO" */
+#define MIG_VERSION         1
+
+/* Top-level records: one byte of kind, then the record. */
+enum {
+    MIG_REC_RAM = 0x01,         /* page entries until one with MIG_PAGE_EOS */
+    MIG_REC_DEVICE = 0x02,      /* u8 idlen, id, u32 instance, u32 version, u32 len, bytes */
+    MIG_REC_COMMAND = 0x03,     /* u16 command, u16 len, bytes */
+    MIG_REC_EOF = 0x04,         /* the stream ends; the destination may run */
+    MIG_REC_RAM_BLOCKS = 0x05,  /* u32 count, then per block: u8 idlen, id, u64 size */
+};
+
+/* A page entry: u64 (page offset in its block | flags), then if not
+ * MIG_PAGE_CONTINUE: u8 idlen, id; then for ZERO one fill byte, for PAGE
+ * the page's bytes. */
+enum {
+    MIG_PAGE_ZERO = 0x02,       /* every byte equals the fill byte */
+    MIG_PAGE_PAGE = 0x08,       /* full page follows */
+    MIG_PAGE_EOS = 0x10,        /* end of this RAM record (offset unused) */
+    MIG_PAGE_CONTINUE = 0x20,   /* same block as the previous entry */
+};
+#define MIG_PAGE_FLAGS_MASK 0xfffULL
+
+/* Commands, source to destination. */
+enum {
+    MIG_CMD_OPEN_RETURN_PATH = 1,   /* no payload */
+    MIG_CMD_PING = 2,               /* u32 value, answered by PONG */
+    MIG_CMD_POSTCOPY_ADVISE = 3,    /* u64 page size, u64 target page size */
+    MIG_CMD_POSTCOPY_LISTEN = 4,
+    MIG_CMD_POSTCOPY_RUN = 5,
+    MIG_CMD_POSTCOPY_END = 6,
+    MIG_CMD_PACKAGED = 7,           /* u32 len, a nested stream of len bytes */
+    MIG_CMD_RUN_STATE = 8,          /* u8 1 = source was running */
+    MIG_CMD_MAX
+};
+
+/* Return path messages, destination to source: u16 type, u16 len, bytes. */
+enum {
+    MIG_RP_SHUT = 1,            /* u32 status: 0 ok, else an errno */
+    MIG_RP_PONG = 2,            /* u32 value from PING */
+    MIG_RP_REQ_PAGES = 3,       /* u8 idlen, id, u64 offset, u32 length */
+    MIG_RP_MAX
+};
+
+#define MIG_MAX_ID_LEN      255
+#define MIG_MAX_DEVICE_LEN  (16u << 20)    /* one device section */
+#define MIG_MAX_COMMAND_LEN (1u << 20)
+
+#endif
