@@ -147,6 +147,7 @@ static void test_malformed(Fixture *f, gconstpointer data)
         { "{\"execute\": }\n", NULL },
         { "{\"execute\" \"query-version\"}\n", NULL },
         { "nonsense\n", NULL },
+        { "//\n", "JSON parse error, expecting value" },
         { "{\"execute\": \"query-version\", \"id\": 1,}\n", NULL },
         { "{\"execute\": \"\xff\xfe\"}\n", "JSON parse error, invalid UTF-8 sequence in input" },
         { "[1, 2]\n", "QMP input must be a JSON object" },

@@ -8,7 +8,7 @@
 #include <string.h>
 
 /* Writes every queued event, oldest first. Server thread only. */
-static void events_flush(QmpServer *s)
+void qmp_events_flush(QmpServer *s)
 {
     GQueue pending = G_QUEUE_INIT;
     char *line;
@@ -33,7 +33,7 @@ static gboolean event_source_dispatch(GSource *source, GSourceFunc cb, gpointer 
 {
     /* Disarm before draining: an emit racing with us re-arms afterwards. */
     g_source_set_ready_time(source, -1);
-    events_flush(((EventSource *)source)->server);
+    qmp_events_flush(((EventSource *)source)->server);
     return G_SOURCE_CONTINUE;
 }
 
@@ -82,7 +82,7 @@ void qmp_server_emit_event(QmpServer *s, const char *event, JsonObject *data)
     line = qmp_json_line(node, &len);
 
     if (g_main_context_is_owner(s->ctx)) {
-        events_flush(s); /* keep the order of earlier events from other threads */
+        qmp_events_flush(s); /* keep the order of earlier events from other threads */
         qmp_server_broadcast(s, line, len);
         g_free(line);
         return;

@@ -82,6 +82,8 @@ JsonNode *qmp_version_node(const QmpServer *s);
 
 void qmp_events_init(QmpServer *s);
 void qmp_events_fini(QmpServer *s);
+/* Writes every event queued by other threads, oldest first. */
+void qmp_events_flush(QmpServer *s);
 
 /* --- qmp-server.c */
 

@@ -377,8 +377,16 @@ void qmp_server_free(QmpServer *s)
     if (!s) {
         return;
     }
+    /* Last words (a SHUTDOWN event, the reply to quit) still go out if the
+     * sockets take them without blocking. */
+    qmp_events_flush(s);
     for (GList *l = s->clients; l; l = l->next) {
-        client_close(l->data);
+        QmpClient *c = l->data;
+
+        if (!c->dead) {
+            client_flush(c);
+        }
+        client_close(c);
     }
     if (s->reap_source) {
         g_source_destroy(s->reap_source);

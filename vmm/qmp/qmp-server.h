@@ -78,7 +78,10 @@ void qmp_server_set_limits(QmpServer *s, size_t max_message, size_t max_output);
 unsigned qmp_server_client_count(QmpServer *s);
 
 /* Close every client and the listening socket, remove the socket file, free
- * everything. No other thread may emit events during or after this call. */
+ * everything. Queued events and unsent replies are written first as far as
+ * the sockets take them without blocking (so a SHUTDOWN event emitted just
+ * before still reaches the clients). No other thread may emit events during
+ * or after this call. */
 void qmp_server_free(QmpServer *s);
 
 #endif

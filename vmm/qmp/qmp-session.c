@@ -50,8 +50,9 @@ static JsonNode *session_handle_text(QmpSession *sess, const char *text, size_t 
                     "JSON parse error, invalid UTF-8 sequence in input");
     } else if (!json_parser_load_from_data(sess->parser, text, (gssize)len, &error)) {
         g_prefix_error(&error, "JSON parse error, ");
-    } else {
-        request = json_parser_steal_root(sess->parser);
+    } else if (!(request = json_parser_steal_root(sess->parser))) {
+        /* json-glib skips comments: "//" alone is a document without a value. */
+        g_set_error(&error, QMP_ERROR, QMP_ERROR_GENERIC, "JSON parse error, expecting value");
     }
     if (!request) {
         g_autofree char *excerpt = session_excerpt(text, len);
