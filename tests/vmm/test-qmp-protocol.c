@@ -34,6 +34,13 @@ static gint64 sum_of(JsonObject *rsp)
     return json_object_get_int_member(json_node_get_object(ret), "sum");
 }
 
+static void append_repeated(GString *s, char c, int n)
+{
+    for (int i = 0; i < n; i++) {
+        g_string_append_c(s, c);
+    }
+}
+
 static void test_greeting(Fixture *f, gconstpointer data)
 {
     g_autofree char *line = qtc_recv_line(f->c);
@@ -252,12 +259,8 @@ static void test_too_deep(Fixture *f, gconstpointer data)
     g_autoptr(JsonObject) r1 = NULL, r2 = NULL, r3 = NULL, r4 = NULL;
 
     qtc_negotiate(f->c);
-    for (int i = 0; i < 3000; i++) {
-        g_string_append_c(deep, '[');
-    }
-    for (int i = 0; i < 3000; i++) {
-        g_string_append_c(deep, ']');
-    }
+    append_repeated(deep, '[', 3000);
+    append_repeated(deep, ']', 3000);
     g_string_append(deep, "}}{\"execute\": \"test-add\", \"arguments\": {\"a\": 8}}");
     qtc_send(f->c, deep->str, deep->len);
     r1 = qtc_recv(f->c);
@@ -267,9 +270,7 @@ static void test_too_deep(Fixture *f, gconstpointer data)
 
     /* An unterminated one is abandoned at the next newline. */
     g_string_truncate(deep, 0);
-    for (int i = 0; i < 2000; i++) {
-        g_string_append_c(deep, '{');
-    }
+    append_repeated(deep, '{', 2000);
     g_string_append(deep, "\n{\"execute\": \"test-add\", \"arguments\": {\"a\": 9}}\n");
     qtc_send(f->c, deep->str, deep->len);
     r3 = qtc_recv(f->c);
@@ -285,12 +286,8 @@ static void test_deep_within_limit(Fixture *f, gconstpointer data)
 
     /* 1024 levels in all are allowed: the type error proves it was parsed. */
     qtc_negotiate(f->c);
-    for (int i = 0; i < QMP_MAX_NESTING - 2; i++) {
-        g_string_append_c(deep, '[');
-    }
-    for (int i = 0; i < QMP_MAX_NESTING - 2; i++) {
-        g_string_append_c(deep, ']');
-    }
+    append_repeated(deep, '[', QMP_MAX_NESTING - 2);
+    append_repeated(deep, ']', QMP_MAX_NESTING - 2);
     g_string_append(deep, "}}");
     rsp = qtc_cmd(f->c, deep->str);
     qtc_assert_error(rsp, "GenericError", "Invalid parameter type for 'b', expected: integer");
