@@ -1,0 +1,64 @@
+/* Timer ticks, heartbeat and status lines. */
+#include "acpi.h"
+#include "apic.h"
+#include "console.h"
+#include "status.h"
+#include "tick.h"
+#include "workload.h"
+
+static struct guest_config cfg;
+static unsigned ncpus;
+
+void tick_setup(const struct guest_config *config, unsigned cpus)
+{
+    cfg = *config;
+    ncpus = cpus;
+}
+
+static void tick_status_line(uint64_t hb, uint64_t dirtied)
+{
+    char buf[200];
+    int n = ksnprintf(buf, sizeof(buf), "colo-testguest: status hb=%lu dirtied=%lu cpus=%u ticks=", hb,
+                      dirtied, ncpus);
+
+    for (unsigned i = 0; i < ncpus && n < (int)sizeof(buf); i++) {
+        n += ksnprintf(buf + n, sizeof(buf) - (unsigned)n, "%s%lu", i ? "," : "", cpu_areas[i].pc.ticks);
+    }
+    if (tsc_hz && n < (int)sizeof(buf)) {
+        n += ksnprintf(buf + n, sizeof(buf) - (unsigned)n, " tick_us=");
+        for (unsigned i = 0; i < ncpus && n < (int)sizeof(buf); i++) {
+            struct percpu *c = &cpu_areas[i].pc;
+            uint64_t us = c->ticks ? c->busy_tsc * 1000000 / tsc_hz / c->ticks : 0;
+            n += ksnprintf(buf + n, sizeof(buf) - (unsigned)n, "%s%lu", i ? "," : "", us);
+        }
+    }
+    kprintf("%s\n", buf);
+}
+
+static void tick_second(void)
+{
+    uint64_t hb = STATUS->heartbeat + 1;
+    uint64_t dirtied = 0;
+
+    for (unsigned i = 0; i < ncpus; i++) {
+        dirtied += cpu_areas[i].pc.writes;
+    }
+    STATUS->pages_dirtied = dirtied;
+    STATUS->heartbeat = hb;
+    if (cfg.interval && hb % cfg.interval == 0) {
+        tick_status_line(hb, dirtied);
+    }
+    if (cfg.poweroff_after && hb >= cfg.poweroff_after) {
+        acpi_poweroff("poweroff_after");
+    }
+}
+
+void tick_handle(struct percpu *c)
+{
+    c->ticks++;
+    STATUS->cpu[c->index].ticks = c->ticks;
+    workload_tick(c);
+    if (c->index == 0 && c->ticks % cfg.hz == 0) {
+        tick_second();
+    }
+}
