@@ -31,10 +31,12 @@ static gboolean on_signal(gpointer opaque)
     return G_SOURCE_CONTINUE;
 }
 
+/* Start-up failed: say so once on stderr, and in the log file or syslog. */
 static int vmm_fail(const char *what, GError *error)
 {
-    qb_log(LOG_ERR, "%s%s", what, error ? error->message : "");
     fprintf(stderr, "colo-vmm: %s%s\n", what, error ? error->message : "");
+    qb_log_ctl(QB_LOG_STDERR, QB_LOG_CONF_ENABLED, QB_FALSE);
+    qb_log(LOG_ERR, "%s%s", what, error ? error->message : "");
     return EXIT_START_FAILED;
 }
 

@@ -136,17 +136,13 @@ static const uint32_t vcpu_pv_msrs[] = {
 
 static bool vcpu_reset_pv_msrs(Vcpu *vcpu, GError **error)
 {
-    struct {
-        struct kvm_msrs header;
-        struct kvm_msr_entry entry;
-    } msr;
+    g_autofree struct kvm_msrs *msrs = g_malloc0(sizeof(*msrs) + sizeof(struct kvm_msr_entry));
 
     /* One at a time: KVM_SET_MSRS stops at the first MSR a host lacks. */
     for (unsigned i = 0; i < G_N_ELEMENTS(vcpu_pv_msrs); i++) {
-        memset(&msr, 0, sizeof(msr));
-        msr.header.nmsrs = 1;
-        msr.entry.index = vcpu_pv_msrs[i];
-        if (ioctl(vcpu->fd, KVM_SET_MSRS, &msr) < 0) {
+        msrs->nmsrs = 1;
+        msrs->entries[0] = (struct kvm_msr_entry){ .index = vcpu_pv_msrs[i] };
+        if (ioctl(vcpu->fd, KVM_SET_MSRS, msrs) < 0) {
             return vcpu_fail(error, vcpu, "KVM_SET_MSRS");
         }
     }

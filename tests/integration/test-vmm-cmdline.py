@@ -17,8 +17,10 @@ def refused(args, message):
     with tempfile.TemporaryDirectory() as d:
         sock = os.path.join(d, "q.sock")
         serial = os.path.join(d, "serial")
-        r = run(*args, "-qmp", "unix:%s,server=on,wait=off" % sock, "-serial", "file:" + serial) \
-            if "-qmp" not in args else run(*args)
+        # The case's own words go last, so a trailing option lacks its argument.
+        extra = [] if "-qmp" in args else ["-qmp", "unix:%s,server=on,wait=off" % sock,
+                                           "-serial", "file:" + serial]
+        r = run(*extra, *args)
         assert r.returncode == 1, (args, r.returncode, r.stderr)
         assert message in r.stderr, (args, r.stderr)
         assert r.stderr.startswith("colo-vmm: "), r.stderr
