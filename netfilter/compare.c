@@ -8,6 +8,10 @@
 #include <qb/qblog.h>
 #include <string.h>
 
+/* Secondary bytes kept below what the client acknowledged, so that a
+ * spurious retransmission by the primary can still be compared. */
+#define CMP_HISTORY_BYTES (1u << 20)
+
 /* Secondary packets from the next epoch (sent after the secondary resumed
  * but before our commit) are kept for it, up to this many. */
 #define CMP_MAX_FUTURE 4096
@@ -653,7 +657,7 @@ void cmp_input_add(CmpEngine *e, const uint8_t *pkt, size_t len, bool eth)
     flow_key_reverse(&pi.key, &rev);
     f = g_hash_table_lookup(e->flows, &rev);
     if (f) {
-        cmp_flow_trim(f, pi.ack);
+        cmp_flow_trim(f, pi.ack - CMP_HISTORY_BYTES);
     }
 }
 

@@ -42,7 +42,10 @@ static JsonNode *cmd_checkpoint_commit(void *opaque, JsonObject *args, GError **
 {
     Proxy *p = opaque;
     JsonBuilder *b = json_builder_new();
-    unsigned int released = proxy_checkpoint_commit(p);
+    JsonNode *k = args ? json_object_get_member(args, "keep-offsets") : NULL;
+    bool keep = k && JSON_NODE_HOLDS_VALUE(k) && json_node_get_value_type(k) == G_TYPE_BOOLEAN &&
+                json_node_get_boolean(k);
+    unsigned int released = proxy_checkpoint_commit(p, keep);
 
     json_builder_begin_object(b);
     add_int(b, "released", released);

@@ -303,7 +303,7 @@ unsigned int proxy_checkpoint_begin(Proxy *p)
     return cmp_checkpoint_begin(p->engine);
 }
 
-unsigned int proxy_checkpoint_commit(Proxy *p)
+unsigned int proxy_checkpoint_commit(Proxy *p, bool keep_offsets)
 {
     unsigned int n = 0;
 
@@ -314,7 +314,9 @@ unsigned int proxy_checkpoint_commit(Proxy *p)
             nfq_release_all(p->nfq);
         }
     } else {
-        rw_table_reset(p->rw);
+        if (!keep_offsets) {
+            rw_table_reset(p->rw);
+        }
         p->epoch++;
     }
     return n;

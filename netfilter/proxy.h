@@ -57,7 +57,10 @@ extern const struct ctl_command proxy_commands[];
 
 /* Actions shared by the commands and the tests. */
 unsigned int proxy_checkpoint_begin(Proxy *p);
-unsigned int proxy_checkpoint_commit(Proxy *p);
+/* @keep_offsets (secondary only): advance the epoch but keep the
+ * rewriter's offsets; for test set-ups whose "guests" are not really
+ * synchronised by a checkpoint. */
+unsigned int proxy_checkpoint_commit(Proxy *p, bool keep_offsets);
 bool proxy_failover(Proxy *p, GError **error);
 void proxy_set_scan_cycle(Proxy *p, uint32_t ms);
 uint64_t proxy_now_ns(void);

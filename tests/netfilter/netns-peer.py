@@ -6,6 +6,8 @@
   sink PORT              accept one connection, print "LEN SHA256" of what came
   push HOST PORT SIZE    send SIZE pattern bytes from port 45000 (the two
                          guests are not replicas, so their ephemeral ports would differ)
+  uecho PORT             UDP echo server
+  uping HOST PORT COUNT  COUNT UDP round trips, print "p50_us p99_us"
 Every socket operation has a timeout: a stalled test fails instead of hanging."""
 import hashlib
 import socket
@@ -77,6 +79,26 @@ def main():
         c.shutdown(socket.SHUT_WR)
         c.recv(1)
         c.close()
+    elif mode == "uecho":
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.bind(("0.0.0.0", int(sys.argv[2])))
+        print("ready", flush=True)
+        while True:
+            d, a = u.recvfrom(2048)
+            u.sendto(d, a)
+    elif mode == "uping":
+        import time
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.settimeout(5)
+        rtts = []
+        for i in range(int(sys.argv[4])):
+            t0 = time.perf_counter()
+            u.sendto(b"%08d" % i, (sys.argv[2], int(sys.argv[3])))
+            while u.recv(64) != b"%08d" % i:
+                pass
+            rtts.append((time.perf_counter() - t0) * 1e6)
+        rtts.sort()
+        print("%.0f %.0f" % (rtts[len(rtts) // 2], rtts[len(rtts) * 99 // 100]))
     elif mode == "digest":
         data = pattern(int(sys.argv[2]))
         print(len(data), hashlib.sha256(data).hexdigest())

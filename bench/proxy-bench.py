@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""colo-proxy benchmark (not a test): packets per second through
+compare-and-release, and TCP stream throughput, on this machine.
+
+  sudo COLO_BUILDDIR=/path/to/build bench/proxy-bench.py [--stream-mib N] [--small-mib N]
+
+1. engine: the compare engine alone (bench/proxy-bench-engine.c).
+   Then UDP round trips client -> guest -> client, without and with the
+   proxies (the added latency of the whole hold/compare/release path).
+2. full path, TCP stream: the namespace set-up of
+   tests/netfilter/test-proxy-netns.py (two guests, two proxies, NFQUEUE
+   with GSO and batch verdicts); the client fetches N MiB.
+3. full path, small packets: the same with GSO off in the guests
+   (gso_max_segs 1) and the client advertising an MSS of 88 bytes, so
+   every packet the proxy holds and compares is small.
+The last line is the full-path small-packet rate, "N kpps"."""
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.dirname(HERE)
+spec = importlib.util.spec_from_file_location("netns", os.path.join(SRC, "tests", "netfilter", "test-proxy-netns.py"))
+netns = importlib.util.module_from_spec(spec)
+sys.path.insert(0, os.path.join(SRC, "tests", "netfilter"))
+spec.loader.exec_module(netns)
+
+
+class Coordinator(threading.Thread):
+    """Stands in for colod: commits a checkpoint on both proxies whenever the
+    primary asks (the namespaces cannot really be synchronised, so the
+    secondary keeps its rewriter offsets)."""
+
+    def __init__(self, sock, ssock):
+        super().__init__(daemon=True)
+        self.ctl = netns.ProxyCtl(sock)
+        self.sctl = netns.ProxyCtl(ssock)
+        self.commits = 0
+        self.reasons = {}
+        self.stop = False
+
+    def run(self):
+        while not self.stop:
+            ev = self.ctl.wait_event("CHECKPOINT_REQUEST", timeout=0.2)
+            if ev:
+                r = ev["data"]["reason"]
+                self.reasons[r] = self.reasons.get(r, 0) + 1
+                self.ctl.execute("checkpoint-begin")
+                self.sctl.execute("checkpoint-commit", {"keep-offsets": True})
+                self.ctl.execute("checkpoint-commit")
+                self.commits += 1
+
+
+def fetch(topo, mib):
+    t0 = time.monotonic()
+    r = topo.exe("c", sys.executable, netns.PEER, "fetch", "10.77.0.2", "7000", str(mib << 20), timeout=600,
+                 check=False)
+    if r.returncode:
+        raise RuntimeError("fetch failed: " + r.stderr.strip().splitlines()[-1])
+    dt = time.monotonic() - t0
+    n = int(r.stdout.split()[0])
+    if n != mib << 20:
+        raise RuntimeError("fetch got %d bytes" % n)
+    return dt
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--stream-mib", type=int, default=1024)
+    ap.add_argument("--small-mib", type=int, default=16)
+    args = ap.parse_args()
+    build = os.environ.get("COLO_BUILDDIR", os.getcwd())
+
+    eng = subprocess.run([os.path.join(build, "tests", "netfilter", "proxy-bench-engine")], check=True,
+                         capture_output=True, text=True, timeout=300).stdout
+    for line in eng.splitlines():
+        print(line if line.startswith("engine") else "engine: " + line, flush=True)
+
+    topo = netns.Topology()
+    try:
+        topo.setup()
+        for g in ("pg", "sg"):
+            if not netns.wait_ready(topo.spawn(g, sys.executable, netns.PEER, "uecho", "7003")):
+                raise RuntimeError("echo server did not start")
+
+        def uping():
+            out = topo.exe("c", sys.executable, netns.PEER, "uping", "10.77.0.2", "7003", "2000", timeout=120).stdout
+            return [float(x) for x in out.split()]
+
+        base = uping()
+        psock, ssock = os.path.join(topo.tmp, "p.sock"), os.path.join(topo.tmp, "s.sock")
+        topo.spawn("ph", netns.PROXY, "-r", "primary", "-i", "pgh", "-q", "7", "-L", "10.79.0.1:7700", "-c", psock,
+                   log="primary.log")
+        topo.spawn("sh", netns.PROXY, "-r", "secondary", "-i", "sgh", "-q", "7", "-C", "10.79.0.1:7700", "-c", ssock,
+                   log="secondary.log")
+        pctl = netns.ProxyCtl(psock)
+        netns.ProxyCtl(ssock)
+        if not netns.wait_for(lambda: pctl.execute("query-status")["peer-link"]):
+            raise RuntimeError("proxies did not link up")
+        for g in ("pg", "sg"):
+            if not netns.wait_ready(topo.spawn(g, sys.executable, netns.PEER, "serve", "7000")):
+                raise RuntimeError("server did not start")
+        coord = Coordinator(psock, ssock)
+        coord.start()
+        held = uping()
+        print("full path, UDP round trip (2000, one at a time): p50 %.0f us, p99 %.0f us without colo-proxy; "
+              "p50 %.0f us, p99 %.0f us with it" % (base[0], base[1], held[0], held[1]), flush=True)
+
+        before = pctl.execute("query-stats")
+        dt = fetch(topo, args.stream_mib)
+        after = pctl.execute("query-stats")
+        pk = after["nfq-packets"] - before["nfq-packets"]
+        print("full path, TCP stream: %d MiB in %.2f s = %.2f Gbit/s, %d packets through NFQUEUE (GSO), "
+              "%d batch verdicts" % (args.stream_mib, dt, args.stream_mib * 8 * 1.048576e6 / dt / 1e9, pk,
+                                     after["nfq-batch-verdicts"] - before["nfq-batch-verdicts"]), flush=True)
+
+        for g, dev in (("pg", "pg0"), ("sg", "sg0")):
+            topo.ip(g, "link", "set", dev, "gso_max_segs", "1")
+        topo.ip("c", "route", "change", "default", "via", "10.78.0.1", "advmss", "88")
+        before = pctl.execute("query-stats")
+        try:
+            dt = fetch(topo, args.small_mib)
+        except RuntimeError:
+            print(json.dumps({"primary": pctl.execute("query-stats"), "checkpoints": coord.reasons}), file=sys.stderr)
+            raise
+        after = pctl.execute("query-stats")
+        pk = after["nfq-packets"] - before["nfq-packets"]
+        bad = {k: v for k, v in after["mismatches"].items() if v}
+        print("full path, small packets: %d MiB in %.2f s, %d packets (%.0f bytes each on average), "
+              "mismatches %s" % (args.small_mib, dt, pk, (args.small_mib << 20) / max(pk, 1), json.dumps(bad)))
+        hist = after["hold-time-us"]
+        print("hold-time histogram (all packets, us): " +
+              ", ".join("<%s: %d" % (b.get("below", "inf"), b["count"]) for b in hist if b["count"]))
+        print("checkpoints the proxy asked for during the run: %d %s" % (coord.commits, json.dumps(coord.reasons)))
+        coord.stop = True
+        coord.join(2)
+        print("%.0f kpps" % (pk / dt / 1000.0))
+    finally:
+        topo.teardown()
+
+
+if __name__ == "__main__":
+    main()
