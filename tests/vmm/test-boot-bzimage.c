@@ -99,6 +99,7 @@ static void test_load_full(Fixture *f, gconstpointer data)
     g_assert_cmphex(cmd, !=, 0);
     g_assert_cmpstr(guest_memory_ptr(f->mem, cmd, strlen(cmdline) + 1), ==, cmdline);
     g_assert_cmphex(rd32(z + 0xc8), ==, 0);                    /* ext_cmd_line_ptr */
+    g_assert_cmpmem(guest_memory_ptr(f->mem, rd64(z + 0x70), 8), 8, "RSD PTR ", 8);   /* acpi_rsdp_addr */
 
     uint32_t rd = rd32(z + 0x218), rdsize = rd32(z + 0x21c);
     gsize rlen;
@@ -311,21 +312,22 @@ static void test_files(Fixture *f, gconstpointer data)
     unlink(rpath);
 }
 
-/* A distribution kernel, if the machine has one. */
+/* A distribution kernel: $COLO_TEST_BZIMAGE, else /boot/vmlinuz-* if the
+ * machine has one. */
 static void test_host_kernel(Fixture *f, gconstpointer data)
 {
     g_autoptr(GDir) dir = g_dir_open("/boot", 0, NULL);
     const char *name;
-    g_autofree char *path = NULL;
+    g_autofree char *path = g_strdup(g_getenv("COLO_TEST_BZIMAGE"));
 
-    while (dir && (name = g_dir_read_name(dir))) {
+    while (!path && dir && (name = g_dir_read_name(dir))) {
         if (g_str_has_prefix(name, "vmlinuz-")) {
             path = g_build_filename("/boot", name, NULL);
             break;
         }
     }
     if (!path || access(path, R_OK) != 0) {
-        g_test_skip("no readable /boot/vmlinuz-* on this machine");
+        g_test_skip("no readable /boot/vmlinuz-* on this machine (or set COLO_TEST_BZIMAGE)");
         return;
     }
     guest_memory_free(f->mem);
@@ -340,7 +342,11 @@ static void test_host_kernel(Fixture *f, gconstpointer data)
     g_assert_cmphex(z[0x210], ==, 0xff);
     g_assert_cmphex(rd16(z + 0x236) & 1, ==, 1);
     g_assert_cmphex(e.entry, ==, rd64(z + 0x258) + 0x200);
+    g_assert_cmphex(e.kernel_end, >=, e.kernel_start + rd32(z + 0x260));
     g_assert_cmpuint(z[0x1e8], ==, 4);
+    g_assert_cmpstr(guest_memory_ptr(f->mem, rd32(z + 0x228), 14), ==, "console=ttyS0");
+    g_test_message("%s: protocol %u.%02u, entry 0x%" G_GINT64_MODIFIER "x, init_size 0x%x", path,
+                   z[0x207], z[0x206], e.entry, rd32(z + 0x260));
 }
 
 int main(int argc, char **argv)

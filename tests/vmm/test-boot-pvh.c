@@ -55,7 +55,7 @@ static void check_loaded(GuestMemory *mem, const TestElfOpts *o, const BootEntry
     g_assert_cmphex(rd32(si + 0), ==, START_INFO_MAGIC);
     g_assert_cmpuint(rd32(si + 4), ==, 1);                 /* version: memmap fields valid */
     g_assert_cmpuint(rd32(si + 8), ==, 0);                 /* flags */
-    g_assert_cmphex(rd64(si + 32), ==, 0);                 /* rsdp_paddr: no ACPI */
+    g_assert_cmpmem(guest_memory_ptr(mem, rd64(si + 32), 8), 8, "RSD PTR ", 8);   /* rsdp_paddr */
     uint64_t cmd = rd64(si + 24);
     const char *want_cmd = cmdline ? cmdline : "";
     g_assert_cmpstr(guest_memory_ptr(mem, cmd, strlen(want_cmd) + 1), ==, want_cmd);

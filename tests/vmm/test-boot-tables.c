@@ -1,5 +1,6 @@
 /* Boot-time tables: the e820 map, the MP table (parsed back with a reader
- * written from the Intel MP spec 1.4) and the boot vCPU's state against
+ * written from the Intel MP spec 1.4), the ACPI tables (RSDP, XSDT/RSDT,
+ * FADT, FACS, DSDT, MADT) and the boot vCPU's state against
  * the GDT and page tables in guest memory. */
 #include "config.h"
 
@@ -220,6 +221,150 @@ static void test_mptable_bad_ncpus(void)
     guest_memory_free(mem);
 }
 
+/* ---- ACPI ---- */
+
+/* A table found through a pointer: signature, length inside the BIOS
+ * area, checksum. */
+static const uint8_t *acpi_table(GuestMemory *mem, uint64_t gpa, const char *sig)
+{
+    const uint8_t *t = guest_memory_ptr(mem, gpa, 36);
+    g_assert_nonnull(t);
+    g_assert_cmpmem(t, 4, sig, 4);
+    uint32_t len = rd32(t + 4);
+    g_assert_cmpuint(len, >=, 36);
+    g_assert_cmphex(gpa + len, <=, 0x100000);
+    g_assert_cmpuint(sum(t, len), ==, 0);
+    return t;
+}
+
+/* The RSDP the way Linux looks for it without a pointer: 16-byte aligned
+ * in 0xe0000-0xfffff. */
+static const uint8_t *acpi_find_rsdp(GuestMemory *mem)
+{
+    const uint8_t *area = guest_memory_ptr(mem, 0xe0000, 0x20000);
+    for (size_t off = 0; off < 0x20000; off += 16) {
+        if (memcmp(area + off, "RSD PTR ", 8) == 0) {
+            return area + off;
+        }
+    }
+    return NULL;
+}
+
+static void test_acpi(gconstpointer data)
+{
+    unsigned ncpus = GPOINTER_TO_UINT(data);
+    GuestMemory *mem = test_mem_new(32);
+    BootEntry e;
+    GError *error = NULL;
+
+    g_assert_true(load_kind(mem, true, ncpus, &e, &error));
+    g_assert_no_error(error);
+
+    const uint8_t *rsdp = acpi_find_rsdp(mem);
+    g_assert_nonnull(rsdp);
+    g_assert_cmpuint(sum(rsdp, 20), ==, 0);
+    g_assert_cmpuint(rsdp[15], ==, 2);
+    g_assert_cmpuint(rd32(rsdp + 20), ==, 36);
+    g_assert_cmpuint(sum(rsdp, 36), ==, 0);
+    /* The zero page points at the same RSDP. */
+    const uint8_t *zp = guest_memory_ptr(mem, e.params, 4096);
+    g_assert_true(guest_memory_ptr(mem, rd64(zp + 0x70), 36) == rsdp);
+
+    /* XSDT and RSDT list the same tables: FACP and APIC. */
+    const uint8_t *xsdt = acpi_table(mem, rd64(rsdp + 24), "XSDT");
+    const uint8_t *rsdt = acpi_table(mem, rd32(rsdp + 16), "RSDT");
+    unsigned n = (rd32(xsdt + 4) - 36) / 8;
+    g_assert_cmpuint(n, ==, (rd32(rsdt + 4) - 36) / 4);
+    const uint8_t *fadt = NULL, *madt = NULL;
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t gpa = rd64(xsdt + 36 + 8 * i);
+        g_assert_cmphex(gpa, ==, rd32(rsdt + 36 + 4 * i));
+        const uint8_t *t = guest_memory_ptr(mem, gpa, 4);
+        if (memcmp(t, "FACP", 4) == 0) {
+            fadt = acpi_table(mem, gpa, "FACP");
+        } else if (memcmp(t, "APIC", 4) == 0) {
+            madt = acpi_table(mem, gpa, "APIC");
+        }
+    }
+    g_assert_nonnull(fadt);
+    g_assert_nonnull(madt);
+
+    /* FADT: the PM hardware of vmm/devices/acpi-pm, reset via 0xcf9. */
+    g_assert_cmpuint(rd32(fadt + 4), >=, 244);
+    g_assert_cmpuint(rd16(fadt + 46), ==, 9);             /* SCI_INT */
+    g_assert_cmphex(rd32(fadt + 48), ==, 0);              /* SMI_CMD: always ACPI mode */
+    g_assert_cmphex(rd32(fadt + 56), ==, 0x600);          /* PM1a_EVT_BLK */
+    g_assert_cmphex(rd32(fadt + 64), ==, 0x604);          /* PM1a_CNT_BLK */
+    g_assert_cmphex(rd32(fadt + 76), ==, 0x608);          /* PM_TMR_BLK */
+    g_assert_cmpuint(fadt[88], ==, 4);
+    g_assert_cmpuint(fadt[89], ==, 2);
+    g_assert_cmpuint(fadt[91], ==, 4);
+    g_assert_true(rd32(fadt + 112) & (1u << 10));         /* RESET_REG_SUP */
+    g_assert_cmpuint(fadt[116], ==, 1);                   /* SystemIO */
+    g_assert_cmphex(rd64(fadt + 120), ==, 0xcf9);
+    g_assert_cmphex(fadt[128], ==, 0x06);
+    g_assert_cmphex(rd64(fadt + 140), ==, rd32(fadt + 40)); /* X_DSDT == DSDT */
+    g_assert_cmphex(rd64(fadt + 132), ==, rd32(fadt + 36)); /* X_FIRMWARE_CTRL == FACS */
+    g_assert_cmphex(rd64(fadt + 152), ==, 0x600);         /* X_PM1a_EVT_BLK: GAS at 148, address at +4 */
+    g_assert_cmphex(rd64(fadt + 176), ==, 0x604);
+    g_assert_cmphex(rd64(fadt + 212), ==, 0x608);
+    const uint8_t *facs = guest_memory_ptr(mem, rd32(fadt + 36), 64);
+    g_assert_cmphex(rd32(fadt + 36) % 64, ==, 0);
+    g_assert_cmpmem(facs, 4, "FACS", 4);
+    g_assert_cmpuint(rd32(facs + 4), ==, 64);
+
+    /* DSDT: \_S5 = Package { 0, ... } (SLP_TYP 0, what acpi-pm powers off on). */
+    const uint8_t *dsdt = acpi_table(mem, rd32(fadt + 40), "DSDT");
+    static const uint8_t s5[] = { 0x08, '_', 'S', '5', '_', 0x12 };
+    g_assert_nonnull(memmem(dsdt + 36, rd32(dsdt + 4) - 36, s5, sizeof(s5)));
+
+    /* MADT: the same machine as the MP table. */
+    g_assert_cmphex(rd32(madt + 36), ==, 0xfee00000);
+    g_assert_cmpuint(rd32(madt + 40) & 1, ==, 1);         /* PCAT_COMPAT */
+    unsigned lapics = 0, ioapics = 0, isos = 0, nmis = 0;
+    const uint8_t *p = madt + 44, *end = madt + rd32(madt + 4);
+    while (p < end) {
+        g_assert_cmpuint(p[1], >=, 2);
+        g_assert_true(p + p[1] <= end);
+        switch (p[0]) {
+        case 0:
+            g_assert_cmpuint(p[1], ==, 8);
+            g_assert_cmpuint(p[3], ==, lapics);           /* APIC ids 0..n-1 */
+            g_assert_cmpuint(rd32(p + 4) & 1, ==, 1);
+            lapics++;
+            break;
+        case 1:
+            g_assert_cmpuint(p[1], ==, 12);
+            g_assert_cmpuint(p[2], ==, ncpus);
+            g_assert_cmphex(rd32(p + 4), ==, 0xfec00000);
+            g_assert_cmpuint(rd32(p + 8), ==, 0);
+            ioapics++;
+            break;
+        case 2:
+            g_assert_cmpuint(p[1], ==, 10);
+            g_assert_cmpuint(p[3], ==, 9);                /* only the SCI is overridden */
+            g_assert_cmpuint(rd32(p + 4), ==, 9);
+            g_assert_cmphex(rd16(p + 8), ==, 0xd);        /* level, active high */
+            isos++;
+            break;
+        case 4:
+            g_assert_cmpuint(p[1], ==, 6);
+            g_assert_cmpuint(p[5], ==, 1);                /* LINT1 */
+            nmis++;
+            break;
+        default:
+            g_error("unexpected MADT entry type %u", p[0]);
+        }
+        p += p[1];
+    }
+    g_assert_true(p == end);
+    g_assert_cmpuint(lapics, ==, ncpus);
+    g_assert_cmpuint(ioapics, ==, 1);
+    g_assert_cmpuint(isos, ==, 1);
+    g_assert_cmpuint(nmis, ==, 1);
+    guest_memory_free(mem);
+}
+
 /* ---- CPU state ---- */
 
 /* Decodes GDT entry @sel from guest memory and checks that the segment
@@ -377,6 +522,8 @@ int main(int argc, char **argv)
     g_test_add_data_func("/boot/mptable/4-cpus", GUINT_TO_POINTER(4), test_mptable);
     g_test_add_data_func("/boot/mptable/254-cpus", GUINT_TO_POINTER(254), test_mptable);
     g_test_add_func("/boot/mptable/bad-ncpus", test_mptable_bad_ncpus);
+    g_test_add_data_func("/boot/acpi/1-cpu", GUINT_TO_POINTER(1), test_acpi);
+    g_test_add_data_func("/boot/acpi/254-cpus", GUINT_TO_POINTER(254), test_acpi);
     g_test_add_func("/boot/cpu/pvh", test_cpu_pvh);
     g_test_add_func("/boot/cpu/linux64", test_cpu_linux64);
     return g_test_run();

@@ -19,6 +19,7 @@
 #define BOOT_CMDLINE_ADDR    UINT64_C(0x20000)
 #define BOOT_CMDLINE_MAX     UINT64_C(0x10000)  /* bytes including the NUL */
 #define BOOT_MPTABLE_ADDR    UINT64_C(0xf0000)  /* BIOS area, reserved in e820 */
+#define BOOT_ACPI_ADDR       UINT64_C(0xf2000)  /* RSDP first, then the other ACPI tables */
 #define BOOT_KERNEL_MIN      UINT64_C(0x100000)
 
 /* The areas boot.c clears before a load, so nothing of a previous boot
@@ -73,6 +74,17 @@ static inline void boot_wr64(uint8_t *p, uint64_t v)
     memcpy(p, &v, sizeof(v));
 }
 
+/* Table checksum: the byte that makes @len bytes sum to zero. */
+static inline uint8_t boot_checksum(const uint8_t *p, size_t len)
+{
+    uint8_t sum = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        sum += p[i];
+    }
+    return (uint8_t)-sum;
+}
+
 /* Per-format loaders: validate the image, load kernel, initrd and command
  * line, write the boot parameters; fill mode, entry, params, page_tables
  * and kernel_start/end of @entry. They check their own magic, so they are
@@ -94,6 +106,10 @@ bool boot_initrd_place(GuestMemory *mem, const BootImages *img, uint64_t lowest,
 
 /* MP table (floating pointer + configuration table) at BOOT_MPTABLE_ADDR. */
 bool boot_mptable_write(GuestMemory *mem, unsigned ncpus, GError **error);
+
+/* ACPI tables (RSDP at BOOT_ACPI_ADDR, RSDT/XSDT, FADT, FACS, DSDT,
+ * MADT) describing the same CPUs, IOAPIC and PM hardware as the MP table. */
+bool boot_acpi_write(GuestMemory *mem, unsigned ncpus, GError **error);
 
 /* The GDT every mode uses, and the identity page tables of Linux64. */
 bool boot_gdt_write(GuestMemory *mem, BootEntry *entry);

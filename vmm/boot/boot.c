@@ -89,7 +89,7 @@ bool boot_load_images(GuestMemory *mem, const BootImages *img, BootEntry *entry,
                     "unknown kernel format (neither an ELF file nor a bzImage with a \"HdrS\" header)");
         return false;
     }
-    if (!ok || !boot_mptable_write(mem, img->ncpus, error)) {
+    if (!ok || !boot_mptable_write(mem, img->ncpus, error) || !boot_acpi_write(mem, img->ncpus, error)) {
         return false;
     }
     if (!boot_gdt_write(mem, &e) || (e.mode == BOOT_MODE_LINUX64 && !boot_page_tables_write(mem, &e))) {

@@ -13,6 +13,7 @@
 
 /* Offsets in the file's first sectors, which are also the offsets in the
  * zero page (struct boot_params) where the setup header is copied. */
+#define ZP_ACPI_RSDP_ADDR    0x070
 #define ZP_EXT_RAMDISK_IMAGE 0x0c0
 #define ZP_EXT_RAMDISK_SIZE  0x0c4
 #define ZP_EXT_CMD_LINE_PTR  0x0c8
@@ -157,6 +158,7 @@ static bool bz_zero_page_write(GuestMemory *mem, BzImage *bz, uint64_t initrd, u
     boot_wr32(zp + ZP_EXT_RAMDISK_IMAGE, 0);
     boot_wr32(zp + ZP_EXT_RAMDISK_SIZE, 0);
     boot_wr32(zp + ZP_EXT_CMD_LINE_PTR, 0);
+    boot_wr64(zp + ZP_ACPI_RSDP_ADDR, BOOT_ACPI_ADDR);   /* written by boot.c; 2.14+ read it */
     zp[ZP_E820_ENTRIES] = (uint8_t)n;
     memcpy(zp + ZP_E820_TABLE, map, n * sizeof(map[0]));
     return guest_memory_write(mem, BOOT_ZERO_PAGE_ADDR, zp, sizeof(bz->zp));

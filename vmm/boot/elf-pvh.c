@@ -286,7 +286,7 @@ static bool pvh_start_info_write(GuestMemory *mem, bool has_initrd, uint64_t ini
     boot_wr32(si + SI_NR_MODULES, has_initrd ? 1 : 0);
     boot_wr64(si + SI_MODLIST_PADDR, has_initrd ? BOOT_MODLIST_ADDR : 0);
     boot_wr64(si + SI_CMDLINE_PADDR, BOOT_CMDLINE_ADDR);
-    boot_wr64(si + SI_RSDP_PADDR, 0);      /* no ACPI: the guest uses the MP table */
+    boot_wr64(si + SI_RSDP_PADDR, BOOT_ACPI_ADDR);   /* written by boot.c */
     boot_wr64(si + SI_MEMMAP_PADDR, BOOT_MEMMAP_ADDR);
     boot_wr32(si + SI_MEMMAP_ENTRIES, n);
 

@@ -27,16 +27,6 @@ enum { MP_INT, MP_NMI, MP_SMI, MP_EXTINT };
 #define MP_CPU_BSP         0x02
 #define MP_ISA_BUS_ID      0
 
-static uint8_t mp_checksum(const uint8_t *p, size_t len)
-{
-    uint8_t sum = 0;
-
-    for (size_t i = 0; i < len; i++) {
-        sum += p[i];
-    }
-    return (uint8_t)-sum;
-}
-
 /* An I/O or local interrupt entry: flags 0 = polarity and trigger conform
  * to the bus (ISA: active high, edge). */
 static uint8_t *mp_put_intr(uint8_t *p, uint8_t kind, uint8_t type, uint8_t bus, uint8_t irq,
@@ -103,14 +93,14 @@ bool boot_mptable_write(GuestMemory *mem, unsigned ncpus, GError **error)
     memcpy(hdr + 16, "COLO-VMM    ", 12);                /* product id */
     boot_wr16(hdr + 34, (uint16_t)nentries);
     boot_wr32(hdr + 36, MP_LAPIC_ADDR);
-    hdr[7] = mp_checksum(hdr, table_len);
+    hdr[7] = boot_checksum(hdr, table_len);
 
     memcpy(fps, "_MP_", 4);
     boot_wr32(fps + 4, (uint32_t)(BOOT_MPTABLE_ADDR + MP_FPS_SIZE));
     fps[8] = 1;                                          /* length in 16-byte units */
     fps[9] = MP_SPEC_REV;
     /* Feature bytes 0: a configuration table is present, no IMCR. */
-    fps[10] = mp_checksum(fps, MP_FPS_SIZE);
+    fps[10] = boot_checksum(fps, MP_FPS_SIZE);
 
     if (!guest_memory_write(mem, BOOT_MPTABLE_ADDR, buf, MP_FPS_SIZE + table_len)) {
         g_set_error(error, BOOT_ERROR, BOOT_ERROR_NO_ROOM,
