@@ -83,6 +83,7 @@ static bool opt_append(VmmOptions *o, const char *a, GError **e) { return opt_st
 static bool opt_mem_path(VmmOptions *o, const char *a, GError **e) { return opt_string(&o->mem_path, a); }
 static bool opt_serial(VmmOptions *o, const char *a, GError **e) { return opt_string(&o->serial, a); }
 static bool opt_pidfile(VmmOptions *o, const char *a, GError **e) { return opt_string(&o->pidfile, a); }
+static bool opt_incoming(VmmOptions *o, const char *a, GError **e) { return opt_string(&o->incoming, a); }
 static bool opt_logfile(VmmOptions *o, const char *a, GError **e) { return opt_string(&o->logfile, a); }
 static bool opt_paused(VmmOptions *o, const char *a, GError **e) { return o->start_paused = true; }
 static bool opt_daemonize(VmmOptions *o, const char *a, GError **e) { return o->daemonize = true; }
@@ -149,6 +150,7 @@ static const VmmOption vmm_options[] = {
     { "name", true, opt_name, "-name NAME       name of the guest, for logs" },
     { "serial", true, opt_serial, "-serial DEV      COM1: stdio | file:PATH | unix:PATH,server=on,wait=off | none" },
     { "qmp", true, opt_qmp, "-qmp unix:PATH,server=on,wait=off  QMP control socket" },
+    { "incoming", true, opt_incoming, "-incoming URI     wait for a migration on tcp:HOST:PORT or unix:PATH (or 'defer')" },
     { "daemonize", false, opt_daemonize, "-daemonize       run in the background once started" },
     { "pidfile", true, opt_pidfile, "-pidfile FILE    write the process id to FILE" },
     { "D", true, opt_logfile, "-D FILE          also log to FILE" },
@@ -239,6 +241,7 @@ void vmm_options_clear(VmmOptions *opts)
     g_free(opts->name);
     g_free(opts->serial);
     g_free(opts->qmp);
+    g_free(opts->incoming);
     g_free(opts->pidfile);
     g_free(opts->logfile);
     memset(opts, 0, sizeof(*opts));

@@ -18,6 +18,7 @@ typedef struct VmmOptions {
     char *name;
     char *serial;               /* chardev spec; NULL = default */
     char *qmp;                  /* path of the QMP unix socket */
+    char *incoming;             /* -incoming URI or "defer" */
     bool daemonize;
     char *pidfile;
     char *logfile;              /* -D */

@@ -82,6 +82,16 @@ Kvm *kvm_new(const char *dev, GError **error)
         kvm_fail(error, "KVM_CREATE_VM");
         goto fail;
     }
+    /* Clear dirty bits per range, and start with every page dirty, so a
+     * sync costs what it collects rather than a walk of all memory. */
+    int manual = ioctl(kvm->sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2);
+    if (manual > 0) {
+        struct kvm_enable_cap cap = {
+            .cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
+            .args = { manual & (KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE | KVM_DIRTY_LOG_INITIALLY_SET) },
+        };
+        kvm->manual_dirty_protect = ioctl(kvm->vm_fd, KVM_ENABLE_CAP, &cap) == 0;
+    }
     if (ioctl(kvm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0) {
         kvm_fail(error, "KVM_SET_TSS_ADDR");
         goto fail;
@@ -123,19 +133,76 @@ void kvm_free(Kvm *kvm)
     g_free(kvm);
 }
 
+static bool kvm_set_slot(Kvm *kvm, const MemRegion *r, uint32_t flags, GError **error)
+{
+    struct kvm_userspace_memory_region slot = {
+        .slot = r->slot,
+        .flags = flags,
+        .guest_phys_addr = r->gpa,
+        .memory_size = r->size,
+        .userspace_addr = (uintptr_t)(r->block->host + r->offset),
+    };
+
+    if (ioctl(kvm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0) {
+        return kvm_fail(error, "KVM_SET_USER_MEMORY_REGION");
+    }
+    return true;
+}
+
 bool kvm_map_memory(Kvm *kvm, const GuestMemory *mem, GError **error)
 {
     for (unsigned i = 0; i < mem->nr_regions; i++) {
-        const MemRegion *r = &mem->regions[i];
-        struct kvm_userspace_memory_region slot = {
-            .slot = r->slot,
-            .guest_phys_addr = r->gpa,
-            .memory_size = r->size,
-            .userspace_addr = (uintptr_t)(r->block->host + r->offset),
-        };
-        if (ioctl(kvm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0) {
-            return kvm_fail(error, "KVM_SET_USER_MEMORY_REGION");
+        if (!kvm_set_slot(kvm, &mem->regions[i], kvm->dirty_logging ? KVM_MEM_LOG_DIRTY_PAGES : 0, error)) {
+            return false;
         }
+    }
+    return true;
+}
+
+bool kvm_dirty_log_start(Kvm *kvm, const GuestMemory *mem, GError **error)
+{
+    kvm->dirty_logging = true;
+    if (!kvm_map_memory(kvm, mem, error)) {
+        kvm_dirty_log_stop(kvm, mem);
+        return false;
+    }
+    return true;
+}
+
+void kvm_dirty_log_stop(Kvm *kvm, const GuestMemory *mem)
+{
+    g_autoptr(GError) error = NULL;
+
+    kvm->dirty_logging = false;
+    if (!kvm_map_memory(kvm, mem, &error)) {
+        qb_log(LOG_WARNING, "stopping dirty logging: %s", error->message);
+    }
+}
+
+bool kvm_dirty_log_sync(Kvm *kvm, const MemRegion *region, unsigned long *bitmap, GError **error)
+{
+    uint64_t pages = region->size / GUEST_PAGE_SIZE;
+    size_t words = (pages + 63) / 64;
+    g_autofree unsigned long *got = g_new0(unsigned long, words);
+    struct kvm_dirty_log log = { .slot = region->slot, .dirty_bitmap = got };
+
+    if (ioctl(kvm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
+        return kvm_fail(error, "KVM_GET_DIRTY_LOG");
+    }
+    if (kvm->manual_dirty_protect) {
+        /* Re-protect only what we took; pages written since stay dirty. */
+        struct kvm_clear_dirty_log clear = {
+            .slot = region->slot,
+            .first_page = 0,
+            .num_pages = (uint32_t)pages,
+            .dirty_bitmap = got,
+        };
+        if (ioctl(kvm->vm_fd, KVM_CLEAR_DIRTY_LOG, &clear) < 0) {
+            return kvm_fail(error, "KVM_CLEAR_DIRTY_LOG");
+        }
+    }
+    for (size_t i = 0; i < words; i++) {
+        bitmap[i] |= got[i];
     }
     return true;
 }

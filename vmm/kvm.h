@@ -15,6 +15,8 @@ typedef struct Kvm {
     int vm_fd;
     int run_size;                   /* mmap size of struct kvm_run */
     struct kvm_cpuid2 *cpuid;       /* what KVM supports, as the template for every vCPU */
+    bool manual_dirty_protect;      /* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 enabled */
+    bool dirty_logging;
 } Kvm;
 
 /* Open /dev/kvm (or @dev), create the VM with in-kernel irqchip and PIT.
@@ -24,6 +26,15 @@ void kvm_free(Kvm *kvm);
 
 /* Map every region of @mem into the guest. */
 bool kvm_map_memory(Kvm *kvm, const GuestMemory *mem, GError **error);
+
+/* Dirty logging of vCPU writes for migration and checkpoints, with manual
+ * re-protection (KVM_CLEAR_DIRTY_LOG) where the kernel has it. Start marks
+ * every page dirty (the first sync returns them all). */
+bool kvm_dirty_log_start(Kvm *kvm, const GuestMemory *mem, GError **error);
+void kvm_dirty_log_stop(Kvm *kvm, const GuestMemory *mem);
+/* Fetch and clear the slot's dirty bits, ORed into @bitmap (bit 0 = first
+ * page of the region). Returns false on an ioctl failure. */
+bool kvm_dirty_log_sync(Kvm *kvm, const MemRegion *region, unsigned long *bitmap, GError **error);
 
 /* Drive an interrupt line of the in-kernel PIC/IOAPIC (GSI). Thread-safe. */
 void kvm_set_irq(Kvm *kvm, unsigned gsi, bool level);

@@ -15,6 +15,8 @@
 #include "cmdline.h"
 #include "common/log.h"
 #include "daemon.h"
+#include "migration/migration-commands.h"
+#include "migration/migration.h"
 #include "qmp/qmp-server.h"
 #include "vm-commands.h"
 #include "vm.h"
@@ -107,13 +109,23 @@ int main(int argc, char **argv)
         }
         vm->qmp = qmp;
         vm_commands_register(qmp, vm);
+        migration_commands_register(qmp, vm->migration);
+    }
+    if (opts.incoming) {
+        /* vCPUs wait parked until the stream has arrived. */
+        vm->state = RUN_STATE_INMIGRATE;
+        if (strcmp(opts.incoming, "defer") != 0 &&
+            !migration_incoming_listen(vm->migration, opts.incoming, &error)) {
+            ret = vmm_fail("-incoming: ", error);
+            goto out;
+        }
     }
     if (opts.pidfile && !daemon_write_pidfile(opts.pidfile, &error)) {
         ret = vmm_fail("-pidfile: ", error);
         goto out;
     }
 
-    if (!vm_start(vm, opts.start_paused, &error)) {
+    if (!vm_start(vm, opts.start_paused || opts.incoming, &error)) {
         ret = vmm_fail("", error);
         goto out;
     }
@@ -130,7 +142,7 @@ int main(int argc, char **argv)
     g_main_loop_run(vm->loop);
     g_main_loop_unref(vm->loop);
     vm->loop = NULL;
-    ret = EXIT_OK;
+    ret = vm->exit_code;
 
 out:
     if (notify) {

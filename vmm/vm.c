@@ -12,7 +12,10 @@
 #include "devices/cmos.h"
 #include "devices/reset-control.h"
 #include "devices/serial.h"
+#include "kvm-state.h"
+#include "migration/migration.h"
 #include "qmp/qmp-server.h"
+#include "vcpu-state.h"
 
 enum {
     VM_REQUEST_SHUTDOWN = 1u << 0,
@@ -26,6 +29,9 @@ static const char *const run_state_names[] = {
     [RUN_STATE_PAUSED] = "paused",
     [RUN_STATE_SHUTDOWN] = "shutdown",
     [RUN_STATE_INTERNAL_ERROR] = "internal-error",
+    [RUN_STATE_INMIGRATE] = "inmigrate",
+    [RUN_STATE_FINISH_MIGRATE] = "finish-migrate",
+    [RUN_STATE_POSTMIGRATE] = "postmigrate",
 };
 
 static const char *const shutdown_cause_names[] = {
@@ -200,6 +206,19 @@ bool vm_reset(Vm *vm, ShutdownCause cause, GError **error)
     return ok;
 }
 
+static void vm_end(Vm *vm)
+{
+    g_mutex_lock(&vm->lock);
+    vm->exiting = true;
+    g_cond_broadcast(&vm->cond);
+    g_mutex_unlock(&vm->lock);
+    vm_kick_all(vm);
+    vm->state = RUN_STATE_SHUTDOWN;
+    if (vm->loop) {
+        g_main_loop_quit(vm->loop);
+    }
+}
+
 void vm_shutdown(Vm *vm, ShutdownCause cause)
 {
     if (vm->state == RUN_STATE_SHUTDOWN) {
@@ -210,16 +229,16 @@ void vm_shutdown(Vm *vm, ShutdownCause cause)
     json_object_set_string_member(data, "reason", shutdown_cause_name(cause));
     qb_log(LOG_INFO, "VM %s: shutdown (%s)", vm->name, shutdown_cause_name(cause));
     vm_emit_event(vm, "SHUTDOWN", data);
+    vm_end(vm);
+}
 
-    g_mutex_lock(&vm->lock);
-    vm->exiting = true;
-    g_cond_broadcast(&vm->cond);
-    g_mutex_unlock(&vm->lock);
-    vm_kick_all(vm);
-    vm->state = RUN_STATE_SHUTDOWN;
-    if (vm->loop) {
-        g_main_loop_quit(vm->loop);
+void vm_terminate(Vm *vm, int code)
+{
+    if (vm->state == RUN_STATE_SHUTDOWN) {
+        return;
     }
+    vm->exit_code = code;
+    vm_end(vm);
 }
 
 void vm_powerdown(Vm *vm)
@@ -346,12 +365,27 @@ static bool vm_create_devices(Vm *vm, const VmConfig *cfg, GError **error)
     return vm->reset_control != NULL;
 }
 
+/* Sections in load order: vCPUs first (APIC base before the irqchip),
+ * then the interrupt controllers, the clock, and the devices. */
+static void vm_register_state(Vm *vm)
+{
+    for (unsigned i = 0; i < vm->ncpus; i++) {
+        vmstate_register(&vm->vmstate, &vcpu_state_ops, i, vm->vcpus[i]);
+    }
+    vmstate_register(&vm->vmstate, &kvm_irqchip_state_ops, 0, vm->kvm);
+    vmstate_register(&vm->vmstate, &kvm_clock_state_ops, 0, vm->kvm);
+    vmstate_register(&vm->vmstate, &serial_state_ops, 0, vm->serial);
+    vmstate_register(&vm->vmstate, &cmos_state_ops, 0, vm->cmos);
+    vmstate_register(&vm->vmstate, &acpi_pm_state_ops, 0, vm->pm);
+}
+
 Vm *vm_new(const VmConfig *cfg, GMainContext *ctx, GError **error)
 {
     Vm *vm = g_new0(Vm, 1);
 
     g_mutex_init(&vm->lock);
     g_cond_init(&vm->cond);
+    vmstate_registry_init(&vm->vmstate);
     vm->name = g_strdup(cfg->name ? cfg->name : "colo-vm");
     vm->ncpus = cfg->ncpus;
     vm->ctx = ctx;
@@ -388,6 +422,8 @@ Vm *vm_new(const VmConfig *cfg, GMainContext *ctx, GError **error)
     if (!kvm_irqchip_save(vm->kvm, &vm->irqchip_reset, error) || !vm_load_boot(vm, error)) {
         goto fail;
     }
+    vm_register_state(vm);
+    vm->migration = migration_new(vm);
     qb_log(LOG_INFO, "VM %s: %u vCPU(s), %" G_GUINT64_FORMAT " MiB, kernel %s",
            vm->name, vm->ncpus, vm->mem->ram_size >> 20, cfg->boot.kernel);
     return vm;
@@ -402,6 +438,8 @@ void vm_free(Vm *vm)
     if (!vm) {
         return;
     }
+    /* Migration threads first: they may be waiting on the main loop. */
+    migration_free(vm->migration);
     g_mutex_lock(&vm->lock);
     vm->exiting = true;
     g_cond_broadcast(&vm->cond);
@@ -413,6 +451,7 @@ void vm_free(Vm *vm)
         }
         g_free(vm->vcpus);
     }
+    vmstate_registry_clear(&vm->vmstate);
     serial_free(vm->serial);
     cmos_free(vm->cmos);
     acpi_pm_free(vm->pm);

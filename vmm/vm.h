@@ -16,6 +16,7 @@
 #include "iobus.h"
 #include "kvm.h"
 #include "memory.h"
+#include "migration/vmstate.h"
 #include "vcpu.h"
 
 struct QmpServer;
@@ -30,6 +31,9 @@ typedef enum RunState {
     RUN_STATE_PAUSED,
     RUN_STATE_SHUTDOWN,
     RUN_STATE_INTERNAL_ERROR,
+    RUN_STATE_INMIGRATE,        /* waiting for an incoming migration */
+    RUN_STATE_FINISH_MIGRATE,   /* stopped for the last pass of an outgoing one */
+    RUN_STATE_POSTMIGRATE,      /* stopped after a completed outgoing one */
 } RunState;
 
 /* Why the guest stops or restarts; the strings are QEMU's ShutdownCause. */
@@ -67,6 +71,8 @@ typedef struct Vm {
     struct AcpiPm *pm;
     struct Cmos *cmos;
     struct ResetControl *reset_control;
+    VmStateRegistry vmstate;    /* device-state sections for migration */
+    struct Migration *migration;    /* outgoing and incoming; NULL until used */
 
     /* Run control: state and pause handshake with the vCPU threads. */
     GMutex lock;
@@ -81,6 +87,7 @@ typedef struct Vm {
     unsigned requests;
     ShutdownCause request_cause;
     GMainLoop *loop;            /* quit when the VM ends; may be NULL */
+    int exit_code;              /* what colo-vmm exits with once the loop ends */
 } Vm;
 
 Vm *vm_new(const VmConfig *cfg, GMainContext *ctx, GError **error);
@@ -103,6 +110,10 @@ bool vm_reset(Vm *vm, ShutdownCause cause, GError **error);
 
 /* End the VM: SHUTDOWN event, vCPUs stopped, main loop quit. Main thread. */
 void vm_shutdown(Vm *vm, ShutdownCause cause);
+
+/* End the process without a guest shutdown (a failed incoming migration
+ * leaves nothing to run): vCPUs stopped, main loop quit, exit @code. */
+void vm_terminate(Vm *vm, int code);
 
 /* Ask for an ACPI power-button press (system_powerdown). */
 void vm_powerdown(Vm *vm);

@@ -170,3 +170,41 @@ void acpi_pm_free(AcpiPm *pm)
         g_free(pm);
     }
 }
+
+static bool acpi_pm_state_save(void *opaque, StateWriter *w, GError **error)
+{
+    AcpiPm *pm = opaque;
+
+    g_mutex_lock(&pm->lock);
+    state_put_u16(w, pm->sts);
+    state_put_u16(w, pm->en);
+    state_put_u16(w, pm->cnt);
+    g_mutex_unlock(&pm->lock);
+    return true;
+}
+
+static bool acpi_pm_state_load(void *opaque, StateReader *r, uint32_t version, GError **error)
+{
+    AcpiPm *pm = opaque;
+    uint16_t sts = state_get_u16(r), en = state_get_u16(r), cnt = state_get_u16(r);
+
+    if (!state_reader_finish(r, "acpi-pm", error)) {
+        return false;
+    }
+    g_mutex_lock(&pm->lock);
+    pm->sts = sts;
+    pm->en = en & ACPI_PM1_PWRBTN;
+    pm->cnt = cnt & (uint16_t)~ACPI_PM1_SLP_EN;
+    pm->sci_level = false;      /* the irqchip section carries the line's level */
+    acpi_pm_update_sci(pm);
+    g_mutex_unlock(&pm->lock);
+    return true;
+}
+
+const VmStateOps acpi_pm_state_ops = {
+    .id = "acpi-pm",
+    .version = 1,
+    .min_version = 1,
+    .save = acpi_pm_state_save,
+    .load = acpi_pm_state_load,
+};

@@ -10,6 +10,7 @@
 
 #include "iobus.h"
 #include "kvm.h"
+#include "migration/vmstate.h"
 
 #define ACPI_PM_BASE   0x600
 #define ACPI_PM_SCI    9
@@ -24,6 +25,8 @@ AcpiPm *acpi_pm_new(IoBus *bus, Kvm *kvm, void (*power_off)(void *opaque), void 
                     GError **error);
 void acpi_pm_free(AcpiPm *pm);
 void acpi_pm_reset(AcpiPm *pm);
+
+extern const VmStateOps acpi_pm_state_ops;    /* opaque: AcpiPm * */
 
 /* Press the power button: PWRBTN_STS, and the SCI if the guest enabled it. */
 void acpi_pm_press_power_button(AcpiPm *pm);

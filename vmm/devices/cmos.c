@@ -214,3 +214,44 @@ void cmos_free(Cmos *c)
         g_free(c);
     }
 }
+
+/* The clock travels as its offset from UTC, so the guest's time goes on
+ * across hosts whose clocks agree. */
+static bool cmos_state_save(void *opaque, StateWriter *w, GError **error)
+{
+    Cmos *c = opaque;
+
+    g_mutex_lock(&c->lock);
+    state_put_u8(w, c->index);
+    state_put_bytes(w, c->nvram, CMOS_SIZE);
+    state_put_u64(w, (uint64_t)c->offset);
+    g_mutex_unlock(&c->lock);
+    return true;
+}
+
+static bool cmos_state_load(void *opaque, StateReader *r, uint32_t version, GError **error)
+{
+    Cmos *c = opaque;
+    uint8_t index = state_get_u8(r);
+    uint8_t nvram[CMOS_SIZE];
+
+    state_get_bytes(r, nvram, CMOS_SIZE);
+    int64_t offset = (int64_t)state_get_u64(r);
+    if (!state_reader_finish(r, "cmos", error)) {
+        return false;
+    }
+    g_mutex_lock(&c->lock);
+    c->index = index & (CMOS_SIZE - 1);
+    memcpy(c->nvram, nvram, CMOS_SIZE);
+    c->offset = offset;
+    g_mutex_unlock(&c->lock);
+    return true;
+}
+
+const VmStateOps cmos_state_ops = {
+    .id = "cmos",
+    .version = 1,
+    .min_version = 1,
+    .save = cmos_state_save,
+    .load = cmos_state_load,
+};

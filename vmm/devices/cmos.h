@@ -11,12 +11,15 @@
 
 #include "iobus.h"
 #include "memory.h"
+#include "migration/vmstate.h"
 
 typedef struct Cmos Cmos;
 
 Cmos *cmos_new(IoBus *bus, const GuestMemory *mem, unsigned ncpus, GError **error);
 void cmos_free(Cmos *c);
 void cmos_reset(Cmos *c);
+
+extern const VmStateOps cmos_state_ops;       /* opaque: Cmos * */
 
 /* For tests: the register value at @index as the guest would read it at @now. */
 uint8_t cmos_read_at(Cmos *c, uint8_t index, time_t now);

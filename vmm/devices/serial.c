@@ -273,3 +273,69 @@ void serial_free(Serial *s)
     g_mutex_clear(&s->lock);
     g_free(s);
 }
+
+static bool serial_state_save(void *opaque, StateWriter *w, GError **error)
+{
+    Serial *s = opaque;
+
+    g_mutex_lock(&s->lock);
+    state_put_u8(w, s->ier);
+    state_put_u8(w, s->lcr);
+    state_put_u8(w, s->mcr);
+    state_put_u8(w, s->scr);
+    state_put_u8(w, s->fcr);
+    state_put_u8(w, s->msr);
+    state_put_u16(w, s->divisor);
+    state_put_u8(w, s->thr_ipending);
+    state_put_u32(w, s->rx_count);
+    for (unsigned i = 0; i < s->rx_count; i++) {
+        state_put_u8(w, s->rx[(s->rx_head + i) % SERIAL_RX_SIZE]);
+    }
+    g_mutex_unlock(&s->lock);
+    return true;
+}
+
+static bool serial_state_load(void *opaque, StateReader *r, uint32_t version, GError **error)
+{
+    Serial *s = opaque;
+    uint8_t ier = state_get_u8(r), lcr = state_get_u8(r), mcr = state_get_u8(r);
+    uint8_t scr = state_get_u8(r), fcr = state_get_u8(r), msr = state_get_u8(r);
+    uint16_t divisor = state_get_u16(r);
+    bool thr_ipending = state_get_u8(r) != 0;
+    uint32_t rx_count = state_get_u32(r);
+
+    if (!r->error && rx_count > SERIAL_RX_SIZE) {
+        g_set_error(error, VMSTATE_ERROR, VMSTATE_ERROR_INVALID,
+                    "serial state holds %u received bytes (at most %d)", rx_count, SERIAL_RX_SIZE);
+        return false;
+    }
+    uint8_t rx[SERIAL_RX_SIZE];
+    state_get_bytes(r, rx, r->error ? 0 : rx_count);
+    if (!state_reader_finish(r, "serial", error)) {
+        return false;
+    }
+    g_mutex_lock(&s->lock);
+    s->ier = ier & 0x0f;
+    s->lcr = lcr;
+    s->mcr = mcr & 0x1f;
+    s->scr = scr;
+    s->fcr = fcr;
+    s->msr = msr;
+    s->divisor = divisor;
+    s->thr_ipending = thr_ipending;
+    memcpy(s->rx, rx, rx_count);
+    s->rx_head = 0;
+    s->rx_count = rx_count;
+    s->irq_level = false;       /* the irqchip section carries the line's level */
+    serial_update_irq(s);
+    g_mutex_unlock(&s->lock);
+    return true;
+}
+
+const VmStateOps serial_state_ops = {
+    .id = "serial",
+    .version = 1,
+    .min_version = 1,
+    .save = serial_state_save,
+    .load = serial_state_load,
+};

@@ -1,0 +1,329 @@
+/* The destination side: listen, accept one stream, load it, run. */
+#include "config.h"
+
+#include "migration/migration.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gio/gio.h>
+#include <glib-unix.h>
+#include <qb/qblog.h>
+
+#include "migration/format.h"
+#include "migration/migration-priv.h"
+#include "migration/transport.h"
+#include "vm.h"
+
+static void incoming_set_status(Migration *m, MigStatus status)
+{
+    g_mutex_lock(&m->lock);
+    m->in_status = status;
+    g_mutex_unlock(&m->lock);
+    migration_emit_status(m, status);
+}
+
+void migration_rp_send(Migration *m, uint16_t type, const void *data, uint16_t len)
+{
+    g_mutex_lock(&m->rp_lock);
+    if (m->in_rp) {
+        mig_put_be16(m->in_rp, type);
+        mig_put_be16(m->in_rp, len);
+        mig_put_bytes(m->in_rp, data, len);
+        mig_flush(m->in_rp);
+    }
+    g_mutex_unlock(&m->rp_lock);
+}
+
+static void incoming_rp_u32(Migration *m, uint16_t type, uint32_t value)
+{
+    uint32_t be = GUINT32_TO_BE(value);
+
+    migration_rp_send(m, type, &be, sizeof(be));
+}
+
+static bool incoming_fail(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+static bool incoming_fail(GError **error, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, msg);
+    return false;
+}
+
+static bool incoming_device(Migration *m, MigChannel *c, GHashTable *seen, GError **error)
+{
+    char id[MIG_MAX_ID_LEN + 1];
+    uint8_t idlen = mig_get_u8(c);
+
+    mig_get_bytes(c, id, idlen);
+    id[idlen] = '\0';
+    uint32_t instance = mig_get_be32(c);
+    uint32_t version = mig_get_be32(c);
+    uint32_t len = mig_get_be32(c);
+    if (mig_channel_error(c)) {
+        return false;
+    }
+    const VmStateEntry *e = vmstate_find(&m->vm->vmstate, id, instance);
+    if (!e) {
+        return incoming_fail(error, "device state for unknown device '%s' instance %u", id, instance);
+    }
+    if (version < e->ops->min_version || version > e->ops->version) {
+        return incoming_fail(error, "device '%s' state version %u, this colo-vmm loads %u..%u",
+                             id, version, e->ops->min_version, e->ops->version);
+    }
+    if (len > MIG_MAX_DEVICE_LEN) {
+        return incoming_fail(error, "device '%s' state of %u bytes is over the %u limit",
+                             id, len, MIG_MAX_DEVICE_LEN);
+    }
+    g_autofree uint8_t *buf = g_malloc(len ? len : 1);
+    mig_get_bytes(c, buf, len);
+    if (mig_channel_error(c)) {
+        return false;
+    }
+    StateReader r;
+    state_reader_init(&r, buf, len);
+    if (!e->ops->load(e->opaque, &r, version, error)) {
+        g_prefix_error(error, "loading %s/%u: ", id, instance);
+        return false;
+    }
+    g_hash_table_add(seen, (gpointer)e);
+    return true;
+}
+
+static bool incoming_command(Migration *m, MigChannel *c, GError **error)
+{
+    uint16_t cmd = mig_get_be16(c);
+    uint16_t len = mig_get_be16(c);
+    uint8_t payload[UINT16_MAX];
+
+    mig_get_bytes(c, payload, len);
+    if (mig_channel_error(c)) {
+        return false;
+    }
+    switch (cmd) {
+    case MIG_CMD_OPEN_RETURN_PATH: {
+        if (len != 0) {
+            break;
+        }
+        int fd = dup(mig_channel_fd(c));
+        if (fd < 0) {
+            return incoming_fail(error, "cannot open the return path: %s", g_strerror(errno));
+        }
+        g_mutex_lock(&m->rp_lock);
+        if (!m->in_rp) {
+            m->in_rp = mig_channel_new(fd);
+        } else {
+            close(fd);
+        }
+        g_mutex_unlock(&m->rp_lock);
+        return true;
+    }
+    case MIG_CMD_PING:
+        if (len != 4) {
+            break;
+        }
+        incoming_rp_u32(m, MIG_RP_PONG, GUINT32_FROM_BE(*(uint32_t *)payload));
+        return true;
+    case MIG_CMD_RUN_STATE:
+        if (len != 1 || payload[0] > 1) {
+            break;
+        }
+        m->source_running = payload[0];
+        return true;
+    default:
+        if (cmd >= MIG_CMD_POSTCOPY_ADVISE && cmd <= MIG_CMD_PACKAGED) {
+            return migration_incoming_postcopy_command(m, c, cmd, payload, len, error);
+        }
+        return incoming_fail(error, "unknown migration command %u", cmd);
+    }
+    return incoming_fail(error, "migration command %u with a payload of %u bytes", cmd, len);
+}
+
+/* Every registered device must have had its section. */
+static bool incoming_check_complete(Migration *m, GHashTable *seen, GError **error)
+{
+    const VmStateRegistry *reg = &m->vm->vmstate;
+
+    for (guint i = 0; i < reg->entries->len; i++) {
+        const VmStateEntry *e = &g_array_index(reg->entries, VmStateEntry, i);
+        if (!g_hash_table_contains(seen, e)) {
+            g_set_error(error, VMSTATE_ERROR, VMSTATE_ERROR_MISSING,
+                        "the stream ended without state for %s/%u", e->ops->id, e->instance);
+            return false;
+        }
+    }
+    return true;
+}
+
+bool migration_incoming_load(Migration *m, MigChannel *c, GError **error)
+{
+    g_autoptr(GHashTable) seen = g_hash_table_new(NULL, NULL);
+
+    uint32_t magic = mig_get_be32(c);
+    uint32_t version = mig_get_be32(c);
+    if (!mig_channel_error(c) && magic != MIG_MAGIC) {
+        return incoming_fail(error, "not a colo-vmm migration stream (magic 0x%08x)", magic);
+    }
+    if (!mig_channel_error(c) && version != MIG_VERSION) {
+        return incoming_fail(error, "migration stream version %u, this colo-vmm reads %u",
+                             version, MIG_VERSION);
+    }
+    while (!mig_channel_error(c)) {
+        uint8_t kind = mig_get_u8(c);
+        bool ok;
+        if (mig_channel_error(c)) {
+            break;
+        }
+        switch (kind) {
+        case MIG_REC_RAM_BLOCKS:
+            ok = ram_load_blocks(m->vm->mem, c, error);
+            break;
+        case MIG_REC_RAM:
+            ok = migration_incoming_ram(m, c, error);
+            break;
+        case MIG_REC_DEVICE:
+            ok = incoming_device(m, c, seen, error);
+            break;
+        case MIG_REC_COMMAND:
+            ok = incoming_command(m, c, error);
+            break;
+        case MIG_REC_EOF:
+            return incoming_check_complete(m, seen, error);
+        default:
+            return incoming_fail(error, "unknown record type 0x%02x in the migration stream", kind);
+        }
+        if (!ok) {
+            if (error && !*error) {
+                break;
+            }
+            return false;
+        }
+    }
+    int err = mig_channel_error(c);
+    return incoming_fail(error, "migration stream %s (%s)",
+                         err == -EIO ? "ended before its end record" : "broke",
+                         g_strerror(-err));
+}
+
+static gboolean main_incoming_done(gpointer opaque)
+{
+    Migration *m = opaque;
+    Vm *vm = m->vm;
+
+    if (m->in_status == MIG_STATUS_COMPLETED) {
+        /* As QEMU: run if the source was running, else stay paused. */
+        if (m->source_running) {
+            vm_cont(vm, NULL);
+        } else {
+            vm->state = RUN_STATE_PAUSED;
+        }
+    } else {
+        /* Guest memory is half-loaded: nothing here can run. */
+        qb_log(LOG_ERR, "incoming migration failed: %s; exiting", m->in_error);
+        vm_terminate(vm, 1);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+static gpointer incoming_thread(gpointer opaque)
+{
+    Migration *m = opaque;
+    g_autoptr(GError) error = NULL;
+    bool ok = migration_incoming_load(m, m->in, &error);
+
+    if (!ok && !error) {
+        g_set_error_literal(&error, G_IO_ERROR, G_IO_ERROR_FAILED, "load failed");
+    }
+    /* Tell the source either way; it resumes its VM on failure. */
+    incoming_rp_u32(m, MIG_RP_SHUT, ok ? 0 : (uint32_t)EINVAL);
+    g_mutex_lock(&m->lock);
+    if (!ok) {
+        g_free(m->in_error);
+        m->in_error = g_strdup(error->message);
+    }
+    g_mutex_unlock(&m->lock);
+    incoming_set_status(m, ok ? MIG_STATUS_COMPLETED : MIG_STATUS_FAILED);
+    if (ok) {
+        qb_log(LOG_INFO, "incoming migration completed");
+    }
+    g_main_context_invoke(m->vm->ctx, main_incoming_done, m);
+    return NULL;
+}
+
+static gboolean incoming_on_accept(gint fd, GIOCondition cond, gpointer opaque)
+{
+    Migration *m = opaque;
+    int conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+
+    if (conn < 0) {
+        return G_SOURCE_CONTINUE;
+    }
+    int buf = 4 << 20;
+    setsockopt(conn, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+    /* One stream per -incoming: stop listening. */
+    g_source_destroy(m->listen_source);
+    g_clear_pointer(&m->listen_source, g_source_unref);
+    close(m->listen_fd);
+    m->listen_fd = -1;
+
+    m->in = mig_channel_new(conn);
+    incoming_set_status(m, MIG_STATUS_ACTIVE);
+    qb_log(LOG_INFO, "incoming migration: connected");
+    m->in_thread = g_thread_new("mig/incoming", incoming_thread, m);
+    return G_SOURCE_REMOVE;
+}
+
+bool migration_incoming_listen(Migration *m, const char *uri, GError **error)
+{
+    if (m->vm->state != RUN_STATE_INMIGRATE) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                    "'-incoming' was not specified on the command line");
+        return false;
+    }
+    if (m->listen_fd >= 0 || m->in) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_BUSY,
+                    "The incoming migration has already been started");
+        return false;
+    }
+    m->listen_fd = transport_listen(uri, error);
+    if (m->listen_fd < 0) {
+        return false;
+    }
+    m->listen_source = g_unix_fd_source_new(m->listen_fd, G_IO_IN);
+    g_source_set_callback(m->listen_source, (GSourceFunc)(void (*)(void))incoming_on_accept, m, NULL);
+    g_source_attach(m->listen_source, m->vm->ctx);
+    incoming_set_status(m, MIG_STATUS_SETUP);
+    qb_log(LOG_INFO, "waiting for an incoming migration on %s", uri);
+    return true;
+}
+
+void migration_incoming_cleanup(Migration *m)
+{
+    if (m->in) {
+        mig_channel_shutdown(m->in, ECANCELED);
+    }
+    if (m->in_thread) {
+        g_thread_join(m->in_thread);
+        m->in_thread = NULL;
+    }
+    migration_incoming_postcopy_cleanup(m);
+    if (m->listen_source) {
+        g_source_destroy(m->listen_source);
+        g_clear_pointer(&m->listen_source, g_source_unref);
+    }
+    if (m->listen_fd >= 0) {
+        close(m->listen_fd);
+        m->listen_fd = -1;
+    }
+    mig_channel_free(m->in);
+    m->in = NULL;
+    mig_channel_free(m->in_rp);
+    m->in_rp = NULL;
+}

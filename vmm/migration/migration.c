@@ -1,0 +1,224 @@
+/* Migration state shared by both directions: statuses and their events,
+ * query-migrate, the hand-off to the main thread. */
+#include "config.h"
+
+#include "migration/migration.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include <qb/qblog.h>
+
+#include "migration/migration-priv.h"
+#include "vm.h"
+
+static const char *const mig_status_names[] = {
+    [MIG_STATUS_NONE] = "none",
+    [MIG_STATUS_SETUP] = "setup",
+    [MIG_STATUS_CANCELLING] = "cancelling",
+    [MIG_STATUS_CANCELLED] = "cancelled",
+    [MIG_STATUS_ACTIVE] = "active",
+    [MIG_STATUS_POSTCOPY_ACTIVE] = "postcopy-active",
+    [MIG_STATUS_POSTCOPY_PAUSED] = "postcopy-paused",
+    [MIG_STATUS_COMPLETED] = "completed",
+    [MIG_STATUS_FAILED] = "failed",
+    [MIG_STATUS_DEVICE] = "device",
+};
+
+const char *mig_status_name(MigStatus s)
+{
+    return mig_status_names[s];
+}
+
+Migration *migration_new(Vm *vm)
+{
+    Migration *m = g_new0(Migration, 1);
+
+    m->vm = vm;
+    g_mutex_init(&m->lock);
+    g_mutex_init(&m->rp_lock);
+    g_cond_init(&m->cond);
+    m->params.max_bandwidth = 128ULL << 20;
+    m->params.downtime_limit = 300;
+    m->params.multifd_channels = 2;
+    m->params.max_postcopy_bandwidth = 0;
+    m->listen_fd = -1;
+    m->rp_shut_status = -1;
+    return m;
+}
+
+void migration_free(Migration *m)
+{
+    if (!m) {
+        return;
+    }
+    migration_cancel(m);
+    if (m->thread) {
+        /* The thread may still need the main loop (to restart the VM). */
+        while (!g_atomic_int_get(&m->thread_done)) {
+            g_main_context_iteration(m->vm->ctx, FALSE);
+            g_usleep(1000);
+        }
+        g_thread_join(m->thread);
+    }
+    migration_incoming_cleanup(m);
+    mig_channel_free(m->out);
+    mig_channel_free(m->rp);
+    g_free(m->uri);
+    g_free(m->error);
+    g_free(m->in_error);
+    g_cond_clear(&m->cond);
+    g_mutex_clear(&m->rp_lock);
+    g_mutex_clear(&m->lock);
+    g_free(m);
+}
+
+/* A finished outgoing migration leaves its channels and thread behind;
+ * the next migrate starts from a clean slate. */
+void migration_reset_outgoing(Migration *m)
+{
+    if (m->thread) {
+        g_thread_join(m->thread);
+        m->thread = NULL;
+    }
+    g_mutex_lock(&m->lock);
+    mig_channel_free(m->out);
+    mig_channel_free(m->rp);
+    m->out = m->rp = NULL;
+    g_clear_pointer(&m->uri, g_free);
+    g_clear_pointer(&m->error, g_free);
+    g_atomic_int_set(&m->cancel, 0);
+    g_atomic_int_set(&m->postcopy_requested, 0);
+    m->rp_shut_status = -1;
+    m->total_ms = m->downtime_ms = m->setup_us = 0;
+    m->mbps_bits = 0;
+    memset(&m->ram, 0, sizeof(m->ram));
+    g_mutex_unlock(&m->lock);
+}
+
+void migration_emit_status(Migration *m, MigStatus status)
+{
+    if (!m->caps.events) {
+        return;
+    }
+    JsonObject *data = json_object_new();
+    json_object_set_string_member(data, "status", mig_status_name(status));
+    vm_emit_event(m->vm, "MIGRATION", data);
+}
+
+void migration_set_status(Migration *m, MigStatus status)
+{
+    g_mutex_lock(&m->lock);
+    m->status = status;
+    g_cond_broadcast(&m->cond);
+    g_mutex_unlock(&m->lock);
+    migration_emit_status(m, status);
+}
+
+void migration_set_error(Migration *m, const char *message)
+{
+    g_mutex_lock(&m->lock);
+    g_free(m->error);
+    m->error = g_strdup(message);
+    g_mutex_unlock(&m->lock);
+}
+
+typedef struct {
+    Migration *m;
+    GSourceFunc fn;
+    GMutex lock;
+    GCond cond;
+    bool done;
+} MainCall;
+
+static gboolean main_call_run(gpointer opaque)
+{
+    MainCall *call = opaque;
+
+    call->fn(call->m);
+    g_mutex_lock(&call->lock);
+    call->done = true;
+    g_cond_signal(&call->cond);
+    g_mutex_unlock(&call->lock);
+    return G_SOURCE_REMOVE;
+}
+
+void migration_call_main(Migration *m, GSourceFunc fn)
+{
+    MainCall call = { .m = m, .fn = fn };
+
+    g_mutex_init(&call.lock);
+    g_cond_init(&call.cond);
+    g_main_context_invoke(m->vm->ctx, main_call_run, &call);
+    g_mutex_lock(&call.lock);
+    while (!call.done) {
+        g_cond_wait(&call.cond, &call.lock);
+    }
+    g_mutex_unlock(&call.lock);
+    g_cond_clear(&call.cond);
+    g_mutex_clear(&call.lock);
+}
+
+static JsonObject *migration_query_ram(const RamStats *st, uint64_t remaining, uint64_t total,
+                                       uint64_t mbps_bits)
+{
+    JsonObject *ram = json_object_new();
+
+    json_object_set_int_member(ram, "transferred", (gint64)st->transferred);
+    json_object_set_int_member(ram, "remaining", (gint64)remaining);
+    json_object_set_int_member(ram, "total", (gint64)total);
+    json_object_set_int_member(ram, "duplicate", (gint64)st->duplicate);
+    json_object_set_int_member(ram, "normal", (gint64)st->normal);
+    json_object_set_int_member(ram, "normal-bytes", (gint64)(st->normal * GUEST_PAGE_SIZE));
+    json_object_set_int_member(ram, "dirty-sync-count", (gint64)st->dirty_sync_count);
+    json_object_set_int_member(ram, "postcopy-requests", (gint64)st->postcopy_requests);
+    json_object_set_int_member(ram, "page-size", GUEST_PAGE_SIZE);
+    json_object_set_double_member(ram, "mbps", (double)mbps_bits / 1e6);
+    return ram;
+}
+
+/* query-migrate: the outgoing migration if there is one, else the incoming. */
+JsonObject *migration_query(Migration *m)
+{
+    JsonObject *ret = json_object_new();
+
+    g_mutex_lock(&m->lock);
+    MigStatus status = m->status != MIG_STATUS_NONE ? m->status : m->in_status;
+    if (status == MIG_STATUS_NONE) {
+        g_mutex_unlock(&m->lock);
+        return ret;     /* QEMU answers {} before any migration */
+    }
+    json_object_set_string_member(ret, "status", mig_status_name(status));
+    if (m->status != MIG_STATUS_NONE) {
+        bool finished = status == MIG_STATUS_COMPLETED || status == MIG_STATUS_FAILED ||
+                        status == MIG_STATUS_CANCELLED;
+        int64_t total = finished ? m->total_ms : (g_get_monotonic_time() - m->start_us) / 1000;
+        RamStats st = m->ram.stats;
+        if (m->out && !finished) {
+            st.transferred = mig_bytes_written(m->out);
+        }
+        json_object_set_int_member(ret, "total-time", total);
+        json_object_set_int_member(ret, "setup-time", m->setup_us / 1000);
+        if (status == MIG_STATUS_COMPLETED) {
+            json_object_set_int_member(ret, "downtime", m->downtime_ms);
+        } else if (!finished) {
+            json_object_set_int_member(ret, "expected-downtime", (gint64)m->params.downtime_limit);
+        }
+        json_object_set_object_member(ret, "ram",
+            migration_query_ram(&st, ram_save_remaining(&m->ram) * GUEST_PAGE_SIZE,
+                                m->vm->mem->ram_size, m->mbps_bits));
+        if (m->error && status == MIG_STATUS_FAILED) {
+            json_object_set_string_member(ret, "error-desc", m->error);
+        }
+        migration_query_postcopy(m, ret);
+    } else {
+        if (m->in_error && status == MIG_STATUS_FAILED) {
+            json_object_set_string_member(ret, "error-desc", m->in_error);
+        }
+        json_object_set_object_member(ret, "ram",
+            migration_query_ram(&m->in_stats, 0, m->vm->mem->ram_size, 0));
+        migration_query_postcopy(m, ret);
+    }
+    g_mutex_unlock(&m->lock);
+    return ret;
+}

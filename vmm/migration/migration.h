@@ -1,0 +1,101 @@
+/* Live migration state, source and destination, with QEMU's names:
+ * statuses, capabilities, parameters and the numbers query-migrate shows.
+ *
+ * Threads: the QMP commands run on the main thread; an outgoing migration
+ * runs on its own thread ("migration"), which asks the main thread to stop
+ * or resume the VM; the return path is read on "mig/rp"; an incoming
+ * stream is loaded on "mig/incoming". */
+#ifndef COLO_VMM_MIGRATION_MIGRATION_H
+#define COLO_VMM_MIGRATION_MIGRATION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <glib.h>
+#include <json-glib/json-glib.h>
+
+#include "migration/channel.h"
+#include "migration/ram.h"
+
+struct Vm;
+
+typedef enum MigStatus {
+    MIG_STATUS_NONE,
+    MIG_STATUS_SETUP,
+    MIG_STATUS_CANCELLING,
+    MIG_STATUS_CANCELLED,
+    MIG_STATUS_ACTIVE,
+    MIG_STATUS_POSTCOPY_ACTIVE,
+    MIG_STATUS_POSTCOPY_PAUSED,
+    MIG_STATUS_COMPLETED,
+    MIG_STATUS_FAILED,
+    MIG_STATUS_DEVICE,          /* final pass with the VM stopped */
+} MigStatus;
+
+typedef struct MigParams {
+    uint64_t max_bandwidth;     /* bytes/s; QEMU's default 128 MiB/s */
+    uint64_t downtime_limit;    /* ms; default 300 */
+    uint32_t multifd_channels;  /* default 2 */
+    uint64_t max_postcopy_bandwidth;    /* bytes/s, 0 = unlimited */
+} MigParams;
+
+typedef struct MigCaps {
+    bool postcopy_ram;
+    bool multifd;
+    bool events;                /* MIGRATION events, off by default as in QEMU */
+} MigCaps;
+
+typedef struct Migration {
+    struct Vm *vm;
+    MigCaps caps;
+    MigParams params;
+
+    /* Outgoing */
+    GMutex lock;                /* status, error, the channels' lifetime */
+    GCond cond;
+    MigStatus status;
+    char *error;                /* why it failed, for query-migrate */
+    char *uri;
+    GThread *thread;
+    gint thread_done;           /* atomic: the thread has nothing left to do */
+    gint cancel;                /* atomic: migrate_cancel asked */
+    MigChannel *out;
+    MigChannel *rp;             /* return path, read side */
+    GThread *rp_thread;
+    gint rp_shut_status;        /* -1: none yet; else the destination's status */
+    RamSave ram;
+    int64_t start_us, setup_us, total_ms, downtime_ms, end_us;
+    uint64_t mbps_bits;         /* last measured throughput, bits/s */
+    bool was_running;
+    bool vm_stopped;            /* the migration stopped the VM and must restart it on failure */
+    gint postcopy_requested;    /* atomic: migrate-start-postcopy */
+
+    /* Incoming */
+    MigStatus in_status;
+    char *in_error;
+    int listen_fd;
+    GSource *listen_source;
+    GThread *in_thread;
+    MigChannel *in;
+    MigChannel *in_rp;          /* return path, write side */
+    GMutex rp_lock;             /* several threads may send on the return path */
+    RamStats in_stats;
+    bool source_running;
+} Migration;
+
+Migration *migration_new(struct Vm *vm);
+void migration_free(Migration *m);
+
+const char *mig_status_name(MigStatus s);
+
+/* migrate URI (tcp:HOST:PORT or unix:PATH). Main thread. */
+bool migration_start(Migration *m, const char *uri, GError **error);
+void migration_cancel(Migration *m);
+JsonObject *migration_query(Migration *m);
+
+/* -incoming URI / migrate-incoming URI: listen for one stream. Main thread. */
+bool migration_incoming_listen(Migration *m, const char *uri, GError **error);
+
+/* Return path, destination side: any thread. */
+void migration_rp_send(Migration *m, uint16_t type, const void *data, uint16_t len);
+
+#endif

@@ -1,0 +1,393 @@
+/* The source side: the migration thread, from connect to completion. */
+#include "config.h"
+
+#include "migration/migration.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <gio/gio.h>
+#include <qb/qblog.h>
+
+#include "migration/format.h"
+#include "migration/migration-priv.h"
+#include "migration/transport.h"
+#include "vm.h"
+
+/* Pages sent between checks of convergence and cancel; small enough that
+ * a cancel or a postcopy switch is seen within a few milliseconds. */
+#define PASS_CHUNK_PAGES 4096
+
+static bool outgoing_cancelled(Migration *m)
+{
+    return g_atomic_int_get(&m->cancel) != 0;
+}
+
+/* ---- device state -------------------------------------------------------- */
+
+bool migration_save_devices(Migration *m, MigChannel *c, GError **error)
+{
+    const VmStateRegistry *reg = &m->vm->vmstate;
+
+    for (guint i = 0; i < reg->entries->len; i++) {
+        const VmStateEntry *e = &g_array_index(reg->entries, VmStateEntry, i);
+        g_autoptr(GByteArray) buf = g_byte_array_new();
+        StateWriter w = { buf };
+        if (!e->ops->save(e->opaque, &w, error)) {
+            g_prefix_error(error, "saving %s/%u: ", e->ops->id, e->instance);
+            return false;
+        }
+        size_t idlen = strlen(e->ops->id);
+        mig_put_u8(c, MIG_REC_DEVICE);
+        mig_put_u8(c, (uint8_t)idlen);
+        mig_put_bytes(c, e->ops->id, idlen);
+        mig_put_be32(c, e->instance);
+        mig_put_be32(c, e->ops->version);
+        mig_put_be32(c, buf->len);
+        mig_put_bytes(c, buf->data, buf->len);
+    }
+    return true;
+}
+
+/* ---- main-thread actions ------------------------------------------------- */
+
+static gboolean main_stop_for_completion(gpointer opaque)
+{
+    Migration *m = opaque;
+    Vm *vm = m->vm;
+
+    m->was_running = run_state_is_running(vm->state);
+    m->vm_stopped = true;
+    if (m->was_running) {
+        vm_stop(vm, RUN_STATE_FINISH_MIGRATE, NULL);
+    } else {
+        /* Already stopped (paused, prelaunch): park the vCPUs all the same. */
+        vm_pause_vcpus(vm);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean main_after_failure(gpointer opaque)
+{
+    Migration *m = opaque;
+    Vm *vm = m->vm;
+
+    m->vm_stopped = false;
+    if (m->was_running) {
+        vm_cont(vm, NULL);
+    } else {
+        vm_resume_vcpus(vm);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean main_after_completion(gpointer opaque)
+{
+    Migration *m = opaque;
+    Vm *vm = m->vm;
+
+    m->vm_stopped = false;
+    /* The guest runs on the destination now: stay stopped, as QEMU. */
+    if (m->was_running) {
+        vm->state = RUN_STATE_POSTMIGRATE;
+    } else {
+        vm_resume_vcpus(vm);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+/* ---- the return path, source side ---------------------------------------- */
+
+static gpointer rp_thread(gpointer opaque)
+{
+    Migration *m = opaque;
+    MigChannel *c = m->rp;
+
+    while (!mig_channel_error(c)) {
+        uint16_t type = mig_get_be16(c);
+        uint16_t len = mig_get_be16(c);
+        uint8_t payload[UINT16_MAX];
+
+        mig_get_bytes(c, payload, len);
+        if (mig_channel_error(c)) {
+            break;
+        }
+        switch (type) {
+        case MIG_RP_SHUT:
+            if (len != 4) {
+                goto bad;
+            }
+            g_mutex_lock(&m->lock);
+            m->rp_shut_status = (gint)GUINT32_FROM_BE(*(uint32_t *)payload);
+            g_cond_broadcast(&m->cond);
+            g_mutex_unlock(&m->lock);
+            return NULL;
+        case MIG_RP_PONG:
+            if (len != 4) {
+                goto bad;
+            }
+            qb_log(LOG_DEBUG, "migration: PONG %u", GUINT32_FROM_BE(*(uint32_t *)payload));
+            break;
+        case MIG_RP_REQ_PAGES:
+            if (!migration_postcopy_queue_request(m, payload, len)) {
+                goto bad;
+            }
+            break;
+        default:
+            goto bad;
+        }
+    }
+    goto out;
+bad:
+    qb_log(LOG_ERR, "migration: malformed message on the return path; giving up on it");
+    mig_channel_set_error(c, EPROTO);
+out:
+    g_mutex_lock(&m->lock);
+    if (m->rp_shut_status < 0) {
+        m->rp_shut_status = -2;     /* the path broke before SHUT */
+    }
+    g_cond_broadcast(&m->cond);
+    g_mutex_unlock(&m->lock);
+    return NULL;
+}
+
+/* Wait for the destination's verdict; false with @error unless it is 0. */
+static bool outgoing_wait_shut(Migration *m, GError **error)
+{
+    gint64 deadline = g_get_monotonic_time() + 60 * G_TIME_SPAN_SECOND;
+    gint status;
+
+    g_mutex_lock(&m->lock);
+    while (m->rp_shut_status == -1 && !outgoing_cancelled(m) &&
+           g_cond_wait_until(&m->cond, &m->lock, deadline)) {
+    }
+    status = m->rp_shut_status;
+    g_mutex_unlock(&m->lock);
+    if (status == 0) {
+        return true;
+    }
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s",
+                status == -1 ? "no answer from the destination" :
+                status == -2 ? "the return path broke before the destination answered" :
+                "the destination failed to load the migration stream");
+    return false;
+}
+
+/* ---- the thread ---------------------------------------------------------- */
+
+static uint64_t outgoing_bandwidth(Migration *m, uint64_t bytes, int64_t us)
+{
+    if (us <= 0 || bytes == 0) {
+        return m->params.max_bandwidth ? m->params.max_bandwidth : 1ULL << 30;
+    }
+    return bytes * G_USEC_PER_SEC / (uint64_t)us;
+}
+
+static bool outgoing_precopy(Migration *m, GError **error)
+{
+    RamSave *rs = &m->ram;
+    MigChannel *c = m->out;
+
+    for (;;) {
+        if (!ram_save_sync(rs, error)) {
+            return false;
+        }
+        uint64_t t0 = mig_bytes_written(c);
+        int64_t start = g_get_monotonic_time();
+        /* Send in chunks, checking between them whether what is left fits in
+         * the downtime limit at the speed just measured. */
+        while (ram_save_remaining(rs)) {
+            ram_save_pass(rs, c, PASS_CHUNK_PAGES, &m->cancel);
+            if (mig_flush(c) || outgoing_cancelled(m)) {
+                return false;
+            }
+            if (migration_postcopy_requested(m)) {
+                return true;
+            }
+        }
+        uint64_t bw = outgoing_bandwidth(m, mig_bytes_written(c) - t0, g_get_monotonic_time() - start);
+        m->mbps_bits = bw * 8;
+        if (!ram_save_sync(rs, error)) {
+            return false;
+        }
+        uint64_t left = ram_save_remaining(rs) * GUEST_PAGE_SIZE;
+        if (left <= bw * m->params.downtime_limit / 1000) {
+            return true;
+        }
+        qb_log(LOG_DEBUG, "migration: %" G_GUINT64_FORMAT " KiB dirty after a pass, %"
+               G_GUINT64_FORMAT " KiB fit in %" G_GUINT64_FORMAT " ms", left >> 10,
+               bw * m->params.downtime_limit / 1000 >> 10, m->params.downtime_limit);
+    }
+}
+
+/* Stop the VM, send the rest and the devices, wait for the destination. */
+static bool outgoing_complete(Migration *m, GError **error)
+{
+    MigChannel *c = m->out;
+
+    migration_call_main(m, main_stop_for_completion);
+    int64_t stopped = g_get_monotonic_time();
+    migration_set_status(m, MIG_STATUS_DEVICE);
+    if (!ram_save_sync(&m->ram, error)) {
+        return false;
+    }
+    ram_save_pass(&m->ram, c, 0, &m->cancel);
+    if (!migration_save_devices(m, c, error)) {
+        return false;
+    }
+    mig_put_u8(c, MIG_REC_COMMAND);
+    mig_put_be16(c, MIG_CMD_RUN_STATE);
+    mig_put_be16(c, 1);
+    mig_put_u8(c, m->was_running);
+    mig_put_u8(c, MIG_REC_EOF);
+    if (mig_flush(c)) {
+        return false;
+    }
+    if (!outgoing_wait_shut(m, error)) {
+        return false;
+    }
+    m->downtime_ms = (g_get_monotonic_time() - stopped) / 1000;
+    return true;
+}
+
+static void outgoing_header(Migration *m)
+{
+    MigChannel *c = m->out;
+
+    mig_put_be32(c, MIG_MAGIC);
+    mig_put_be32(c, MIG_VERSION);
+    ram_save_blocks(&m->ram, c);
+    mig_put_u8(c, MIG_REC_COMMAND);
+    mig_put_be16(c, MIG_CMD_OPEN_RETURN_PATH);
+    mig_put_be16(c, 0);
+}
+
+static gpointer outgoing_thread(gpointer opaque)
+{
+    Migration *m = opaque;
+    g_autoptr(GError) error = NULL;
+    bool ok = false;
+    int fd = transport_connect(m->uri, &error);
+
+    if (fd < 0) {
+        goto out;
+    }
+    int rp_fd = dup(fd);
+    g_mutex_lock(&m->lock);
+    m->out = mig_channel_new(fd);
+    m->rp = mig_channel_new(rp_fd);
+    g_mutex_unlock(&m->lock);
+    if (rp_fd < 0) {
+        g_set_error(&error, G_IO_ERROR, g_io_error_from_errno(errno), "dup: %s", g_strerror(errno));
+        goto out;
+    }
+    if (outgoing_cancelled(m)) {
+        goto out;
+    }
+    mig_set_rate_limit(m->out, m->params.max_bandwidth);
+    if (!ram_save_setup(&m->ram, m->vm->mem, m->vm->kvm, &error)) {
+        goto out;
+    }
+    outgoing_header(m);
+    if (mig_flush(m->out)) {
+        goto out;
+    }
+    m->rp_thread = g_thread_new("mig/rp", rp_thread, m);
+    m->setup_us = g_get_monotonic_time() - m->start_us;
+    migration_set_status(m, MIG_STATUS_ACTIVE);
+
+    if (!outgoing_precopy(m, &error)) {
+        goto out;
+    }
+    if (migration_postcopy_requested(m)) {
+        ok = migration_postcopy_run(m, &error);
+    } else {
+        ok = outgoing_complete(m, &error);
+    }
+
+out:
+    if (!ok && !error) {
+        int err = m->out ? mig_channel_error(m->out) : 0;
+        g_set_error(&error, G_IO_ERROR, g_io_error_from_errno(-err), "migration stream: %s",
+                    err ? g_strerror(-err) : "failed");
+    }
+    ram_save_cleanup(&m->ram);
+    m->total_ms = (g_get_monotonic_time() - m->start_us) / 1000;
+    m->ram.stats.transferred = m->out ? mig_bytes_written(m->out) : 0;
+    if (m->rp) {
+        mig_channel_shutdown(m->rp, ECANCELED);
+    }
+    if (m->rp_thread) {
+        g_thread_join(m->rp_thread);
+        m->rp_thread = NULL;
+    }
+    if (ok) {
+        migration_call_main(m, main_after_completion);
+        qb_log(LOG_INFO, "migration to %s completed: %" G_GINT64_FORMAT " ms, downtime %"
+               G_GINT64_FORMAT " ms", m->uri, m->total_ms, m->downtime_ms);
+        migration_set_status(m, MIG_STATUS_COMPLETED);
+    } else {
+        if (m->vm_stopped) {
+            migration_call_main(m, main_after_failure);
+        }
+        if (outgoing_cancelled(m)) {
+            qb_log(LOG_INFO, "migration to %s cancelled", m->uri);
+            migration_set_status(m, MIG_STATUS_CANCELLED);
+        } else {
+            qb_log(LOG_ERR, "migration to %s failed: %s", m->uri, error->message);
+            migration_set_error(m, error->message);
+            migration_set_status(m, MIG_STATUS_FAILED);
+        }
+    }
+    g_atomic_int_set(&m->thread_done, 1);
+    return NULL;
+}
+
+bool migration_start(Migration *m, const char *uri, GError **error)
+{
+    if (!transport_check_uri(uri, error)) {
+        return false;
+    }
+    g_mutex_lock(&m->lock);
+    bool busy = m->status == MIG_STATUS_SETUP || m->status == MIG_STATUS_ACTIVE ||
+                m->status == MIG_STATUS_DEVICE || m->status == MIG_STATUS_CANCELLING ||
+                m->status == MIG_STATUS_POSTCOPY_ACTIVE || m->status == MIG_STATUS_POSTCOPY_PAUSED;
+    g_mutex_unlock(&m->lock);
+    if (busy) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_BUSY,
+                    "There's a migration process in progress");
+        return false;
+    }
+    if (m->in_status != MIG_STATUS_NONE && m->in_status != MIG_STATUS_COMPLETED) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_BUSY,
+                    "Guest is waiting for an incoming migration");
+        return false;
+    }
+    migration_reset_outgoing(m);
+    m->uri = g_strdup(uri);
+    m->start_us = g_get_monotonic_time();
+    g_atomic_int_set(&m->thread_done, 0);
+    migration_set_status(m, MIG_STATUS_SETUP);
+    m->thread = g_thread_new("migration", outgoing_thread, m);
+    return true;
+}
+
+void migration_cancel(Migration *m)
+{
+    g_mutex_lock(&m->lock);
+    bool running = m->status == MIG_STATUS_SETUP || m->status == MIG_STATUS_ACTIVE ||
+                   m->status == MIG_STATUS_DEVICE;
+    if (running) {
+        g_atomic_int_set(&m->cancel, 1);
+        m->status = MIG_STATUS_CANCELLING;
+        if (m->out) {
+            mig_channel_shutdown(m->out, ECANCELED);
+        }
+        g_cond_broadcast(&m->cond);
+    }
+    g_mutex_unlock(&m->lock);
+    if (running) {
+        migration_emit_status(m, MIG_STATUS_CANCELLING);
+    }
+}

@@ -1,0 +1,359 @@
+#include "config.h"
+
+#include "migration/ram.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <gio/gio.h>
+#include <qb/qblog.h>
+
+#include "migration/format.h"
+
+#define BITS_PER_WORD (8 * sizeof(unsigned long))
+
+G_STATIC_ASSERT(GUEST_PAGE_SIZE == 4096);
+
+bool buffer_is_zero(const void *buf, size_t len)
+{
+    const unsigned long *p = buf;
+    size_t words = len / sizeof(unsigned long);
+
+    /* Eight words per step: cheap to vectorise, and a dirty page usually
+     * fails on the first step. */
+    for (size_t i = 0; i + 8 <= words; i += 8) {
+        if (p[i] | p[i + 1] | p[i + 2] | p[i + 3] | p[i + 4] | p[i + 5] | p[i + 6] | p[i + 7]) {
+            return false;
+        }
+    }
+    for (size_t i = words & ~(size_t)7; i < words; i++) {
+        if (p[i]) {
+            return false;
+        }
+    }
+    for (size_t i = words * sizeof(unsigned long); i < len; i++) {
+        if (((const uint8_t *)buf)[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static uint64_t block_pages(const RamBlock *b)
+{
+    return b->size / GUEST_PAGE_SIZE;
+}
+
+static size_t bitmap_words(uint64_t bits)
+{
+    return (bits + BITS_PER_WORD - 1) / BITS_PER_WORD;
+}
+
+static unsigned block_index(const GuestMemory *mem, const RamBlock *b)
+{
+    for (unsigned i = 0; i < mem->nr_blocks; i++) {
+        if (mem->blocks[i] == b) {
+            return i;
+        }
+    }
+    g_assert_not_reached();
+}
+
+const RamBlock *ram_block_by_id(const GuestMemory *mem, const char *id)
+{
+    for (unsigned i = 0; i < mem->nr_blocks; i++) {
+        if (!strcmp(mem->blocks[i]->id, id)) {
+            return mem->blocks[i];
+        }
+    }
+    return NULL;
+}
+
+/* ---- source -------------------------------------------------------------- */
+
+bool ram_save_setup(RamSave *rs, GuestMemory *mem, Kvm *kvm, GError **error)
+{
+    memset(rs, 0, sizeof(*rs));
+    rs->mem = mem;
+    rs->kvm = kvm;
+    for (unsigned i = 0; i < mem->nr_blocks; i++) {
+        uint64_t pages = block_pages(mem->blocks[i]);
+        size_t words = bitmap_words(pages);
+        rs->bmap[i] = g_new(unsigned long, words);
+        memset(rs->bmap[i], 0xff, words * sizeof(unsigned long));
+        if (pages % BITS_PER_WORD) {
+            rs->bmap[i][words - 1] = (1UL << (pages % BITS_PER_WORD)) - 1;
+        }
+        rs->dirty += pages;
+    }
+    if (kvm && !kvm_dirty_log_start(kvm, mem, error)) {
+        ram_save_cleanup(rs);
+        return false;
+    }
+    rs->logging = kvm != NULL;
+    /* Device writes before this point are covered by "everything dirty". */
+    for (unsigned i = 0; i < mem->nr_blocks; i++) {
+        const RamBlock *b = mem->blocks[i];
+        g_autofree unsigned long *scratch = g_new0(unsigned long, bitmap_words(block_pages(b)));
+        dirty_log_collect(&mem->dirty, b->ram_offset / GUEST_PAGE_SIZE, block_pages(b), scratch);
+    }
+    return true;
+}
+
+void ram_save_cleanup(RamSave *rs)
+{
+    if (rs->logging) {
+        kvm_dirty_log_stop(rs->kvm, rs->mem);
+        rs->logging = false;
+    }
+    for (unsigned i = 0; i < GUEST_MAX_REGIONS; i++) {
+        g_free(rs->bmap[i]);
+        rs->bmap[i] = NULL;
+    }
+}
+
+void ram_save_blocks(RamSave *rs, MigChannel *c)
+{
+    mig_put_u8(c, MIG_REC_RAM_BLOCKS);
+    mig_put_be32(c, rs->mem->nr_blocks);
+    for (unsigned i = 0; i < rs->mem->nr_blocks; i++) {
+        const RamBlock *b = rs->mem->blocks[i];
+        size_t len = strlen(b->id);
+        mig_put_u8(c, (uint8_t)len);
+        mig_put_bytes(c, b->id, len);
+        mig_put_be64(c, b->size);
+    }
+}
+
+static uint64_t bitmap_count(const unsigned long *map, size_t words)
+{
+    uint64_t n = 0;
+
+    for (size_t i = 0; i < words; i++) {
+        n += (uint64_t)__builtin_popcountl(map[i]);
+    }
+    return n;
+}
+
+bool ram_save_sync(RamSave *rs, GError **error)
+{
+    GuestMemory *mem = rs->mem;
+
+    for (unsigned i = 0; rs->logging && i < mem->nr_regions; i++) {
+        const MemRegion *r = &mem->regions[i];
+        uint64_t first = r->offset / GUEST_PAGE_SIZE;
+        /* Regions start on 64-page boundaries inside their block (3 GiB). */
+        g_assert(first % BITS_PER_WORD == 0);
+        unsigned long *map = rs->bmap[block_index(mem, r->block)] + first / BITS_PER_WORD;
+        if (!kvm_dirty_log_sync(rs->kvm, r, map, error)) {
+            return false;
+        }
+    }
+    rs->dirty = 0;
+    for (unsigned i = 0; i < mem->nr_blocks; i++) {
+        const RamBlock *b = mem->blocks[i];
+        dirty_log_collect(&mem->dirty, b->ram_offset / GUEST_PAGE_SIZE, block_pages(b), rs->bmap[i]);
+        rs->dirty += bitmap_count(rs->bmap[i], bitmap_words(block_pages(b)));
+    }
+    rs->stats.dirty_sync_count++;
+    return true;
+}
+
+uint64_t ram_save_remaining(const RamSave *rs)
+{
+    return rs->dirty;
+}
+
+static void ram_put_page_header(RamSave *rs, MigChannel *c, const RamBlock *b, uint64_t offset,
+                                uint64_t flags)
+{
+    if (b == rs->last_block) {
+        mig_put_be64(c, offset | flags | MIG_PAGE_CONTINUE);
+        rs->stats.transferred += 8;
+        return;
+    }
+    size_t len = strlen(b->id);
+    mig_put_be64(c, offset | flags);
+    mig_put_u8(c, (uint8_t)len);
+    mig_put_bytes(c, b->id, len);
+    rs->stats.transferred += 9 + len;
+    rs->last_block = b;
+}
+
+static void ram_send_page(RamSave *rs, MigChannel *c, const RamBlock *b, uint64_t offset)
+{
+    const uint8_t *page = b->host + offset;
+
+    if (buffer_is_zero(page, GUEST_PAGE_SIZE)) {
+        ram_put_page_header(rs, c, b, offset, MIG_PAGE_ZERO);
+        mig_put_u8(c, 0);
+        rs->stats.transferred += 1;
+        rs->stats.duplicate++;
+    } else {
+        ram_put_page_header(rs, c, b, offset, MIG_PAGE_PAGE);
+        mig_put_bytes_ref(c, page, GUEST_PAGE_SIZE);
+        rs->stats.transferred += GUEST_PAGE_SIZE;
+        rs->stats.normal++;
+    }
+}
+
+static void ram_record_end(RamSave *rs, MigChannel *c)
+{
+    mig_put_be64(c, MIG_PAGE_EOS);
+    rs->stats.transferred += 8;
+}
+
+uint64_t ram_save_pass(RamSave *rs, MigChannel *c, uint64_t max_pages, const gint *stop)
+{
+    uint64_t sent = 0;
+
+    mig_put_u8(c, MIG_REC_RAM);
+    rs->last_block = NULL;
+    for (unsigned i = 0; i < rs->mem->nr_blocks; i++) {
+        const RamBlock *b = rs->mem->blocks[i];
+        unsigned long *map = rs->bmap[i];
+        size_t words = bitmap_words(block_pages(b));
+        for (size_t w = 0; w < words; w++) {
+            while (map[w]) {
+                if ((max_pages && sent >= max_pages) || (stop && g_atomic_int_get(stop)) ||
+                    mig_channel_error(c)) {
+                    goto done;
+                }
+                unsigned bit = (unsigned)__builtin_ctzl(map[w]);
+                map[w] &= ~(1UL << bit);
+                rs->dirty--;
+                ram_send_page(rs, c, b, (w * BITS_PER_WORD + bit) * GUEST_PAGE_SIZE);
+                sent++;
+            }
+        }
+    }
+done:
+    ram_record_end(rs, c);
+    return sent;
+}
+
+bool ram_save_page_now(RamSave *rs, MigChannel *c, const RamBlock *b, uint64_t offset)
+{
+    unsigned long *map = rs->bmap[block_index(rs->mem, b)];
+    uint64_t page = offset / GUEST_PAGE_SIZE;
+
+    if (map[page / BITS_PER_WORD] & (1UL << (page % BITS_PER_WORD))) {
+        map[page / BITS_PER_WORD] &= ~(1UL << (page % BITS_PER_WORD));
+        rs->dirty--;
+    }
+    mig_put_u8(c, MIG_REC_RAM);
+    rs->last_block = NULL;
+    ram_send_page(rs, c, b, offset);
+    ram_record_end(rs, c);
+    return mig_channel_error(c) == 0;
+}
+
+/* ---- destination --------------------------------------------------------- */
+
+static bool ram_load_fail(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+static bool ram_load_fail(GError **error, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "RAM: %s", msg);
+    return false;
+}
+
+static bool ram_read_id(MigChannel *c, char id[MIG_MAX_ID_LEN + 1])
+{
+    uint8_t len = mig_get_u8(c);
+
+    mig_get_bytes(c, id, len);
+    id[len] = '\0';
+    return mig_channel_error(c) == 0;
+}
+
+bool ram_load_blocks(GuestMemory *mem, MigChannel *c, GError **error)
+{
+    uint32_t n = mig_get_be32(c);
+    char id[MIG_MAX_ID_LEN + 1];
+
+    if (!mig_channel_error(c) && n != mem->nr_blocks) {
+        return ram_load_fail(error, "source has %u RAM blocks, this VM %u (same -m on both sides?)",
+                             n, mem->nr_blocks);
+    }
+    for (uint32_t i = 0; i < n && !mig_channel_error(c); i++) {
+        if (!ram_read_id(c, id)) {
+            break;
+        }
+        uint64_t size = mig_get_be64(c);
+        const RamBlock *b = ram_block_by_id(mem, id);
+        if (!mig_channel_error(c) && (!b || b->size != size)) {
+            return ram_load_fail(error, "source RAM block '%s' of %" G_GUINT64_FORMAT
+                                 " bytes does not match this VM's (%s)", id, size,
+                                 b ? "different size" : "no such block");
+        }
+    }
+    return true;
+}
+
+bool ram_load(GuestMemory *mem, MigChannel *c, RamStats *stats, GError **error)
+{
+    const RamBlock *block = NULL;
+    char id[MIG_MAX_ID_LEN + 1];
+
+    while (!mig_channel_error(c)) {
+        uint64_t word = mig_get_be64(c);
+        uint64_t flags = word & MIG_PAGE_FLAGS_MASK;
+        uint64_t offset = word & ~MIG_PAGE_FLAGS_MASK;
+
+        if (mig_channel_error(c)) {
+            break;
+        }
+        if (flags == MIG_PAGE_EOS) {
+            return true;
+        }
+        if (flags & ~(uint64_t)(MIG_PAGE_ZERO | MIG_PAGE_PAGE | MIG_PAGE_CONTINUE)) {
+            return ram_load_fail(error, "unknown page flags 0x%" G_GINT64_MODIFIER "x", flags);
+        }
+        if (flags & MIG_PAGE_CONTINUE) {
+            if (!block) {
+                return ram_load_fail(error, "page continues a block that was never named");
+            }
+        } else {
+            if (!ram_read_id(c, id)) {
+                break;
+            }
+            block = ram_block_by_id(mem, id);
+            if (!block) {
+                return ram_load_fail(error, "unknown RAM block '%s'", id);
+            }
+        }
+        if (offset >= block->size) {
+            return ram_load_fail(error, "page offset 0x%" G_GINT64_MODIFIER "x beyond block '%s'",
+                                 offset, block->id);
+        }
+        uint8_t *host = block->host + offset;
+        switch (flags & (MIG_PAGE_ZERO | MIG_PAGE_PAGE)) {
+        case MIG_PAGE_ZERO: {
+            uint8_t fill = mig_get_u8(c);
+            /* Skip pages already zero: no need to touch (and allocate) them. */
+            if (fill || !buffer_is_zero(host, GUEST_PAGE_SIZE)) {
+                memset(host, fill, GUEST_PAGE_SIZE);
+            }
+            stats->duplicate++;
+            break;
+        }
+        case MIG_PAGE_PAGE:
+            mig_get_bytes(c, host, GUEST_PAGE_SIZE);
+            stats->normal++;
+            break;
+        default:
+            return ram_load_fail(error, "page entry is neither zero nor full (flags 0x%"
+                                 G_GINT64_MODIFIER "x)", flags);
+        }
+    }
+    int err = mig_channel_error(c);
+    g_set_error(error, G_IO_ERROR, g_io_error_from_errno(-err), "RAM: stream %s: %s",
+                err == -EIO ? "ended in the middle of a record" : "failed", g_strerror(-err));
+    return false;
+}

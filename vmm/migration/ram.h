@@ -1,0 +1,66 @@
+/* Guest RAM in the migration stream: the source's dirty bitmaps and page
+ * sender, the destination's page loader. */
+#ifndef COLO_VMM_MIGRATION_RAM_H
+#define COLO_VMM_MIGRATION_RAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <glib.h>
+
+#include "kvm.h"
+#include "memory.h"
+#include "migration/channel.h"
+
+typedef struct RamStats {
+    uint64_t transferred;       /* bytes of RAM records sent */
+    uint64_t duplicate;         /* zero pages (sent as a header only) */
+    uint64_t normal;            /* full pages */
+    uint64_t dirty_sync_count;
+    uint64_t postcopy_requests;
+} RamStats;
+
+/* Source side. Owned by the migration thread. */
+typedef struct RamSave {
+    GuestMemory *mem;
+    Kvm *kvm;
+    unsigned long *bmap[GUEST_MAX_REGIONS];     /* per block, bit = page to send */
+    uint64_t dirty;             /* bits set across all bmaps */
+    const RamBlock *last_block; /* for MIG_PAGE_CONTINUE */
+    RamStats stats;
+    bool logging;
+} RamSave;
+
+/* Start dirty logging and mark every page to send. */
+bool ram_save_setup(RamSave *rs, GuestMemory *mem, Kvm *kvm, GError **error);
+void ram_save_cleanup(RamSave *rs);
+
+/* The list of RAM blocks (id, size) so the destination can check its own. */
+void ram_save_blocks(RamSave *rs, MigChannel *c);
+
+/* Collect KVM's and the device log's dirty bits into the bitmaps; returns
+ * the number of pages now waiting. */
+bool ram_save_sync(RamSave *rs, GError **error);
+
+/* Send up to @max_pages waiting pages as one RAM record (0 = all). Stops
+ * early, between pages, when *@stop becomes true. Returns pages sent. */
+uint64_t ram_save_pass(RamSave *rs, MigChannel *c, uint64_t max_pages, const gint *stop);
+
+/* Send one page (postcopy demand, or any single page) now. */
+bool ram_save_page_now(RamSave *rs, MigChannel *c, const RamBlock *block, uint64_t offset);
+
+uint64_t ram_save_remaining(const RamSave *rs);
+
+/* Destination side: one RAM record from @c into @mem. Every id, offset and
+ * flag is checked; a malformed record fails with @error and leaves guest
+ * memory outside the named pages untouched. */
+bool ram_load(GuestMemory *mem, MigChannel *c, RamStats *stats, GError **error);
+
+/* Check the source's block list against ours. */
+bool ram_load_blocks(GuestMemory *mem, MigChannel *c, GError **error);
+
+const RamBlock *ram_block_by_id(const GuestMemory *mem, const char *id);
+
+/* True if all @len bytes are zero (host code: the compiler vectorises it). */
+bool buffer_is_zero(const void *buf, size_t len);
+
+#endif
