@@ -1,0 +1,204 @@
+"""Live migration between two colo-vmm on this machine: a running guest
+moves and goes on, a paused one arrives identical, cancel and a broken link
+leave the source running, and a malformed stream is refused cleanly."""
+import hashlib
+import os
+import random
+import socket
+import time
+
+from colo_vmm import Vmm, require_kvm, wait_until
+from qmp import QMPError
+import tap
+
+GUEST = "interval=0 dirty_pages=32 dirty_ms=20 area=8M"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pair(uri=None, mem="64M", smp=2, append=GUEST):
+    uri = uri or "tcp:127.0.0.1:%d" % free_port()
+    src = Vmm(smp=smp, mem=mem, append=append).start()
+    dst = Vmm(smp=smp, mem=mem, append=append, extra=["-incoming", uri]).start()
+    for vm in (src, dst):
+        vm.qmp.cmd("migrate-set-capabilities", capabilities=[{"capability": "events", "state": True}])
+    return src, dst, uri
+
+
+def wait_done(vm, timeout=120):
+    def done():
+        q = vm.qmp.cmd("query-migrate")
+        return q if q.get("status") in ("completed", "failed", "cancelled") else None
+    return wait_until(done, timeout, "the migration to end", interval=0.1)
+
+
+def ram_digest(vm, size):
+    return hashlib.sha256(vm.read_guest(0, size)).hexdigest()
+
+
+def test_precopy_running_guest_moves():
+    require_kvm()
+    src, dst, uri = pair()
+    try:
+        src.wait_serial("colo-testguest ready", 60)
+        assert dst.qmp.cmd("query-status")["status"] == "inmigrate"
+        src.qmp.cmd("migrate-set-parameters", args={"max-bandwidth": 0, "downtime-limit": 300})
+        src.qmp.cmd("migrate", uri=uri)
+        q = wait_done(src)
+        assert q["status"] == "completed", q
+        assert q["ram"]["total"] == 64 << 20 and q["ram"]["normal"] > 0, q
+        assert q["ram"]["duplicate"] > 0 and q["ram"]["dirty-sync-count"] >= 2, q
+        assert "downtime" in q, q
+        assert src.qmp.cmd("query-status")["status"] == "postmigrate"
+        ev = dst.qmp.wait_event("MIGRATION", 30)
+        while ev["data"]["status"] != "completed":
+            ev = dst.qmp.wait_event("MIGRATION", 30)
+        wait_until(lambda: dst.qmp.cmd("query-status")["status"] == "running", 10, "the destination to run")
+        # The guest carries on from where it was: heartbeat and workload go on.
+        start = dst.status()
+        assert start["cpus_up"] == 2
+        wait_until(lambda: dst.status()["pages_dirtied"] > start["pages_dirtied"], 30,
+                   "the workload on the destination")
+        hb = dst.heartbeat()
+        wait_until(lambda: dst.heartbeat() > hb, 30, "the heartbeat on the destination")
+    finally:
+        src.close()
+        dst.close()
+
+
+def test_paused_source_arrives_identical():
+    require_kvm()
+    src, dst, uri = pair(uri=None, mem="32M")
+    try:
+        src.wait_serial("colo-testguest ready", 60)
+        src.qmp.cmd("stop")
+        src.qmp.cmd("migrate-set-parameters", args={"max-bandwidth": 0})
+        src.qmp.cmd("migrate", uri=uri)
+        assert wait_done(src)["status"] == "completed"
+        wait_until(lambda: dst.qmp.cmd("query-migrate").get("status") == "completed", 30,
+                   "the destination to complete")
+        # As QEMU: a paused source gives a paused destination.
+        time.sleep(0.5)
+        assert dst.qmp.cmd("query-status")["status"] == "paused"
+        assert ram_digest(src, 32 << 20) == ram_digest(dst, 32 << 20)
+        dst.qmp.cmd("cont")
+        hb = dst.heartbeat()
+        wait_until(lambda: dst.heartbeat() > hb, 30, "the heartbeat after cont")
+    finally:
+        src.close()
+        dst.close()
+
+
+def test_cancel_leaves_source_running():
+    require_kvm()
+    src, dst, uri = pair(mem="256M")
+    try:
+        src.wait_serial("colo-testguest ready", 60)
+        # Slow enough that the cancel lands mid-stream.
+        src.qmp.cmd("migrate-set-parameters", args={"max-bandwidth": 8 << 20})
+        src.qmp.cmd("migrate", uri=uri)
+        wait_until(lambda: src.qmp.cmd("query-migrate")["ram"]["transferred"] > 1 << 20, 30,
+                   "some RAM to be sent")
+        src.qmp.cmd("migrate_cancel")
+        q = wait_done(src)
+        assert q["status"] == "cancelled", q
+        assert src.qmp.cmd("query-status")["status"] == "running"
+        hb = src.heartbeat()
+        wait_until(lambda: src.heartbeat() > hb, 30, "the source heartbeat after cancel")
+        # The destination lost its stream: it ends, with an error, exit code 1.
+        assert dst.wait_exit(30) == 1
+        assert "incoming migration failed" in open(dst.log_path).read()
+    finally:
+        src.close()
+        dst.close()
+
+
+def test_link_cut_leaves_source_running():
+    require_kvm()
+    rng = random.Random(os.getpid())
+    for attempt in range(3):
+        src, dst, uri = pair(mem="128M")
+        try:
+            src.wait_serial("colo-testguest ready", 60)
+            src.qmp.cmd("migrate-set-parameters", args={"max-bandwidth": 32 << 20})
+            src.qmp.cmd("migrate", uri=uri)
+            time.sleep(rng.uniform(0.05, 2.0))
+            dst.proc.kill()         # the link dies with the destination
+            q = wait_done(src)
+            assert q["status"] in ("failed", "completed"), q
+            if q["status"] == "failed":
+                assert q.get("error-desc"), q
+            assert src.qmp.cmd("query-status")["status"] in ("running", "postmigrate")
+            if q["status"] == "failed":
+                assert src.qmp.cmd("query-status")["status"] == "running"
+                hb = src.heartbeat()
+                wait_until(lambda: src.heartbeat() > hb, 30, "the source heartbeat after the cut")
+        finally:
+            src.close()
+            dst.close()
+
+
+def test_malformed_streams_are_refused():
+    require_kvm()
+    cases = [
+        b"",                                            # nothing at all
+        b"GARBAGE!" * 8,                                # wrong magic
+        b"COLO\x00\x00\x00\x09",                        # unknown version
+        b"COLO\x00\x00\x00\x01\x7f",                    # unknown record
+        b"COLO\x00\x00\x00\x01\x01" + (0).to_bytes(8, "big") + b"\x02\x00",   # page of no block
+        b"COLO\x00\x00\x00\x01\x02\x03cpu" + (7).to_bytes(4, "big"),          # truncated device
+        b"COLO\x00\x00\x00\x01\x04",                    # EOF without any device state
+    ]
+    for data in cases:
+        path = "/tmp/colo-mig-bad-%d.sock" % os.getpid()
+        vm = Vmm(mem="32M", append="interval=0", extra=["-incoming", "unix:" + path]).start()
+        try:
+            wait_until(lambda: os.path.exists(path), 10, "the incoming socket")
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(path)
+                s.sendall(data)
+                s.shutdown(socket.SHUT_WR)
+                assert vm.wait_exit(30) == 1, data
+            log = open(vm.log_path).read()
+            assert "incoming migration failed" in log, (data, log)
+        finally:
+            vm.close()
+
+
+def test_migration_commands_bad_input():
+    require_kvm()
+    with Vmm(mem="32M", append="interval=0") as vm:
+        q = vm.qmp
+        assert q.cmd("query-migrate") == {}
+        for name, args, text in [
+            ("migrate", {"uri": "ftp:nowhere"}, "invalid migration URI"),
+            ("migrate", {}, "'uri'"),
+            ("migrate-set-parameters", {"downtime-limit": -1}, "downtime-limit"),
+            ("migrate-set-parameters", {"bogus": 1}, "bogus"),
+            ("migrate-set-parameters", {"max-bandwidth": "fast"}, "max-bandwidth"),
+            ("migrate-set-capabilities", {"capabilities": [{"capability": "nope", "state": True}]}, "nope"),
+            ("migrate-incoming", {"uri": "tcp:127.0.0.1:1"}, "-incoming"),
+        ]:
+            try:
+                q.cmd(name, args=args)
+            except QMPError as e:
+                assert e.cls == "GenericError" and text in e.desc, (name, e.desc)
+            else:
+                raise AssertionError("%s %r succeeded" % (name, args))
+        q.cmd("migrate-set-parameters", args={"downtime-limit": 50, "max-bandwidth": 1 << 30})
+        p = q.cmd("query-migrate-parameters")
+        assert p["downtime-limit"] == 50 and p["max-bandwidth"] == 1 << 30, p
+        caps = {c["capability"]: c["state"] for c in q.cmd("query-migrate-capabilities")}
+        assert caps.get("events") is False, caps
+        # Nobody listens there: the migration fails and the VM runs on.
+        q.cmd("migrate", uri="tcp:127.0.0.1:%d" % free_port())
+        res = wait_done(vm, 30)
+        assert res["status"] == "failed" and "connect" in res["error-desc"], res
+        assert q.cmd("query-status")["status"] == "running"
+
+
+tap.run(globals())
