@@ -78,38 +78,29 @@ static bool pvh_elf_parse(PvhElf *elf, GError **error)
         g_set_error(error, BOOT_ERROR, BOOT_ERROR_INVALID, "ELF file is not little-endian");
         return false;
     }
+    unsigned type, machine;
     if (is64) {
         Elf64_Ehdr eh;
         memcpy(&eh, buf, sizeof(eh));
-        if (eh.e_machine != EM_X86_64) {
-            g_set_error(error, BOOT_ERROR, BOOT_ERROR_INVALID, "ELF64 file for machine %u, not x86-64",
-                        eh.e_machine);
-            return false;
-        }
-        if (eh.e_type != ET_EXEC) {
-            g_set_error(error, BOOT_ERROR, BOOT_ERROR_INVALID, "ELF file is not an executable (type %u)",
-                        eh.e_type);
-            return false;
-        }
-        phoff = eh.e_phoff;
-        phentsize = eh.e_phentsize;
-        phnum = eh.e_phnum;
+        type = eh.e_type, machine = eh.e_machine;
+        phoff = eh.e_phoff, phentsize = eh.e_phentsize, phnum = eh.e_phnum;
     } else {
         Elf32_Ehdr eh;
         memcpy(&eh, buf, sizeof(eh));
-        if (eh.e_machine != EM_386 && eh.e_machine != EM_X86_64) {
-            g_set_error(error, BOOT_ERROR, BOOT_ERROR_INVALID, "ELF32 file for machine %u, not x86",
-                        eh.e_machine);
-            return false;
-        }
-        if (eh.e_type != ET_EXEC) {
-            g_set_error(error, BOOT_ERROR, BOOT_ERROR_INVALID, "ELF file is not an executable (type %u)",
-                        eh.e_type);
-            return false;
-        }
-        phoff = eh.e_phoff;
-        phentsize = eh.e_phentsize;
-        phnum = eh.e_phnum;
+        type = eh.e_type, machine = eh.e_machine;
+        phoff = eh.e_phoff, phentsize = eh.e_phentsize, phnum = eh.e_phnum;
+    }
+    /* ELF32 kernels may be tagged x86-64 (a 64-bit kernel with a 32-bit
+     * container, as Xen builds some); ELF64 ones must be. */
+    if (machine != EM_X86_64 && (is64 || machine != EM_386)) {
+        g_set_error(error, BOOT_ERROR, BOOT_ERROR_INVALID, "ELF%s file for machine %u, not x86%s",
+                    is64 ? "64" : "32", machine, is64 ? "-64" : "");
+        return false;
+    }
+    if (type != ET_EXEC) {
+        g_set_error(error, BOOT_ERROR, BOOT_ERROR_INVALID, "ELF file is not an executable (type %u)",
+                    type);
+        return false;
     }
     if (phentsize != (is64 ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr))) {
         g_set_error(error, BOOT_ERROR, BOOT_ERROR_INVALID, "ELF program header size %u is wrong",
