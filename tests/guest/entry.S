@@ -54,6 +54,14 @@ entry64:
     mov %eax, %ss
     mov %eax, %fs
     mov %eax, %gs
+    /* Clear bss ourselves: after a reset the VMM may reload the image
+     * without clearing RAM, and stale per-CPU state would survive. */
+    mov $__bss_start, %edi
+    mov $__bss_end, %ecx
+    sub %edi, %ecx
+    shr $3, %ecx
+    xor %eax, %eax
+    rep stosq
     mov $(cpu_areas + STACK_SIZE), %rsp
     mov %esi, %edi                  /* zero-extends: hvm_start_info GPA */
     call guest_main

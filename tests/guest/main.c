@@ -111,12 +111,15 @@ static void size_str(char *buf, size_t len, uint64_t bytes)
 
 void guest_main(uint64_t si_gpa)
 {
-    struct percpu *bsp = &cpu_areas[0].pc;
+    struct percpu *bsp = &cpu_areas[0].pc;   /* not cleared with bss */
     struct guest_config cfg;
     struct mp_info mp;
-    bool have_si = boot_info_read(si_gpa);
+    bool have_si;
     char mem[16], area[16];
     uint64_t tsc0 = rdtsc();
+
+    memset(bsp, 0, sizeof(*bsp));
+    have_si = boot_info_read(si_gpa);
 
     console_init();
     kprintf("\ncolo-testguest: booting\n");

@@ -11,7 +11,7 @@
 
 #define AP_START_TIMEOUT_MS 500
 
-union cpu_area cpu_areas[MAX_CPUS] __attribute__((aligned(STACK_SIZE)));
+union cpu_area cpu_areas[MAX_CPUS] __attribute__((aligned(STACK_SIZE), section(".bss.cpu_areas")));
 
 extern char tramp_start[], tramp_end[], tramp_stack[];
 
@@ -37,9 +37,9 @@ static int smp_start_one(unsigned index, uint32_t apic_id)
     struct percpu *c = &cpu_areas[index].pc;
     volatile uint64_t *stack = (volatile uint64_t *)(uintptr_t)(TRAMPOLINE_GPA + (tramp_stack - tramp_start));
 
+    memset(c, 0, sizeof(*c));     /* the areas are not cleared at boot */
     c->index = index;
     c->apic_id = apic_id;
-    c->online = 0;
     *stack = cpu_area_stack_top(index);
 
     lapic_send_init(apic_id);
