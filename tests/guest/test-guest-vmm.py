@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""The test guest under colo-vmm, from the guest's side: its workload in
+real guest memory passes testguest.py's checker, every vCPU ticks, settings
+are applied and reported, and an idle guest leaves the host CPU idle.
+Skips without /dev/kvm."""
+import os
+import time
+
+import colo_vmm
+from colo_vmm import Vmm, wait_until
+import tap
+import testguest
+
+
+def require_kvm():
+    colo_vmm.require_kvm()
+    if not os.access(colo_vmm.VMM, os.X_OK):
+        tap.skip("colo-vmm is not built (%s)" % colo_vmm.VMM)
+
+
+def guest_memory(vm, st):
+    mem = testguest.Memory()
+    mem.add(testguest.STATUS_GPA, vm.read_guest(testguest.STATUS_GPA, testguest.PAGE_SIZE))
+    if st["area_pages"]:
+        mem.add(st["area_gpa"], vm.read_guest(st["area_gpa"], st["area_pages"] * testguest.PAGE_SIZE))
+    return mem
+
+
+def status(vm):
+    return testguest.read_status(testguest.Memory.from_bytes(vm.read_guest(testguest.STATUS_GPA, 4096),
+                                                             testguest.STATUS_GPA))
+
+
+def test_workload_verifies_in_guest_memory():
+    require_kvm()
+    with Vmm(smp=2, mem="64M", append="interval=0 dirty_pages=64 dirty_ms=20 area=1M") as vm:
+        vm.wait_serial(r"colo-testguest ready", 60)
+        wait_until(lambda: status(vm)["heartbeat"] >= 2, 30, "two heartbeats")
+        for _ in range(2):
+            vm.qmp.cmd("stop")
+            st = status(vm)
+            assert st["flags"] & testguest.FLAG_WORKLOAD, st
+            assert st["area_pages"] == 256 and st["area_gpa"] == 0x1000000, st
+            assert [c["slice_pages"] for c in st["cpus"]] == [128, 128], st["cpus"]
+            # Both CPUs wrote, more than one round over their slices.
+            assert all(c["writes"] > 128 and c["ticks"] > 100 for c in st["cpus"]), st["cpus"]
+            problems = testguest.verify_area(guest_memory(vm, st), st)
+            assert problems == [], problems
+            vm.qmp.cmd("cont")
+            time.sleep(1.3)
+        later = status(vm)
+        assert all(b["writes"] > a["writes"] for a, b in zip(st["cpus"], later["cpus"])), (st, later)
+
+
+def test_settings_applied_and_reported():
+    require_kvm()
+    with Vmm(smp=2, mem="64M", append="hz=50 cpus=1 area=1G interval=0 bogus=1 dirty_ms") as vm:
+        banner = vm.wait_serial(r"colo-testguest ready:.*", 60).group(0)
+        serial = vm.serial()
+        assert "cmdline: unknown setting, ignored: bogus=1" in serial, serial
+        assert "cmdline: setting without a value: dirty_ms" in serial, serial
+        assert "workload: area shrunk" in serial, serial
+        assert "cpus=1/2" in banner and "hz=50" in banner, banner
+        st = status(vm)
+        assert st["cpus_up"] == 1 and st["cpus_found"] == 2 and st["hz"] == 50, st
+        assert st["cmdline"] == "hz=50 cpus=1 area=1G interval=0 bogus=1 dirty_ms", st["cmdline"]
+        # The area ends with the RAM entry holding 16 MiB: at most 48 MiB.
+        assert 0 < st["area_pages"] <= (48 << 20) // 4096, st
+        ticks = st["cpus"][0]["ticks"]
+        time.sleep(1.0)
+        ticks = status(vm)["cpus"][0]["ticks"] - ticks
+        assert 30 <= ticks <= 75, "hz=50 gave %d ticks in 1 s" % ticks
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_idle_guest_leaves_host_idle():
+    require_kvm()
+    with Vmm(smp=2, mem="64M", append="interval=0 dirty_ms=0") as vm:
+        vm.wait_serial(r"colo-testguest ready", 60)
+        time.sleep(0.5)
+        before = cpu_seconds(vm.proc.pid)
+        time.sleep(3)
+        used = cpu_seconds(vm.proc.pid) - before
+        # Two vCPUs ticking at 100 Hz; a busy-polling vCPU would use ~3 s.
+        assert used < 0.9, "idle guest used %.2f s of host CPU in 3 s" % used
+        st = status(vm)
+        assert st["pages_dirtied"] == 0 and not st["flags"] & testguest.FLAG_WORKLOAD, st
+        assert all(c["online"] == 1 and c["ticks"] > 250 for c in st["cpus"]), st["cpus"]
+
+
+tap.run(globals())
