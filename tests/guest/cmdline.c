@@ -21,6 +21,7 @@ static const struct setting settings[] = {
     { "area_base", SETTING_U64, CFG_OFF(area_base), 0x200000, 1ULL << 40 },
     { "poweroff_after", SETTING_U32, CFG_OFF(poweroff_after), 0, 1u << 30 },
     { "cpus", SETTING_U32, CFG_OFF(cpus), 0, 1024 },
+    { "crash_after", SETTING_U32, CFG_OFF(crash_after), 0, 1u << 30 },
 };
 
 void cmdline_defaults(struct guest_config *cfg)
@@ -33,6 +34,7 @@ void cmdline_defaults(struct guest_config *cfg)
     cfg->area_base = 16ULL << 20;
     cfg->poweroff_after = 0;
     cfg->cpus = 0;
+    cfg->crash_after = 0;
 }
 
 bool cmdline_parse_uint(const char *s, size_t len, uint64_t *out)

@@ -16,6 +16,7 @@ struct guest_config {
     uint64_t area_base;       /* its guest-physical address (2 MiB aligned) */
     uint32_t poweroff_after;  /* seconds after "ready" to power off, 0 = never */
     uint32_t cpus;            /* CPUs to use at most, 0 = all the MP table lists */
+    uint32_t crash_after;     /* seconds after "ready" to raise #UD on CPU 0 (tests), 0 = never */
 };
 
 /* Reports one problem with one word of the command line: @what says what

@@ -36,6 +36,7 @@ static void test_defaults(void)
     g_assert_cmpuint(cfg.area_base, ==, 16 << 20);
     g_assert_cmpuint(cfg.poweroff_after, ==, 0);
     g_assert_cmpuint(cfg.cpus, ==, 0);
+    g_assert_cmpuint(cfg.crash_after, ==, 0);
     g_assert_cmpuint(w.msgs->len, ==, 0);
     g_ptr_array_free(w.msgs, TRUE);
 }
@@ -46,7 +47,7 @@ static void test_all_keys(void)
     Warnings w = { g_ptr_array_new_with_free_func(g_free) };
 
     g_assert_cmpuint(parse("  interval=0 hz=250\tdirty_pages=1000 dirty_ms=5 area=8M area_base=0x4000000 "
-                           "poweroff_after=30 cpus=2\n", &cfg, &w), ==, 0);
+                           "poweroff_after=30 cpus=2 crash_after=7\n", &cfg, &w), ==, 0);
     g_assert_cmpuint(cfg.interval, ==, 0);
     g_assert_cmpuint(cfg.hz, ==, 250);
     g_assert_cmpuint(cfg.dirty_pages, ==, 1000);
@@ -55,6 +56,7 @@ static void test_all_keys(void)
     g_assert_cmpuint(cfg.area_base, ==, 0x4000000);
     g_assert_cmpuint(cfg.poweroff_after, ==, 30);
     g_assert_cmpuint(cfg.cpus, ==, 2);
+    g_assert_cmpuint(cfg.crash_after, ==, 7);
     g_ptr_array_free(w.msgs, TRUE);
 }
 

@@ -72,6 +72,23 @@ def test_settings_applied_and_reported():
         assert 30 <= ticks <= 75, "hz=50 gave %d ticks in 1 s" % ticks
 
 
+def test_crash_reported():
+    require_kvm()
+    with Vmm(smp=2, mem="64M", append="interval=0 crash_after=1") as vm:
+        vm.wait_serial(r"colo-testguest ready", 60)
+        line = vm.wait_serial(r"EXCEPTION vector=6 \(#UD invalid opcode\).*cpu=0", 30).group(0)
+        st = wait_until(lambda: (lambda s: s if s["flags"] & testguest.FLAG_CRASHED else None)(status(vm)),
+                        10, "the crashed flag")
+        assert st["crash_vector"] == 6 and st["crash_cpu"] == 0, st
+        assert 0x100000 <= st["crash_rip"] < 0x110000, st
+        assert "rip=0x%x" % st["crash_rip"] in line, line
+        # CPU 0 halted for good; CPU 1 still ticks.
+        t0, t1 = st["cpus"][0]["ticks"], st["cpus"][1]["ticks"]
+        time.sleep(1)
+        st = status(vm)
+        assert st["cpus"][0]["ticks"] == t0 and st["cpus"][1]["ticks"] > t1, st["cpus"]
+
+
 def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()

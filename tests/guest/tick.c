@@ -51,6 +51,10 @@ static void tick_second(void)
     if (cfg.poweroff_after && hb >= cfg.poweroff_after) {
         acpi_poweroff("poweroff_after");
     }
+    if (cfg.crash_after && hb >= cfg.crash_after) {
+        /* On purpose: lets tests see how a crashed guest looks. */
+        __asm__ volatile("ud2");
+    }
 }
 
 void tick_handle(struct percpu *c)
