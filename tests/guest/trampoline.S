@@ -61,7 +61,3 @@ tramp_gdt_desc:
 tramp_stack:
     .quad 0
 tramp_end:
-
-    .if tramp_end - tramp_start > 0x1000
-    .error "the trampoline must fit below the status page"
-    .endif
