@@ -39,7 +39,17 @@ static void lapic_write(uint32_t reg, uint32_t v)
 
 void pic_disable(void)
 {
-    outb(0x21, 0xff);
+    /* Remap first: a masked 8259 can still raise a spurious IRQ 7/15,
+     * which at the BIOS's vector base 0x08 would look like an exception. */
+    outb(0x20, 0x11);               /* ICW1: edge, cascade, ICW4 */
+    outb(0xa0, 0x11);
+    outb(0x21, VEC_PIC_BASE);       /* ICW2: vector base */
+    outb(0xa1, VEC_PIC_BASE + 8);
+    outb(0x21, 0x04);               /* ICW3: slave on IRQ 2 */
+    outb(0xa1, 0x02);
+    outb(0x21, 0x01);               /* ICW4: 8086 mode */
+    outb(0xa1, 0x01);
+    outb(0x21, 0xff);               /* mask everything */
     outb(0xa1, 0xff);
 }
 

@@ -101,6 +101,9 @@ void intr_entry(uint64_t vector, uint64_t error, uint64_t rip, uint64_t rsp)
         break;
     case VEC_SPURIOUS:
         break;          /* no EOI for spurious interrupts */
+    case VEC_PIC_BASE + 7:
+    case VEC_PIC_BASE + 15:
+        break;          /* spurious 8259 IRQ: the LAPIC did not deliver it */
     default:
         lapic_eoi();
         kprintf("colo-testguest: unexpected interrupt vector %lu on cpu %u\n", vector, c->index);

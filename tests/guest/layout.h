@@ -11,6 +11,7 @@
 #define SEL_DATA        0x10
 #define SEL_CODE64      0x18
 
+#define VEC_PIC_BASE    0x20          /* 8259s, remapped and masked: 0x20-0x2f */
 #define VEC_TIMER       0x40          /* LAPIC timer, every CPU */
 #define VEC_SCI         0x41          /* ACPI SCI through IOAPIC pin 9, boot CPU */
 #define VEC_SPURIOUS    0xff
