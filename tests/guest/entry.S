@@ -3,6 +3,7 @@
  * the first 4 GiB with 2 MiB pages, enter long mode and call guest_main()
  * on CPU 0's stack. */
 #include "layout.h"
+#include "longmode.inc"
 
 /* XEN_ELFNOTE_PHYS32_ENTRY: the 32-bit entry point. The descriptor is 8
  * bytes (as in Linux), which both 4- and 8-byte readers accept. */
@@ -31,19 +32,7 @@ pvh_entry32:
     mov %eax, %gs
     mov $(cpu_areas + STACK_SIZE), %esp
     mov %ebx, %esi
-
-    mov %cr4, %eax
-    or $0x20, %eax                  /* PAE */
-    mov %eax, %cr4
-    mov $pml4, %eax
-    mov %eax, %cr3
-    mov $0xc0000080, %ecx           /* EFER.LME */
-    rdmsr
-    or $0x100, %eax
-    wrmsr
-    mov %cr0, %eax
-    or $0x80000001, %eax            /* PG, PE */
-    mov %eax, %cr0
+    enable_long_mode
     ljmp $SEL_CODE64, $entry64
 
     .code64

@@ -4,6 +4,7 @@
  * tramp_stack and jumps to ap_entry64. Position-specific: every address
  * is computed relative to TRAMPOLINE_GPA. */
 #include "layout.h"
+#include "longmode.inc"
 
 #define ABS(x) ((x) - tramp_start + TRAMPOLINE_GPA)
 
@@ -27,18 +28,7 @@ tramp32:
     mov %eax, %ds
     mov %eax, %es
     mov %eax, %ss
-    mov %cr4, %eax
-    or $0x20, %eax
-    mov %eax, %cr4
-    mov $pml4, %eax
-    mov %eax, %cr3
-    mov $0xc0000080, %ecx
-    rdmsr
-    or $0x100, %eax
-    wrmsr
-    mov %cr0, %eax
-    or $0x80000001, %eax
-    mov %eax, %cr0
+    enable_long_mode
     ljmp $SEL_CODE64, $ABS(tramp64)
 
     .code64
