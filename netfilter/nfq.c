@@ -236,9 +236,12 @@ ProxyNfq *nfq_open_queue(uint16_t num, uint32_t maxlen, bool immediate, const st
         nfq_close_queue(q);
         return NULL;
     }
+    /* Immediate mode rewrites packets, and the kernel turns a mangled
+     * packet's checksum state into "complete": so it must hand us complete
+     * checksums and single segments (no F_GSO), never partial ones. */
     if (nfq_set_mode(q->qh, NFQNL_COPY_PACKET, 0xffff) < 0 ||
         nfq_set_queue_maxlen(q->qh, maxlen) < 0 ||
-        nfq_set_queue_flags(q->qh, NFQA_CFG_F_GSO | NFQA_CFG_F_FAIL_OPEN, NFQA_CFG_F_GSO) < 0) {
+        nfq_set_queue_flags(q->qh, NFQA_CFG_F_GSO | NFQA_CFG_F_FAIL_OPEN, immediate ? 0 : NFQA_CFG_F_GSO) < 0) {
         g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "configuring NFQUEUE %u: %s", num,
                     strerror(errno));
         nfq_close_queue(q);

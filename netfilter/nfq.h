@@ -9,7 +9,9 @@
  * except nfq_release_all() at a checkpoint commit.
  *
  * Immediate mode (secondary after takeover): the callback may rewrite the
- * packet in place and it is accepted at once with the new bytes.
+ * packet in place and it is accepted at once with the new bytes. Here the
+ * kernel segments GSO packets and completes checksums before queueing:
+ * it marks a rewritten packet's checksum complete on reinjection.
  *
  * Never FAIL_OPEN, never queue-bypass: both would let packets out that
  * were never compared. */

@@ -6,6 +6,12 @@
   sink PORT              accept one connection, print "LEN SHA256" of what came
   push HOST PORT SIZE    send SIZE pattern bytes from port 45000 (the two
                          guests are not replicas, so their ephemeral ports would differ)
+  chat PORT              per connection: each line "N\n" gets the next N bytes of
+                         one continuous pattern stream (a long-lived connection)
+  converse HOST PORT N ROUNDS
+                         one connection, ROUNDS requests of N bytes; before each
+                         round waits for a line on stdin, after it prints
+                         "round I"; at the end prints "LEN SHA256" of everything
   uecho PORT             UDP echo server
   uping HOST PORT COUNT  COUNT UDP round trips, print "p50_us p99_us"
 Every socket operation has a timeout: a stalled test fails instead of hanging."""
@@ -79,6 +85,38 @@ def main():
         c.shutdown(socket.SHUT_WR)
         c.recv(1)
         c.close()
+    elif mode == "chat":
+        s = listener(int(sys.argv[2]))
+        while True:
+            c, _ = s.accept()
+            c.settimeout(TIMEOUT * 4)
+            f, sent = c.makefile("rb"), 0
+            for line in f:
+                n = int(line)
+                # The stream continues where the last answer ended.
+                start = sent % len(BLOCK)
+                c.sendall(((BLOCK * ((start + n) // len(BLOCK) + 1))[start:start + n]))
+                sent += n
+            c.close()
+    elif mode == "converse":
+        c = socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=TIMEOUT)
+        n, rounds = int(sys.argv[4]), int(sys.argv[5])
+        h, total = hashlib.sha256(), 0
+        for i in range(rounds):
+            if not sys.stdin.readline():
+                break
+            c.sendall(b"%d\n" % n)
+            got = 0
+            while got < n:
+                d = c.recv(min(1 << 16, n - got))
+                if not d:
+                    break
+                h.update(d)
+                got += len(d)
+            total += got
+            print("round %d %d" % (i + 1, got), flush=True)
+        c.close()
+        print(total, h.hexdigest(), flush=True)
     elif mode == "uecho":
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         u.bind(("0.0.0.0", int(sys.argv[2])))
