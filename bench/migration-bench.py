@@ -1,0 +1,360 @@
+#!/usr/bin/env python3
+"""Live-migration benchmark (not a test): colo-vmm against QEMU, side by side.
+
+  COLO_BUILDDIR=/path/to/build bench/migration-bench.py [--runs N] [--mib M] [--dir D]
+
+Needs /dev/kvm, about 4 GiB free in --dir (two images, a source copy and
+the destination's file) and about 2 minutes with the defaults.
+
+A paused VM whose RAM comes from a file (-mem-path for colo-vmm,
+memory-backend-file,share=on for QEMU) migrates over 127.0.0.1 to a
+destination backed by an empty file of its own. Two images: random data,
+and the same with every second 4 KiB page zero ("half-zero"). Both VMMs get
+the same downtime-limit and max-bandwidth. Configurations run interleaved
+(the order rotates each round); every run starts from a fresh copy of the
+image, so the source RAM is exactly the file's (under -S no guest code runs).
+The first run of each configuration also checks that the destination's RAM
+file equals the source's afterwards.
+
+Time is measured from the `migrate` command to the destination's MIGRATION
+"completed" event (its QMP timestamp): the moment the whole VM has arrived.
+query-migrate's total-time (source side) and downtime are printed as well.
+
+QEMU (qemu-system-x86_64 -accel tcg) is optional: "QEMU not installed:
+skipped". Multi-channel (multifd) and postcopy run only where the VMM lists
+the capability in query-migrate-capabilities; otherwise a "not available"
+line says so. The ratios are printed last."""
+import argparse
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
+from qmp import QMPClient, QMPError, QMPTimeout, QMPConnectionError  # noqa: E402
+
+PAGE = 4096
+CHUNK = 16 << 20
+QEMU = "qemu-system-x86_64"
+# tmpfs: no disk writeback of the 1 GiB files competing with the migration.
+DEFAULT_DIR = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else "/tmp"
+
+procs = []      # every VMM we started, killed at exit whatever happens
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- images -----------------------------------------------------------------
+
+def make_images(d, mib):
+    """random.img and halfzero.img (same data, every second page zero)."""
+    rnd, half = os.path.join(d, "random.img"), os.path.join(d, "halfzero.img")
+    zero = bytes(PAGE)
+    with open(rnd, "wb") as fr, open(half, "wb") as fh:
+        left = mib << 20
+        while left:
+            buf = bytearray(os.urandom(min(CHUNK, left)))
+            fr.write(buf)
+            for off in range(0, len(buf), 2 * PAGE):
+                buf[off:off + PAGE] = zero
+            fh.write(buf)
+            left -= len(buf)
+    return {"random": rnd, "halfzero": half}
+
+
+def files_equal(a, b):
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            x, y = fa.read(CHUNK), fb.read(CHUNK)
+            if x != y:
+                return False
+            if not x:
+                return True
+
+
+# --- processes --------------------------------------------------------------
+
+class Vmm:
+    """One VMM process with its QMP connection and log file."""
+
+    def __init__(self, argv, qmp_path, log_path, timeout):
+        self.log_path = log_path
+        self.logf = open(log_path, "wb")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.logf, stderr=subprocess.STDOUT)
+        procs.append(self)
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(qmp_path):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("%s did not start (exit %s): %s" % (argv[0], self.proc.poll(), self.output()))
+            time.sleep(0.01)
+        try:
+            self.qmp = QMPClient(qmp_path, timeout=timeout)
+        except (QMPTimeout, QMPConnectionError) as e:
+            raise RuntimeError("%s: no QMP: %s: %s" % (argv[0], e, self.output())) from e
+
+    def output(self):
+        self.logf.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")[-2000:]
+
+    def cmd(self, name, **args):
+        return self.qmp.cmd(name, args=args)
+
+    def wait_status(self, statuses, timeout):
+        """Wait for a MIGRATION event with a status in @statuses; the event."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError("no MIGRATION event %s within %.0f s" % ("/".join(statuses), timeout))
+            try:
+                ev = self.qmp.wait_event("MIGRATION", timeout=left)
+            except QMPTimeout:
+                continue
+            if ev["data"]["status"] in statuses:
+                return ev
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.qmp.execute("quit", timeout=5)
+            except Exception:   # noqa: BLE001 - it is going away either way
+                pass
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.qmp.close()
+        self.logf.close()
+        if self in procs:
+            procs.remove(self)
+
+
+def kill_all():
+    for v in list(procs):
+        if v.proc.poll() is None:
+            v.proc.kill()
+            v.proc.wait()
+        procs.remove(v)
+
+
+def colo_argv(build, mib, mem, qmp, incoming=None):
+    argv = [os.path.join(build, "vmm", "colo-vmm"), "-m", "%dM" % mib,
+            "-kernel", os.path.join(build, "tests", "guest", "colo-testguest"),
+            "-mem-path", mem, "-S", "-serial", "none", "-qmp", "unix:%s,server=on,wait=off" % qmp]
+    return argv + (["-incoming", incoming] if incoming else [])
+
+
+def qemu_argv(mib, mem, qmp, incoming=None):
+    argv = [QEMU, "-accel", "tcg", "-machine", "pc,memory-backend=mem", "-m", "%dM" % mib,
+            "-object", "memory-backend-file,id=mem,size=%dM,mem-path=%s,share=on" % (mib, mem),
+            "-S", "-nodefaults", "-display", "none", "-serial", "none", "-monitor", "none",
+            "-qmp", "unix:%s,server=on,wait=off" % qmp]
+    return argv + (["-incoming", incoming] if incoming else [])
+
+
+def capabilities(vm):
+    return {c["capability"] for c in vm.cmd("query-migrate-capabilities")}
+
+
+# --- one migration ----------------------------------------------------------
+
+def migrate_once(cfg, image, args, workdir, verify):
+    """Migrate a paused VM backed by a copy of @image; a dict of results."""
+    d = tempfile.mkdtemp(prefix="run-", dir=workdir)
+    src = dst = None
+    try:
+        src_mem, dst_mem = os.path.join(d, "src.ram"), os.path.join(d, "dst.ram")
+        shutil.copyfile(image, src_mem)
+        uri = "tcp:127.0.0.1:%d" % free_port()
+        mk = (lambda mem, q, inc=None: colo_argv(args.build, args.mib, mem, q, inc)) if cfg["vmm"] == "colo" \
+            else (lambda mem, q, inc=None: qemu_argv(args.mib, mem, q, inc))
+        caps = [{"capability": "events", "state": True}]
+        params = {"max-bandwidth": args.max_bandwidth, "downtime-limit": args.downtime_limit}
+        if cfg["channels"] > 1:
+            caps.append({"capability": "multifd", "state": True})
+            params["multifd-channels"] = cfg["channels"]
+        # The destination listens only after its capabilities are set (multifd must be).
+        dst = Vmm(mk(dst_mem, os.path.join(d, "dst.qmp"), "defer"), os.path.join(d, "dst.qmp"),
+                  os.path.join(d, "dst.log"), args.timeout)
+        src = Vmm(mk(src_mem, os.path.join(d, "src.qmp")), os.path.join(d, "src.qmp"),
+                  os.path.join(d, "src.log"), args.timeout)
+        for vm in (src, dst):
+            vm.cmd("migrate-set-capabilities", capabilities=caps)
+        dst_params = {k: v for k, v in params.items() if k == "multifd-channels"}
+        if dst_params:
+            dst.cmd("migrate-set-parameters", **dst_params)
+        src.cmd("migrate-set-parameters", **params)
+        dst.cmd("migrate-incoming", uri=uri)
+        t0 = time.time()
+        src.cmd("migrate", uri=uri)
+        ev = dst.wait_status(("completed", "failed"), args.timeout)
+        if ev["data"]["status"] != "completed":
+            raise RuntimeError("destination: %s: %s" % (dst.cmd("query-migrate"), dst.output()))
+        t_end = ev["timestamp"]["seconds"] + ev["timestamp"]["microseconds"] / 1e6
+        src.wait_status(("completed", "failed"), args.timeout)
+        q = src.cmd("query-migrate")
+        if q.get("status") != "completed":
+            raise RuntimeError("source: %s: %s" % (q, src.output()))
+        for vm in (src, dst):
+            vm.close()
+        if verify and not files_equal(src_mem, dst_mem):
+            raise RuntimeError("%s: the destination's RAM differs from the source's" % cfg["name"])
+        ram = q.get("ram", {})
+        return {"wall": t_end - t0, "total": q.get("total-time", 0) / 1e3, "downtime": q.get("downtime", 0),
+                "transferred": ram.get("transferred", 0), "normal": ram.get("normal", 0),
+                "duplicate": ram.get("duplicate", 0)}
+    finally:
+        for vm in (src, dst):
+            if vm:
+                vm.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+# --- the benchmark ----------------------------------------------------------
+
+def probe(vmm, args, workdir):
+    """The migration capabilities a VMM offers (started once, without RAM file)."""
+    d = tempfile.mkdtemp(prefix="probe-", dir=workdir)
+    vm = None
+    try:
+        mem = os.path.join(d, "probe.ram")
+        q = os.path.join(d, "probe.qmp")
+        argv = colo_argv(args.build, args.mib, mem, q) if vmm == "colo" else qemu_argv(args.mib, mem, q)
+        vm = Vmm(argv, q, os.path.join(d, "probe.log"), args.timeout)
+        return capabilities(vm)
+    finally:
+        if vm:
+            vm.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def configurations(args, workdir):
+    cfgs = []
+    vmms = ["colo"]
+    colo_caps = probe("colo", args, workdir)
+    if args.no_qemu:
+        log("QEMU: left out (--no-qemu)")
+    elif not shutil.which(QEMU):
+        log("QEMU not installed: skipped")
+    else:
+        vmms.append("qemu")
+        qemu_caps = probe("qemu", args, workdir)
+        ver = subprocess.run([QEMU, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+        log("QEMU: " + ver)
+    for vmm in vmms:
+        caps = colo_caps if vmm == "colo" else qemu_caps
+        for img in ("random", "halfzero"):
+            cfgs.append({"name": "%s single %s" % (vmm, img), "vmm": vmm, "image": img, "channels": 1})
+        if args.channels > 1:
+            if "multifd" in caps:
+                for img in ("random", "halfzero"):
+                    cfgs.append({"name": "%s multifd-%d %s" % (vmm, args.channels, img), "vmm": vmm,
+                                 "image": img, "channels": args.channels})
+            else:
+                log("%s: multi-channel migration not available (no multifd capability): skipped" % vmm)
+        if vmm == "colo":
+            if "postcopy-ram" in caps:
+                log("colo: postcopy-ram is offered; its demand-fault latency is not measured by this benchmark yet")
+            else:
+                log("colo: postcopy not available (no postcopy-ram capability): fault latency not measured")
+    return cfgs
+
+
+def fmt_row(name, res, gib):
+    wall = statistics.median(r["wall"] for r in res)
+    total = statistics.median(r["total"] for r in res)
+    down = statistics.median(r["downtime"] for r in res)
+    xfer = statistics.median(r["transferred"] for r in res)
+    spread = "%.3f-%.3f" % (min(r["wall"] for r in res), max(r["wall"] for r in res))
+    return ("%-26s %7.3f s/GiB  %6.2f GiB/s  wire %6.2f GB/s  (min-max %s s, total-time %.3f s, downtime %3.0f ms,"
+            " %d MB sent)" % (name, wall / gib, gib / wall, xfer / wall / 1e9, spread, total, down, xfer / 1e6))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5, help="interleaved runs per configuration (default 5)")
+    ap.add_argument("--mib", type=int, default=1024, help="guest RAM in MiB (default 1024)")
+    ap.add_argument("--channels", type=int, default=2, help="multifd channels (default 2; 1: single only)")
+    ap.add_argument("--max-bandwidth", type=int, default=64 << 30,
+                    help="bytes/s, for both VMMs (default 64 GiB/s: no limit in effect)")
+    ap.add_argument("--downtime-limit", type=int, default=300, help="ms, for both VMMs (default 300)")
+    ap.add_argument("--dir", default=DEFAULT_DIR,
+                    help="where the RAM files go (default /dev/shm, a tmpfs like guest RAM's memfd; else /tmp)")
+    ap.add_argument("--no-qemu", action="store_true", help="colo-vmm only")
+    ap.add_argument("--timeout", type=float, default=120, help="bound on every wait, s (default 120)")
+    ap.add_argument("--build", default=os.environ.get("COLO_BUILDDIR", os.getcwd()),
+                    help="build directory (default $COLO_BUILDDIR, else the current directory)")
+    args = ap.parse_args()
+    if not os.access(os.path.join(args.build, "vmm", "colo-vmm"), os.X_OK):
+        sys.exit("no vmm/colo-vmm in %s: set COLO_BUILDDIR or --build" % args.build)
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        sys.exit("colo-vmm needs /dev/kvm (read/write)")
+
+    free = shutil.disk_usage(args.dir).free >> 20
+    if free < 4 * args.mib + 256:
+        sys.exit("%s has %d MiB free; the benchmark needs %d (try --dir)" % (args.dir, free, 4 * args.mib + 256))
+    # A signal ends the run through the finally below, so nothing is left behind.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: sys.exit(1))
+    workdir = tempfile.mkdtemp(prefix="colo-migbench-", dir=args.dir)
+    try:
+        t_start = time.monotonic()
+        log("guest RAM %d MiB, files in %s, max-bandwidth %d B/s, downtime-limit %d ms, %d runs, load %s" %
+            (args.mib, args.dir, args.max_bandwidth, args.downtime_limit, args.runs,
+             " ".join("%.2f" % x for x in os.getloadavg())))
+        cfgs = configurations(args, workdir)
+        images = make_images(workdir, args.mib)
+        results = {c["name"]: [] for c in cfgs}
+        for i in range(args.runs):
+            k = i % len(cfgs)
+            for cfg in cfgs[k:] + cfgs[:k]:
+                r = migrate_once(cfg, images[cfg["image"]], args, workdir, verify=(i == 0))
+                results[cfg["name"]].append(r)
+                log("  run %d %-26s %.3f s (total-time %.3f s, downtime %d ms)" %
+                    (i + 1, cfg["name"], r["wall"], r["total"], r["downtime"]))
+        gib = args.mib / 1024
+        log("")
+        log("medians of %d runs, time from migrate to the destination's completion; %.0f s in all, load %s" %
+            (args.runs, time.monotonic() - t_start, " ".join("%.2f" % x for x in os.getloadavg())))
+        for c in cfgs:
+            log(fmt_row(c["name"], results[c["name"]], gib))
+        med = {n: statistics.median(r["wall"] for r in res) for n, res in results.items()}
+        log("")
+        for vmm in ("colo", "qemu"):
+            for ch in ["single"] + (["multifd-%d" % args.channels] if args.channels > 1 else []):
+                a, b = "%s %s random" % (vmm, ch), "%s %s halfzero" % (vmm, ch)
+                if a in med and b in med:
+                    log("%s %s: half-zero image %.2fx faster than random" % (vmm, ch, med[a] / med[b]))
+        for img in ("random", "halfzero"):
+            a, b = "colo single %s" % img, "qemu single %s" % img
+            if a in med and b in med:
+                log("single channel, %s: colo-vmm %.2fx QEMU's speed" % (img, med[b] / med[a]))
+            a, b = "colo multifd-%d %s" % (args.channels, img), "qemu multifd-%d %s" % (args.channels, img)
+            if a in med and b in med:
+                log("%d channels, %s: colo-vmm %.2fx QEMU's speed" % (args.channels, img, med[b] / med[a]))
+    except QMPError as e:
+        sys.exit("QMP error: %s" % e)
+    finally:
+        kill_all()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
