@@ -1,0 +1,389 @@
+/* virtio-pci transport, split virtqueue validation and virtio-blk, driven
+ * through the I/O bus and guest memory as a guest driver would (no KVM):
+ * requests complete on the device's I/O thread and raise MSI-X vectors. */
+#include "config.h"
+
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "iobus.h"
+#include "memory.h"
+#include "pci/pci.h"
+#include "virtio-driver.h"
+#include "virtio/virtio-blk.h"
+
+#define F_SEG_MAX (1ULL << 2)
+#define F_FLUSH (1ULL << 9)
+#define F_VERSION_1 (1ULL << 32)
+#define HDR 0x500000ULL
+#define DATA 0x501000ULL
+#define STATUS 0x5ff000ULL
+#define SECTORS 64
+
+typedef struct Fixture {
+    IoBus *io;
+    GuestMemory *mem;
+    PciBus *bus;
+    VirtioBlk *blk;
+    TestDriver td;
+    char *path;
+} Fixture;
+
+static void fx_setup(Fixture *fx, gconstpointer data)
+{
+    GuestMemoryConfig mc = { .size = 16 << 20 };
+    VirtioBlkConfig bc = { 0 };
+    int fd = g_file_open_tmp("virtio-blk-XXXXXX", &fx->path, NULL);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(ftruncate(fd, SECTORS * 512), ==, 0);
+    close(fd);
+    bc.file = fx->path;
+    fx->io = iobus_new();
+    fx->mem = guest_memory_new(&mc, NULL);
+    fx->bus = pci_bus_new(fx->io, NULL, NULL);
+    fx->blk = virtio_blk_new(fx->bus, fx->mem, &bc, 0, NULL);
+    g_assert_nonnull(fx->blk);
+    g_assert_true(virtio_dev_start(virtio_blk_dev(fx->blk), NULL));
+    td_probe(&fx->td, fx->io, fx->mem, virtio_blk_dev(fx->blk));
+}
+
+static void fx_teardown(Fixture *fx, gconstpointer data)
+{
+    virtio_blk_free(fx->blk);
+    pci_bus_free(fx->bus);
+    guest_memory_free(fx->mem);
+    iobus_free(fx->io);
+    g_unlink(fx->path);
+    g_free(fx->path);
+}
+
+static void fx_ready(Fixture *fx)
+{
+    g_assert_true(td_negotiate(&fx->td, F_VERSION_1 | F_FLUSH | F_SEG_MAX));
+    td_setup_queue(&fx->td, 0, 16);
+    td_driver_ok(&fx->td);
+    g_assert_cmphex(td_status(&fx->td), ==, 0x0f);
+}
+
+/* One request: header, optional data, status. Returns the status byte
+ * (0xff if it did not complete) and the used length. */
+static uint8_t blk_request(Fixture *fx, uint32_t type, uint64_t sector, uint32_t len, bool data_in,
+                           uint32_t *used_len)
+{
+    uint8_t hdr[16] = { 0 }, status = 0xee;
+    uint32_t id = 0, ulen = 0;
+
+    hdr[0] = (uint8_t)type;
+    for (unsigned k = 0; k < 8; k++) {
+        hdr[8 + k] = (uint8_t)(sector >> (8 * k));
+    }
+    g_assert_true(guest_memory_write(fx->mem, HDR, hdr, sizeof(hdr)));
+    g_assert_true(guest_memory_write(fx->mem, STATUS, &status, 1));
+    td_desc(&fx->td, 0, 0, HDR, 16, VIRTQ_DESC_F_NEXT, len ? 1 : 2);
+    if (len) {
+        td_desc(&fx->td, 0, 1, DATA, len, VIRTQ_DESC_F_NEXT | (data_in ? VIRTQ_DESC_F_WRITE : 0), 2);
+    }
+    td_desc(&fx->td, 0, 2, STATUS, 1, VIRTQ_DESC_F_WRITE, 0);
+    td_submit(&fx->td, 0, 0);
+    if (!td_wait_irq(&fx->td, 1, 5000)) {
+        return 0xff;
+    }
+    g_assert_true(td_used(&fx->td, 0, &id, &ulen));
+    g_assert_cmpuint(id, ==, 0);
+    g_assert_true(guest_memory_read(fx->mem, STATUS, &status, 1));
+    if (used_len) {
+        *used_len = ulen;
+    }
+    return status;
+}
+
+static void test_caps(Fixture *fx, gconstpointer data)
+{
+    TestDriver *td = &fx->td;
+
+    g_assert_cmphex(td_cfg_read(fx->io, td->slot, PCI_DEVICE_ID, 2), ==, 0x1042);
+    g_assert_cmphex(td_cfg_read(fx->io, td->slot, PCI_REVISION_ID, 1), ==, 1);
+    g_assert_cmphex(td_cfg_read(fx->io, td->slot, PCI_SUBSYSTEM_ID, 2), >=, 0x40);
+    g_assert_cmphex(td_cfg_read(fx->io, td->slot, 0x08, 4) >> 8, ==, 0x010000);
+    /* Offered: FLUSH, SEG_MAX and VERSION_1. */
+    td_mmio_write(fx->io, td->bar + td->common, 0, 4);
+    uint64_t f = td_mmio_read(fx->io, td->bar + td->common + 4, 4);
+    td_mmio_write(fx->io, td->bar + td->common, 1, 4);
+    f |= td_mmio_read(fx->io, td->bar + td->common + 4, 4) << 32;
+    g_assert_cmphex(f, ==, F_VERSION_1 | F_FLUSH | F_SEG_MAX);
+    /* Capacity in the device configuration. */
+    g_assert_cmpuint(td_mmio_read(fx->io, td->bar + td->device, 8), ==, SECTORS);
+    g_assert_cmpuint(td_mmio_read(fx->io, td->bar + td->common + 18, 2), ==, 1);
+}
+
+static void test_features_refused(Fixture *fx, gconstpointer data)
+{
+    /* Not offered (EVENT_IDX, bit 29), and no VERSION_1: both refused. */
+    g_assert_false(td_negotiate(&fx->td, F_VERSION_1 | (1ULL << 29)));
+    g_assert_false(td_negotiate(&fx->td, F_FLUSH));
+    g_assert_true(td_negotiate(&fx->td, F_VERSION_1));
+    /* DRIVER_OK without FEATURES_OK does not stick. */
+    td_set_status(&fx->td, 0);
+    td_set_status(&fx->td, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK);
+    g_assert_false(td_status(&fx->td) & VIRTIO_STATUS_DRIVER_OK);
+}
+
+static void test_read_write_flush(Fixture *fx, gconstpointer data)
+{
+    uint8_t pattern[4096], back[4096];
+    uint32_t ulen;
+    g_autofree char *contents = NULL;
+    gsize len;
+
+    fx_ready(fx);
+    for (unsigned i = 0; i < sizeof(pattern); i++) {
+        pattern[i] = (uint8_t)(i * 7 + 3);
+    }
+    g_assert_true(guest_memory_write(fx->mem, DATA, pattern, sizeof(pattern)));
+    g_assert_cmpuint(blk_request(fx, 1, 8, sizeof(pattern), false, &ulen), ==, 0);
+    g_assert_cmpuint(ulen, ==, 1);
+    g_assert_cmpuint(blk_request(fx, 4, 0, 0, false, NULL), ==, 0);     /* FLUSH */
+    /* On the host's file once the flush completed. */
+    g_assert_true(g_file_get_contents(fx->path, &contents, &len, NULL));
+    g_assert_cmpuint(len, ==, SECTORS * 512);
+    g_assert_cmpmem(contents + 8 * 512, sizeof(pattern), pattern, sizeof(pattern));
+
+    /* Read back into zeroed guest memory; the pages it wrote are dirty. */
+    unsigned long bits[1] = { 0 };
+    dirty_log_collect(&fx->mem->dirty, 0, 0x600000 / 4096, (unsigned long[0x600000 / 4096 / 64]) { 0 });
+    memset(back, 0, sizeof(back));
+    g_assert_true(guest_memory_write(fx->mem, DATA, back, sizeof(back)));
+    dirty_log_collect(&fx->mem->dirty, 0, 0x600000 / 4096, (unsigned long[0x600000 / 4096 / 64]) { 0 });
+    g_assert_cmpuint(blk_request(fx, 0, 8, sizeof(back), true, &ulen), ==, 0);
+    g_assert_cmpuint(ulen, ==, sizeof(back) + 1);
+    g_assert_true(guest_memory_read(fx->mem, DATA, back, sizeof(back)));
+    g_assert_cmpmem(back, sizeof(back), pattern, sizeof(pattern));
+    /* Pages: DATA (0x501), STATUS (0x5ff), the used ring (0x108). */
+    dirty_log_collect(&fx->mem->dirty, DATA / 4096 & ~63ULL, 64, bits);
+    g_assert_true(bits[0] & (1UL << (DATA / 4096 % 64)));
+    dirty_log_collect(&fx->mem->dirty, STATUS / 4096 & ~63ULL, 64, bits);
+    g_assert_true(bits[0] & (1UL << (STATUS / 4096 % 64)));
+    bits[0] = 0;
+    dirty_log_collect(&fx->mem->dirty, TD_USED(0) / 4096 & ~63ULL, 64, bits);
+    g_assert_true(bits[0] & (1UL << (TD_USED(0) / 4096 % 64)));
+
+    /* Past the end, or not a multiple of a sector: IOERR, device fine. */
+    g_assert_cmpuint(blk_request(fx, 0, SECTORS, 512, true, NULL), ==, 1);
+    g_assert_cmpuint(blk_request(fx, 1, 0, 100, false, NULL), ==, 1);
+    g_assert_cmpuint(blk_request(fx, 0, UINT64_MAX / 256, 512, true, NULL), ==, 1);
+    /* Unknown type: UNSUPP. GET_ID: the serial. */
+    g_assert_cmpuint(blk_request(fx, 99, 0, 0, false, NULL), ==, 2);
+    g_assert_cmpuint(blk_request(fx, 8, 0, 20, true, NULL), ==, 0);
+    char id[21] = { 0 };
+    g_assert_true(guest_memory_read(fx->mem, DATA, id, 20));
+    g_assert_cmpstr(id, ==, "colo-blk0");
+    g_assert_false(td_status(&fx->td) & VIRTIO_STATUS_NEEDS_RESET);
+}
+
+/* A malformed queue: the device sets DEVICE_NEEDS_RESET, raises the config
+ * vector, completes nothing; after a reset it works again. */
+static void expect_broken(Fixture *fx)
+{
+    uint32_t id, len;
+
+    g_assert_true(td_wait_irq(&fx->td, 0, 5000));
+    g_assert_true(td_status(&fx->td) & VIRTIO_STATUS_NEEDS_RESET);
+    g_assert_false(td_used(&fx->td, 0, &id, &len));
+    /* Kicks after that are ignored. */
+    td_submit(&fx->td, 0, 0);
+    g_assert_false(td_wait_irq(&fx->td, 1, 50));
+    fx_ready(fx);
+    g_assert_cmpuint(blk_request(fx, 4, 0, 0, false, NULL), ==, 0);
+}
+
+static void test_bad_head(Fixture *fx, gconstpointer data)
+{
+    fx_ready(fx);
+    td_submit(&fx->td, 0, 16);      /* queue size is 16 */
+    expect_broken(fx);
+}
+
+static void test_bad_next(Fixture *fx, gconstpointer data)
+{
+    fx_ready(fx);
+    td_desc(&fx->td, 0, 0, HDR, 16, VIRTQ_DESC_F_NEXT, 300);
+    td_submit(&fx->td, 0, 0);
+    expect_broken(fx);
+}
+
+static void test_loop(Fixture *fx, gconstpointer data)
+{
+    fx_ready(fx);
+    td_desc(&fx->td, 0, 0, HDR, 16, VIRTQ_DESC_F_NEXT, 1);
+    td_desc(&fx->td, 0, 1, DATA, 512, VIRTQ_DESC_F_NEXT, 2);
+    td_desc(&fx->td, 0, 2, DATA, 512, VIRTQ_DESC_F_NEXT, 0);
+    td_submit(&fx->td, 0, 0);
+    expect_broken(fx);
+}
+
+static void test_oversized_chain(Fixture *fx, gconstpointer data)
+{
+    fx_ready(fx);
+    /* 16 descriptors in a row, the last one chaining on to 0 again: longer
+     * than the queue. */
+    for (uint16_t i = 0; i < 16; i++) {
+        td_desc(&fx->td, 0, i, DATA, 512, VIRTQ_DESC_F_NEXT, (uint16_t)((i + 1) % 16));
+    }
+    td_submit(&fx->td, 0, 0);
+    expect_broken(fx);
+}
+
+static void test_buffer_outside_ram(Fixture *fx, gconstpointer data)
+{
+    fx_ready(fx);
+    td_desc(&fx->td, 0, 0, HDR, 16, VIRTQ_DESC_F_NEXT, 1);
+    td_desc(&fx->td, 0, 1, (16 << 20) - 256, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 2);
+    td_desc(&fx->td, 0, 2, STATUS, 1, VIRTQ_DESC_F_WRITE, 0);
+    td_submit(&fx->td, 0, 0);
+    expect_broken(fx);
+    /* Wrapping around the address space. */
+    td_desc(&fx->td, 0, 0, UINT64_MAX - 8, 16, 0, 0);
+    td_submit(&fx->td, 0, 0);
+    expect_broken(fx);
+}
+
+static void test_writable_then_readable(Fixture *fx, gconstpointer data)
+{
+    fx_ready(fx);
+    td_desc(&fx->td, 0, 0, STATUS, 1, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 1);
+    td_desc(&fx->td, 0, 1, HDR, 16, 0, 0);
+    td_submit(&fx->td, 0, 0);
+    expect_broken(fx);
+}
+
+static void test_indirect(Fixture *fx, gconstpointer data)
+{
+    fx_ready(fx);
+    td_desc(&fx->td, 0, 0, HDR, 64, VIRTQ_DESC_F_INDIRECT, 0);
+    td_submit(&fx->td, 0, 0);
+    expect_broken(fx);
+}
+
+static void test_ring_outside_ram(Fixture *fx, gconstpointer data)
+{
+    TestDriver *td = &fx->td;
+    uint64_t cc = td->bar + td->common;
+
+    g_assert_true(td_negotiate(td, F_VERSION_1 | F_FLUSH));
+    td_mmio_write(fx->io, cc + 22, 0, 2);
+    td_mmio_write(fx->io, cc + 24, 16, 2);
+    td_mmio_write(fx->io, cc + 32, (16 << 20) - 64, 8);   /* 256 bytes of descriptors */
+    td_mmio_write(fx->io, cc + 40, TD_AVAIL(0), 8);
+    td_mmio_write(fx->io, cc + 48, TD_USED(0), 8);
+    td_mmio_write(fx->io, cc + 28, 1, 2);
+    g_assert_true(td_status(td) & VIRTIO_STATUS_NEEDS_RESET);
+    g_assert_cmpuint(td_mmio_read(fx->io, cc + 28, 2), ==, 0);
+    /* Queue size not a power of two, or above the maximum: refused too. */
+    g_assert_true(td_negotiate(td, F_VERSION_1));
+    g_assert_false(td_status(td) & VIRTIO_STATUS_NEEDS_RESET);
+    td_mmio_write(fx->io, cc + 22, 0, 2);
+    td_mmio_write(fx->io, cc + 24, 12, 2);
+    td_mmio_write(fx->io, cc + 28, 1, 2);
+    g_assert_true(td_status(td) & VIRTIO_STATUS_NEEDS_RESET);
+    g_assert_true(td_negotiate(td, F_VERSION_1));
+    td_mmio_write(fx->io, cc + 22, 0, 2);
+    td_mmio_write(fx->io, cc + 24, 4096, 2);
+    td_mmio_write(fx->io, cc + 28, 1, 2);
+    g_assert_true(td_status(td) & VIRTIO_STATUS_NEEDS_RESET);
+    /* A queue index that does not exist reads size 0 and takes no writes. */
+    td_mmio_write(fx->io, cc + 22, 7, 2);
+    g_assert_cmpuint(td_mmio_read(fx->io, cc + 24, 2), ==, 0);
+    td_mmio_write(fx->io, cc + 28, 1, 2);
+    g_assert_cmpuint(td_mmio_read(fx->io, cc + 28, 2), ==, 0);
+}
+
+static void test_avail_jump(Fixture *fx, gconstpointer data)
+{
+    uint8_t idx[2] = { 100, 0 };
+
+    fx_ready(fx);
+    g_assert_true(guest_memory_write(fx->mem, TD_AVAIL(0) + 2, idx, 2));
+    td_mmio_write(fx->io, fx->td.bar + fx->td.notify, 0, 2);
+    expect_broken(fx);
+}
+
+/* Paused, the I/O thread touches no guest memory; resumed, it catches up. */
+static void test_pause(Fixture *fx, gconstpointer data)
+{
+    VirtioDev *vd = virtio_blk_dev(fx->blk);
+    uint32_t id, len;
+    uint8_t hdr[16] = { 4 };
+
+    fx_ready(fx);
+    g_assert_true(guest_memory_write(fx->mem, HDR, hdr, sizeof(hdr)));
+    td_desc(&fx->td, 0, 0, HDR, 16, VIRTQ_DESC_F_NEXT, 2);
+    td_desc(&fx->td, 0, 2, STATUS, 1, VIRTQ_DESC_F_WRITE, 0);
+    virtio_dev_pause(vd);
+    virtio_dev_pause(vd);           /* nests */
+    td_submit(&fx->td, 0, 0);
+    g_assert_false(td_wait_irq(&fx->td, 1, 100));
+    g_assert_false(td_used(&fx->td, 0, &id, &len));
+    virtio_dev_resume(vd);
+    g_assert_false(td_wait_irq(&fx->td, 1, 50));
+    virtio_dev_resume(vd);
+    g_assert_true(td_wait_irq(&fx->td, 1, 5000));
+    g_assert_true(td_used(&fx->td, 0, &id, &len));
+}
+
+/* Transport state survives save/load; a forged stream is refused. */
+static void test_state(Fixture *fx, gconstpointer data)
+{
+    VirtioDev *vd = virtio_blk_dev(fx->blk);
+    g_autoptr(GByteArray) buf = g_byte_array_new();
+    StateWriter w = { buf };
+    StateReader r;
+
+    fx_ready(fx);
+    g_assert_cmpuint(blk_request(fx, 4, 0, 0, false, NULL), ==, 0);
+    virtio_dev_pause(vd);
+    g_assert_true(virtio_dev_state_ops.save(vd, &w, NULL));
+    virtio_dev_resume(vd);
+    virtio_dev_reset(vd);
+    g_assert_cmpuint(td_status(&fx->td), ==, 0);
+    state_reader_init(&r, buf->data, buf->len);
+    g_assert_true(virtio_dev_state_ops.load(vd, &r, 1, NULL));
+    g_assert_cmphex(td_status(&fx->td), ==, 0x0f);
+    /* The queue carries on where it was: the next request completes. */
+    g_assert_cmpuint(blk_request(fx, 4, 0, 0, false, NULL), ==, 0);
+
+    /* Features the device never offered: refused, device left reset. */
+    g_autoptr(GError) error = NULL;
+    buf->data[8 + 3] |= 0x20;      /* driver_features bit 29 */
+    state_reader_init(&r, buf->data, buf->len);
+    g_assert_false(virtio_dev_state_ops.load(vd, &r, 1, &error));
+    g_assert_nonnull(error);
+    g_assert_cmpuint(td_status(&fx->td), ==, 0);
+    buf->data[8 + 3] &= (uint8_t)~0x20;
+    state_reader_init(&r, buf->data, buf->len - 3);
+    g_clear_error(&error);
+    g_assert_false(virtio_dev_state_ops.load(vd, &r, 1, &error));
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+#define ADD(path, fn) g_test_add(path, Fixture, NULL, fx_setup, fn, fx_teardown)
+    ADD("/virtio/blk/caps", test_caps);
+    ADD("/virtio/blk/features-refused", test_features_refused);
+    ADD("/virtio/blk/read-write-flush", test_read_write_flush);
+    ADD("/virtio/blk/pause", test_pause);
+    ADD("/virtio/blk/state", test_state);
+    ADD("/virtio/malformed/head-out-of-range", test_bad_head);
+    ADD("/virtio/malformed/next-out-of-range", test_bad_next);
+    ADD("/virtio/malformed/loop", test_loop);
+    ADD("/virtio/malformed/oversized-chain", test_oversized_chain);
+    ADD("/virtio/malformed/buffer-outside-ram", test_buffer_outside_ram);
+    ADD("/virtio/malformed/writable-then-readable", test_writable_then_readable);
+    ADD("/virtio/malformed/indirect", test_indirect);
+    ADD("/virtio/malformed/ring-outside-ram", test_ring_outside_ram);
+    ADD("/virtio/malformed/avail-index-jump", test_avail_jump);
+    return g_test_run();
+}
