@@ -112,6 +112,12 @@ class Vmm:
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")[-2000:]
 
+    def cpu_seconds(self):
+        """User plus system CPU time of the process so far (robust on a busy machine, unlike wall time)."""
+        with open("/proc/%d/stat" % self.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def cmd(self, name, **args):
         return self.qmp.cmd(name, args=args)
 
@@ -212,6 +218,7 @@ def migrate_once(cfg, image, args, workdir, verify):
         q = src.cmd("query-migrate")
         if q.get("status") != "completed":
             raise RuntimeError("source: %s: %s" % (q, src.output()))
+        cpu_src, cpu_dst = src.cpu_seconds(), dst.cpu_seconds()
         for vm in (src, dst):
             vm.close()
         if verify and not files_equal(src_mem, dst_mem):
@@ -219,7 +226,7 @@ def migrate_once(cfg, image, args, workdir, verify):
         ram = q.get("ram", {})
         return {"wall": t_end - t0, "total": q.get("total-time", 0) / 1e3, "downtime": q.get("downtime", 0),
                 "transferred": ram.get("transferred", 0), "normal": ram.get("normal", 0),
-                "duplicate": ram.get("duplicate", 0)}
+                "duplicate": ram.get("duplicate", 0), "cpu_src": cpu_src, "cpu_dst": cpu_dst}
     finally:
         for vm in (src, dst):
             if vm:
@@ -282,9 +289,13 @@ def fmt_row(name, res, gib):
     total = statistics.median(r["total"] for r in res)
     down = statistics.median(r["downtime"] for r in res)
     xfer = statistics.median(r["transferred"] for r in res)
+    cpu_src = statistics.median(r["cpu_src"] for r in res)
+    cpu_dst = statistics.median(r["cpu_dst"] for r in res)
     spread = "%.3f-%.3f" % (min(r["wall"] for r in res), max(r["wall"] for r in res))
-    return ("%-26s %7.3f s/GiB  %6.2f GiB/s  wire %6.2f GB/s  (min-max %s s, total-time %.3f s, downtime %3.0f ms,"
-            " %d MB sent)" % (name, wall / gib, gib / wall, xfer / wall / 1e9, spread, total, down, xfer / 1e6))
+    return ("%-26s %6.3f s/GiB %5.2f GiB/s wire %5.2f GB/s | min-max %s s, total-time %.3f s, downtime %3.0f ms,"
+            " %4d MB sent, CPU s/GiB source %.2f destination %.2f" %
+            (name, wall / gib, gib / wall, xfer / wall / 1e9, spread, total, down, xfer / 1e6,
+             cpu_src / gib, cpu_dst / gib))
 
 
 def main():
@@ -327,8 +338,8 @@ def main():
             for cfg in cfgs[k:] + cfgs[:k]:
                 r = migrate_once(cfg, images[cfg["image"]], args, workdir, verify=(i == 0))
                 results[cfg["name"]].append(r)
-                log("  run %d %-26s %.3f s (total-time %.3f s, downtime %d ms)" %
-                    (i + 1, cfg["name"], r["wall"], r["total"], r["downtime"]))
+                log("  run %d %-26s %.3f s (total-time %.3f s, downtime %d ms, CPU source %.2f s destination %.2f s)" %
+                    (i + 1, cfg["name"], r["wall"], r["total"], r["downtime"], r["cpu_src"], r["cpu_dst"]))
         gib = args.mib / 1024
         log("")
         log("medians of %d runs, time from migrate to the destination's completion; %.0f s in all, load %s" %
