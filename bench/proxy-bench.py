@@ -15,7 +15,6 @@ compare-and-release, and TCP stream throughput, on this machine.
    every packet the proxy holds and compares is small.
 The last line is the full-path small-packet rate, "N kpps"."""
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -25,10 +24,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.dirname(HERE)
-spec = importlib.util.spec_from_file_location("netns", os.path.join(SRC, "tests", "netfilter", "test-proxy-netns.py"))
-netns = importlib.util.module_from_spec(spec)
 sys.path.insert(0, os.path.join(SRC, "tests", "netfilter"))
-spec.loader.exec_module(netns)
+import netns_topo as netns  # noqa: E402
+from proxyctl import ProxyCtl  # noqa: E402
 
 
 class Coordinator(threading.Thread):
@@ -38,8 +36,8 @@ class Coordinator(threading.Thread):
 
     def __init__(self, sock, ssock):
         super().__init__(daemon=True)
-        self.ctl = netns.ProxyCtl(sock)
-        self.sctl = netns.ProxyCtl(ssock)
+        self.ctl = ProxyCtl(sock)
+        self.sctl = ProxyCtl(ssock)
         self.commits = 0
         self.reasons = {}
         self.stop = False
@@ -54,6 +52,37 @@ class Coordinator(threading.Thread):
                 self.sctl.execute("checkpoint-commit", {"keep-offsets": True})
                 self.ctl.execute("checkpoint-commit")
                 self.commits += 1
+
+
+def cpu_seconds(pid):
+    """user + system CPU seconds of a process so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy():
+    """(busy, total) jiffies of all CPUs so far."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v) - v[3] - v[4], sum(v)
+
+
+class CpuMeter:
+    """Where the CPU time of one phase goes: each proxy, and the machine."""
+
+    def __init__(self, procs):
+        self.procs = procs
+        self.start = {k: cpu_seconds(p.pid) for k, p in procs.items()}
+        self.m0 = machine_busy()
+
+    def report(self, wall):
+        m1 = machine_busy()
+        ncpu = os.cpu_count() or 1
+        used = {k: cpu_seconds(p.pid) - self.start[k] for k, p in self.procs.items()}
+        parts = ["%s %.2f s (%.0f %%)" % (k, v, 100.0 * v / wall) for k, v in used.items()]
+        busy = (m1[0] - self.m0[0]) / max(1, m1[1] - self.m0[1]) * 100.0
+        return "CPU over %.2f s: %s; all %d CPUs %.0f %% busy" % (wall, ", ".join(parts), ncpu, busy)
 
 
 def fetch(topo, mib):
@@ -94,12 +123,12 @@ def main():
 
         base = uping()
         psock, ssock = os.path.join(topo.tmp, "p.sock"), os.path.join(topo.tmp, "s.sock")
-        topo.spawn("ph", netns.PROXY, "-r", "primary", "-i", "pgh", "-q", "7", "-L", "10.79.0.1:7700", "-c", psock,
-                   log="primary.log")
-        topo.spawn("sh", netns.PROXY, "-r", "secondary", "-i", "sgh", "-q", "7", "-C", "10.79.0.1:7700", "-c", ssock,
-                   log="secondary.log")
-        pctl = netns.ProxyCtl(psock)
-        netns.ProxyCtl(ssock)
+        pproc = topo.spawn("ph", netns.PROXY, "-r", "primary", "-i", "pgh", "-q", "7", "-L", "10.79.0.1:7700",
+                           "-c", psock, log="primary.log")
+        sproc = topo.spawn("sh", netns.PROXY, "-r", "secondary", "-i", "sgh", "-q", "7", "-C", "10.79.0.1:7700",
+                           "-c", ssock, log="secondary.log")
+        pctl = ProxyCtl(psock)
+        sctl = ProxyCtl(ssock)
         if not netns.wait_for(lambda: pctl.execute("query-status")["peer-link"]):
             raise RuntimeError("proxies did not link up")
         for g in ("pg", "sg"):
@@ -111,28 +140,48 @@ def main():
         print("full path, UDP round trip (2000, one at a time): p50 %.0f us, p99 %.0f us without colo-proxy; "
               "p50 %.0f us, p99 %.0f us with it" % (base[0], base[1], held[0], held[1]), flush=True)
 
+        procs = {"primary proxy": pproc, "secondary proxy": sproc}
         before = pctl.execute("query-stats")
+        meter = CpuMeter(procs)
         dt = fetch(topo, args.stream_mib)
+        cpu = meter.report(dt)
         after = pctl.execute("query-stats")
         pk = after["nfq-packets"] - before["nfq-packets"]
         print("full path, TCP stream: %d MiB in %.2f s = %.2f Gbit/s, %d packets through NFQUEUE (GSO), "
               "%d batch verdicts" % (args.stream_mib, dt, args.stream_mib * 8 * 1.048576e6 / dt / 1e9, pk,
                                      after["nfq-batch-verdicts"] - before["nfq-batch-verdicts"]), flush=True)
+        print("  " + cpu, flush=True)
 
         for g, dev in (("pg", "pg0"), ("sg", "sg0")):
             topo.ip(g, "link", "set", dev, "gso_max_segs", "1")
         topo.ip("c", "route", "change", "default", "via", "10.78.0.1", "advmss", "88")
-        before = pctl.execute("query-stats")
+        before, sbefore = pctl.execute("query-stats"), sctl.execute("query-stats")
+        meter = CpuMeter(procs)
         try:
             dt = fetch(topo, args.small_mib)
         except RuntimeError:
-            print(json.dumps({"primary": pctl.execute("query-stats"), "checkpoints": coord.reasons}), file=sys.stderr)
+            print(json.dumps({"primary": pctl.execute("query-stats"), "secondary": sctl.execute("query-stats"),
+                              "checkpoints": coord.reasons}), file=sys.stderr)
             raise
-        after = pctl.execute("query-stats")
+        cpu = meter.report(dt)
+        after, safter = pctl.execute("query-stats"), sctl.execute("query-stats")
         pk = after["nfq-packets"] - before["nfq-packets"]
         bad = {k: v for k, v in after["mismatches"].items() if v}
         print("full path, small packets: %d MiB in %.2f s, %d packets (%.0f bytes each on average), "
               "mismatches %s" % (args.small_mib, dt, pk, (args.small_mib << 20) / max(pk, 1), json.dumps(bad)))
+        print("  " + cpu)
+
+        def per_call(st0, st1, num, den):
+            return (st1.get(num, 0) - st0.get(num, 0)) / max(1, st1.get(den, 0) - st0.get(den, 0))
+        print("  frames per syscall: primary capture %.1f, link write %.1f; secondary capture %.1f, link write %.1f, "
+              "injection %.1f" % (per_call(before, after, "guest-frames", "capture-recv-calls"),
+                                  per_call(before, after, "link-sent", "link-writes"),
+                                  per_call(sbefore, safter, "guest-frames", "capture-recv-calls"),
+                                  per_call(sbefore, safter, "link-sent", "link-writes"),
+                                  per_call(sbefore, safter, "injected", "inject-calls")))
+        print("  lost on the way: link %d (primary) %d (secondary), injection errors %d, NFQUEUE %d" %
+              (after["link-dropped-full"] + after["link-dropped-down"],
+               safter["link-dropped-full"] + safter["link-dropped-down"], safter["inject-errors"], after["nfq-lost"]))
         hist = after["hold-time-us"]
         print("hold-time histogram (all packets, us): " +
               ", ".join("<%s: %d" % (b.get("below", "inf"), b["count"]) for b in hist if b["count"]))

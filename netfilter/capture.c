@@ -16,7 +16,10 @@
 #include <unistd.h>
 
 #define CAPTURE_BUFSIZE (CAPTURE_VNET_LEN + 65536 + 64)
-#define CAPTURE_BURST 64
+/* Frames per recvmmsg()/sendmmsg(): one syscall per burst, not per frame. */
+#define CAPTURE_BATCH 32
+/* Room for the frames of one send batch; a full arena is sent early. */
+#define CAPTURE_TX_ARENA (1u << 20)
 
 struct proxy_capture {
     struct capture_callbacks cb;
@@ -24,7 +27,15 @@ struct proxy_capture {
     guint watch;
     unsigned int ifindex;
     bool want_outgoing;
-    uint8_t *buf;
+    uint8_t *rx;                                 /* CAPTURE_BATCH buffers */
+    struct iovec rx_iov[CAPTURE_BATCH];
+    struct sockaddr_ll rx_addr[CAPTURE_BATCH];
+    struct mmsghdr rx_msg[CAPTURE_BATCH];
+    uint8_t *tx;                                 /* CAPTURE_TX_ARENA */
+    size_t tx_used;
+    unsigned int tx_count;
+    struct iovec tx_iov[CAPTURE_BATCH];
+    struct mmsghdr tx_msg[CAPTURE_BATCH];
     struct capture_stats stats;
 };
 
@@ -36,25 +47,37 @@ bool capture_csum_partial(const uint8_t *vnet)
 static gboolean capture_on_readable(gint fd, GIOCondition cond, gpointer data)
 {
     ProxyCapture *c = data;
+    unsigned int delivered = 0;
 
-    for (int i = 0; i < CAPTURE_BURST; i++) {
-        struct sockaddr_ll sll;
-        socklen_t sl = sizeof(sll);
-        ssize_t n = recvfrom(fd, c->buf, CAPTURE_BUFSIZE, MSG_DONTWAIT, (struct sockaddr *)&sll, &sl);
-        bool outgoing;
+    /* Two batches per wakeup at most, so the other sources are served. */
+    for (int round = 0; round < 2; round++) {
+        int n;
 
-        if (n < 0) {
+        for (int i = 0; i < CAPTURE_BATCH; i++) {
+            c->rx_msg[i].msg_hdr.msg_namelen = sizeof(c->rx_addr[i]);
+        }
+        n = recvmmsg(fd, c->rx_msg, CAPTURE_BATCH, MSG_DONTWAIT, NULL);
+        if (n <= 0) {
             break;
         }
-        if ((size_t)n < CAPTURE_VNET_LEN) {
-            continue;
+        c->stats.recv_calls++;
+        for (int i = 0; i < n; i++) {
+            size_t len = c->rx_msg[i].msg_len;
+            bool outgoing = c->rx_addr[i].sll_pkttype == PACKET_OUTGOING;
+
+            if (len < CAPTURE_VNET_LEN || outgoing != c->want_outgoing) {
+                continue;
+            }
+            c->stats.frames++;
+            delivered++;
+            c->cb.frame(c->cb.opaque, c->rx_iov[i].iov_base, len, outgoing);
         }
-        outgoing = sll.sll_pkttype == PACKET_OUTGOING;
-        if (outgoing != c->want_outgoing) {
-            continue;
+        if (n < CAPTURE_BATCH) {
+            break;
         }
-        c->stats.frames++;
-        c->cb.frame(c->cb.opaque, c->buf, (size_t)n, outgoing);
+    }
+    if (delivered && c->cb.burst_done) {
+        c->cb.burst_done(c->cb.opaque);
     }
     return G_SOURCE_CONTINUE;
 }
@@ -95,7 +118,16 @@ ProxyCapture *capture_open(const char *ifname, bool want_outgoing, const struct 
     c->fd = fd;
     c->ifindex = ifindex;
     c->want_outgoing = want_outgoing;
-    c->buf = g_malloc(CAPTURE_BUFSIZE);
+    c->rx = g_malloc((size_t)CAPTURE_BATCH * CAPTURE_BUFSIZE);
+    c->tx = g_malloc(CAPTURE_TX_ARENA);
+    for (int i = 0; i < CAPTURE_BATCH; i++) {
+        c->rx_iov[i] = (struct iovec){ c->rx + (size_t)i * CAPTURE_BUFSIZE, CAPTURE_BUFSIZE };
+        c->rx_msg[i].msg_hdr.msg_iov = &c->rx_iov[i];
+        c->rx_msg[i].msg_hdr.msg_iovlen = 1;
+        c->rx_msg[i].msg_hdr.msg_name = &c->rx_addr[i];
+        c->tx_msg[i].msg_hdr.msg_iov = &c->tx_iov[i];
+        c->tx_msg[i].msg_hdr.msg_iovlen = 1;
+    }
     c->watch = g_unix_fd_add(fd, G_IO_IN, capture_on_readable, c);
     return c;
 }
@@ -106,8 +138,10 @@ void capture_close(ProxyCapture *c)
         return;
     }
     g_source_remove(c->watch);
+    capture_flush(c);
     close(c->fd);
-    g_free(c->buf);
+    g_free(c->rx);
+    g_free(c->tx);
     g_free(c);
 }
 
@@ -121,6 +155,52 @@ bool capture_send(ProxyCapture *c, const uint8_t *buf, size_t len)
     }
     c->stats.sent++;
     return true;
+}
+
+uint8_t *capture_queue(ProxyCapture *c, const uint8_t *buf, size_t len)
+{
+    uint8_t *slot;
+
+    if (len > CAPTURE_BUFSIZE) {
+        c->stats.send_errors++;
+        return NULL;
+    }
+    if (c->tx_count == CAPTURE_BATCH || c->tx_used + len > CAPTURE_TX_ARENA) {
+        capture_flush(c);
+    }
+    slot = c->tx + c->tx_used;
+    memcpy(slot, buf, len);
+    c->tx_iov[c->tx_count] = (struct iovec){ slot, len };
+    c->tx_count++;
+    c->tx_used += len;
+    return slot;
+}
+
+void capture_flush(ProxyCapture *c)
+{
+    unsigned int done = 0;
+
+    while (done < c->tx_count) {
+        int n = sendmmsg(c->fd, c->tx_msg + done, c->tx_count - done, MSG_DONTWAIT);
+
+        c->stats.send_calls++;
+        if (n > 0) {
+            done += (unsigned int)n;
+            c->stats.sent += (uint64_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        /* This frame failed (a full socket buffer drops it, as the
+         * wire would); go on with the next. */
+        if (c->stats.send_errors++ == 0) {
+            qb_log(LOG_WARNING, "injecting a %zu-byte frame: %s", c->tx_iov[done].iov_len, strerror(errno));
+        }
+        done++;
+    }
+    c->tx_count = 0;
+    c->tx_used = 0;
 }
 
 unsigned int capture_ifindex(const ProxyCapture *c)

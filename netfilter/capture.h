@@ -18,6 +18,8 @@ struct capture_callbacks {
     /* @buf: virtio_net_hdr then the Ethernet frame; may be changed in
      * place. @outgoing: sent by this host towards the guest. */
     void (*frame)(void *opaque, uint8_t *buf, size_t len, bool outgoing);
+    /* After the frames of one receive burst (may be NULL). */
+    void (*burst_done)(void *opaque);
     void *opaque;
 };
 
@@ -30,12 +32,21 @@ void capture_close(ProxyCapture *c);
 /* Send @buf (virtio_net_hdr + frame) to the guest. */
 bool capture_send(ProxyCapture *c, const uint8_t *buf, size_t len);
 
+/* Copy @buf (virtio_net_hdr + frame) into the send batch and return the
+ * copy, which the caller may change in place until capture_flush(); NULL
+ * (counted as a send error) for a frame larger than the batch. One
+ * sendmmsg() sends the batch. */
+uint8_t *capture_queue(ProxyCapture *c, const uint8_t *buf, size_t len);
+void capture_flush(ProxyCapture *c);
+
 unsigned int capture_ifindex(const ProxyCapture *c);
 
 struct capture_stats {
     uint64_t frames;
     uint64_t sent;
     uint64_t send_errors;
+    uint64_t recv_calls;       /* frames per call = frames / recv_calls */
+    uint64_t send_calls;
 };
 void capture_get_stats(const ProxyCapture *c, struct capture_stats *out);
 

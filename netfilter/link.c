@@ -88,6 +88,9 @@ static gboolean link_on_read(gint fd, GIOCondition cond, gpointer data)
                 return G_SOURCE_REMOVE;   /* the callback closed us */
             }
         }
+        if (l->cb.burst_done) {
+            l->cb.burst_done(l->cb.opaque);
+        }
         if (r < 0) {
             qb_log(LOG_ERR, "link: %s; closing", err->message);
             g_clear_error(&err);
@@ -347,7 +350,7 @@ uint16_t link_port(const ProxyLink *l)
     return l->bound_port;
 }
 
-bool link_send(ProxyLink *l, enum frame_type type, uint32_t epoch, const uint8_t *data, size_t len)
+bool link_queue(ProxyLink *l, enum frame_type type, uint32_t epoch, const uint8_t *data, size_t len)
 {
     uint8_t hdr[FRAME_HDR_LEN];
 
@@ -363,12 +366,27 @@ bool link_send(ProxyLink *l, enum frame_type type, uint32_t epoch, const uint8_t
     g_byte_array_append(l->out, hdr, sizeof(hdr));
     g_byte_array_append(l->out, data, (guint)len);
     l->stats.sent++;
-    /* Write at once unless a write is already pending: latency matters
-     * more than syscalls here (every held packet waits for this). */
-    if (!l->wwatch) {
-        return link_flush(l);
-    }
     return true;
+}
+
+void link_push(ProxyLink *l)
+{
+    /* A pending write watch flushes when the socket has room again. */
+    if (l->fd >= 0 && !l->wwatch && l->out_off < l->out->len) {
+        l->stats.writes++;
+        link_flush(l);
+    }
+}
+
+bool link_send(ProxyLink *l, enum frame_type type, uint32_t epoch, const uint8_t *data, size_t len)
+{
+    /* Write at once: latency matters more than syscalls here (every held
+     * packet waits for this). Bursts use link_queue() and link_push(). */
+    if (!link_queue(l, type, epoch, data, len)) {
+        return false;
+    }
+    link_push(l);
+    return l->fd >= 0;
 }
 
 void link_stats(const ProxyLink *l, struct link_stats *out)

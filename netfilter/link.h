@@ -14,6 +14,9 @@ typedef struct proxy_link ProxyLink;
 struct link_callbacks {
     void (*frame)(void *opaque, const struct frame *frame);
     void (*state)(void *opaque, bool up);
+    /* After the frames of one read burst (may be NULL): the place to
+     * flush work batched per frame. */
+    void (*burst_done)(void *opaque);
     void *opaque;
 };
 
@@ -22,6 +25,7 @@ struct link_stats {
     uint64_t dropped_down;     /* frames not sent: no peer */
     uint64_t dropped_full;     /* frames not sent: the peer reads too slowly */
     uint64_t connects;
+    uint64_t writes;           /* link_push() calls that wrote: frames per write = sent / writes */
     struct frame_stats rx;
 };
 
@@ -32,9 +36,14 @@ void link_free(ProxyLink *l);
 
 bool link_is_up(const ProxyLink *l);
 
-/* Queue one frame; false (and counted) if the link is down or its
- * buffer full. */
+/* Queue one frame and write it at once; false (and counted) if the link
+ * is down or its buffer full. */
 bool link_send(ProxyLink *l, enum frame_type type, uint32_t epoch, const uint8_t *data, size_t len);
+
+/* Queue one frame without writing it: a burst of frames then goes out in
+ * one write (one TCP segment, one wakeup of the peer) at link_push(). */
+bool link_queue(ProxyLink *l, enum frame_type type, uint32_t epoch, const uint8_t *data, size_t len);
+void link_push(ProxyLink *l);
 
 /* The port actually bound (for "ADDR:0" in tests). */
 uint16_t link_port(const ProxyLink *l);

@@ -165,9 +165,12 @@ static JsonNode *cmd_query_stats(void *opaque, JsonObject *args, GError **error)
         add_int(b, "guest-frames", (int64_t)cs.frames);
         add_int(b, "injected", (int64_t)cs.sent);
         add_int(b, "inject-errors", (int64_t)cs.send_errors);
+        add_int(b, "capture-recv-calls", (int64_t)cs.recv_calls);
+        add_int(b, "inject-calls", (int64_t)cs.send_calls);
     }
     link_stats(p->link, &ls);
     add_int(b, "link-sent", (int64_t)ls.sent);
+    add_int(b, "link-writes", (int64_t)ls.writes);
     add_int(b, "link-dropped-down", (int64_t)ls.dropped_down);
     add_int(b, "link-dropped-full", (int64_t)ls.dropped_full);
     add_int(b, "link-frames", (int64_t)ls.rx.frames);

@@ -69,7 +69,7 @@ static void primary_input(void *opaque, uint8_t *buf, size_t len, bool outgoing)
     if (p->failed_over) {
         return;
     }
-    link_send(p->link, FRAME_MIRROR, cmp_engine_epoch(p->engine), buf, len);
+    link_queue(p->link, FRAME_MIRROR, cmp_engine_epoch(p->engine), buf, len);
     cmp_input_add(p->engine, buf + CAPTURE_VNET_LEN, len - CAPTURE_VNET_LEN, true);
 }
 
@@ -82,7 +82,22 @@ static void primary_frame(void *opaque, const struct frame *f)
     }
     cmp_secondary_add(p->engine, f->epoch, f->payload + CAPTURE_VNET_LEN, f->len - CAPTURE_VNET_LEN, true,
                       proxy_now_ns());
+}
+
+/* One verdict batch per burst of the secondary's output, not per frame. */
+static void primary_frames_done(void *opaque)
+{
+    Proxy *p = opaque;
+
     nfq_flush(p->nfq);
+}
+
+/* A burst of captured frames (either role) goes to the peer in one write. */
+static void proxy_capture_done(void *opaque)
+{
+    Proxy *p = opaque;
+
+    link_push(p->link);
 }
 
 static gboolean primary_scan(gpointer data)
@@ -123,7 +138,7 @@ static void secondary_output(void *opaque, uint8_t *buf, size_t len, bool outgoi
         return;
     }
     rw_output(p->rw, frame, flen, true, capture_csum_partial(buf));
-    link_send(p->link, FRAME_OUTPUT, p->epoch, buf, len);
+    link_queue(p->link, FRAME_OUTPUT, p->epoch, buf, len);
 }
 
 static void secondary_frame(void *opaque, const struct frame *f)
@@ -140,10 +155,18 @@ static void secondary_frame(void *opaque, const struct frame *f)
         p->mirror_stale++;
         return;
     }
-    copy = g_memdup2(f->payload, f->len);
-    rw_input(p->rw, copy + CAPTURE_VNET_LEN, f->len - CAPTURE_VNET_LEN, true, capture_csum_partial(copy));
-    capture_send(p->cap, copy, f->len);
-    g_free(copy);
+    copy = capture_queue(p->cap, f->payload, f->len);
+    if (copy) {
+        rw_input(p->rw, copy + CAPTURE_VNET_LEN, f->len - CAPTURE_VNET_LEN, true, capture_csum_partial(copy));
+    }
+}
+
+/* The mirrored frames of one read burst go to the guest in one sendmmsg. */
+static void secondary_frames_done(void *opaque)
+{
+    Proxy *p = opaque;
+
+    capture_flush(p->cap);
 }
 
 /* After takeover: our guest's traffic passes through NFQUEUE both ways
@@ -194,8 +217,9 @@ static bool proxy_start_primary(Proxy *p, GError **error)
 {
     struct cmp_callbacks ccb = { primary_release, primary_checkpoint, p };
     struct nfq_callbacks ncb = { primary_packet, primary_lost, primary_burst_done, p };
-    struct capture_callbacks kcb = { primary_input, p };
-    struct link_callbacks lcb = { primary_frame, proxy_link_state, p };
+    struct capture_callbacks kcb = { .frame = primary_input, .burst_done = proxy_capture_done, .opaque = p };
+    struct link_callbacks lcb = { .frame = primary_frame, .state = proxy_link_state,
+                                  .burst_done = primary_frames_done, .opaque = p };
     g_autofree char *qnum = g_strdup_printf("%u", p->cfg.queue_num);
 
     p->engine = cmp_engine_new(&p->cfg.params, &ccb);
@@ -224,8 +248,9 @@ static bool proxy_start_primary(Proxy *p, GError **error)
 
 static bool proxy_start_secondary(Proxy *p, GError **error)
 {
-    struct capture_callbacks kcb = { secondary_output, p };
-    struct link_callbacks lcb = { secondary_frame, proxy_link_state, p };
+    struct capture_callbacks kcb = { .frame = secondary_output, .burst_done = proxy_capture_done, .opaque = p };
+    struct link_callbacks lcb = { .frame = secondary_frame, .state = proxy_link_state,
+                                  .burst_done = secondary_frames_done, .opaque = p };
 
     p->rw = rw_table_new(p->cfg.params.max_flows);
     p->cap = capture_open(p->cfg.guest_iface, false, &kcb, error);

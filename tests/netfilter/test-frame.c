@@ -152,7 +152,8 @@ static void test_link_loopback(void)
 {
     struct link_fixture lf[2] = { { g_ptr_array_new_with_free_func(g_free), 0 },
                                   { g_ptr_array_new_with_free_func(g_free), 0 } };
-    struct link_callbacks cb0 = { on_frame, on_state, &lf[0] }, cb1 = { on_frame, on_state, &lf[1] };
+    struct link_callbacks cb0 = { .frame = on_frame, .state = on_state, .opaque = &lf[0] };
+    struct link_callbacks cb1 = { .frame = on_frame, .state = on_state, .opaque = &lf[1] };
     GError *err = NULL;
     ProxyLink *server = link_new("127.0.0.1:0", NULL, &cb0, &err);
     ProxyLink *client;
