@@ -54,7 +54,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     MigChannel *c = mig_channel_new(fd);
     GError *error = NULL;
-    bool ok = migration_incoming_load(mig, c, &error);
+    uint8_t kind, index;
+    bool ok = migration_read_hello(c, &kind, &index, &error) &&
+              migration_incoming_load(mig, c, &error);
     /* Either it loaded, or it says why. */
     if (!ok && !error) {
         abort();

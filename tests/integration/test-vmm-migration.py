@@ -144,14 +144,17 @@ def test_link_cut_leaves_source_running():
 
 def test_malformed_streams_are_refused():
     require_kvm()
+    hello = b"COLO\x00\x00\x00\x01\x00\x00"       # magic, version, main channel 0
     cases = [
         b"",                                            # nothing at all
         b"GARBAGE!" * 8,                                # wrong magic
-        b"COLO\x00\x00\x00\x09",                        # unknown version
-        b"COLO\x00\x00\x00\x01\x7f",                    # unknown record
-        b"COLO\x00\x00\x00\x01\x01" + (0).to_bytes(8, "big") + b"\x02\x00",   # page of no block
-        b"COLO\x00\x00\x00\x01\x02\x03cpu" + (7).to_bytes(4, "big"),          # truncated device
-        b"COLO\x00\x00\x00\x01\x04",                    # EOF without any device state
+        b"COLO\x00\x00\x00\x09\x00\x00",                # unknown version
+        b"COLO\x00\x00\x00\x01\x09\x00",                # unknown channel kind
+        hello + b"\x7f",                                # unknown record
+        hello + b"\x01" + (0).to_bytes(8, "big") + b"\x02\x00",   # page of no block
+        hello + b"\x02\x03cpu" + (7).to_bytes(4, "big"),          # truncated device
+        hello + b"\x04",                                # end without any device state
+        hello + b"\x03\x00\x04\x00\x00",                  # postcopy listen without advise
     ]
     for data in cases:
         path = "/tmp/colo-mig-bad-%d.sock" % os.getpid()

@@ -8,6 +8,16 @@
 #define MIG_MAGIC           0x434f4c4fU    /* "COLO" */
 #define MIG_VERSION         1
 
+/* Every connection opens with a hello: u32 magic, u32 version, u8 channel
+ * kind, u8 index. One main channel carries the stream below; postcopy adds
+ * one channel for demanded pages, multifd adds channels for bulk pages. */
+enum {
+    MIG_CHANNEL_MAIN = 0,
+    MIG_CHANNEL_POSTCOPY = 1,   /* demanded pages: RAM records only */
+    MIG_CHANNEL_MULTIFD = 2,    /* page packets, index 0..multifd-channels-1 */
+};
+#define MIG_MAX_MULTIFD     255
+
 /* Top-level records: one byte of kind, then the record. */
 enum {
     MIG_REC_RAM = 0x01,         /* page entries until one with MIG_PAGE_EOS */
@@ -36,8 +46,9 @@ enum {
     MIG_CMD_POSTCOPY_LISTEN = 4,
     MIG_CMD_POSTCOPY_RUN = 5,
     MIG_CMD_POSTCOPY_END = 6,
-    MIG_CMD_PACKAGED = 7,           /* u32 len, a nested stream of len bytes */
     MIG_CMD_RUN_STATE = 8,          /* u8 1 = source was running */
+    MIG_CMD_POSTCOPY_DISCARD = 9,   /* u8 idlen, id, u32 n, n x (u64 first page, u64 pages) */
+    MIG_CMD_MULTIFD_SYNC = 10,      /* u32 channels, u64 sequence: wait for every channel's SYNC */
     MIG_CMD_MAX
 };
 

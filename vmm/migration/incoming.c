@@ -14,6 +14,7 @@
 
 #include "migration/format.h"
 #include "migration/migration-priv.h"
+#include "migration/postcopy.h"
 #include "migration/transport.h"
 #include "vm.h"
 
@@ -137,10 +138,13 @@ static bool incoming_command(Migration *m, MigChannel *c, GError **error)
         }
         m->source_running = payload[0];
         return true;
+    case MIG_CMD_POSTCOPY_ADVISE:
+    case MIG_CMD_POSTCOPY_DISCARD:
+    case MIG_CMD_POSTCOPY_LISTEN:
+    case MIG_CMD_POSTCOPY_RUN:
+    case MIG_CMD_POSTCOPY_END:
+        return migration_incoming_postcopy_command(m, c, cmd, payload, len, error);
     default:
-        if (cmd >= MIG_CMD_POSTCOPY_ADVISE && cmd <= MIG_CMD_PACKAGED) {
-            return migration_incoming_postcopy_command(m, c, cmd, payload, len, error);
-        }
         return incoming_fail(error, "unknown migration command %u", cmd);
     }
     return incoming_fail(error, "migration command %u with a payload of %u bytes", cmd, len);
@@ -162,19 +166,34 @@ static bool incoming_check_complete(Migration *m, GHashTable *seen, GError **err
     return true;
 }
 
+bool migration_read_hello(MigChannel *c, uint8_t *kind, uint8_t *index, GError **error)
+{
+    uint32_t magic = mig_get_be32(c);
+    uint32_t version = mig_get_be32(c);
+
+    *kind = mig_get_u8(c);
+    *index = mig_get_u8(c);
+    if (mig_channel_error(c)) {
+        return incoming_fail(error, "migration connection closed before its hello (%s)",
+                             g_strerror(-mig_channel_error(c)));
+    }
+    if (magic != MIG_MAGIC) {
+        return incoming_fail(error, "not a colo-vmm migration stream (magic 0x%08x)", magic);
+    }
+    if (version != MIG_VERSION) {
+        return incoming_fail(error, "migration stream version %u, this colo-vmm reads %u",
+                             version, MIG_VERSION);
+    }
+    if (*kind > MIG_CHANNEL_MULTIFD) {
+        return incoming_fail(error, "unknown migration channel kind %u", *kind);
+    }
+    return true;
+}
+
 bool migration_incoming_load(Migration *m, MigChannel *c, GError **error)
 {
     g_autoptr(GHashTable) seen = g_hash_table_new(NULL, NULL);
 
-    uint32_t magic = mig_get_be32(c);
-    uint32_t version = mig_get_be32(c);
-    if (!mig_channel_error(c) && magic != MIG_MAGIC) {
-        return incoming_fail(error, "not a colo-vmm migration stream (magic 0x%08x)", magic);
-    }
-    if (!mig_channel_error(c) && version != MIG_VERSION) {
-        return incoming_fail(error, "migration stream version %u, this colo-vmm reads %u",
-                             version, MIG_VERSION);
-    }
     while (!mig_channel_error(c)) {
         uint8_t kind = mig_get_u8(c);
         bool ok;
@@ -217,6 +236,12 @@ static gboolean main_incoming_done(gpointer opaque)
     Migration *m = opaque;
     Vm *vm = m->vm;
 
+    /* No more connections for this migration. */
+    if (m->listen_source) {
+        g_source_destroy(m->listen_source);
+        g_clear_pointer(&m->listen_source, g_source_unref);
+    }
+
     if (m->in_status == MIG_STATUS_COMPLETED) {
         /* As QEMU: run if the source was running, else stay paused. */
         if (m->source_running) {
@@ -224,6 +249,10 @@ static gboolean main_incoming_done(gpointer opaque)
         } else {
             vm->state = RUN_STATE_PAUSED;
         }
+    } else if (m->in_status == MIG_STATUS_POSTCOPY_PAUSED) {
+        /* The guest runs here and the newest pages are on the source: vCPUs
+         * touching a missing page stay blocked rather than read garbage. */
+        qb_log(LOG_ERR, "postcopy broke: %s; the guest waits for pages (postcopy-paused)", m->in_error);
     } else {
         /* Guest memory is half-loaded: nothing here can run. */
         qb_log(LOG_ERR, "incoming migration failed: %s; exiting", m->in_error);
@@ -232,15 +261,15 @@ static gboolean main_incoming_done(gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
-static gpointer incoming_thread(gpointer opaque)
+static void incoming_main(Migration *m)
 {
-    Migration *m = opaque;
     g_autoptr(GError) error = NULL;
     bool ok = migration_incoming_load(m, m->in, &error);
 
     if (!ok && !error) {
         g_set_error_literal(&error, G_IO_ERROR, G_IO_ERROR_FAILED, "load failed");
     }
+    bool paused = !ok && migration_incoming_in_postcopy(m);
     /* Tell the source either way; it resumes its VM on failure. */
     incoming_rp_u32(m, MIG_RP_SHUT, ok ? 0 : (uint32_t)EINVAL);
     g_mutex_lock(&m->lock);
@@ -249,35 +278,95 @@ static gpointer incoming_thread(gpointer opaque)
         m->in_error = g_strdup(error->message);
     }
     g_mutex_unlock(&m->lock);
-    incoming_set_status(m, ok ? MIG_STATUS_COMPLETED : MIG_STATUS_FAILED);
+    incoming_set_status(m, ok ? MIG_STATUS_COMPLETED : paused ? MIG_STATUS_POSTCOPY_PAUSED : MIG_STATUS_FAILED);
     if (ok) {
         qb_log(LOG_INFO, "incoming migration completed");
     }
     g_main_context_invoke(m->vm->ctx, main_incoming_done, m);
-    return NULL;
+}
+
+typedef struct {
+    Migration *m;
+    MigChannel *c;
+} IncomingConn;
+
+/* Every accepted connection starts here: its hello says what it carries. */
+static gpointer incoming_connection_thread(gpointer opaque)
+{
+    IncomingConn *conn = opaque;
+    Migration *m = conn->m;
+    MigChannel *c = conn->c;
+    g_autoptr(GError) error = NULL;
+    uint8_t kind, index;
+
+    g_free(conn);
+    bool hello = migration_read_hello(c, &kind, &index, &error);
+    /* The hello had its time limit (see incoming_on_accept); the stream has none. */
+    struct timeval none = { 0, 0 };
+    setsockopt(mig_channel_fd(c), SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+    if (!hello) {
+        qb_log(LOG_WARNING, "incoming migration: dropping a connection: %s", error->message);
+        if (!m->in_main_seen) {
+            /* The first connection was not a migration: that is the failure. */
+            g_mutex_lock(&m->lock);
+            m->in_main_seen = true;
+            g_free(m->in_error);
+            m->in_error = g_strdup(error->message);
+            g_mutex_unlock(&m->lock);
+            incoming_set_status(m, MIG_STATUS_FAILED);
+            g_main_context_invoke(m->vm->ctx, main_incoming_done, m);
+        }
+        mig_channel_free(c);
+        return NULL;
+    }
+    switch (kind) {
+    case MIG_CHANNEL_MAIN:
+        g_mutex_lock(&m->lock);
+        bool first = !m->in;
+        if (first) {
+            m->in = c;
+            m->in_main_seen = true;
+        }
+        g_mutex_unlock(&m->lock);
+        if (!first) {
+            qb_log(LOG_WARNING, "incoming migration: a second main channel, dropped");
+            mig_channel_free(c);
+            return NULL;
+        }
+        incoming_set_status(m, MIG_STATUS_ACTIVE);
+        qb_log(LOG_INFO, "incoming migration: connected");
+        incoming_main(m);
+        return NULL;
+    case MIG_CHANNEL_POSTCOPY:
+        if (!m->postcopy) {
+            m->postcopy = postcopy_new();
+        }
+        migration_postcopy_set_demand_channel(m, c);
+        return migration_postcopy_demand_thread(m);
+    default:
+        qb_log(LOG_WARNING, "incoming migration: channel kind %u not handled, dropped", kind);
+        mig_channel_free(c);
+        return NULL;
+    }
 }
 
 static gboolean incoming_on_accept(gint fd, GIOCondition cond, gpointer opaque)
 {
     Migration *m = opaque;
-    int conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+    int sock = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
 
-    if (conn < 0) {
+    if (sock < 0) {
         return G_SOURCE_CONTINUE;
     }
     int buf = 4 << 20;
-    setsockopt(conn, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
-    /* One stream per -incoming: stop listening. */
-    g_source_destroy(m->listen_source);
-    g_clear_pointer(&m->listen_source, g_source_unref);
-    close(m->listen_fd);
-    m->listen_fd = -1;
-
-    m->in = mig_channel_new(conn);
-    incoming_set_status(m, MIG_STATUS_ACTIVE);
-    qb_log(LOG_INFO, "incoming migration: connected");
-    m->in_thread = g_thread_new("mig/incoming", incoming_thread, m);
-    return G_SOURCE_REMOVE;
+    struct timeval hello_timeout = { 10, 0 };
+    setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+    setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &hello_timeout, sizeof(hello_timeout));
+    IncomingConn *conn = g_new(IncomingConn, 1);
+    conn->m = m;
+    conn->c = mig_channel_new(sock);
+    g_ptr_array_add(m->in_threads, g_thread_new("mig/incoming", incoming_connection_thread, conn));
+    return G_SOURCE_CONTINUE;
 }
 
 bool migration_incoming_listen(Migration *m, const char *uri, GError **error)
@@ -287,7 +376,7 @@ bool migration_incoming_listen(Migration *m, const char *uri, GError **error)
                     "'-incoming' was not specified on the command line");
         return false;
     }
-    if (m->listen_fd >= 0 || m->in) {
+    if (m->listen_fd >= 0 || m->in_main_seen) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_BUSY,
                     "The incoming migration has already been started");
         return false;
@@ -296,6 +385,7 @@ bool migration_incoming_listen(Migration *m, const char *uri, GError **error)
     if (m->listen_fd < 0) {
         return false;
     }
+    m->in_threads = g_ptr_array_new();
     m->listen_source = g_unix_fd_source_new(m->listen_fd, G_IO_IN);
     g_source_set_callback(m->listen_source, (GSourceFunc)(void (*)(void))incoming_on_accept, m, NULL);
     g_source_attach(m->listen_source, m->vm->ctx);
@@ -309,11 +399,11 @@ void migration_incoming_cleanup(Migration *m)
     if (m->in) {
         mig_channel_shutdown(m->in, ECANCELED);
     }
-    if (m->in_thread) {
-        g_thread_join(m->in_thread);
-        m->in_thread = NULL;
-    }
     migration_incoming_postcopy_cleanup(m);
+    for (guint i = 0; m->in_threads && i < m->in_threads->len; i++) {
+        g_thread_join(g_ptr_array_index(m->in_threads, i));
+    }
+    g_clear_pointer(&m->in_threads, g_ptr_array_unref);
     if (m->listen_source) {
         g_source_destroy(m->listen_source);
         g_clear_pointer(&m->listen_source, g_source_unref);

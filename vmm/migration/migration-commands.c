@@ -113,6 +113,7 @@ typedef struct {
 } CapField;
 
 static const CapField cap_fields[] = {
+    { "postcopy-ram", offsetof(MigCaps, postcopy_ram) },
     { "events", offsetof(MigCaps, events) },
 };
 

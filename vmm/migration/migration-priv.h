@@ -3,6 +3,7 @@
 #define COLO_VMM_MIGRATION_PRIV_H
 
 #include "migration/migration.h"
+#include "migration/postcopy.h"
 
 /* Set the status (under the lock) and emit MIGRATION if events are on. */
 void migration_set_status(Migration *m, MigStatus status);
@@ -15,23 +16,17 @@ void migration_call_main(Migration *m, GSourceFunc fn);
 
 bool migration_save_devices(Migration *m, MigChannel *c, GError **error);
 
-/* Incoming side (incoming.c): the loader, also the fuzz target's entry. */
+/* Stop the VM for the final phase (main thread, waits); remembers
+ * whether it ran. */
+void migration_stop_vm(Migration *m);
+
+/* Wait for the destination's SHUT; false with @error unless it is 0. */
+bool migration_wait_shut(Migration *m, GError **error);
+
+/* Incoming side (incoming.c): the hello every connection opens with, the
+ * loader of the main stream (also the fuzz target's entry), teardown. */
+bool migration_read_hello(MigChannel *c, uint8_t *kind, uint8_t *index, GError **error);
 bool migration_incoming_load(Migration *m, MigChannel *c, GError **error);
 void migration_incoming_cleanup(Migration *m);
-
-/* Incoming postcopy (postcopy.c): RAM records (placed atomically once
- * postcopy listens), the postcopy commands, teardown. */
-bool migration_incoming_ram(Migration *m, MigChannel *c, GError **error);
-bool migration_incoming_postcopy_command(Migration *m, MigChannel *c, uint16_t cmd,
-                                         const uint8_t *payload, uint16_t len, GError **error);
-void migration_incoming_postcopy_cleanup(Migration *m);
-
-/* Postcopy figures for query-migrate, under m->lock (postcopy.c). */
-void migration_query_postcopy(Migration *m, JsonObject *ret);
-
-/* Postcopy, source side (postcopy.c). */
-bool migration_postcopy_requested(Migration *m);
-bool migration_postcopy_run(Migration *m, GError **error);
-bool migration_postcopy_queue_request(Migration *m, const uint8_t *payload, uint16_t len);
 
 #endif

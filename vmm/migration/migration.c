@@ -10,6 +10,7 @@
 #include <qb/qblog.h>
 
 #include "migration/migration-priv.h"
+#include "migration/postcopy.h"
 #include "vm.h"
 
 static const char *const mig_status_names[] = {
@@ -62,6 +63,7 @@ void migration_free(Migration *m)
         g_thread_join(m->thread);
     }
     migration_incoming_cleanup(m);
+    postcopy_free(m->postcopy, m->vm->mem);
     mig_channel_free(m->out);
     mig_channel_free(m->rp);
     g_free(m->uri);
@@ -85,6 +87,8 @@ void migration_reset_outgoing(Migration *m)
     mig_channel_free(m->out);
     mig_channel_free(m->rp);
     m->out = m->rp = NULL;
+    postcopy_free(m->postcopy, m->vm->mem);
+    m->postcopy = NULL;
     g_clear_pointer(&m->uri, g_free);
     g_clear_pointer(&m->error, g_free);
     g_atomic_int_set(&m->cancel, 0);

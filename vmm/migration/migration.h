@@ -68,15 +68,17 @@ typedef struct Migration {
     bool was_running;
     bool vm_stopped;            /* the migration stopped the VM and must restart it on failure */
     gint postcopy_requested;    /* atomic: migrate-start-postcopy */
+    struct Postcopy *postcopy;  /* either side, once postcopy is in play */
 
     /* Incoming */
     MigStatus in_status;
     char *in_error;
     int listen_fd;
     GSource *listen_source;
-    GThread *in_thread;
     MigChannel *in;
     MigChannel *in_rp;          /* return path, write side */
+    GPtrArray *in_threads;      /* per extra connection (postcopy, multifd) */
+    bool in_main_seen;
     GMutex rp_lock;             /* several threads may send on the return path */
     RamStats in_stats;
     bool source_running;

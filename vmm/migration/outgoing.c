@@ -15,9 +15,20 @@
 #include "migration/transport.h"
 #include "vm.h"
 
-/* Pages sent between checks of convergence and cancel; small enough that
- * a cancel or a postcopy switch is seen within a few milliseconds. */
+/* Pages sent between checks of cancel and of a switch to postcopy: at most
+ * about 50 ms worth at the bandwidth limit, so either is seen quickly. */
 #define PASS_CHUNK_PAGES 4096
+#define PASS_CHUNK_MIN   16
+
+static uint64_t outgoing_chunk_pages(const Migration *m)
+{
+    uint64_t bw = m->params.max_bandwidth;
+
+    if (!bw) {
+        return PASS_CHUNK_PAGES;
+    }
+    return CLAMP(bw / 20 / GUEST_PAGE_SIZE, PASS_CHUNK_MIN, PASS_CHUNK_PAGES);
+}
 
 static bool outgoing_cancelled(Migration *m)
 {
@@ -52,7 +63,7 @@ bool migration_save_devices(Migration *m, MigChannel *c, GError **error)
 
 /* ---- main-thread actions ------------------------------------------------- */
 
-static gboolean main_stop_for_completion(gpointer opaque)
+static gboolean main_stop_vm(gpointer opaque)
 {
     Migration *m = opaque;
     Vm *vm = m->vm;
@@ -66,6 +77,11 @@ static gboolean main_stop_for_completion(gpointer opaque)
         vm_pause_vcpus(vm);
     }
     return G_SOURCE_REMOVE;
+}
+
+void migration_stop_vm(Migration *m)
+{
+    migration_call_main(m, main_stop_vm);
 }
 
 static gboolean main_after_failure(gpointer opaque)
@@ -130,7 +146,7 @@ static gpointer rp_thread(gpointer opaque)
             qb_log(LOG_DEBUG, "migration: PONG %u", GUINT32_FROM_BE(*(uint32_t *)payload));
             break;
         case MIG_RP_REQ_PAGES:
-            if (!migration_postcopy_queue_request(m, payload, len)) {
+            if (!migration_postcopy_serve_request(m, payload, len)) {
                 goto bad;
             }
             break;
@@ -152,8 +168,7 @@ out:
     return NULL;
 }
 
-/* Wait for the destination's verdict; false with @error unless it is 0. */
-static bool outgoing_wait_shut(Migration *m, GError **error)
+bool migration_wait_shut(Migration *m, GError **error)
 {
     gint64 deadline = g_get_monotonic_time() + 60 * G_TIME_SPAN_SECOND;
     gint status;
@@ -198,7 +213,7 @@ static bool outgoing_precopy(Migration *m, GError **error)
         /* Send in chunks, checking between them whether what is left fits in
          * the downtime limit at the speed just measured. */
         while (ram_save_remaining(rs)) {
-            ram_save_pass(rs, c, PASS_CHUNK_PAGES, &m->cancel);
+            ram_save_pass(rs, c, outgoing_chunk_pages(m), &m->cancel);
             if (mig_flush(c) || outgoing_cancelled(m)) {
                 return false;
             }
@@ -226,7 +241,7 @@ static bool outgoing_complete(Migration *m, GError **error)
 {
     MigChannel *c = m->out;
 
-    migration_call_main(m, main_stop_for_completion);
+    migration_stop_vm(m);
     int64_t stopped = g_get_monotonic_time();
     migration_set_status(m, MIG_STATUS_DEVICE);
     if (!ram_save_sync(&m->ram, error)) {
@@ -244,23 +259,54 @@ static bool outgoing_complete(Migration *m, GError **error)
     if (mig_flush(c)) {
         return false;
     }
-    if (!outgoing_wait_shut(m, error)) {
+    if (!migration_wait_shut(m, error)) {
         return false;
     }
     m->downtime_ms = (g_get_monotonic_time() - stopped) / 1000;
     return true;
 }
 
+static void outgoing_hello(MigChannel *c, uint8_t kind, uint8_t index)
+{
+    mig_put_be32(c, MIG_MAGIC);
+    mig_put_be32(c, MIG_VERSION);
+    mig_put_u8(c, kind);
+    mig_put_u8(c, index);
+}
+
 static void outgoing_header(Migration *m)
 {
     MigChannel *c = m->out;
 
-    mig_put_be32(c, MIG_MAGIC);
-    mig_put_be32(c, MIG_VERSION);
+    outgoing_hello(c, MIG_CHANNEL_MAIN, 0);
     ram_save_blocks(&m->ram, c);
     mig_put_u8(c, MIG_REC_COMMAND);
     mig_put_be16(c, MIG_CMD_OPEN_RETURN_PATH);
     mig_put_be16(c, 0);
+    if (m->caps.postcopy_ram) {
+        migration_postcopy_advise(m, c);
+    }
+}
+
+/* The channel for demanded postcopy pages, opened up front so that a fault
+ * never waits for a connect. */
+static bool outgoing_connect_demand(Migration *m, GError **error)
+{
+    int fd = transport_connect(m->uri, error);
+
+    if (fd < 0) {
+        return false;
+    }
+    MigChannel *c = mig_channel_new(fd);
+    outgoing_hello(c, MIG_CHANNEL_POSTCOPY, 0);
+    if (mig_flush(c)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE, "postcopy channel: %s",
+                    g_strerror(-mig_channel_error(c)));
+        mig_channel_free(c);
+        return false;
+    }
+    migration_postcopy_set_demand_channel(m, c);
+    return true;
 }
 
 static gpointer outgoing_thread(gpointer opaque)
@@ -293,6 +339,9 @@ static gpointer outgoing_thread(gpointer opaque)
     if (mig_flush(m->out)) {
         goto out;
     }
+    if (m->caps.postcopy_ram && !outgoing_connect_demand(m, &error)) {
+        goto out;
+    }
     m->rp_thread = g_thread_new("mig/rp", rp_thread, m);
     m->setup_us = g_get_monotonic_time() - m->start_us;
     migration_set_status(m, MIG_STATUS_ACTIVE);
@@ -322,7 +371,13 @@ out:
         g_thread_join(m->rp_thread);
         m->rp_thread = NULL;
     }
-    if (ok) {
+    if (!ok && m->status == MIG_STATUS_POSTCOPY_ACTIVE) {
+        /* The destination already runs the guest: ours must not resume. */
+        qb_log(LOG_ERR, "postcopy to %s broke: %s; both sides wait (postcopy-paused)", m->uri,
+               error->message);
+        migration_set_error(m, error->message);
+        migration_set_status(m, MIG_STATUS_POSTCOPY_PAUSED);
+    } else if (ok) {
         migration_call_main(m, main_after_completion);
         qb_log(LOG_INFO, "migration to %s completed: %" G_GINT64_FORMAT " ms, downtime %"
                G_GINT64_FORMAT " ms", m->uri, m->total_ms, m->downtime_ms);

@@ -232,20 +232,42 @@ done:
     return sent;
 }
 
-bool ram_save_page_now(RamSave *rs, MigChannel *c, const RamBlock *b, uint64_t offset)
+void ram_send_single_page(MigChannel *c, const RamBlock *b, uint64_t offset, RamStats *stats)
 {
-    unsigned long *map = rs->bmap[block_index(rs->mem, b)];
-    uint64_t page = offset / GUEST_PAGE_SIZE;
+    const uint8_t *page = b->host + offset;
+    size_t len = strlen(b->id);
+    bool zero = buffer_is_zero(page, GUEST_PAGE_SIZE);
 
-    if (map[page / BITS_PER_WORD] & (1UL << (page % BITS_PER_WORD))) {
-        map[page / BITS_PER_WORD] &= ~(1UL << (page % BITS_PER_WORD));
-        rs->dirty--;
-    }
     mig_put_u8(c, MIG_REC_RAM);
-    rs->last_block = NULL;
-    ram_send_page(rs, c, b, offset);
-    ram_record_end(rs, c);
-    return mig_channel_error(c) == 0;
+    mig_put_be64(c, offset | (zero ? MIG_PAGE_ZERO : MIG_PAGE_PAGE));
+    mig_put_u8(c, (uint8_t)len);
+    mig_put_bytes(c, b->id, len);
+    if (zero) {
+        mig_put_u8(c, 0);
+    } else {
+        mig_put_bytes(c, page, GUEST_PAGE_SIZE);
+    }
+    mig_put_be64(c, MIG_PAGE_EOS);
+    __atomic_fetch_add(zero ? &stats->duplicate : &stats->normal, 1, __ATOMIC_RELAXED);
+}
+
+void ram_save_for_each_dirty_run(RamSave *rs, void (*fn)(void *opaque, const RamBlock *b,
+                                                         uint64_t first, uint64_t n), void *opaque)
+{
+    for (unsigned i = 0; i < rs->mem->nr_blocks; i++) {
+        const RamBlock *b = rs->mem->blocks[i];
+        const unsigned long *map = rs->bmap[i];
+        uint64_t pages = block_pages(b), run = 0;
+        for (uint64_t p = 0; p <= pages; p++) {
+            bool set = p < pages && (map[p / BITS_PER_WORD] & (1UL << (p % BITS_PER_WORD)));
+            if (set) {
+                run++;
+            } else if (run) {
+                fn(opaque, b, p - run, run);
+                run = 0;
+            }
+        }
+    }
 }
 
 /* ---- destination --------------------------------------------------------- */
@@ -296,10 +318,12 @@ bool ram_load_blocks(GuestMemory *mem, MigChannel *c, GError **error)
     return true;
 }
 
-bool ram_load(GuestMemory *mem, MigChannel *c, RamStats *stats, GError **error)
+bool ram_load(GuestMemory *mem, MigChannel *c, RamStats *stats, RamPlaceFunc place,
+              void *opaque, GError **error)
 {
     const RamBlock *block = NULL;
     char id[MIG_MAX_ID_LEN + 1];
+    g_autofree uint8_t *page = place ? g_malloc(GUEST_PAGE_SIZE) : NULL;
 
     while (!mig_channel_error(c)) {
         uint64_t word = mig_get_be64(c);
@@ -336,16 +360,29 @@ bool ram_load(GuestMemory *mem, MigChannel *c, RamStats *stats, GError **error)
         switch (flags & (MIG_PAGE_ZERO | MIG_PAGE_PAGE)) {
         case MIG_PAGE_ZERO: {
             uint8_t fill = mig_get_u8(c);
-            /* Skip pages already zero: no need to touch (and allocate) them. */
-            if (fill || !buffer_is_zero(host, GUEST_PAGE_SIZE)) {
+            if (mig_channel_error(c)) {
+                break;
+            }
+            if (place) {
+                if (fill) {
+                    memset(page, fill, GUEST_PAGE_SIZE);
+                }
+                if (!place(opaque, block, offset, fill ? page : NULL)) {
+                    return ram_load_fail(error, "cannot place page 0x%" G_GINT64_MODIFIER "x", offset);
+                }
+            } else if (fill || !buffer_is_zero(host, GUEST_PAGE_SIZE)) {
+                /* Skip pages already zero: no need to touch (and allocate) them. */
                 memset(host, fill, GUEST_PAGE_SIZE);
             }
-            stats->duplicate++;
+            __atomic_fetch_add(&stats->duplicate, 1, __ATOMIC_RELAXED);
             break;
         }
         case MIG_PAGE_PAGE:
-            mig_get_bytes(c, host, GUEST_PAGE_SIZE);
-            stats->normal++;
+            mig_get_bytes(c, place ? page : host, GUEST_PAGE_SIZE);
+            if (place && !mig_channel_error(c) && !place(opaque, block, offset, page)) {
+                return ram_load_fail(error, "cannot place page 0x%" G_GINT64_MODIFIER "x", offset);
+            }
+            __atomic_fetch_add(&stats->normal, 1, __ATOMIC_RELAXED);
             break;
         default:
             return ram_load_fail(error, "page entry is neither zero nor full (flags 0x%"

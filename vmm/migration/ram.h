@@ -45,15 +45,29 @@ bool ram_save_sync(RamSave *rs, GError **error);
  * early, between pages, when *@stop becomes true. Returns pages sent. */
 uint64_t ram_save_pass(RamSave *rs, MigChannel *c, uint64_t max_pages, const gint *stop);
 
-/* Send one page (postcopy demand, or any single page) now. */
-bool ram_save_page_now(RamSave *rs, MigChannel *c, const RamBlock *block, uint64_t offset);
-
 uint64_t ram_save_remaining(const RamSave *rs);
+
+/* Places one page during postcopy, atomically (@data NULL: a zero page).
+ * Returns false on an error it has logged. */
+typedef bool (*RamPlaceFunc)(void *opaque, const RamBlock *block, uint64_t offset,
+                             const uint8_t *data);
 
 /* Destination side: one RAM record from @c into @mem. Every id, offset and
  * flag is checked; a malformed record fails with @error and leaves guest
- * memory outside the named pages untouched. */
-bool ram_load(GuestMemory *mem, MigChannel *c, RamStats *stats, GError **error);
+ * memory outside the named pages untouched. With @place, pages go through
+ * it instead of being written in place. @stats may be updated from several
+ * loaders at once (atomic adds). */
+bool ram_load(GuestMemory *mem, MigChannel *c, RamStats *stats, RamPlaceFunc place,
+              void *opaque, GError **error);
+
+/* Send one page as a RAM record of its own on @c (postcopy demand pages,
+ * on their own channel; independent of any RamSave's position). */
+void ram_send_single_page(MigChannel *c, const RamBlock *block, uint64_t offset, RamStats *stats);
+
+/* Ranges of pages still to send, for the postcopy discard list: calls
+ * @fn(block, first_page, npages) for each run of set bits. */
+void ram_save_for_each_dirty_run(RamSave *rs, void (*fn)(void *opaque, const RamBlock *b,
+                                                         uint64_t first, uint64_t n), void *opaque);
 
 /* Check the source's block list against ours. */
 bool ram_load_blocks(GuestMemory *mem, MigChannel *c, GError **error);
