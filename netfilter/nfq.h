@@ -40,6 +40,7 @@ struct nfq_stats {
     uint64_t packets;
     uint64_t bytes;
     uint64_t lost;
+    uint64_t recv_calls;       /* packets per call = packets / recv_calls */
     uint64_t batch_verdicts;
     uint64_t single_verdicts;
     uint64_t verdict_errors;

@@ -154,6 +154,7 @@ static JsonNode *cmd_query_stats(void *opaque, JsonObject *args, GError **error)
         nfq_get_stats(p->nfq, &ns);
         add_int(b, "nfq-packets", (int64_t)ns.packets);
         add_int(b, "nfq-lost", (int64_t)ns.lost);
+        add_int(b, "nfq-recv-calls", (int64_t)ns.recv_calls);
         add_int(b, "nfq-batch-verdicts", (int64_t)ns.batch_verdicts);
         add_int(b, "nfq-single-verdicts", (int64_t)ns.single_verdicts);
         add_int(b, "nfq-verdict-errors", (int64_t)ns.verdict_errors);

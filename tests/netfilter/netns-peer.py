@@ -14,8 +14,10 @@
                          "round I"; at the end prints "LEN SHA256" of everything
   uecho PORT             UDP echo server
   uping HOST PORT COUNT  COUNT UDP round trips, print "p50_us p99_us"
+COLO_PEER_CC (environment) sets the servers' TCP congestion control (the benchmark's --cc).
 Every socket operation has a timeout: a stalled test fails instead of hanging."""
 import hashlib
+import os
 import socket
 import sys
 
@@ -65,6 +67,8 @@ def main():
                     break
                 line += d
             if line.endswith(b"\n"):
+                if os.environ.get("COLO_PEER_CC"):   # the benchmark's --cc
+                    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, os.environ["COLO_PEER_CC"].encode())
                 c.sendall(pattern(int(line), variant))
             c.close()
     elif mode == "fetch":
