@@ -11,8 +11,14 @@ import tempfile
 import time
 import shutil
 
+import sys
+
 from qmp import QMPClient
 import tap
+
+SRCDIR = os.environ.get("COLO_SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(SRCDIR, "tests", "guest"))
+import testguest  # noqa: E402  (the guest's own checker, tests/guest/testguest.py)
 
 BUILDDIR = os.environ.get("COLO_BUILDDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 VMM = os.path.join(BUILDDIR, "vmm", "colo-vmm")
@@ -113,6 +119,15 @@ class Vmm:
 
     def heartbeat(self):
         return self.status()["heartbeat"]
+
+    def workload_problems(self):
+        """Checks the test guest's workload area against its own record
+        (testguest.verify_area); stop the guest first. [] when consistent."""
+        st = testguest.read_status(testguest.Memory.from_bytes(self.read_guest(0x9000, 4096), 0x9000),
+                                   0x9000)
+        end = st["area_gpa"] + st["area_pages"] * 4096
+        mem = testguest.Memory.from_bytes(self.read_guest(0, end), 0)
+        return testguest.verify_area(mem, st)
 
     def wait_exit(self, timeout=30):
         try:

@@ -42,7 +42,9 @@ struct Postcopy {
     int uffd;
     int quit_fd;
     GThread *fault_thread;
+    bool advised;
     bool listening;
+    bool running;                   /* the guest runs here: a broken stream pauses, not fails */
     unsigned long *received[GUEST_MAX_REGIONS];
     unsigned long *requested[GUEST_MAX_REGIONS];
     GMutex lock;                    /* fault_times, latencies */
@@ -395,21 +397,26 @@ bool migration_incoming_postcopy_command(Migration *m, MigChannel *c, uint16_t c
     }
     switch (cmd) {
     case MIG_CMD_POSTCOPY_ADVISE:
-        return postcopy_advise(m, error);
+        if (len != 16 || m->postcopy->advised) {
+            break;
+        }
+        m->postcopy->advised = postcopy_advise(m, error);
+        return m->postcopy->advised;
     case MIG_CMD_POSTCOPY_DISCARD:
-        if (m->postcopy->listening) {
+        if (!m->postcopy->advised || m->postcopy->listening) {
             break;
         }
         return postcopy_discard(m, payload, len, error);
     case MIG_CMD_POSTCOPY_LISTEN:
-        if (len || m->postcopy->listening) {
+        if (len || !m->postcopy->advised || m->postcopy->listening) {
             break;
         }
         return postcopy_listen(m, error);
     case MIG_CMD_POSTCOPY_RUN:
-        if (len || !m->postcopy->listening) {
+        if (len || !m->postcopy->listening || m->postcopy->running) {
             break;
         }
+        m->postcopy->running = true;
         g_mutex_lock(&m->lock);
         m->in_status = MIG_STATUS_POSTCOPY_ACTIVE;
         g_mutex_unlock(&m->lock);
@@ -432,7 +439,7 @@ bool migration_incoming_postcopy_command(Migration *m, MigChannel *c, uint16_t c
 
 bool migration_incoming_in_postcopy(Migration *m)
 {
-    return m->postcopy && m->postcopy->listening;
+    return m->postcopy && m->postcopy->running;
 }
 
 /* Demanded pages arrive on their own channel, placed like any other. */
