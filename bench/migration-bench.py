@@ -59,6 +59,36 @@ def free_port():
         return s.getsockname()[1]
 
 
+def loopback_ceiling(nbytes=2 << 30):
+    """GB/s one TCP connection carries over 127.0.0.1 (a sender thread, a receiver), for scale."""
+    import threading
+    lsn = socket.socket()
+    lsn.bind(("127.0.0.1", 0))
+    lsn.listen(1)
+    buf = bytes(4 << 20)
+
+    def send():
+        with socket.create_connection(lsn.getsockname()) as s:
+            for _ in range(nbytes // len(buf)):
+                s.sendall(buf)
+    t = threading.Thread(target=send, daemon=True)
+    t0 = time.monotonic()
+    t.start()
+    conn, _ = lsn.accept()
+    rbuf = bytearray(4 << 20)
+    got = 0
+    with conn:
+        while got < nbytes:
+            n = conn.recv_into(rbuf)
+            if not n:
+                break
+            got += n
+    dt = time.monotonic() - t0
+    t.join(10)
+    lsn.close()
+    return got / dt / 1e9
+
+
 # --- images -----------------------------------------------------------------
 
 def make_images(d, mib):
@@ -322,7 +352,8 @@ def main():
     if free < 4 * args.mib + 256:
         sys.exit("%s has %d MiB free; the benchmark needs %d (try --dir)" % (args.dir, free, 4 * args.mib + 256))
     # A signal ends the run through the finally below, so nothing is left behind.
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    # (SIGINT too: a shell starting us in the background would have it ignored.)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: sys.exit(1))
     workdir = tempfile.mkdtemp(prefix="colo-migbench-", dir=args.dir)
     try:
@@ -331,6 +362,7 @@ def main():
             (args.mib, args.dir, args.max_bandwidth, args.downtime_limit, args.runs,
              " ".join("%.2f" % x for x in os.getloadavg())))
         cfgs = configurations(args, workdir)
+        log("loopback TCP, one connection: %.2f GB/s" % loopback_ceiling())
         images = make_images(workdir, args.mib)
         results = {c["name"]: [] for c in cfgs}
         for i in range(args.runs):
