@@ -33,7 +33,11 @@ static void primary_release(void *opaque, uint64_t handle)
 {
     Proxy *p = opaque;
 
-    nfq_release(p->nfq, (uint32_t)handle);
+    if (p->l2_held) {
+        proxy_l2_release(p, handle);
+    } else {
+        nfq_release(p->nfq, (uint32_t)handle);
+    }
 }
 
 static void primary_checkpoint(void *opaque, enum cmp_reason reason)
@@ -89,7 +93,9 @@ static void primary_frames_done(void *opaque)
 {
     Proxy *p = opaque;
 
-    nfq_flush(p->nfq);
+    if (p->nfq) {
+        nfq_flush(p->nfq);
+    }
 }
 
 /* A burst of captured frames (either role) goes to the peer in one write. */
@@ -133,7 +139,7 @@ static void secondary_output(void *opaque, uint8_t *buf, size_t len, bool outgoi
     if (p->failed_over) {
         return;   /* after takeover the NFQUEUE path carries our output */
     }
-    if (!secondary_should_forward(frame, flen)) {
+    if (!p->cfg.forward_all && !secondary_should_forward(frame, flen)) {
         p->not_forwarded++;
         return;
     }
@@ -223,6 +229,14 @@ static bool proxy_start_primary(Proxy *p, GError **error)
     g_autofree char *qnum = g_strdup_printf("%u", p->cfg.queue_num);
 
     p->engine = cmp_engine_new(&p->cfg.params, &ccb);
+    if (p->cfg.uplink) {
+        p->link = link_new(p->cfg.listen, p->cfg.connect, &lcb, error);
+        if (!p->link || !proxy_l2_start(p, error)) {
+            return false;
+        }
+        proxy_set_scan_cycle(p, p->cfg.params.expired_scan_cycle_ms);
+        return true;
+    }
     p->nfq = nfq_open_queue(p->cfg.queue_num, p->cfg.queue_maxlen, false, &ncb, error);
     if (!p->nfq) {
         return false;
@@ -311,6 +325,7 @@ void proxy_free(Proxy *p)
     rules_free(p->rules);
     ctl_server_free(p->ctl);
     link_free(p->link);
+    proxy_l2_free(p);
     capture_close(p->cap);
     nfq_close_queue(p->nfq);
     cmp_engine_free(p->engine);
@@ -324,7 +339,9 @@ unsigned int proxy_checkpoint_begin(Proxy *p)
         return 0;
     }
     /* The VM is paused: whatever it sent is in the socket or the engine. */
-    nfq_drain(p->nfq);
+    if (p->nfq) {
+        nfq_drain(p->nfq);
+    }
     return cmp_checkpoint_begin(p->engine);
 }
 
@@ -336,7 +353,9 @@ unsigned int proxy_checkpoint_commit(Proxy *p, bool keep_offsets)
         if (!p->failed_over) {
             n = cmp_checkpoint_commit(p->engine, proxy_now_ns());
             /* One batch verdict for everything up to now, gaps included. */
-            nfq_release_all(p->nfq);
+            if (p->nfq) {
+                nfq_release_all(p->nfq);
+            }
         }
     } else {
         if (!keep_offsets) {
@@ -354,10 +373,15 @@ bool proxy_failover(Proxy *p, GError **error)
     }
     p->failed_over = true;
     if (p->engine) {
-        /* Primary alone: release everything, then stop queueing. */
-        nfq_drain(p->nfq);
+        /* Primary alone: release everything, then stop queueing (the L2
+         * path keeps carrying frames, uncompared). */
+        if (p->nfq) {
+            nfq_drain(p->nfq);
+        }
         cmp_failover(p->engine, proxy_now_ns());
-        nfq_release_all(p->nfq);
+        if (p->nfq) {
+            nfq_release_all(p->nfq);
+        }
         rules_remove_all(p->rules);
         proxy_set_scan_cycle(p, 0);
         return true;

@@ -26,6 +26,12 @@ struct proxy_config {
     const char *connect;
     const char *control;       /* unix socket path */
     bool install_rules;
+    /* Primary: the user-space L2 path. Every frame the guest sends is held
+     * and compared (ARP and IPv6 ND too) and released onto @uplink; frames
+     * arriving on @uplink are mirrored and passed to the guest. The
+     * operator keeps the kernel off both interfaces (see colo-proxy.md). */
+    const char *uplink;
+    bool forward_all;          /* secondary: forward ARP and multicast too */
     struct cmp_params params;
 };
 
@@ -40,6 +46,9 @@ typedef struct proxy {
     ProxyLink *link;
     CtlServer *ctl;
     ProxyRules *rules;
+    ProxyCapture *uplink_cap;  /* L2 path */
+    GHashTable *l2_held;       /* L2 path: handle -> GBytes (vnet header + frame) */
+    uint64_t l2_next;
     guint scan_timer;
     uint64_t lost_requests;    /* checkpoints asked for because the kernel queue overran */
     uint64_t mirror_stale;     /* mirrored frames from an older epoch, dropped */
@@ -51,6 +60,11 @@ Proxy *proxy_new(const struct proxy_config *cfg, GError **error);
 /* Remove the rules, close everything. Held packets are dropped by the
  * kernel when the queue goes away, never accepted uncompared. */
 void proxy_free(Proxy *p);
+
+/* The primary's user-space L2 path (proxy-l2.c). */
+bool proxy_l2_start(Proxy *p, GError **error);
+void proxy_l2_release(Proxy *p, uint64_t handle);
+void proxy_l2_free(Proxy *p);
 
 /* Control commands (proxy-commands.c). */
 extern const struct ctl_command proxy_commands[];

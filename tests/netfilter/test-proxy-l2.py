@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""colo-proxy's user-space L2 path (--uplink) in network namespaces: the
+primary proxy is the only thing between the primary guest's interface and
+the host, so the guest's ARP is held and compared like everything else.
+
+  c --- ph: pu1 (10.77.0.1, the guest's gateway) === pu0 -- colo-proxy -- pgh --- pg
+            pu0 and pgh are ports of a bridge that is down: the kernel
+            ignores their frames, the proxy's packet sockets still see them.
+        sh: colo-proxy --forward-all (the secondary guest's ARP too)  --- sg
+
+Needs root, ip and iptables (Debian: iproute2, iptables). Prints TAP."""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from netns_topo import GUEST_MAC, GW_MAC, PEER, PROXY, forward_rules, sh, tap_main, wait_for, wait_ready  # noqa: E402
+from proxyctl import ProxyCtl  # noqa: E402
+
+OTHER_MAC = "52:54:00:77:00:99"
+
+
+def neighbour(topo):
+    """ph's neighbour entry for the guest: (MAC or None, state)."""
+    out = topo.exe("ph", "ip", "neigh", "show", "10.77.0.2", "dev", "pu1").stdout.split()
+    mac = out[out.index("lladdr") + 1] if "lladdr" in out else None
+    return mac, (out[-1] if out else "NONE")
+
+
+def run(tap, topo):
+    try:
+        topo.setup()
+        topo.ip("ph", "addr", "flush", "dev", "pgh")
+        topo.ip("ph", "link", "add", "pu0", "type", "veth", "peer", "name", "pu1")
+        topo.up("ph", "pu1", "10.77.0.1/24", GW_MAC)
+        topo.ip("ph", "link", "set", "pgh", "address", "52:54:00:77:00:11")
+        topo.ip("ph", "link", "add", "hold0", "type", "bridge")
+        for dev in ("pgh", "pu0"):
+            topo.ip("ph", "link", "set", dev, "master", "hold0")
+        topo.ip("ph", "link", "set", "pu0", "up")
+    except subprocess.CalledProcessError as e:
+        tap.skip_all("cannot build the namespaces: %s" % (e.stderr or e).strip())
+    psock, ssock = os.path.join(topo.tmp, "p.sock"), os.path.join(topo.tmp, "s.sock")
+    primary = topo.spawn("ph", PROXY, "-r", "primary", "-i", "pgh", "--uplink", "pu0", "-L", "10.79.0.1:7700",
+                         "-c", psock, "-t", "10000", "-d", log="primary.log")
+    secondary = topo.spawn("sh", PROXY, "-r", "secondary", "-i", "sgh", "-q", "7", "--forward-all",
+                           "-C", "10.79.0.1:7700", "-c", ssock, "-d", log="secondary.log")
+    pctl, sctl = ProxyCtl(psock), ProxyCtl(ssock)
+    tap.ok(wait_for(lambda: pctl.execute("query-status")["peer-link"]) is not None, "the proxies link up")
+    tap.ok(forward_rules(topo, "ph") == [], "the L2 path needs no iptables rule on the primary")
+    for g in ("pg", "sg"):
+        if not wait_ready(topo.spawn(g, sys.executable, PEER, "serve", "7000")):
+            raise RuntimeError("server did not start")
+
+    # 1. Everything the guest says, ARP included, passes the engine.
+    size = 1 << 20
+    got = topo.exe("c", sys.executable, PEER, "fetch", "10.77.0.2", "7000", str(size), check=False, timeout=45)
+    expect = sh(sys.executable, PEER, "digest", str(size)).stdout.strip()
+    tap.ok(got.stdout.strip() == expect, "a 1 MiB stream through the L2 path arrives intact", got.stdout + got.stderr)
+    pst = pctl.execute("query-stats")
+    diag = json.dumps(pst, indent=1)
+    tap.ok(pst["released"] == pst["compared"] and pst["passthrough"] == 0 and pst["compared"] > 10 and
+           not pst["mismatches"]["payload"], "every frame the guest sent was compared (%d)" % pst["compared"], diag)
+    mac, state = neighbour(topo)
+    tap.ok(mac == GUEST_MAC, "the host learned the guest's MAC from a compared ARP reply (%s %s)" % (mac, state))
+
+    # 2. A secondary that answers ARP differently: the primary's reply is
+    # held, a checkpoint is requested, the host does not learn the MAC
+    # until the commit releases it.
+    topo.ip("sg", "link", "set", "sg0", "address", OTHER_MAC)
+    topo.ip("ph", "neigh", "flush", "dev", "pu1")
+    pctl.events.clear()
+    topo.exe("ph", sys.executable, "-c",
+             "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('10.77.0.2', 9))")
+    ev = pctl.wait_event("CHECKPOINT_REQUEST", timeout=10)
+    mism = pctl.execute("query-stats")["mismatches"]
+    mac, state = neighbour(topo)
+    tap.ok(ev is not None and (mism["payload"] or mism["flags"]),
+           "an ARP reply that differs causes a checkpoint request (%s)" % (ev or {}).get("data"), json.dumps(mism))
+    tap.ok(mac is None, "the differing ARP reply is held: the host has no MAC yet (%s)" % state)
+    pctl.execute("checkpoint-begin")
+    sctl.execute("checkpoint-commit", {"keep-offsets": True})
+    released = pctl.execute("checkpoint-commit")["released"]
+    tap.ok(released >= 1 and wait_for(lambda: neighbour(topo)[0] == GUEST_MAC, timeout=5),
+           "the commit releases the primary's ARP reply (%d frames)" % released, repr(neighbour(topo)))
+
+    pctl.close()
+    sctl.close()
+    for p in (primary, secondary):
+        os.killpg(p.pid, signal.SIGTERM)
+    tap.ok(primary.wait(timeout=10) == 0 and secondary.wait(timeout=10) == 0, "both proxies stop cleanly")
+
+
+if __name__ == "__main__":
+    sys.exit(tap_main(run))
