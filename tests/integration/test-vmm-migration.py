@@ -40,12 +40,20 @@ def ram_digest(vm, size):
     return hashlib.sha256(vm.read_guest(0, size)).hexdigest()
 
 
-def test_precopy_running_guest_moves():
+def enable_multifd(src, dst, channels):
+    for vm in (src, dst):
+        vm.qmp.cmd("migrate-set-capabilities", capabilities=[{"capability": "multifd", "state": True}])
+    src.qmp.cmd("migrate-set-parameters", args={"multifd-channels": channels})
+
+
+def precopy_running_guest_moves(channels):
     require_kvm()
     src, dst, uri = pair()
     try:
         src.wait_serial("colo-testguest ready", 60)
         assert dst.qmp.cmd("query-status")["status"] == "inmigrate"
+        if channels:
+            enable_multifd(src, dst, channels)
         src.qmp.cmd("migrate-set-parameters", args={"max-bandwidth": 0, "downtime-limit": 300})
         src.qmp.cmd("migrate", uri=uri)
         q = wait_done(src)
@@ -73,6 +81,14 @@ def test_precopy_running_guest_moves():
         dst.close()
 
 
+def test_precopy_running_guest_moves():
+    precopy_running_guest_moves(0)
+
+
+def test_multifd_running_guest_moves():
+    precopy_running_guest_moves(3)
+
+
 def postcopy_pair(mem="128M"):
     src, dst, uri = pair(mem=mem)
     for vm in (src, dst):
@@ -88,7 +104,7 @@ def test_postcopy_running_guest_moves():
         # Slow precopy and a slow background stream, so the running guest
         # touches pages that have not arrived yet.
         src.qmp.cmd("migrate-set-parameters", args={"max-bandwidth": 4 << 20,
-                                                     "max-postcopy-bandwidth": 2 << 20})
+                                                     "max-postcopy-bandwidth": 512 << 10})
         src.qmp.cmd("migrate", uri=uri)
         wait_until(lambda: src.qmp.cmd("query-migrate")["status"] == "active", 30, "precopy to start")
         src.qmp.cmd("migrate-start-postcopy")
@@ -148,11 +164,13 @@ def test_postcopy_needs_capability():
             raise AssertionError("migrate-start-postcopy without the capability succeeded")
 
 
-def test_paused_source_arrives_identical():
+def paused_source_arrives_identical(channels):
     require_kvm()
     src, dst, uri = pair(uri=None, mem="32M")
     try:
         src.wait_serial("colo-testguest ready", 60)
+        if channels:
+            enable_multifd(src, dst, channels)
         src.qmp.cmd("stop")
         src.qmp.cmd("migrate-set-parameters", args={"max-bandwidth": 0})
         src.qmp.cmd("migrate", uri=uri)
@@ -169,6 +187,14 @@ def test_paused_source_arrives_identical():
     finally:
         src.close()
         dst.close()
+
+
+def test_paused_source_arrives_identical():
+    paused_source_arrives_identical(0)
+
+
+def test_multifd_paused_source_arrives_identical():
+    paused_source_arrives_identical(2)
 
 
 def test_cancel_leaves_source_running():
@@ -198,10 +224,12 @@ def test_cancel_leaves_source_running():
 def test_link_cut_leaves_source_running():
     require_kvm()
     rng = random.Random(os.getpid())
-    for attempt in range(3):
+    for attempt in range(4):
         src, dst, uri = pair(mem="128M")
         try:
             src.wait_serial("colo-testguest ready", 60)
+            if attempt % 2:
+                enable_multifd(src, dst, 2)
             src.qmp.cmd("migrate-set-parameters", args={"max-bandwidth": 32 << 20})
             src.qmp.cmd("migrate", uri=uri)
             time.sleep(rng.uniform(0.05, 2.0))

@@ -14,6 +14,7 @@
 
 #include "migration/format.h"
 #include "migration/migration-priv.h"
+#include "migration/multifd.h"
 #include "migration/postcopy.h"
 #include "migration/transport.h"
 #include "vm.h"
@@ -98,6 +99,18 @@ static bool incoming_device(Migration *m, MigChannel *c, GHashTable *seen, GErro
     return true;
 }
 
+/* Created by whichever thread needs it first: a channel or the sync command. */
+static MultifdRecv *incoming_multifd(Migration *m)
+{
+    g_mutex_lock(&m->lock);
+    if (!m->multifd_in) {
+        m->multifd_in = multifd_recv_new(m);
+    }
+    MultifdRecv *mr = m->multifd_in;
+    g_mutex_unlock(&m->lock);
+    return mr;
+}
+
 static bool incoming_command(Migration *m, MigChannel *c, GError **error)
 {
     uint16_t cmd = mig_get_be16(c);
@@ -132,6 +145,8 @@ static bool incoming_command(Migration *m, MigChannel *c, GError **error)
         }
         incoming_rp_u32(m, MIG_RP_PONG, GUINT32_FROM_BE(*(uint32_t *)payload));
         return true;
+    case MIG_CMD_MULTIFD_SYNC:
+        return multifd_recv_sync(incoming_multifd(m), payload, len, error);
     case MIG_CMD_RUN_STATE:
         if (len != 1 || payload[0] > 1) {
             break;
@@ -343,9 +358,8 @@ static gpointer incoming_connection_thread(gpointer opaque)
         }
         migration_postcopy_set_demand_channel(m, c);
         return migration_postcopy_demand_thread(m);
-    default:
-        qb_log(LOG_WARNING, "incoming migration: channel kind %u not handled, dropped", kind);
-        mig_channel_free(c);
+    default:    /* MIG_CHANNEL_MULTIFD, as migration_read_hello checked */
+        multifd_recv_channel(incoming_multifd(m), c, index);
         return NULL;
     }
 }
@@ -400,10 +414,13 @@ void migration_incoming_cleanup(Migration *m)
         mig_channel_shutdown(m->in, ECANCELED);
     }
     migration_incoming_postcopy_cleanup(m);
+    multifd_recv_shutdown(m->multifd_in);
     for (guint i = 0; m->in_threads && i < m->in_threads->len; i++) {
         g_thread_join(g_ptr_array_index(m->in_threads, i));
     }
     g_clear_pointer(&m->in_threads, g_ptr_array_unref);
+    multifd_recv_free(m->multifd_in);
+    m->multifd_in = NULL;
     if (m->listen_source) {
         g_source_destroy(m->listen_source);
         g_clear_pointer(&m->listen_source, g_source_unref);

@@ -114,6 +114,7 @@ typedef struct {
 
 static const CapField cap_fields[] = {
     { "postcopy-ram", offsetof(MigCaps, postcopy_ram) },
+    { "multifd", offsetof(MigCaps, multifd) },
     { "events", offsetof(MigCaps, events) },
 };
 

@@ -10,6 +10,7 @@
 #include <qb/qblog.h>
 
 #include "migration/migration-priv.h"
+#include "migration/multifd.h"
 #include "migration/postcopy.h"
 #include "vm.h"
 
@@ -199,7 +200,7 @@ JsonObject *migration_query(Migration *m)
         int64_t total = finished ? m->total_ms : (g_get_monotonic_time() - m->start_us) / 1000;
         RamStats st = m->ram.stats;
         if (m->out && !finished) {
-            st.transferred = mig_bytes_written(m->out);
+            st.transferred = mig_bytes_written(m->out) + multifd_send_bytes(m->multifd);
         }
         json_object_set_int_member(ret, "total-time", total);
         json_object_set_int_member(ret, "setup-time", m->setup_us / 1000);

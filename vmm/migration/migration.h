@@ -69,6 +69,8 @@ typedef struct Migration {
     bool vm_stopped;            /* the migration stopped the VM and must restart it on failure */
     gint postcopy_requested;    /* atomic: migrate-start-postcopy */
     struct Postcopy *postcopy;  /* either side, once postcopy is in play */
+    struct MultifdSend *multifd;    /* source channels, with the multifd capability */
+    struct MultifdRecv *multifd_in; /* destination channels */
 
     /* Incoming */
     MigStatus in_status;

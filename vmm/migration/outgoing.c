@@ -12,6 +12,7 @@
 
 #include "migration/format.h"
 #include "migration/migration-priv.h"
+#include "migration/multifd.h"
 #include "migration/transport.h"
 #include "vm.h"
 
@@ -199,21 +200,45 @@ static uint64_t outgoing_bandwidth(Migration *m, uint64_t bytes, int64_t us)
     return bytes * G_USEC_PER_SEC / (uint64_t)us;
 }
 
+/* Refresh the dirty bitmap. With multifd, first make sure every page sent
+ * so far has landed, since the next pass may resend one on another channel. */
+static bool outgoing_sync(Migration *m, GError **error)
+{
+    if (m->multifd && !multifd_send_sync(m->multifd, m->out)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE, "a multifd channel broke");
+        return false;
+    }
+    return ram_save_sync(&m->ram, error);
+}
+
+static uint64_t outgoing_bytes(Migration *m)
+{
+    return mig_bytes_written(m->out) + multifd_send_bytes(m->multifd);
+}
+
+static uint64_t outgoing_send(Migration *m, uint64_t max_pages)
+{
+    if (m->multifd) {
+        return multifd_send_pass(m->multifd, &m->ram, max_pages, &m->cancel);
+    }
+    return ram_save_pass(&m->ram, m->out, max_pages, &m->cancel);
+}
+
 static bool outgoing_precopy(Migration *m, GError **error)
 {
     RamSave *rs = &m->ram;
     MigChannel *c = m->out;
 
     for (;;) {
-        if (!ram_save_sync(rs, error)) {
+        if (!outgoing_sync(m, error)) {
             return false;
         }
-        uint64_t t0 = mig_bytes_written(c);
+        uint64_t t0 = outgoing_bytes(m);
         int64_t start = g_get_monotonic_time();
         /* Send in chunks, checking between them whether what is left fits in
          * the downtime limit at the speed just measured. */
         while (ram_save_remaining(rs)) {
-            ram_save_pass(rs, c, outgoing_chunk_pages(m), &m->cancel);
+            outgoing_send(m, outgoing_chunk_pages(m) * (m->multifd ? m->params.multifd_channels : 1));
             if (mig_flush(c) || outgoing_cancelled(m)) {
                 return false;
             }
@@ -221,11 +246,11 @@ static bool outgoing_precopy(Migration *m, GError **error)
                 return true;
             }
         }
-        uint64_t bw = outgoing_bandwidth(m, mig_bytes_written(c) - t0, g_get_monotonic_time() - start);
-        m->mbps_bits = bw * 8;
-        if (!ram_save_sync(rs, error)) {
+        if (!outgoing_sync(m, error)) {
             return false;
         }
+        uint64_t bw = outgoing_bandwidth(m, outgoing_bytes(m) - t0, g_get_monotonic_time() - start);
+        m->mbps_bits = bw * 8;
         uint64_t left = ram_save_remaining(rs) * GUEST_PAGE_SIZE;
         if (left <= bw * m->params.downtime_limit / 1000) {
             return true;
@@ -244,10 +269,15 @@ static bool outgoing_complete(Migration *m, GError **error)
     migration_stop_vm(m);
     int64_t stopped = g_get_monotonic_time();
     migration_set_status(m, MIG_STATUS_DEVICE);
-    if (!ram_save_sync(&m->ram, error)) {
+    if (!outgoing_sync(m, error)) {
         return false;
     }
-    ram_save_pass(&m->ram, c, 0, &m->cancel);
+    outgoing_send(m, 0);
+    /* Every page in place on the destination before any device state. */
+    if (m->multifd && !multifd_send_sync(m->multifd, c)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE, "a multifd channel broke");
+        return false;
+    }
     if (!migration_save_devices(m, c, error)) {
         return false;
     }
@@ -342,6 +372,16 @@ static gpointer outgoing_thread(gpointer opaque)
     if (m->caps.postcopy_ram && !outgoing_connect_demand(m, &error)) {
         goto out;
     }
+    if (m->caps.multifd) {
+        MultifdSend *ms = multifd_send_new(m->uri, m->params.multifd_channels, m->params.max_bandwidth,
+                                           &m->ram.stats, &error);
+        if (!ms) {
+            goto out;
+        }
+        g_mutex_lock(&m->lock);     /* migrate_cancel reaches it under the lock */
+        m->multifd = ms;
+        g_mutex_unlock(&m->lock);
+    }
     m->rp_thread = g_thread_new("mig/rp", rp_thread, m);
     m->setup_us = g_get_monotonic_time() - m->start_us;
     migration_set_status(m, MIG_STATUS_ACTIVE);
@@ -361,9 +401,17 @@ out:
         g_set_error(&error, G_IO_ERROR, g_io_error_from_errno(-err), "migration stream: %s",
                     err ? g_strerror(-err) : "failed");
     }
+    if (!ok) {
+        multifd_send_shutdown(m->multifd, ECANCELED);
+    }
+    m->ram.stats.transferred = m->out ? outgoing_bytes(m) : 0;
+    g_mutex_lock(&m->lock);
+    MultifdSend *ms = m->multifd;
+    m->multifd = NULL;
+    g_mutex_unlock(&m->lock);
+    multifd_send_free(ms);
     ram_save_cleanup(&m->ram);
     m->total_ms = (g_get_monotonic_time() - m->start_us) / 1000;
-    m->ram.stats.transferred = m->out ? mig_bytes_written(m->out) : 0;
     if (m->rp) {
         mig_channel_shutdown(m->rp, ECANCELED);
     }
@@ -419,6 +467,11 @@ bool migration_start(Migration *m, const char *uri, GError **error)
                     "Guest is waiting for an incoming migration");
         return false;
     }
+    if (m->caps.multifd && m->caps.postcopy_ram) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                    "multifd and postcopy-ram cannot be used together");
+        return false;
+    }
     migration_reset_outgoing(m);
     m->uri = g_strdup(uri);
     m->start_us = g_get_monotonic_time();
@@ -439,6 +492,7 @@ void migration_cancel(Migration *m)
         if (m->out) {
             mig_channel_shutdown(m->out, ECANCELED);
         }
+        multifd_send_shutdown(m->multifd, ECANCELED);
         g_cond_broadcast(&m->cond);
     }
     g_mutex_unlock(&m->lock);

@@ -1,0 +1,40 @@
+/* Multifd: bulk RAM over several connections at once, one thread per
+ * channel on each side. The main channel carries everything else and a
+ * sync marker at each dirty-bitmap sync, so that a page sent twice (two
+ * passes, two channels) always lands in order. */
+#ifndef COLO_VMM_MIGRATION_MULTIFD_H
+#define COLO_VMM_MIGRATION_MULTIFD_H
+
+#include "migration/migration.h"
+
+typedef struct MultifdSend MultifdSend;
+typedef struct MultifdRecv MultifdRecv;
+
+/* Source: connect @n channels to @uri and start their threads. */
+MultifdSend *multifd_send_new(const char *uri, unsigned n, uint64_t max_bandwidth, RamStats *stats,
+                              GError **error);
+/* Stops the threads (after what they hold is sent, unless the channels
+ * broke) and closes the channels. */
+void multifd_send_free(MultifdSend *ms);
+/* Hand every waiting page of @rs to the channels (up to @max_pages; 0 =
+ * all); returns pages queued. Blocks while the channels are full. */
+uint64_t multifd_send_pass(MultifdSend *ms, RamSave *rs, uint64_t max_pages, const gint *stop);
+/* A sync point: every channel sends a marker after what it holds, the main
+ * channel @c says to wait for them; returns once all channels flushed.
+ * False if a channel broke. */
+bool multifd_send_sync(MultifdSend *ms, MigChannel *c);
+uint64_t multifd_send_bytes(MultifdSend *ms);
+void multifd_send_shutdown(MultifdSend *ms, int err);
+
+/* Destination */
+MultifdRecv *multifd_recv_new(Migration *m);
+void multifd_recv_free(MultifdRecv *mr);
+/* A connection whose hello said multifd channel @index: runs its loader
+ * (on the calling thread) until the channel ends. */
+void multifd_recv_channel(MultifdRecv *mr, MigChannel *c, unsigned index);
+/* MIG_CMD_MULTIFD_SYNC: wait until @channels channels all reached @seq,
+ * then let them go on. */
+bool multifd_recv_sync(MultifdRecv *mr, const uint8_t *payload, uint16_t len, GError **error);
+void multifd_recv_shutdown(MultifdRecv *mr);
+
+#endif
