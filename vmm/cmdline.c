@@ -3,6 +3,7 @@
 #include "cmdline.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -139,6 +140,241 @@ static bool opt_cpu(VmmOptions *o, const char *arg, GError **error)
 
 static bool opt_nothing(VmmOptions *o, const char *a, GError **e) { return true; }
 
+/* ---- devices: -netdev, -device, -drive (QEMU's key=value lists) ---------- */
+
+static void net_config_free(gpointer p)
+{
+    VirtioNetConfig *c = p;
+
+    g_free(c->id);
+    g_free(c->ifname);
+    g_free(c);
+}
+
+static void blk_config_free(gpointer p)
+{
+    VirtioBlkConfig *c = p;
+
+    g_free(c->file);
+    g_free(c);
+}
+
+/* "key=value" -> value if @p has that key. */
+static const char *kv(const char *p, const char *key)
+{
+    size_t n = strlen(key);
+
+    return strncmp(p, key, n) == 0 && p[n] == '=' ? p + n + 1 : NULL;
+}
+
+static bool opt_on_off(const char *opt, const char *key, const char *v, bool *out, GError **error)
+{
+    if (!strcmp(v, "on") || !strcmp(v, "true") || !strcmp(v, "yes")) {
+        *out = true;
+    } else if (!strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "no")) {
+        *out = false;
+    } else {
+        g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "%s: %s must be on or off, not '%s'", opt, key, v);
+        return false;
+    }
+    return true;
+}
+
+static bool parse_mac(const char *text, uint8_t mac[6])
+{
+    unsigned b[6];
+    char end;
+
+    if (sscanf(text, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &end) != 6) {
+        return false;
+    }
+    for (unsigned i = 0; i < 6; i++) {
+        mac[i] = (uint8_t)b[i];
+    }
+    return !(mac[0] & 1);   /* a multicast address cannot be a NIC's */
+}
+
+/* -netdev tap,id=ID,ifname=NAME[,script=no][,downscript=no]: colo-vmm
+ * runs no scripts, so the tap is configured by whoever set it up. */
+static bool opt_netdev(VmmOptions *o, const char *arg, GError **error)
+{
+    g_auto(GStrv) parts = g_strsplit(arg, ",", -1);
+    g_autofree char *id = NULL, *ifname = NULL;
+
+    if (!parts[0] || strcmp(parts[0], "tap") != 0) {
+        g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-netdev: only 'tap' is supported, not '%s'",
+                    parts[0] ? parts[0] : "");
+        return false;
+    }
+    for (unsigned i = 1; parts[i]; i++) {
+        const char *p = parts[i], *v;
+        if ((v = kv(p, "id"))) {
+            g_free(id);
+            id = g_strdup(v);
+        } else if ((v = kv(p, "ifname"))) {
+            g_free(ifname);
+            ifname = g_strdup(v);
+        } else if ((v = kv(p, "script")) || (v = kv(p, "downscript"))) {
+            if (strcmp(v, "no") != 0) {
+                g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD,
+                            "-netdev: colo-vmm runs no scripts; use script=no,downscript=no");
+                return false;
+            }
+        } else if ((v = kv(p, "vhost"))) {
+            bool on;
+            if (!opt_on_off("-netdev", "vhost", v, &on, error)) {
+                return false;
+            }
+            if (on) {
+                g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-netdev: vhost is not supported");
+                return false;
+            }
+        } else {
+            g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-netdev: unknown parameter '%s'", p);
+            return false;
+        }
+    }
+    if (!id || !*id || !ifname || !*ifname) {
+        g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-netdev tap: needs id=ID and ifname=NAME");
+        return false;
+    }
+    if (strlen(ifname) >= 16) {
+        g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-netdev: ifname '%s' is too long (15 at most)", ifname);
+        return false;
+    }
+    for (unsigned i = 0; i < o->netdevs->len; i++) {
+        if (!strcmp(((VirtioNetConfig *)o->netdevs->pdata[i])->id, id)) {
+            g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-netdev: duplicate id '%s'", id);
+            return false;
+        }
+    }
+    VirtioNetConfig *c = g_new0(VirtioNetConfig, 1);
+    c->id = g_steal_pointer(&id);
+    c->ifname = g_steal_pointer(&ifname);
+    g_ptr_array_add(o->netdevs, c);
+    return true;
+}
+
+/* -device virtio-net-pci,netdev=ID[,mac=MAC][,id=...]; the netdev may be
+ * given before or after (joined when parsing ends). */
+static bool opt_device(VmmOptions *o, const char *arg, GError **error)
+{
+    g_auto(GStrv) parts = g_strsplit(arg, ",", -1);
+    VirtioNetConfig c = { 0 };
+    bool has_mac = false;
+
+    if (!parts[0] || strcmp(parts[0], "virtio-net-pci") != 0) {
+        g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD,
+                    "-device: only virtio-net-pci is supported (disks: -drive if=virtio), not '%s'",
+                    parts[0] ? parts[0] : "");
+        return false;
+    }
+    for (unsigned i = 1; parts[i]; i++) {
+        const char *p = parts[i], *v;
+        if ((v = kv(p, "netdev"))) {
+            g_free(c.id);
+            c.id = g_strdup(v);
+        } else if ((v = kv(p, "mac"))) {
+            if (!parse_mac(v, c.mac)) {
+                g_free(c.id);
+                g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-device: '%s' is not a unicast MAC address", v);
+                return false;
+            }
+            has_mac = true;
+        } else if (!kv(p, "id") && !kv(p, "bus") && !kv(p, "addr")) {
+            g_free(c.id);
+            g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-device: unknown parameter '%s'", p);
+            return false;
+        }
+    }
+    if (!c.id) {
+        g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-device virtio-net-pci: needs netdev=ID");
+        return false;
+    }
+    if (!has_mac) {
+        /* QEMU's default, one apart per NIC. */
+        static const uint8_t base[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+        memcpy(c.mac, base, 6);
+        c.mac[5] = (uint8_t)(c.mac[5] + o->nets->len);
+    }
+    g_ptr_array_add(o->nets, g_memdup2(&c, sizeof(c)));
+    return true;
+}
+
+/* -drive file=PATH,if=virtio,format=raw[,readonly=on][,id=...][,cache=...] */
+static bool opt_drive(VmmOptions *o, const char *arg, GError **error)
+{
+    g_auto(GStrv) parts = g_strsplit(arg, ",", -1);
+    g_autofree char *file = NULL;
+    bool readonly = false;
+
+    for (unsigned i = 0; parts[i]; i++) {
+        const char *p = parts[i], *v;
+        if ((v = kv(p, "file"))) {
+            g_free(file);
+            file = g_strdup(v);
+        } else if ((v = kv(p, "if"))) {
+            if (strcmp(v, "virtio") != 0) {
+                g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-drive: only if=virtio is supported, not '%s'", v);
+                return false;
+            }
+        } else if ((v = kv(p, "format"))) {
+            if (strcmp(v, "raw") != 0) {
+                g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-drive: only format=raw is supported, not '%s'", v);
+                return false;
+            }
+        } else if ((v = kv(p, "readonly"))) {
+            if (!opt_on_off("-drive", "readonly", v, &readonly, error)) {
+                return false;
+            }
+        } else if ((v = kv(p, "cache"))) {
+            /* Always write-back with flush honoured; other modes would promise more or less. */
+            if (strcmp(v, "writeback") != 0) {
+                g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-drive: only cache=writeback is supported");
+                return false;
+            }
+        } else if (!kv(p, "id") && !kv(p, "media")) {
+            g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-drive: unknown parameter '%s'", p);
+            return false;
+        }
+    }
+    if (!file || !*file) {
+        g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-drive: needs file=PATH");
+        return false;
+    }
+    VirtioBlkConfig *c = g_new0(VirtioBlkConfig, 1);
+    c->file = g_steal_pointer(&file);
+    c->readonly = readonly;
+    g_ptr_array_add(o->drives, c);
+    return true;
+}
+
+/* Each NIC names a tap given with -netdev, and no tap serves two NICs. */
+static bool vmm_options_join_nets(VmmOptions *o, GError **error)
+{
+    g_autoptr(GHashTable) used = g_hash_table_new(g_str_hash, g_str_equal);
+
+    for (unsigned i = 0; i < o->nets->len; i++) {
+        VirtioNetConfig *nic = o->nets->pdata[i];
+        const VirtioNetConfig *tap = NULL;
+        for (unsigned j = 0; j < o->netdevs->len && !tap; j++) {
+            if (!strcmp(((VirtioNetConfig *)o->netdevs->pdata[j])->id, nic->id)) {
+                tap = o->netdevs->pdata[j];
+            }
+        }
+        if (!tap) {
+            g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-device: no -netdev with id '%s'", nic->id);
+            return false;
+        }
+        if (!g_hash_table_add(used, tap->id)) {
+            g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-device: netdev '%s' is used twice", nic->id);
+            return false;
+        }
+        nic->ifname = g_strdup(tap->ifname);
+    }
+    return true;
+}
+
 static const VmmOption vmm_options[] = {
     { "m", true, opt_memory, "-m SIZE          guest RAM (64M, 1G; a plain number is MiB)" },
     { "smp", true, opt_smp, "-smp N           number of vCPUs (1-64)" },
@@ -159,6 +395,9 @@ static const VmmOption vmm_options[] = {
     { "accel", true, opt_accel, "-accel kvm       accepted for QEMU compatibility" },
     { "cpu", true, opt_cpu, "-cpu host        accepted for QEMU compatibility" },
     { "nographic", false, opt_nothing, "-nographic       accepted for QEMU compatibility (there is no display)" },
+    { "netdev", true, opt_netdev, "-netdev tap,id=ID,ifname=NAME,script=no,downscript=no  a tap (created if missing)" },
+    { "device", true, opt_device, "-device virtio-net-pci,netdev=ID[,mac=MAC]  a virtio NIC on that tap" },
+    { "drive", true, opt_drive, "-drive file=PATH,if=virtio,format=raw[,readonly=on]  a virtio disk" },
     { "version", false, opt_version, "-version         print the version and exit" },
     { "help", false, opt_help, "-h, -help        this help" },
     { "h", false, opt_help, NULL },
@@ -185,6 +424,9 @@ bool vmm_options_parse(VmmOptions *opts, int argc, char **argv, GError **error)
     memset(opts, 0, sizeof(*opts));
     opts->ram_size = 128ULL << 20;      /* QEMU's default */
     opts->ncpus = 1;
+    opts->netdevs = g_ptr_array_new_with_free_func(net_config_free);
+    opts->nets = g_ptr_array_new_with_free_func(net_config_free);
+    opts->drives = g_ptr_array_new_with_free_func(blk_config_free);
 
     for (int i = 1; i < argc; i++) {
         const char *word = argv[i];
@@ -225,6 +467,9 @@ bool vmm_options_parse(VmmOptions *opts, int argc, char **argv, GError **error)
         g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "no -kernel given (see -help)");
         return false;
     }
+    if (!vmm_options_join_nets(opts, error)) {
+        return false;
+    }
     if (opts->daemonize && opts->serial && !strcmp(opts->serial, "stdio")) {
         g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-serial stdio cannot be used with -daemonize");
         return false;
@@ -244,6 +489,11 @@ void vmm_options_clear(VmmOptions *opts)
     g_free(opts->incoming);
     g_free(opts->pidfile);
     g_free(opts->logfile);
+    if (opts->netdevs) {
+        g_ptr_array_free(opts->netdevs, TRUE);
+        g_ptr_array_free(opts->nets, TRUE);
+        g_ptr_array_free(opts->drives, TRUE);
+    }
     memset(opts, 0, sizeof(*opts));
 }
 

@@ -7,6 +7,9 @@
 #include <stdint.h>
 #include <glib.h>
 
+#include "virtio/virtio-blk.h"
+#include "virtio/virtio-net.h"
+
 typedef struct VmmOptions {
     uint64_t ram_size;          /* bytes */
     unsigned ncpus;
@@ -19,6 +22,9 @@ typedef struct VmmOptions {
     char *serial;               /* chardev spec; NULL = default */
     char *qmp;                  /* path of the QMP unix socket */
     char *incoming;             /* -incoming URI or "defer" */
+    GPtrArray *netdevs;         /* VirtioNetConfig from -netdev tap (mac unset) */
+    GPtrArray *nets;            /* VirtioNetConfig: -device virtio-net-pci joined to its -netdev */
+    GPtrArray *drives;          /* VirtioBlkConfig from -drive if=virtio */
     bool daemonize;
     char *pidfile;
     char *logfile;              /* -D */

@@ -93,6 +93,8 @@ int main(int argc, char **argv)
         .boot = { .kernel = opts.kernel, .initrd = opts.initrd, .cmdline = opts.append,
                   .ncpus = opts.ncpus },
         .serial = serial,
+        .nets = opts.nets,
+        .drives = opts.drives,
     };
     vm = vm_new(&cfg, ctx, &error);
     if (!vm) {

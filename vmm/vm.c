@@ -13,9 +13,12 @@
 #include "devices/reset-control.h"
 #include "devices/serial.h"
 #include "kvm-state.h"
+#include "pci/pci.h"
 #include "migration/migration.h"
 #include "qmp/qmp-server.h"
 #include "vcpu-state.h"
+#include "virtio/virtio-blk.h"
+#include "virtio/virtio-net.h"
 
 enum {
     VM_REQUEST_SHUTDOWN = 1u << 0,
@@ -95,11 +98,40 @@ static void vm_wait_parked_locked(Vm *vm)
     }
 }
 
+void vm_add_pause_hook(Vm *vm, void (*pause)(void *opaque), void (*resume)(void *opaque),
+                       void *opaque)
+{
+    VmPauseHook hook = { pause, resume, opaque };
+
+    g_array_append_val(vm->pause_hooks, hook);
+}
+
+/* With the lock held, vCPUs parked or about to run: bring the device
+ * threads in line with pause_count (paused while it is above zero). */
+static void vm_sync_device_pause_locked(Vm *vm)
+{
+    bool want = vm->pause_count > 0;
+
+    if (want == vm->devices_paused) {
+        return;
+    }
+    for (guint i = 0; i < vm->pause_hooks->len; i++) {
+        const VmPauseHook *h = &g_array_index(vm->pause_hooks, VmPauseHook, i);
+        if (want) {
+            h->pause(h->opaque);
+        } else {
+            h->resume(h->opaque);
+        }
+    }
+    vm->devices_paused = want;
+}
+
 void vm_pause_vcpus(Vm *vm)
 {
     g_mutex_lock(&vm->lock);
     vm->pause_count++;
     vm_wait_parked_locked(vm);
+    vm_sync_device_pause_locked(vm);
     g_mutex_unlock(&vm->lock);
 }
 
@@ -109,6 +141,7 @@ void vm_resume_vcpus(Vm *vm)
     g_assert(vm->pause_count > 0);
     vm->pause_count--;
     if (vm->pause_count == 0) {
+        vm_sync_device_pause_locked(vm);
         g_cond_broadcast(&vm->cond);
     }
     g_mutex_unlock(&vm->lock);
@@ -186,6 +219,13 @@ bool vm_reset(Vm *vm, ShutdownCause cause, GError **error)
     serial_reset(vm->serial);
     cmos_reset(vm->cmos);
     acpi_pm_reset(vm->pm);
+    pci_bus_reset(vm->pci);
+    for (guint i = 0; i < vm->virtio_blks->len; i++) {
+        virtio_dev_reset(virtio_blk_dev(vm->virtio_blks->pdata[i]));
+    }
+    for (guint i = 0; i < vm->virtio_nets->len; i++) {
+        virtio_dev_reset(virtio_net_dev(vm->virtio_nets->pdata[i]));
+    }
     ok = kvm_irqchip_restore(vm->kvm, &vm->irqchip_reset, error);
     for (unsigned i = 0; ok && i < vm->ncpus; i++) {
         ok = vcpu_reset(vm->vcpus[i], error);
@@ -280,6 +320,7 @@ static gboolean vm_handle_requests(gpointer opaque)
     g_mutex_lock(&vm->lock);
     vm->pause_count -= held;
     if (vm->pause_count == 0) {
+        vm_sync_device_pause_locked(vm);
         g_cond_broadcast(&vm->cond);
     }
     g_mutex_unlock(&vm->lock);
@@ -347,6 +388,52 @@ static GBytes *vm_read_image(const char *path, const char *what, GError **error)
     return g_bytes_new_take(data, len);
 }
 
+static void vm_virtio_pause(void *opaque)
+{
+    virtio_dev_pause(opaque);
+}
+
+static void vm_virtio_resume(void *opaque)
+{
+    virtio_dev_resume(opaque);
+}
+
+static bool vm_add_virtio(Vm *vm, VirtioDev *vd, GError **error)
+{
+    vm_add_pause_hook(vm, vm_virtio_pause, vm_virtio_resume, vd);
+    return virtio_dev_start(vd, error);
+}
+
+/* The PCI bus, then disks and NICs in command-line order (slots 1, 2, ...). */
+static bool vm_create_pci_devices(Vm *vm, const VmConfig *cfg, GError **error)
+{
+    vm->pci = pci_bus_new(vm->iobus, vm->kvm, error);
+    if (!vm->pci) {
+        return false;
+    }
+    for (guint i = 0; cfg->drives && i < cfg->drives->len; i++) {
+        VirtioBlk *blk = virtio_blk_new(vm->pci, vm->mem, cfg->drives->pdata[i], i, error);
+        if (!blk) {
+            return false;
+        }
+        g_ptr_array_add(vm->virtio_blks, blk);
+        if (!vm_add_virtio(vm, virtio_blk_dev(blk), error)) {
+            return false;
+        }
+    }
+    for (guint i = 0; cfg->nets && i < cfg->nets->len; i++) {
+        VirtioNet *net = virtio_net_new(vm->pci, vm->mem, cfg->nets->pdata[i], i, error);
+        if (!net) {
+            return false;
+        }
+        g_ptr_array_add(vm->virtio_nets, net);
+        if (!vm_add_virtio(vm, virtio_net_dev(net), error)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool vm_create_devices(Vm *vm, const VmConfig *cfg, GError **error)
 {
     vm->serial = serial_new(vm->iobus, vm->kvm, SERIAL_COM1_PORT, SERIAL_COM1_IRQ, cfg->serial, error);
@@ -362,7 +449,10 @@ static bool vm_create_devices(Vm *vm, const VmConfig *cfg, GError **error)
         return false;
     }
     vm->reset_control = reset_control_new(vm->iobus, vm_on_reset, vm, error);
-    return vm->reset_control != NULL;
+    if (!vm->reset_control) {
+        return false;
+    }
+    return vm_create_pci_devices(vm, cfg, error);
 }
 
 /* Sections in load order: vCPUs first (APIC base before the irqchip),
@@ -377,6 +467,13 @@ static void vm_register_state(Vm *vm)
     vmstate_register(&vm->vmstate, &serial_state_ops, 0, vm->serial);
     vmstate_register(&vm->vmstate, &cmos_state_ops, 0, vm->cmos);
     vmstate_register(&vm->vmstate, &acpi_pm_state_ops, 0, vm->pm);
+    /* PCI config space (BARs, MSI-X enable) before the virtio state. */
+    for (guint i = 0; i < vm->virtio_blks->len + vm->virtio_nets->len; i++) {
+        VirtioDev *vd = i < vm->virtio_blks->len ? virtio_blk_dev(vm->virtio_blks->pdata[i]) :
+                        virtio_net_dev(vm->virtio_nets->pdata[i - vm->virtio_blks->len]);
+        vmstate_register(&vm->vmstate, &pci_device_state_ops, vd->pci->slot, vd->pci);
+        vmstate_register(&vm->vmstate, &virtio_dev_state_ops, vd->pci->slot, vd);
+    }
 }
 
 Vm *vm_new(const VmConfig *cfg, GMainContext *ctx, GError **error)
@@ -386,6 +483,9 @@ Vm *vm_new(const VmConfig *cfg, GMainContext *ctx, GError **error)
     g_mutex_init(&vm->lock);
     g_cond_init(&vm->cond);
     vmstate_registry_init(&vm->vmstate);
+    vm->pause_hooks = g_array_new(FALSE, FALSE, sizeof(VmPauseHook));
+    vm->virtio_blks = g_ptr_array_new_with_free_func((GDestroyNotify)virtio_blk_free);
+    vm->virtio_nets = g_ptr_array_new_with_free_func((GDestroyNotify)virtio_net_free);
     vm->name = g_strdup(cfg->name ? cfg->name : "colo-vm");
     vm->ncpus = cfg->ncpus;
     vm->ctx = ctx;
@@ -452,6 +552,11 @@ void vm_free(Vm *vm)
         g_free(vm->vcpus);
     }
     vmstate_registry_clear(&vm->vmstate);
+    /* Device threads end before the bus, RAM and KVM they use go. */
+    g_ptr_array_free(vm->virtio_blks, TRUE);
+    g_ptr_array_free(vm->virtio_nets, TRUE);
+    pci_bus_free(vm->pci);
+    g_array_free(vm->pause_hooks, TRUE);
     serial_free(vm->serial);
     cmos_free(vm->cmos);
     acpi_pm_free(vm->pm);

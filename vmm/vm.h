@@ -24,6 +24,7 @@ struct Serial;
 struct AcpiPm;
 struct Cmos;
 struct ResetControl;
+struct PciBus;
 
 typedef enum RunState {
     RUN_STATE_PRELAUNCH,
@@ -51,7 +52,18 @@ typedef struct VmConfig {
     GuestMemoryConfig memory;
     BootConfig boot;
     Chardev *serial;            /* COM1 back-end, owned by the caller */
+    GPtrArray *nets;            /* VirtioNetConfig, may be NULL; the caller's */
+    GPtrArray *drives;          /* VirtioBlkConfig, may be NULL; the caller's */
 } VmConfig;
+
+/* Called with every vCPU parked when the VM stops the world, and before
+ * they run again: device I/O threads quiesce here so that no DMA is in
+ * flight while the guest stands still (checkpoints, migration). */
+typedef struct VmPauseHook {
+    void (*pause)(void *opaque);
+    void (*resume)(void *opaque);
+    void *opaque;
+} VmPauseHook;
 
 typedef struct Vm {
     char *name;
@@ -71,6 +83,11 @@ typedef struct Vm {
     struct AcpiPm *pm;
     struct Cmos *cmos;
     struct ResetControl *reset_control;
+    struct PciBus *pci;
+    GPtrArray *virtio_blks;     /* VirtioBlk */
+    GPtrArray *virtio_nets;     /* VirtioNet */
+    GArray *pause_hooks;        /* VmPauseHook */
+    bool devices_paused;        /* pause hooks ran (under lock) */
     VmStateRegistry vmstate;    /* device-state sections for migration */
     struct Migration *migration;    /* outgoing and incoming; NULL until used */
 
@@ -104,6 +121,10 @@ bool vm_cont(Vm *vm, GError **error);
  * without changing the run state seen by QMP. Nests with vm_stop. */
 void vm_pause_vcpus(Vm *vm);
 void vm_resume_vcpus(Vm *vm);
+/* Before vm_start. Hooks run under the VM lock: they must not call back
+ * into the VM. */
+void vm_add_pause_hook(Vm *vm, void (*pause)(void *opaque), void (*resume)(void *opaque),
+                       void *opaque);
 
 /* Reset devices, vCPUs and the kernel image; emits RESET. Main thread. */
 bool vm_reset(Vm *vm, ShutdownCause cause, GError **error);

@@ -106,6 +106,79 @@ static void test_bad(void)
     }
 }
 
+/* -netdev/-device/-drive in QEMU's spelling, joined into device configs. */
+static void test_devices(void)
+{
+    VmmOptions o;
+    g_autoptr(GError) error = NULL;
+
+    g_assert_true(parse(&o, &error, "-kernel", "k",
+                        "-device", "virtio-net-pci,netdev=n1,mac=52:54:00:aa:bb:cc,id=nic1",
+                        "-netdev", "tap,id=n1,ifname=tap-colo1,script=no,downscript=no",
+                        "-netdev", "tap,id=n2,ifname=tap-colo2",
+                        "-device", "virtio-net-pci,netdev=n2",
+                        "-drive", "file=/tmp/disk.img,if=virtio,format=raw",
+                        "-drive", "file=/tmp/ro.img,if=virtio,format=raw,readonly=on", NULL));
+    g_assert_no_error(error);
+    g_assert_cmpuint(o.nets->len, ==, 2);
+    VirtioNetConfig *n = o.nets->pdata[0];
+    g_assert_cmpstr(n->id, ==, "n1");
+    g_assert_cmpstr(n->ifname, ==, "tap-colo1");
+    static const uint8_t mac1[6] = { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc };
+    g_assert_cmpmem(n->mac, 6, mac1, 6);
+    n = o.nets->pdata[1];
+    g_assert_cmpstr(n->ifname, ==, "tap-colo2");
+    static const uint8_t mac2[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x57 };   /* QEMU's default, second NIC */
+    g_assert_cmpmem(n->mac, 6, mac2, 6);
+    g_assert_cmpuint(o.drives->len, ==, 2);
+    VirtioBlkConfig *d = o.drives->pdata[0];
+    g_assert_cmpstr(d->file, ==, "/tmp/disk.img");
+    g_assert_false(d->readonly);
+    g_assert_true(((VirtioBlkConfig *)o.drives->pdata[1])->readonly);
+    vmm_options_clear(&o);
+}
+
+static void test_devices_bad(void)
+{
+    static const struct {
+        const char *argv[6];
+        const char *message;
+    } cases[] = {
+        { { "-netdev", "user,id=n" }, "only 'tap'" },
+        { { "-netdev", "tap,id=n" }, "ifname" },
+        { { "-netdev", "tap,ifname=t" }, "id=ID" },
+        { { "-netdev", "tap,id=n,ifname=t,script=/etc/qemu-ifup" }, "script=no" },
+        { { "-netdev", "tap,id=n,ifname=t,vhost=on" }, "vhost" },
+        { { "-netdev", "tap,id=n,ifname=t,queues=4" }, "unknown parameter 'queues=4'" },
+        { { "-netdev", "tap,id=n,ifname=much-too-long-name0" }, "too long" },
+        { { "-netdev", "tap,id=n,ifname=t", "-netdev", "tap,id=n,ifname=u" }, "duplicate id" },
+        { { "-device", "e1000,netdev=n" }, "only virtio-net-pci" },
+        { { "-device", "virtio-net-pci" }, "netdev=ID" },
+        { { "-device", "virtio-net-pci,netdev=n" }, "no -netdev with id 'n'" },
+        { { "-netdev", "tap,id=n,ifname=t", "-device", "virtio-net-pci,netdev=n,mac=01:00:5e:00:00:01" }, "unicast" },
+        { { "-netdev", "tap,id=n,ifname=t", "-device", "virtio-net-pci,netdev=n,mac=52:54" }, "MAC" },
+        { { "-netdev", "tap,id=n,ifname=t", "-device", "virtio-net-pci,netdev=n", "-device", "virtio-net-pci,netdev=n" }, "used twice" },
+        { { "-drive", "if=virtio,format=raw" }, "file=PATH" },
+        { { "-drive", "file=d,if=ide" }, "if=virtio" },
+        { { "-drive", "file=d,format=qcow2" }, "format=raw" },
+        { { "-drive", "file=d,readonly=maybe" }, "on or off" },
+        { { "-drive", "file=d,cache=unsafe" }, "cache=writeback" },
+    };
+
+    for (unsigned i = 0; i < G_N_ELEMENTS(cases); i++) {
+        VmmOptions o;
+        g_autoptr(GError) error = NULL;
+        const char *const *a = cases[i].argv;
+        bool ok = parse(&o, &error, "-kernel", "k", a[0], a[1], a[2], a[3], a[4], a[5], NULL);
+        g_assert_false(ok);
+        g_assert_nonnull(error);
+        if (!strstr(error->message, cases[i].message)) {
+            g_error("case %u: '%s' does not mention '%s'", i, error->message, cases[i].message);
+        }
+        vmm_options_clear(&o);
+    }
+}
+
 static void test_help(void)
 {
     VmmOptions o;
@@ -123,5 +196,7 @@ int main(int argc, char **argv)
     g_test_add_func("/cmdline/defaults", test_defaults);
     g_test_add_func("/cmdline/bad", test_bad);
     g_test_add_func("/cmdline/help", test_help);
+    g_test_add_func("/cmdline/devices", test_devices);
+    g_test_add_func("/cmdline/devices-bad", test_devices_bad);
     return g_test_run();
 }

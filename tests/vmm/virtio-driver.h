@@ -12,7 +12,7 @@
 #include "virtio/virtio-pci.h"
 
 /* Guest memory layout used by the tests. */
-#define TD_RING_BASE(q) (0x100000ULL + 0x10000ULL * (q))
+#define TD_RING_BASE(q) (0x300000ULL + 0x10000ULL * (q))   /* clear of a kernel at 1 MiB */
 #define TD_DESC(q) TD_RING_BASE(q)
 #define TD_AVAIL(q) (TD_RING_BASE(q) + 0x4000)
 #define TD_USED(q) (TD_RING_BASE(q) + 0x8000)

@@ -219,7 +219,7 @@ PciDevice *pci_device_new(PciBus *bus, const char *name, uint16_t vendor, uint16
     dev->wmask[0x0d] = 0xff;
     dev->wmask[PCI_INTERRUPT_LINE] = 0xff;
     bus->slots[slot] = dev;
-    qb_log(LOG_INFO, "PCI 00:%02x.0: %s [%04x:%04x] class %06x", slot, name, vendor, device, class_code);
+    qb_log(LOG_DEBUG, "PCI 00:%02x.0: %s [%04x:%04x] class %06x", slot, name, vendor, device, class_code);
     return dev;
 }
 

@@ -299,6 +299,7 @@ void virtio_dev_bar_io(VirtioDev *vd, uint64_t offset, uint8_t *data, unsigned l
      * to the I/O thread the same way. */
     if (offset >= VIRTIO_PCI_NOTIFY_OFF && offset < VIRTIO_PCI_NOTIFY_OFF + VIRTIO_PCI_NOTIFY_MULT * VIRTIO_MAX_QUEUES) {
         if (is_write) {
+            __atomic_add_fetch(&vd->slow_kicks, 1, __ATOMIC_RELAXED);
             virtio_kick(vd, (unsigned)(offset - VIRTIO_PCI_NOTIFY_OFF) / VIRTIO_PCI_NOTIFY_MULT);
         } else {
             memset(data, 0, len);
@@ -340,6 +341,7 @@ static void virtio_pci_bar_mapped(PciDevice *dev, unsigned bar, uint64_t addr)
     if (!kvm || bar != 0) {
         return;
     }
+    vd->ioeventfd = addr != PCI_BAR_UNMAPPED;
     for (unsigned q = 0; q < vd->ops->num_queues; q++) {
         if (vd->notify_base != PCI_BAR_UNMAPPED) {
             uint64_t a = vd->notify_base + VIRTIO_PCI_NOTIFY_OFF + VIRTIO_PCI_NOTIFY_MULT * q;
@@ -353,6 +355,7 @@ static void virtio_pci_bar_mapped(PciDevice *dev, unsigned bar, uint64_t addr)
             if (!kvm_ioeventfd_assign(kvm, a, 0, vd->kick_fds[q], true, NULL) &&
                 !kvm_ioeventfd_assign(kvm, a, 2, vd->kick_fds[q], true, &error)) {
                 qb_log(LOG_WARNING, "%s: %s; kicks take the slow path", vd->name, error->message);
+                vd->ioeventfd = false;
             }
         }
     }
