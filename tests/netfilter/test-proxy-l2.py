@@ -86,11 +86,18 @@ def run(tap, topo):
     tap.ok(released >= 1 and wait_for(lambda: neighbour(topo)[0] == GUEST_MAC, timeout=5),
            "the commit releases the primary's ARP reply (%d frames)" % released, repr(neighbour(topo)))
 
-    pctl.close()
+    # 3. Failover: the primary alone keeps carrying frames, uncompared.
     sctl.close()
-    for p in (primary, secondary):
-        os.killpg(p.pid, signal.SIGTERM)
-    tap.ok(primary.wait(timeout=10) == 0 and secondary.wait(timeout=10) == 0, "both proxies stop cleanly")
+    os.killpg(secondary.pid, signal.SIGTERM)
+    tap.ok(secondary.wait(timeout=10) == 0, "the secondary stops cleanly")
+    pctl.execute("failover")
+    topo.ip("ph", "neigh", "flush", "dev", "pu1")
+    got = topo.exe("c", sys.executable, PEER, "fetch", "10.77.0.2", "7000", str(size), check=False, timeout=45)
+    tap.ok(got.stdout.strip() == expect, "after failover the L2 path carries traffic alone (ARP too)",
+           got.stdout + got.stderr)
+    pctl.close()
+    os.killpg(primary.pid, signal.SIGTERM)
+    tap.ok(primary.wait(timeout=10) == 0, "the primary stops cleanly")
 
 
 if __name__ == "__main__":
