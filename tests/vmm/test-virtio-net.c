@@ -15,7 +15,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <linux/ethtool.h>
 #include <linux/if_packet.h>
+#include <linux/sockios.h>
 
 #include "iobus.h"
 #include "memory.h"
@@ -59,6 +61,20 @@ static void link_up(const char *name)
     close(s);
 }
 
+/* The tap's offloads as the kernel sees them (what it may hand the guest). */
+static bool tap_offload(const char *name, uint32_t cmd)
+{
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    struct ethtool_value ev = { .cmd = cmd };
+    struct ifreq ifr = { 0 };
+
+    g_strlcpy(ifr.ifr_name, name, IFNAMSIZ);
+    ifr.ifr_data = (void *)&ev;
+    g_assert_cmpint(ioctl(s, SIOCETHTOOL, &ifr), ==, 0);
+    close(s);
+    return ev.data != 0;
+}
+
 static size_t make_frame(uint8_t *f, const uint8_t *src, const char *text)
 {
     memset(f, 0, 60);
@@ -96,7 +112,16 @@ static void test_net(void)
     /* Offload dependencies (5.1.3.1) are enforced. */
     g_assert_false(td_negotiate(&td, F_VERSION_1 | F_GUEST_TSO4));
     g_assert_false(td_negotiate(&td, F_VERSION_1 | F_HOST_TSO4));
-    g_assert_true(td_negotiate(&td, F_VERSION_1 | F_MAC | F_CSUM | F_GUEST_CSUM));
+    /* The tap offers the guest only what it accepted. */
+    g_assert_true(td_negotiate(&td, F_VERSION_1 | F_GUEST_CSUM | F_GUEST_TSO4));
+    g_assert_true(tap_offload(TAP_NAME, ETHTOOL_GTXCSUM));
+    g_assert_true(tap_offload(TAP_NAME, ETHTOOL_GTSO));
+    g_assert_true(td_negotiate(&td, F_VERSION_1 | F_GUEST_CSUM));
+    g_assert_true(tap_offload(TAP_NAME, ETHTOOL_GTXCSUM));
+    g_assert_false(tap_offload(TAP_NAME, ETHTOOL_GTSO));
+    g_assert_true(td_negotiate(&td, F_VERSION_1 | F_MAC | F_CSUM));
+    g_assert_false(tap_offload(TAP_NAME, ETHTOOL_GTXCSUM));
+    g_assert_false(tap_offload(TAP_NAME, ETHTOOL_GTSO));
     td_setup_queue(&td, 0, 16);
     td_setup_queue(&td, 1, 16);
     td_driver_ok(&td);
