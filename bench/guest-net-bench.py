@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""Guest network benchmark (not a test): the test guest under colo-vmm,
+reached from a client network namespace.
+
+  COLO_BUILDDIR=/path/to/build bench/guest-net-bench.py [--pings N] [--udp N] [--stream-mib M]
+
+Needs root and /dev/kvm. The path is the one the integration tests use:
+client namespace -- veth -- bridge -- tap -- colo-vmm's virtio-net -- guest.
+The tap is created persistent beforehand so that it can join the bridge
+before colo-vmm attaches to it.
+
+Measures
+  - ping round trips (ICMP echo from a raw socket, 50 ms apart):
+    min / avg / p50 / p99 / max;
+  - UDP echo round trips to port 7 (64-byte datagrams, one at a time);
+  - TCP stream throughput from the guest's stream service, through the
+    guest's client library (tests/guest/guestnet.py) when it provides one;
+  - the guest's instructions per packet when it reports them (serial line
+    "net: ... instr/pkt", see docs/test-guest.md).
+Anything the guest does not (yet) offer is reported as "not available".
+Every run prints the command line, the load average and the numbers."""
+import argparse
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.dirname(HERE)
+BUILD = os.environ.get("COLO_BUILDDIR", SRC)
+VMM = os.path.join(BUILD, "vmm", "colo-vmm")
+GUEST = os.path.join(BUILD, "tests", "guest", "colo-testguest")
+sys.path.insert(0, os.path.join(SRC, "tests", "guest"))
+
+NS = "gnb-client"
+BR, TAP, VH, VC = "gnb-br", "gnb-tap", "gnb-vh", "gnb-vc"
+CLIENT_IP, GUEST_IP, PREFIX = "10.77.0.1", "10.77.0.2", 24
+GUEST_MAC = "52:54:00:12:34:56"
+
+
+def sh(*argv, check=True, ns=None):
+    if ns:
+        argv = ("ip", "netns", "exec", ns) + argv
+    return subprocess.run(argv, check=check, capture_output=True, text=True)
+
+
+def teardown():
+    for argv in (("ip", "netns", "del", NS), ("ip", "link", "del", BR), ("ip", "link", "del", VH),
+                 ("ip", "tuntap", "del", "dev", TAP, "mode", "tap")):
+        sh(*argv, check=False)
+
+
+def setup():
+    teardown()
+    sh("ip", "netns", "add", NS)
+    sh("ip", "link", "add", BR, "type", "bridge")
+    sh("ip", "link", "set", BR, "up")
+    sh("ip", "link", "add", VH, "type", "veth", "peer", "name", VC)
+    sh("ip", "link", "set", VC, "netns", NS)
+    sh("ip", "link", "set", VH, "master", BR, "up")
+    sh("ip", "tuntap", "add", "dev", TAP, "mode", "tap")
+    sh("ip", "link", "set", TAP, "master", BR, "up")
+    sh("ip", "addr", "add", "%s/%d" % (CLIENT_IP, PREFIX), "dev", VC, ns=NS)
+    sh("ip", "link", "set", VC, "up", ns=NS)
+    sh("ip", "link", "set", "lo", "up", ns=NS)
+
+
+def percentile(values, p):
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
+
+
+# Client-side code run inside the namespace (this script re-invoked).
+def icmp_checksum(data):
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
+    while total >> 16:
+        total = (total & 0xffff) + (total >> 16)
+    return ~total & 0xffff
+
+
+def client_ping(n):
+    """ICMP echo with a raw socket (no ping(8) needed), 50 ms apart."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    s.settimeout(1.0)
+    ident = os.getpid() & 0xffff
+    rtts = []
+    for seq in range(n):
+        body = bytes(range(56))
+        hdr = bytes([8, 0, 0, 0]) + ident.to_bytes(2, "big") + seq.to_bytes(2, "big")
+        pkt = hdr[:2] + icmp_checksum(hdr + body).to_bytes(2, "big") + hdr[4:] + body
+        t0 = time.perf_counter()
+        s.sendto(pkt, (GUEST_IP, 0))
+        try:
+            while True:
+                data, _ = s.recvfrom(2048)
+                icmp = data[(data[0] & 15) * 4:]
+                if icmp[0] == 0 and icmp[4:6] == pkt[4:6] and icmp[6:8] == pkt[6:8] and icmp[8:] == body:
+                    rtts.append((time.perf_counter() - t0) * 1e3)
+                    break
+        except socket.timeout:
+            pass
+        time.sleep(0.05)
+    if not rtts:
+        print("no reply")
+        return
+    print("%d/%d replies, RTT ms min %.3f avg %.3f p50 %.3f p99 %.3f max %.3f" % (
+        len(rtts), n, min(rtts), statistics.mean(rtts), percentile(rtts, 50),
+        percentile(rtts, 99), max(rtts)))
+
+
+def client_udp(n):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(1.0)
+    rtts, lost = [], 0
+    for i in range(n):
+        msg = i.to_bytes(4, "big") + bytes(60)
+        t0 = time.perf_counter()
+        s.sendto(msg, (GUEST_IP, 7))
+        try:
+            while True:
+                data, _ = s.recvfrom(2048)
+                if data == msg:
+                    break
+            rtts.append((time.perf_counter() - t0) * 1e6)
+        except socket.timeout:
+            lost += 1
+    if not rtts:
+        print("no reply")
+        return
+    print("%d/%d replies, RTT us p50 %.0f p99 %.0f max %.0f" % (
+        len(rtts), n, percentile(rtts, 50), percentile(rtts, 99), max(rtts)))
+
+
+def client_stream(mib):
+    try:
+        import guestnet
+    except ImportError:
+        print("not available (no tests/guest/guestnet.py yet)")
+        return
+    fn = getattr(guestnet, "stream", None)
+    if fn is None:
+        print("not available (guestnet has no stream())")
+        return
+    t0 = time.perf_counter()
+    got = fn(GUEST_IP, mib << 20)
+    dt = time.perf_counter() - t0
+    n = got if isinstance(got, int) else len(got)
+    print("%d bytes in %.2f s: %.2f Mbit/s" % (n, dt, n * 8 / dt / 1e6))
+
+
+def in_namespace(what, arg):
+    r = subprocess.run(["ip", "netns", "exec", NS, sys.executable, os.path.abspath(__file__),
+                        "--client", what, str(arg)], capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=os.path.join(SRC, "tests", "guest")))
+    lines = r.stdout.strip().splitlines() or r.stderr.strip().splitlines() or ["?"]
+    return lines[-1]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pings", type=int, default=100)
+    ap.add_argument("--udp", type=int, default=200)
+    ap.add_argument("--stream-mib", type=int, default=10)
+    ap.add_argument("--boot-timeout", type=float, default=120)
+    ap.add_argument("--client", nargs=2, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.client:
+        {"ping": client_ping, "udp": client_udp, "stream": client_stream}[a.client[0]](int(a.client[1]))
+        return 0
+    if os.geteuid() != 0 or not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        print("needs root and /dev/kvm")
+        return 1
+
+    print("command: %s" % " ".join(sys.argv))
+    print("load average before: %s" % " ".join(open("/proc/loadavg").read().split()[:3]))
+    workdir = tempfile.mkdtemp(prefix="guest-net-bench-")
+    serial = os.path.join(workdir, "serial.log")
+    setup()
+    vmm = None
+    try:
+        argv = [VMM, "-m", "64M", "-kernel", GUEST, "-append", "ip=%s/%d" % (GUEST_IP, PREFIX),
+                "-serial", "file:" + serial, "-D", os.path.join(workdir, "vmm.log"),
+                "-netdev", "tap,id=n0,ifname=%s,script=no,downscript=no" % TAP,
+                "-device", "virtio-net-pci,netdev=n0,mac=%s" % GUEST_MAC]
+        print("colo-vmm: %s" % " ".join(argv))
+        vmm = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + a.boot_timeout
+        while time.monotonic() < deadline and vmm.poll() is None:
+            if os.path.exists(serial) and "ready" in open(serial, errors="replace").read():
+                break
+            time.sleep(0.2)
+        if vmm.poll() is not None:
+            print("colo-vmm exited (%d); see %s" % (vmm.returncode, workdir))
+            return 1
+        # The guest's first packets (gratuitous ARP) and our first ARP
+        # request take a moment; one warm-up ping.
+        in_namespace("ping", 3)
+        print("ping:       %s" % in_namespace("ping", a.pings))
+        print("UDP echo:   %s" % in_namespace("udp", a.udp))
+        print("TCP stream: %s" % in_namespace("stream", a.stream_mib))
+        text = open(serial, errors="replace").read()
+        ipp = re.findall(r"net:.*?([0-9]+) instr/pkt", text)
+        print("guest instructions per packet: %s" % (ipp[-1] if ipp else "not reported"))
+        print("load average after: %s" % " ".join(open("/proc/loadavg").read().split()[:3]))
+    finally:
+        if vmm and vmm.poll() is None:
+            vmm.terminate()
+            try:
+                vmm.wait(10)
+            except subprocess.TimeoutExpired:
+                vmm.kill()
+        teardown()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
