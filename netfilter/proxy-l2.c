@@ -20,7 +20,7 @@ static void l2_guest_frame(void *opaque, uint8_t *buf, size_t len, bool outgoing
     uint64_t handle;
 
     if (p->failed_over) {
-        capture_send(p->uplink_cap, buf, len);
+        capture_queue(p->uplink_cap, buf, len);
         return;
     }
     handle = ++p->l2_next;
@@ -39,8 +39,21 @@ void proxy_l2_release(Proxy *p, uint64_t handle)
         return;
     }
     data = g_bytes_get_data(b, &n);
-    capture_send(p->uplink_cap, data, n);
+    /* Sent in one sendmmsg by proxy_l2_flush() at the end of the burst. */
+    capture_queue(p->uplink_cap, data, n);
     g_hash_table_remove(p->l2_held, &handle);
+}
+
+void proxy_l2_flush(Proxy *p)
+{
+    if (p->uplink_cap) {
+        capture_flush(p->uplink_cap);
+    }
+}
+
+static void l2_guest_done(void *opaque)
+{
+    proxy_l2_flush(opaque);
 }
 
 /* A frame for the guest (from the host's side of the uplink). */
@@ -65,7 +78,7 @@ static void l2_uplink_done(void *opaque)
 
 bool proxy_l2_start(Proxy *p, GError **error)
 {
-    struct capture_callbacks gcb = { .frame = l2_guest_frame, .opaque = p };
+    struct capture_callbacks gcb = { .frame = l2_guest_frame, .burst_done = l2_guest_done, .opaque = p };
     struct capture_callbacks ucb = { .frame = l2_uplink_frame, .burst_done = l2_uplink_done, .opaque = p };
 
     p->l2_held = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, (GDestroyNotify)g_bytes_unref);

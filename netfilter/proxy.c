@@ -96,6 +96,7 @@ static void primary_frames_done(void *opaque)
     if (p->nfq) {
         nfq_flush(p->nfq);
     }
+    proxy_l2_flush(p);
 }
 
 /* A burst of captured frames (either role) goes to the peer in one write. */
@@ -356,6 +357,7 @@ unsigned int proxy_checkpoint_commit(Proxy *p, bool keep_offsets)
             if (p->nfq) {
                 nfq_release_all(p->nfq);
             }
+            proxy_l2_flush(p);
         }
     } else {
         if (!keep_offsets) {
@@ -382,6 +384,7 @@ bool proxy_failover(Proxy *p, GError **error)
         if (p->nfq) {
             nfq_release_all(p->nfq);
         }
+        proxy_l2_flush(p);
         rules_remove_all(p->rules);
         proxy_set_scan_cycle(p, 0);
         return true;

@@ -64,6 +64,8 @@ void proxy_free(Proxy *p);
 /* The primary's user-space L2 path (proxy-l2.c). */
 bool proxy_l2_start(Proxy *p, GError **error);
 void proxy_l2_release(Proxy *p, uint64_t handle);
+/* Send the frames released so far; after every call that may release. */
+void proxy_l2_flush(Proxy *p);
 void proxy_l2_free(Proxy *p);
 
 /* Control commands (proxy-commands.c). */
