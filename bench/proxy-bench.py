@@ -2,14 +2,15 @@
 """colo-proxy benchmark (not a test): packets per second through
 compare-and-release, and TCP stream throughput, on this machine.
 
-  sudo COLO_BUILDDIR=/path/to/build bench/proxy-bench.py [--stream-mib N] [--small-mib N]
+  sudo COLO_BUILDDIR=/path/to/build bench/proxy-bench.py [--stream-mib N] [--small-mib N] [--l2] [--cc CC]
 
 1. engine: the compare engine alone (bench/proxy-bench-engine.c).
    Then UDP round trips client -> guest -> client, without and with the
    proxies (the added latency of the whole hold/compare/release path).
 2. full path, TCP stream: the namespace set-up of
    tests/netfilter/test-proxy-netns.py (two guests, two proxies, NFQUEUE
-   with GSO and batch verdicts); the client fetches N MiB.
+   with GSO and batch verdicts; with --l2 the user-space L2 path of
+   test-proxy-l2.py instead); the client fetches N MiB.
 3. full path, small packets: the same with GSO off in the guests
    (gso_max_segs 1) and the client advertising an MSS of 88 bytes, so
    every packet the proxy holds and compares is small.
@@ -107,6 +108,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stream-mib", type=int, default=1024)
     ap.add_argument("--small-mib", type=int, default=16)
+    ap.add_argument("--l2", action="store_true", help="the primary on the user-space L2 path (--uplink)")
     ap.add_argument("--cc", help="TCP congestion control of the guests' servers (a namespace may use only "
                     "what net.ipv4.tcp_allowed_congestion_control lists; default: the host's)")
     args = ap.parse_args()
@@ -131,10 +133,14 @@ def main():
             return [float(x) for x in out.split()]
 
         base = uping()
+        if args.l2:
+            topo.use_l2_path()
+        pmode = ["--uplink", "pu0"] if args.l2 else ["-q", "7"]
         psock, ssock = os.path.join(topo.tmp, "p.sock"), os.path.join(topo.tmp, "s.sock")
-        pproc = topo.spawn("ph", netns.PROXY, "-r", "primary", "-i", "pgh", "-q", "7", "-L", "10.79.0.1:7700",
+        pproc = topo.spawn("ph", netns.PROXY, "-r", "primary", "-i", "pgh", *pmode, "-L", "10.79.0.1:7700",
                            "-c", psock, log="primary.log")
-        sproc = topo.spawn("sh", netns.PROXY, "-r", "secondary", "-i", "sgh", "-q", "7", "-C", "10.79.0.1:7700",
+        sproc = topo.spawn("sh", netns.PROXY, "-r", "secondary", "-i", "sgh", "-q", "7",
+                           *(["--forward-all"] if args.l2 else []), "-C", "10.79.0.1:7700",
                            "-c", ssock, log="secondary.log")
         pctl = ProxyCtl(psock)
         sctl = ProxyCtl(ssock)
@@ -155,10 +161,11 @@ def main():
         dt = fetch(topo, args.stream_mib)
         cpu = meter.report(dt)
         after = pctl.execute("query-stats")
-        pk = after["nfq-packets"] - before["nfq-packets"]
-        print("full path, TCP stream: %d MiB in %.2f s = %.2f Gbit/s, %d packets through NFQUEUE (GSO), "
+        pk = after["held"] - before["held"]
+        print("full path, TCP stream: %d MiB in %.2f s = %.2f Gbit/s, %d packets held and compared (GSO), "
               "%d batch verdicts" % (args.stream_mib, dt, args.stream_mib * 8 * 1.048576e6 / dt / 1e9, pk,
-                                     after["nfq-batch-verdicts"] - before["nfq-batch-verdicts"]), flush=True)
+                                     after.get("nfq-batch-verdicts", 0) - before.get("nfq-batch-verdicts", 0)),
+              flush=True)
         print("  " + cpu, flush=True)
 
         for g, dev in (("pg", "pg0"), ("sg", "sg0")):
@@ -174,7 +181,7 @@ def main():
             raise
         cpu = meter.report(dt)
         after, safter = pctl.execute("query-stats"), sctl.execute("query-stats")
-        pk = after["nfq-packets"] - before["nfq-packets"]
+        pk = after["held"] - before["held"]
         bad = {k: v for k, v in after["mismatches"].items() if v}
         print("full path, small packets: %d MiB in %.2f s, %d packets (%.0f bytes each on average), "
               "mismatches %s" % (args.small_mib, dt, pk, (args.small_mib << 20) / max(pk, 1), json.dumps(bad)))
@@ -191,7 +198,8 @@ def main():
                                   per_call(sbefore, safter, "injected", "inject-calls")))
         print("  lost on the way: link %d (primary) %d (secondary), injection errors %d, NFQUEUE %d" %
               (after["link-dropped-full"] + after["link-dropped-down"],
-               safter["link-dropped-full"] + safter["link-dropped-down"], safter["inject-errors"], after["nfq-lost"]))
+               safter["link-dropped-full"] + safter["link-dropped-down"], safter["inject-errors"],
+               after.get("nfq-lost", 0)))
         hist = after["hold-time-us"]
         print("hold-time histogram (all packets, us): " +
               ", ".join("<%s: %d" % (b.get("below", "inf"), b["count"]) for b in hist if b["count"]))

@@ -111,6 +111,24 @@ class Topology:
             self.ip("c", "link", "set", "c1", "up")
         self.exe("ph", "sysctl", "-qw", "net.ipv4.ip_forward=1")
 
+    def use_l2_path(self):
+        """The primary host for colo-proxy --uplink pu0: pgh and pu0 are
+        ports of a bridge that stays down (the kernel ignores their
+        frames), pu1 is the guest's gateway."""
+        self.ip("ph", "addr", "flush", "dev", "pgh")
+        self.ip("ph", "link", "add", "pu0", "type", "veth", "peer", "name", "pu1")
+        self.up("ph", "pu1", "10.77.0.1/24", GW_MAC)
+        self.ip("ph", "link", "set", "pgh", "address", "52:54:00:77:00:11")
+        self.ip("ph", "link", "add", "hold0", "type", "bridge")
+        for dev in ("pgh", "pu0"):
+            self.ip("ph", "link", "set", dev, "master", "hold0")
+        self.ip("ph", "link", "set", "pu0", "up")
+        # The two "guests" are independent stacks, not replicas: their IPv6
+        # autoconfiguration chatter (router solicitations, MLD reports at
+        # random times) would differ.
+        for g in ("pg", "sg"):
+            self.exe(g, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
+
     def take_over_lan(self):
         """The secondary host answers for the primary's LAN address."""
         self.up("sh", "sc", "10.78.0.1/24")

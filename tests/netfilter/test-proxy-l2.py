@@ -16,7 +16,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netns_topo import GUEST_MAC, GW_MAC, PEER, PROXY, forward_rules, sh, tap_main, wait_for, wait_ready  # noqa: E402
+from netns_topo import GUEST_MAC, PEER, PROXY, forward_rules, sh, tap_main, wait_for, wait_ready  # noqa: E402
 from proxyctl import ProxyCtl  # noqa: E402
 
 OTHER_MAC = "52:54:00:77:00:99"
@@ -32,19 +32,7 @@ def neighbour(topo):
 def run(tap, topo):
     try:
         topo.setup()
-        topo.ip("ph", "addr", "flush", "dev", "pgh")
-        topo.ip("ph", "link", "add", "pu0", "type", "veth", "peer", "name", "pu1")
-        topo.up("ph", "pu1", "10.77.0.1/24", GW_MAC)
-        topo.ip("ph", "link", "set", "pgh", "address", "52:54:00:77:00:11")
-        topo.ip("ph", "link", "add", "hold0", "type", "bridge")
-        for dev in ("pgh", "pu0"):
-            topo.ip("ph", "link", "set", dev, "master", "hold0")
-        topo.ip("ph", "link", "set", "pu0", "up")
-        # The two "guests" are independent stacks, not replicas: their IPv6
-        # autoconfiguration chatter (router solicitations, MLD reports at
-        # random times) would differ. This test is about ARP.
-        for g in ("pg", "sg"):
-            topo.exe(g, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
+        topo.use_l2_path()
     except subprocess.CalledProcessError as e:
         tap.skip_all("cannot build the namespaces: %s" % (e.stderr or e).strip())
     psock, ssock = os.path.join(topo.tmp, "p.sock"), os.path.join(topo.tmp, "s.sock")
