@@ -192,6 +192,11 @@ bool vm_start(Vm *vm, bool paused, GError **error)
         vm->vcpus_started++;
         g_mutex_unlock(&vm->lock);
     }
+    /* Device threads stand still whenever the vCPUs do, from the start
+     * (-S, -incoming) on. */
+    g_mutex_lock(&vm->lock);
+    vm_sync_device_pause_locked(vm);
+    g_mutex_unlock(&vm->lock);
     return paused || vm_cont(vm, error);
 }
 

@@ -204,6 +204,12 @@ static void test_kvm_blk(void)
         g_test_message("no ioeventfd here: the kick came as an MMIO exit");
     }
 
+    /* Stop-the-world stops the device thread too, and lets it go again. */
+    vm_pause_vcpus(vm);
+    g_assert_cmpuint(vd->paused, ==, 1);
+    vm_resume_vcpus(vm);
+    g_assert_cmpuint(vd->paused, ==, 0);
+
     vm_free(vm);
     chardev_free(chr);
     g_unlink(disk);

@@ -351,7 +351,15 @@ void pci_bus_reset(PciBus *bus)
                 pci_config_set32(dev, PCI_BAR0 + 4 * i, dev->bar_reset[i]);
             }
         }
+        /* Capability registers the guest can write (MSI-X enable and
+         * function mask) are all zero after reset. */
+        for (unsigned o = 0x40; o < sizeof(dev->config); o++) {
+            dev->config[o] &= (uint8_t)~dev->wmask[o];
+        }
         pci_device_update_bars(dev);
+        if (dev->ops && dev->ops->config_written) {
+            dev->ops->config_written(dev, 0, sizeof(dev->config));
+        }
     }
     g_rw_lock_writer_unlock(&bus->lock);
 }
