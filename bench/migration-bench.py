@@ -23,7 +23,10 @@ query-migrate's total-time (source side) and downtime are printed as well.
 QEMU (qemu-system-x86_64 -accel tcg) is optional: "QEMU not installed:
 skipped". Multi-channel (multifd) and postcopy run only where the VMM lists
 the capability in query-migrate-capabilities; otherwise a "not available"
-line says so. The ratios are printed last."""
+line says so. Postcopy (colo-vmm only: a QEMU guest would have to run under
+TCG) boots the test guest with a workload in the upper half of RAM, switches
+to postcopy at once and reads the destination's fault latencies
+(x-postcopy-faults in query-migrate). The ratios are printed last."""
 import argparse
 import os
 import shutil
@@ -190,10 +193,13 @@ def kill_all():
         procs.remove(v)
 
 
-def colo_argv(build, mib, mem, qmp, incoming=None):
+def colo_argv(build, mib, mem, qmp, incoming=None, append=None, serial=None):
+    """A paused VM, or with @append a running test guest printing to @serial."""
     argv = [os.path.join(build, "vmm", "colo-vmm"), "-m", "%dM" % mib,
             "-kernel", os.path.join(build, "tests", "guest", "colo-testguest"),
-            "-mem-path", mem, "-S", "-serial", "none", "-qmp", "unix:%s,server=on,wait=off" % qmp]
+            "-mem-path", mem, "-serial", "file:" + serial if serial else "none",
+            "-qmp", "unix:%s,server=on,wait=off" % qmp]
+    argv += ["-append", append] if append else ["-S"]
     return argv + (["-incoming", incoming] if incoming else [])
 
 
@@ -264,6 +270,73 @@ def migrate_once(cfg, image, args, workdir, verify):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def postcopy_once(image, args, workdir):
+    """A running test guest writing pages it does not have yet, in postcopy
+    with the background stream running; the destination's fault latencies."""
+    d = tempfile.mkdtemp(prefix="postcopy-", dir=workdir)
+    src = dst = None
+    try:
+        src_mem, dst_mem = os.path.join(d, "src.ram"), os.path.join(d, "dst.ram")
+        shutil.copyfile(image, src_mem)
+        uri = "tcp:127.0.0.1:%d" % free_port()
+        # The workload covers the upper half of RAM: the background stream,
+        # which goes up from page 0, reaches it last.
+        half = args.mib // 2
+        append = "interval=0 dirty_pages=%d dirty_ms=10 area_base=%dM area=%dM" % (
+            args.postcopy_dirty_pages, half, half - 16)
+        serial = os.path.join(d, "serial.log")
+        dst = Vmm(colo_argv(args.build, args.mib, dst_mem, os.path.join(d, "dst.qmp"), "defer", append),
+                  os.path.join(d, "dst.qmp"), os.path.join(d, "dst.log"), args.timeout)
+        src = Vmm(colo_argv(args.build, args.mib, src_mem, os.path.join(d, "src.qmp"), None, append, serial),
+                  os.path.join(d, "src.qmp"), os.path.join(d, "src.log"), args.timeout)
+        deadline = time.monotonic() + args.timeout
+        while b"colo-testguest ready" not in open(serial, "rb").read():
+            if time.monotonic() > deadline or src.proc.poll() is not None:
+                raise RuntimeError("the test guest did not come up: %s" % src.output())
+            time.sleep(0.05)
+        caps = [{"capability": "events", "state": True}, {"capability": "postcopy-ram", "state": True}]
+        for vm in (src, dst):
+            vm.cmd("migrate-set-capabilities", capabilities=caps)
+        src.cmd("migrate-set-parameters", **{"max-bandwidth": args.postcopy_precopy_bandwidth,
+                                             "max-postcopy-bandwidth": args.postcopy_bandwidth,
+                                             "downtime-limit": args.downtime_limit})
+        dst.cmd("migrate-incoming", uri=uri)
+        src.cmd("migrate", uri=uri)
+        src.wait_status(("active",), args.timeout)
+        src.cmd("migrate-start-postcopy")
+        ev = dst.wait_status(("completed", "failed"), args.timeout)
+        dq = dst.cmd("query-migrate")
+        if ev["data"]["status"] != "completed":
+            raise RuntimeError("postcopy destination: %s: %s" % (dq, dst.output()))
+        src.wait_status(("completed", "failed"), args.timeout)
+        q = src.cmd("query-migrate")
+        f = dq.get("x-postcopy-faults", {})
+        return {"count": f.get("count", 0), "p50": f.get("latency-p50-us", 0), "p99": f.get("latency-p99-us", 0),
+                "max": f.get("latency-max-us", 0), "blocktime": dq.get("postcopy-blocktime", 0),
+                "requests": q.get("ram", {}).get("postcopy-requests", 0), "total": q.get("total-time", 0) / 1e3}
+    finally:
+        for vm in (src, dst):
+            if vm:
+                vm.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def postcopy_report(images, args, workdir):
+    res = []
+    for i in range(args.postcopy_runs):
+        r = postcopy_once(images["random"], args, workdir)
+        res.append(r)
+        log("  postcopy run %d: %d faults, p50 %d us, p99 %d us, max %d us, blocktime %d ms, %d page requests,"
+            " total-time %.2f s" % (i + 1, r["count"], r["p50"], r["p99"], r["max"], r["blocktime"], r["requests"],
+                                    r["total"]))
+    res = [r for r in res if r["count"]]
+    if not res:
+        log("colo postcopy: no demand faults happened (guest too slow, or the stream too fast): no latency")
+        return None
+    return (statistics.median(r["p50"] for r in res), statistics.median(r["p99"] for r in res),
+            max(r["max"] for r in res), sum(r["count"] for r in res))
+
+
 # --- the benchmark ----------------------------------------------------------
 
 def probe(vmm, args, workdir):
@@ -306,11 +379,9 @@ def configurations(args, workdir):
                                  "image": img, "channels": args.channels})
             else:
                 log("%s: multi-channel migration not available (no multifd capability): skipped" % vmm)
-        if vmm == "colo":
-            if "postcopy-ram" in caps:
-                log("colo: postcopy-ram is offered; its demand-fault latency is not measured by this benchmark yet")
-            else:
-                log("colo: postcopy not available (no postcopy-ram capability): fault latency not measured")
+        if vmm == "colo" and "postcopy-ram" not in caps:
+            log("colo: postcopy not available (no postcopy-ram capability): fault latency not measured")
+            args.postcopy_runs = 0
     return cfgs
 
 
@@ -336,6 +407,13 @@ def main():
     ap.add_argument("--max-bandwidth", type=int, default=64 << 30,
                     help="bytes/s, for both VMMs (default 64 GiB/s: no limit in effect)")
     ap.add_argument("--downtime-limit", type=int, default=300, help="ms, for both VMMs (default 300)")
+    ap.add_argument("--postcopy-runs", type=int, default=3, help="postcopy runs (colo-vmm only; default 3)")
+    ap.add_argument("--postcopy-bandwidth", type=int, default=0,
+                    help="max-postcopy-bandwidth of the background stream, bytes/s (default 0: unlimited)")
+    ap.add_argument("--postcopy-precopy-bandwidth", type=int, default=32 << 20,
+                    help="max-bandwidth before the switch to postcopy, bytes/s (default 32 MiB/s)")
+    ap.add_argument("--postcopy-dirty-pages", type=int, default=256,
+                    help="pages the running guest writes per 10 ms in postcopy (default 256)")
     ap.add_argument("--dir", default=DEFAULT_DIR,
                     help="where the RAM files go (default /dev/shm, a tmpfs like guest RAM's memfd; else /tmp)")
     ap.add_argument("--no-qemu", action="store_true", help="colo-vmm only")
@@ -372,12 +450,18 @@ def main():
                 results[cfg["name"]].append(r)
                 log("  run %d %-26s %.3f s (total-time %.3f s, downtime %d ms, CPU source %.2f s destination %.2f s)" %
                     (i + 1, cfg["name"], r["wall"], r["total"], r["downtime"], r["cpu_src"], r["cpu_dst"]))
+        postcopy = postcopy_report(images, args, workdir) if args.postcopy_runs else None
         gib = args.mib / 1024
         log("")
         log("medians of %d runs, time from migrate to the destination's completion; %.0f s in all, load %s" %
             (args.runs, time.monotonic() - t_start, " ".join("%.2f" % x for x in os.getloadavg())))
         for c in cfgs:
             log(fmt_row(c["name"], results[c["name"]], gib))
+        if postcopy:
+            log("colo postcopy demand faults, background stream at %s: p50 %d us, p99 %d us (medians of %d runs),"
+                " max %d us, %d faults" % ("%d B/s" % args.postcopy_bandwidth if args.postcopy_bandwidth else
+                                            "full speed", postcopy[0], postcopy[1], args.postcopy_runs, postcopy[2],
+                                            postcopy[3]))
         med = {n: statistics.median(r["wall"] for r in res) for n, res in results.items()}
         log("")
         for vmm in ("colo", "qemu"):
