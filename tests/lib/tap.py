@@ -5,8 +5,10 @@
     run(globals())          # runs every test_* function in file order
 
 A test fails on any exception; skip("why") marks it skipped with the reason.
+TAP_ONLY=test_name in the environment runs just that test.
 """
 import inspect
+import os
 import sys
 import traceback
 
@@ -23,6 +25,9 @@ def run(namespace):
     tests = [(name, fn) for name, fn in namespace.items()
              if name.startswith("test_") and callable(fn)]
     tests.sort(key=lambda t: inspect.getsourcelines(t[1])[1])
+    only = os.environ.get("TAP_ONLY")      # run one test by name, by hand
+    if only:
+        tests = [t for t in tests if t[0] == only]
     print("1..%d" % len(tests), flush=True)
     failed = 0
     for n, (name, fn) in enumerate(tests, 1):

@@ -400,6 +400,8 @@ bool migration_incoming_listen(Migration *m, const char *uri, GError **error)
         return false;
     }
     m->in_threads = g_ptr_array_new();
+    /* Before any loader thread exists: they all read it. */
+    ram_load_state_init(&m->in_ram, m->vm->mem);
     m->listen_source = g_unix_fd_source_new(m->listen_fd, G_IO_IN);
     g_source_set_callback(m->listen_source, (GSourceFunc)(void (*)(void))incoming_on_accept, m, NULL);
     g_source_attach(m->listen_source, m->vm->ctx);
@@ -433,4 +435,5 @@ void migration_incoming_cleanup(Migration *m)
     m->in = NULL;
     mig_channel_free(m->in_rp);
     m->in_rp = NULL;
+    ram_load_state_clear(&m->in_ram);
 }

@@ -14,6 +14,7 @@ void migration_reset_outgoing(Migration *m);
 /* Run @fn(m) on the main thread and wait for it (stop/cont the VM). */
 void migration_call_main(Migration *m, GSourceFunc fn);
 
+/* Every device section and the RUN_STATE command, on @c. */
 bool migration_save_devices(Migration *m, MigChannel *c, GError **error);
 
 /* Stop the VM for the final phase (main thread, waits); remembers

@@ -83,6 +83,7 @@ typedef struct Migration {
     bool in_main_seen;
     GMutex rp_lock;             /* several threads may send on the return path */
     RamStats in_stats;
+    RamLoadState in_ram;
     bool source_running;
 } Migration;
 

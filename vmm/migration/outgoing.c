@@ -38,6 +38,7 @@ static bool outgoing_cancelled(Migration *m)
 
 /* ---- device state -------------------------------------------------------- */
 
+/* Every device section, then whether the guest was running. */
 bool migration_save_devices(Migration *m, MigChannel *c, GError **error)
 {
     const VmStateRegistry *reg = &m->vm->vmstate;
@@ -59,6 +60,10 @@ bool migration_save_devices(Migration *m, MigChannel *c, GError **error)
         mig_put_be32(c, buf->len);
         mig_put_bytes(c, buf->data, buf->len);
     }
+    mig_put_u8(c, MIG_REC_COMMAND);
+    mig_put_be16(c, MIG_CMD_RUN_STATE);
+    mig_put_be16(c, 1);
+    mig_put_u8(c, m->was_running);
     return true;
 }
 
@@ -281,10 +286,6 @@ static bool outgoing_complete(Migration *m, GError **error)
     if (!migration_save_devices(m, c, error)) {
         return false;
     }
-    mig_put_u8(c, MIG_REC_COMMAND);
-    mig_put_be16(c, MIG_CMD_RUN_STATE);
-    mig_put_be16(c, 1);
-    mig_put_u8(c, m->was_running);
     mig_put_u8(c, MIG_REC_EOF);
     if (mig_flush(c)) {
         return false;

@@ -334,7 +334,7 @@ bool migration_incoming_ram(Migration *m, MigChannel *c, GError **error)
     Postcopy *pc = m->postcopy;
     bool placing = pc && pc->listening;
 
-    return ram_load(m->vm->mem, c, &m->in_stats, placing ? postcopy_place : NULL, m, error);
+    return ram_load(m->vm->mem, c, &m->in_stats, &m->in_ram, placing ? postcopy_place : NULL, m, error);
 }
 
 /* Pages the source will send again: drop our stale copies so that touching
@@ -455,7 +455,7 @@ gpointer migration_postcopy_demand_thread(gpointer opaque)
             break;
         }
         if (kind != MIG_REC_RAM || !m->postcopy->listening ||
-            !ram_load(m->vm->mem, c, &m->in_stats, postcopy_place, m, &error)) {
+            !ram_load(m->vm->mem, c, &m->in_stats, &m->in_ram, postcopy_place, m, &error)) {
             qb_log(LOG_ERR, "postcopy: demand channel: %s",
                    error ? error->message : "unexpected record");
             break;
@@ -623,10 +623,6 @@ bool migration_postcopy_run(Migration *m, GError **error)
     if (!migration_save_devices(m, c, error)) {
         return false;
     }
-    mig_put_u8(c, MIG_REC_COMMAND);
-    mig_put_be16(c, MIG_CMD_RUN_STATE);
-    mig_put_be16(c, 1);
-    mig_put_u8(c, m->was_running);
     put_command(c, MIG_CMD_POSTCOPY_RUN);
     if (mig_flush(c)) {
         return false;

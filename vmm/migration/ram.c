@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <gio/gio.h>
 #include <qb/qblog.h>
@@ -272,6 +273,72 @@ void ram_save_for_each_dirty_run(RamSave *rs, void (*fn)(void *opaque, const Ram
 
 /* ---- destination --------------------------------------------------------- */
 
+void ram_load_state_init(RamLoadState *st, const GuestMemory *mem)
+{
+    for (unsigned i = 0; i < mem->nr_blocks; i++) {
+        const RamBlock *b = mem->blocks[i];
+        uint64_t pages = block_pages(b);
+        size_t words = bitmap_words(pages);
+        g_free(st->maybe_data[i]);
+        st->maybe_data[i] = g_new(unsigned long, words);
+        /* Memory of a file may hold data on disk that is not in memory. */
+        memset(st->maybe_data[i], 0xff, words * sizeof(unsigned long));
+        if (!b->anonymous) {
+            continue;
+        }
+        g_autofree unsigned char *vec = g_malloc(pages);
+        if (mincore(b->host, b->size, vec) < 0) {
+            continue;
+        }
+        memset(st->maybe_data[i], 0, words * sizeof(unsigned long));
+        for (uint64_t p = 0; p < pages; p++) {
+            if (vec[p] & 1) {
+                st->maybe_data[i][p / BITS_PER_WORD] |= 1UL << (p % BITS_PER_WORD);
+            }
+        }
+    }
+}
+
+void ram_load_state_clear(RamLoadState *st)
+{
+    for (unsigned i = 0; i < GUEST_MAX_REGIONS; i++) {
+        g_free(st->maybe_data[i]);
+        st->maybe_data[i] = NULL;
+    }
+}
+
+static unsigned long *ram_load_word(RamLoadState *st, const GuestMemory *mem, const RamBlock *b,
+                                    uint64_t page)
+{
+    unsigned long *map = st ? st->maybe_data[block_index(mem, b)] : NULL;
+
+    return map ? &map[page / BITS_PER_WORD] : NULL;
+}
+
+void ram_load_note_data(RamLoadState *st, const GuestMemory *mem, const RamBlock *b, uint64_t offset)
+{
+    uint64_t page = offset / GUEST_PAGE_SIZE;
+    unsigned long *w = ram_load_word(st, mem, b, page);
+
+    if (w) {
+        __atomic_fetch_or(w, 1UL << (page % BITS_PER_WORD), __ATOMIC_RELAXED);
+    }
+}
+
+void ram_load_zero_page(RamLoadState *st, const GuestMemory *mem, const RamBlock *b, uint64_t offset)
+{
+    uint64_t page = offset / GUEST_PAGE_SIZE;
+    unsigned long *w = ram_load_word(st, mem, b, page);
+    uint8_t *host = b->host + offset;
+
+    if (w && !(__atomic_load_n(w, __ATOMIC_RELAXED) & (1UL << (page % BITS_PER_WORD)))) {
+        return;     /* never had data: zero without touching it */
+    }
+    if (!buffer_is_zero(host, GUEST_PAGE_SIZE)) {
+        memset(host, 0, GUEST_PAGE_SIZE);
+    }
+}
+
 static bool ram_load_fail(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
 static bool ram_load_fail(GError **error, const char *fmt, ...)
@@ -318,8 +385,8 @@ bool ram_load_blocks(GuestMemory *mem, MigChannel *c, GError **error)
     return true;
 }
 
-bool ram_load(GuestMemory *mem, MigChannel *c, RamStats *stats, RamPlaceFunc place,
-              void *opaque, GError **error)
+bool ram_load(GuestMemory *mem, MigChannel *c, RamStats *stats, RamLoadState *st,
+              RamPlaceFunc place, void *opaque, GError **error)
 {
     const RamBlock *block = NULL;
     char id[MIG_MAX_ID_LEN + 1];
@@ -370,15 +437,18 @@ bool ram_load(GuestMemory *mem, MigChannel *c, RamStats *stats, RamPlaceFunc pla
                 if (!place(opaque, block, offset, fill ? page : NULL)) {
                     return ram_load_fail(error, "cannot place page 0x%" G_GINT64_MODIFIER "x", offset);
                 }
-            } else if (fill || !buffer_is_zero(host, GUEST_PAGE_SIZE)) {
-                /* Skip pages already zero: no need to touch (and allocate) them. */
+            } else if (fill) {
                 memset(host, fill, GUEST_PAGE_SIZE);
+                ram_load_note_data(st, mem, block, offset);
+            } else {
+                ram_load_zero_page(st, mem, block, offset);
             }
             __atomic_fetch_add(&stats->duplicate, 1, __ATOMIC_RELAXED);
             break;
         }
         case MIG_PAGE_PAGE:
             mig_get_bytes(c, place ? page : host, GUEST_PAGE_SIZE);
+            ram_load_note_data(st, mem, block, offset);
             if (place && !mig_channel_error(c) && !place(opaque, block, offset, page)) {
                 return ram_load_fail(error, "cannot place page 0x%" G_GINT64_MODIFIER "x", offset);
             }

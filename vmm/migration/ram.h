@@ -47,6 +47,16 @@ uint64_t ram_save_pass(RamSave *rs, MigChannel *c, uint64_t max_pages, const gin
 
 uint64_t ram_save_remaining(const RamSave *rs);
 
+/* Destination: which pages may hold data. Guest RAM of a fresh VM is
+ * mostly untouched, and a zero page there needs no work at all: reading it
+ * to check would allocate it. */
+typedef struct RamLoadState {
+    unsigned long *maybe_data[GUEST_MAX_REGIONS];
+} RamLoadState;
+
+void ram_load_state_init(RamLoadState *st, const GuestMemory *mem);
+void ram_load_state_clear(RamLoadState *st);
+
 /* Places one page during postcopy, atomically (@data NULL: a zero page).
  * Returns false on an error it has logged. */
 typedef bool (*RamPlaceFunc)(void *opaque, const RamBlock *block, uint64_t offset,
@@ -57,8 +67,14 @@ typedef bool (*RamPlaceFunc)(void *opaque, const RamBlock *block, uint64_t offse
  * memory outside the named pages untouched. With @place, pages go through
  * it instead of being written in place. @stats may be updated from several
  * loaders at once (atomic adds). */
-bool ram_load(GuestMemory *mem, MigChannel *c, RamStats *stats, RamPlaceFunc place,
-              void *opaque, GError **error);
+bool ram_load(GuestMemory *mem, MigChannel *c, RamStats *stats, RamLoadState *st,
+              RamPlaceFunc place, void *opaque, GError **error);
+
+/* A zero page arrived for @block at @offset: clear it unless it is known to
+ * be zero already. Safe from several threads. */
+void ram_load_zero_page(RamLoadState *st, const GuestMemory *mem, const RamBlock *block, uint64_t offset);
+/* A full page was written there. */
+void ram_load_note_data(RamLoadState *st, const GuestMemory *mem, const RamBlock *block, uint64_t offset);
 
 /* Send one page as a RAM record of its own on @c (postcopy demand pages,
  * on their own channel; independent of any RamSave's position). */
