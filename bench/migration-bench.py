@@ -197,15 +197,19 @@ def colo_argv(build, mib, mem, qmp, incoming=None, append=None, serial=None):
     """A paused VM, or with @append a running test guest printing to @serial."""
     argv = [os.path.join(build, "vmm", "colo-vmm"), "-m", "%dM" % mib,
             "-kernel", os.path.join(build, "tests", "guest", "colo-testguest"),
-            "-mem-path", mem, "-serial", "file:" + serial if serial else "none",
+            "-serial", "file:" + serial if serial else "none",
             "-qmp", "unix:%s,server=on,wait=off" % qmp]
     argv += ["-append", append] if append else ["-S"]
+    argv += ["-mem-path", mem] if mem else []      # else a memfd
     return argv + (["-incoming", incoming] if incoming else [])
 
 
 def qemu_argv(mib, mem, qmp, incoming=None):
+    # mem None: a memfd (the same id, "mem", so that the stream's RAM block matches).
+    backend = "memory-backend-memfd,id=mem,size=%dM,share=on" % mib if mem is None else \
+        "memory-backend-file,id=mem,size=%dM,mem-path=%s,share=on" % (mib, mem)
     argv = [QEMU, "-accel", "tcg", "-machine", "pc,memory-backend=mem", "-m", "%dM" % mib,
-            "-object", "memory-backend-file,id=mem,size=%dM,mem-path=%s,share=on" % (mib, mem),
+            "-object", backend,
             "-S", "-nodefaults", "-display", "none", "-serial", "none", "-monitor", "none",
             "-qmp", "unix:%s,server=on,wait=off" % qmp]
     return argv + (["-incoming", incoming] if incoming else [])
@@ -233,7 +237,7 @@ def migrate_once(cfg, image, args, workdir, verify):
             caps.append({"capability": "multifd", "state": True})
             params["multifd-channels"] = cfg["channels"]
         # The destination listens only after its capabilities are set (multifd must be).
-        dst = Vmm(mk(dst_mem, os.path.join(d, "dst.qmp"), "defer"), os.path.join(d, "dst.qmp"),
+        dst = Vmm(mk(dst_mem if args.dst_ram == "file" else None, os.path.join(d, "dst.qmp"), "defer"), os.path.join(d, "dst.qmp"),
                   os.path.join(d, "dst.log"), args.timeout)
         src = Vmm(mk(src_mem, os.path.join(d, "src.qmp")), os.path.join(d, "src.qmp"),
                   os.path.join(d, "src.log"), args.timeout)
@@ -257,7 +261,7 @@ def migrate_once(cfg, image, args, workdir, verify):
         cpu_src, cpu_dst = src.cpu_seconds(), dst.cpu_seconds()
         for vm in (src, dst):
             vm.close()
-        if verify and not files_equal(src_mem, dst_mem):
+        if verify and args.dst_ram == "file" and not files_equal(src_mem, dst_mem):
             raise RuntimeError("%s: the destination's RAM differs from the source's" % cfg["name"])
         ram = q.get("ram", {})
         return {"wall": t_end - t0, "total": q.get("total-time", 0) / 1e3, "downtime": q.get("downtime", 0),
@@ -323,7 +327,7 @@ def postcopy_once(image, args, workdir):
 
 def postcopy_report(images, args, workdir):
     res = []
-    for i in range(args.postcopy_runs):
+    for i in range(args.postcopy_runs if args.dst_ram == "file" else 0):
         r = postcopy_once(images["random"], args, workdir)
         res.append(r)
         log("  postcopy run %d: %d faults, p50 %d us, p99 %d us, max %d us, blocktime %d ms, %d page requests,"
@@ -414,6 +418,9 @@ def main():
                     help="max-bandwidth before the switch to postcopy, bytes/s (default 32 MiB/s)")
     ap.add_argument("--postcopy-dirty-pages", type=int, default=256,
                     help="pages the running guest writes per 10 ms in postcopy (default 256)")
+    ap.add_argument("--dst-ram", choices=("file", "memfd"), default="file",
+                    help="destination RAM: a fresh empty file in --dir (default; checked against the source's"
+                         " on the first run), or a memfd as a VMM allocates without -mem-path")
     ap.add_argument("--dir", default=DEFAULT_DIR,
                     help="where the RAM files go (default /dev/shm, a tmpfs like guest RAM's memfd; else /tmp)")
     ap.add_argument("--no-qemu", action="store_true", help="colo-vmm only")
@@ -436,8 +443,8 @@ def main():
     workdir = tempfile.mkdtemp(prefix="colo-migbench-", dir=args.dir)
     try:
         t_start = time.monotonic()
-        log("guest RAM %d MiB, files in %s, max-bandwidth %d B/s, downtime-limit %d ms, %d runs, load %s" %
-            (args.mib, args.dir, args.max_bandwidth, args.downtime_limit, args.runs,
+        log("guest RAM %d MiB, destination RAM: %s, files in %s, max-bandwidth %d B/s, downtime-limit %d ms, %d runs, load %s" %
+            (args.mib, args.dst_ram, args.dir, args.max_bandwidth, args.downtime_limit, args.runs,
              " ".join("%.2f" % x for x in os.getloadavg())))
         cfgs = configurations(args, workdir)
         log("loopback TCP, one connection: %.2f GB/s" % loopback_ceiling())
