@@ -1,7 +1,7 @@
 /* Table-driven parser of the guest's "key=value" settings. */
 #include "cmdline.h"
 
-enum setting_kind { SETTING_U32, SETTING_SIZE, SETTING_U64 };
+enum setting_kind { SETTING_U32, SETTING_SIZE, SETTING_U64, SETTING_IPV4, SETTING_CIDR };
 
 struct setting {
     const char *key;
@@ -22,6 +22,8 @@ static const struct setting settings[] = {
     { "poweroff_after", SETTING_U32, CFG_OFF(poweroff_after), 0, 1u << 30 },
     { "cpus", SETTING_U32, CFG_OFF(cpus), 0, 1024 },
     { "crash_after", SETTING_U32, CFG_OFF(crash_after), 0, 1u << 30 },
+    { "ip", SETTING_CIDR, CFG_OFF(ip), 0, 0 },
+    { "gw", SETTING_IPV4, CFG_OFF(gw), 0, 0 },
 };
 
 void cmdline_defaults(struct guest_config *cfg)
@@ -35,6 +37,39 @@ void cmdline_defaults(struct guest_config *cfg)
     cfg->poweroff_after = 0;
     cfg->cpus = 0;
     cfg->crash_after = 0;
+    cfg->ip = 0;
+    cfg->netmask = 0xffffff00u;
+    cfg->gw = 0;
+}
+
+bool cmdline_parse_ipv4(const char *s, size_t len, uint32_t *out)
+{
+    uint32_t ip = 0;
+    size_t i = 0;
+
+    for (int part = 0; part < 4; part++) {
+        size_t start = i;
+        uint64_t v;
+        while (i < len && s[i] != '.') {
+            i++;
+        }
+        if (i - start > 3 || !cmdline_parse_uint(s + start, i - start, &v) || v > 255 ||
+            (s[start] == '0' && i - start > 1)) {
+            return false;
+        }
+        ip = ip << 8 | (uint32_t)v;
+        if (part < 3) {
+            if (i == len) {
+                return false;
+            }
+            i++;        /* the dot */
+        }
+    }
+    if (i != len) {
+        return false;
+    }
+    *out = ip;
+    return true;
 }
 
 bool cmdline_parse_uint(const char *s, size_t len, uint64_t *out)
@@ -110,8 +145,40 @@ static bool key_is(const char *key, const char *word, size_t len)
     return key[i] == '\0';
 }
 
+/* ip=A.B.C.D[/N]: address and netmask together. */
+static bool setting_apply_cidr(const char *val, size_t len, struct guest_config *cfg)
+{
+    size_t slash = 0;
+    uint64_t prefix = 24;
+    uint32_t ip;
+
+    while (slash < len && val[slash] != '/') {
+        slash++;
+    }
+    if (!cmdline_parse_ipv4(val, slash, &ip) || ip == 0 ||
+        (slash < len && (!cmdline_parse_uint(val + slash + 1, len - slash - 1, &prefix) || prefix < 1 ||
+                         prefix > 32))) {
+        return false;
+    }
+    cfg->ip = ip;
+    cfg->netmask = (uint32_t)(0xffffffffULL << (32 - prefix));
+    return true;
+}
+
 static bool setting_apply(const struct setting *st, const char *val, size_t len, struct guest_config *cfg)
 {
+    if (st->kind == SETTING_CIDR) {
+        return setting_apply_cidr(val, len, cfg);
+    }
+    if (st->kind == SETTING_IPV4) {
+        uint32_t ip;
+        if (!cmdline_parse_ipv4(val, len, &ip)) {
+            return false;
+        }
+        __builtin_memcpy((unsigned char *)cfg + st->offset, &ip, sizeof(ip));
+        return true;
+    }
+
     uint64_t v;
     bool ok = st->kind == SETTING_SIZE ? cmdline_parse_size(val, len, &v) : cmdline_parse_uint(val, len, &v);
     unsigned char *field = (unsigned char *)cfg + st->offset;

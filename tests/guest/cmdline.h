@@ -17,6 +17,9 @@ struct guest_config {
     uint32_t poweroff_after;  /* seconds after "ready" to power off, 0 = never */
     uint32_t cpus;            /* CPUs to use at most, 0 = all the MP table lists */
     uint32_t crash_after;     /* seconds after "ready" to raise #UD on CPU 0 (tests), 0 = never */
+    uint32_t ip;              /* IPv4 address (host order), 0 = network off */
+    uint32_t netmask;         /* from the prefix length of ip=A.B.C.D/N (default /24) */
+    uint32_t gw;              /* default gateway, 0 = none */
 };
 
 /* Reports one problem with one word of the command line: @what says what
@@ -34,6 +37,9 @@ unsigned cmdline_parse(const char *cmdline, size_t max, struct guest_config *cfg
 
 /* A decimal or 0x-hex number, exactly @len bytes, no overflow. */
 bool cmdline_parse_uint(const char *s, size_t len, uint64_t *out);
+
+/* An IPv4 address "A.B.C.D", exactly @len bytes, host order. */
+bool cmdline_parse_ipv4(const char *s, size_t len, uint32_t *out);
 
 /* A number with an optional K, M, G or T suffix (powers of 1024). */
 bool cmdline_parse_size(const char *s, size_t len, uint64_t *out);

@@ -7,6 +7,7 @@
 #include "console.h"
 #include "intr.h"
 #include "io.h"
+#include "netif.h"
 #include "status.h"
 #include "tick.h"
 
@@ -98,6 +99,14 @@ void intr_entry(uint64_t vector, uint64_t error, uint64_t rip, uint64_t rsp)
     case VEC_SCI:
         acpi_sci();     /* clears the level source before the EOI */
         lapic_eoi();
+        break;
+    case VEC_NET:
+        lapic_eoi();    /* first: a frame arriving meanwhile raises it again */
+        netif_net_irq(c);
+        break;
+    case VEC_BLK:
+        lapic_eoi();
+        netif_blk_irq(c);
         break;
     case VEC_SPURIOUS:
         break;          /* no EOI for spurious interrupts */

@@ -29,6 +29,38 @@ static inline uint16_t inw(uint16_t port)
     return v;
 }
 
+static inline void outl(uint16_t port, uint32_t v)
+{
+    __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline uint32_t inl(uint16_t port)
+{
+    uint32_t v;
+    __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
+
+static inline uint8_t mmio_read8(uint64_t addr)
+{
+    return *(volatile uint8_t *)(uintptr_t)addr;
+}
+
+static inline void mmio_write8(uint64_t addr, uint8_t v)
+{
+    *(volatile uint8_t *)(uintptr_t)addr = v;
+}
+
+static inline uint16_t mmio_read16(uint64_t addr)
+{
+    return *(volatile uint16_t *)(uintptr_t)addr;
+}
+
+static inline void mmio_write16(uint64_t addr, uint16_t v)
+{
+    *(volatile uint16_t *)(uintptr_t)addr = v;
+}
+
 static inline uint32_t mmio_read32(uint64_t addr)
 {
     return *(volatile uint32_t *)(uintptr_t)addr;
@@ -37,6 +69,14 @@ static inline uint32_t mmio_read32(uint64_t addr)
 static inline void mmio_write32(uint64_t addr, uint32_t v)
 {
     *(volatile uint32_t *)(uintptr_t)addr = v;
+}
+
+/* 64-bit fields as two dwords, low first: what virtio allows and what
+ * every device model decodes. */
+static inline void mmio_write64(uint64_t addr, uint64_t v)
+{
+    mmio_write32(addr, (uint32_t)v);
+    mmio_write32(addr + 4, (uint32_t)(v >> 32));
 }
 
 static inline uint64_t rdtsc(void)

@@ -14,6 +14,8 @@
 #define VEC_PIC_BASE    0x20          /* 8259s, remapped and masked: 0x20-0x2f */
 #define VEC_TIMER       0x40          /* LAPIC timer, every CPU */
 #define VEC_SCI         0x41          /* ACPI SCI through IOAPIC pin 9, boot CPU */
+#define VEC_NET         0x50          /* virtio-net receive queue, MSI-X to the boot CPU */
+#define VEC_BLK         0x51          /* virtio-blk request queue, MSI-X to the boot CPU */
 #define VEC_SPURIOUS    0xff
 
 #define INTR_STUB_SIZE  16            /* bytes per vector stub in intr-stubs.S */

@@ -10,6 +10,7 @@
 #include "io.h"
 #include "lib.h"
 #include "mptable.h"
+#include "netif.h"
 #include "percpu.h"
 #include "pvh.h"
 #include "smp.h"
@@ -156,6 +157,7 @@ void guest_main(uint64_t si_gpa)
     unsigned ncpus = smp_start(&mp, cfg.cpus, cfg.hz);
     STATUS->cpus_up = ncpus;
 
+    netif_init(&cfg, bsp->apic_id);
     workload_setup(&cfg, memmap, nmemmap, ncpus);
     tick_setup(&cfg, ncpus);
 

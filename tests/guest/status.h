@@ -9,7 +9,7 @@
 
 #define STATUS_GPA       0x9000
 #define STATUS_MAGIC     0x53475443u   /* "CTGS" in memory */
-#define STATUS_VERSION   1
+#define STATUS_VERSION   2           /* 2: network and disk fields at 0x70 */
 #define STATUS_MAX_CPUS  32
 #define STATUS_CMDLINE_OFF 0xc00
 #define STATUS_CMDLINE_MAX 1024
@@ -18,6 +18,9 @@
 #define STATUS_FLAG_WORKLOAD  0x2      /* workload running */
 #define STATUS_FLAG_POWEROFF  0x4      /* power-off requested (button or poweroff_after) */
 #define STATUS_FLAG_CRASHED   0x8      /* a CPU took an exception and halted */
+
+#define STATUS_NET_UP    0x1           /* virtio-net driven, stack running */
+#define STATUS_NET_DISK  0x2           /* virtio-blk driven, disk service running */
 
 /* One CPU's record (64 bytes). The workload fields are the guest's own
  * account of its slice of the area: see pattern.h. */
@@ -53,7 +56,16 @@ struct status_page {
     uint32_t crash_vector;     /* 0x60 exception vector, when STATUS_FLAG_CRASHED */
     uint32_t crash_cpu;        /* 0x64 CPU index that crashed */
     uint64_t crash_rip;        /* 0x68 RIP of the faulting instruction */
-    uint8_t reserved[0x100 - 0x70];
+    uint64_t net_rx_frames;    /* 0x70 frames received */
+    uint64_t net_tx_frames;    /* 0x78 frames sent */
+    uint64_t net_rx_dropped;   /* 0x80 malformed, bad checksum, no room */
+    uint64_t net_busy_tsc;     /* 0x88 TSC cycles in receive interrupts (boot CPU) */
+    uint64_t tcp_accepted;     /* 0x90 TCP connections established */
+    uint64_t tcp_retrans;      /* 0x98 retransmission timeouts and fast retransmits */
+    uint64_t disk_blocks;      /* 0xa0 virtio-blk capacity, 512-byte blocks (0: no disk) */
+    uint32_t net_ip;           /* 0xa8 the guest's IPv4 address */
+    uint32_t net_flags;        /* 0xac STATUS_NET_* */
+    uint8_t reserved[0x100 - 0xb0];
     struct status_cpu cpu[STATUS_MAX_CPUS];   /* 0x100 */
     uint8_t reserved2[STATUS_CMDLINE_OFF - 0x100 - STATUS_MAX_CPUS * 64];
     char cmdline[STATUS_CMDLINE_MAX];         /* 0xc00 the command line, NUL-terminated */

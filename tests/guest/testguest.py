@@ -22,7 +22,7 @@ import sys
 
 STATUS_GPA = 0x9000
 STATUS_MAGIC = 0x53475443
-STATUS_VERSION = 1
+STATUS_VERSION = 2          # 1 is read too (no network fields)
 STATUS_MAX_CPUS = 32
 STATUS_CMDLINE_OFF = 0xC00
 PAGE_SIZE = 4096
@@ -43,7 +43,14 @@ _STATUS_FIELDS = ("magic", "version", "heartbeat", "pages_dirtied", "cpus_up", "
                   "poweroff_after", "flags", "lapic_hz", "tsc_hz", "crash_vector", "crash_cpu", "crash_rip")
 _CPU_FMT = "<IIQQQQQ16x"
 _CPU_FIELDS = ("apic_id", "online", "ticks", "slice_first", "slice_pages", "writes", "busy_tsc")
+# Version 2: network and disk, offsets 0x70-0xaf.
+_NET_FMT = "<QQQQQQQII"
+_NET_FIELDS = ("net_rx_frames", "net_tx_frames", "net_rx_dropped", "net_busy_tsc", "tcp_accepted", "tcp_retrans",
+               "disk_blocks", "net_ip", "net_flags")
+NET_UP = 0x1
+NET_DISK = 0x2
 assert struct.calcsize(_STATUS_FMT) == 0x70 and struct.calcsize(_CPU_FMT) == 64
+assert struct.calcsize(_NET_FMT) == 0x40
 
 
 class StatusError(Exception):
@@ -84,8 +91,10 @@ def read_status(mem, gpa=STATUS_GPA):
     st = dict(zip(_STATUS_FIELDS, struct.unpack_from(_STATUS_FMT, raw, 0)))
     if st["magic"] != STATUS_MAGIC:
         raise StatusError("no status page at 0x%x (magic 0x%08x)" % (gpa, st["magic"]))
-    if st["version"] != STATUS_VERSION:
-        raise StatusError("status page version %d, this checker knows %d" % (st["version"], STATUS_VERSION))
+    if not 1 <= st["version"] <= STATUS_VERSION:
+        raise StatusError("status page version %d, this checker knows 1-%d" % (st["version"], STATUS_VERSION))
+    net = struct.unpack_from(_NET_FMT, raw, 0x70) if st["version"] >= 2 else (0,) * len(_NET_FIELDS)
+    st.update(zip(_NET_FIELDS, net))
     n = min(st["cpus_up"], STATUS_MAX_CPUS)
     st["cpus"] = [dict(zip(_CPU_FIELDS, struct.unpack_from(_CPU_FMT, raw, 0x100 + 64 * i))) for i in range(n)]
     cmd = raw[STATUS_CMDLINE_OFF:]

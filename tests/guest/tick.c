@@ -2,6 +2,7 @@
 #include "acpi.h"
 #include "apic.h"
 #include "console.h"
+#include "netif.h"
 #include "status.h"
 #include "tick.h"
 #include "workload.h"
@@ -44,6 +45,7 @@ static void tick_second(void)
         dirtied += cpu_areas[i].pc.writes;
     }
     STATUS->pages_dirtied = dirtied;
+    netif_status();
     STATUS->heartbeat = hb;
     if (cfg.interval && hb % cfg.interval == 0) {
         tick_status_line(hb, dirtied);
@@ -62,7 +64,10 @@ void tick_handle(struct percpu *c)
     c->ticks++;
     STATUS->cpu[c->index].ticks = c->ticks;
     workload_tick(c);
-    if (c->index == 0 && c->ticks % cfg.hz == 0) {
-        tick_second();
+    if (c->index == 0) {
+        netif_tick(c, cfg.hz);
+        if (c->ticks % cfg.hz == 0) {
+            tick_second();
+        }
     }
 }
