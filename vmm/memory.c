@@ -57,7 +57,6 @@ static RamBlock *ram_block_new(const char *id, uint64_t size, const GuestMemoryC
     madvise(host, size, MADV_DONTDUMP);
 
     RamBlock *block = g_new0(RamBlock, 1);
-    block->anonymous = cfg->mem_path == NULL;
     block->id = g_strdup(id);
     block->host = host;
     block->size = size;

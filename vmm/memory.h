@@ -26,7 +26,6 @@ typedef struct RamBlock {
     uint64_t size;      /* bytes, a multiple of GUEST_PAGE_SIZE */
     int fd;             /* memfd or the -mem-path file */
     uint64_t ram_offset; /* first byte in the page numbering of the dirty log */
-    bool anonymous;     /* memfd: a page not in memory reads as zero */
 } RamBlock;
 
 /* A guest-physical range backed by part of a RamBlock (one KVM slot). */

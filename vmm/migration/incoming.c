@@ -400,7 +400,8 @@ bool migration_incoming_listen(Migration *m, const char *uri, GError **error)
         return false;
     }
     m->in_threads = g_ptr_array_new();
-    /* Before any loader thread exists: they all read it. */
+    /* Before any loader thread exists: they all read it, and only now is
+     * it known which pages the fresh VM has written (kernel, tables). */
     ram_load_state_init(&m->in_ram, m->vm->mem);
     m->listen_source = g_unix_fd_source_new(m->listen_fd, G_IO_IN);
     g_source_set_callback(m->listen_source, (GSourceFunc)(void (*)(void))incoming_on_accept, m, NULL);

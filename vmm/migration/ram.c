@@ -4,7 +4,7 @@
 
 #include <errno.h>
 #include <string.h>
-#include <sys/mman.h>
+#include <unistd.h>
 
 #include <gio/gio.h>
 #include <qb/qblog.h>
@@ -273,29 +273,37 @@ void ram_save_for_each_dirty_run(RamSave *rs, void (*fn)(void *opaque, const Ram
 
 /* ---- destination --------------------------------------------------------- */
 
+/* Pages in holes of the block's file (memfd, tmpfs, or a sparse file) hold
+ * nothing; SEEK_DATA also counts swapped-out pages as data, unlike mincore. */
 void ram_load_state_init(RamLoadState *st, const GuestMemory *mem)
 {
     for (unsigned i = 0; i < mem->nr_blocks; i++) {
         const RamBlock *b = mem->blocks[i];
-        uint64_t pages = block_pages(b);
-        size_t words = bitmap_words(pages);
-        g_free(st->maybe_data[i]);
-        st->maybe_data[i] = g_new(unsigned long, words);
-        /* Memory of a file may hold data on disk that is not in memory. */
-        memset(st->maybe_data[i], 0xff, words * sizeof(unsigned long));
-        if (!b->anonymous) {
-            continue;
-        }
-        g_autofree unsigned char *vec = g_malloc(pages);
-        if (mincore(b->host, b->size, vec) < 0) {
-            continue;
-        }
-        memset(st->maybe_data[i], 0, words * sizeof(unsigned long));
-        for (uint64_t p = 0; p < pages; p++) {
-            if (vec[p] & 1) {
-                st->maybe_data[i][p / BITS_PER_WORD] |= 1UL << (p % BITS_PER_WORD);
+        size_t words = bitmap_words(block_pages(b));
+        unsigned long *map = g_new0(unsigned long, words);
+        off_t pos = 0, end = (off_t)b->size;
+
+        while (pos < end) {
+            off_t data = lseek(b->fd, pos, SEEK_DATA);
+            if (data < 0) {
+                if (errno != ENXIO) {
+                    /* No hole support: everything may hold data. */
+                    memset(map, 0xff, words * sizeof(unsigned long));
+                }
+                break;
             }
+            off_t hole = lseek(b->fd, data, SEEK_HOLE);
+            if (hole < 0 || hole > end) {
+                hole = end;
+            }
+            for (uint64_t p = (uint64_t)data / GUEST_PAGE_SIZE;
+                 p < ((uint64_t)hole + GUEST_PAGE_SIZE - 1) / GUEST_PAGE_SIZE; p++) {
+                map[p / BITS_PER_WORD] |= 1UL << (p % BITS_PER_WORD);
+            }
+            pos = hole;
         }
+        g_free(st->maybe_data[i]);
+        st->maybe_data[i] = map;
     }
 }
 
