@@ -106,7 +106,15 @@ static void test_bad_headers(void)
 struct link_fixture {
     GPtrArray *got;     /* payload strings */
     int ups;
+    int bursts;         /* burst_done calls */
 };
+
+static void on_burst(void *opaque)
+{
+    struct link_fixture *lf = opaque;
+
+    lf->bursts++;
+}
 
 static void on_frame(void *opaque, const struct frame *f)
 {
@@ -148,11 +156,18 @@ static bool got_two(void *data)
     return lf[0].got->len == 2;
 }
 
+static bool got_five(void *data)
+{
+    struct link_fixture *lf = data;
+
+    return lf[0].got->len == 5;
+}
+
 static void test_link_loopback(void)
 {
-    struct link_fixture lf[2] = { { g_ptr_array_new_with_free_func(g_free), 0 },
-                                  { g_ptr_array_new_with_free_func(g_free), 0 } };
-    struct link_callbacks cb0 = { .frame = on_frame, .state = on_state, .opaque = &lf[0] };
+    struct link_fixture lf[2] = { { g_ptr_array_new_with_free_func(g_free), 0, 0 },
+                                  { g_ptr_array_new_with_free_func(g_free), 0, 0 } };
+    struct link_callbacks cb0 = { .frame = on_frame, .state = on_state, .burst_done = on_burst, .opaque = &lf[0] };
     struct link_callbacks cb1 = { .frame = on_frame, .state = on_state, .opaque = &lf[1] };
     GError *err = NULL;
     ProxyLink *server = link_new("127.0.0.1:0", NULL, &cb0, &err);
@@ -174,6 +189,34 @@ static void test_link_loopback(void)
     g_assert_cmpstr(lf[0].got->pdata[1], ==, "3:8:defg");
     link_stats(server, &st);
     g_assert_cmpuint(st.rx.frames, ==, 3);   /* with the hello */
+    g_assert_cmpint(lf[0].bursts, >=, 1);
+
+    /* Queued frames stay put until the push, then go in one write. */
+    link_stats(client, &st);
+    g_assert_true(link_queue(client, FRAME_OUTPUT, 9, (const uint8_t *)"h", 1));
+    g_assert_true(link_queue(client, FRAME_OUTPUT, 9, (const uint8_t *)"ij", 2));
+    g_assert_true(link_queue(client, FRAME_MIRROR, 10, (const uint8_t *)"klm", 3));
+    {
+        gint64 end = g_get_monotonic_time() + 50 * 1000;
+
+        while (g_get_monotonic_time() < end) {
+            g_main_context_iteration(NULL, FALSE);
+            g_usleep(1000);
+        }
+    }
+    g_assert_cmpuint(lf[0].got->len, ==, 2);
+    {
+        uint64_t writes = st.writes;
+
+        link_push(client);
+        link_stats(client, &st);
+        g_assert_cmpuint(st.writes, ==, writes + 1);
+    }
+    iterate_until(got_five, lf);
+    g_assert_cmpuint(lf[0].got->len, ==, 5);
+    g_assert_cmpstr(lf[0].got->pdata[2], ==, "3:9:h");
+    g_assert_cmpstr(lf[0].got->pdata[3], ==, "3:9:ij");
+    g_assert_cmpstr(lf[0].got->pdata[4], ==, "2:10:klm");
     link_free(client);
     link_free(server);
     g_ptr_array_unref(lf[0].got);
