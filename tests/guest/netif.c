@@ -1,4 +1,5 @@
 /* Network and disk bring-up and their event-loop hooks. */
+#include "apic.h"
 #include "console.h"
 #include "io.h"
 #include "net.h"
@@ -82,4 +83,15 @@ void netif_status(void)
     STATUS->net_busy_tsc = net_busy_tsc;
     STATUS->tcp_accepted = net_stats.tcp_accepted;
     STATUS->tcp_retrans = net_stats.tcp_retrans;
+    STATUS->net_tx_dropped = net_stats.tx_dropped;
+}
+
+void netif_status_line(void)
+{
+    if (net_up) {
+        kprintf("colo-testguest: net rx=%lu tx=%lu rx_dropped=%lu tx_dropped=%lu tcp_accepted=%lu tcp_retrans=%lu "
+                "rx_us=%lu\n", net_stats.rx_frames, net_stats.tx_frames, net_stats.rx_dropped, net_stats.tx_dropped,
+                net_stats.tcp_accepted, net_stats.tcp_retrans,
+                tsc_hz && net_stats.rx_frames ? net_busy_tsc * 1000000 / tsc_hz / net_stats.rx_frames : 0);
+    }
 }

@@ -21,4 +21,7 @@ void netif_tick(struct percpu *c, uint32_t hz);
 /* Copies the counters to the status page (once a second). */
 void netif_status(void);
 
+/* A console line with the counters (with each status line). */
+void netif_status_line(void);
+
 #endif

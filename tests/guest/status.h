@@ -65,7 +65,8 @@ struct status_page {
     uint64_t disk_blocks;      /* 0xa0 virtio-blk capacity, 512-byte blocks (0: no disk) */
     uint32_t net_ip;           /* 0xa8 the guest's IPv4 address */
     uint32_t net_flags;        /* 0xac STATUS_NET_* */
-    uint8_t reserved[0x100 - 0xb0];
+    uint64_t net_tx_dropped;   /* 0xb0 no transmit buffer, or next hop not yet resolved */
+    uint8_t reserved[0x100 - 0xb8];
     struct status_cpu cpu[STATUS_MAX_CPUS];   /* 0x100 */
     uint8_t reserved2[STATUS_CMDLINE_OFF - 0x100 - STATUS_MAX_CPUS * 64];
     char cmdline[STATUS_CMDLINE_MAX];         /* 0xc00 the command line, NUL-terminated */

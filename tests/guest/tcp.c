@@ -353,7 +353,7 @@ static void tcp_listen_input(uint32_t src, const uint8_t *seg, uint32_t hlen, ui
 
 /* The ACK field of an acceptable segment. False if the segment is to be
  * dropped (it acknowledged something never sent). */
-static bool tcp_ack_input(struct tcb *t, uint32_t ack, uint16_t wnd)
+static bool tcp_ack_input(struct tcb *t, uint32_t ack, uint16_t wnd, bool pure)
 {
     if (seq_lt(t->snd_max, ack)) {
         t->ack_now = true;
@@ -383,7 +383,8 @@ static bool tcp_ack_input(struct tcb *t, uint32_t ack, uint16_t wnd)
         if (t->snd_una != t->snd_max) {
             tcb_timer_arm(t);
         }
-    } else if (ack == t->snd_una && t->snd_una != t->snd_max && wnd == t->snd_wnd && ++t->dupacks == 3) {
+    } else if (pure && ack == t->snd_una && t->snd_una != t->snd_max && wnd == t->snd_wnd && ++t->dupacks == 3) {
+        /* Duplicate: no data, no window change, nothing new acknowledged. */
         t->snd_nxt = t->snd_una;        /* fast retransmit, go-back-N */
         net_stats.tcp_retrans++;
     }
@@ -469,14 +470,14 @@ void tcp_input(uint32_t src, const uint8_t *seg, size_t len)
     }
     if (seq_lt(t->rcv_nxt, seq)) {
         t->ack_now = true;
-        tcp_ack_input(t, get32(seg + 8), get16(seg + 14));
+        tcp_ack_input(t, get32(seg + 8), get16(seg + 14), seq_len == 0);
         if (t->state != TCP_FREE) {
             tcp_output(t);
         }
         return;
     }
     uint32_t old = t->rcv_nxt - seq;    /* bytes (and FIN) we already have */
-    if (!tcp_ack_input(t, get32(seg + 8), get16(seg + 14))) {
+    if (!tcp_ack_input(t, get32(seg + 8), get16(seg + 14), seq_len == 0)) {
         if (t->state != TCP_FREE && t->ack_now) {
             tcp_output(t);
         }

@@ -43,14 +43,14 @@ _STATUS_FIELDS = ("magic", "version", "heartbeat", "pages_dirtied", "cpus_up", "
                   "poweroff_after", "flags", "lapic_hz", "tsc_hz", "crash_vector", "crash_cpu", "crash_rip")
 _CPU_FMT = "<IIQQQQQ16x"
 _CPU_FIELDS = ("apic_id", "online", "ticks", "slice_first", "slice_pages", "writes", "busy_tsc")
-# Version 2: network and disk, offsets 0x70-0xaf.
-_NET_FMT = "<QQQQQQQII"
+# Version 2: network and disk, offsets 0x70-0xb7.
+_NET_FMT = "<QQQQQQQIIQ"
 _NET_FIELDS = ("net_rx_frames", "net_tx_frames", "net_rx_dropped", "net_busy_tsc", "tcp_accepted", "tcp_retrans",
-               "disk_blocks", "net_ip", "net_flags")
+               "disk_blocks", "net_ip", "net_flags", "net_tx_dropped")
 NET_UP = 0x1
 NET_DISK = 0x2
 assert struct.calcsize(_STATUS_FMT) == 0x70 and struct.calcsize(_CPU_FMT) == 64
-assert struct.calcsize(_NET_FMT) == 0x40
+assert struct.calcsize(_NET_FMT) == 0x48
 
 
 class StatusError(Exception):

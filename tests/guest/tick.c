@@ -49,6 +49,7 @@ static void tick_second(void)
     STATUS->heartbeat = hb;
     if (cfg.interval && hb % cfg.interval == 0) {
         tick_status_line(hb, dirtied);
+        netif_status_line();
     }
     if (cfg.poweroff_after && hb >= cfg.poweroff_after) {
         acpi_poweroff("poweroff_after");
