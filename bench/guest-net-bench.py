@@ -13,15 +13,15 @@ Measures
   - ping round trips (ICMP echo from a raw socket, 50 ms apart):
     min / avg / p50 / p99 / max;
   - UDP echo round trips to port 7 (64-byte datagrams, one at a time);
-  - TCP stream throughput from the guest's stream service, through the
-    guest's client library (tests/guest/guestnet.py) when it provides one;
-  - the guest's instructions per packet when it reports them (serial line
-    "net: ... instr/pkt", see docs/test-guest.md).
-Anything the guest does not (yet) offer is reported as "not available".
+  - TCP stream throughput from the guest's stream service (port 19,
+    docs/test-guest.md), the bytes checked against the guest's pattern;
+  - the guest's receive work per frame from its status page (tests/guest/
+    status.h: TSC cycles in receive interrupts over frames received), in
+    TSC cycles and in microseconds; at the emulator's ~1 M instructions/s
+    one microsecond is about one instruction.
 Every run prints the command line, the load average and the numbers."""
 import argparse
 import os
-import re
 import shutil
 import socket
 import statistics
@@ -36,6 +36,7 @@ BUILD = os.environ.get("COLO_BUILDDIR", SRC)
 VMM = os.path.join(BUILD, "vmm", "colo-vmm")
 GUEST = os.path.join(BUILD, "tests", "guest", "colo-testguest")
 sys.path.insert(0, os.path.join(SRC, "tests", "guest"))
+sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
 
 NS = "gnb-client"
 BR, TAP, VH, VC = "gnb-br", "gnb-tap", "gnb-vh", "gnb-vc"
@@ -138,21 +139,36 @@ def client_udp(n):
         len(rtts), n, percentile(rtts, 50), percentile(rtts, 99), max(rtts)))
 
 
+def stream_table():
+    """The guest's stream bytes (tests/guest/net.h): xorshift32 (13, 17, 5)
+    from 0x2545f491, four bytes per step, little-endian, period 65521."""
+    period, x, out = 65521, 0x2545f491, bytearray()
+    while len(out) < period:
+        x ^= (x << 13) & 0xffffffff
+        x ^= x >> 17
+        x ^= (x << 5) & 0xffffffff
+        out += x.to_bytes(4, "little")
+    return bytes(out[:period])
+
+
 def client_stream(mib):
-    try:
-        import guestnet
-    except ImportError:
-        print("not available (no tests/guest/guestnet.py yet)")
-        return
-    fn = getattr(guestnet, "stream", None)
-    if fn is None:
-        print("not available (guestnet has no stream())")
-        return
+    """TCP port 19: "<length>\\n" in, that many pattern bytes out."""
+    n = mib << 20
+    s = socket.create_connection((GUEST_IP, 19), timeout=30)
     t0 = time.perf_counter()
-    got = fn(GUEST_IP, mib << 20)
+    s.sendall(b"%d\n" % n)
+    got = bytearray()
+    while len(got) < n:
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            break
+        got += chunk
     dt = time.perf_counter() - t0
-    n = got if isinstance(got, int) else len(got)
-    print("%d bytes in %.2f s: %.2f Mbit/s" % (n, dt, n * 8 / dt / 1e6))
+    s.close()
+    table = stream_table()
+    want = (table * (n // len(table) + 1))[:n]
+    print("%d/%d bytes in %.2f s: %.3f Mbit/s, %s" % (len(got), n, dt, len(got) * 8 / dt / 1e6,
+          "content exact" if bytes(got) == want else "CONTENT DIFFERS"))
 
 
 def in_namespace(what, arg):
@@ -161,6 +177,26 @@ def in_namespace(what, arg):
                        env=dict(os.environ, PYTHONPATH=os.path.join(SRC, "tests", "guest")))
     lines = r.stdout.strip().splitlines() or r.stderr.strip().splitlines() or ["?"]
     return lines[-1]
+
+
+def guest_work(qmp_path, workdir):
+    """Receive-interrupt cost per frame from the guest's status page."""
+    from qmp import QMPClient
+    path = os.path.join(workdir, "status.bin")
+    with QMPClient(qmp_path) as q:
+        q.cmd("pmemsave", val=0x9000, size=4096, filename=path)
+    st = open(path, "rb").read()
+    u64 = lambda off: int.from_bytes(st[off:off + 8], "little")
+    tsc_hz, rx, tx, busy = u64(0x58), u64(0x70), u64(0x78), u64(0x88)
+    if st[:4] != (0x53475443).to_bytes(4, "little") or not rx:
+        return "no status page or no frames received"
+    # Replies (and, for TCP, the next stream segments) are sent from the
+    # receive interrupt, so its time covers frames in and out.
+    per = busy / (rx + tx)
+    us = per / tsc_hz * 1e6 if tsc_hz else float("nan")
+    return ("%d frames in, %d out, %.3f s in receive interrupts (TSC %.0f MHz): "
+            "%.0f TSC cycles = %.1f us per frame in or out" % (
+                rx, tx, busy / tsc_hz if tsc_hz else float("nan"), tsc_hz / 1e6, per, us))
 
 
 def main():
@@ -185,7 +221,9 @@ def main():
     setup()
     vmm = None
     try:
+        qmp_path = os.path.join(workdir, "qmp.sock")
         argv = [VMM, "-m", "64M", "-kernel", GUEST, "-append", "ip=%s/%d" % (GUEST_IP, PREFIX),
+                "-qmp", "unix:%s,server=on,wait=off" % qmp_path,
                 "-serial", "file:" + serial, "-D", os.path.join(workdir, "vmm.log"),
                 "-netdev", "tap,id=n0,ifname=%s,script=no,downscript=no" % TAP,
                 "-device", "virtio-net-pci,netdev=n0,mac=%s" % GUEST_MAC]
@@ -205,9 +243,7 @@ def main():
         print("ping:       %s" % in_namespace("ping", a.pings))
         print("UDP echo:   %s" % in_namespace("udp", a.udp))
         print("TCP stream: %s" % in_namespace("stream", a.stream_mib))
-        text = open(serial, errors="replace").read()
-        ipp = re.findall(r"net:.*?([0-9]+) instr/pkt", text)
-        print("guest instructions per packet: %s" % (ipp[-1] if ipp else "not reported"))
+        print("guest work: %s" % guest_work(qmp_path, workdir))
         print("load average after: %s" % " ".join(open("/proc/loadavg").read().split()[:3]))
     finally:
         if vmm and vmm.poll() is None:
