@@ -19,6 +19,7 @@
 #include "migration/migration.h"
 #include "qmp/qmp-server.h"
 #include "vm-commands.h"
+#include "virtio/virtio-commands.h"
 #include "vm.h"
 
 /* Exit codes: 0 clean shutdown, 1 bad usage or start-up failure. */
@@ -111,6 +112,7 @@ int main(int argc, char **argv)
         }
         vm->qmp = qmp;
         vm_commands_register(qmp, vm);
+        virtio_commands_register(qmp, vm);
         migration_commands_register(qmp, vm->migration);
     }
     if (opts.incoming) {

@@ -260,3 +260,25 @@ VirtioNetStats virtio_net_stats(VirtioNet *net)
     g_mutex_unlock(&net->vd->lock);
     return s;
 }
+
+bool virtio_net_announce(VirtioNet *net)
+{
+    /* vnet header (12 zero bytes), Ethernet, RARP "reverse request"
+     * (RFC 903) with our MAC as sender and target, padded to 60 bytes. */
+    uint8_t f[TAP_VNET_HDR_LEN + 60] = { 0 };
+    uint8_t *e = f + TAP_VNET_HDR_LEN;
+    static const uint8_t rarp[8] = { 0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x03 };
+
+    memset(e, 0xff, 6);
+    memcpy(e + 6, net->mac, 6);
+    e[12] = 0x80;
+    e[13] = 0x35;
+    memcpy(e + 14, rarp, sizeof(rarp));
+    memcpy(e + 22, net->mac, 6);
+    memcpy(e + 32, net->mac, 6);
+    if (write(net->tap, f, sizeof(f)) != (ssize_t)sizeof(f)) {
+        qb_log(LOG_WARNING, "%s: announce: %s", net->vd->name, strerror(errno));
+        return false;
+    }
+    return true;
+}

@@ -31,4 +31,9 @@ void virtio_net_free(VirtioNet *net);
 VirtioDev *virtio_net_dev(VirtioNet *net);
 VirtioNetStats virtio_net_stats(VirtioNet *net);
 
+/* Send a broadcast RARP from the NIC's MAC out of its tap, as QEMU's
+ * announce-self does, so that switches and bridges learn where the guest
+ * is now (after a migration). Any thread. */
+bool virtio_net_announce(VirtioNet *net);
+
 #endif
