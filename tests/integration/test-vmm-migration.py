@@ -259,6 +259,8 @@ def test_malformed_streams_are_refused():
         hello + b"\x7f",                                # unknown record
         hello + b"\x01" + (0).to_bytes(8, "big") + b"\x02\x00",   # page of no block
         hello + b"\x02\x03cpu" + (7).to_bytes(4, "big"),          # truncated device
+        hello + b"\x05\x00\x00\x00\x01\x06pc.ram" + (32 << 20).to_bytes(8, "big") +
+        b"\x01" + ((32 << 20) - 4096 | 0x40).to_bytes(8, "big") + b"\x06pc.ram\x00\x02",  # run past the end
         hello + b"\x04",                                # end without any device state
         hello + b"\x03\x00\x04\x00\x00",                  # postcopy listen without advise
         hello + b"\x03\x00\x03\x00\x10" + bytes(16) + b"\x03\x00\x04\x00\x00",   # listen, then cut

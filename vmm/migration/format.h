@@ -29,13 +29,16 @@ enum {
 
 /* A page entry: u64 (page offset in its block | flags), then if not
  * MIG_PAGE_CONTINUE: u8 idlen, id; then for ZERO one fill byte, for PAGE
- * the page's bytes. */
+ * the page's bytes, for RUN a u16 count and that many pages' bytes (which
+ * the destination reads straight into guest memory). */
 enum {
     MIG_PAGE_ZERO = 0x02,       /* every byte equals the fill byte */
     MIG_PAGE_PAGE = 0x08,       /* full page follows */
     MIG_PAGE_EOS = 0x10,        /* end of this RAM record (offset unused) */
     MIG_PAGE_CONTINUE = 0x20,   /* same block as the previous entry */
+    MIG_PAGE_RUN = 0x40,        /* u16 n (2..MIG_MAX_RUN), then n consecutive full pages */
 };
+#define MIG_MAX_RUN         64
 #define MIG_PAGE_FLAGS_MASK 0xfffULL
 
 /* Commands, source to destination. */

@@ -181,32 +181,40 @@ static void ram_put_page_header(RamSave *rs, MigChannel *c, const RamBlock *b, u
     rs->last_block = b;
 }
 
-static void ram_send_page(RamSave *rs, MigChannel *c, const RamBlock *b, uint64_t offset)
-{
-    const uint8_t *page = b->host + offset;
-
-    if (buffer_is_zero(page, GUEST_PAGE_SIZE)) {
-        ram_put_page_header(rs, c, b, offset, MIG_PAGE_ZERO);
-        mig_put_u8(c, 0);
-        rs->stats.transferred += 1;
-        rs->stats.duplicate++;
-    } else {
-        ram_put_page_header(rs, c, b, offset, MIG_PAGE_PAGE);
-        mig_put_bytes_ref(c, page, GUEST_PAGE_SIZE);
-        rs->stats.transferred += GUEST_PAGE_SIZE;
-        rs->stats.normal++;
-    }
-}
-
 static void ram_record_end(RamSave *rs, MigChannel *c)
 {
     mig_put_be64(c, MIG_PAGE_EOS);
     rs->stats.transferred += 8;
 }
 
+/* Consecutive non-zero pages go as one RUN entry: one header, and the
+ * destination reads them into guest memory with no copy in between. */
+typedef struct {
+    const RamBlock *block;
+    uint64_t offset;
+    unsigned n;
+} PageRun;
+
+static void ram_flush_run(RamSave *rs, MigChannel *c, PageRun *run)
+{
+    if (run->n == 1) {
+        ram_put_page_header(rs, c, run->block, run->offset, MIG_PAGE_PAGE);
+        mig_put_bytes_ref(c, run->block->host + run->offset, GUEST_PAGE_SIZE);
+    } else if (run->n > 1) {
+        ram_put_page_header(rs, c, run->block, run->offset, MIG_PAGE_RUN);
+        mig_put_be16(c, (uint16_t)run->n);
+        mig_put_bytes_ref(c, run->block->host + run->offset, run->n * GUEST_PAGE_SIZE);
+        rs->stats.transferred += 2;
+    }
+    rs->stats.transferred += run->n * GUEST_PAGE_SIZE;
+    rs->stats.normal += run->n;
+    run->n = 0;
+}
+
 uint64_t ram_save_pass(RamSave *rs, MigChannel *c, uint64_t max_pages, const gint *stop)
 {
     uint64_t sent = 0;
+    PageRun run = { 0 };
 
     mig_put_u8(c, MIG_REC_RAM);
     rs->last_block = NULL;
@@ -223,12 +231,31 @@ uint64_t ram_save_pass(RamSave *rs, MigChannel *c, uint64_t max_pages, const gin
                 unsigned bit = (unsigned)__builtin_ctzl(map[w]);
                 map[w] &= ~(1UL << bit);
                 rs->dirty--;
-                ram_send_page(rs, c, b, (w * BITS_PER_WORD + bit) * GUEST_PAGE_SIZE);
                 sent++;
+                uint64_t offset = (w * BITS_PER_WORD + bit) * GUEST_PAGE_SIZE;
+                if (buffer_is_zero(b->host + offset, GUEST_PAGE_SIZE)) {
+                    ram_flush_run(rs, c, &run);
+                    ram_put_page_header(rs, c, b, offset, MIG_PAGE_ZERO);
+                    mig_put_u8(c, 0);
+                    rs->stats.transferred += 1;
+                    rs->stats.duplicate++;
+                    continue;
+                }
+                if (run.n && (run.block != b || run.offset + run.n * GUEST_PAGE_SIZE != offset ||
+                              run.n == MIG_MAX_RUN)) {
+                    ram_flush_run(rs, c, &run);
+                }
+                if (!run.n) {
+                    run.block = b;
+                    run.offset = offset;
+                }
+                run.n++;
             }
         }
+        ram_flush_run(rs, c, &run);
     }
 done:
+    ram_flush_run(rs, c, &run);
     ram_record_end(rs, c);
     return sent;
 }
@@ -411,7 +438,7 @@ bool ram_load(GuestMemory *mem, MigChannel *c, RamStats *stats, RamLoadState *st
         if (flags == MIG_PAGE_EOS) {
             return true;
         }
-        if (flags & ~(uint64_t)(MIG_PAGE_ZERO | MIG_PAGE_PAGE | MIG_PAGE_CONTINUE)) {
+        if (flags & ~(uint64_t)(MIG_PAGE_ZERO | MIG_PAGE_PAGE | MIG_PAGE_RUN | MIG_PAGE_CONTINUE)) {
             return ram_load_fail(error, "unknown page flags 0x%" G_GINT64_MODIFIER "x", flags);
         }
         if (flags & MIG_PAGE_CONTINUE) {
@@ -432,7 +459,32 @@ bool ram_load(GuestMemory *mem, MigChannel *c, RamStats *stats, RamLoadState *st
                                  offset, block->id);
         }
         uint8_t *host = block->host + offset;
-        switch (flags & (MIG_PAGE_ZERO | MIG_PAGE_PAGE)) {
+        switch (flags & (MIG_PAGE_ZERO | MIG_PAGE_PAGE | MIG_PAGE_RUN)) {
+        case MIG_PAGE_RUN: {
+            uint16_t n = mig_get_be16(c);
+            if (mig_channel_error(c)) {
+                break;
+            }
+            if (n < 2 || n > MIG_MAX_RUN || (uint64_t)n * GUEST_PAGE_SIZE > block->size - offset) {
+                return ram_load_fail(error, "run of %u pages at 0x%" G_GINT64_MODIFIER "x does not fit "
+                                     "block '%s'", n, offset, block->id);
+            }
+            for (uint16_t i = 0; i < n && place; i++) {
+                mig_get_bytes(c, page, GUEST_PAGE_SIZE);
+                if (!mig_channel_error(c) && !place(opaque, block, offset + i * GUEST_PAGE_SIZE, page)) {
+                    return ram_load_fail(error, "cannot place page 0x%" G_GINT64_MODIFIER "x",
+                                         (guint64)(offset + i * GUEST_PAGE_SIZE));
+                }
+            }
+            if (!place) {
+                mig_get_bytes(c, host, (size_t)n * GUEST_PAGE_SIZE);
+            }
+            for (uint16_t i = 0; i < n; i++) {
+                ram_load_note_data(st, mem, block, offset + i * GUEST_PAGE_SIZE);
+            }
+            __atomic_fetch_add(&stats->normal, n, __ATOMIC_RELAXED);
+            break;
+        }
         case MIG_PAGE_ZERO: {
             uint8_t fill = mig_get_u8(c);
             if (mig_channel_error(c)) {
