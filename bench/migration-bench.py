@@ -327,7 +327,7 @@ def postcopy_once(image, args, workdir):
 
 def postcopy_report(images, args, workdir):
     res = []
-    for i in range(args.postcopy_runs if args.dst_ram == "file" else 0):
+    for i in range(args.postcopy_runs):
         r = postcopy_once(images["random"], args, workdir)
         res.append(r)
         log("  postcopy run %d: %d faults, p50 %d us, p99 %d us, max %d us, blocktime %d ms, %d page requests,"
