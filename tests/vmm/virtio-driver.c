@@ -173,6 +173,12 @@ void td_desc(TestDriver *td, unsigned q, uint16_t i, uint64_t addr, uint32_t len
 
 void td_submit(TestDriver *td, unsigned q, uint16_t head)
 {
+    td_publish(td, q, head);
+    td_mmio_write(td->iobus, td->bar + td->notify + td->notify_mult * q, q, 2);
+}
+
+void td_publish(TestDriver *td, unsigned q, uint16_t head)
+{
     uint16_t slot = td->avail_idx[q] % td->qsize[q];
     uint8_t h[2] = { (uint8_t)head, (uint8_t)(head >> 8) };
 
@@ -181,7 +187,6 @@ void td_submit(TestDriver *td, unsigned q, uint16_t head)
     h[0] = (uint8_t)td->avail_idx[q];
     h[1] = (uint8_t)(td->avail_idx[q] >> 8);
     g_assert_true(guest_memory_write(td->mem, TD_AVAIL(q) + 2, h, 2));
-    td_mmio_write(td->iobus, td->bar + td->notify + td->notify_mult * q, q, 2);
 }
 
 bool td_wait_irq(TestDriver *td, unsigned vector, int ms)

@@ -52,6 +52,8 @@ void td_desc(TestDriver *td, unsigned q, uint16_t i, uint64_t addr, uint32_t len
              uint16_t next);
 /* Publish @head in the available ring and kick. */
 void td_submit(TestDriver *td, unsigned q, uint16_t head);
+/* Publish without a kick (what a careless driver does). */
+void td_publish(TestDriver *td, unsigned q, uint16_t head);
 /* Wait (up to @ms) for MSI-X @vector; true if it fired. */
 bool td_wait_irq(TestDriver *td, unsigned vector, int ms);
 /* Next used element of @q, if any: id and len. */

@@ -28,6 +28,7 @@
 /* A TSO frame of 64 KiB plus Ethernet header, with the virtio header. */
 #define NET_FRAME_MAX (TAP_VNET_HDR_LEN + 65536 + 14 + 4)
 #define NET_BATCH 64
+#define NET_RX_RETRY_MS 20
 
 #define BIT(n) (1ULL << (n))
 
@@ -107,10 +108,14 @@ static void virtio_net_rx(VirtioNet *net)
         int r = virtq_pop(vq, vd->elem);
         if (r <= 0) {
             /* No buffer: keep the frame, stop reading the tap until the
-             * driver adds buffers (its kick brings us back). */
+             * driver adds buffers. Its kick brings us back; so does a
+             * look at the ring every NET_RX_RETRY_MS, for a driver that
+             * refilled without one. */
             vd->extra_events = 0;
+            vd->retry_ms = r < 0 ? -1 : NET_RX_RETRY_MS;
             break;
         }
+        vd->retry_ms = -1;
         uint32_t written = 0;
         if (vd->elem->in_len < net->rx_len) {
             net->stats.rx_dropped++;
@@ -146,7 +151,8 @@ static void virtio_net_tx(VirtioNet *net)
             /* The kernel checks the header (GSO type, offsets) itself. */
             if (write(net->tap, net->tx_buf, e->out_len) < 0) {
                 if (net->stats.tx_errors++ < 10) {
-                    qb_log(LOG_WARNING, "%s: tap write: %s", vd->name, strerror(errno));
+                    qb_log(LOG_WARNING, "%s: tap write: %s%s", vd->name, strerror(errno),
+                           errno == EIO ? " (is the tap up?)" : "");
                 }
             } else {
                 net->stats.tx_frames++;
@@ -173,6 +179,12 @@ static void virtio_net_queue_notify(VirtioDev *vd, unsigned q)
 
     if (q == NET_TXQ) {
         virtio_net_tx(net);
+        /* A driver that refilled the receive ring without a kick (it may
+         * think we still had buffers) is picked up here too. */
+        if (!vd->extra_events) {
+            vd->extra_events = POLLIN;
+            virtio_net_rx(net);
+        }
     } else if (q == NET_RXQ) {
         vd->extra_events = POLLIN;
         virtio_net_rx(net);
@@ -190,6 +202,7 @@ static void virtio_net_reset(VirtioDev *vd)
 
     net->rx_len = 0;
     vd->extra_events = POLLIN;
+    vd->retry_ms = -1;
 }
 
 static const VirtioDevOps virtio_net_ops = {

@@ -403,13 +403,18 @@ static gpointer virtio_dev_thread(gpointer opaque)
         if (extra) {
             pfd[n++] = (struct pollfd) { .fd = vd->extra_fd, .events = vd->extra_events };
         }
+        int timeout = vd->retry_ms;
         g_mutex_unlock(&vd->lock);
-        if (poll(pfd, n, -1) < 0) {
+        int ready = poll(pfd, n, timeout);
+        if (ready < 0) {
             if (errno == EINTR) {
                 continue;
             }
             qb_log(LOG_ERR, "%s: poll: %s; I/O thread ends", vd->name, strerror(errno));
             return NULL;
+        }
+        if (ready == 0) {
+            pfd[0].revents = POLLIN;    /* retry: every queue, as after a wake-up */
         }
 
         g_mutex_lock(&vd->lock);
@@ -496,6 +501,7 @@ VirtioDev *virtio_dev_new(PciBus *bus, GuestMemory *mem, const VirtioDevOps *ops
     vd->host_features = features | 1ULL << VIRTIO_F_VERSION_1;
     vd->notify_base = PCI_BAR_UNMAPPED;
     vd->extra_fd = -1;
+    vd->retry_ms = -1;
     vd->elem = g_new0(VirtqElem, 1);
     vd->ctl_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++) {

@@ -88,6 +88,8 @@ struct VirtioDev {
     uint64_t notify_base;           /* where the notify area decodes, or PCI_BAR_UNMAPPED */
     int extra_fd;                   /* device's own fd, -1 if none */
     short extra_events;             /* what to poll it for; 0: not now */
+    int retry_ms;                   /* run every queue again after this long without a
+                                     * kick (a driver that forgot one); -1: never */
     bool ioeventfd;                 /* kicks bypass the vCPU threads (KVM took them) */
     unsigned slow_kicks;            /* kicks that came as MMIO exits instead */
 
