@@ -4,11 +4,12 @@
   COLO_BUILDDIR=/path/to/build bench/migration-bench.py [--runs N] [--mib M] [--dir D]
 
 Needs /dev/kvm, about 4 GiB free in --dir (two images, a source copy and
-the destination's file) and about 2 minutes with the defaults.
+the destination's file) and about 3 minutes with the defaults.
 
 A paused VM whose RAM comes from a file (-mem-path for colo-vmm,
 memory-backend-file,share=on for QEMU) migrates over 127.0.0.1 to a
-destination backed by an empty file of its own. Two images: random data,
+destination backed by an empty file of its own (--dst-ram memfd: by a
+memfd, as without -mem-path). Two images: random data,
 and the same with every second 4 KiB page zero ("half-zero"). Both VMMs get
 the same downtime-limit and max-bandwidth. Configurations run interleaved
 (the order rotates each round); every run starts from a fresh copy of the
@@ -412,6 +413,7 @@ def main():
                     help="bytes/s, for both VMMs (default 64 GiB/s: no limit in effect)")
     ap.add_argument("--downtime-limit", type=int, default=300, help="ms, for both VMMs (default 300)")
     ap.add_argument("--postcopy-runs", type=int, default=3, help="postcopy runs (colo-vmm only; default 3)")
+    ap.add_argument("--postcopy-only", action="store_true", help="only the postcopy runs")
     ap.add_argument("--postcopy-bandwidth", type=int, default=0,
                     help="max-postcopy-bandwidth of the background stream, bytes/s (default 0: unlimited)")
     ap.add_argument("--postcopy-precopy-bandwidth", type=int, default=32 << 20,
@@ -450,7 +452,7 @@ def main():
         log("loopback TCP, one connection: %.2f GB/s" % loopback_ceiling())
         images = make_images(workdir, args.mib)
         results = {c["name"]: [] for c in cfgs}
-        for i in range(args.runs):
+        for i in range(0 if args.postcopy_only else args.runs):
             k = i % len(cfgs)
             for cfg in cfgs[k:] + cfgs[:k]:
                 r = migrate_once(cfg, images[cfg["image"]], args, workdir, verify=(i == 0))
@@ -462,14 +464,14 @@ def main():
         log("")
         log("medians of %d runs, time from migrate to the destination's completion; %.0f s in all, load %s" %
             (args.runs, time.monotonic() - t_start, " ".join("%.2f" % x for x in os.getloadavg())))
-        for c in cfgs:
+        for c in cfgs if not args.postcopy_only else []:
             log(fmt_row(c["name"], results[c["name"]], gib))
         if postcopy:
             log("colo postcopy demand faults, background stream at %s: p50 %d us, p99 %d us (medians of %d runs),"
                 " max %d us, %d faults" % ("%d B/s" % args.postcopy_bandwidth if args.postcopy_bandwidth else
                                             "full speed", postcopy[0], postcopy[1], args.postcopy_runs, postcopy[2],
                                             postcopy[3]))
-        med = {n: statistics.median(r["wall"] for r in res) for n, res in results.items()}
+        med = {n: statistics.median(r["wall"] for r in res) for n, res in results.items() if res}
         log("")
         for vmm in ("colo", "qemu"):
             for ch in ["single"] + (["multifd-%d" % args.channels] if args.channels > 1 else []):
