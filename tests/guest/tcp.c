@@ -34,6 +34,7 @@ struct tcb {
     uint16_t rport, lport;
     uint32_t iss, snd_una, snd_nxt, snd_max, snd_wnd;
     uint32_t rcv_nxt;
+    uint32_t rcv_wnd_sent;      /* the window we last advertised */
     uint16_t mss;
     uint8_t dupacks;
     uint8_t retries;
@@ -50,6 +51,7 @@ struct tcb {
 
 static struct tcb conns[TCP_MAX_CONNS];
 static uint64_t isn_seed;
+static bool tx_blocked;         /* a segment found no transmit buffer: retry at the next tick */
 
 /* Sequence-space comparisons. */
 static inline bool seq_lt(uint32_t a, uint32_t b) { return (int32_t)(a - b) < 0; }
@@ -89,14 +91,16 @@ static uint32_t tcb_rcv_wnd(const struct tcb *t)
     return sizeof(t->req);
 }
 
-static void tcp_segment(struct tcb *t, uint32_t seq, uint8_t flags, uint64_t off, uint32_t len)
+/* False if it could not go out (no transmit buffer, no ARP entry yet). */
+static bool tcp_segment(struct tcb *t, uint32_t seq, uint8_t flags, uint64_t off, uint32_t len)
 {
     uint8_t *s = net_ip_begin(t->rip);
     uint32_t hlen = flags & F_SYN ? TCP_HLEN + 4 : TCP_HLEN;
     uint32_t wnd = tcb_rcv_wnd(t);
 
     if (!s) {
-        return;
+        tx_blocked = true;
+        return false;
     }
     put16(s, t->lport);
     put16(s + 2, t->rport);
@@ -104,7 +108,9 @@ static void tcp_segment(struct tcb *t, uint32_t seq, uint8_t flags, uint64_t off
     put32(s + 8, t->rcv_nxt);
     s[12] = (uint8_t)(hlen / 4) << 4;
     s[13] = flags;
-    put16(s + 14, (uint16_t)(wnd > 0xffff ? 0xffff : wnd));
+    wnd = wnd > 0xffff ? 0xffff : wnd;
+    t->rcv_wnd_sent = wnd;
+    put16(s + 14, (uint16_t)wnd);
     put32(s + 16, 0);
     if (flags & F_SYN) {
         put32(s + 20, 0x02040000u | TCP_MSS);       /* MSS option */
@@ -122,6 +128,7 @@ static void tcp_segment(struct tcb *t, uint32_t seq, uint8_t flags, uint64_t off
     }
     net_ip_send(s, IP_PROTO_TCP, t->rip, hlen + len, 16);
     t->ack_now = false;
+    return true;
 }
 
 /* A RST in answer to @seg, which belongs to no connection (RFC 793 p. 36). */
@@ -211,7 +218,9 @@ static void tcp_output(struct tcb *t)
         if (fin) {
             flags |= F_FIN;
         }
-        tcp_segment(t, t->snd_nxt, flags, off, n);
+        if (!tcp_segment(t, t->snd_nxt, flags, off, n)) {
+            break;      /* not sent, not counted: tcp_timer() tries again */
+        }
         t->snd_nxt += n + (fin ? 1 : 0);
         if (seq_lt(t->snd_max, t->snd_nxt)) {
             t->snd_max = t->snd_nxt;
@@ -225,6 +234,12 @@ static void tcp_output(struct tcb *t)
             }
             break;
         }
+    }
+    /* A window update when the echo ring drained enough: the peer may be
+     * waiting on a zero window we advertised. */
+    uint32_t wnd = tcb_rcv_wnd(t);
+    if (wnd >= t->rcv_wnd_sent + 2u * t->mss || (t->rcv_wnd_sent < t->mss && wnd >= t->mss)) {
+        t->ack_now = true;
     }
     if (t->ack_now) {
         tcp_segment(t, t->snd_nxt, F_ACK, 0, 0);
@@ -504,8 +519,10 @@ void tcp_input(uint32_t src, const uint8_t *seg, size_t len)
             t->ack_now = true;
         }
         fin_seen = (flags & F_FIN) && took == n;
-    } else if (seq_len) {
-        t->ack_now = true;              /* a retransmission of what we have */
+    } else if (seq_len || seq_lt(seq, t->rcv_nxt)) {
+        /* A retransmission of what we have, or a probe below rcv_nxt
+         * (keepalive, zero-window probe): say where we are. */
+        t->ack_now = true;
     }
     if (fin_seen && (t->state == TCP_ESTABLISHED || t->state == TCP_FIN_WAIT_1 || t->state == TCP_FIN_WAIT_2)) {
         tcp_fin_input(t);
@@ -515,6 +532,9 @@ void tcp_input(uint32_t src, const uint8_t *seg, size_t len)
 
 void tcp_timer(void)
 {
+    bool retry = tx_blocked;
+
+    tx_blocked = false;
     for (unsigned i = 0; i < TCP_MAX_CONNS; i++) {
         struct tcb *t = &conns[i];
 
@@ -528,6 +548,9 @@ void tcp_timer(void)
             continue;
         }
         if (!t->rto_at || net_now_ms < t->rto_at) {
+            if (retry && t->state != TCP_SYN_RCVD) {
+                tcp_output(t);
+            }
             continue;
         }
         t->rto_at = 0;
@@ -547,10 +570,11 @@ void tcp_timer(void)
             /* Zero-window probe: one byte past the window. */
             uint64_t off = (uint32_t)(t->snd_una - t->iss - 1);
             if (t->tx_len > off) {
-                tcp_segment(t, t->snd_nxt, F_ACK, off, 1);
-                t->snd_nxt++;
-                if (seq_lt(t->snd_max, t->snd_nxt)) {
-                    t->snd_max = t->snd_nxt;
+                if (tcp_segment(t, t->snd_nxt, F_ACK, off, 1)) {
+                    t->snd_nxt++;
+                    if (seq_lt(t->snd_max, t->snd_nxt)) {
+                        t->snd_max = t->snd_nxt;
+                    }
                 }
             }
             tcb_timer_arm(t);

@@ -124,7 +124,6 @@ void vnet_flush(void)
 void vnet_poll(void)
 {
     const struct virtq_used_elem *e;
-    uint16_t before = (uint16_t)(rxq.avail_idx - rxq.used.idx);   /* buffers the device still had */
     bool reposted = false;
 
     if (!up) {
@@ -142,16 +141,10 @@ void vnet_poll(void)
             reposted = true;
         }
     }
-    /* The device looks at the available ring for every frame; it needs a
-     * kick only if it may have run dry and stopped reading the tap. Kick
-     * while at least half the buffers are still posted costs an exit per
-     * batch for nothing. */
+    /* One kick per batch: a device that found the ring empty waits for
+     * it, and we cannot tell whether it did (no EVENT_IDX). */
     if (reposted) {
-        if (before < rxq.size / 2) {
-            virtq_kick(&rxq);
-        } else {
-            virtq_publish(&rxq);
-        }
+        virtq_kick(&rxq);
     }
     vnet_tx_reclaim();
     vnet_flush();

@@ -94,14 +94,6 @@ static inline void virtq_push_avail(struct virtq *q, uint16_t head)
 /* Makes pushed chains visible and notifies the device. */
 void virtq_kick(struct virtq *q);
 
-/* Makes pushed chains visible without a notification (for a device that
- * is known to look at the ring again on its own). */
-static inline void virtq_publish(struct virtq *q)
-{
-    __asm__ volatile("" ::: "memory");
-    q->avail.idx = q->avail_idx;
-}
-
 /* The next used element, or NULL. */
 static inline const struct virtq_used_elem *virtq_next_used(struct virtq *q)
 {
