@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -372,9 +374,12 @@ static gboolean incoming_on_accept(gint fd, GIOCondition cond, gpointer opaque)
     if (sock < 0) {
         return G_SOURCE_CONTINUE;
     }
-    int buf = 4 << 20;
+    int buf = 4 << 20, one = 1;
     struct timeval hello_timeout = { 10, 0 };
     setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+    /* Return-path messages are small and urgent (page requests): no Nagle.
+     * Fails harmlessly on a unix socket. */
+    setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &hello_timeout, sizeof(hello_timeout));
     IncomingConn *conn = g_new(IncomingConn, 1);
     conn->m = m;

@@ -126,6 +126,9 @@ static gpointer rp_thread(gpointer opaque)
     Migration *m = opaque;
     MigChannel *c = m->rp;
 
+    if (m->caps.postcopy_ram) {
+        postcopy_thread_urgent();
+    }
     while (!mig_channel_error(c)) {
         uint16_t type = mig_get_be16(c);
         uint16_t len = mig_get_be16(c);

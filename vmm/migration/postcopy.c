@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -121,6 +122,15 @@ void postcopy_free(Postcopy *pc, GuestMemory *mem)
     g_mutex_clear(&pc->lock);
     g_mutex_clear(&pc->demand_lock);
     g_free(pc);
+}
+
+void postcopy_thread_urgent(void)
+{
+    /* Best effort: without CAP_SYS_NICE the thread keeps its priority. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), -10) < 0) {
+        qb_log(LOG_DEBUG, "postcopy: cannot raise the priority of a demand-path thread: %s",
+               strerror(errno));
+    }
 }
 
 /* ---- destination ------------------------------------------------------- */
@@ -240,6 +250,8 @@ static gpointer fault_thread(gpointer opaque)
     Migration *m = opaque;
     Postcopy *pc = m->postcopy;
     struct pollfd fds[2] = { { pc->uffd, POLLIN, 0 }, { pc->quit_fd, POLLIN, 0 } };
+
+    postcopy_thread_urgent();
 
     for (;;) {
         if (poll(fds, 2, -1) < 0 && errno != EINTR) {
@@ -449,6 +461,7 @@ gpointer migration_postcopy_demand_thread(gpointer opaque)
     MigChannel *c = m->postcopy->demand;
     g_autoptr(GError) error = NULL;
 
+    postcopy_thread_urgent();
     while (!mig_channel_error(c)) {
         uint8_t kind = mig_get_u8(c);
         if (mig_channel_error(c)) {
