@@ -155,7 +155,11 @@ static void blk_config_free(gpointer p)
 {
     VirtioBlkConfig *c = p;
 
+    if (!c) {
+        return;     /* moved to drives by a -device */
+    }
     g_free(c->file);
+    g_free(c->id);
     g_free(c);
 }
 
@@ -255,20 +259,38 @@ static bool opt_netdev(VmmOptions *o, const char *arg, GError **error)
     return true;
 }
 
-/* -device virtio-net-pci,netdev=ID[,mac=MAC][,id=...]; the netdev may be
- * given before or after (joined when parsing ends). */
-static bool opt_device(VmmOptions *o, const char *arg, GError **error)
+/* Parameters every -device takes: where QEMU would put it (we choose),
+ * and the transport (modern only). */
+static bool opt_device_common(const char *p, GError **error)
 {
-    g_auto(GStrv) parts = g_strsplit(arg, ",", -1);
+    const char *v;
+
+    if (kv(p, "id") || kv(p, "bus") || kv(p, "addr")) {
+        return true;
+    }
+    if ((v = kv(p, "disable-legacy")) || (v = kv(p, "disable-modern"))) {
+        bool on, legacy = kv(p, "disable-legacy") != NULL;
+        if (!opt_on_off("-device", legacy ? "disable-legacy" : "disable-modern", v, &on, error)) {
+            return false;
+        }
+        if (on != legacy) {
+            g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD,
+                        "-device: only the modern virtio transport exists here (disable-legacy=on)");
+            return false;
+        }
+        return true;
+    }
+    g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-device: unknown parameter '%s'", p);
+    return false;
+}
+
+/* -device virtio-net-pci,netdev=ID[,mac=MAC]: the netdev may be given
+ * before or after (joined when parsing ends). */
+static bool opt_device_net(VmmOptions *o, char **parts, GError **error)
+{
     VirtioNetConfig c = { 0 };
     bool has_mac = false;
 
-    if (!parts[0] || strcmp(parts[0], "virtio-net-pci") != 0) {
-        g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD,
-                    "-device: only virtio-net-pci is supported (disks: -drive if=virtio), not '%s'",
-                    parts[0] ? parts[0] : "");
-        return false;
-    }
     for (unsigned i = 1; parts[i]; i++) {
         const char *p = parts[i], *v;
         if ((v = kv(p, "netdev"))) {
@@ -281,9 +303,8 @@ static bool opt_device(VmmOptions *o, const char *arg, GError **error)
                 return false;
             }
             has_mac = true;
-        } else if (!kv(p, "id") && !kv(p, "bus") && !kv(p, "addr")) {
+        } else if (!opt_device_common(p, error)) {
             g_free(c.id);
-            g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-device: unknown parameter '%s'", p);
             return false;
         }
     }
@@ -301,23 +322,65 @@ static bool opt_device(VmmOptions *o, const char *arg, GError **error)
     return true;
 }
 
+/* -device virtio-blk-pci,drive=ID: a -drive if=none,id=ID as a disk. */
+static bool opt_device_blk(VmmOptions *o, char **parts, GError **error)
+{
+    const char *drive = NULL;
+
+    for (unsigned i = 1; parts[i]; i++) {
+        const char *p = parts[i], *v;
+        if ((v = kv(p, "drive"))) {
+            drive = v;
+        } else if (!opt_device_common(p, error)) {
+            return false;
+        }
+    }
+    if (!drive || !*drive) {
+        g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-device virtio-blk-pci: needs drive=ID");
+        return false;
+    }
+    g_ptr_array_add(o->blk_refs, g_strdup(drive));
+    return true;
+}
+
+static bool opt_device(VmmOptions *o, const char *arg, GError **error)
+{
+    g_auto(GStrv) parts = g_strsplit(arg, ",", -1);
+
+    if (parts[0] && !strcmp(parts[0], "virtio-net-pci")) {
+        return opt_device_net(o, parts, error);
+    }
+    if (parts[0] && !strcmp(parts[0], "virtio-blk-pci")) {
+        return opt_device_blk(o, parts, error);
+    }
+    g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD,
+                "-device: only virtio-net-pci and virtio-blk-pci are supported, not '%s'",
+                parts[0] ? parts[0] : "");
+    return false;
+}
+
 /* -drive file=PATH,if=virtio,format=raw[,readonly=on][,id=...][,cache=...] */
 static bool opt_drive(VmmOptions *o, const char *arg, GError **error)
 {
     g_auto(GStrv) parts = g_strsplit(arg, ",", -1);
-    g_autofree char *file = NULL;
-    bool readonly = false;
+    g_autofree char *file = NULL, *id = NULL;
+    bool readonly = false, attached = true;
 
     for (unsigned i = 0; parts[i]; i++) {
         const char *p = parts[i], *v;
         if ((v = kv(p, "file"))) {
             g_free(file);
             file = g_strdup(v);
+        } else if ((v = kv(p, "id"))) {
+            g_free(id);
+            id = g_strdup(v);
         } else if ((v = kv(p, "if"))) {
-            if (strcmp(v, "virtio") != 0) {
-                g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-drive: only if=virtio is supported, not '%s'", v);
+            if (strcmp(v, "virtio") != 0 && strcmp(v, "none") != 0) {
+                g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD,
+                            "-drive: only if=virtio (or if=none with -device virtio-blk-pci) is supported, not '%s'", v);
                 return false;
             }
+            attached = strcmp(v, "none") != 0;
         } else if ((v = kv(p, "format"))) {
             if (strcmp(v, "raw") != 0) {
                 g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-drive: only format=raw is supported, not '%s'", v);
@@ -333,7 +396,7 @@ static bool opt_drive(VmmOptions *o, const char *arg, GError **error)
                 g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-drive: only cache=writeback is supported");
                 return false;
             }
-        } else if (!kv(p, "id") && !kv(p, "media")) {
+        } else if (!kv(p, "media")) {
             g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-drive: unknown parameter '%s'", p);
             return false;
         }
@@ -342,10 +405,39 @@ static bool opt_drive(VmmOptions *o, const char *arg, GError **error)
         g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-drive: needs file=PATH");
         return false;
     }
+    if (!attached && (!id || !*id)) {
+        g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-drive if=none: needs id=ID for -device virtio-blk-pci");
+        return false;
+    }
     VirtioBlkConfig *c = g_new0(VirtioBlkConfig, 1);
     c->file = g_steal_pointer(&file);
     c->readonly = readonly;
-    g_ptr_array_add(o->drives, c);
+    c->id = g_steal_pointer(&id);
+    g_ptr_array_add(attached ? o->drives : o->blockdevs, c);
+    return true;
+}
+
+/* Each -device virtio-blk-pci takes one -drive if=none, after the
+ * if=virtio disks. */
+static bool vmm_options_join_drives(VmmOptions *o, GError **error)
+{
+    for (unsigned i = 0; i < o->blk_refs->len; i++) {
+        const char *ref = o->blk_refs->pdata[i];
+        VirtioBlkConfig *d = NULL;
+        for (unsigned j = 0; j < o->blockdevs->len && !d; j++) {
+            VirtioBlkConfig *b = o->blockdevs->pdata[j];
+            if (b && !strcmp(b->id, ref)) {
+                d = b;
+                o->blockdevs->pdata[j] = NULL;  /* moved; a second user finds nothing */
+            }
+        }
+        if (!d) {
+            g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD,
+                        "-device virtio-blk-pci: no unused -drive if=none with id '%s'", ref);
+            return false;
+        }
+        g_ptr_array_add(o->drives, d);
+    }
     return true;
 }
 
@@ -396,8 +488,8 @@ static const VmmOption vmm_options[] = {
     { "cpu", true, opt_cpu, "-cpu host        accepted for QEMU compatibility" },
     { "nographic", false, opt_nothing, "-nographic       accepted for QEMU compatibility (there is no display)" },
     { "netdev", true, opt_netdev, "-netdev tap,id=ID,ifname=NAME,script=no,downscript=no  a tap (created if missing)" },
-    { "device", true, opt_device, "-device virtio-net-pci,netdev=ID[,mac=MAC]  a virtio NIC on that tap" },
-    { "drive", true, opt_drive, "-drive file=PATH,if=virtio,format=raw[,readonly=on]  a virtio disk" },
+    { "device", true, opt_device, "-device virtio-net-pci,netdev=ID[,mac=MAC] | virtio-blk-pci,drive=ID  a virtio NIC or disk" },
+    { "drive", true, opt_drive, "-drive file=PATH,if=virtio|none,format=raw[,readonly=on][,id=ID]  a virtio disk" },
     { "version", false, opt_version, "-version         print the version and exit" },
     { "help", false, opt_help, "-h, -help        this help" },
     { "h", false, opt_help, NULL },
@@ -427,6 +519,8 @@ bool vmm_options_parse(VmmOptions *opts, int argc, char **argv, GError **error)
     opts->netdevs = g_ptr_array_new_with_free_func(net_config_free);
     opts->nets = g_ptr_array_new_with_free_func(net_config_free);
     opts->drives = g_ptr_array_new_with_free_func(blk_config_free);
+    opts->blockdevs = g_ptr_array_new_with_free_func(blk_config_free);
+    opts->blk_refs = g_ptr_array_new_with_free_func(g_free);
 
     for (int i = 1; i < argc; i++) {
         const char *word = argv[i];
@@ -467,7 +561,7 @@ bool vmm_options_parse(VmmOptions *opts, int argc, char **argv, GError **error)
         g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "no -kernel given (see -help)");
         return false;
     }
-    if (!vmm_options_join_nets(opts, error)) {
+    if (!vmm_options_join_nets(opts, error) || !vmm_options_join_drives(opts, error)) {
         return false;
     }
     if (opts->daemonize && opts->serial && !strcmp(opts->serial, "stdio")) {
@@ -493,6 +587,8 @@ void vmm_options_clear(VmmOptions *opts)
         g_ptr_array_free(opts->netdevs, TRUE);
         g_ptr_array_free(opts->nets, TRUE);
         g_ptr_array_free(opts->drives, TRUE);
+        g_ptr_array_free(opts->blockdevs, TRUE);
+        g_ptr_array_free(opts->blk_refs, TRUE);
     }
     memset(opts, 0, sizeof(*opts));
 }

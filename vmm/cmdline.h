@@ -24,7 +24,10 @@ typedef struct VmmOptions {
     char *incoming;             /* -incoming URI or "defer" */
     GPtrArray *netdevs;         /* VirtioNetConfig from -netdev tap (mac unset) */
     GPtrArray *nets;            /* VirtioNetConfig: -device virtio-net-pci joined to its -netdev */
-    GPtrArray *drives;          /* VirtioBlkConfig from -drive if=virtio */
+    GPtrArray *drives;          /* VirtioBlkConfig: -drive if=virtio, and if=none ones
+                                 * a -device virtio-blk-pci,drive=ID names */
+    GPtrArray *blockdevs;       /* VirtioBlkConfig from -drive if=none (not yet a disk) */
+    GPtrArray *blk_refs;        /* drive=ID of each -device virtio-blk-pci, in order */
     bool daemonize;
     char *pidfile;
     char *logfile;              /* -D */

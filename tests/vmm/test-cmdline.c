@@ -136,6 +136,22 @@ static void test_devices(void)
     g_assert_false(d->readonly);
     g_assert_true(((VirtioBlkConfig *)o.drives->pdata[1])->readonly);
     vmm_options_clear(&o);
+
+    /* QEMU's other spelling: -drive if=none plus -device virtio-blk-pci,
+     * with the transport options QEMU users pass. */
+    g_assert_true(parse(&o, &error, "-kernel", "k",
+                        "-device", "virtio-blk-pci,drive=d0,disable-legacy=on,id=blk0",
+                        "-drive", "file=/tmp/a.img,if=none,id=d0,format=raw",
+                        "-drive", "file=/tmp/b.img,if=virtio",
+                        "-drive", "file=/tmp/unused.img,if=none,id=d9",
+                        "-netdev", "tap,id=n0,ifname=t0",
+                        "-device", "virtio-net-pci,netdev=n0,disable-legacy=on,disable-modern=off", NULL));
+    g_assert_no_error(error);
+    g_assert_cmpuint(o.drives->len, ==, 2);
+    g_assert_cmpstr(((VirtioBlkConfig *)o.drives->pdata[0])->file, ==, "/tmp/b.img");
+    g_assert_cmpstr(((VirtioBlkConfig *)o.drives->pdata[1])->file, ==, "/tmp/a.img");
+    g_assert_cmpuint(o.nets->len, ==, 1);
+    vmm_options_clear(&o);
 }
 
 static void test_devices_bad(void)
@@ -152,7 +168,13 @@ static void test_devices_bad(void)
         { { "-netdev", "tap,id=n,ifname=t,queues=4" }, "unknown parameter 'queues=4'" },
         { { "-netdev", "tap,id=n,ifname=much-too-long-name0" }, "too long" },
         { { "-netdev", "tap,id=n,ifname=t", "-netdev", "tap,id=n,ifname=u" }, "duplicate id" },
-        { { "-device", "e1000,netdev=n" }, "only virtio-net-pci" },
+        { { "-device", "e1000,netdev=n" }, "only virtio-net-pci and virtio-blk-pci" },
+        { { "-device", "virtio-blk-pci" }, "drive=ID" },
+        { { "-device", "virtio-blk-pci,drive=d" }, "no unused -drive if=none with id 'd'" },
+        { { "-drive", "file=x,if=none,id=d", "-device", "virtio-blk-pci,drive=d", "-device", "virtio-blk-pci,drive=d" }, "no unused" },
+        { { "-drive", "file=x,if=none" }, "needs id=ID" },
+        { { "-drive", "file=x,if=none,id=d", "-device", "virtio-blk-pci,drive=d,disable-legacy=off" }, "modern" },
+        { { "-drive", "file=x,if=none,id=d", "-device", "virtio-blk-pci,drive=d,serial=1" }, "unknown parameter 'serial=1'" },
         { { "-device", "virtio-net-pci" }, "netdev=ID" },
         { { "-device", "virtio-net-pci,netdev=n" }, "no -netdev with id 'n'" },
         { { "-netdev", "tap,id=n,ifname=t", "-device", "virtio-net-pci,netdev=n,mac=01:00:5e:00:00:01" }, "unicast" },

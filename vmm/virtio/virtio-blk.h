@@ -13,6 +13,7 @@
 typedef struct VirtioBlkConfig {
     char *file;
     bool readonly;
+    char *id;                   /* -drive id=, for -device virtio-blk-pci,drive=ID */
 } VirtioBlkConfig;
 
 typedef struct VirtioBlk VirtioBlk;
