@@ -181,6 +181,10 @@ static void test_read_write_flush(Fixture *fx, gconstpointer data)
     g_assert_true(guest_memory_read(fx->mem, DATA, id, 20));
     g_assert_cmpstr(id, ==, "colo-blk0");
     g_assert_false(td_status(&fx->td) & VIRTIO_STATUS_NEEDS_RESET);
+    /* ISR: the queue bit, cleared by reading it (not by reading its neighbours). */
+    g_assert_cmphex(td_mmio_read(fx->io, fx->td.bar + fx->td.isr + 1, 1), ==, 0);
+    g_assert_cmphex(td_mmio_read(fx->io, fx->td.bar + fx->td.isr, 1), ==, 1);
+    g_assert_cmphex(td_mmio_read(fx->io, fx->td.bar + fx->td.isr, 1), ==, 0);
 }
 
 /* A malformed queue: the device sets DEVICE_NEEDS_RESET, raises the config
@@ -191,6 +195,7 @@ static void expect_broken(Fixture *fx)
 
     g_assert_true(td_wait_irq(&fx->td, 0, 5000));
     g_assert_true(td_status(&fx->td) & VIRTIO_STATUS_NEEDS_RESET);
+    g_assert_true(td_mmio_read(fx->io, fx->td.bar + fx->td.isr, 1) & 2);    /* config change */
     g_assert_false(td_used(&fx->td, 0, &id, &len));
     /* Kicks after that are ignored. */
     td_submit(&fx->td, 0, 0);

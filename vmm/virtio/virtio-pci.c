@@ -312,8 +312,10 @@ void virtio_dev_bar_io(VirtioDev *vd, uint64_t offset, uint8_t *data, unsigned l
     } else if (offset >= VIRTIO_PCI_ISR_OFF && offset < VIRTIO_PCI_ISR_OFF + 4) {
         if (!is_write) {
             memset(data, 0, len);
-            data[0] = offset == VIRTIO_PCI_ISR_OFF ? vd->isr : 0;
-            vd->isr = 0;    /* read to clear */
+            if (offset == VIRTIO_PCI_ISR_OFF) {
+                data[0] = vd->isr;
+                vd->isr = 0;    /* read to clear */
+            }
         }
     } else if (offset >= VIRTIO_PCI_DEVICE_OFF && offset + len <= VIRTIO_PCI_DEVICE_OFF + vd->ops->config_size) {
         if (!is_write && vd->ops->config_read) {
