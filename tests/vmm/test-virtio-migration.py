@@ -13,6 +13,7 @@ import sys
 import tempfile
 
 from colo_vmm import Vmm, require_kvm, wait_until
+from qmp import QMPError
 import tap
 
 NS, BR, VH, VC = "cvm-client", "cvm-br", "cvm-vh", "cvm-vc"
@@ -145,6 +146,11 @@ def test_virtio_devices_migrate():
         # the destination announces it (QEMU does this on its own).
         dst.qmp.cmd("announce-self", initial=50, max=550, rounds=1, step=100)
         wait_until(lambda: fdb_port() == TAPS[1], 10, "the bridge to learn the guest's new port")
+        try:
+            dst.qmp.cmd("announce-self", bogus=1)
+            raise AssertionError("announce-self took an unknown argument")
+        except QMPError as e:
+            assert "bogus" in e.desc, e.desc
 
         assert "read ok" in client("read", 0, 10)     # written through the source
         assert "write ok" in client("write", 10, 10)  # the same queues go on here
