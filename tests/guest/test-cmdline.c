@@ -116,6 +116,33 @@ static void test_numbers(void)
     g_assert_false(cmdline_parse_size("17179869184G", 12, &v));   /* 2^34 G overflows */
 }
 
+static void test_network_settings(void)
+{
+    struct guest_config cfg;
+    Warnings w = { g_ptr_array_new_with_free_func(g_free) };
+    uint32_t ip;
+
+    g_assert_cmpuint(parse("", &cfg, &w), ==, 0);
+    g_assert_cmpuint(cfg.ip, ==, 0);            /* network off */
+    g_assert_cmpuint(parse("ip=10.0.2.15/16 gw=10.0.0.1", &cfg, &w), ==, 0);
+    g_assert_cmpuint(cfg.ip, ==, 0x0a00020f);
+    g_assert_cmpuint(cfg.netmask, ==, 0xffff0000u);
+    g_assert_cmpuint(cfg.gw, ==, 0x0a000001);
+    g_assert_cmpuint(parse("ip=192.168.1.2", &cfg, &w), ==, 0);
+    g_assert_cmpuint(cfg.ip, ==, 0xc0a80102);
+    g_assert_cmpuint(cfg.netmask, ==, 0xffffff00u);     /* /24 unless told */
+    g_assert_cmpuint(parse("ip=1.2.3.4/32", &cfg, &w), ==, 0);
+    g_assert_cmpuint(cfg.netmask, ==, 0xffffffffu);
+
+    g_assert_cmpuint(parse("ip=1.2.3 ip=1.2.3.4.5 ip=256.1.1.1 ip=1.2.3.4/0 ip=1.2.3.4/33 ip=0.0.0.0 "
+                           "ip=01.2.3.4 ip=1..3.4 gw=1.2.3.4/24 ip=1.2.3.4/", &cfg, &w), ==, 10);
+    g_assert_cmpuint(cfg.ip, ==, 0);
+    g_assert_cmpstr(g_ptr_array_index(w.msgs, 0), ==, "bad or out-of-range value, ignored: ip=1.2.3");
+    g_assert_false(cmdline_parse_ipv4("1.2.3.4 ", 8, &ip));
+    g_assert_true(cmdline_parse_ipv4("255.255.255.255", 15, &ip) && ip == 0xffffffffu);
+    g_ptr_array_free(w.msgs, TRUE);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -124,5 +151,6 @@ int main(int argc, char **argv)
     g_test_add_func("/guest/cmdline/problems-reported", test_problems_reported);
     g_test_add_func("/guest/cmdline/bounded", test_bounded_and_no_warn);
     g_test_add_func("/guest/cmdline/numbers", test_numbers);
+    g_test_add_func("/guest/cmdline/network", test_network_settings);
     return g_test_run();
 }
