@@ -15,6 +15,8 @@ Measures
   - UDP echo round trips to port 7 (64-byte datagrams, one at a time);
   - TCP stream throughput from the guest's stream service (port 19,
     docs/test-guest.md), the bytes checked against the guest's pattern;
+  - colo-vmm's own cost: CPU time of the virtio-net I/O thread per frame
+    through the tap (the tap's packet counters), and of the whole process;
   - the guest's receive work per frame from its status page (tests/guest/
     status.h: TSC cycles in receive interrupts over frames received), in
     TSC cycles and in microseconds; at the emulator's ~1 M instructions/s
@@ -179,6 +181,27 @@ def in_namespace(what, arg):
     return lines[-1]
 
 
+def thread_cpu(pid, name):
+    """CPU seconds (user + system) of @pid's threads named @name, or of all
+    of them when @name is None."""
+    hz, total = os.sysconf("SC_CLK_TCK"), 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            comm = open("/proc/%d/task/%s/comm" % (pid, tid)).read().strip()
+            fields = open("/proc/%d/task/%s/stat" % (pid, tid)).read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        if name is None or comm == name:
+            total += int(fields[11]) + int(fields[12])
+    return total / hz
+
+
+def tap_frames():
+    """Frames through the tap, both ways: what colo-vmm's virtio-net moved."""
+    base = "/sys/class/net/%s/statistics/" % TAP
+    return sum(int(open(base + f).read()) for f in ("rx_packets", "tx_packets"))
+
+
 def guest_work(qmp_path, workdir):
     """Receive-interrupt cost per frame from the guest's status page."""
     from qmp import QMPClient
@@ -240,9 +263,17 @@ def main():
         # The guest's first packets (gratuitous ARP) and our first ARP
         # request take a moment; one warm-up ping.
         in_namespace("ping", 3)
+        cpu0, io0, frames0 = thread_cpu(vmm.pid, None), thread_cpu(vmm.pid, "virtio-net0"), tap_frames()
         print("ping:       %s" % in_namespace("ping", a.pings))
         print("UDP echo:   %s" % in_namespace("udp", a.udp))
         print("TCP stream: %s" % in_namespace("stream", a.stream_mib))
+        frames = tap_frames() - frames0
+        io = thread_cpu(vmm.pid, "virtio-net0") - io0
+        cpu = thread_cpu(vmm.pid, None) - cpu0
+        print("colo-vmm:   %d frames through the tap; virtio-net I/O thread %.2f s CPU = %.1f us per frame; "
+              "whole process (vCPU emulating the guest included) %.2f s" % (
+                  frames, io, io / frames * 1e6 if frames else float("nan"), cpu))
+        time.sleep(2)   # the guest refreshes its status page once a second
         print("guest work: %s" % guest_work(qmp_path, workdir))
         print("load average after: %s" % " ".join(open("/proc/loadavg").read().split()[:3]))
     finally:
