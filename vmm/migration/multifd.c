@@ -387,12 +387,16 @@ static bool recv_pages(MultifdRecv *mr, MigChannel *c, GError **error)
         }
     }
     for (uint32_t i = 0; i < n && !mig_channel_error(c); i++) {
-        uint8_t *host = b->host + (offsets[i] & ~PAGE_ZERO_FLAG);
         if (offsets[i] & PAGE_ZERO_FLAG) {
             ram_load_zero_page(&mr->m->in_ram, mem, b, offsets[i] & ~PAGE_ZERO_FLAG);
             __atomic_fetch_add(&mr->m->in_stats.duplicate, 1, __ATOMIC_RELAXED);
         } else {
-            mig_get_bytes(c, host, GUEST_PAGE_SIZE);
+            uint8_t page[GUEST_PAGE_SIZE];
+            mig_get_bytes(c, page, GUEST_PAGE_SIZE);
+            if (mig_channel_error(c)) {
+                break;
+            }
+            ram_load_store(&mr->m->in_ram, mem, b, offsets[i], page, GUEST_PAGE_SIZE);
             ram_load_note_data(&mr->m->in_ram, mem, b, offsets[i]);
             __atomic_fetch_add(&mr->m->in_stats.normal, 1, __ATOMIC_RELAXED);
         }

@@ -360,6 +360,35 @@ void ram_load_note_data(RamLoadState *st, const GuestMemory *mem, const RamBlock
     }
 }
 
+void ram_load_store(RamLoadState *st, const GuestMemory *mem, const RamBlock *b, uint64_t offset,
+                    const void *data, size_t len)
+{
+    int bi = st ? (int)block_index(mem, b) : -1;
+
+    if (bi >= 0 && !g_atomic_int_get(&st->no_pwrite[bi])) {
+        const uint8_t *p = data;
+        size_t done = 0;
+        while (done < len) {
+            ssize_t n = pwrite(b->fd, p + done, len - done, (off_t)(offset + done));
+            if (n <= 0) {
+                if (n < 0 && errno == EINTR) {
+                    continue;
+                }
+                g_atomic_int_set(&st->no_pwrite[bi], 1);
+                break;
+            }
+            done += (size_t)n;
+        }
+        if (done == len) {
+            return;
+        }
+        data = p + done;
+        offset += done;
+        len -= done;
+    }
+    memcpy(b->host + offset, data, len);
+}
+
 void ram_load_zero_page(RamLoadState *st, const GuestMemory *mem, const RamBlock *b, uint64_t offset)
 {
     uint64_t page = offset / GUEST_PAGE_SIZE;
@@ -425,7 +454,7 @@ bool ram_load(GuestMemory *mem, MigChannel *c, RamStats *stats, RamLoadState *st
 {
     const RamBlock *block = NULL;
     char id[MIG_MAX_ID_LEN + 1];
-    g_autofree uint8_t *page = place ? g_malloc(GUEST_PAGE_SIZE) : NULL;
+    g_autofree uint8_t *page = g_malloc((size_t)MIG_MAX_RUN * GUEST_PAGE_SIZE);
 
     while (!mig_channel_error(c)) {
         uint64_t word = mig_get_be64(c);
@@ -477,7 +506,10 @@ bool ram_load(GuestMemory *mem, MigChannel *c, RamStats *stats, RamLoadState *st
                 }
             }
             if (!place) {
-                mig_get_bytes(c, host, (size_t)n * GUEST_PAGE_SIZE);
+                mig_get_bytes(c, page, (size_t)n * GUEST_PAGE_SIZE);
+                if (!mig_channel_error(c)) {
+                    ram_load_store(st, mem, block, offset, page, (size_t)n * GUEST_PAGE_SIZE);
+                }
             }
             for (uint16_t i = 0; i < n; i++) {
                 ram_load_note_data(st, mem, block, offset + i * GUEST_PAGE_SIZE);
@@ -507,10 +539,16 @@ bool ram_load(GuestMemory *mem, MigChannel *c, RamStats *stats, RamLoadState *st
             break;
         }
         case MIG_PAGE_PAGE:
-            mig_get_bytes(c, place ? page : host, GUEST_PAGE_SIZE);
+            mig_get_bytes(c, page, GUEST_PAGE_SIZE);
+            if (mig_channel_error(c)) {
+                break;
+            }
             ram_load_note_data(st, mem, block, offset);
-            if (place && !mig_channel_error(c) && !place(opaque, block, offset, page)) {
+            if (place && !place(opaque, block, offset, page)) {
                 return ram_load_fail(error, "cannot place page 0x%" G_GINT64_MODIFIER "x", offset);
+            }
+            if (!place) {
+                ram_load_store(st, mem, block, offset, page, GUEST_PAGE_SIZE);
             }
             __atomic_fetch_add(&stats->normal, 1, __ATOMIC_RELAXED);
             break;

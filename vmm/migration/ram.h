@@ -52,6 +52,7 @@ uint64_t ram_save_remaining(const RamSave *rs);
  * to check would allocate it. */
 typedef struct RamLoadState {
     unsigned long *maybe_data[GUEST_MAX_REGIONS];
+    gint no_pwrite[GUEST_MAX_REGIONS];     /* the block's file refused pwrite (hugetlbfs) */
 } RamLoadState;
 
 void ram_load_state_init(RamLoadState *st, const GuestMemory *mem);
@@ -73,6 +74,13 @@ bool ram_load(GuestMemory *mem, MigChannel *c, RamStats *stats, RamLoadState *st
 /* A zero page arrived for @block at @offset: clear it unless it is known to
  * be zero already. Safe from several threads. */
 void ram_load_zero_page(RamLoadState *st, const GuestMemory *mem, const RamBlock *block, uint64_t offset);
+/* Store @len bytes of received pages at @offset of @block. Through the
+ * block's file where possible: a whole-page pwrite fills a fresh page
+ * without the kernel first clearing it, as a write through the mapping
+ * would (the first touch faults the page in zeroed). */
+void ram_load_store(RamLoadState *st, const GuestMemory *mem, const RamBlock *block, uint64_t offset,
+                    const void *data, size_t len);
+
 /* A full page was written there. */
 void ram_load_note_data(RamLoadState *st, const GuestMemory *mem, const RamBlock *block, uint64_t offset);
 
