@@ -191,6 +191,19 @@ def forward_rules(topo, ns):
     return [line for line in out.splitlines() if "colo-proxy" in line]
 
 
+def dump_logs(tmp):
+    """The proxies' logs of a failed run: their tails as TAP comments, whole
+    into $COLO_KEEP_LOGS (a directory) when set."""
+    keep = os.environ.get("COLO_KEEP_LOGS")
+    for f in sorted(f for f in os.listdir(tmp) if f.endswith(".log")):
+        with open(os.path.join(tmp, f)) as fh:
+            lines = fh.readlines()
+        print("# --- %s\n%s" % (f, "".join("# " + line for line in lines[-30:])), end="")
+        if keep:
+            os.makedirs(keep, exist_ok=True)
+            shutil.copy(os.path.join(tmp, f), os.path.join(keep, "%d-%s" % (os.getpid(), f)))
+
+
 def tap_main(run, lan=False):
     """Run run(tap, topo) as a TAP test: SKIP without root or tools, clean up always."""
     tap = Tap()
@@ -206,10 +219,9 @@ def tap_main(run, lan=False):
         run(tap, topo)
     except Exception as e:  # a broken set-up fails loudly, never hangs
         tap.ok(False, "test run", "%s: %s" % (type(e).__name__, e))
-        for f in sorted(f for f in os.listdir(topo.tmp) if f.endswith(".log")):
-            with open(os.path.join(topo.tmp, f)) as fh:
-                print("# --- %s\n%s" % (f, "".join("# " + line for line in fh.readlines()[-30:])))
     finally:
+        if tap.failed:
+            dump_logs(topo.tmp)
         topo.teardown()
     print("1..%d" % tap.n)
     return 1 if tap.failed else 0
