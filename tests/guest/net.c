@@ -336,20 +336,19 @@ void net_init(const struct net_config *cfg, uint64_t seed)
 
 const uint8_t *net_stream_table(void)
 {
-    static uint8_t table[NET_STREAM_PERIOD + NET_STREAM_SPAN];
+    /* Whole 32-bit words, so the build loop stores one word per step. */
+    static uint32_t words[(NET_STREAM_PERIOD + NET_STREAM_SPAN + 3) / 4];
     static bool ready;
+    uint8_t *table = (uint8_t *)words;
 
     if (!ready) {
-        /* Built on first use, four bytes per step: about 200,000
-         * instructions, once. */
+        /* Built on first use: about 150,000 instructions, once. */
         uint32_t x = 0x2545f491u;
-        for (unsigned i = 0; i < NET_STREAM_PERIOD; i += 4) {
+        for (unsigned i = 0; i < (NET_STREAM_PERIOD + 3) / 4; i++) {
             x ^= x << 13;
             x ^= x >> 17;
             x ^= x << 5;
-            for (unsigned b = 0; b < 4 && i + b < NET_STREAM_PERIOD; b++) {
-                table[i + b] = (uint8_t)(x >> (8 * b));
-            }
+            words[i] = x;       /* little-endian: least significant byte first */
         }
         __builtin_memcpy(table + NET_STREAM_PERIOD, table, NET_STREAM_SPAN);
         ready = true;

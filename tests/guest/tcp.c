@@ -52,6 +52,7 @@ struct tcb {
 static struct tcb conns[TCP_MAX_CONNS];
 static uint64_t isn_seed;
 static bool tx_blocked;         /* a segment found no transmit buffer: retry at the next tick */
+static bool tcp_live;           /* some connection is not FREE (tcp_timer has work) */
 
 /* Sequence-space comparisons. */
 static inline bool seq_lt(uint32_t a, uint32_t b) { return (int32_t)(a - b) < 0; }
@@ -60,6 +61,8 @@ static inline bool seq_le(uint32_t a, uint32_t b) { return (int32_t)(a - b) <= 0
 void tcp_init(uint64_t seed)
 {
     isn_seed = seed;
+    tcp_live = false;
+    tx_blocked = false;
     for (unsigned i = 0; i < TCP_MAX_CONNS; i++) {
         conns[i].state = TCP_FREE;
     }
@@ -346,6 +349,7 @@ static void tcp_listen_input(uint32_t src, const uint8_t *seg, uint32_t hlen, ui
         return;                 /* full: the peer's SYN retransmission may find room */
     }
     t->state = TCP_SYN_RCVD;
+    tcp_live = true;
     t->rip = src;
     t->rport = get16(seg);
     t->lport = lport;
@@ -533,7 +537,11 @@ void tcp_input(uint32_t src, const uint8_t *seg, size_t len)
 void tcp_timer(void)
 {
     bool retry = tx_blocked;
+    bool active = false;
 
+    if (!tcp_live && !retry) {
+        return;         /* the common idle tick: nothing to look at */
+    }
     tx_blocked = false;
     for (unsigned i = 0; i < TCP_MAX_CONNS; i++) {
         struct tcb *t = &conns[i];
@@ -541,6 +549,7 @@ void tcp_timer(void)
         if (t->state == TCP_FREE) {
             continue;
         }
+        active = true;
         if (t->state == TCP_TIME_WAIT) {
             if (net_now_ms >= t->tw_until) {
                 tcb_free(t);
@@ -583,4 +592,5 @@ void tcp_timer(void)
         tcp_output(t);
         tcb_timer_arm(t);
     }
+    tcp_live = active;
 }

@@ -378,6 +378,13 @@ static void test_tcp_echo_and_close(void)
 static void test_tcp_stream(void)
 {
     const uint8_t *table = net_stream_table();
+    /* The documented sequence (docs/test-guest.md; guestnet.stream_bytes). */
+    static const uint8_t head[8] = { 0x3a, 0xb6, 0x24, 0xe1, 0xab, 0x74, 0x9a, 0x8b };
+    static const uint8_t tail[5] = { 0x6b, 0xc3, 0x43, 0x2c, 0xfc };
+
+    g_assert_cmpmem(table, 8, head, 8);
+    g_assert_cmpmem(table + NET_STREAM_PERIOD - 5, 5, tail, 5);
+    g_assert_cmpmem(table + NET_STREAM_PERIOD, NET_STREAM_SPAN, table, NET_STREAM_SPAN);
     uint32_t iss, c = 5000;
     uint64_t got = 0;
     bool fin = false;
