@@ -19,6 +19,7 @@
 #include "migration/multifd.h"
 #include "migration/postcopy.h"
 #include "migration/transport.h"
+#include "virtio/virtio-commands.h"
 #include "vm.h"
 
 static void incoming_set_status(Migration *m, MigStatus status)
@@ -260,12 +261,14 @@ static gboolean main_incoming_done(gpointer opaque)
     }
 
     if (m->in_status == MIG_STATUS_COMPLETED) {
-        /* As QEMU: run if the source was running, else stay paused. */
+        /* As QEMU: run if the source was running, else stay paused; and
+         * tell the network where the guest is now. */
         if (m->source_running) {
             vm_cont(vm, NULL);
         } else {
             vm->state = RUN_STATE_PAUSED;
         }
+        virtio_announce_all(vm);
     } else if (m->in_status == MIG_STATUS_POSTCOPY_PAUSED) {
         /* The guest runs here and the newest pages are on the source: vCPUs
          * touching a missing page stay blocked rather than read garbage. */

@@ -31,6 +31,7 @@
 
 #include "migration/format.h"
 #include "migration/migration-priv.h"
+#include "virtio/virtio-commands.h"
 #include "vm.h"
 
 #define BITS_PER_WORD     (8 * sizeof(unsigned long))
@@ -398,6 +399,7 @@ static gboolean main_postcopy_run(gpointer opaque)
     if (m->source_running) {
         vm_cont(m->vm, NULL);
     }
+    virtio_announce_all(m->vm);
     return G_SOURCE_REMOVE;
 }
 
