@@ -11,8 +11,8 @@
 #define TCP_RING        16384           /* echo bytes in flight or not yet sent */
 #define TCP_MSS         1460
 #define TCP_FLIGHT      (32 * 1024)     /* at most this much unacknowledged */
-#define TCP_RTO_MS      400
-#define TCP_RTO_MAX_MS  6400
+#define TCP_RTO_MS      400             /* initial, and the floor */
+#define TCP_RTO_MAX_MS  30000
 #define TCP_MAX_RETRIES 10
 #define TCP_TIME_WAIT_MS 2000
 #define STREAM_MAX      (1ULL << 31)    /* a stream fits well inside the sequence space */
@@ -42,7 +42,11 @@ struct tcb {
     bool fin_queued;            /* a FIN follows the last byte of tx_len */
     uint64_t tx_len;            /* bytes the service has for the peer so far */
     uint64_t rto_at;            /* 0: timer off */
-    uint32_t rto_ms;
+    uint32_t rto_ms;            /* current, backed off on timeouts */
+    uint32_t rto_base_ms;       /* from the RTT estimate (RFC 6298) */
+    uint32_t srtt_ms, rttvar_ms;    /* srtt 0: no sample yet */
+    uint32_t rtt_seq;           /* the timed segment's end */
+    uint64_t rtt_start;         /* 0: nothing timed */
     uint64_t tw_until;
     uint8_t req_len;            /* stream: request line so far */
     char req[20];
@@ -227,6 +231,10 @@ static void tcp_output(struct tcb *t)
         t->snd_nxt += n + (fin ? 1 : 0);
         if (seq_lt(t->snd_max, t->snd_nxt)) {
             t->snd_max = t->snd_nxt;
+            if (!t->rtt_start) {
+                t->rtt_start = net_now_ms | 1;  /* never 0 */
+                t->rtt_seq = t->snd_nxt;
+            }
         }
         tcb_timer_arm(t);
         if (fin) {
@@ -364,10 +372,37 @@ static void tcp_listen_input(uint32_t src, const uint8_t *seg, uint32_t hlen, ui
     t->fin_queued = false;
     t->tx_len = 0;
     t->req_len = 0;
-    t->rto_ms = TCP_RTO_MS;
+    t->rto_ms = t->rto_base_ms = TCP_RTO_MS;
+    t->srtt_ms = t->rttvar_ms = 0;
+    t->rtt_start = 0;
     t->rto_at = 0;
     tcp_segment(t, t->iss, F_SYN | F_ACK, 0, 0);
     tcb_timer_arm(t);
+}
+
+/* RFC 6298 with millisecond integers: one segment timed at a time, RTO =
+ * srtt + 4 rttvar, at least TCP_RTO_MS. Under COLO a packet can wait for a
+ * checkpoint before it leaves, and a fixed timeout would retransmit every
+ * time one does. */
+static void tcp_rtt_sample(struct tcb *t, uint32_t r)
+{
+    uint32_t rto;
+
+    t->rtt_start = 0;
+    if (!t->srtt_ms) {
+        t->srtt_ms = r ? r : 1;
+        t->rttvar_ms = r / 2;
+    } else {
+        uint32_t diff = t->srtt_ms > r ? t->srtt_ms - r : r - t->srtt_ms;
+        t->rttvar_ms = (3 * t->rttvar_ms + diff) / 4;
+        t->srtt_ms = (7 * t->srtt_ms + r) / 8;
+        if (!t->srtt_ms) {
+            t->srtt_ms = 1;
+        }
+    }
+    rto = t->srtt_ms + 4 * t->rttvar_ms;
+    t->rto_base_ms = rto < TCP_RTO_MS ? TCP_RTO_MS : rto > TCP_RTO_MAX_MS ? TCP_RTO_MAX_MS : rto;
+    t->rto_ms = t->rto_base_ms;
 }
 
 /* The ACK field of an acceptable segment. False if the segment is to be
@@ -391,20 +426,23 @@ static bool tcp_ack_input(struct tcb *t, uint32_t ack, uint16_t wnd, bool pure)
         return true;
     }
     if (seq_lt(t->snd_una, ack)) {
+        if (t->rtt_start && seq_le(t->rtt_seq, ack)) {
+            tcp_rtt_sample(t, (uint32_t)(net_now_ms - (t->rtt_start & ~1ULL)));
+        }
         t->snd_una = ack;
         if (seq_lt(t->snd_nxt, ack)) {
             t->snd_nxt = ack;
         }
         t->dupacks = 0;
         t->retries = 0;
-        t->rto_ms = TCP_RTO_MS;
-        t->rto_at = 0;
+        t->rto_at = 0;          /* rto_ms stays backed off until a valid sample (Karn) */
         if (t->snd_una != t->snd_max) {
             tcb_timer_arm(t);
         }
     } else if (pure && ack == t->snd_una && t->snd_una != t->snd_max && wnd == t->snd_wnd && ++t->dupacks == 3) {
         /* Duplicate: no data, no window change, nothing new acknowledged. */
         t->snd_nxt = t->snd_una;        /* fast retransmit, go-back-N */
+        t->rtt_start = 0;
         net_stats.tcp_retrans++;
     }
     t->snd_wnd = wnd;
@@ -568,6 +606,7 @@ void tcp_timer(void)
             continue;
         }
         net_stats.tcp_retrans++;
+        t->rtt_start = 0;               /* Karn: no sample from a retransmitted range */
         t->rto_ms = t->rto_ms * 2 > TCP_RTO_MAX_MS ? TCP_RTO_MAX_MS : t->rto_ms * 2;
         if (t->state == TCP_SYN_RCVD) {
             tcp_segment(t, t->iss, F_SYN | F_ACK, 0, 0);

@@ -375,6 +375,28 @@ static void test_tcp_echo_and_close(void)
     g_assert_cmpuint(tcp_sent(n).flags & 0x04, ==, 0x04);
 }
 
+static void test_tcp_rto_adapts(void)
+{
+    uint32_t iss, c = 7000;
+    unsigned n;
+
+    setup();                                    /* now = 1000 ms */
+    iss = tcp_open(40004, 7, c);
+    tcp_send(40004, 7, c + 1, iss + 1, 0x18, "a", 1);
+    net_timer(1300);
+    n = sent->len;
+    /* Acknowledged after 300 ms: RTO = 300 + 4 * 150 = 900 ms. */
+    tcp_send(40004, 7, c + 2, iss + 2, 0x18, "b", 1);
+    g_assert_cmpuint(sent->len, ==, n + 1);     /* the echo of "b", timed from 1300 */
+    net_timer(1800);
+    g_assert_cmpuint(sent->len, ==, n + 1);     /* the initial 400 ms would have fired */
+    net_timer(2300);
+    g_assert_cmpuint(sent->len, ==, n + 2);
+    struct seg s = tcp_sent(n + 1);
+    g_assert_cmpuint(s.seq, ==, iss + 2);
+    g_assert_cmpmem(s.data, 1, "b", 1);
+}
+
 static void test_tcp_stream(void)
 {
     const uint8_t *table = net_stream_table();
@@ -516,6 +538,7 @@ int main(int argc, char **argv)
     g_test_add_func("/guest/net/icmp-echo", test_icmp_echo);
     g_test_add_func("/guest/net/udp-echo", test_udp_echo);
     g_test_add_func("/guest/net/tcp-echo-retransmit-close", test_tcp_echo_and_close);
+    g_test_add_func("/guest/net/tcp-rto-adapts", test_tcp_rto_adapts);
     g_test_add_func("/guest/net/tcp-stream", test_tcp_stream);
     g_test_add_func("/guest/net/tcp-reset-and-garbage", test_tcp_closed_port_and_garbage);
     g_test_add_func("/guest/net/disk-write-flush-read", test_disk_write_flush_read);
