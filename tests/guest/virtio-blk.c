@@ -32,6 +32,7 @@ bool vblk_init(uint32_t apic_id)
     }
     if (!virtio_msix(&dev, 0, VEC_BLK, apic_id) || !virtio_queue_setup(&dev, &q, 0, 16, 0)) {
         kprintf("colo-testguest: virtio-blk: no MSI-X or queue, disk ignored\n");
+        virtio_dev_fail(&dev);
         return false;
     }
     blocks = (uint64_t)mmio_read32(dev.device_cfg) | (uint64_t)mmio_read32(dev.device_cfg + 4) << 32;

@@ -48,6 +48,7 @@ bool vnet_init(uint32_t apic_id, uint8_t mac[6], bool *tx_csum)
     if (!virtio_msix(&dev, 0, VEC_NET, apic_id) ||
         !virtio_queue_setup(&dev, &rxq, 0, NQ, 0) || !virtio_queue_setup(&dev, &txq, 1, NQ, 0xffff)) {
         kprintf("colo-testguest: virtio-net: no MSI-X or queues, NIC ignored\n");
+        virtio_dev_fail(&dev);
         return false;
     }
     for (uint16_t i = 0; i < rxq.size; i++) {

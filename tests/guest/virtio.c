@@ -28,6 +28,7 @@
 #define ST_DRIVER       2
 #define ST_DRIVER_OK    4
 #define ST_FEATURES_OK  8
+#define ST_FAILED       0x80
 
 #define NO_VECTOR       0xffff
 
@@ -65,6 +66,11 @@ static void virtio_status_set(struct virtio_dev *vd, uint8_t bits)
     mmio_write8(vd->common + CC_STATUS, (uint8_t)(mmio_read8(vd->common + CC_STATUS) | bits));
 }
 
+void virtio_dev_fail(struct virtio_dev *vd)
+{
+    virtio_status_set(vd, ST_FAILED);
+}
+
 uint8_t virtio_dev_status(const struct virtio_dev *vd)
 {
     return mmio_read8(vd->common + CC_STATUS);
@@ -93,6 +99,7 @@ bool virtio_dev_init(struct virtio_dev *vd, uint16_t pci_device, uint64_t wanted
     offered |= (uint64_t)mmio_read32(vd->common + CC_DF) << 32;
     if (!(offered & (1ULL << VIRTIO_F_VERSION_1))) {
         kprintf("colo-testguest: %s: device is not virtio 1.x, ignored\n", name);
+        virtio_dev_fail(vd);
         return false;
     }
     vd->features = offered & (wanted | 1ULL << VIRTIO_F_VERSION_1);
@@ -103,6 +110,7 @@ bool virtio_dev_init(struct virtio_dev *vd, uint16_t pci_device, uint64_t wanted
     virtio_status_set(vd, ST_FEATURES_OK);
     if (!(virtio_dev_status(vd) & ST_FEATURES_OK)) {
         kprintf("colo-testguest: %s: features 0x%lx refused\n", name, vd->features);
+        virtio_dev_fail(vd);
         return false;
     }
     mmio_write16(vd->common + CC_MSIX_CONFIG, NO_VECTOR);

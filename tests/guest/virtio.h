@@ -77,6 +77,9 @@ bool virtio_queue_setup(struct virtio_dev *vd, struct virtq *q, uint16_t index, 
 /* MSI-X entry @entry delivers @vector to the boot CPU (@apic_id). */
 bool virtio_msix(struct virtio_dev *vd, unsigned entry, uint8_t vector, uint32_t apic_id);
 
+/* FAILED: the driver gave up on the device (it stays unused). */
+void virtio_dev_fail(struct virtio_dev *vd);
+
 /* DRIVER_OK: the device may start using the queues. */
 void virtio_dev_ready(struct virtio_dev *vd);
 
