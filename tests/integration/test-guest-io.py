@@ -208,6 +208,23 @@ def test_twenty_connections_at_once():
     assert results == {i: True for i in range(20)}, results
 
 
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_idle_with_devices_leaves_host_idle():
+    """No busy polling: with the NIC and the disk up and no traffic, the
+    guest sleeps between ticks (a polling vCPU would cost ~3 s here)."""
+    env.guest()
+    time.sleep(2.5)         # TIME_WAITs of the tests before are over
+    before = cpu_seconds(env.vm.proc.pid)
+    time.sleep(3)
+    used = cpu_seconds(env.vm.proc.pid) - before
+    assert used < 0.9, "idle guest with devices used %.2f s of host CPU in 3 s" % used
+
+
 def test_disk_1000_seqs_across_restart():
     env.require()
     if env.vm:
