@@ -47,6 +47,21 @@ def test_status_decoded():
     assert st["pages_dirtied"] == 32 and st["cmdline"] == "interval=1 dirty_pages=8"
     assert st["cpus"][1]["slice_first"] == 5 and st["cpus"][1]["writes"] == 9
     assert "cpu 1: apic 1" in tg.describe(st)
+    assert st["net_flags"] == 0 and "net:" not in tg.describe(st)
+
+
+def test_network_fields_decoded():
+    mem, _ = guest_memory(CPUS, 9)
+    page = bytearray(mem.read(tg.STATUS_GPA, tg.PAGE_SIZE))
+    struct.pack_into(tg._NET_FMT, page, 0x70, 100, 90, 1, 12345, 3, 2, 2048, 0x0a00020f,
+                     tg.NET_UP | tg.NET_DISK, 4)
+    st = tg.read_status(tg.Memory.from_bytes(bytes(page), tg.STATUS_GPA))
+    assert (st["net_rx_frames"], st["net_tx_frames"], st["net_tx_dropped"], st["disk_blocks"]) == (100, 90, 4, 2048)
+    assert "net: ip=10.0.2.15 rx=100 tx=90" in tg.describe(st), tg.describe(st)
+    # Version 1 pages have no network fields: read as zeros.
+    struct.pack_into("<I", page, 4, 1)
+    st = tg.read_status(tg.Memory.from_bytes(bytes(page), tg.STATUS_GPA))
+    assert st["net_rx_frames"] == 0 and st["net_flags"] == 0
 
 
 def test_consistent_area_passes():

@@ -184,6 +184,14 @@ def describe(st):
         st["heartbeat"], st["pages_dirtied"], st["cpus_up"], st["cpus_found"], ",".join(flags) or "-"),
         "area=%d pages at 0x%x dirty_pages=%d dirty_ms=%d hz=%d cmdline=%r" % (
         st["area_pages"], st["area_gpa"], st["dirty_pages"], st["dirty_ms"], st["hz"], st["cmdline"])]
+    if st["net_flags"]:
+        ip = st["net_ip"]
+        lines.append("net: ip=%d.%d.%d.%d%s rx=%d tx=%d rx_dropped=%d tx_dropped=%d tcp_accepted=%d "
+                     "tcp_retrans=%d disk_blocks=%d" % (
+                         ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255,
+                         "" if st["net_flags"] & NET_UP else " (NIC not driven)", st["net_rx_frames"],
+                         st["net_tx_frames"], st["net_rx_dropped"], st["net_tx_dropped"], st["tcp_accepted"],
+                         st["tcp_retrans"], st["disk_blocks"]))
     if st["flags"] & FLAG_CRASHED:
         lines.append("crash: vector %d on cpu %d at rip 0x%x" % (st["crash_vector"], st["crash_cpu"], st["crash_rip"]))
     for i, c in enumerate(st["cpus"]):
