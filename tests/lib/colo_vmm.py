@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 import shutil
+import signal
 
 import sys
 
@@ -139,6 +140,18 @@ class Vmm:
         if self.qmp:
             self.qmp.close()
             self.qmp = None
+        # A VMM that died on its own (a crash, a sanitizer report) leaves
+        # its last words in the TAP log, so a CI failure explains itself.
+        if self.proc and self.proc.poll() not in (None, 0, -signal.SIGTERM, -signal.SIGKILL):
+            text = self.output()
+            try:
+                with open(self.log_path) as f:
+                    text += f.read()[-4000:]
+            except OSError:
+                pass
+            print("# colo-vmm exited with %d:" % self.proc.returncode)
+            for line in text.splitlines()[-60:]:
+                print("#   " + line)
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:

@@ -244,6 +244,9 @@ bool migration_incoming_load(Migration *m, MigChannel *c, GError **error)
         }
     }
     int err = mig_channel_error(c);
+    if (!err) {
+        return incoming_fail(error, "a record of the migration stream could not be loaded");
+    }
     return incoming_fail(error, "migration stream %s (%s)",
                          err == -EIO ? "ended before its end record" : "broke",
                          g_strerror(-err));
@@ -358,9 +361,6 @@ static gpointer incoming_connection_thread(gpointer opaque)
         incoming_main(m);
         return NULL;
     case MIG_CHANNEL_POSTCOPY:
-        if (!m->postcopy) {
-            m->postcopy = postcopy_new();
-        }
         migration_postcopy_set_demand_channel(m, c);
         return migration_postcopy_demand_thread(m);
     default:    /* MIG_CHANNEL_MULTIFD, as migration_read_hello checked */

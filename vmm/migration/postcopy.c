@@ -403,12 +403,23 @@ static gboolean main_postcopy_run(gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
-bool migration_incoming_postcopy_command(Migration *m, MigChannel *c, uint16_t cmd,
-                                         const uint8_t *payload, uint16_t len, GError **error)
+/* The loader of the main stream and the demand channel's thread may both
+ * be first to need it. */
+static Postcopy *postcopy_get(Migration *m)
 {
+    g_mutex_lock(&m->lock);
     if (!m->postcopy) {
         m->postcopy = postcopy_new();
     }
+    Postcopy *pc = m->postcopy;
+    g_mutex_unlock(&m->lock);
+    return pc;
+}
+
+bool migration_incoming_postcopy_command(Migration *m, MigChannel *c, uint16_t cmd,
+                                         const uint8_t *payload, uint16_t len, GError **error)
+{
+    postcopy_get(m);
     switch (cmd) {
     case MIG_CMD_POSTCOPY_ADVISE:
         if (len != 16 || m->postcopy->advised) {
@@ -525,10 +536,7 @@ bool migration_postcopy_requested(Migration *m)
 
 void migration_postcopy_set_demand_channel(Migration *m, MigChannel *c)
 {
-    if (!m->postcopy) {
-        m->postcopy = postcopy_new();
-    }
-    m->postcopy->demand = c;
+    postcopy_get(m)->demand = c;
 }
 
 /* Return-path thread: send the pages asked for, now, on the demand channel.
