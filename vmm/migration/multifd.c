@@ -386,20 +386,32 @@ static bool recv_pages(MultifdRecv *mr, MigChannel *c, GError **error)
             return false;
         }
     }
-    for (uint32_t i = 0; i < n && !mig_channel_error(c); i++) {
+    /* Consecutive data pages are read into one buffer and stored with one
+     * write (see ram_load_store); the data follows in offset order. */
+    g_autofree uint8_t *buf = g_malloc((size_t)PACKET_PAGES * GUEST_PAGE_SIZE);
+    for (uint32_t i = 0; i < n && !mig_channel_error(c);) {
+        uint64_t off = offsets[i] & ~PAGE_ZERO_FLAG;
         if (offsets[i] & PAGE_ZERO_FLAG) {
-            ram_load_zero_page(&mr->m->in_ram, mem, b, offsets[i] & ~PAGE_ZERO_FLAG);
+            ram_load_zero_page(&mr->m->in_ram, mem, b, off);
             __atomic_fetch_add(&mr->m->in_stats.duplicate, 1, __ATOMIC_RELAXED);
-        } else {
-            uint8_t page[GUEST_PAGE_SIZE];
-            mig_get_bytes(c, page, GUEST_PAGE_SIZE);
-            if (mig_channel_error(c)) {
-                break;
-            }
-            ram_load_store(&mr->m->in_ram, mem, b, offsets[i], page, GUEST_PAGE_SIZE);
-            ram_load_note_data(&mr->m->in_ram, mem, b, offsets[i]);
-            __atomic_fetch_add(&mr->m->in_stats.normal, 1, __ATOMIC_RELAXED);
+            i++;
+            continue;
         }
+        uint32_t run = 1;
+        while (i + run < n && !(offsets[i + run] & PAGE_ZERO_FLAG) &&
+               offsets[i + run] == off + run * GUEST_PAGE_SIZE) {
+            run++;
+        }
+        mig_get_bytes(c, buf, (size_t)run * GUEST_PAGE_SIZE);
+        if (mig_channel_error(c)) {
+            break;
+        }
+        ram_load_store(&mr->m->in_ram, mem, b, off, buf, (size_t)run * GUEST_PAGE_SIZE);
+        for (uint32_t k = 0; k < run; k++) {
+            ram_load_note_data(&mr->m->in_ram, mem, b, off + k * GUEST_PAGE_SIZE);
+        }
+        __atomic_fetch_add(&mr->m->in_stats.normal, run, __ATOMIC_RELAXED);
+        i += run;
     }
     return !mig_channel_error(c);
 }
