@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 static int32_t log_file_target = -1;
 
@@ -33,7 +34,14 @@ bool colo_log_init(const char *name, bool to_syslog, const char *logfile,
     qb_log_ctl(QB_LOG_STDERR, QB_LOG_CONF_ENABLED, to_syslog ? QB_FALSE : QB_TRUE);
     qb_log_filter_ctl(QB_LOG_STDERR, QB_LOG_FILTER_ADD, QB_LOG_FILTER_FILE, "*", threshold);
     qb_log_filter_ctl(QB_LOG_SYSLOG, QB_LOG_FILTER_ADD, QB_LOG_FILTER_FILE, "*", threshold);
-    /* The blackbox keeps the last events for a post-mortem dump. */
+    /* The blackbox keeps the last events for a post-mortem dump. Its files
+     * are named by program and pid; a process killed by SIGKILL leaves
+     * them behind, and one that later gets the same pid could not create
+     * its own: those stale files are ours to remove. */
+    for (const char *const *part = (const char *const[]){ "header", "data", NULL }; *part; part++) {
+        g_autofree char *stale = g_strdup_printf("/dev/shm/qb-%s-%d-blackbox-%s", name, (int)getpid(), *part);
+        unlink(stale);
+    }
     qb_log_ctl(QB_LOG_BLACKBOX, QB_LOG_CONF_SIZE, 256 * 1024);
     qb_log_ctl(QB_LOG_BLACKBOX, QB_LOG_CONF_ENABLED, QB_TRUE);
     qb_log_filter_ctl(QB_LOG_BLACKBOX, QB_LOG_FILTER_ADD, QB_LOG_FILTER_FILE, "*", LOG_DEBUG);

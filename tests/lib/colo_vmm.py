@@ -161,4 +161,11 @@ class Vmm:
                 self.proc.wait()
         if self.proc and self.proc.stdout:
             self.proc.stdout.close()
+        if self.proc and self.proc.returncode == -signal.SIGKILL:
+            # A killed colo-vmm cannot remove its libqb blackbox files.
+            for part in ("header", "data"):
+                try:
+                    os.unlink("/dev/shm/qb-colo-vmm-%d-blackbox-%s" % (self.proc.pid, part))
+                except OSError:
+                    pass
         shutil.rmtree(self.dir, ignore_errors=True)
