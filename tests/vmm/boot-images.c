@@ -179,3 +179,25 @@ char *test_tmpfile(const void *data, size_t len)
     close(fd);
     return path;
 }
+
+void code_emit(Code *c, const void *bytes, size_t len)
+{
+    g_assert(c->n + len <= sizeof(c->b));
+    memcpy(c->b + c->n, bytes, len);
+    c->n += len;
+}
+
+void code_emit_u32(Code *c, uint32_t v)
+{
+    uint8_t b[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24) };
+
+    code_emit(c, b, 4);
+}
+
+void code_emit_out_str(Code *c, const char *s)
+{
+    for (; *s; s++) {
+        uint8_t insn[3] = { 0xb0, (uint8_t)*s, 0xee };
+        code_emit(c, insn, 3);
+    }
+}

@@ -55,4 +55,17 @@ GuestMemory *test_mem_new(uint64_t mib);
 /* Writes @data to a new temporary file; returns its path (g_free, unlink). */
 char *test_tmpfile(const void *data, size_t len);
 
+/* A few bytes of x86 machine code, assembled by hand, for tests that run
+ * a tiny guest on /dev/kvm. */
+typedef struct Code {
+    uint8_t b[256];
+    size_t n;
+} Code;
+
+void code_emit(Code *c, const void *bytes, size_t len);
+#define EMIT(c, ...) do { static const uint8_t b_[] = { __VA_ARGS__ }; code_emit((c), b_, sizeof(b_)); } while (0)
+void code_emit_u32(Code *c, uint32_t v);
+/* mov al, imm8; out dx, al for each character: dx must hold the port. */
+void code_emit_out_str(Code *c, const char *s);
+
 #endif

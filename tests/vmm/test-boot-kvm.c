@@ -20,39 +20,10 @@
 #define COM1        0x3f8
 #define PROBE_ADDR  0x3000000U   /* 48 MiB: beyond anything the loader wrote */
 
-/* A few bytes of x86 machine code, assembled by hand. */
-typedef struct Code {
-    uint8_t b[256];
-    size_t n;
-} Code;
-
-static void emit(Code *c, const void *bytes, size_t len)
-{
-    g_assert(c->n + len <= sizeof(c->b));
-    memcpy(c->b + c->n, bytes, len);
-    c->n += len;
-}
-
-#define EMIT(c, ...) do { static const uint8_t b_[] = { __VA_ARGS__ }; emit((c), b_, sizeof(b_)); } while (0)
-
-static void emit_u32(Code *c, uint32_t v)
-{
-    v = GUINT32_TO_LE(v);
-    emit(c, &v, 4);
-}
-
-static void emit_out_str(Code *c, const char *s)     /* dx = COM1 */
-{
-    for (; *s; s++) {
-        uint8_t insn[3] = { 0xb0, (uint8_t)*s, 0xee }; /* mov al, imm8; out dx, al */
-        emit(c, insn, 3);
-    }
-}
-
 static size_t emit_jcc(Code *c, uint8_t op)           /* short jump, target patched later */
 {
     uint8_t insn[2] = { op, 0 };
-    emit(c, insn, 2);
+    code_emit(c, insn, 2);
     return c->n - 1;
 }
 
@@ -65,12 +36,12 @@ static void patch_here(Code *c, size_t at)
 static void emit_finish(Code *c, const char *ok, size_t *fails, unsigned nfails)
 {
     EMIT(c, 0x50, 0x58);                       /* push eax; pop eax: the stack works */
-    emit_out_str(c, ok);
+    code_emit_out_str(c, ok);
     size_t done = emit_jcc(c, 0xeb);
     for (unsigned i = 0; i < nfails; i++) {
         patch_here(c, fails[i]);
     }
-    emit_out_str(c, "FAIL\n");
+    code_emit_out_str(c, "FAIL\n");
     patch_here(c, done);
     EMIT(c, 0xfa, 0xf4, 0xeb, 0xfc);           /* cli; hlt; jmp back */
 }
@@ -87,11 +58,11 @@ static void pvh_code(Code *c, uint32_t base)
     fails[1] = emit_jcc(c, 0x75);
     EMIT(c, 0x66, 0xb8, 0x18, 0x00, 0x8e, 0xd8, 0x8e, 0xd0); /* mov ax, 0x18; mov ds, ax; mov ss, ax */
     EMIT(c, 0xea);                             /* ljmp 0x08:next (reloads CS from the GDT) */
-    emit_u32(c, base + (uint32_t)c->n + 6);
+    code_emit_u32(c, base + (uint32_t)c->n + 6);
     EMIT(c, 0x08, 0x00);
     EMIT(c, 0xc7, 0x05);                       /* mov dword [PROBE_ADDR], 0x50564821 */
-    emit_u32(c, PROBE_ADDR);
-    emit_u32(c, 0x50564821);
+    code_emit_u32(c, PROBE_ADDR);
+    code_emit_u32(c, 0x50564821);
     emit_finish(c, "PVH-OK\n", fails, 2);
 }
 
@@ -109,8 +80,8 @@ static void linux64_code(Code *c)
     fails[2] = emit_jcc(c, 0x75);
     EMIT(c, 0x66, 0xb8, 0x18, 0x00, 0x8e, 0xd8); /* mov ax, 0x18; mov ds, ax */
     EMIT(c, 0xc7, 0x04, 0x25);                 /* mov dword [PROBE_ADDR], 0x4c363421 */
-    emit_u32(c, PROBE_ADDR);
-    emit_u32(c, 0x4c363421);
+    code_emit_u32(c, PROBE_ADDR);
+    code_emit_u32(c, 0x4c363421);
     emit_finish(c, "LINUX64-OK\n", fails, 3);
 }
 

@@ -26,34 +26,6 @@
 #define STATUS 0x502000ULL
 #define SECTOR 3
 
-typedef struct Code {
-    uint8_t b[256];
-    size_t n;
-} Code;
-
-static void emit(Code *c, const void *bytes, size_t len)
-{
-    g_assert(c->n + len <= sizeof(c->b));
-    memcpy(c->b + c->n, bytes, len);
-    c->n += len;
-}
-
-#define EMIT(c, ...) do { static const uint8_t b_[] = { __VA_ARGS__ }; emit((c), b_, sizeof(b_)); } while (0)
-
-static void emit_u32(Code *c, uint32_t v)
-{
-    uint8_t b[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24) };
-    emit(c, b, 4);
-}
-
-static void emit_out_str(Code *c, const char *s)     /* dx = COM1 */
-{
-    for (; *s; s++) {
-        uint8_t insn[3] = { 0xb0, (uint8_t)*s, 0xee };
-        emit(c, insn, 3);
-    }
-}
-
 /* 32-bit code at @base: mask the PICs, load the IDT, software-enable the
  * LAPIC, sti, publish the queued request, kick queue 0 at @notify, hlt. Vector 0x41 (queue 0's
  * MSI-X message) prints IRQ41, any other vector X; both stop the CPU. */
@@ -62,24 +34,24 @@ static void guest_code(Code *c, uint32_t base, uint32_t notify, uint32_t *irq_ha
     EMIT(c, 0x66, 0xba, 0xf8, 0x03);               /* mov dx, 0x3f8 */
     EMIT(c, 0xb0, 0xff, 0xe6, 0x21, 0xe6, 0xa1);   /* mov al, 0xff; out 0x21, al; out 0xa1, al */
     EMIT(c, 0x0f, 0x01, 0x1d);                     /* lidt [IDTR_ADDR] */
-    emit_u32(c, IDTR_ADDR);
+    code_emit_u32(c, IDTR_ADDR);
     EMIT(c, 0xc7, 0x05);                           /* mov dword [LAPIC SVR], 0x1ff */
-    emit_u32(c, 0xfee000f0);
-    emit_u32(c, 0x1ff);
-    emit_out_str(c, "GO\n");
+    code_emit_u32(c, 0xfee000f0);
+    code_emit_u32(c, 0x1ff);
+    code_emit_out_str(c, "GO\n");
     EMIT(c, 0xfb);                                 /* sti */
     EMIT(c, 0x66, 0xc7, 0x05);                     /* mov word [avail.idx], 1: publish */
-    emit_u32(c, (uint32_t)TD_AVAIL(0) + 2);
+    code_emit_u32(c, (uint32_t)TD_AVAIL(0) + 2);
     EMIT(c, 0x01, 0x00);
     EMIT(c, 0x66, 0xc7, 0x05);                     /* mov word [notify], 0 */
-    emit_u32(c, notify);
+    code_emit_u32(c, notify);
     EMIT(c, 0x00, 0x00);
     EMIT(c, 0xf4, 0xeb, 0xfd);                     /* hlt; jmp hlt */
     *irq_handler = base + (uint32_t)c->n;
-    emit_out_str(c, "IRQ41\n");
+    code_emit_out_str(c, "IRQ41\n");
     EMIT(c, 0xfa, 0xf4, 0xeb, 0xfc);               /* cli; hlt; jmp back */
     *other_handler = base + (uint32_t)c->n;
-    emit_out_str(c, "X\n");
+    code_emit_out_str(c, "X\n");
     EMIT(c, 0xfa, 0xf4, 0xeb, 0xfc);
 }
 
