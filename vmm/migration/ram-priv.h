@@ -1,0 +1,22 @@
+/* Helpers shared by the RAM sender (ram-save.c) and loader (ram-load.c). */
+#ifndef COLO_VMM_MIGRATION_RAM_PRIV_H
+#define COLO_VMM_MIGRATION_RAM_PRIV_H
+
+#include "migration/ram.h"
+
+#define BITS_PER_WORD (8 * sizeof(unsigned long))
+
+static inline uint64_t block_pages(const RamBlock *b)
+{
+    return b->size / GUEST_PAGE_SIZE;
+}
+
+static inline size_t bitmap_words(uint64_t bits)
+{
+    return (bits + BITS_PER_WORD - 1) / BITS_PER_WORD;
+}
+
+/* Index of @b in mem->blocks (it must be there). */
+unsigned ram_block_index(const GuestMemory *mem, const RamBlock *b);
+
+#endif
