@@ -149,32 +149,55 @@ static bool kvm_set_slot(Kvm *kvm, const MemRegion *r, uint32_t flags, GError **
     return true;
 }
 
-bool kvm_map_memory(Kvm *kvm, const GuestMemory *mem, GError **error)
+bool kvm_map_region(void *opaque, const MemRegion *region, GError **error)
+{
+    Kvm *kvm = opaque;
+
+    return kvm_set_slot(kvm, region, kvm->dirty_logging ? KVM_MEM_LOG_DIRTY_PAGES : 0, error);
+}
+
+static bool kvm_map_all(Kvm *kvm, const GuestMemory *mem, GError **error)
 {
     for (unsigned i = 0; i < mem->nr_regions; i++) {
-        if (!kvm_set_slot(kvm, &mem->regions[i], kvm->dirty_logging ? KVM_MEM_LOG_DIRTY_PAGES : 0, error)) {
+        if (!kvm_map_region(kvm, &mem->regions[i], error)) {
             return false;
         }
     }
     return true;
 }
 
-bool kvm_dirty_log_start(Kvm *kvm, const GuestMemory *mem, GError **error)
+bool kvm_map_memory(Kvm *kvm, GuestMemory *mem, GError **error)
 {
-    kvm->dirty_logging = true;
-    if (!kvm_map_memory(kvm, mem, error)) {
+    g_mutex_lock(&mem->layout_lock);
+    bool ok = kvm_map_all(kvm, mem, error);
+    g_mutex_unlock(&mem->layout_lock);
+    return ok;
+}
+
+/* Under the layout lock: a slot added meanwhile gets the flag in effect. */
+static bool kvm_dirty_log_set(Kvm *kvm, GuestMemory *mem, bool on, GError **error)
+{
+    g_mutex_lock(&mem->layout_lock);
+    kvm->dirty_logging = on;
+    bool ok = kvm_map_all(kvm, mem, error);
+    g_mutex_unlock(&mem->layout_lock);
+    return ok;
+}
+
+bool kvm_dirty_log_start(Kvm *kvm, GuestMemory *mem, GError **error)
+{
+    if (!kvm_dirty_log_set(kvm, mem, true, error)) {
         kvm_dirty_log_stop(kvm, mem);
         return false;
     }
     return true;
 }
 
-void kvm_dirty_log_stop(Kvm *kvm, const GuestMemory *mem)
+void kvm_dirty_log_stop(Kvm *kvm, GuestMemory *mem)
 {
     g_autoptr(GError) error = NULL;
 
-    kvm->dirty_logging = false;
-    if (!kvm_map_memory(kvm, mem, &error)) {
+    if (!kvm_dirty_log_set(kvm, mem, false, &error)) {
         qb_log(LOG_WARNING, "stopping dirty logging: %s", error->message);
     }
 }

@@ -25,13 +25,16 @@ Kvm *kvm_new(const char *dev, GError **error);
 void kvm_free(Kvm *kvm);
 
 /* Map every region of @mem into the guest. */
-bool kvm_map_memory(Kvm *kvm, const GuestMemory *mem, GError **error);
+bool kvm_map_memory(Kvm *kvm, GuestMemory *mem, GError **error);
+/* Map one region (@opaque: the Kvm), with dirty logging if it is on: the
+ * GuestMemoryMapFunc of guest_memory_plug, which holds the layout lock. */
+bool kvm_map_region(void *opaque, const MemRegion *region, GError **error);
 
 /* Dirty logging of vCPU writes for migration and checkpoints, with manual
  * re-protection (KVM_CLEAR_DIRTY_LOG) where the kernel has it. Start marks
  * every page dirty (the first sync returns them all). */
-bool kvm_dirty_log_start(Kvm *kvm, const GuestMemory *mem, GError **error);
-void kvm_dirty_log_stop(Kvm *kvm, const GuestMemory *mem);
+bool kvm_dirty_log_start(Kvm *kvm, GuestMemory *mem, GError **error);
+void kvm_dirty_log_stop(Kvm *kvm, GuestMemory *mem);
 /* Fetch and clear the slot's dirty bits, ORed into @bitmap (bit 0 = first
  * page of the region). Returns false on an ioctl failure. */
 bool kvm_dirty_log_sync(Kvm *kvm, const MemRegion *region, unsigned long *bitmap, GError **error);

@@ -10,29 +10,29 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <gio/gio.h>
 #include <qb/qblog.h>
 
-static RamBlock *ram_block_new(const char *id, uint64_t size, const GuestMemoryConfig *cfg,
-                               GError **error)
+RamBlock *ram_block_new(const char *id, uint64_t size, const char *mem_path, GError **error)
 {
     int fd;
 
-    if (cfg->mem_path && g_file_test(cfg->mem_path, G_FILE_TEST_IS_DIR)) {
+    if (mem_path && g_file_test(mem_path, G_FILE_TEST_IS_DIR)) {
         /* As QEMU: a private file in the directory, gone once unmapped. */
-        g_autofree char *tmpl = g_build_filename(cfg->mem_path, "colo-vmm.XXXXXX", NULL);
+        g_autofree char *tmpl = g_build_filename(mem_path, "colo-vmm.XXXXXX", NULL);
         fd = g_mkstemp_full(tmpl, O_RDWR | O_CLOEXEC, 0600);
         if (fd >= 0) {
             unlink(tmpl);
         }
-    } else if (cfg->mem_path) {
-        fd = open(cfg->mem_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    } else if (mem_path) {
+        fd = open(mem_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     } else {
         fd = memfd_create(id, MFD_CLOEXEC);
     }
     if (fd < 0) {
         g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
-                    "cannot create guest RAM%s%s: %s", cfg->mem_path ? " in " : "",
-                    cfg->mem_path ? cfg->mem_path : "", g_strerror(errno));
+                    "cannot create guest RAM%s%s: %s", mem_path ? " in " : "",
+                    mem_path ? mem_path : "", g_strerror(errno));
         return NULL;
     }
     struct stat st;
@@ -40,7 +40,7 @@ static RamBlock *ram_block_new(const char *id, uint64_t size, const GuestMemoryC
                                ftruncate(fd, (off_t)size) < 0)) {
         g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
                     "cannot size guest RAM to %" PRIu64 " MiB%s%s: %s", size >> 20,
-                    cfg->mem_path ? " in " : "", cfg->mem_path ? cfg->mem_path : "",
+                    mem_path ? " in " : "", mem_path ? mem_path : "",
                     g_strerror(errno));
         close(fd);
         return NULL;
@@ -64,11 +64,15 @@ static RamBlock *ram_block_new(const char *id, uint64_t size, const GuestMemoryC
     return block;
 }
 
-static void ram_block_free(RamBlock *block)
+void ram_block_free(RamBlock *block)
 {
+    if (!block) {
+        return;
+    }
     munmap(block->host, block->size);
     close(block->fd);
     g_free(block->id);
+    g_free(block->device_id);
     g_free(block);
 }
 
@@ -92,14 +96,16 @@ GuestMemory *guest_memory_new(const GuestMemoryConfig *cfg, GError **error)
                     "guest RAM must be a multiple of 4 KiB and at least 2 MiB");
         return NULL;
     }
-    RamBlock *block = ram_block_new("pc.ram", cfg->size, cfg, error);
+    RamBlock *block = ram_block_new("pc.ram", cfg->size, cfg->mem_path, error);
     if (!block) {
         return NULL;
     }
 
     GuestMemory *mem = g_new0(GuestMemory, 1);
     mem->ram_size = cfg->size;
+    mem->ram_pages = cfg->size / GUEST_PAGE_SIZE;
     mem->blocks[mem->nr_blocks++] = block;
+    g_mutex_init(&mem->layout_lock);
 
     uint64_t low = MIN(cfg->size, GUEST_LOW_RAM_END);
     guest_memory_add_region(mem, 0, low, block, 0);
@@ -122,12 +128,55 @@ void guest_memory_free(GuestMemory *mem)
         ram_block_free(mem->blocks[i]);
     }
     dirty_log_destroy(&mem->dirty);
+    g_mutex_clear(&mem->layout_lock);
     g_free(mem);
+}
+
+bool guest_memory_plug(GuestMemory *mem, RamBlock *block, uint64_t gpa, GuestMemoryMapFunc map,
+                       void *opaque, GError **error)
+{
+    bool ok = false;
+
+    g_mutex_lock(&mem->layout_lock);
+    unsigned nb = mem->nr_blocks, nr = mem->nr_regions;
+    if (nb >= GUEST_MAX_REGIONS || nr >= GUEST_MAX_REGIONS) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NO_SPACE, "no room for another RAM block");
+        goto out;
+    }
+    for (unsigned i = 0; i < nr; i++) {
+        const MemRegion *r = &mem->regions[i];
+        if (gpa < r->gpa + r->size && r->gpa < gpa + block->size) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS,
+                        "RAM at 0x%" PRIx64 " would overlap RAM at 0x%" PRIx64, gpa, r->gpa);
+            goto out;
+        }
+    }
+    block->ram_offset = mem->ram_pages * GUEST_PAGE_SIZE;
+    /* Marks of the new pages must land before anyone can reach them. */
+    dirty_log_grow(&mem->dirty, mem->ram_pages + block->size / GUEST_PAGE_SIZE);
+    MemRegion *r = &mem->regions[nr];
+    *r = (MemRegion){ .gpa = gpa, .size = block->size, .block = block, .offset = 0, .slot = nr };
+    if (map && !map(opaque, r, error)) {
+        goto out;
+    }
+    mem->ram_pages += block->size / GUEST_PAGE_SIZE;
+    mem->blocks[nb] = block;
+    __atomic_store_n(&mem->nr_blocks, nb + 1, __ATOMIC_RELEASE);
+    /* The block first: whoever sees the region finds its block. */
+    __atomic_store_n(&mem->nr_regions, nr + 1, __ATOMIC_RELEASE);
+    ok = true;
+    qb_log(LOG_INFO, "guest RAM: %s, %" PRIu64 " MiB at 0x%" PRIx64 " added", block->id,
+           block->size >> 20, gpa);
+out:
+    g_mutex_unlock(&mem->layout_lock);
+    return ok;
 }
 
 static const MemRegion *guest_memory_find(const GuestMemory *mem, uint64_t gpa)
 {
-    for (unsigned i = 0; i < mem->nr_regions; i++) {
+    unsigned n = guest_memory_nr_regions(mem);
+
+    for (unsigned i = 0; i < n; i++) {
         const MemRegion *r = &mem->regions[i];
         if (gpa >= r->gpa && gpa - r->gpa < r->size) {
             return r;

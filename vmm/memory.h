@@ -4,7 +4,10 @@
  * Layout (the PC's): RAM starts at 0 and runs up to GUEST_LOW_RAM_END
  * (3 GiB); RAM beyond that is placed from 4 GiB up, leaving the hole below
  * 4 GiB for MMIO (IOAPIC, LAPIC, PCI). One RamBlock ("pc.ram") backs both
- * parts; each part is one KVM memory slot. */
+ * parts; each part is one KVM memory slot. RAM added at run time (a
+ * pc-dimm, vmm/dimm.h) is one more RamBlock and one more slot, published
+ * while other threads use the layout: entries are filled in before the
+ * counts that make them visible, and never change afterwards. */
 #ifndef COLO_VMM_MEMORY_H
 #define COLO_VMM_MEMORY_H
 
@@ -26,6 +29,11 @@ typedef struct RamBlock {
     uint64_t size;      /* bytes, a multiple of GUEST_PAGE_SIZE */
     int fd;             /* memfd or the -mem-path file */
     uint64_t ram_offset; /* first byte in the page numbering of the dirty log */
+    /* RAM of a pc-dimm: the device's id, slot and guest-physical address
+     * (device_id NULL for the boot RAM). */
+    char *device_id;
+    unsigned slot;
+    uint64_t addr;
 } RamBlock;
 
 /* A guest-physical range backed by part of a RamBlock (one KVM slot). */
@@ -37,15 +45,20 @@ typedef struct MemRegion {
     uint32_t slot;      /* KVM slot id */
 } MemRegion;
 
-#define GUEST_MAX_REGIONS 8
+#define GUEST_MAX_DIMMS   32
+#define GUEST_MAX_REGIONS (2 + GUEST_MAX_DIMMS)
 
 typedef struct GuestMemory {
-    uint64_t ram_size;          /* all RAM, bytes */
+    uint64_t ram_size;          /* boot RAM (-m), bytes */
     RamBlock *blocks[GUEST_MAX_REGIONS];
-    unsigned nr_blocks;
+    unsigned nr_blocks;         /* read with guest_memory_nr_blocks() off the main thread */
     MemRegion regions[GUEST_MAX_REGIONS];
-    unsigned nr_regions;
+    unsigned nr_regions;        /* read with acquire semantics: see guest_memory_plug */
+    uint64_t ram_pages;         /* pages of all blocks: where the next block's numbering starts */
     DirtyLog dirty;             /* pages written by devices (not vCPUs: KVM logs those) */
+    /* Serialises layout changes with whole-layout KVM operations (dirty
+     * logging on and off), so that no new slot misses the logging flag. */
+    GMutex layout_lock;
 } GuestMemory;
 
 typedef struct GuestMemoryConfig {
@@ -57,6 +70,29 @@ typedef struct GuestMemoryConfig {
 /* Allocate guest RAM and lay it out; does not touch KVM. */
 GuestMemory *guest_memory_new(const GuestMemoryConfig *cfg, GError **error);
 void guest_memory_free(GuestMemory *mem);
+
+/* A RamBlock of @size bytes named @id, not yet in any layout: memfd, or a
+ * file at @mem_path (a directory: an unlinked file in it). */
+RamBlock *ram_block_new(const char *id, uint64_t size, const char *mem_path, GError **error);
+void ram_block_free(RamBlock *block);
+
+/* Add @block to the layout at guest-physical @gpa, as one region: numbers
+ * its pages after all others, grows the device dirty log, calls @map (the
+ * KVM slot) under the layout lock, then publishes block and region. Any
+ * thread; vCPU, device and migration threads go on using the layout. */
+typedef bool (*GuestMemoryMapFunc)(void *opaque, const MemRegion *region, GError **error);
+bool guest_memory_plug(GuestMemory *mem, RamBlock *block, uint64_t gpa, GuestMemoryMapFunc map,
+                       void *opaque, GError **error);
+
+static inline unsigned guest_memory_nr_blocks(const GuestMemory *mem)
+{
+    return __atomic_load_n(&mem->nr_blocks, __ATOMIC_ACQUIRE);
+}
+
+static inline unsigned guest_memory_nr_regions(const GuestMemory *mem)
+{
+    return __atomic_load_n(&mem->nr_regions, __ATOMIC_ACQUIRE);
+}
 
 /* Host pointer for [gpa, gpa+len) if the whole range lies in one region,
  * NULL otherwise. Never returns a pointer for a range that crosses into

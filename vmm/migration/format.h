@@ -25,6 +25,9 @@ enum {
     MIG_REC_COMMAND = 0x03,     /* u16 command, u16 len, bytes */
     MIG_REC_EOF = 0x04,         /* the stream ends; the destination may run */
     MIG_REC_RAM_BLOCKS = 0x05,  /* u32 count, then per block: u8 idlen, id, u64 size */
+    MIG_REC_MEMORY_DEVICE = 0x06,   /* RAM added at run time (a pc-dimm): u8 idlen, id,
+                                     * u8 memdev idlen, memdev id (= RAM block id),
+                                     * u32 slot, u64 addr, u64 size */
 };
 
 /* A page entry: u64 (page offset in its block | flags), then if not

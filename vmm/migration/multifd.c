@@ -208,7 +208,7 @@ uint64_t multifd_send_pass(MultifdSend *ms, RamSave *rs, uint64_t max_pages, con
     uint64_t queued = 0;
     Packet *p = NULL;
 
-    for (unsigned bi = 0; bi < rs->mem->nr_blocks; bi++) {
+    for (unsigned bi = 0; bi < rs->nr_blocks; bi++) {
         const RamBlock *b = rs->mem->blocks[bi];
         unsigned long *map = rs->bmap[bi];
         size_t words = (b->size / GUEST_PAGE_SIZE + BITS_PER_WORD - 1) / BITS_PER_WORD;

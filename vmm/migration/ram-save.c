@@ -13,32 +13,53 @@
 
 #include "migration/format.h"
 
+static void ram_save_adopt(RamSave *rs, unsigned index)
+{
+    const RamBlock *b = rs->mem->blocks[index];
+    uint64_t pages = block_pages(b);
+    size_t words = bitmap_words(pages);
+
+    rs->bmap[index] = g_new(unsigned long, words);
+    memset(rs->bmap[index], 0xff, words * sizeof(unsigned long));
+    if (pages % BITS_PER_WORD) {
+        rs->bmap[index][words - 1] = (1UL << (pages % BITS_PER_WORD)) - 1;
+    }
+    rs->dirty += pages;
+}
+
+/* Take in blocks added since; their device-log bits are covered by "every
+ * page dirty". Returns false if there were none. */
+static bool ram_save_adopt_new(RamSave *rs)
+{
+    unsigned n = guest_memory_nr_blocks(rs->mem), first = rs->nr_blocks;
+
+    for (; rs->nr_blocks < n; rs->nr_blocks++) {
+        ram_save_adopt(rs, rs->nr_blocks);
+    }
+    for (unsigned i = first; i < n; i++) {
+        const RamBlock *b = rs->mem->blocks[i];
+        g_autofree unsigned long *scratch = g_new0(unsigned long, bitmap_words(block_pages(b)));
+        dirty_log_collect(&rs->mem->dirty, b->ram_offset / GUEST_PAGE_SIZE, block_pages(b), scratch);
+        if (first) {
+            qb_log(LOG_INFO, "migration: RAM block %s (%" G_GUINT64_FORMAT " MiB) added, sending it too",
+                   b->id, b->size >> 20);
+        }
+    }
+    return n > first;
+}
+
 bool ram_save_setup(RamSave *rs, GuestMemory *mem, Kvm *kvm, GError **error)
 {
     memset(rs, 0, sizeof(*rs));
     rs->mem = mem;
     rs->kvm = kvm;
-    for (unsigned i = 0; i < mem->nr_blocks; i++) {
-        uint64_t pages = block_pages(mem->blocks[i]);
-        size_t words = bitmap_words(pages);
-        rs->bmap[i] = g_new(unsigned long, words);
-        memset(rs->bmap[i], 0xff, words * sizeof(unsigned long));
-        if (pages % BITS_PER_WORD) {
-            rs->bmap[i][words - 1] = (1UL << (pages % BITS_PER_WORD)) - 1;
-        }
-        rs->dirty += pages;
-    }
     if (kvm && !kvm_dirty_log_start(kvm, mem, error)) {
         ram_save_cleanup(rs);
         return false;
     }
     rs->logging = kvm != NULL;
-    /* Device writes before this point are covered by "everything dirty". */
-    for (unsigned i = 0; i < mem->nr_blocks; i++) {
-        const RamBlock *b = mem->blocks[i];
-        g_autofree unsigned long *scratch = g_new0(unsigned long, bitmap_words(block_pages(b)));
-        dirty_log_collect(&mem->dirty, b->ram_offset / GUEST_PAGE_SIZE, block_pages(b), scratch);
-    }
+    /* After logging starts: every block seen now is sent whole. */
+    ram_save_adopt_new(rs);
     return true;
 }
 
@@ -54,15 +75,42 @@ void ram_save_cleanup(RamSave *rs)
     }
 }
 
+static void ram_put_id(MigChannel *c, const char *id)
+{
+    size_t len = strlen(id);
+
+    mig_put_u8(c, (uint8_t)len);
+    mig_put_bytes(c, id, len);
+}
+
+unsigned ram_save_announce(RamSave *rs, MigChannel *c)
+{
+    unsigned n = 0;
+
+    for (; rs->announced < rs->nr_blocks; rs->announced++) {
+        const RamBlock *b = rs->mem->blocks[rs->announced];
+        if (!b->device_id) {
+            continue;
+        }
+        mig_put_u8(c, MIG_REC_MEMORY_DEVICE);
+        ram_put_id(c, b->device_id);
+        ram_put_id(c, b->id);
+        mig_put_be32(c, b->slot);
+        mig_put_be64(c, b->addr);
+        mig_put_be64(c, b->size);
+        n++;
+    }
+    return n;
+}
+
 void ram_save_blocks(RamSave *rs, MigChannel *c)
 {
+    ram_save_announce(rs, c);
     mig_put_u8(c, MIG_REC_RAM_BLOCKS);
-    mig_put_be32(c, rs->mem->nr_blocks);
-    for (unsigned i = 0; i < rs->mem->nr_blocks; i++) {
+    mig_put_be32(c, rs->nr_blocks);
+    for (unsigned i = 0; i < rs->nr_blocks; i++) {
         const RamBlock *b = rs->mem->blocks[i];
-        size_t len = strlen(b->id);
-        mig_put_u8(c, (uint8_t)len);
-        mig_put_bytes(c, b->id, len);
+        ram_put_id(c, b->id);
         mig_put_be64(c, b->size);
     }
 }
@@ -80,8 +128,11 @@ static uint64_t bitmap_count(const unsigned long *map, size_t words)
 bool ram_save_sync(RamSave *rs, GError **error)
 {
     GuestMemory *mem = rs->mem;
+    /* Regions are published after their blocks: read their count first. */
+    unsigned nr = guest_memory_nr_regions(mem);
 
-    for (unsigned i = 0; rs->logging && i < mem->nr_regions; i++) {
+    ram_save_adopt_new(rs);
+    for (unsigned i = 0; rs->logging && i < nr; i++) {
         const MemRegion *r = &mem->regions[i];
         uint64_t first = r->offset / GUEST_PAGE_SIZE;
         /* Regions start on 64-page boundaries inside their block (3 GiB). */
@@ -92,7 +143,7 @@ bool ram_save_sync(RamSave *rs, GError **error)
         }
     }
     rs->dirty = 0;
-    for (unsigned i = 0; i < mem->nr_blocks; i++) {
+    for (unsigned i = 0; i < rs->nr_blocks; i++) {
         const RamBlock *b = mem->blocks[i];
         dirty_log_collect(&mem->dirty, b->ram_offset / GUEST_PAGE_SIZE, block_pages(b), rs->bmap[i]);
         rs->dirty += bitmap_count(rs->bmap[i], bitmap_words(block_pages(b)));
@@ -159,7 +210,7 @@ uint64_t ram_save_pass(RamSave *rs, MigChannel *c, uint64_t max_pages, const gin
 
     mig_put_u8(c, MIG_REC_RAM);
     rs->last_block = NULL;
-    for (unsigned i = 0; i < rs->mem->nr_blocks; i++) {
+    for (unsigned i = 0; i < rs->nr_blocks; i++) {
         const RamBlock *b = rs->mem->blocks[i];
         unsigned long *map = rs->bmap[i];
         size_t words = bitmap_words(block_pages(b));
@@ -204,13 +255,11 @@ done:
 void ram_send_single_page(MigChannel *c, const RamBlock *b, uint64_t offset, RamStats *stats)
 {
     const uint8_t *page = b->host + offset;
-    size_t len = strlen(b->id);
     bool zero = buffer_is_zero(page, GUEST_PAGE_SIZE);
 
     mig_put_u8(c, MIG_REC_RAM);
     mig_put_be64(c, offset | (zero ? MIG_PAGE_ZERO : MIG_PAGE_PAGE));
-    mig_put_u8(c, (uint8_t)len);
-    mig_put_bytes(c, b->id, len);
+    ram_put_id(c, b->id);
     if (zero) {
         mig_put_u8(c, 0);
     } else {
@@ -223,7 +272,7 @@ void ram_send_single_page(MigChannel *c, const RamBlock *b, uint64_t offset, Ram
 void ram_save_for_each_dirty_run(RamSave *rs, void (*fn)(void *opaque, const RamBlock *b,
                                                          uint64_t first, uint64_t n), void *opaque)
 {
-    for (unsigned i = 0; i < rs->mem->nr_blocks; i++) {
+    for (unsigned i = 0; i < rs->nr_blocks; i++) {
         const RamBlock *b = rs->mem->blocks[i];
         const unsigned long *map = rs->bmap[i];
         uint64_t pages = block_pages(b), run = 0;

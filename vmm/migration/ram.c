@@ -6,6 +6,8 @@
 
 #include <string.h>
 
+#include <gio/gio.h>
+
 G_STATIC_ASSERT(GUEST_PAGE_SIZE == 4096);
 
 bool buffer_is_zero(const void *buf, size_t len)
@@ -35,7 +37,9 @@ bool buffer_is_zero(const void *buf, size_t len)
 
 unsigned ram_block_index(const GuestMemory *mem, const RamBlock *b)
 {
-    for (unsigned i = 0; i < mem->nr_blocks; i++) {
+    unsigned n = guest_memory_nr_blocks(mem);
+
+    for (unsigned i = 0; i < n; i++) {
         if (mem->blocks[i] == b) {
             return i;
         }
@@ -45,10 +49,47 @@ unsigned ram_block_index(const GuestMemory *mem, const RamBlock *b)
 
 const RamBlock *ram_block_by_id(const GuestMemory *mem, const char *id)
 {
-    for (unsigned i = 0; i < mem->nr_blocks; i++) {
+    unsigned n = guest_memory_nr_blocks(mem);
+
+    for (unsigned i = 0; i < n; i++) {
         if (!strcmp(mem->blocks[i]->id, id)) {
             return mem->blocks[i];
         }
     }
     return NULL;
+}
+
+static bool ram_read_id(MigChannel *c, char id[MIG_MAX_ID_LEN + 1])
+{
+    uint8_t len = mig_get_u8(c);
+
+    mig_get_bytes(c, id, len);
+    id[len] = '\0';
+    return mig_channel_error(c) == 0;
+}
+
+bool ram_read_device_record(MigChannel *c, RamDeviceRecord *rec, GError **error)
+{
+    if (ram_read_id(c, rec->id) && ram_read_id(c, rec->memdev)) {
+        rec->slot = mig_get_be32(c);
+        rec->addr = mig_get_be64(c);
+        rec->size = mig_get_be64(c);
+    }
+    int err = mig_channel_error(c);
+    if (err) {
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(-err),
+                    "memory device record: %s", g_strerror(-err));
+        return false;
+    }
+    if (!rec->id[0] || !rec->memdev[0]) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "memory device record without an id");
+        return false;
+    }
+    return true;
+}
+
+void ram_load_state_add_block(RamLoadState *st, const GuestMemory *mem, unsigned index)
+{
+    g_free(st->maybe_data[index]);
+    st->maybe_data[index] = g_new0(unsigned long, bitmap_words(block_pages(mem->blocks[index])));
 }

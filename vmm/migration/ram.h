@@ -10,6 +10,7 @@
 #include "kvm.h"
 #include "memory.h"
 #include "migration/channel.h"
+#include "migration/format.h"
 
 typedef struct RamStats {
     uint64_t transferred;       /* bytes of RAM records sent */
@@ -24,6 +25,9 @@ typedef struct RamSave {
     GuestMemory *mem;
     Kvm *kvm;
     unsigned long *bmap[GUEST_MAX_REGIONS];     /* per block, bit = page to send */
+    unsigned nr_blocks;         /* blocks known to this migration; RAM added
+                                 * later joins at the next sync */
+    unsigned announced;         /* blocks whose memory device went out */
     uint64_t dirty;             /* bits set across all bmaps */
     const RamBlock *last_block; /* for MIG_PAGE_CONTINUE */
     RamStats stats;
@@ -34,12 +38,18 @@ typedef struct RamSave {
 bool ram_save_setup(RamSave *rs, GuestMemory *mem, Kvm *kvm, GError **error);
 void ram_save_cleanup(RamSave *rs);
 
-/* The list of RAM blocks (id, size) so the destination can check its own. */
+/* The memory devices (pc-dimm) among the blocks, then the list of RAM
+ * blocks (id, size) so the destination can check its own. */
 void ram_save_blocks(RamSave *rs, MigChannel *c);
 
 /* Collect KVM's and the device log's dirty bits into the bitmaps; returns
- * the number of pages now waiting. */
+ * the number of pages now waiting. RAM added since the last sync joins
+ * here with every page to send. */
 bool ram_save_sync(RamSave *rs, GError **error);
+
+/* Describe RAM added since the last call on @c (a MIG_REC_MEMORY_DEVICE
+ * each), before any of its pages; returns how many. */
+unsigned ram_save_announce(RamSave *rs, MigChannel *c);
 
 /* Send up to @max_pages waiting pages as one RAM record (0 = all). Stops
  * early, between pages, when *@stop becomes true. Returns pages sent. */
@@ -95,6 +105,21 @@ void ram_save_for_each_dirty_run(RamSave *rs, void (*fn)(void *opaque, const Ram
 
 /* Check the source's block list against ours. */
 bool ram_load_blocks(GuestMemory *mem, MigChannel *c, GError **error);
+
+/* A memory device record, as ram_save_announce writes it. */
+typedef struct RamDeviceRecord {
+    char id[MIG_MAX_ID_LEN + 1];        /* the pc-dimm */
+    char memdev[MIG_MAX_ID_LEN + 1];    /* its backend: the RAM block's id */
+    uint32_t slot;
+    uint64_t addr;
+    uint64_t size;
+} RamDeviceRecord;
+
+bool ram_read_device_record(MigChannel *c, RamDeviceRecord *rec, GError **error);
+
+/* A block was added to @mem at index @index on the destination: a fresh
+ * one, so all of it is known to be zero. */
+void ram_load_state_add_block(RamLoadState *st, const GuestMemory *mem, unsigned index);
 
 const RamBlock *ram_block_by_id(const GuestMemory *mem, const char *id);
 
