@@ -1,7 +1,9 @@
-/* ACPI PM1 event and control blocks at the contract's fixed ports. */
+/* ACPI PM1 event and control blocks and the GPE0 block at the contract's
+ * fixed ports. */
 #include "acpi.h"
 #include "apic.h"
 #include "console.h"
+#include "dimm.h"
 #include "io.h"
 #include "layout.h"
 #include "status.h"
@@ -12,6 +14,10 @@
 #define PM1_PWRBTN     (1u << 8)
 #define PM1_SLP_EN     (1u << 13)
 #define SCI_PIN        9
+#define GPE0_STS       0x620     /* GPE 0-7; write 1 to clear */
+#define GPE0_EN        0x628
+
+static uint8_t gpe_en;
 
 void acpi_init(uint32_t dest_apic)
 {
@@ -20,11 +26,34 @@ void acpi_init(uint32_t dest_apic)
     ioapic_route(SCI_PIN, VEC_SCI, true, false, dest_apic);
 }
 
+void acpi_gpe_enable(unsigned gpe)
+{
+    uint8_t bit = (uint8_t)(1u << gpe);
+
+    outb(GPE0_STS, bit);    /* a stale event: the caller looks anyway */
+    gpe_en |= bit;
+    outb(GPE0_EN, gpe_en);
+}
+
+/* Every port access is an exit: look at GPE0 only once one is enabled,
+ * clear only what is set. */
 void acpi_sci(void)
 {
     uint16_t sts = inw(PM1_STS);
 
-    outw(PM1_STS, sts);
+    if (sts) {
+        outw(PM1_STS, sts);
+    }
+    if (gpe_en) {
+        uint8_t gpe = inb(GPE0_STS) & gpe_en;
+
+        if (gpe) {
+            outb(GPE0_STS, gpe);    /* before the scan: a later event raises SCI again */
+        }
+        if (gpe & (1u << DIMM_GPE)) {
+            dimm_sci();
+        }
+    }
     if (sts & PM1_PWRBTN) {
         acpi_poweroff("power button");
     }

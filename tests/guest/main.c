@@ -6,6 +6,7 @@
 #include "apic.h"
 #include "cmdline.h"
 #include "console.h"
+#include "dimm.h"
 #include "intr.h"
 #include "io.h"
 #include "lib.h"
@@ -159,6 +160,7 @@ void guest_main(uint64_t si_gpa)
 
     netif_init(&cfg, bsp->apic_id);
     workload_setup(&cfg, memmap, nmemmap, ncpus);
+    dimm_init(&cfg);
     tick_setup(&cfg, ncpus);
 
     size_str(mem, sizeof(mem), STATUS->ram_bytes);

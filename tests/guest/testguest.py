@@ -6,14 +6,20 @@ Given guest memory (a QMP `pmemsave` dump), it finds the status page at
 STATUS_GPA, decodes it, and verifies every page of the workload area
 against the guest's own record: each CPU writes its slice round-robin, so
 from `writes` the generation every page must hold follows (see
-docs/test-guest.md and tests/guest/pattern.h, which this mirrors).
+docs/test-guest.md and tests/guest/pattern.h, which this mirrors). Hot-added
+DIMMs (status version 3) are verified the same way from their own records;
+their memory lies above 4 GiB, so it comes in separate dumps.
 
 Use as a module:
     mem = testguest.Memory.from_file("ram.bin")           # dump of GPA 0..
     st = testguest.read_status(mem)
     problems = testguest.verify_area(mem, st)             # [] when all is well
+    for gpa, size in testguest.dimm_spans(st):            # hot-added DIMMs
+        mem.add(gpa, pmemsave(gpa, size))
+    problems += testguest.verify_dimms(mem, st)
 or from the shell:
-    testguest.py ram.bin [--base GPA]     (exit 0: ok, 1: problems, 2: no status page)
+    testguest.py ram.bin [--base GPA] [--dimm GPA=FILE ...]
+        (exit 0: ok, 1: problems, 2: no status page)
 """
 
 import argparse
@@ -22,8 +28,10 @@ import sys
 
 STATUS_GPA = 0x9000
 STATUS_MAGIC = 0x53475443
-STATUS_VERSION = 2          # 1 is read too (no network fields)
+STATUS_VERSION = 3          # 1 and 2 are read too (no network fields, no DIMMs)
 STATUS_MAX_CPUS = 32
+STATUS_MAX_DIMMS = 16
+STATUS_DIMM_OFF = 0x900
 STATUS_CMDLINE_OFF = 0xC00
 PAGE_SIZE = 4096
 PATTERN_MAGIC = 0x50475443
@@ -33,6 +41,9 @@ FLAG_READY = 0x1
 FLAG_WORKLOAD = 0x2
 FLAG_POWEROFF = 0x4
 FLAG_CRASHED = 0x8
+FLAG_MEMHP = 0x10           # memory hotplug controller found (version 3)
+DIMM_BOOT = 0x1             # DIMM present at boot
+DIMM_HOTPLUG = 0x2          # DIMM announced by an insert event
 
 _M64 = (1 << 64) - 1
 
@@ -49,8 +60,14 @@ _NET_FIELDS = ("net_rx_frames", "net_tx_frames", "net_rx_dropped", "net_busy_tsc
                "disk_blocks", "net_ip", "net_flags", "net_tx_dropped")
 NET_UP = 0x1
 NET_DISK = 0x2
+# Version 3: hot-added DIMMs, counters at 0xb8-0xcf, records at 0x900.
+_HOTPLUG_FMT = "<IIIIQ"
+_HOTPLUG_FIELDS = ("dimm_count", "dimms_seen", "hotplug_scis", "dimms_ignored", "dimm_writes")
+_DIMM_FMT = "<IIQQQ"
+_DIMM_FIELDS = ("slot", "flags", "gpa", "pages", "writes")
 assert struct.calcsize(_STATUS_FMT) == 0x70 and struct.calcsize(_CPU_FMT) == 64
-assert struct.calcsize(_NET_FMT) == 0x48
+assert struct.calcsize(_NET_FMT) == 0x48 and struct.calcsize(_HOTPLUG_FMT) == 0x18
+assert struct.calcsize(_DIMM_FMT) == 32
 
 
 class StatusError(Exception):
@@ -86,7 +103,8 @@ class Memory:
 
 def read_status(mem, gpa=STATUS_GPA):
     """Decodes the status page: a dict of its fields, 'cpus' a list of the
-    first cpus_up CPU records, 'cmdline' a str."""
+    first cpus_up CPU records, 'dimms' a list of the first dimm_count DIMM
+    records (empty before version 3), 'cmdline' a str."""
     raw = mem.read(gpa, PAGE_SIZE)
     st = dict(zip(_STATUS_FIELDS, struct.unpack_from(_STATUS_FMT, raw, 0)))
     if st["magic"] != STATUS_MAGIC:
@@ -95,6 +113,10 @@ def read_status(mem, gpa=STATUS_GPA):
         raise StatusError("status page version %d, this checker knows 1-%d" % (st["version"], STATUS_VERSION))
     net = struct.unpack_from(_NET_FMT, raw, 0x70) if st["version"] >= 2 else (0,) * len(_NET_FIELDS)
     st.update(zip(_NET_FIELDS, net))
+    hp = struct.unpack_from(_HOTPLUG_FMT, raw, 0xB8) if st["version"] >= 3 else (0,) * len(_HOTPLUG_FIELDS)
+    st.update(zip(_HOTPLUG_FIELDS, hp))
+    st["dimms"] = [dict(zip(_DIMM_FIELDS, struct.unpack_from(_DIMM_FMT, raw, STATUS_DIMM_OFF + 32 * i)))
+                   for i in range(min(st["dimm_count"], STATUS_MAX_DIMMS))]
     n = min(st["cpus_up"], STATUS_MAX_CPUS)
     st["cpus"] = [dict(zip(_CPU_FIELDS, struct.unpack_from(_CPU_FMT, raw, 0x100 + 64 * i))) for i in range(n)]
     cmd = raw[STATUS_CMDLINE_OFF:]
@@ -177,9 +199,62 @@ def verify_area(mem, st=None, max_problems=20):
     return problems
 
 
+def dimm_span(dimm):
+    """(gpa, size) of the part of a DIMM the checker reads: all of it once
+    every page was written, else the pages written so far plus the one in
+    flight (the others hold nothing to check)."""
+    pages = min(dimm["pages"], dimm["writes"] + 1)
+    return dimm["gpa"], pages * PAGE_SIZE
+
+
+def dimm_spans(st):
+    """dimm_span() of every DIMM in the status page, in record order."""
+    return [dimm_span(d) for d in st["dimms"]]
+
+
+def verify_dimms(mem, st=None, max_problems=20):
+    """Checks the pages of every hot-added DIMM against its record, as
+    verify_area() does for the CPUs' slices: the boot CPU writes a DIMM
+    round-robin from its first page, and a page's header names its frame
+    number (gpa / 4096). @mem must hold dimm_span() of each DIMM (a
+    missing one is a problem). [] when all is well; stop the guest first."""
+    if st is None:
+        st = read_status(mem)
+    problems = []
+    for d in st["dimms"]:
+        gpa, pages, writes = d["gpa"], d["pages"], d["writes"]
+        name = "dimm slot %d (gpa 0x%x)" % (d["slot"], gpa)
+        if not pages or gpa % PAGE_SIZE or (gpa >> 12) + pages > 1 << 32:
+            problems.append("%s: bad record: %d pages" % (name, pages))
+            continue
+        span = dimm_span(d)[1]
+        try:
+            data = mem.read(gpa, span)
+        except ValueError:
+            problems.append("%s: its first %d bytes are not in the dump" % (name, span))
+            continue
+        cursor = writes % pages
+        for off in range(span // PAGE_SIZE):
+            why = verify_page(data[off * PAGE_SIZE:(off + 1) * PAGE_SIZE], (gpa >> 12) + off,
+                              expected_gen(writes, pages, off), in_flight=(off == cursor))
+            if why:
+                problems.append("%s page %d (gpa 0x%x): %s" % (name, off, gpa + off * PAGE_SIZE, why))
+                if len(problems) >= max_problems:
+                    problems.append("... stopping after %d problems" % max_problems)
+                    return problems
+    return problems
+
+
+def verify_all(mem, st=None, max_problems=20):
+    """verify_area() and verify_dimms() together."""
+    if st is None:
+        st = read_status(mem)
+    return verify_area(mem, st, max_problems) + verify_dimms(mem, st, max_problems)
+
+
 def describe(st):
     flags = [n for b, n in ((FLAG_READY, "ready"), (FLAG_WORKLOAD, "workload"), (FLAG_POWEROFF, "poweroff"),
-                            (FLAG_CRASHED, "CRASHED")) if st["flags"] & b]
+                            (FLAG_CRASHED, "CRASHED"), (FLAG_MEMHP, "memhp")) if st["flags"] & b]
     lines = ["heartbeat=%d pages_dirtied=%d cpus=%d/%d flags=%s" % (
         st["heartbeat"], st["pages_dirtied"], st["cpus_up"], st["cpus_found"], ",".join(flags) or "-"),
         "area=%d pages at 0x%x dirty_pages=%d dirty_ms=%d hz=%d cmdline=%r" % (
@@ -197,6 +272,13 @@ def describe(st):
     for i, c in enumerate(st["cpus"]):
         lines.append("cpu %d: apic %d online=%d ticks=%d slice=%d+%d writes=%d" % (
             i, c["apic_id"], c["online"], c["ticks"], c["slice_first"], c["slice_pages"], c["writes"]))
+    if st["dimms_seen"] or st["hotplug_scis"]:
+        lines.append("dimms: added=%d seen=%d ignored=%d hotplug_scis=%d writes=%d" % (
+            st["dimm_count"], st["dimms_seen"], st["dimms_ignored"], st["hotplug_scis"], st["dimm_writes"]))
+    for d in st["dimms"]:
+        how = "boot" if d["flags"] & DIMM_BOOT else "hotplug" if d["flags"] & DIMM_HOTPLUG else "?"
+        lines.append("dimm slot %d (%s): gpa 0x%x pages=%d writes=%d" % (
+            d["slot"], how, d["gpa"], d["pages"], d["writes"]))
     return "\n".join(lines)
 
 
@@ -204,8 +286,20 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description="Check a colo-testguest memory dump (QMP pmemsave).")
     ap.add_argument("dump", help="guest memory dump")
     ap.add_argument("--base", type=lambda s: int(s, 0), default=0, help="guest-physical address of its first byte")
+    ap.add_argument("--dimm", action="append", default=[], metavar="GPA=FILE",
+                    help="dump of guest memory from GPA (a hot-added DIMM, or its first part); repeatable")
     args = ap.parse_args(argv)
     mem = Memory.from_file(args.dump, args.base)
+    for spec in args.dimm:
+        gpa, sep, path = spec.partition("=")
+        try:
+            if not sep or not path:
+                raise ValueError(spec)
+            with open(path, "rb") as f:
+                mem.add(int(gpa, 0), f.read())
+        except (ValueError, OSError) as e:
+            print("testguest: --dimm %s: %s" % (spec, e), file=sys.stderr)
+            return 2
     try:
         st = read_status(mem)
     except (StatusError, ValueError) as e:
@@ -213,10 +307,13 @@ def main(argv=None):
         return 2
     print(describe(st))
     problems = verify_area(mem, st)
-    for p in problems:
+    dimm_problems = verify_dimms(mem, st)
+    for p in problems + dimm_problems:
         print("testguest: %s" % p)
     print("testguest: area %s" % ("CORRUPT" if problems else "ok"))
-    return 1 if problems else 0
+    if st["dimms"]:
+        print("testguest: dimms %s" % ("CORRUPT or missing" if dimm_problems else "ok"))
+    return 1 if problems or dimm_problems else 0
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 #include "acpi.h"
 #include "apic.h"
 #include "console.h"
+#include "dimm.h"
 #include "netif.h"
 #include "status.h"
 #include "tick.h"
@@ -33,6 +34,9 @@ static void tick_status_line(uint64_t hb, uint64_t dirtied)
             n += ksnprintf(buf + n, sizeof(buf) - (unsigned)n, "%s%lu", i ? "," : "", us);
         }
     }
+    if (dimm_count() && n < (int)sizeof(buf)) {
+        ksnprintf(buf + n, sizeof(buf) - (unsigned)n, " dimms=%u dimm_dirtied=%lu", dimm_count(), dimm_writes());
+    }
     kprintf("%s\n", buf);
 }
 
@@ -45,6 +49,7 @@ static void tick_second(void)
         dirtied += cpu_areas[i].pc.writes;
     }
     STATUS->pages_dirtied = dirtied;
+    STATUS->dimm_writes = dimm_writes();
     netif_status();
     STATUS->heartbeat = hb;
     if (cfg.interval && hb % cfg.interval == 0) {
@@ -66,6 +71,7 @@ void tick_handle(struct percpu *c)
     STATUS->cpu[c->index].ticks = c->ticks;
     workload_tick(c);
     if (c->index == 0) {
+        dimm_tick(c);
         netif_tick(c, cfg.hz);
         if (c->ticks % cfg.hz == 0) {
             tick_second();

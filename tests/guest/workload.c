@@ -82,6 +82,11 @@ void workload_start(void)
     }
 }
 
+bool workload_running(void)
+{
+    return running;
+}
+
 static void workload_write(struct percpu *c)
 {
     uint64_t w = c->writes;

@@ -4,6 +4,7 @@
 #ifndef TESTGUEST_WORKLOAD_H
 #define TESTGUEST_WORKLOAD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cmdline.h"
@@ -25,5 +26,7 @@ void workload_setup(const struct guest_config *cfg, const struct memmap_entry *m
 void workload_start(void);
 /* Per tick, on every CPU. */
 void workload_tick(struct percpu *c);
+/* Started, with an area and a rate. */
+bool workload_running(void);
 
 #endif

@@ -121,14 +121,35 @@ class Vmm:
     def heartbeat(self):
         return self.status()["heartbeat"]
 
-    def workload_problems(self):
-        """Checks the test guest's workload area against its own record
-        (testguest.verify_area); stop the guest first. [] when consistent."""
-        st = testguest.read_status(testguest.Memory.from_bytes(self.read_guest(0x9000, 4096), 0x9000),
-                                   0x9000)
+    def guest_status(self):
+        """The whole status page decoded by testguest.read_status (a dict;
+        'dimms' lists the hot-added DIMMs the guest uses)."""
+        return testguest.read_status(testguest.Memory.from_bytes(self.read_guest(STATUS_GPA, 4096), STATUS_GPA))
+
+    def dimm_problems(self, st=None):
+        """Checks the pages of every DIMM the test guest added against its
+        own record (testguest.verify_dimms); stop the guest first. Reads
+        only the part of each DIMM written so far. [] when consistent, also
+        for a guest without DIMMs. @st: a guest_status() read after the
+        stop, if the caller has one."""
+        if st is None:
+            st = self.guest_status()
+        mem = testguest.Memory()
+        for gpa, size in testguest.dimm_spans(st):
+            mem.add(gpa, self.read_guest(gpa, size))
+        return testguest.verify_dimms(mem, st)
+
+    def workload_problems(self, dimms=True):
+        """Checks the test guest's workload area, and with @dimms its
+        hot-added DIMMs, against its own record (testguest.verify_area,
+        verify_dimms); stop the guest first. [] when consistent."""
+        st = self.guest_status()
         end = st["area_gpa"] + st["area_pages"] * 4096
         mem = testguest.Memory.from_bytes(self.read_guest(0, end), 0)
-        return testguest.verify_area(mem, st)
+        problems = testguest.verify_area(mem, st)
+        if dimms:
+            problems += self.dimm_problems(st)
+        return problems
 
     def wait_exit(self, timeout=30):
         try:
