@@ -1,6 +1,6 @@
 /* PVH entry: the VMM starts us in 32-bit flat protected mode, paging off,
  * interrupts off, %ebx = hvm_start_info. We load our own GDT, identity-map
- * the first 8 GiB with 2 MiB pages, enter long mode and call guest_main()
+ * the first 4 GiB with 2 MiB pages, enter long mode and call guest_main()
  * on CPU 0's stack. */
 #include "layout.h"
 #include "longmode.inc"
@@ -81,10 +81,9 @@ gdt_desc:
     .word gdt_end - gdt - 1
     .quad gdt
 
-/* Identity map of 0-4 GiB in 2 MiB pages, the top GiB (LAPIC, IOAPIC,
- * PCI holes) uncached; 4-8 GiB write-back for hot-added DIMMs (the
- * hotplug area starts at 4 GiB in guests with up to 3 GiB of RAM).
- * dimm.c maps further GiBs on demand through pdpt. */
+/* Identity map of 0-4 GiB in 2 MiB pages; the top GiB (LAPIC, IOAPIC,
+ * PCI holes) uncached. dimm.c maps hot-added RAM above on demand,
+ * through pdpt. */
     .section .data.pagetables, "aw"
     .balign 4096
     .globl pml4, pdpt
@@ -92,8 +91,8 @@ pml4:
     .quad pdpt + 0x3
     .fill 511, 8, 0
 pdpt:
-    .quad pd + 0x0003, pd + 0x1003, pd + 0x2003, pd + 0x3003, pd + 0x4003
-    .fill 507, 8, 0
+    .quad pd + 0x0003, pd + 0x1003, pd + 0x2003, pd + 0x3003
+    .fill 508, 8, 0
 pd:
     .set addr, 0
     .rept 1536
@@ -102,9 +101,5 @@ pd:
     .endr
     .rept 512
     .quad addr + 0x9b               /* P, RW, PWT, PCD, PS */
-    .set addr, addr + 0x200000
-    .endr
-    .rept 512
-    .quad addr + 0x83               /* 4-8 GiB: P, RW, PS */
     .set addr, addr + 0x200000
     .endr
