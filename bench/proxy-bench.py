@@ -1,23 +1,49 @@
 #!/usr/bin/env python3
 """colo-proxy benchmark (not a test): packets per second through
-compare-and-release, and TCP stream throughput, on this machine.
+compare-and-release, TCP stream throughput and the latency colo-proxy adds,
+each next to what the same namespaces and CPUs give without colo-proxy.
 
-  sudo COLO_BUILDDIR=/path/to/build bench/proxy-bench.py [--stream-mib N] [--small-mib N] [--l2] [--cc CC]
+  sudo COLO_BUILDDIR=/path/to/build bench/proxy-bench.py [--stream-mib N] [--small-mib N]
+       [--rounds N] [--l2] [--cc CC] [--echo-delay-us N] [--pings N]
 
-1. engine: the compare engine alone (bench/proxy-bench-engine.c).
-   Then UDP round trips client -> guest -> client, without and with the
-   proxies (the added latency of the whole hold/compare/release path).
-2. full path, TCP stream: the namespace set-up of
-   tests/netfilter/test-proxy-netns.py (two guests, two proxies, NFQUEUE
-   with GSO and batch verdicts; with --l2 the user-space L2 path of
-   test-proxy-l2.py instead); the client fetches N MiB.
-3. full path, small packets: the same with GSO off in the guests
-   (gso_max_segs 1) and the client advertising an MSS of 88 bytes, so
-   every packet the proxy holds and compares is small.
-The last line is the full-path small-packet rate, "N kpps"."""
+The namespace set-up of tests/netfilter/test-proxy-netns.py: a client, a
+primary host with the primary guest, a secondary host with the secondary
+guest. Each round measures three ways of running the primary host, one
+after the other (rounds interleave them, so a change in machine load hits
+all three):
+
+  forward     plain IP forwarding, no NFQUEUE: the topology's own ceiling;
+  accept-all  a trivial NFQUEUE consumer (bench/proxy-bench-accept.c) that
+              accepts every packet, with NFQA_CFG_F_GSO, whole packets
+              copied and one batch verdict per read of up to 32: the
+              ceiling of any NFQUEUE consumer here;
+  colo-proxy  the full path: both proxies, NFQUEUE with GSO and batch
+              verdicts, mirroring over AF_PACKET, the peer link over TCP,
+              the secondary's copy compared before each release (with --l2
+              the user-space L2 path of test-proxy-l2.py instead; then one
+              round, colo-proxy last, since the L2 set-up replaces the
+              forwarding path).
+
+Each way runs:
+  latency     UDP round trips one at a time to an echo server that answers
+              --echo-delay-us late on the primary guest and at once on the
+              secondary, so the secondary's copy always waits in the proxy
+              and every reply is an already-matched packet. Printed: the
+              client's round trip, and the time from the kernel's receipt
+              of the reply on the primary host to its accept verdict (both
+              NFQUEUE consumers read the kernel's receive timestamp);
+  TCP stream  the client fetches --stream-mib MiB;
+  small       the same with GSO off in the guests (gso_max_segs 1) and the
+              client advertising an MSS of 88 bytes, so every packet is small.
+Packets are counted on the primary host's side of the guest's veth.
+A thread stands in for colod and commits whenever the proxy asks.
+The last line is the full-path small-packet rate, "N kpps" (median of
+the rounds)."""
 import argparse
 import json
 import os
+import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -28,6 +54,8 @@ SRC = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(SRC, "tests", "netfilter"))
 import netns_topo as netns  # noqa: E402
 from proxyctl import ProxyCtl  # noqa: E402
+
+QUEUE = "7"
 
 
 class Coordinator(threading.Thread):
@@ -71,7 +99,7 @@ def machine_busy():
 
 
 class CpuMeter:
-    """Where the CPU time of one phase goes: each proxy, and the machine."""
+    """Where the CPU time of one phase goes: each consumer, and the machine."""
 
     def __init__(self, procs):
         self.procs = procs
@@ -88,127 +116,310 @@ class CpuMeter:
         parts = ["%s %.2f s (%.0f %%; user %.2f s, system %.2f s)" % (k, sum(v), 100.0 * sum(v) / wall, v[0], v[1])
                  for k, v in used.items()]
         busy = (m1[0] - self.m0[0]) / max(1, m1[1] - self.m0[1]) * 100.0
-        return "CPU over %.2f s: %s; all %d CPUs %.0f %% busy" % (wall, ", ".join(parts), ncpu, busy)
+        return "CPU over %.2f s: %s%sall %d CPUs %.0f %% busy" % (wall, ", ".join(parts), "; " if parts else "",
+                                                                   ncpu, busy)
 
 
-def fetch(topo, mib):
-    t0 = time.monotonic()
-    r = topo.exe("c", sys.executable, netns.PEER, "fetch", "10.77.0.2", "7000", str(mib << 20), timeout=600,
-                 check=False)
-    if r.returncode:
-        raise RuntimeError("fetch failed: " + r.stderr.strip().splitlines()[-1])
-    dt = time.monotonic() - t0
-    n = int(r.stdout.split()[0])
-    if n != mib << 20:
-        raise RuntimeError("fetch got %d bytes" % n)
-    return dt
+def load():
+    return "load %s" % " ".join(open("/proc/loadavg").read().split()[:3])
+
+
+def pct(hist, p):
+    """The p-th percentile (0..100) of {us: count}."""
+    total = sum(hist.values())
+    if not total:
+        return float("nan")
+    want, seen = total * p / 100.0, 0
+    for us in sorted(hist):
+        seen += hist[us]
+        if seen >= want:
+            return us
+    return max(hist)
+
+
+def lat_hist(stats, name):
+    return {b[0]: b[1] for b in stats.get(name, {}).get("buckets", [])}
+
+
+def lat_diff(s0, s1, name):
+    h0, h1 = lat_hist(s0, name), lat_hist(s1, name)
+    return {k: v - h0.get(k, 0) for k, v in h1.items() if v - h0.get(k, 0)}
+
+
+def lat_text(h):
+    # 1 us buckets: a bucket's value is its lower bound; "+1" is the upper.
+    return "%d packets, p50 %d us, p99 %d us, p99.9 %d us" % (sum(h.values()), pct(h, 50) + 1, pct(h, 99) + 1,
+                                                           pct(h, 99.9) + 1) if h else "no packets"
+
+
+class Bench:
+    def __init__(self, args, build):
+        self.args = args
+        self.build = build
+        self.topo = netns.Topology()
+        self.results = {}   # mode -> list of dicts
+
+    def rx_packets(self):
+        out = subprocess.run(["ip", "-n", self.topo.ns["ph"], "-s", "-j", "link", "show", self.primary_if],
+                             check=True, capture_output=True, text=True).stdout
+        return json.loads(out)[0]["stats64"]["rx"]["packets"]
+
+    def fetch(self, mib):
+        t0 = time.monotonic()
+        r = self.topo.exe("c", sys.executable, netns.PEER, "fetch", "10.77.0.2", "7000", str(mib << 20), "nohash",
+                          timeout=600, check=False)
+        if r.returncode:
+            raise RuntimeError("fetch failed: " + (r.stderr.strip().splitlines() or ["?"])[-1])
+        dt = time.monotonic() - t0
+        n = int(r.stdout.split()[0])
+        if n != mib << 20:
+            raise RuntimeError("fetch got %d bytes" % n)
+        return dt
+
+    def uping(self, port, count):
+        out = self.topo.exe("c", sys.executable, netns.PEER, "uping", "10.77.0.2", str(port), str(count),
+                            timeout=300).stdout
+        return [float(x) for x in out.split()]
+
+    def small(self, on):
+        for g, dev in (("pg", "pg0"), ("sg", "sg0")):
+            self.topo.ip(g, "link", "set", dev, "gso_max_segs", "1" if on else "65535")
+        self.topo.ip("c", "route", "change", "default", "via", "10.78.0.1", *(["advmss", "88"] if on else []))
+
+    def stop(self, proc):
+        """Stop a process we started (its own process group) and return its output."""
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        out = proc.communicate(timeout=10)[0] if proc.stdout else ""
+        self.topo.procs.remove(proc)
+        return out or ""
+
+    # --- one mode: latency, stream, small -------------------------------
+
+    def transfer(self, hooks, phase, mib):
+        """The client fetches mib MiB: (seconds, packets from the guest, the hooks' text, CPU)."""
+        hooks.begin(phase)
+        rx0 = self.rx_packets()
+        meter = CpuMeter(hooks.procs)
+        dt = self.fetch(mib)
+        cpu = meter.report(dt)
+        pk = self.rx_packets() - rx0
+        return dt, pk, hooks.end(phase), cpu
+
+    def measure(self, mode, hooks):
+        res = {"mode": mode}
+        a = self.args
+        hooks.begin("latency")
+        res["rtt"] = self.uping(7004, a.pings)
+        print("%s, latency: UDP round trip to a guest that answers %d us late: p50 %.0f us, p99 %.0f us%s (%s)" % (
+            mode, a.echo_delay_us, res["rtt"][0], res["rtt"][1], hooks.end("latency"), load()), flush=True)
+
+        dt, pk, extra, cpu = self.transfer(hooks, "stream", a.stream_mib)
+        res["gbps"] = a.stream_mib * 8 * 1.048576e6 / dt / 1e9
+        print("%s, TCP stream: %d MiB in %.2f s = %.2f Gbit/s, %d packets from the guest%s (%s)" % (
+            mode, a.stream_mib, dt, res["gbps"], pk, extra, load()), flush=True)
+        print("  " + cpu, flush=True)
+
+        self.small(True)
+        try:
+            dt, pk, extra, cpu = self.transfer(hooks, "small", a.small_mib)
+        finally:
+            self.small(False)
+        res["kpps"] = pk / dt / 1000.0
+        print("%s, small packets: %d MiB in %.2f s, %d packets (%.0f bytes each on average) = %.0f kpps%s (%s)" % (
+            mode, a.small_mib, dt, pk, (a.small_mib << 20) / max(pk, 1), res["kpps"], extra, load()), flush=True)
+        print("  " + cpu, flush=True)
+        self.results.setdefault(mode, []).append(res)
+
+    class NoHooks:
+        procs = {}
+
+        def begin(self, phase):
+            pass
+
+        def end(self, phase):
+            return ""
+
+    def run_forward(self):
+        self.measure("forward", self.NoHooks())
+
+    class AcceptAllHooks:
+        """One consumer per phase, so its figures are the phase's alone."""
+
+        def __init__(self, bench):
+            self.bench = bench
+            self.procs = {}
+            self.proc = None
+
+        def begin(self, phase):
+            topo = self.bench.topo
+            self.proc = topo.spawn("ph", os.path.join(self.bench.build, "tests", "netfilter", "proxy-bench-accept"),
+                                   "--queue", QUEUE, "--batch", "32")
+            if not netns.wait_ready(self.proc):
+                raise RuntimeError("proxy-bench-accept did not start")
+            self.procs = {"accept-all consumer": self.proc}
+
+        def end(self, phase):
+            v = self.bench.stop(self.proc).split()
+            self.proc = None
+            if len(v) < 7:
+                return "; accept-all consumer printed %s" % v
+            return ("; accept-all consumer: %s packets in %s reads, %s verdicts, kernel receipt to verdict "
+                    "p50 %s us, p99 %s us, max %s us" % (v[0], v[2], v[3], v[4], v[5], v[6]))
+
+    def run_accept_all(self):
+        rule = ["FORWARD", "-i", "pgh", "-j", "NFQUEUE", "--queue-num", QUEUE]
+        self.topo.exe("ph", "iptables", "-A", *rule)
+        hooks = self.AcceptAllHooks(self)
+        try:
+            self.measure("accept-all", hooks)
+        finally:
+            if hooks.proc:
+                self.stop(hooks.proc)
+            self.topo.exe("ph", "iptables", "-D", *rule, check=False)
+
+    class ProxyHooks:
+        def __init__(self, bench, pctl, sctl, procs):
+            self.bench, self.pctl, self.sctl, self.procs = bench, pctl, sctl, procs
+
+        def begin(self, phase):
+            self.before = (self.pctl.execute("query-stats"), self.sctl.execute("query-stats"))
+
+        def end(self, phase):
+            after = (self.pctl.execute("query-stats"), self.sctl.execute("query-stats"))
+            if phase == "latency":
+                return self.bench.lat_text(self.before[0], after[0])
+            return self.bench.proxy_text(self.before, after)
+
+    def run_colo_proxy(self):
+        topo, a = self.topo, self.args
+        pmode = ["--uplink", "pu0"] if a.l2 else ["-q", QUEUE, "--kernel-timestamps"]
+        psock, ssock = os.path.join(topo.tmp, "p.sock"), os.path.join(topo.tmp, "s.sock")
+        for s in (psock, ssock):
+            if os.path.exists(s):
+                os.unlink(s)
+        pproc = topo.spawn("ph", netns.PROXY, "-r", "primary", "-i", "pgh", *pmode, "-L", "10.79.0.1:7700",
+                           "-c", psock, log="primary.log")
+        sproc = topo.spawn("sh", netns.PROXY, "-r", "secondary", "-i", "sgh", "-q", QUEUE,
+                           *(["--forward-all"] if a.l2 else []), "-C", "10.79.0.1:7700", "-c", ssock,
+                           log="secondary.log")
+        coord = None
+        try:
+            if not netns.wait_for(lambda: os.path.exists(psock) and os.path.exists(ssock)):
+                raise RuntimeError("proxies did not start")
+            pctl, sctl = ProxyCtl(psock), ProxyCtl(ssock)
+            if not netns.wait_for(lambda: pctl.execute("query-status")["peer-link"]):
+                raise RuntimeError("proxies did not link up")
+            coord = Coordinator(psock, ssock)
+            coord.start()
+            self.measure("colo-proxy", self.ProxyHooks(self, pctl, sctl,
+                                                       {"primary proxy": pproc, "secondary proxy": sproc}))
+            print("  checkpoints the proxy asked for: %d %s" % (coord.commits, json.dumps(coord.reasons)))
+        finally:
+            if coord:
+                coord.stop = True
+                coord.join(2)
+            for p in (pproc, sproc):
+                self.stop(p)
+
+    def lat_text(self, s0, s1):
+        m = lat_diff(s0, s1, "matched-verdict-latency-us")
+        return "; proxy, kernel receipt to verdict of the already-matched: %s" % lat_text(m)
+
+    def proxy_text(self, before, after):
+        (p0, s0), (p1, s1) = before, after
+
+        def d(st0, st1, k):
+            return st1.get(k, 0) - st0.get(k, 0)
+
+        def per(st0, st1, num, den):
+            return d(st0, st1, num) / max(1, d(st0, st1, den))
+        bad = {k: v - p0["mismatches"].get(k, 0) for k, v in p1["mismatches"].items() if v - p0["mismatches"].get(k, 0)}
+        hist = {}
+        for b0, b1 in zip(p0["hold-time-us"], p1["hold-time-us"]):
+            if b1["count"] - b0["count"]:
+                hist[b1.get("below", "inf")] = b1["count"] - b0["count"]
+        m = lat_diff(p0, p1, "matched-verdict-latency-us")
+        al = lat_diff(p0, p1, "verdict-latency-us")
+        return ("; %d held, %d released, %d batch verdicts, mismatches %s\n"
+                "  frames per syscall: primary NFQUEUE %.1f, capture %.1f, link write %.1f; secondary capture "
+                "%.1f, link write %.1f, injection %.1f\n"
+                "  lost on the way: link %d (primary) %d (secondary), injection errors %d, NFQUEUE %d\n"
+                "  kernel receipt to verdict: all %s; already matched %s\n"
+                "  hold-time histogram (us): %s") % (
+            d(p0, p1, "held"), d(p0, p1, "released"), d(p0, p1, "nfq-batch-verdicts"), json.dumps(bad),
+            per(p0, p1, "nfq-packets", "nfq-recv-calls"), per(p0, p1, "guest-frames", "capture-recv-calls"),
+            per(p0, p1, "link-sent", "link-writes"), per(s0, s1, "guest-frames", "capture-recv-calls"),
+            per(s0, s1, "link-sent", "link-writes"), per(s0, s1, "injected", "inject-calls"),
+            d(p0, p1, "link-dropped-full") + d(p0, p1, "link-dropped-down"),
+            d(s0, s1, "link-dropped-full") + d(s0, s1, "link-dropped-down"), d(s0, s1, "inject-errors"),
+            d(p0, p1, "nfq-lost"), lat_text(al), lat_text(m),
+            ", ".join("<%s: %d" % (k, v) for k, v in hist.items()))
+
+    def main(self):
+        a = self.args
+        eng = subprocess.run([os.path.join(self.build, "tests", "netfilter", "proxy-bench-engine")], check=True,
+                             capture_output=True, text=True, timeout=300).stdout
+        for line in eng.splitlines():
+            print(line if line.startswith("engine") else "engine: " + line, flush=True)
+        topo = self.topo
+        topo.setup()
+        self.primary_if = "pgh"
+        if a.cc:
+            os.environ["COLO_PEER_CC"] = a.cc
+        for g, delay in (("pg", [str(a.echo_delay_us)]), ("sg", [])):
+            for args in (["uecho", "7004", *delay], ["serve", "7000"]):
+                if not netns.wait_ready(topo.spawn(g, sys.executable, netns.PEER, *args)):
+                    raise RuntimeError("guest server did not start")
+        rounds = 1 if a.l2 else a.rounds
+        for r in range(rounds):
+            print("--- round %d of %d (%s)" % (r + 1, rounds, load()), flush=True)
+            self.run_forward()
+            self.run_accept_all()
+            if a.l2:
+                topo.use_l2_path()
+                self.primary_if = "pgh"
+            self.run_colo_proxy()
+        self.summary()
+
+    def summary(self):
+        def med(mode, k):
+            v = [r[k] for r in self.results.get(mode, [])]
+            return statistics.median(v) if v else float("nan")
+        print("--- summary (medians of %d rounds)" % len(self.results.get("colo-proxy", [])))
+        for k, unit, fmt in (("gbps", "Gbit/s", "%.2f"), ("kpps", "kpps", "%.0f")):
+            f, acc, cp = med("forward", k), med("accept-all", k), med("colo-proxy", k)
+            print(("%s: forward " + fmt + ", accept-all " + fmt + ", colo-proxy " + fmt + " %s; colo-proxy is "
+                   "%.0f %% of accept-all, accept-all %.0f %% of forward") % (
+                       "TCP stream" if k == "gbps" else "small packets", f, acc, cp, unit, 100 * cp / acc,
+                       100 * acc / f))
+        f = [r["rtt"] for r in self.results["forward"]]
+        cp = [r["rtt"] for r in self.results["colo-proxy"]]
+        print("already-matched reply, client round trip added by colo-proxy: p50 %.0f us, p99 %.0f us" % (
+            statistics.median(c[0] for c in cp) - statistics.median(x[0] for x in f),
+            statistics.median(c[1] for c in cp) - statistics.median(x[1] for x in f)))
+        print("%.0f kpps" % med("colo-proxy", "kpps"))
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stream-mib", type=int, default=1024)
     ap.add_argument("--small-mib", type=int, default=16)
+    ap.add_argument("--rounds", type=int, default=1, help="repeat forward, accept-all, colo-proxy N times")
+    ap.add_argument("--echo-delay-us", type=int, default=2000,
+                    help="the primary guest's echo answers this late, so the secondary's copy is waiting")
+    ap.add_argument("--pings", type=int, default=2000)
     ap.add_argument("--l2", action="store_true", help="the primary on the user-space L2 path (--uplink)")
     ap.add_argument("--cc", help="TCP congestion control of the guests' servers (a namespace may use only "
                     "what net.ipv4.tcp_allowed_congestion_control lists; default: the host's)")
     args = ap.parse_args()
-    build = os.environ.get("COLO_BUILDDIR", os.getcwd())
-
-    eng = subprocess.run([os.path.join(build, "tests", "netfilter", "proxy-bench-engine")], check=True,
-                         capture_output=True, text=True, timeout=300).stdout
-    for line in eng.splitlines():
-        print(line if line.startswith("engine") else "engine: " + line, flush=True)
-
-    topo = netns.Topology()
+    b = Bench(args, os.environ.get("COLO_BUILDDIR", os.getcwd()))
     try:
-        topo.setup()
-        if args.cc:
-            os.environ["COLO_PEER_CC"] = args.cc
-        for g in ("pg", "sg"):
-            if not netns.wait_ready(topo.spawn(g, sys.executable, netns.PEER, "uecho", "7003")):
-                raise RuntimeError("echo server did not start")
-
-        def uping():
-            out = topo.exe("c", sys.executable, netns.PEER, "uping", "10.77.0.2", "7003", "2000", timeout=120).stdout
-            return [float(x) for x in out.split()]
-
-        base = uping()
-        if args.l2:
-            topo.use_l2_path()
-        pmode = ["--uplink", "pu0"] if args.l2 else ["-q", "7"]
-        psock, ssock = os.path.join(topo.tmp, "p.sock"), os.path.join(topo.tmp, "s.sock")
-        pproc = topo.spawn("ph", netns.PROXY, "-r", "primary", "-i", "pgh", *pmode, "-L", "10.79.0.1:7700",
-                           "-c", psock, log="primary.log")
-        sproc = topo.spawn("sh", netns.PROXY, "-r", "secondary", "-i", "sgh", "-q", "7",
-                           *(["--forward-all"] if args.l2 else []), "-C", "10.79.0.1:7700",
-                           "-c", ssock, log="secondary.log")
-        pctl = ProxyCtl(psock)
-        sctl = ProxyCtl(ssock)
-        if not netns.wait_for(lambda: pctl.execute("query-status")["peer-link"]):
-            raise RuntimeError("proxies did not link up")
-        for g in ("pg", "sg"):
-            if not netns.wait_ready(topo.spawn(g, sys.executable, netns.PEER, "serve", "7000")):
-                raise RuntimeError("server did not start")
-        coord = Coordinator(psock, ssock)
-        coord.start()
-        held = uping()
-        print("full path, UDP round trip (2000, one at a time): p50 %.0f us, p99 %.0f us without colo-proxy; "
-              "p50 %.0f us, p99 %.0f us with it" % (base[0], base[1], held[0], held[1]), flush=True)
-
-        procs = {"primary proxy": pproc, "secondary proxy": sproc}
-        before = pctl.execute("query-stats")
-        meter = CpuMeter(procs)
-        dt = fetch(topo, args.stream_mib)
-        cpu = meter.report(dt)
-        after = pctl.execute("query-stats")
-        pk = after["held"] - before["held"]
-        print("full path, TCP stream: %d MiB in %.2f s = %.2f Gbit/s, %d packets held and compared (GSO), "
-              "%d batch verdicts" % (args.stream_mib, dt, args.stream_mib * 8 * 1.048576e6 / dt / 1e9, pk,
-                                     after.get("nfq-batch-verdicts", 0) - before.get("nfq-batch-verdicts", 0)),
-              flush=True)
-        print("  " + cpu, flush=True)
-
-        for g, dev in (("pg", "pg0"), ("sg", "sg0")):
-            topo.ip(g, "link", "set", dev, "gso_max_segs", "1")
-        topo.ip("c", "route", "change", "default", "via", "10.78.0.1", "advmss", "88")
-        before, sbefore = pctl.execute("query-stats"), sctl.execute("query-stats")
-        meter = CpuMeter(procs)
-        try:
-            dt = fetch(topo, args.small_mib)
-        except RuntimeError:
-            print(json.dumps({"primary": pctl.execute("query-stats"), "secondary": sctl.execute("query-stats"),
-                              "checkpoints": coord.reasons}), file=sys.stderr)
-            raise
-        cpu = meter.report(dt)
-        after, safter = pctl.execute("query-stats"), sctl.execute("query-stats")
-        pk = after["held"] - before["held"]
-        bad = {k: v for k, v in after["mismatches"].items() if v}
-        print("full path, small packets: %d MiB in %.2f s, %d packets (%.0f bytes each on average), "
-              "mismatches %s" % (args.small_mib, dt, pk, (args.small_mib << 20) / max(pk, 1), json.dumps(bad)))
-        print("  " + cpu)
-
-        def per_call(st0, st1, num, den):
-            return (st1.get(num, 0) - st0.get(num, 0)) / max(1, st1.get(den, 0) - st0.get(den, 0))
-        print("  frames per syscall: primary NFQUEUE %.1f, capture %.1f, link write %.1f; secondary capture %.1f, "
-              "link write %.1f, injection %.1f" % (per_call(before, after, "nfq-packets", "nfq-recv-calls"),
-                                  per_call(before, after, "guest-frames", "capture-recv-calls"),
-                                  per_call(before, after, "link-sent", "link-writes"),
-                                  per_call(sbefore, safter, "guest-frames", "capture-recv-calls"),
-                                  per_call(sbefore, safter, "link-sent", "link-writes"),
-                                  per_call(sbefore, safter, "injected", "inject-calls")))
-        print("  lost on the way: link %d (primary) %d (secondary), injection errors %d, NFQUEUE %d" %
-              (after["link-dropped-full"] + after["link-dropped-down"],
-               safter["link-dropped-full"] + safter["link-dropped-down"], safter["inject-errors"],
-               after.get("nfq-lost", 0)))
-        hist = after["hold-time-us"]
-        print("hold-time histogram (all packets, us): " +
-              ", ".join("<%s: %d" % (b.get("below", "inf"), b["count"]) for b in hist if b["count"]))
-        print("checkpoints the proxy asked for during the run: %d %s" % (coord.commits, json.dumps(coord.reasons)))
-        coord.stop = True
-        coord.join(2)
-        print("%.0f kpps" % (pk / dt / 1000.0))
+        b.main()
     finally:
-        topo.teardown()
+        b.topo.teardown()
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ int main(int argc, char **argv)
                     *logfile = NULL, *uplink = NULL;
     g_auto(GStrv) ports = NULL;
     int queue_num = 0, queue_maxlen = 16384, timeout = 3000, scan = 1000, max_queue = 16384;
-    gboolean no_rules = FALSE, no_cp_mismatch = FALSE, debug = FALSE, use_syslog = FALSE, forward_all = FALSE;
+    gboolean no_rules = FALSE, no_cp_mismatch = FALSE, debug = FALSE, use_syslog = FALSE, forward_all = FALSE,
+             kernel_ts = FALSE;
     GOptionEntry entries[] = {
         { "role", 'r', 0, G_OPTION_ARG_STRING, &role, "primary or secondary", "ROLE" },
         { "guest-iface", 'i', 0, G_OPTION_ARG_STRING, &iface, "host side of the guest's tap or veth", "IFACE" },
@@ -43,6 +44,9 @@ int main(int argc, char **argv)
           "primary: carry every frame (ARP and IPv6 too) between IFACE and UPLINK in user space", "UPLINK" },
         { "forward-all", 0, 0, G_OPTION_ARG_NONE, &forward_all,
           "secondary: forward every frame for comparison (the primary runs with --uplink)", NULL },
+        { "kernel-timestamps", 0, 0, G_OPTION_ARG_NONE, &kernel_ts,
+          "primary: measure verdict latency from the kernel's receipt of each packet (turns on receive "
+          "timestamps system-wide)", NULL },
         { "debug", 'd', 0, G_OPTION_ARG_NONE, &debug, "debug logging", NULL },
         { "syslog", 0, 0, G_OPTION_ARG_NONE, &use_syslog, "log to syslog instead of stderr", NULL },
         { "logfile", 'l', 0, G_OPTION_ARG_FILENAME, &logfile, "also log to FILE", "FILE" },
@@ -77,6 +81,7 @@ int main(int argc, char **argv)
     cfg.install_rules = !no_rules;
     cfg.uplink = uplink;
     cfg.forward_all = forward_all;
+    cfg.kernel_timestamps = kernel_ts;
     cfg.params.compare_timeout_ms = (uint32_t)timeout;
     cfg.params.expired_scan_cycle_ms = (uint32_t)scan;
     cfg.params.max_queue_size = (uint32_t)max_queue;

@@ -13,6 +13,8 @@
 #include <qb/qblog.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #define NFQ_RCVBUF (16u << 20)
 #define NFQ_BURST 64
@@ -25,6 +27,8 @@ struct nfq_entry {
     uint32_t id;
     bool released;
     bool verdicted;      /* accepted on its own already */
+    bool on_arrival;     /* released while it was being handed over */
+    uint64_t arrival_ns; /* CLOCK_MONOTONIC */
 };
 
 struct proxy_nfq {
@@ -42,15 +46,67 @@ struct proxy_nfq {
     struct iovec iov[NFQ_BATCH];
     struct mmsghdr msg[NFQ_BATCH];
     struct nfq_stats stats;
+    int ts_fd;           /* keeps kernel timestamping on, or -1 */
+    int64_t real_to_mono; /* CLOCK_MONOTONIC - CLOCK_REALTIME, per burst */
+    uint64_t burst_ns;   /* when this burst was read */
+    struct nfq_latency lat_all, lat_matched;
 };
 
-static void nfq_entry_add(ProxyNfq *q, uint32_t id)
+static uint64_t nfq_clock(clockid_t clk)
+{
+    struct timespec ts;
+
+    clock_gettime(clk, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void nfq_latency_add(struct nfq_latency *l, uint64_t ns)
+{
+    uint64_t us = ns / 1000u;
+
+    l->count++;
+    l->us[us < NFQ_LAT_BUCKETS ? us : NFQ_LAT_BUCKETS - 1]++;
+    if (us > l->max_us) {
+        l->max_us = us;
+    }
+}
+
+/* A packet leaves the queue with an accept verdict sent at @now. */
+static void nfq_entry_done(ProxyNfq *q, const struct nfq_entry *e, uint64_t now)
+{
+    uint64_t ns = now > e->arrival_ns ? now - e->arrival_ns : 0;
+
+    if (!e->arrival_ns) {
+        return;   /* a gap's placeholder */
+    }
+    nfq_latency_add(&q->lat_all, ns);
+    if (e->on_arrival) {
+        nfq_latency_add(&q->lat_matched, ns);
+    }
+}
+
+static struct nfq_entry *nfq_entry_add(ProxyNfq *q, uint32_t id)
 {
     struct nfq_entry *e = g_new0(struct nfq_entry, 1);
 
     e->id = id;
     g_queue_push_tail(&q->entries, e);
     g_hash_table_insert(q->by_id, GUINT_TO_POINTER(id), q->entries.tail);
+    return e;
+}
+
+/* When @nfad arrived: the kernel's receive timestamp if it has one. */
+static uint64_t nfq_arrival(ProxyNfq *q, struct nfq_data *nfad)
+{
+    struct timeval tv;
+    int64_t t;
+
+    if (q->ts_fd < 0 || nfq_get_timestamp(nfad, &tv) < 0) {
+        return q->burst_ns;
+    }
+    t = ((int64_t)tv.tv_sec * 1000000 + tv.tv_usec) * 1000 + q->real_to_mono;
+    /* Clock steps would make nonsense: never before 0, never after now. */
+    return t > 0 && (uint64_t)t < q->burst_ns ? (uint64_t)t : q->burst_ns;
 }
 
 static int nfq_on_packet(struct nfq_q_handle *qh, struct nfgenmsg *msg, struct nfq_data *nfad, void *data)
@@ -60,6 +116,7 @@ static int nfq_on_packet(struct nfq_q_handle *qh, struct nfgenmsg *msg, struct n
     unsigned char *payload = NULL;
     int len = nfq_get_payload(nfad, &payload);
     bool partial = (nfq_get_skbinfo(nfad) & NFQA_SKB_CSUMNOTREADY) != 0;
+    struct nfq_entry *e;
     uint32_t id;
 
     if (!ph) {
@@ -92,8 +149,11 @@ static int nfq_on_packet(struct nfq_q_handle *qh, struct nfgenmsg *msg, struct n
         q->cb.lost(q->cb.opaque, lost);
     }
     q->last_id = id;
-    nfq_entry_add(q, id);
+    e = nfq_entry_add(q, id);
+    e->arrival_ns = nfq_arrival(q, nfad);
     q->cb.packet(q->cb.opaque, id, payload, (size_t)len, partial, nfq_get_indev(nfad));
+    /* The callback released it at once: its partner was already waiting. */
+    e->on_arrival = e->released;
     return 0;
 }
 
@@ -114,45 +174,52 @@ void nfq_release(ProxyNfq *q, uint32_t id)
 
 void nfq_flush(ProxyNfq *q)
 {
-    bool batch = false;
+    struct nfq_entry *e;
     uint32_t batch_id = 0;
+    unsigned int batch = 0;
+    bool verdict = false;
+    uint64_t now;
 
     if (!q->released_pending) {
         return;
     }
     /* The released, gap-free head goes in one batch verdict. */
-    while (q->entries.head) {
-        struct nfq_entry *e = q->entries.head->data;
-
-        if (!e->released) {
-            break;
-        }
+    for (GList *l = q->entries.head; l && ((struct nfq_entry *)l->data)->released; l = l->next) {
+        e = l->data;
         if (!e->verdicted) {
-            batch = true;
+            verdict = true;
             batch_id = e->id;
         }
-        q->released_pending--;
-        g_hash_table_remove(q->by_id, GUINT_TO_POINTER(e->id));
-        g_free(g_queue_pop_head(&q->entries));
+        batch++;
     }
-    if (batch) {
+    if (verdict) {
         q->stats.batch_verdicts++;
         if (nfq_set_verdict_batch(q->qh, batch_id, NF_ACCEPT) < 0) {
             q->stats.verdict_errors++;
             qb_log(LOG_ERR, "nfqueue batch verdict up to %u: %s", batch_id, strerror(errno));
         }
     }
+    now = nfq_clock(CLOCK_MONOTONIC);
+    while (batch--) {
+        e = g_queue_pop_head(&q->entries);
+        if (!e->verdicted) {
+            nfq_entry_done(q, e, now);
+        }
+        q->released_pending--;
+        g_hash_table_remove(q->by_id, GUINT_TO_POINTER(e->id));
+        g_free(e);
+    }
     /* Released packets behind a held one: one by one, so they need not wait. */
     if (q->released_pending) {
         for (GList *l = q->entries.head; l; l = l->next) {
-            struct nfq_entry *e = l->data;
-
+            e = l->data;
             if (e->released && !e->verdicted) {
                 e->verdicted = true;
                 q->stats.single_verdicts++;
                 if (nfq_set_verdict(q->qh, e->id, NF_ACCEPT, 0, NULL) < 0) {
                     q->stats.verdict_errors++;
                 }
+                nfq_entry_done(q, e, nfq_clock(CLOCK_MONOTONIC));
             }
         }
     }
@@ -168,6 +235,7 @@ void nfq_release_all(ProxyNfq *q)
         q->stats.verdict_errors++;
         qb_log(LOG_ERR, "nfqueue batch verdict up to %u: %s", q->last_id, strerror(errno));
     }
+    /* Checkpoint-time releases are not what verdict latency measures. */
     g_hash_table_remove_all(q->by_id);
     g_queue_clear_full(&q->entries, g_free);
     q->released_pending = 0;
@@ -181,6 +249,10 @@ static unsigned int nfq_read(ProxyNfq *q, unsigned int max)
     while (n < max) {
         int r = recvmmsg(q->fd, q->msg, NFQ_BATCH, MSG_DONTWAIT, NULL);
 
+        q->burst_ns = nfq_clock(CLOCK_MONOTONIC);
+        if (q->ts_fd >= 0) {
+            q->real_to_mono = (int64_t)q->burst_ns - (int64_t)nfq_clock(CLOCK_REALTIME);
+        }
         if (r < 0) {
             if (errno == ENOBUFS) {
                 continue;   /* the gap in the ids tells what was lost */
@@ -229,6 +301,7 @@ ProxyNfq *nfq_open_queue(uint16_t num, uint32_t maxlen, bool immediate, const st
     q->cb = *cb;
     q->immediate = immediate;
     q->fd = -1;
+    q->ts_fd = -1;
     g_queue_init(&q->entries);
     q->by_id = g_hash_table_new(g_direct_hash, g_direct_equal);
     q->buf = g_malloc((size_t)NFQ_BATCH * NFQ_BUFSIZE);
@@ -285,10 +358,40 @@ void nfq_close_queue(ProxyNfq *q)
     if (q->h) {
         nfq_close(q->h);
     }
+    if (q->ts_fd >= 0) {
+        close(q->ts_fd);
+    }
     g_hash_table_destroy(q->by_id);
     g_queue_clear_full(&q->entries, g_free);
     g_free(q->buf);
     g_free(q);
+}
+
+bool nfq_use_kernel_timestamps(ProxyNfq *q, GError **error)
+{
+    int one = 1;
+
+    if (q->ts_fd >= 0) {
+        return true;
+    }
+    /* The kernel stamps received packets only while some socket wants
+     * timestamps; NFQUEUE then passes the stamp on (NFQA_TIMESTAMP). */
+    q->ts_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (q->ts_fd < 0 || setsockopt(q->ts_fd, SOL_SOCKET, SO_TIMESTAMP, &one, sizeof(one)) < 0) {
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "enabling kernel timestamps: %s",
+                    strerror(errno));
+        if (q->ts_fd >= 0) {
+            close(q->ts_fd);
+            q->ts_fd = -1;
+        }
+        return false;
+    }
+    return true;
+}
+
+const struct nfq_latency *nfq_get_latency(const ProxyNfq *q, bool matched)
+{
+    return matched ? &q->lat_matched : &q->lat_all;
 }
 
 void nfq_get_stats(const ProxyNfq *q, struct nfq_stats *out)

@@ -36,6 +36,17 @@ struct nfq_callbacks {
     void *opaque;
 };
 
+/* Verdict latency: from the packet's arrival (the kernel's receive
+ * timestamp with nfq_use_kernel_timestamps(), else our recvmmsg) to its
+ * accept verdict; 1 us buckets, the last one everything longer. */
+#define NFQ_LAT_BUCKETS 4096
+
+struct nfq_latency {
+    uint64_t count;
+    uint64_t max_us;
+    uint64_t us[NFQ_LAT_BUCKETS];
+};
+
 struct nfq_stats {
     uint64_t packets;
     uint64_t bytes;
@@ -66,5 +77,15 @@ unsigned int nfq_drain(ProxyNfq *q);
 void nfq_release_all(ProxyNfq *q);
 
 void nfq_get_stats(const ProxyNfq *q, struct nfq_stats *out);
+
+/* Ask the kernel to timestamp received packets (system-wide, as any
+ * SO_TIMESTAMP socket does), so verdict latency counts the time a packet
+ * waited in the kernel queue too. */
+bool nfq_use_kernel_timestamps(ProxyNfq *q, GError **error);
+
+/* Verdict latency of every accepted packet (@matched false), or only of
+ * those released the moment they arrived (their secondary copy was already
+ * there: what the proxy adds to an already-matched packet). */
+const struct nfq_latency *nfq_get_latency(const ProxyNfq *q, bool matched);
 
 #endif

@@ -124,6 +124,28 @@ static void stats_engine(JsonBuilder *b, const Proxy *p)
     json_builder_end_array(b);
 }
 
+/* Sparse: [[us, count], ...] for the non-empty 1 us buckets (the last
+ * bucket holds everything longer), so a client can subtract snapshots. */
+static void stats_latency(JsonBuilder *b, const char *name, const struct nfq_latency *l)
+{
+    json_builder_set_member_name(b, name);
+    json_builder_begin_object(b);
+    add_int(b, "count", (int64_t)l->count);
+    add_int(b, "max", (int64_t)l->max_us);
+    json_builder_set_member_name(b, "buckets");
+    json_builder_begin_array(b);
+    for (unsigned int i = 0; i < NFQ_LAT_BUCKETS; i++) {
+        if (l->us[i]) {
+            json_builder_begin_array(b);
+            json_builder_add_int_value(b, i);
+            json_builder_add_int_value(b, (int64_t)l->us[i]);
+            json_builder_end_array(b);
+        }
+    }
+    json_builder_end_array(b);
+    json_builder_end_object(b);
+}
+
 static JsonNode *cmd_query_stats(void *opaque, JsonObject *args, GError **error)
 {
     Proxy *p = opaque;
@@ -158,6 +180,8 @@ static JsonNode *cmd_query_stats(void *opaque, JsonObject *args, GError **error)
         add_int(b, "nfq-batch-verdicts", (int64_t)ns.batch_verdicts);
         add_int(b, "nfq-single-verdicts", (int64_t)ns.single_verdicts);
         add_int(b, "nfq-verdict-errors", (int64_t)ns.verdict_errors);
+        stats_latency(b, "verdict-latency-us", nfq_get_latency(p->nfq, false));
+        stats_latency(b, "matched-verdict-latency-us", nfq_get_latency(p->nfq, true));
     }
     if (p->cap) {
         struct capture_stats cs;

@@ -239,7 +239,7 @@ static bool proxy_start_primary(Proxy *p, GError **error)
         return true;
     }
     p->nfq = nfq_open_queue(p->cfg.queue_num, p->cfg.queue_maxlen, false, &ncb, error);
-    if (!p->nfq) {
+    if (!p->nfq || (p->cfg.kernel_timestamps && !nfq_use_kernel_timestamps(p->nfq, error))) {
         return false;
     }
     p->cap = capture_open(p->cfg.guest_iface, true, &kcb, error);

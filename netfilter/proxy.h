@@ -32,6 +32,7 @@ struct proxy_config {
      * operator keeps the kernel off both interfaces (see colo-proxy.md). */
     const char *uplink;
     bool forward_all;          /* secondary: forward ARP and multicast too */
+    bool kernel_timestamps;    /* primary: verdict latency from the kernel's receipt */
     struct cmp_params params;
 };
 

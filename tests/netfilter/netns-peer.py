@@ -2,7 +2,9 @@
 """Deterministic endpoints for the colo-proxy namespace tests.
 
   serve PORT [VARIANT]   answer "SIZE\\n" with SIZE pattern bytes (VARIANT 1 flips one)
-  fetch HOST PORT SIZE   ask for SIZE bytes, print "LEN SHA256"
+  fetch HOST PORT SIZE [nohash]
+                         ask for SIZE bytes, print "LEN SHA256" (nohash: "LEN -",
+                         for the benchmark, whose client must not be the bottleneck)
   sink PORT              accept one connection, print "LEN SHA256" of what came
   push HOST PORT SIZE    send SIZE pattern bytes from port 45000 (the two
                          guests are not replicas, so their ephemeral ports would differ)
@@ -12,7 +14,7 @@
                          one connection, ROUNDS requests of N bytes; before each
                          round waits for a line on stdin, after it prints
                          "round I"; at the end prints "LEN SHA256" of everything
-  uecho PORT             UDP echo server
+  uecho PORT [DELAY_US]  UDP echo server (answers DELAY_US late)
   uping HOST PORT COUNT  COUNT UDP round trips, print "p50_us p99_us"
 COLO_PEER_CC (environment) sets the servers' TCP congestion control (the benchmark's --cc).
 Every socket operation has a timeout: a stalled test fails instead of hanging."""
@@ -20,6 +22,7 @@ import hashlib
 import os
 import socket
 import sys
+import time
 
 TIMEOUT = 30
 BLOCK = bytes((i * 7) % 251 for i in range(251 * 64))
@@ -32,6 +35,20 @@ def pattern(size, variant=0):
     return bytes(data)
 
 
+def send_pattern(c, size, variant=0):
+    """pattern(size, variant) in chunks: a GiB stream needs no GiB in memory,
+    and the first bytes leave at once."""
+    chunk = memoryview(BLOCK * 256)   # whole blocks: every chunk starts the pattern anew
+    sent = 0
+    while sent < size:
+        n = min(len(chunk), size - sent)
+        if sent == 0 and variant:
+            c.sendall(pattern(n, variant))
+        else:
+            c.sendall(chunk[:n])
+        sent += n
+
+
 def listener(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -42,14 +59,17 @@ def listener(port):
     return s
 
 
-def read_all(c):
+def read_all(c, digest=True):
     h, n = hashlib.sha256(), 0
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
     while True:
-        d = c.recv(1 << 16)
-        if not d:
-            return n, h.hexdigest()
-        h.update(d)
-        n += len(d)
+        k = c.recv_into(buf)
+        if not k:
+            return n, h.hexdigest() if digest else "-"
+        if digest:
+            h.update(view[:k])
+        n += k
 
 
 def main():
@@ -69,12 +89,12 @@ def main():
             if line.endswith(b"\n"):
                 if os.environ.get("COLO_PEER_CC"):   # the benchmark's --cc
                     c.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, os.environ["COLO_PEER_CC"].encode())
-                c.sendall(pattern(int(line), variant))
+                send_pattern(c, int(line), variant)
             c.close()
     elif mode == "fetch":
         c = socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=TIMEOUT)
         c.sendall(b"%d\n" % int(sys.argv[4]))
-        n, digest = read_all(c)
+        n, digest = read_all(c, digest=len(sys.argv) < 6 or sys.argv[5] != "nohash")
         print(n, digest)
     elif mode == "sink":
         s = listener(int(sys.argv[2]))
@@ -124,12 +144,14 @@ def main():
     elif mode == "uecho":
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         u.bind(("0.0.0.0", int(sys.argv[2])))
+        delay = int(sys.argv[3]) / 1e6 if len(sys.argv) > 3 else 0
         print("ready", flush=True)
         while True:
             d, a = u.recvfrom(2048)
+            if delay:
+                time.sleep(delay)
             u.sendto(d, a)
     elif mode == "uping":
-        import time
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         u.settimeout(5)
         rtts = []

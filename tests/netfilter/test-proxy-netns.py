@@ -64,6 +64,11 @@ def run(tap, topo):
            "the secondary learned a sequence offset from a real Linux handshake", diag)
     tap.ok(pst["released"] == pst["compared"] and pst["passthrough"] == 0 and pst["compared"] > 10,
            "every released packet was compared (%d)" % pst["compared"], diag)
+    lat, mlat = pst["verdict-latency-us"], pst["matched-verdict-latency-us"]
+    tap.ok(lat["count"] == sum(c for _, c in lat["buckets"]) and 0 < lat["count"] <= pst["released"] and
+           0 <= mlat["count"] <= lat["count"],
+           "verdict latency counted for released packets (%d, %d matched on arrival, max %d us)" %
+           (lat["count"], mlat["count"], lat["max"]), diag)
 
     # 2. A connection the guests open: the rewriter learns from the server's SYN-ACK.
     sink = topo.spawn("c", sys.executable, PEER, "sink", "7001")
