@@ -9,6 +9,7 @@
 #include "console.h"
 #include "dimm.h"
 #include "io.h"
+#include "lib.h"
 #include "pattern.h"
 #include "status.h"
 #include "workload.h"
@@ -191,6 +192,9 @@ void dimm_init(const struct guest_config *cfg)
     }
     controller = true;
     STATUS->flags |= STATUS_FLAG_MEMHP;
+    /* The pool restarts empty: entries from before a reset that did not
+     * reload the image would share directories with new ones. */
+    memset(&pdpt[HOTPLUG_LOW / GIB], 0, sizeof(pdpt) - HOTPLUG_LOW / GIB * sizeof(pdpt[0]));
     acpi_gpe_enable(DIMM_GPE);
     dimm_scan(true);
 }

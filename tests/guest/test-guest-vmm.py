@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The test guest under colo-vmm, from the guest's side: its workload in
 real guest memory passes testguest.py's checker, every vCPU ticks, settings
-are applied and reported, and an idle guest leaves the host CPU idle.
-Skips without /dev/kvm."""
+are applied and reported, an idle guest leaves the host CPU idle, and
+DIMMs present at boot or hot-added are found, dirtied and verify.
+Skips without /dev/kvm (and the DIMM test without memory hotplug)."""
 import os
 import time
 
@@ -109,5 +110,52 @@ def test_idle_guest_leaves_host_idle():
         assert st["pages_dirtied"] == 0 and not st["flags"] & testguest.FLAG_WORKLOAD, st
         assert all(c["online"] == 1 and c["ticks"] > 250 for c in st["cpus"]), st["cpus"]
 
+
+def start_with_memory_hotplug(vm):
+    try:
+        return vm.start()
+    except AssertionError as e:
+        vm.close()
+        if "slots" in str(e) or "maxmem" in str(e) or "pc-dimm" in str(e):
+            tap.skip("colo-vmm has no memory hotplug: %s" % str(e)[:200])
+        raise
+
+
+def test_dimms_found_dirtied_and_verified():
+    require_kvm()
+    vm = Vmm(smp=2, mem="64M,slots=4,maxmem=1G", append="interval=1 dirty_pages=64 dirty_ms=20 area=1M",
+             extra=["-object", "memory-backend-ram,id=cold,size=16M",
+                    "-device", "pc-dimm,id=dimm0,memdev=cold,slot=3"])
+    start_with_memory_hotplug(vm)
+    try:
+        vm.wait_serial(r"colo-testguest: dimm slot=3 addr=0x100000000 size=16M\r?\n", 60)
+        vm.wait_serial(r"colo-testguest ready", 60)
+        vm.qmp.cmd("object-add", **{"qom-type": "memory-backend-ram", "id": "hot", "size": 8 << 20})
+        vm.qmp.cmd("device_add", driver="pc-dimm", id="dimm1", memdev="hot")
+        vm.wait_serial(r"colo-testguest: dimm slot=0 addr=0x101000000 size=8M\r?\n", 30)
+        # Both DIMMs share 64 pages per 20 ms: the 8 MiB one wraps within 2 s.
+        wait_until(lambda: all(d["writes"] > d["pages"] for d in vm.guest_status()["dimms"][1:]), 30,
+                   "the hot-added DIMM written all over")
+        vm.qmp.cmd("stop")
+        st = vm.guest_status()
+        assert st["flags"] & testguest.FLAG_MEMHP, st
+        assert (st["dimm_count"], st["dimms_seen"], st["dimms_ignored"], st["hotplug_scis"]) == (2, 2, 0, 1), st
+        assert [(d["slot"], d["flags"], d["gpa"], d["pages"]) for d in st["dimms"]] == [
+            (3, testguest.DIMM_BOOT, 0x100000000, 4096), (0, testguest.DIMM_HOTPLUG, 0x101000000, 2048)], st
+        # Shared evenly, 32 pages each per period (the hot one may have started later).
+        assert st["dimms"][0]["writes"] >= st["dimms"][1]["writes"] > 0, st["dimms"]
+        assert vm.workload_problems() == []
+        vm.qmp.cmd("cont")
+        assert "dimms=2 dimm_dirtied=" in vm.wait_serial(r"status hb=\d+ .*dimms=2.*", 10).group(0)
+        # After a reset both are found at boot again.
+        vm.qmp.cmd("system_reset")
+        wait_until(lambda: vm.serial().count("colo-testguest ready") == 2, 60, "the guest to boot again")
+        st = vm.guest_status()
+        assert [(d["slot"], d["flags"], d["gpa"]) for d in st["dimms"]] == [
+            (0, testguest.DIMM_BOOT, 0x101000000), (3, testguest.DIMM_BOOT, 0x100000000)], st
+        assert st["hotplug_scis"] == 0, st
+
+    finally:
+        vm.close()
 
 tap.run(globals())

@@ -85,6 +85,8 @@ static void test_check_known_value(void)
 {
     /* Pinned so tests/guest/testguest.py (which mirrors it) stays in step. */
     g_assert_cmpuint(pattern_check(0, 1), ==, 0xe220a8397b1dcdafULL);
+    /* A DIMM page's index is its frame number: 0x100005 is 4 GiB + 20 KiB. */
+    g_assert_cmpuint(pattern_check(0x100005, 3), ==, 0xe681c31924a5cd4cULL);
     g_assert_cmpuint(pattern_check(12345, 678), !=, pattern_check(12345, 679));
 }
 

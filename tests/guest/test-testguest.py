@@ -128,6 +128,7 @@ def test_no_status_page():
 def test_check_matches_c():
     # Pinned in test-pattern.c as well: both sides compute the same value.
     assert tg.pattern_check(0, 1) == 0xE220A8397B1DCDAF
+    assert tg.pattern_check(0x100005, 3) == 0xE681C31924A5CD4C     # a DIMM page: index = frame number
 
 
 def test_cli_on_full_dump(tmpdir="/tmp"):
