@@ -28,19 +28,52 @@ static bool opt_string(char **slot, const char *arg)
     return true;
 }
 
-/* "-m 64M", "-m size=64M" (QEMU accepts both). */
+/* "-m 64M", "-m size=64M" (QEMU accepts both), with ",slots=N,maxmem=SIZE"
+ * for RAM hot-add. */
 static bool opt_memory(VmmOptions *o, const char *arg, GError **error)
 {
-    const char *size = g_str_has_prefix(arg, "size=") ? arg + 5 : arg;
+    g_auto(GStrv) parts = g_strsplit(arg, ",", -1);
 
-    if (!guest_memory_parse_size(size, &o->ram_size, error)) {
-        g_prefix_error(error, "-m: ");
-        return false;
+    o->maxmem = 0;
+    o->mem_slots = 0;
+    for (unsigned i = 0; parts[i]; i++) {
+        const char *p = parts[i];
+        if (g_str_has_prefix(p, "slots=")) {
+            char *end;
+            errno = 0;
+            unsigned long n = strtoul(p + 6, &end, 10);
+            if (errno || end == p + 6 || *end || n > 256) {
+                g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-m: '%s' is not a slot count", p);
+                return false;
+            }
+            o->mem_slots = (unsigned)n;
+        } else if (g_str_has_prefix(p, "maxmem=")) {
+            if (!guest_memory_parse_size(p + 7, &o->maxmem, error)) {
+                g_prefix_error(error, "-m: maxmem: ");
+                return false;
+            }
+        } else if (i == 0 || g_str_has_prefix(p, "size=")) {
+            const char *size = g_str_has_prefix(p, "size=") ? p + 5 : p;
+            if (!guest_memory_parse_size(size, &o->ram_size, error)) {
+                g_prefix_error(error, "-m: ");
+                return false;
+            }
+        } else {
+            g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-m: unknown parameter '%s'", p);
+            return false;
+        }
     }
     if (o->ram_size < 2 * 1024 * 1024) {
         g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD, "-m: %s is too small (at least 2M)", arg);
         return false;
     }
+    return true;
+}
+
+/* -object memory-backend-*: checked when the VM exists (dimm-commands.c). */
+static bool opt_object(VmmOptions *o, const char *arg, GError **error)
+{
+    g_ptr_array_add(o->mem_objects, g_strdup(arg));
     return true;
 }
 
@@ -353,8 +386,12 @@ static bool opt_device(VmmOptions *o, const char *arg, GError **error)
     if (parts[0] && !strcmp(parts[0], "virtio-blk-pci")) {
         return opt_device_blk(o, parts, error);
     }
+    if (parts[0] && !strcmp(parts[0], "pc-dimm")) {
+        g_ptr_array_add(o->dimms, g_strdup(arg));
+        return true;
+    }
     g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD,
-                "-device: only virtio-net-pci and virtio-blk-pci are supported, not '%s'",
+                "-device: only virtio-net-pci, virtio-blk-pci and pc-dimm are supported, not '%s'",
                 parts[0] ? parts[0] : "");
     return false;
 }
@@ -468,7 +505,8 @@ static bool vmm_options_join_nets(VmmOptions *o, GError **error)
 }
 
 static const VmmOption vmm_options[] = {
-    { "m", true, opt_memory, "-m SIZE          guest RAM (64M, 1G; a plain number is MiB)" },
+    { "m", true, opt_memory, "-m SIZE[,slots=N,maxmem=SIZE]  guest RAM (64M, 1G; a plain number is MiB); slots and maxmem allow RAM hot-add" },
+    { "object", true, opt_object, "-object memory-backend-ram|memfd|file,id=ID,size=SIZE[,mem-path=PATH]  memory for a pc-dimm" },
     { "smp", true, opt_smp, "-smp N           number of vCPUs (1-64)" },
     { "kernel", true, opt_kernel, "-kernel FILE     PVH ELF kernel or Linux bzImage" },
     { "initrd", true, opt_initrd, "-initrd FILE     initial ram disk (Linux)" },
@@ -488,7 +526,7 @@ static const VmmOption vmm_options[] = {
     { "cpu", true, opt_cpu, "-cpu host        accepted for QEMU compatibility" },
     { "nographic", false, opt_nothing, "-nographic       accepted for QEMU compatibility (there is no display)" },
     { "netdev", true, opt_netdev, "-netdev tap,id=ID,ifname=NAME,script=no,downscript=no  a tap (created if missing)" },
-    { "device", true, opt_device, "-device virtio-net-pci,netdev=ID[,mac=MAC] | virtio-blk-pci,drive=ID  a virtio NIC or disk" },
+    { "device", true, opt_device, "-device virtio-net-pci,netdev=ID[,mac=MAC] | virtio-blk-pci,drive=ID | pc-dimm,id=ID,memdev=ID[,slot=N][,addr=A]" },
     { "drive", true, opt_drive, "-drive file=PATH,if=virtio|none,format=raw[,readonly=on][,id=ID]  a virtio disk" },
     { "version", false, opt_version, "-version         print the version and exit" },
     { "help", false, opt_help, "-h, -help        this help" },
@@ -521,6 +559,8 @@ bool vmm_options_parse(VmmOptions *opts, int argc, char **argv, GError **error)
     opts->drives = g_ptr_array_new_with_free_func(blk_config_free);
     opts->blockdevs = g_ptr_array_new_with_free_func(blk_config_free);
     opts->blk_refs = g_ptr_array_new_with_free_func(g_free);
+    opts->mem_objects = g_ptr_array_new_with_free_func(g_free);
+    opts->dimms = g_ptr_array_new_with_free_func(g_free);
 
     for (int i = 1; i < argc; i++) {
         const char *word = argv[i];
@@ -589,6 +629,8 @@ void vmm_options_clear(VmmOptions *opts)
         g_ptr_array_free(opts->drives, TRUE);
         g_ptr_array_free(opts->blockdevs, TRUE);
         g_ptr_array_free(opts->blk_refs, TRUE);
+        g_ptr_array_free(opts->mem_objects, TRUE);
+        g_ptr_array_free(opts->dimms, TRUE);
     }
     memset(opts, 0, sizeof(*opts));
 }

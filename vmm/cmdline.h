@@ -12,6 +12,10 @@
 
 typedef struct VmmOptions {
     uint64_t ram_size;          /* bytes */
+    uint64_t maxmem;            /* -m maxmem=, bytes (0: none) */
+    unsigned mem_slots;         /* -m slots= */
+    GPtrArray *mem_objects;     /* -object specs (memory backends), in order */
+    GPtrArray *dimms;           /* -device pc-dimm specs, in order */
     unsigned ncpus;
     char *kernel;
     char *initrd;

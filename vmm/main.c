@@ -15,6 +15,7 @@
 #include "cmdline.h"
 #include "common/log.h"
 #include "daemon.h"
+#include "dimm-commands.h"
 #include "migration/migration-commands.h"
 #include "migration/migration.h"
 #include "qmp/qmp-server.h"
@@ -91,6 +92,8 @@ int main(int argc, char **argv)
         .name = opts.name,
         .ncpus = opts.ncpus,
         .memory = { .size = opts.ram_size, .mem_path = opts.mem_path },
+        .maxmem = opts.maxmem,
+        .mem_slots = opts.mem_slots,
         .boot = { .kernel = opts.kernel, .initrd = opts.initrd, .cmdline = opts.append,
                   .ncpus = opts.ncpus },
         .serial = serial,
@@ -102,6 +105,18 @@ int main(int argc, char **argv)
         ret = vmm_fail("", error);
         goto out;
     }
+    for (guint i = 0; i < opts.mem_objects->len; i++) {
+        if (!dimm_cmdline_object(vm, opts.mem_objects->pdata[i], &error)) {
+            ret = vmm_fail("", error);
+            goto out;
+        }
+    }
+    for (guint i = 0; i < opts.dimms->len; i++) {
+        if (!dimm_cmdline_device(vm, opts.dimms->pdata[i], &error)) {
+            ret = vmm_fail("", error);
+            goto out;
+        }
+    }
 
     if (opts.qmp) {
         qmp = qmp_server_new(ctx, "colo-vmm " PACKAGE_VERSION, COLO_VERSION_MAJOR,
@@ -112,6 +127,7 @@ int main(int argc, char **argv)
         }
         vm->qmp = qmp;
         vm_commands_register(qmp, vm);
+        dimm_commands_register(qmp, vm);
         virtio_commands_register(qmp, vm);
         migration_commands_register(qmp, vm->migration);
     }

@@ -159,7 +159,7 @@ bool guest_memory_plug(GuestMemory *mem, RamBlock *block, uint64_t gpa, GuestMem
     if (map && !map(opaque, r, error)) {
         goto out;
     }
-    mem->ram_pages += block->size / GUEST_PAGE_SIZE;
+    __atomic_store_n(&mem->ram_pages, mem->ram_pages + block->size / GUEST_PAGE_SIZE, __ATOMIC_RELAXED);
     mem->blocks[nb] = block;
     __atomic_store_n(&mem->nr_blocks, nb + 1, __ATOMIC_RELEASE);
     /* The block first: whoever sees the region finds its block. */

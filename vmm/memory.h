@@ -89,6 +89,12 @@ static inline unsigned guest_memory_nr_blocks(const GuestMemory *mem)
     return __atomic_load_n(&mem->nr_blocks, __ATOMIC_ACQUIRE);
 }
 
+/* All RAM, boot RAM and DIMMs, bytes. Any thread. */
+static inline uint64_t guest_memory_total_size(const GuestMemory *mem)
+{
+    return __atomic_load_n(&mem->ram_pages, __ATOMIC_RELAXED) * GUEST_PAGE_SIZE;
+}
+
 static inline unsigned guest_memory_nr_regions(const GuestMemory *mem)
 {
     return __atomic_load_n(&mem->nr_regions, __ATOMIC_ACQUIRE);

@@ -10,8 +10,10 @@
 
 #include "devices/acpi-pm.h"
 #include "devices/cmos.h"
+#include "devices/memory-hotplug.h"
 #include "devices/reset-control.h"
 #include "devices/serial.h"
+#include "dimm.h"
 #include "kvm-state.h"
 #include "pci/pci.h"
 #include "migration/migration.h"
@@ -224,6 +226,7 @@ bool vm_reset(Vm *vm, ShutdownCause cause, GError **error)
     serial_reset(vm->serial);
     cmos_reset(vm->cmos);
     acpi_pm_reset(vm->pm);
+    memory_hotplug_reset(vm->memhp);
     pci_bus_reset(vm->pci);
     for (guint i = 0; i < vm->virtio_blks->len; i++) {
         virtio_dev_reset(virtio_blk_dev(vm->virtio_blks->pdata[i]));
@@ -457,6 +460,15 @@ static bool vm_create_devices(Vm *vm, const VmConfig *cfg, GError **error)
     if (!vm->reset_control) {
         return false;
     }
+    /* The controller exists without slots too: the guest then reads zeros. */
+    vm->memhp = memory_hotplug_new(vm->iobus, vm->pm, cfg->mem_slots, error);
+    if (!vm->memhp) {
+        return false;
+    }
+    vm->dimms = dimms_new(vm->mem, vm->kvm, vm->memhp, cfg->maxmem, cfg->mem_slots, error);
+    if (!vm->dimms) {
+        return false;
+    }
     return vm_create_pci_devices(vm, cfg, error);
 }
 
@@ -472,6 +484,7 @@ static void vm_register_state(Vm *vm)
     vmstate_register(&vm->vmstate, &serial_state_ops, 0, vm->serial);
     vmstate_register(&vm->vmstate, &cmos_state_ops, 0, vm->cmos);
     vmstate_register(&vm->vmstate, &acpi_pm_state_ops, 0, vm->pm);
+    vmstate_register(&vm->vmstate, &memory_hotplug_state_ops, 0, vm->memhp);
     /* PCI config space (BARs, MSI-X enable) before the virtio state. */
     for (guint i = 0; i < vm->virtio_blks->len + vm->virtio_nets->len; i++) {
         VirtioDev *vd = i < vm->virtio_blks->len ? virtio_blk_dev(vm->virtio_blks->pdata[i]) :
@@ -564,6 +577,8 @@ void vm_free(Vm *vm)
     g_array_free(vm->pause_hooks, TRUE);
     serial_free(vm->serial);
     cmos_free(vm->cmos);
+    dimms_free(vm->dimms);
+    memory_hotplug_free(vm->memhp);
     acpi_pm_free(vm->pm);
     reset_control_free(vm->reset_control);
     iobus_free(vm->iobus);

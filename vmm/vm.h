@@ -25,6 +25,8 @@ struct AcpiPm;
 struct Cmos;
 struct ResetControl;
 struct PciBus;
+struct MemoryHotplug;
+struct Dimms;
 
 typedef enum RunState {
     RUN_STATE_PRELAUNCH,
@@ -50,6 +52,8 @@ typedef struct VmConfig {
     const char *name;
     unsigned ncpus;
     GuestMemoryConfig memory;
+    uint64_t maxmem;            /* -m maxmem=; 0 with mem_slots 0: no RAM hot-add */
+    unsigned mem_slots;         /* -m slots= */
     BootConfig boot;
     Chardev *serial;            /* COM1 back-end, owned by the caller */
     GPtrArray *nets;            /* VirtioNetConfig, may be NULL; the caller's */
@@ -84,6 +88,8 @@ typedef struct Vm {
     struct Cmos *cmos;
     struct ResetControl *reset_control;
     struct PciBus *pci;
+    struct MemoryHotplug *memhp;
+    struct Dimms *dimms;        /* pc-dimms and their memory backends */
     GPtrArray *virtio_blks;     /* VirtioBlk */
     GPtrArray *virtio_nets;     /* VirtioNet */
     GArray *pause_hooks;        /* VmPauseHook */

@@ -63,6 +63,33 @@ static void test_defaults(void)
     g_assert_true(parse(&o, NULL, "-kernel", "k", NULL));
     g_assert_cmpuint(o.ram_size, ==, 128 << 20);       /* QEMU's default */
     g_assert_cmpuint(o.ncpus, ==, 1);
+    g_assert_cmpuint(o.mem_slots, ==, 0);
+    g_assert_cmpuint(o.maxmem, ==, 0);
+    vmm_options_clear(&o);
+}
+
+/* RAM hot-add: -m with slots and maxmem, -object and -device pc-dimm kept
+ * in order for when the VM exists. */
+static void test_memory_hotplug(void)
+{
+    VmmOptions o;
+    g_autoptr(GError) error = NULL;
+
+    g_assert_true(parse(&o, &error, "-kernel", "k", "-m", "size=256M,slots=4,maxmem=2G",
+                        "-object", "memory-backend-ram,id=m0,size=64M",
+                        "-device", "pc-dimm,id=d0,memdev=m0", NULL));
+    g_assert_no_error(error);
+    g_assert_cmpuint(o.ram_size, ==, 256 << 20);
+    g_assert_cmpuint(o.mem_slots, ==, 4);
+    g_assert_cmpuint(o.maxmem, ==, 2ULL << 30);
+    g_assert_cmpuint(o.mem_objects->len, ==, 1);
+    g_assert_cmpstr(o.mem_objects->pdata[0], ==, "memory-backend-ram,id=m0,size=64M");
+    g_assert_cmpuint(o.dimms->len, ==, 1);
+    g_assert_cmpstr(o.dimms->pdata[0], ==, "pc-dimm,id=d0,memdev=m0");
+    vmm_options_clear(&o);
+    g_assert_true(parse(&o, NULL, "-kernel", "k", "-m", "64M,maxmem=1G,slots=2", NULL));
+    g_assert_cmpuint(o.ram_size, ==, 64 << 20);
+    g_assert_cmpuint(o.mem_slots, ==, 2);
     vmm_options_clear(&o);
 }
 
@@ -90,6 +117,9 @@ static void test_bad(void)
         { { "-kernel", "k", "-name", "" }, "empty name" },
         { { "-kernel", "k", "-smp", "" }, "-smp" },
         { { "-kernel", "k", "-qmp", "unix:" }, "needs a path" },
+        { { "-kernel", "k", "-m", "64M,slots=x" }, "not a slot count" },
+        { { "-kernel", "k", "-m", "64M,slots=2,maxmem=big" }, "maxmem" },
+        { { "-kernel", "k", "-m", "64M,nodes=2" }, "unknown parameter 'nodes=2'" },
     };
 
     for (unsigned i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -168,7 +198,7 @@ static void test_devices_bad(void)
         { { "-netdev", "tap,id=n,ifname=t,queues=4" }, "unknown parameter 'queues=4'" },
         { { "-netdev", "tap,id=n,ifname=much-too-long-name0" }, "too long" },
         { { "-netdev", "tap,id=n,ifname=t", "-netdev", "tap,id=n,ifname=u" }, "duplicate id" },
-        { { "-device", "e1000,netdev=n" }, "only virtio-net-pci and virtio-blk-pci" },
+        { { "-device", "e1000,netdev=n" }, "only virtio-net-pci, virtio-blk-pci and pc-dimm" },
         { { "-device", "virtio-blk-pci" }, "drive=ID" },
         { { "-device", "virtio-blk-pci,drive=d" }, "no unused -drive if=none with id 'd'" },
         { { "-drive", "file=x,if=none,id=d", "-device", "virtio-blk-pci,drive=d", "-device", "virtio-blk-pci,drive=d" }, "no unused" },
@@ -216,6 +246,7 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/cmdline/full", test_full);
     g_test_add_func("/cmdline/defaults", test_defaults);
+    g_test_add_func("/cmdline/memory-hotplug", test_memory_hotplug);
     g_test_add_func("/cmdline/bad", test_bad);
     g_test_add_func("/cmdline/help", test_help);
     g_test_add_func("/cmdline/devices", test_devices);

@@ -26,6 +26,8 @@
 /* The PC's fixed hardware as vmm/devices/ emulates it. */
 #define PM_BASE        0x600   /* PM1a event block; control at +4, timer at +8 */
 #define PM_SCI_GSI     9
+#define GPE0_BASE      0x620   /* 8 status bytes, 8 enable bytes (vmm/devices/acpi-pm) */
+#define GPE0_LEN       16
 #define RESET_PORT     0xcf9
 #define RESET_VALUE    0x06    /* system reset | hard reset */
 #define LAPIC_ADDR     0xfee00000U
@@ -85,9 +87,11 @@ static void acpi_fadt(uint8_t *t)
     boot_wr32(t + 56, PM_BASE);           /* PM1a_EVT_BLK */
     boot_wr32(t + 64, PM_BASE + 4);       /* PM1a_CNT_BLK */
     boot_wr32(t + 76, PM_BASE + 8);       /* PM_TMR_BLK (24-bit) */
+    boot_wr32(t + 80, GPE0_BASE);         /* GPE0_BLK */
     t[88] = 4;                            /* PM1_EVT_LEN */
     t[89] = 2;                            /* PM1_CNT_LEN */
     t[91] = 4;                            /* PM_TMR_LEN */
+    t[92] = GPE0_LEN;                     /* GPE0_BLK_LEN */
     boot_wr16(t + 96, 0x0fff);            /* P_LVL2_LAT > 100: no C2 */
     boot_wr16(t + 98, 0x0fff);            /* P_LVL3_LAT > 1000: no C3 */
     boot_wr16(t + 109, IAPC_LEGACY_DEVICES | IAPC_VGA_NOT_PRESENT);
@@ -99,6 +103,8 @@ static void acpi_fadt(uint8_t *t)
     acpi_gas_io(t + 148, 4, PM_BASE);     /* X_PM1a_EVT_BLK */
     acpi_gas_io(t + 172, 2, PM_BASE + 4); /* X_PM1a_CNT_BLK */
     acpi_gas_io(t + 208, 4, PM_BASE + 8); /* X_PM_TMR_BLK */
+    acpi_gas_io(t + 220, 1, GPE0_BASE);   /* X_GPE0_BLK */
+    t[221] = GPE0_LEN * 8;
     acpi_finish(t);
 }
 

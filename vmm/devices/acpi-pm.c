@@ -14,10 +14,14 @@
 
 #define PM_TMR_HZ  3579545ULL
 
+/* GPE0: status bytes, then as many enable bytes (ICH9's 64 events). */
+#define GPE0_HALF  (ACPI_GPE0_LEN / 2)
+
 struct AcpiPm {
     Kvm *kvm;
     GMutex lock;
     uint16_t sts, en, cnt;
+    uint8_t gpe_sts[GPE0_HALF], gpe_en[GPE0_HALF];
     bool sci_level;
     void (*power_off)(void *opaque);
     void *opaque;
@@ -27,6 +31,9 @@ static void acpi_pm_update_sci(AcpiPm *pm)
 {
     bool level = (pm->sts & pm->en) != 0;
 
+    for (unsigned i = 0; i < GPE0_HALF; i++) {
+        level |= (pm->gpe_sts[i] & pm->gpe_en[i]) != 0;
+    }
     if (level != pm->sci_level) {
         pm->sci_level = level;
         if (pm->kvm) {
@@ -131,6 +138,38 @@ static void acpi_pm_io(void *opaque, uint64_t offset, uint8_t *data, unsigned le
     }
 }
 
+/* GPE0 block: write 1 to clear a status bit, enables as written. */
+static void acpi_gpe_io(void *opaque, uint64_t offset, uint8_t *data, unsigned len, bool is_write)
+{
+    AcpiPm *pm = opaque;
+
+    g_mutex_lock(&pm->lock);
+    for (unsigned i = 0; i < len && offset + i < ACPI_GPE0_LEN; i++) {
+        unsigned at = (unsigned)offset + i;
+        uint8_t *reg = at < GPE0_HALF ? &pm->gpe_sts[at] : &pm->gpe_en[at - GPE0_HALF];
+        if (!is_write) {
+            data[i] = *reg;
+        } else if (at < GPE0_HALF) {
+            *reg &= (uint8_t)~data[i];
+        } else {
+            *reg = data[i];
+        }
+    }
+    if (is_write) {
+        acpi_pm_update_sci(pm);
+    }
+    g_mutex_unlock(&pm->lock);
+}
+
+void acpi_pm_raise_gpe(AcpiPm *pm, unsigned gpe)
+{
+    g_assert(gpe < 8 * GPE0_HALF);
+    g_mutex_lock(&pm->lock);
+    pm->gpe_sts[gpe / 8] |= (uint8_t)(1u << (gpe % 8));
+    acpi_pm_update_sci(pm);
+    g_mutex_unlock(&pm->lock);
+}
+
 void acpi_pm_press_power_button(AcpiPm *pm)
 {
     g_mutex_lock(&pm->lock);
@@ -143,6 +182,8 @@ void acpi_pm_reset(AcpiPm *pm)
 {
     g_mutex_lock(&pm->lock);
     pm->sts = pm->en = pm->cnt = 0;
+    memset(pm->gpe_sts, 0, sizeof(pm->gpe_sts));
+    memset(pm->gpe_en, 0, sizeof(pm->gpe_en));
     acpi_pm_update_sci(pm);
     g_mutex_unlock(&pm->lock);
 }
@@ -156,7 +197,8 @@ AcpiPm *acpi_pm_new(IoBus *bus, Kvm *kvm, void (*power_off)(void *opaque), void 
     pm->kvm = kvm;
     pm->power_off = power_off;
     pm->opaque = opaque;
-    if (!iobus_register(bus, IOBUS_PIO, ACPI_PM_BASE, PM_LEN, acpi_pm_io, pm, "acpi-pm", error)) {
+    if (!iobus_register(bus, IOBUS_PIO, ACPI_PM_BASE, PM_LEN, acpi_pm_io, pm, "acpi-pm", error) ||
+        !iobus_register(bus, IOBUS_PIO, ACPI_GPE0_BASE, ACPI_GPE0_LEN, acpi_gpe_io, pm, "acpi-gpe0", error)) {
         acpi_pm_free(pm);
         return NULL;
     }
@@ -179,6 +221,8 @@ static bool acpi_pm_state_save(void *opaque, StateWriter *w, GError **error)
     state_put_u16(w, pm->sts);
     state_put_u16(w, pm->en);
     state_put_u16(w, pm->cnt);
+    state_put_bytes(w, pm->gpe_sts, sizeof(pm->gpe_sts));
+    state_put_bytes(w, pm->gpe_en, sizeof(pm->gpe_en));
     g_mutex_unlock(&pm->lock);
     return true;
 }
@@ -187,7 +231,12 @@ static bool acpi_pm_state_load(void *opaque, StateReader *r, uint32_t version, G
 {
     AcpiPm *pm = opaque;
     uint16_t sts = state_get_u16(r), en = state_get_u16(r), cnt = state_get_u16(r);
+    uint8_t gpe_sts[GPE0_HALF] = { 0 }, gpe_en[GPE0_HALF] = { 0 };
 
+    if (version >= 2) {
+        state_get_bytes(r, gpe_sts, sizeof(gpe_sts));
+        state_get_bytes(r, gpe_en, sizeof(gpe_en));
+    }
     if (!state_reader_finish(r, "acpi-pm", error)) {
         return false;
     }
@@ -195,6 +244,8 @@ static bool acpi_pm_state_load(void *opaque, StateReader *r, uint32_t version, G
     pm->sts = sts;
     pm->en = en & ACPI_PM1_PWRBTN;
     pm->cnt = cnt & (uint16_t)~ACPI_PM1_SLP_EN;
+    memcpy(pm->gpe_sts, gpe_sts, sizeof(gpe_sts));
+    memcpy(pm->gpe_en, gpe_en, sizeof(gpe_en));
     pm->sci_level = false;      /* the irqchip section carries the line's level */
     acpi_pm_update_sci(pm);
     g_mutex_unlock(&pm->lock);
@@ -203,7 +254,7 @@ static bool acpi_pm_state_load(void *opaque, StateReader *r, uint32_t version, G
 
 const VmStateOps acpi_pm_state_ops = {
     .id = "acpi-pm",
-    .version = 1,
+    .version = 2,               /* 2: GPE0 */
     .min_version = 1,
     .save = acpi_pm_state_save,
     .load = acpi_pm_state_load,

@@ -20,6 +20,7 @@
 #include "migration/postcopy.h"
 #include "migration/transport.h"
 #include "virtio/virtio-commands.h"
+#include "dimm.h"
 #include "vm.h"
 
 static void incoming_set_status(Migration *m, MigStatus status)
@@ -208,6 +209,29 @@ bool migration_read_hello(MigChannel *c, uint8_t *kind, uint8_t *index, GError *
     return true;
 }
 
+/* A pc-dimm of the source: the same here, before any page of it. */
+static bool incoming_memory_device(Migration *m, MigChannel *c, GError **error)
+{
+    RamDeviceRecord rec;
+    GuestMemory *mem = m->vm->mem;
+
+    if (!ram_read_device_record(c, &rec, error)) {
+        return false;
+    }
+    if (migration_incoming_postcopy_listening(m)) {
+        return incoming_fail(error, "pc-dimm %s arrived after postcopy began", rec.id);
+    }
+    unsigned before = guest_memory_nr_blocks(mem);
+    if (!dimms_plug_incoming(m->vm->dimms, rec.id, rec.memdev, rec.slot, rec.addr, rec.size, error)) {
+        g_prefix_error(error, "the source has pc-dimm %s: ", rec.id);
+        return false;
+    }
+    for (unsigned i = before; i < guest_memory_nr_blocks(mem); i++) {
+        ram_load_state_add_block(&m->in_ram, mem, i);
+    }
+    return true;
+}
+
 bool migration_incoming_load(Migration *m, MigChannel *c, GError **error)
 {
     g_autoptr(GHashTable) seen = g_hash_table_new(NULL, NULL);
@@ -221,6 +245,9 @@ bool migration_incoming_load(Migration *m, MigChannel *c, GError **error)
         switch (kind) {
         case MIG_REC_RAM_BLOCKS:
             ok = ram_load_blocks(m->vm->mem, c, error);
+            break;
+        case MIG_REC_MEMORY_DEVICE:
+            ok = incoming_memory_device(m, c, error);
             break;
         case MIG_REC_RAM:
             ok = migration_incoming_ram(m, c, error);

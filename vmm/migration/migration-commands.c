@@ -7,6 +7,7 @@
 #include <gio/gio.h>
 
 #include "migration/migration-priv.h"
+#include "migration/multifd.h"
 #include "vm.h"
 
 static JsonNode *node_object(JsonObject *obj)
@@ -240,6 +241,7 @@ static JsonNode *cmd_migrate_set_parameters(JsonObject *args, gpointer opaque, G
     g_mutex_lock(&m->lock);
     if (m->out && migration_active(m) && m->status != MIG_STATUS_POSTCOPY_ACTIVE) {
         mig_set_rate_limit(m->out, params.max_bandwidth);
+        multifd_send_set_rate_limit(m->multifd, params.max_bandwidth);
     }
     g_mutex_unlock(&m->lock);
     return NULL;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <gio/gio.h>
 #include <qb/qblog.h>
 
 #include "migration/migration-priv.h"
@@ -211,7 +212,7 @@ JsonObject *migration_query(Migration *m)
         }
         json_object_set_object_member(ret, "ram",
             migration_query_ram(&st, ram_save_remaining(&m->ram) * GUEST_PAGE_SIZE,
-                                m->vm->mem->ram_size, m->mbps_bits));
+                                guest_memory_total_size(m->vm->mem), m->mbps_bits));
         if (m->error && status == MIG_STATUS_FAILED) {
             json_object_set_string_member(ret, "error-desc", m->error);
         }
@@ -221,9 +222,32 @@ JsonObject *migration_query(Migration *m)
             json_object_set_string_member(ret, "error-desc", m->in_error);
         }
         json_object_set_object_member(ret, "ram",
-            migration_query_ram(&m->in_stats, 0, m->vm->mem->ram_size, 0));
+            migration_query_ram(&m->in_stats, 0, guest_memory_total_size(m->vm->mem), 0));
         migration_query_postcopy(m, ret);
     }
     g_mutex_unlock(&m->lock);
     return ret;
+}
+
+bool migration_allows_memory_hotplug(Migration *m, GError **error)
+{
+    g_mutex_lock(&m->lock);
+    MigStatus out = m->status, in = m->in_status;
+    g_mutex_unlock(&m->lock);
+
+    if (m->vm->state == RUN_STATE_INMIGRATE || in == MIG_STATUS_SETUP || in == MIG_STATUS_ACTIVE ||
+        in == MIG_STATUS_POSTCOPY_ACTIVE || in == MIG_STATUS_POSTCOPY_PAUSED) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_BUSY,
+                    "memory hotplug is not possible while an incoming migration is loading");
+        return false;
+    }
+    if (m->vm_stopped || out == MIG_STATUS_DEVICE || out == MIG_STATUS_POSTCOPY_ACTIVE ||
+        out == MIG_STATUS_POSTCOPY_PAUSED || out == MIG_STATUS_CANCELLING) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_BUSY,
+                    "memory hotplug is not possible while the migration is in status '%s' "
+                    "(precopy takes added RAM along; postcopy and the final phase do not)",
+                    mig_status_name(m->vm_stopped && out == MIG_STATUS_ACTIVE ? MIG_STATUS_DEVICE : out));
+        return false;
+    }
+    return true;
 }

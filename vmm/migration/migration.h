@@ -62,6 +62,7 @@ typedef struct Migration {
     MigChannel *rp;             /* return path, read side */
     GThread *rp_thread;
     gint rp_shut_status;        /* -1: none yet; else the destination's status */
+    uint32_t ping_seq, rp_pong; /* last PING sent, last PONG seen (under lock) */
     RamSave ram;
     int64_t start_us, setup_us, total_ms, downtime_ms, end_us;
     uint64_t mbps_bits;         /* last measured throughput, bits/s */
@@ -99,6 +100,11 @@ JsonObject *migration_query(Migration *m);
 
 /* -incoming URI / migrate-incoming URI: listen for one stream. Main thread. */
 bool migration_incoming_listen(Migration *m, const char *uri, GError **error);
+
+/* May RAM be added now? Not while an incoming migration loads, nor once an
+ * outgoing one has stopped the VM for its last phase or runs postcopy
+ * (precopy takes it along). Main thread. */
+bool migration_allows_memory_hotplug(Migration *m, GError **error);
 
 /* Return path, destination side: any thread. */
 void migration_rp_send(Migration *m, uint16_t type, const void *data, uint16_t len);

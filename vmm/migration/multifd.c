@@ -308,6 +308,12 @@ uint64_t multifd_send_bytes(MultifdSend *ms)
     return total;
 }
 
+void multifd_send_set_rate_limit(MultifdSend *ms, uint64_t max_bandwidth)
+{
+    for (unsigned i = 0; ms && i < ms->n; i++) {
+        mig_set_rate_limit(ms->ch[i].c, max_bandwidth / ms->n);
+    }
+}
 
 /* ---- destination ------------------------------------------------------- */
 

@@ -11,6 +11,10 @@ typedef struct MultifdSend MultifdSend;
 typedef struct MultifdRecv MultifdRecv;
 
 /* Source: connect @n channels to @uri and start their threads. */
+/* migrate-set-parameters max-bandwidth during the migration: shared out
+ * over the channels, as at the start. */
+void multifd_send_set_rate_limit(MultifdSend *ms, uint64_t max_bandwidth);
+
 MultifdSend *multifd_send_new(const char *uri, unsigned n, uint64_t max_bandwidth, RamStats *stats,
                               GError **error);
 /* Stops the threads (after what they hold is sent, unless the channels

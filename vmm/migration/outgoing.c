@@ -152,7 +152,10 @@ static gpointer rp_thread(gpointer opaque)
             if (len != 4) {
                 goto bad;
             }
-            qb_log(LOG_DEBUG, "migration: PONG %u", GUINT32_FROM_BE(*(uint32_t *)payload));
+            g_mutex_lock(&m->lock);
+            m->rp_pong = GUINT32_FROM_BE(*(uint32_t *)payload);
+            g_cond_broadcast(&m->cond);
+            g_mutex_unlock(&m->lock);
             break;
         case MIG_RP_REQ_PAGES:
             if (!migration_postcopy_serve_request(m, payload, len)) {
@@ -208,15 +211,51 @@ static uint64_t outgoing_bandwidth(Migration *m, uint64_t bytes, int64_t us)
     return bytes * G_USEC_PER_SEC / (uint64_t)us;
 }
 
+/* PING on the main stream and wait for its PONG: the destination has
+ * loaded everything before it. */
+static bool outgoing_ping_wait(Migration *m, GError **error)
+{
+    uint32_t value = ++m->ping_seq;
+    gint64 deadline = g_get_monotonic_time() + 60 * G_TIME_SPAN_SECOND;
+
+    mig_put_u8(m->out, MIG_REC_COMMAND);
+    mig_put_be16(m->out, MIG_CMD_PING);
+    mig_put_be16(m->out, 4);
+    mig_put_be32(m->out, value);
+    if (mig_flush(m->out)) {
+        return false;
+    }
+    g_mutex_lock(&m->lock);
+    while (m->rp_pong != value && m->rp_shut_status == -1 && !outgoing_cancelled(m) &&
+           g_cond_wait_until(&m->cond, &m->lock, deadline)) {
+    }
+    bool ok = m->rp_pong == value;
+    g_mutex_unlock(&m->lock);
+    if (!ok) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                    "the destination did not confirm the RAM added during the migration");
+    }
+    return ok;
+}
+
 /* Refresh the dirty bitmap. With multifd, first make sure every page sent
- * so far has landed, since the next pass may resend one on another channel. */
+ * so far has landed, since the next pass may resend one on another channel.
+ * RAM added meanwhile is described on the main stream first; multifd pages
+ * of it wait until the destination has it (their channels do not wait for
+ * the main stream). */
 static bool outgoing_sync(Migration *m, GError **error)
 {
     if (m->multifd && !multifd_send_sync(m->multifd, m->out)) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE, "a multifd channel broke");
         return false;
     }
-    return ram_save_sync(&m->ram, error);
+    if (!ram_save_sync(&m->ram, error)) {
+        return false;
+    }
+    if (ram_save_announce(&m->ram, m->out) && m->multifd) {
+        return outgoing_ping_wait(m, error);
+    }
+    return true;
 }
 
 static uint64_t outgoing_bytes(Migration *m)

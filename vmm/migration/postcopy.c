@@ -467,6 +467,11 @@ bool migration_incoming_in_postcopy(Migration *m)
     return m->postcopy && m->postcopy->running;
 }
 
+bool migration_incoming_postcopy_listening(Migration *m)
+{
+    return m->postcopy && m->postcopy->listening;
+}
+
 /* Demanded pages arrive on their own channel, placed like any other. */
 gpointer migration_postcopy_demand_thread(gpointer opaque)
 {
@@ -637,6 +642,7 @@ bool migration_postcopy_run(Migration *m, GError **error)
     if (!ram_save_sync(rs, error)) {
         return false;
     }
+    ram_save_announce(rs, c);   /* RAM added since the last pass, before it is listened to */
     /* Everything still to send is stale (or absent) on the destination. */
     DiscardBatch d = { .c = c, .ranges = g_byte_array_new() };
     ram_save_for_each_dirty_run(rs, discard_range, &d);

@@ -23,6 +23,8 @@ bool migration_incoming_ram(Migration *m, MigChannel *c, GError **error);
 bool migration_incoming_postcopy_command(Migration *m, MigChannel *c, uint16_t cmd,
                                          const uint8_t *payload, uint16_t len, GError **error);
 bool migration_incoming_in_postcopy(Migration *m);
+/* Guest RAM is registered with userfaultfd: its layout is fixed now. */
+bool migration_incoming_postcopy_listening(Migration *m);
 gpointer migration_postcopy_demand_thread(gpointer opaque);
 void migration_incoming_postcopy_cleanup(Migration *m);
 
