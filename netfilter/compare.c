@@ -28,7 +28,11 @@ struct cmp_held {
     uint32_t ack;
     uint8_t flags;
     uint32_t len;
-    uint8_t payload[];
+    /* The caller's bytes while cmp_primary_add runs (most packets whose
+     * partner is already there are released then, never copied); our own
+     * copy once the packet has to wait. */
+    const uint8_t *payload;
+    bool owned;
 };
 
 /* A piece of the secondary's output: a TCP byte range (sorted, never
@@ -69,6 +73,7 @@ struct cmp_engine {
     uint32_t epoch;
     bool requested;            /* a checkpoint was asked for this epoch */
     bool failed_over;
+    struct cmp_held *adding;   /* the packet cmp_primary_add is judging */
     struct cmp_stats stats;
 };
 
@@ -135,9 +140,13 @@ void cmp_engine_free(CmpEngine *e)
     }
     while (e->held.head) {
         GList *l = e->held.head;
+        struct cmp_held *h = l->data;
 
         g_queue_unlink(&e->held, l);
-        g_free(l->data);
+        if (h->owned) {
+            g_free((uint8_t *)h->payload);
+        }
+        g_free(h);
     }
     g_queue_clear_full(&e->future, g_free);
     g_hash_table_destroy(e->flows);
@@ -209,6 +218,12 @@ static void cmp_release(CmpEngine *e, struct cmp_held *h, uint64_t now_ns)
     e->stats.released++;
     e->stats.hold_hist[cmp_hist_bucket(now_ns > h->arrival_ns ? now_ns - h->arrival_ns : 0)]++;
     e->cb.release(e->cb.opaque, h->handle);
+    if (e->adding == h) {
+        e->adding = NULL;
+    }
+    if (h->owned) {
+        g_free((uint8_t *)h->payload);
+    }
     g_free(h);
 }
 
@@ -417,14 +432,12 @@ static void cmp_flow_run(CmpEngine *e, struct cmp_flow *f, uint64_t now_ns)
 static struct cmp_held *cmp_held_new(CmpEngine *e, uint64_t handle, const uint8_t *data, size_t len,
                                      uint64_t now_ns)
 {
-    struct cmp_held *h = g_malloc0(sizeof(*h) + len);
+    struct cmp_held *h = g_new0(struct cmp_held, 1);
 
     h->handle = handle;
     h->arrival_ns = now_ns;
     h->len = (uint32_t)len;
-    if (len) {
-        memcpy(h->payload, data, len);
-    }
+    h->payload = data;
     h->glink.data = h;
     h->flink.data = h;
     g_queue_push_tail_link(&e->held, &h->glink);
@@ -464,7 +477,7 @@ void cmp_primary_add(CmpEngine *e, uint64_t handle, const uint8_t *pkt, size_t l
         return;
     }
     f = cmp_flow_get(e, &pi, true);
-    h = cmp_held_new(e, handle, pkt + pi.payload_off, f ? pi.payload_len : 0, now_ns);
+    h = cmp_held_new(e, handle, f ? pkt + pi.payload_off : NULL, f ? pi.payload_len : 0, now_ns);
     if (!f) {
         qb_log(LOG_WARNING, "connection table full (%u flows)", e->params.max_flows);
         cmp_request(e, CMP_REASON_TABLE_FULL);
@@ -475,7 +488,16 @@ void cmp_primary_add(CmpEngine *e, uint64_t handle, const uint8_t *pkt, size_t l
     h->ack = pi.ack;
     h->flags = pi.tcp_flags;
     g_queue_push_tail_link(&f->held, &h->flink);
+    e->adding = h;
     cmp_flow_run(e, f, now_ns);
+    /* Still held: keep the bytes, the caller's buffer is about to go. */
+    if (e->adding) {
+        e->adding = NULL;
+        if (h->len) {
+            h->payload = g_memdup2(h->payload, h->len);
+            h->owned = true;
+        }
+    }
 }
 
 /* Drop secondary bytes below @seq: the client acknowledged them. */

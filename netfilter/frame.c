@@ -11,6 +11,7 @@ G_DEFINE_QUARK(colo-frame-error-quark, frame_error)
 struct frame_decoder {
     GByteArray *buf;
     size_t consumed;          /* bytes of buf already handed out */
+    size_t reserved_at;       /* where frame_decoder_reserve's room starts */
     bool broken;              /* a bad header was seen: the rest is noise */
     struct frame_stats stats;
 };
@@ -31,7 +32,7 @@ void frame_decoder_free(FrameDecoder *d)
     }
 }
 
-void frame_decoder_feed(FrameDecoder *d, const uint8_t *data, size_t len)
+uint8_t *frame_decoder_reserve(FrameDecoder *d, size_t len)
 {
     /* Drop what was handed out before growing: keeps the buffer at about
      * one frame plus one read. */
@@ -39,7 +40,20 @@ void frame_decoder_feed(FrameDecoder *d, const uint8_t *data, size_t len)
         g_byte_array_remove_range(d->buf, 0, (guint)d->consumed);
         d->consumed = 0;
     }
-    g_byte_array_append(d->buf, data, (guint)len);
+    d->reserved_at = d->buf->len;
+    g_byte_array_set_size(d->buf, (guint)(d->reserved_at + len));
+    return d->buf->data + d->reserved_at;
+}
+
+void frame_decoder_commit(FrameDecoder *d, size_t n)
+{
+    g_byte_array_set_size(d->buf, (guint)(d->reserved_at + n));
+}
+
+void frame_decoder_feed(FrameDecoder *d, const uint8_t *data, size_t len)
+{
+    memcpy(frame_decoder_reserve(d, len), data, len);
+    frame_decoder_commit(d, len);
 }
 
 static bool frame_type_known(uint8_t type)

@@ -62,6 +62,11 @@ void frame_decoder_free(FrameDecoder *d);
 /* Append bytes read from the link. */
 void frame_decoder_feed(FrameDecoder *d, const uint8_t *data, size_t len);
 
+/* Room for @len bytes at the end of the buffered stream, to read into
+ * directly (no copy); then frame_decoder_commit() with the count read. */
+uint8_t *frame_decoder_reserve(FrameDecoder *d, size_t len);
+void frame_decoder_commit(FrameDecoder *d, size_t n);
+
 /* Take the next complete frame. Returns 1 and fills @out, 0 if more bytes
  * are needed, -1 with @error set if the stream is broken (close it).
  * Unknown types are counted, logged and skipped. */

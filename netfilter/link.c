@@ -29,7 +29,6 @@ struct proxy_link {
     FrameDecoder *dec;
     GByteArray *out;
     size_t out_off;
-    uint8_t *rbuf;
     struct link_stats stats;
 };
 
@@ -68,7 +67,10 @@ static gboolean link_on_read(gint fd, GIOCondition cond, gpointer data)
 
     /* A few reads per wakeup keep the other sources served. */
     for (int i = 0; i < 8; i++) {
-        n = read(fd, l->rbuf, LINK_READ_SIZE);
+        /* Straight into the decoder's buffer: frames are handed out from
+         * there, never copied in user space. */
+        n = read(fd, frame_decoder_reserve(l->dec, LINK_READ_SIZE), LINK_READ_SIZE);
+        frame_decoder_commit(l->dec, n > 0 ? (size_t)n : 0);
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
             break;
         }
@@ -81,7 +83,6 @@ static gboolean link_on_read(gint fd, GIOCondition cond, gpointer data)
             link_down(l, n == 0 ? "peer closed the connection" : strerror(errno));
             return G_SOURCE_REMOVE;
         }
-        frame_decoder_feed(l->dec, l->rbuf, (size_t)n);
         while ((r = frame_decoder_next(l->dec, &f, &err)) == 1) {
             l->cb.frame(l->cb.opaque, &f);
             if (l->fd < 0) {
@@ -284,7 +285,6 @@ ProxyLink *link_new(const char *listen_on, const char *connect_to, const struct 
     l->lfd = -1;
     l->dec = frame_decoder_new();
     l->out = g_byte_array_new();
-    l->rbuf = g_malloc(LINK_READ_SIZE);
     l->listening = listen_on != NULL;
     if (!link_parse_hostport(listen_on ? listen_on : connect_to, &l->host, &l->port, error)) {
         link_free(l);
@@ -334,7 +334,6 @@ void link_free(ProxyLink *l)
     }
     frame_decoder_free(l->dec);
     g_byte_array_unref(l->out);
-    g_free(l->rbuf);
     g_free(l->host);
     g_free(l->port);
     g_free(l);

@@ -133,6 +133,25 @@ static void test_resegment(struct fixture *f, gconstpointer data)
     g_assert_cmpuint(f->released->len, ==, 5);
 }
 
+/* A packet released at once is judged on the caller's bytes; one that
+ * waits must keep its own copy (NFQUEUE reuses the buffer). */
+static void test_held_copy(struct fixture *f, gconstpointer data)
+{
+    uint64_t h = p_tcp(f, 1000, 500, AP, "held bytes");
+
+    memset(f->buf, 0xa5, sizeof(f->buf));
+    s_tcp(f, 1000, 500, AP, "held bytes");
+    g_assert_true(released(f, h));
+    s_tcp(f, 1010, 500, AP, "at once");
+    g_assert_true(released(f, p_tcp(f, 1010, 500, AP, "at once")));
+    /* A differing packet that waits is still judged on its own bytes. */
+    h = p_tcp(f, 1017, 500, AP, "mine");
+    memset(f->buf, 0, sizeof(f->buf));
+    s_tcp(f, 1017, 500, AP, "mime");
+    g_assert_false(released(f, h));
+    g_assert_cmpint(last_request(f), ==, CMP_REASON_PAYLOAD);
+}
+
 static void test_ack_gating(struct fixture *f, gconstpointer data)
 {
     uint64_t h = p_tcp(f, 1000, 2000, AP, "reply");
@@ -479,6 +498,7 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
 #define ADD(name, fn) g_test_add("/compare/" name, struct fixture, NULL, fixture_setup, fn, fixture_teardown)
     ADD("resegment", test_resegment);
+    ADD("held-copy", test_held_copy);
     ADD("ack-gating", test_ack_gating);
     ADD("mismatch", test_mismatch);
     ADD("mismatch-no-checkpoint", test_mismatch_no_checkpoint);
