@@ -1,6 +1,7 @@
 /* libFuzzer target: arbitrary bytes as an incoming migration stream, into
- * a small VM (2 MiB of RAM, serial, CMOS, ACPI PM; no KVM). The loader must
- * refuse bad input with an error, never crash or write outside RAM. */
+ * a small VM (2 MiB of RAM, room for two DIMMs of up to 8 MiB, serial, CMOS,
+ * ACPI PM; no KVM). The loader must refuse bad input with an error, never
+ * crash or write outside RAM. */
 #include "config.h"
 
 #include <stdint.h>
@@ -14,6 +15,7 @@
 #include "devices/acpi-pm.h"
 #include "devices/cmos.h"
 #include "devices/serial.h"
+#include "dimm.h"
 #include "migration/migration-priv.h"
 #include "migration/migration.h"
 #include "vm.h"
@@ -23,13 +25,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static Vm vm;
 static Migration *mig;
 
-static void fuzz_setup(void)
+/* RAM and DIMMs afresh: an input that added a DIMM must not change what
+ * the next one finds. */
+static void fuzz_memory(void)
 {
     GuestMemoryConfig cfg = { .size = 2 << 20 };
 
+    if (mig) {
+        ram_load_state_clear(&mig->in_ram);
+    }
+    dimms_free(vm.dimms);
+    guest_memory_free(vm.mem);
+    vm.mem = guest_memory_new(&cfg, NULL);
+    vm.dimms = dimms_new(vm.mem, NULL, NULL, 10 << 20, 2, NULL);
+}
+
+static void fuzz_setup(void)
+{
     qb_log_init("fuzz", LOG_USER, LOG_EMERG);
     qb_log_ctl(QB_LOG_SYSLOG, QB_LOG_CONF_ENABLED, QB_FALSE);
-    vm.mem = guest_memory_new(&cfg, NULL);
+    fuzz_memory();
     vm.iobus = iobus_new();
     vm.ctx = g_main_context_default();
     vmstate_registry_init(&vm.vmstate);
@@ -67,5 +82,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mig_channel_free(mig->in_rp);
     mig->in_rp = NULL;
     g_mutex_unlock(&mig->rp_lock);
+    if (guest_memory_nr_blocks(vm.mem) > 1) {
+        fuzz_memory();
+    }
     return 0;
 }
