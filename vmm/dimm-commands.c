@@ -51,6 +51,14 @@ static bool dimm_create(Vm *vm, const DimmArgs *a, bool notify, GError **error)
 
 /* ---- QMP ----------------------------------------------------------------- */
 
+static JsonNode *node_from_array(JsonArray *list)
+{
+    JsonNode *node = json_node_new(JSON_NODE_ARRAY);
+
+    json_node_take_array(node, list);
+    return node;
+}
+
 /* A size as QMP gives it: a number of bytes (QEMU also takes "64M" on the
  * command line; accept that here too). */
 static bool arg_size(JsonObject *args, const char *name, bool required, uint64_t *out, GError **error)
@@ -215,9 +223,7 @@ static JsonNode *cmd_query_memory_devices(JsonObject *args, gpointer opaque, GEr
         json_array_add_object_element(list, dev);
     }
     g_mutex_unlock(&vm->dimms->lock);
-    JsonNode *node = json_node_new(JSON_NODE_ARRAY);
-    json_node_take_array(node, list);
-    return node;
+    return node_from_array(list);
 }
 
 static JsonNode *cmd_query_memory_size_summary(JsonObject *args, gpointer opaque, GError **error)
@@ -260,9 +266,7 @@ static JsonNode *cmd_query_memdev(JsonObject *args, gpointer opaque, GError **er
         json_array_add_object_element(list, o);
     }
     g_mutex_unlock(&vm->dimms->lock);
-    JsonNode *node = json_node_new(JSON_NODE_ARRAY);
-    json_node_take_array(node, list);
-    return node;
+    return node_from_array(list);
 }
 
 void dimm_commands_register(QmpServer *qmp, Vm *vm)
