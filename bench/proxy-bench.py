@@ -159,6 +159,9 @@ class Bench:
         self.topo = netns.Topology()
         self.results = {}   # mode -> list of dicts
 
+    def chrt(self):
+        return ["chrt", "-f", str(self.args.chrt)] if self.args.chrt else []
+
     def rx_packets(self):
         out = subprocess.run(["ip", "-n", self.topo.ns["ph"], "-s", "-j", "link", "show", self.primary_if],
                              check=True, capture_output=True, text=True).stdout
@@ -255,7 +258,8 @@ class Bench:
 
         def begin(self, phase):
             topo = self.bench.topo
-            self.proc = topo.spawn("ph", os.path.join(self.bench.build, "tests", "netfilter", "proxy-bench-accept"),
+            self.proc = topo.spawn("ph", *self.bench.chrt(), os.path.join(self.bench.build, "tests", "netfilter",
+                                                                         "proxy-bench-accept"),
                                    "--queue", QUEUE, "--batch", "32")
             if not netns.wait_ready(self.proc):
                 raise RuntimeError("proxy-bench-accept did not start")
@@ -300,9 +304,9 @@ class Bench:
         for s in (psock, ssock):
             if os.path.exists(s):
                 os.unlink(s)
-        pproc = topo.spawn("ph", netns.PROXY, "-r", "primary", "-i", "pgh", *pmode, "-L", "10.79.0.1:7700",
+        pproc = topo.spawn("ph", *self.chrt(), netns.PROXY, "-r", "primary", "-i", "pgh", *pmode, "-L", "10.79.0.1:7700",
                            "-c", psock, log="primary.log")
-        sproc = topo.spawn("sh", netns.PROXY, "-r", "secondary", "-i", "sgh", "-q", QUEUE,
+        sproc = topo.spawn("sh", *self.chrt(), netns.PROXY, "-r", "secondary", "-i", "sgh", "-q", QUEUE,
                            *(["--forward-all"] if a.l2 else []), "-C", "10.79.0.1:7700", "-c", ssock,
                            log="secondary.log")
         coord = None
@@ -376,7 +380,8 @@ class Bench:
                     raise RuntimeError("guest server did not start")
         rounds = 1 if a.l2 else a.rounds
         for r in range(rounds):
-            print("--- round %d of %d (%s)" % (r + 1, rounds, load()), flush=True)
+            print("--- round %d of %d (%s%s)" % (r + 1, rounds, load(),
+                                                 ", consumers SCHED_FIFO %d" % a.chrt if a.chrt else ""), flush=True)
             if "forward" in a.modes:
                 self.run_forward()
             if "accept-all" in a.modes:
@@ -419,6 +424,9 @@ def main():
     ap.add_argument("--echo-delay-us", type=int, default=2000,
                     help="the primary guest's echo answers this late, so the secondary's copy is waiting")
     ap.add_argument("--pings", type=int, default=2000)
+    ap.add_argument("--chrt", type=int, metavar="PRIO",
+                    help="run the NFQUEUE consumers (both proxies, the accept-all consumer) under chrt -f PRIO "
+                    "(SCHED_FIFO), as a deployment that keeps them ahead of other work would")
     ap.add_argument("--l2", action="store_true", help="the primary on the user-space L2 path (--uplink)")
     ap.add_argument("--cc", help="TCP congestion control of the guests' servers (a namespace may use only "
                     "what net.ipv4.tcp_allowed_congestion_control lists; default: the host's)")

@@ -7,6 +7,7 @@
 #include <gio/gio.h>
 #include <glib-unix.h>
 #include <linux/if_ether.h>
+#include <linux/filter.h>
 #include <linux/if_packet.h>
 #include <linux/virtio_net.h>
 #include <net/if.h>
@@ -82,6 +83,16 @@ static gboolean capture_on_readable(gint fd, GIOCondition cond, gpointer data)
     return G_SOURCE_CONTINUE;
 }
 
+/* Frames the host sends only: the guest's own output (a primary's 64 KiB
+ * GSO frames) is never copied to us just to be thrown away. */
+static struct sock_filter outgoing_only_code[] = {
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_PKTTYPE)),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PACKET_OUTGOING, 0, 1),
+    BPF_STMT(BPF_RET | BPF_K, 0xffffffffu),
+    BPF_STMT(BPF_RET | BPF_K, 0),
+};
+static const struct sock_fprog outgoing_only = { G_N_ELEMENTS(outgoing_only_code), outgoing_only_code };
+
 ProxyCapture *capture_open(const char *ifname, bool want_outgoing, const struct capture_callbacks *cb,
                            GError **error)
 {
@@ -94,13 +105,20 @@ ProxyCapture *capture_open(const char *ifname, bool want_outgoing, const struct 
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "no interface %s", ifname);
         return NULL;
     }
-    fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
+    /* Protocol 0: nothing is received until bind(), so no frame of
+     * another interface and none the filter would refuse gets queued. */
+    fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "packet socket: %s", strerror(errno));
         return NULL;
     }
     sll.sll_ifindex = (int)ifindex;
+    /* Our own injections would come back otherwise. */
+    if (!want_outgoing) {
+        setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one));
+    }
     if (setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) < 0 ||
+        (want_outgoing && setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &outgoing_only, sizeof(outgoing_only)) < 0) ||
         bind(fd, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
         int e = errno;
 
@@ -109,10 +127,6 @@ ProxyCapture *capture_open(const char *ifname, bool want_outgoing, const struct 
         return NULL;
     }
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsize, sizeof(bufsize));
-    if (!want_outgoing) {
-        /* Our own injections would come back otherwise. */
-        setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one));
-    }
     c = g_new0(ProxyCapture, 1);
     c->cb = *cb;
     c->fd = fd;
