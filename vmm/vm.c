@@ -211,6 +211,7 @@ static bool vm_load_boot(Vm *vm, GError **error)
         .initrd = vm->initrd ? g_bytes_get_data(vm->initrd, &img.initrd_size) : NULL,
         .cmdline = vm->cmdline,
         .ncpus = vm->ncpus,
+        .mem_slots = vm->dimms->slots,
     };
     BootEntry entry;
 

@@ -3,8 +3,9 @@
  * CONFIG_X86_MPPARSE find neither the IOAPIC nor the other CPUs in an MP
  * table). Minimal on purpose: RSDP, RSDT and XSDT, a FADT for the PM1
  * blocks of vmm/devices/acpi-pm (0x600, SCI on GSI 9) and the reset
- * register 0xcf9, a FACS, a DSDT holding only \_S5 (power off = SLP_TYP 0),
- * and a MADT. All in the reserved BIOS area after the MP table. */
+ * register 0xcf9, a FACS, the DSDT compiled from boot/dsdt.asl (\_S5 for
+ * power-off, the memory hot-plug controller and its DIMM slots), and a
+ * MADT. All in the reserved BIOS area after the MP table. */
 #include "config.h"
 
 #include <inttypes.h>
@@ -17,8 +18,9 @@
 #define ACPI_RSDT   0x080
 #define ACPI_XSDT   0x0c0
 #define ACPI_FADT   0x100
-#define ACPI_DSDT   0x200
-#define ACPI_MADT   0x240
+#define ACPI_MADT   0x200
+#define ACPI_DSDT   0x1000     /* after a MADT for BOOT_MAX_CPUS */
+#define ACPI_DSDT_MAX 0x4000
 #define ACPI_HDR    36         /* the common table header */
 #define ACPI_FADT_LEN 244      /* revision 3 (ACPI 2.0) */
 #define ACPI_FACS_LEN 64
@@ -108,20 +110,20 @@ static void acpi_fadt(uint8_t *t)
     acpi_finish(t);
 }
 
-/* DefinitionBlock with one object: Name (_S5, Package () { 0, 0, 0, 0 }),
- * SLP_TYP 0 for S5 as vmm/devices/acpi-pm expects. */
-static size_t acpi_dsdt(uint8_t *t)
+/* The compiled DSDT with the number of DIMM slots filled in: the ASL has
+ * Name (MDNR, 0x4D444E52) as a placeholder. */
+static size_t acpi_dsdt(uint8_t *t, unsigned mem_slots)
 {
-    static const uint8_t aml[] = {
-        0x08, '_', 'S', '5', '_',         /* NameOp "_S5_" */
-        0x12, 0x06, 0x04,                 /* PackageOp, PkgLength 6, 4 elements */
-        0x00, 0x00, 0x00, 0x00,           /* ZeroOp x4 */
-    };
+    static const uint8_t placeholder[] = { 'M', 'D', 'N', 'R', 0x0c, 0x52, 0x4e, 0x44, 0x4d };
 
-    acpi_header(t, "DSDT", ACPI_HDR + sizeof(aml), 2);
-    memcpy(t + ACPI_HDR, aml, sizeof(aml));
+    G_STATIC_ASSERT(sizeof(placeholder) == 9);
+    g_assert(boot_dsdt_aml_len <= ACPI_DSDT_MAX);
+    memcpy(t, boot_dsdt_aml, boot_dsdt_aml_len);
+    uint8_t *at = memmem(t + ACPI_HDR, boot_dsdt_aml_len - ACPI_HDR, placeholder, sizeof(placeholder));
+    g_assert(at);       /* the build put it there */
+    boot_wr32(at + 5, mem_slots);
     acpi_finish(t);
-    return ACPI_HDR + sizeof(aml);
+    return boot_dsdt_aml_len;
 }
 
 static size_t acpi_madt(uint8_t *t, unsigned ncpus)
@@ -166,21 +168,22 @@ static size_t acpi_madt(uint8_t *t, unsigned ncpus)
     return len;
 }
 
-bool boot_acpi_write(GuestMemory *mem, unsigned ncpus, GError **error)
+bool boot_acpi_write(GuestMemory *mem, unsigned ncpus, unsigned mem_slots, GError **error)
 {
-    size_t size = ACPI_MADT + ACPI_HDR + 8 + BOOT_MAX_CPUS * 8 + 12 + 10 + 6;
+    size_t size = ACPI_DSDT + ACPI_DSDT_MAX;
     g_autofree uint8_t *buf = g_malloc0(size);
     uint64_t fadt = BOOT_ACPI_ADDR + ACPI_FADT, madt = BOOT_ACPI_ADDR + ACPI_MADT;
 
     g_assert(ncpus >= 1 && ncpus <= BOOT_MAX_CPUS);
+    G_STATIC_ASSERT(ACPI_MADT + ACPI_HDR + 8 + BOOT_MAX_CPUS * 8 + 12 + 10 + 6 <= ACPI_DSDT);
 
     uint8_t *facs = buf + ACPI_FACS;
     memcpy(facs, "FACS", 4);
     boot_wr32(facs + 4, ACPI_FACS_LEN);
 
     acpi_fadt(buf + ACPI_FADT);
-    acpi_dsdt(buf + ACPI_DSDT);
-    size_t madt_len = acpi_madt(buf + ACPI_MADT, ncpus);
+    size_t dsdt_len = acpi_dsdt(buf + ACPI_DSDT, mem_slots);
+    acpi_madt(buf + ACPI_MADT, ncpus);
 
     uint8_t *rsdt = buf + ACPI_RSDT;
     acpi_header(rsdt, "RSDT", ACPI_HDR + 2 * 4, 1);
@@ -205,7 +208,7 @@ bool boot_acpi_write(GuestMemory *mem, unsigned ncpus, GError **error)
     rsdp[8] = boot_checksum(rsdp, 20);
     rsdp[32] = boot_checksum(rsdp, 36);
 
-    if (!guest_memory_write(mem, BOOT_ACPI_ADDR, buf, ACPI_MADT + madt_len)) {
+    if (!guest_memory_write(mem, BOOT_ACPI_ADDR, buf, ACPI_DSDT + dsdt_len)) {
         g_set_error(error, BOOT_ERROR, BOOT_ERROR_NO_ROOM,
                     "no guest RAM at 0x%" PRIx64 " for the ACPI tables", BOOT_ACPI_ADDR);
         return false;

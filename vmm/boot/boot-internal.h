@@ -109,7 +109,11 @@ bool boot_mptable_write(GuestMemory *mem, unsigned ncpus, GError **error);
 
 /* ACPI tables (RSDP at BOOT_ACPI_ADDR, RSDT/XSDT, FADT, FACS, DSDT,
  * MADT) describing the same CPUs, IOAPIC and PM hardware as the MP table. */
-bool boot_acpi_write(GuestMemory *mem, unsigned ncpus, GError **error);
+bool boot_acpi_write(GuestMemory *mem, unsigned ncpus, unsigned mem_slots, GError **error);
+
+/* boot/dsdt.asl as compiled by iasl (boot/dsdt-aml.c, made by the build). */
+extern const unsigned char boot_dsdt_aml[];
+extern const size_t boot_dsdt_aml_len;
 
 /* The GDT every mode uses, and the identity page tables of Linux64. */
 bool boot_gdt_write(GuestMemory *mem, BootEntry *entry);

@@ -89,7 +89,7 @@ bool boot_load_images(GuestMemory *mem, const BootImages *img, BootEntry *entry,
                     "unknown kernel format (neither an ELF file nor a bzImage with a \"HdrS\" header)");
         return false;
     }
-    if (!ok || !boot_mptable_write(mem, img->ncpus, error) || !boot_acpi_write(mem, img->ncpus, error)) {
+    if (!ok || !boot_mptable_write(mem, img->ncpus, error) || !boot_acpi_write(mem, img->ncpus, img->mem_slots, error)) {
         return false;
     }
     if (!boot_gdt_write(mem, &e) || (e.mode == BOOT_MODE_LINUX64 && !boot_page_tables_write(mem, &e))) {
@@ -142,6 +142,7 @@ bool boot_load(GuestMemory *mem, const BootConfig *cfg, BootEntry *entry, GError
         .initrd_size = initrd_len,
         .cmdline = cfg->cmdline,
         .ncpus = cfg->ncpus,
+        .mem_slots = cfg->mem_slots,
     };
     GError *local = NULL;
     if (!boot_load_images(mem, &img, entry, &local)) {

@@ -22,6 +22,7 @@ typedef struct BootConfig {
     const char *initrd;    /* path or NULL */
     const char *cmdline;   /* or NULL */
     unsigned ncpus;        /* for the MP table, 1..BOOT_MAX_CPUS */
+    unsigned mem_slots;    /* DIMM slots the DSDT describes (-m slots=) */
 } BootConfig;
 
 typedef struct BootEntry {
@@ -45,6 +46,7 @@ typedef struct BootImages {
     size_t initrd_size;
     const char *cmdline;     /* NULL: empty */
     unsigned ncpus;
+    unsigned mem_slots;      /* DIMM slots the DSDT describes (-m slots=) */
 } BootImages;
 
 /* One e820 entry, laid out exactly as in the Linux zero page (20 bytes). */
