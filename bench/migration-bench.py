@@ -375,11 +375,12 @@ def configurations(args, workdir):
         log("QEMU: " + ver)
     for vmm in vmms:
         caps = colo_caps if vmm == "colo" else qemu_caps
-        for img in ("random", "halfzero"):
+        images = ("random", "halfzero") if args.image == "both" else (args.image,)
+        for img in images:
             cfgs.append({"name": "%s single %s" % (vmm, img), "vmm": vmm, "image": img, "channels": 1})
         if args.channels > 1:
             if "multifd" in caps:
-                for img in ("random", "halfzero"):
+                for img in images:
                     cfgs.append({"name": "%s multifd-%d %s" % (vmm, args.channels, img), "vmm": vmm,
                                  "image": img, "channels": args.channels})
             else:
@@ -426,6 +427,8 @@ def main():
     ap.add_argument("--dir", default=DEFAULT_DIR,
                     help="where the RAM files go (default /dev/shm, a tmpfs like guest RAM's memfd; else /tmp)")
     ap.add_argument("--no-qemu", action="store_true", help="colo-vmm only")
+    ap.add_argument("--image", choices=("both", "random", "halfzero"), default="both",
+                    help="which image to migrate (default both; one alone for profiling)")
     ap.add_argument("--timeout", type=float, default=120, help="bound on every wait, s (default 120)")
     ap.add_argument("--build", default=os.environ.get("COLO_BUILDDIR", os.getcwd()),
                     help="build directory (default $COLO_BUILDDIR, else the current directory)")

@@ -48,12 +48,15 @@ void ram_load_state_init(RamLoadState *st, const GuestMemory *mem)
     }
 }
 
+static void store_free(RamStore *s);
+
 void ram_load_state_clear(RamLoadState *st)
 {
     for (unsigned i = 0; i < GUEST_MAX_REGIONS; i++) {
         g_free(st->maybe_data[i]);
         st->maybe_data[i] = NULL;
     }
+    g_clear_pointer(&st->store, store_free);
 }
 
 static unsigned long *ram_load_word(RamLoadState *st, const GuestMemory *mem, const RamBlock *b,
@@ -103,18 +106,235 @@ void ram_load_store(RamLoadState *st, const GuestMemory *mem, const RamBlock *b,
     memcpy(b->host + offset, data, len);
 }
 
-void ram_load_zero_page(RamLoadState *st, const GuestMemory *mem, const RamBlock *b, uint64_t offset)
+static bool ram_zero_known(RamLoadState *st, const GuestMemory *mem, const RamBlock *b, uint64_t offset)
 {
     uint64_t page = offset / GUEST_PAGE_SIZE;
     unsigned long *w = ram_load_word(st, mem, b, page);
+
+    return w && !(__atomic_load_n(w, __ATOMIC_RELAXED) & (1UL << (page % BITS_PER_WORD)));
+}
+
+void ram_load_zero_page(RamLoadState *st, const GuestMemory *mem, const RamBlock *b, uint64_t offset)
+{
     uint8_t *host = b->host + offset;
 
-    if (w && !(__atomic_load_n(w, __ATOMIC_RELAXED) & (1UL << (page % BITS_PER_WORD)))) {
+    if (ram_zero_known(st, mem, b, offset)) {
         return;     /* never had data: zero without touching it */
     }
     if (!buffer_is_zero(host, GUEST_PAGE_SIZE)) {
         memset(host, 0, GUEST_PAGE_SIZE);
     }
+}
+
+/* ---- the store thread ----------------------------------------------------
+ * Storing a page (the kernel allocating it in the block's file, the copy in)
+ * costs about three times what reading it from the socket does, so
+ * ram_load hands batches of pages to a thread that stores them while it
+ * reads the next. Batches pass through a ring in order: a page sent twice
+ * ends with its later content, and a zero page after data clears it. */
+
+#define STORE_BATCHES       8
+#define STORE_BATCH_BYTES   ((size_t)128 * GUEST_PAGE_SIZE)    /* 512 KiB */
+#define STORE_BATCH_OPS     256
+
+enum { STORE_DATA, STORE_ZERO, STORE_FILL };
+
+typedef struct {
+    const RamBlock *block;
+    uint64_t offset;
+    uint32_t len;               /* STORE_DATA: bytes at buf + data */
+    uint32_t data;
+    uint8_t kind;
+    uint8_t fill;               /* STORE_FILL: the byte */
+} StoreOp;
+
+typedef struct {
+    uint8_t *buf;
+    size_t used;
+    unsigned nops;
+    StoreOp ops[STORE_BATCH_OPS];
+} StoreBatch;
+
+struct RamStore {
+    RamLoadState *st;
+    const GuestMemory *mem;     /* of the current ram_load */
+    GThread *thread;            /* NULL: not started, or could not be */
+    bool no_thread;
+    GMutex lock;
+    GCond cond;
+    unsigned fill;              /* the batch the loader fills */
+    unsigned next;              /* the next batch the thread stores */
+    unsigned queued;            /* handed over and not stored yet: next, next + 1, ... */
+    bool quit;
+    StoreBatch batch[STORE_BATCHES];
+};
+
+static void store_run(RamStore *s, StoreBatch *b)
+{
+    for (unsigned i = 0; i < b->nops; i++) {
+        const StoreOp *op = &b->ops[i];
+        switch (op->kind) {
+        case STORE_DATA:
+            ram_load_store(s->st, s->mem, op->block, op->offset, b->buf + op->data, op->len);
+            break;
+        case STORE_ZERO:
+            ram_load_zero_page(s->st, s->mem, op->block, op->offset);
+            break;
+        case STORE_FILL:
+            memset(op->block->host + op->offset, op->fill, GUEST_PAGE_SIZE);
+            break;
+        }
+    }
+    b->nops = 0;
+    b->used = 0;
+}
+
+static gpointer store_thread(gpointer opaque)
+{
+    RamStore *s = opaque;
+
+    g_mutex_lock(&s->lock);
+    for (;;) {
+        while (!s->queued && !s->quit) {
+            g_cond_wait(&s->cond, &s->lock);
+        }
+        if (!s->queued) {
+            break;
+        }
+        StoreBatch *b = &s->batch[s->next];
+        g_mutex_unlock(&s->lock);
+        store_run(s, b);
+        g_mutex_lock(&s->lock);
+        s->next = (s->next + 1) % STORE_BATCHES;
+        s->queued--;
+        g_cond_broadcast(&s->cond);
+    }
+    g_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+static RamStore *store_get(RamLoadState *st, const GuestMemory *mem)
+{
+    if (!st->store) {
+        RamStore *s = g_new0(RamStore, 1);
+        s->st = st;
+        g_mutex_init(&s->lock);
+        g_cond_init(&s->cond);
+        for (unsigned i = 0; i < STORE_BATCHES; i++) {
+            s->batch[i].buf = g_malloc(STORE_BATCH_BYTES);
+        }
+        st->store = s;
+    }
+    st->store->mem = mem;
+    return st->store;
+}
+
+static void store_free(RamStore *s)
+{
+    if (s->thread) {
+        g_mutex_lock(&s->lock);
+        s->quit = true;
+        g_cond_broadcast(&s->cond);
+        g_mutex_unlock(&s->lock);
+        g_thread_join(s->thread);
+    }
+    for (unsigned i = 0; i < STORE_BATCHES; i++) {
+        g_free(s->batch[i].buf);
+    }
+    g_cond_clear(&s->cond);
+    g_mutex_clear(&s->lock);
+    g_free(s);
+}
+
+/* Hand the filled batch to the thread and wait for a free one. */
+static void store_submit(RamStore *s)
+{
+    StoreBatch *b = &s->batch[s->fill];
+
+    if (!b->nops) {
+        return;
+    }
+    if (!s->thread && !s->no_thread) {
+        g_autoptr(GError) error = NULL;
+        s->thread = g_thread_try_new("mig/store", store_thread, s, &error);
+        if (!s->thread) {
+            qb_log(LOG_WARNING, "migration: no store thread (%s): pages stored by the loader",
+                   error->message);
+            s->no_thread = true;
+        }
+    }
+    if (!s->thread) {
+        store_run(s, b);
+        return;
+    }
+    g_mutex_lock(&s->lock);
+    s->queued++;
+    g_cond_broadcast(&s->cond);
+    s->fill = (s->fill + 1) % STORE_BATCHES;
+    while (s->queued == STORE_BATCHES) {
+        g_cond_wait(&s->cond, &s->lock);
+    }
+    g_mutex_unlock(&s->lock);
+}
+
+/* Every page of this ram_load in place. A short record the thread has
+ * nothing queued for is stored here: no hand-over for a few pages. */
+static void store_finish(RamStore *s)
+{
+    g_mutex_lock(&s->lock);
+    bool idle = !s->queued;
+    g_mutex_unlock(&s->lock);
+    if (idle) {
+        store_run(s, &s->batch[s->fill]);
+        return;
+    }
+    store_submit(s);
+    g_mutex_lock(&s->lock);
+    while (s->queued) {
+        g_cond_wait(&s->cond, &s->lock);
+    }
+    g_mutex_unlock(&s->lock);
+}
+
+/* A batch with room for one more op of @bytes of data. */
+static StoreBatch *store_room(RamStore *s, size_t bytes)
+{
+    StoreBatch *b = &s->batch[s->fill];
+
+    if (b->nops == STORE_BATCH_OPS || b->used + bytes > STORE_BATCH_BYTES) {
+        store_submit(s);
+        b = &s->batch[s->fill];
+    }
+    return b;
+}
+
+/* Read @len bytes of pages for @offset of @block from @c into the batch;
+ * one op with the previous if they continue it. */
+static void store_read_data(RamStore *s, MigChannel *c, const RamBlock *block, uint64_t offset,
+                            size_t len)
+{
+    StoreBatch *b = store_room(s, len);
+
+    mig_get_bytes(c, b->buf + b->used, len);
+    if (mig_channel_error(c)) {
+        return;
+    }
+    StoreOp *prev = b->nops ? &b->ops[b->nops - 1] : NULL;
+    if (prev && prev->kind == STORE_DATA && prev->block == block &&
+        prev->offset + prev->len == offset && prev->data + prev->len == b->used) {
+        prev->len += (uint32_t)len;
+    } else {
+        b->ops[b->nops++] = (StoreOp){ .block = block, .offset = offset, .len = (uint32_t)len,
+                                       .data = (uint32_t)b->used, .kind = STORE_DATA };
+    }
+    b->used += len;
+}
+
+static void store_page_op(RamStore *s, const RamBlock *block, uint64_t offset, uint8_t kind, uint8_t fill)
+{
+    StoreBatch *b = store_room(s, 0);
+
+    b->ops[b->nops++] = (StoreOp){ .block = block, .offset = offset, .kind = kind, .fill = fill };
 }
 
 static bool ram_load_fail(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
@@ -163,12 +383,14 @@ bool ram_load_blocks(GuestMemory *mem, MigChannel *c, GError **error)
     return true;
 }
 
-bool ram_load(GuestMemory *mem, MigChannel *c, RamStats *stats, RamLoadState *st,
-              RamPlaceFunc place, void *opaque, GError **error)
+/* The record's entries; pages go to @place, else to @store, else straight
+ * into guest memory through @page. */
+static bool ram_load_record(GuestMemory *mem, MigChannel *c, RamStats *stats, RamLoadState *st,
+                            RamStore *store, RamPlaceFunc place, void *opaque, GError **error)
 {
     const RamBlock *block = NULL;
     char id[MIG_MAX_ID_LEN + 1];
-    g_autofree uint8_t *page = g_malloc((size_t)MIG_MAX_RUN * GUEST_PAGE_SIZE);
+    g_autofree uint8_t *page = store ? NULL : g_malloc((size_t)MIG_MAX_RUN * GUEST_PAGE_SIZE);
 
     while (!mig_channel_error(c)) {
         uint64_t word = mig_get_be64(c);
@@ -201,10 +423,10 @@ bool ram_load(GuestMemory *mem, MigChannel *c, RamStats *stats, RamLoadState *st
             return ram_load_fail(error, "page offset 0x%" G_GINT64_MODIFIER "x beyond block '%s'",
                                  offset, block->id);
         }
-        uint8_t *host = block->host + offset;
+        uint16_t n = 1;
         switch (flags & (MIG_PAGE_ZERO | MIG_PAGE_PAGE | MIG_PAGE_RUN)) {
-        case MIG_PAGE_RUN: {
-            uint16_t n = mig_get_be16(c);
+        case MIG_PAGE_RUN:
+            n = mig_get_be16(c);
             if (mig_channel_error(c)) {
                 break;
             }
@@ -212,18 +434,27 @@ bool ram_load(GuestMemory *mem, MigChannel *c, RamStats *stats, RamLoadState *st
                 return ram_load_fail(error, "run of %u pages at 0x%" G_GINT64_MODIFIER "x does not fit "
                                      "block '%s'", n, offset, block->id);
             }
-            for (uint16_t i = 0; i < n && place; i++) {
-                mig_get_bytes(c, page, GUEST_PAGE_SIZE);
-                if (!mig_channel_error(c) && !place(opaque, block, offset + i * GUEST_PAGE_SIZE, page)) {
-                    return ram_load_fail(error, "cannot place page 0x%" G_GINT64_MODIFIER "x",
-                                         (guint64)(offset + i * GUEST_PAGE_SIZE));
+            /* fall through */
+        case MIG_PAGE_PAGE: {
+            size_t len = (size_t)n * GUEST_PAGE_SIZE;
+            if (place) {
+                for (uint16_t i = 0; i < n; i++) {
+                    mig_get_bytes(c, page, GUEST_PAGE_SIZE);
+                    if (!mig_channel_error(c) && !place(opaque, block, offset + i * GUEST_PAGE_SIZE, page)) {
+                        return ram_load_fail(error, "cannot place page 0x%" G_GINT64_MODIFIER "x",
+                                             (guint64)(offset + i * GUEST_PAGE_SIZE));
+                    }
+                }
+            } else if (store) {
+                store_read_data(store, c, block, offset, len);
+            } else {
+                mig_get_bytes(c, page, len);
+                if (!mig_channel_error(c)) {
+                    ram_load_store(st, mem, block, offset, page, len);
                 }
             }
-            if (!place) {
-                mig_get_bytes(c, page, (size_t)n * GUEST_PAGE_SIZE);
-                if (!mig_channel_error(c)) {
-                    ram_load_store(st, mem, block, offset, page, (size_t)n * GUEST_PAGE_SIZE);
-                }
+            if (mig_channel_error(c)) {
+                break;
             }
             for (uint16_t i = 0; i < n; i++) {
                 ram_load_note_data(st, mem, block, offset + i * GUEST_PAGE_SIZE);
@@ -244,28 +475,22 @@ bool ram_load(GuestMemory *mem, MigChannel *c, RamStats *stats, RamLoadState *st
                     return ram_load_fail(error, "cannot place page 0x%" G_GINT64_MODIFIER "x", offset);
                 }
             } else if (fill) {
-                memset(host, fill, GUEST_PAGE_SIZE);
                 ram_load_note_data(st, mem, block, offset);
-            } else {
-                ram_load_zero_page(st, mem, block, offset);
+                if (store) {
+                    store_page_op(store, block, offset, STORE_FILL, fill);
+                } else {
+                    memset(block->host + offset, fill, GUEST_PAGE_SIZE);
+                }
+            } else if (!ram_zero_known(st, mem, block, offset)) {
+                if (store) {
+                    store_page_op(store, block, offset, STORE_ZERO, 0);
+                } else {
+                    ram_load_zero_page(st, mem, block, offset);
+                }
             }
             __atomic_fetch_add(&stats->duplicate, 1, __ATOMIC_RELAXED);
             break;
         }
-        case MIG_PAGE_PAGE:
-            mig_get_bytes(c, page, GUEST_PAGE_SIZE);
-            if (mig_channel_error(c)) {
-                break;
-            }
-            ram_load_note_data(st, mem, block, offset);
-            if (place && !place(opaque, block, offset, page)) {
-                return ram_load_fail(error, "cannot place page 0x%" G_GINT64_MODIFIER "x", offset);
-            }
-            if (!place) {
-                ram_load_store(st, mem, block, offset, page, GUEST_PAGE_SIZE);
-            }
-            __atomic_fetch_add(&stats->normal, 1, __ATOMIC_RELAXED);
-            break;
         default:
             return ram_load_fail(error, "page entry is neither zero nor full (flags 0x%"
                                  G_GINT64_MODIFIER "x)", flags);
@@ -275,4 +500,16 @@ bool ram_load(GuestMemory *mem, MigChannel *c, RamStats *stats, RamLoadState *st
     g_set_error(error, G_IO_ERROR, g_io_error_from_errno(-err), "RAM: stream %s: %s",
                 err == -EIO ? "ended in the middle of a record" : "failed", g_strerror(-err));
     return false;
+}
+
+bool ram_load(GuestMemory *mem, MigChannel *c, RamStats *stats, RamLoadState *st,
+              RamPlaceFunc place, void *opaque, GError **error)
+{
+    if (place || !st) {
+        return ram_load_record(mem, c, stats, st, NULL, place, opaque, error);
+    }
+    RamStore *store = store_get(st, mem);
+    bool ok = ram_load_record(mem, c, stats, st, store, NULL, NULL, error);
+    store_finish(store);
+    return ok;
 }

@@ -60,12 +60,16 @@ uint64_t ram_save_remaining(const RamSave *rs);
 /* Destination: which pages may hold data. Guest RAM of a fresh VM is
  * mostly untouched, and a zero page there needs no work at all: reading it
  * to check would allocate it. */
+typedef struct RamStore RamStore;
+
 typedef struct RamLoadState {
     unsigned long *maybe_data[GUEST_MAX_REGIONS];
     gint no_pwrite[GUEST_MAX_REGIONS];     /* the block's file refused pwrite (hugetlbfs) */
+    RamStore *store;            /* ram_load's store thread and its buffers, made on first use */
 } RamLoadState;
 
 void ram_load_state_init(RamLoadState *st, const GuestMemory *mem);
+/* Frees the maps, stops the store thread (no ram_load may be running). */
 void ram_load_state_clear(RamLoadState *st);
 
 /* Places one page during postcopy, atomically (@data NULL: a zero page).
@@ -76,8 +80,10 @@ typedef bool (*RamPlaceFunc)(void *opaque, const RamBlock *block, uint64_t offse
 /* Destination side: one RAM record from @c into @mem. Every id, offset and
  * flag is checked; a malformed record fails with @error and leaves guest
  * memory outside the named pages untouched. With @place, pages go through
- * it instead of being written in place. @stats may be updated from several
- * loaders at once (atomic adds). */
+ * it instead of being written in place. Without, a store thread writes the
+ * pages while this one reads the next (with @st); either way every page is
+ * in place when it returns. @stats may be updated from several loaders at
+ * once (atomic adds). One ram_load per @st at a time. */
 bool ram_load(GuestMemory *mem, MigChannel *c, RamStats *stats, RamLoadState *st,
               RamPlaceFunc place, void *opaque, GError **error);
 
