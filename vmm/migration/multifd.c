@@ -364,7 +364,8 @@ void multifd_recv_free(MultifdRecv *mr)
     g_free(mr);
 }
 
-static bool recv_pages(MultifdRecv *mr, MigChannel *c, GError **error)
+/* @buf: PACKET_PAGES pages, the channel's. */
+static bool recv_pages(MultifdRecv *mr, MigChannel *c, uint8_t *buf, GError **error)
 {
     GuestMemory *mem = mr->m->vm->mem;
     char id[MIG_MAX_ID_LEN + 1];
@@ -394,7 +395,6 @@ static bool recv_pages(MultifdRecv *mr, MigChannel *c, GError **error)
     }
     /* Consecutive data pages are read into one buffer and stored with one
      * write (see ram_load_store); the data follows in offset order. */
-    g_autofree uint8_t *buf = g_malloc((size_t)PACKET_PAGES * GUEST_PAGE_SIZE);
     for (uint32_t i = 0; i < n && !mig_channel_error(c);) {
         uint64_t off = offsets[i] & ~PAGE_ZERO_FLAG;
         if (offsets[i] & PAGE_ZERO_FLAG) {
@@ -425,6 +425,9 @@ static bool recv_pages(MultifdRecv *mr, MigChannel *c, GError **error)
 void multifd_recv_channel(MultifdRecv *mr, MigChannel *c, unsigned index)
 {
     g_autoptr(GError) error = NULL;
+    /* Allocated once: a fresh 512 KiB per packet can mean a fresh mmap
+     * and a page fault per page. */
+    g_autofree uint8_t *buf = g_malloc((size_t)PACKET_PAGES * GUEST_PAGE_SIZE);
 
     g_mutex_lock(&mr->lock);
     if (index >= MIG_MAX_MULTIFD || mr->present[index] || mr->shutdown) {
@@ -444,7 +447,7 @@ void multifd_recv_channel(MultifdRecv *mr, MigChannel *c, unsigned index)
             break;
         }
         if (type == PACKET_PAGES_TYPE) {
-            if (!recv_pages(mr, c, &error)) {
+            if (!recv_pages(mr, c, buf, &error)) {
                 break;
             }
         } else if (type == PACKET_SYNC_TYPE) {
