@@ -29,6 +29,7 @@ struct nfq_entry {
     bool verdicted;      /* accepted on its own already */
     bool on_arrival;     /* released while it was being handed over */
     uint64_t arrival_ns; /* CLOCK_MONOTONIC */
+    uint64_t read_ns;    /* when we read it */
 };
 
 struct proxy_nfq {
@@ -49,7 +50,7 @@ struct proxy_nfq {
     int ts_fd;           /* keeps kernel timestamping on, or -1 */
     int64_t real_to_mono; /* CLOCK_MONOTONIC - CLOCK_REALTIME, per burst */
     uint64_t burst_ns;   /* when this burst was read */
-    struct nfq_latency lat_all, lat_matched;
+    struct nfq_latency lat_all, lat_matched, lat_matched_read;
 };
 
 static uint64_t nfq_clock(clockid_t clk)
@@ -82,6 +83,7 @@ static void nfq_entry_done(ProxyNfq *q, const struct nfq_entry *e, uint64_t now)
     nfq_latency_add(&q->lat_all, ns);
     if (e->on_arrival) {
         nfq_latency_add(&q->lat_matched, ns);
+        nfq_latency_add(&q->lat_matched_read, now > e->read_ns ? now - e->read_ns : 0);
     }
 }
 
@@ -151,6 +153,7 @@ static int nfq_on_packet(struct nfq_q_handle *qh, struct nfgenmsg *msg, struct n
     q->last_id = id;
     e = nfq_entry_add(q, id);
     e->arrival_ns = nfq_arrival(q, nfad);
+    e->read_ns = q->burst_ns;
     q->cb.packet(q->cb.opaque, id, payload, (size_t)len, partial, nfq_get_indev(nfad));
     /* The callback released it at once: its partner was already waiting. */
     e->on_arrival = e->released;
@@ -389,9 +392,16 @@ bool nfq_use_kernel_timestamps(ProxyNfq *q, GError **error)
     return true;
 }
 
-const struct nfq_latency *nfq_get_latency(const ProxyNfq *q, bool matched)
+const struct nfq_latency *nfq_get_latency(const ProxyNfq *q, enum nfq_latency_kind kind)
 {
-    return matched ? &q->lat_matched : &q->lat_all;
+    switch (kind) {
+    case NFQ_LAT_MATCHED:
+        return &q->lat_matched;
+    case NFQ_LAT_MATCHED_READ:
+        return &q->lat_matched_read;
+    default:
+        return &q->lat_all;
+    }
 }
 
 void nfq_get_stats(const ProxyNfq *q, struct nfq_stats *out)

@@ -83,9 +83,15 @@ void nfq_get_stats(const ProxyNfq *q, struct nfq_stats *out);
  * waited in the kernel queue too. */
 bool nfq_use_kernel_timestamps(ProxyNfq *q, GError **error);
 
-/* Verdict latency of every accepted packet (@matched false), or only of
- * those released the moment they arrived (their secondary copy was already
- * there: what the proxy adds to an already-matched packet). */
-const struct nfq_latency *nfq_get_latency(const ProxyNfq *q, bool matched);
+enum nfq_latency_kind {
+    NFQ_LAT_ALL,             /* every accepted packet */
+    /* Only those released the moment they arrived (their secondary copy
+     * was already there): what the proxy adds to an already-matched
+     * packet, kernel queue included with kernel timestamps. */
+    NFQ_LAT_MATCHED,
+    NFQ_LAT_MATCHED_READ,    /* the same from our read: the proxy's own share */
+};
+
+const struct nfq_latency *nfq_get_latency(const ProxyNfq *q, enum nfq_latency_kind kind);
 
 #endif

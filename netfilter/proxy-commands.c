@@ -180,8 +180,9 @@ static JsonNode *cmd_query_stats(void *opaque, JsonObject *args, GError **error)
         add_int(b, "nfq-batch-verdicts", (int64_t)ns.batch_verdicts);
         add_int(b, "nfq-single-verdicts", (int64_t)ns.single_verdicts);
         add_int(b, "nfq-verdict-errors", (int64_t)ns.verdict_errors);
-        stats_latency(b, "verdict-latency-us", nfq_get_latency(p->nfq, false));
-        stats_latency(b, "matched-verdict-latency-us", nfq_get_latency(p->nfq, true));
+        stats_latency(b, "verdict-latency-us", nfq_get_latency(p->nfq, NFQ_LAT_ALL));
+        stats_latency(b, "matched-verdict-latency-us", nfq_get_latency(p->nfq, NFQ_LAT_MATCHED));
+        stats_latency(b, "matched-read-latency-us", nfq_get_latency(p->nfq, NFQ_LAT_MATCHED_READ));
     }
     if (p->cap) {
         struct capture_stats cs;
