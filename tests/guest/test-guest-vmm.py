@@ -56,7 +56,7 @@ def test_workload_verifies_in_guest_memory():
 def test_settings_applied_and_reported():
     require_kvm()
     with Vmm(smp=2, mem="64M", append="hz=50 cpus=1 area=1G interval=0 bogus=1 dirty_ms") as vm:
-        banner = vm.wait_serial(r"colo-testguest ready:.*", 60).group(0)
+        banner = vm.wait_serial(r"colo-testguest ready:[^\n]*\n", 60).group(0)  # the whole line
         serial = vm.serial()
         assert "cmdline: unknown setting, ignored: bogus=1" in serial, serial
         assert "cmdline: setting without a value: dirty_ms" in serial, serial

@@ -16,7 +16,7 @@ def heartbeat_advances(vm, by=2, timeout=30):
 def test_boot_two_cpus_stop_cont_powerdown():
     require_kvm()
     with Vmm(smp=2, mem="64M", append="interval=1") as vm:
-        banner = vm.wait_serial(r"colo-testguest ready:.*", 60).group(0)
+        banner = vm.wait_serial(r"colo-testguest ready:[^\n]*\n", 60).group(0)  # the whole line
         assert "cpus=2/2" in banner, banner
         st = vm.status()
         assert st["cpus_up"] == 2, st
