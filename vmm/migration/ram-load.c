@@ -218,6 +218,8 @@ static RamStore *store_get(RamLoadState *st, const GuestMemory *mem)
     if (!st->store) {
         RamStore *s = g_new0(RamStore, 1);
         s->st = st;
+        /* With one CPU the thread would only take turns with the loader. */
+        s->no_thread = sysconf(_SC_NPROCESSORS_ONLN) < 2;
         g_mutex_init(&s->lock);
         g_cond_init(&s->cond);
         for (unsigned i = 0; i < STORE_BATCHES; i++) {
