@@ -43,6 +43,7 @@ struct proxy_nfq {
     GQueue entries;      /* struct nfq_entry, every id in order */
     GHashTable *by_id;   /* id -> GList node in entries */
     unsigned int released_pending;
+    unsigned int unverdicted;   /* released, no verdict sent yet */
     uint8_t *buf;        /* NFQ_BATCH buffers of NFQ_BUFSIZE */
     struct iovec iov[NFQ_BATCH];
     struct mmsghdr msg[NFQ_BATCH];
@@ -172,6 +173,7 @@ void nfq_release(ProxyNfq *q, uint32_t id)
     if (!e->released) {
         e->released = true;
         q->released_pending++;
+        q->unverdicted++;
     }
 }
 
@@ -206,18 +208,22 @@ void nfq_flush(ProxyNfq *q)
     while (batch--) {
         e = g_queue_pop_head(&q->entries);
         if (!e->verdicted) {
+            q->unverdicted--;
             nfq_entry_done(q, e, now);
         }
         q->released_pending--;
         g_hash_table_remove(q->by_id, GUINT_TO_POINTER(e->id));
         g_free(e);
     }
-    /* Released packets behind a held one: one by one, so they need not wait. */
-    if (q->released_pending) {
-        for (GList *l = q->entries.head; l; l = l->next) {
+    /* Released packets behind a held one: one by one, so they need not
+     * wait. Those accepted so far stay queued until the head moves, so
+     * count what is left rather than walk the whole queue every time. */
+    if (q->unverdicted) {
+        for (GList *l = q->entries.head; l && q->unverdicted; l = l->next) {
             e = l->data;
             if (e->released && !e->verdicted) {
                 e->verdicted = true;
+                q->unverdicted--;
                 q->stats.single_verdicts++;
                 if (nfq_set_verdict(q->qh, e->id, NF_ACCEPT, 0, NULL) < 0) {
                     q->stats.verdict_errors++;
@@ -242,6 +248,7 @@ void nfq_release_all(ProxyNfq *q)
     g_hash_table_remove_all(q->by_id);
     g_queue_clear_full(&q->entries, g_free);
     q->released_pending = 0;
+    q->unverdicted = 0;
 }
 
 /* Read up to @max messages; returns how many. */
