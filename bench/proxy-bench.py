@@ -336,6 +336,9 @@ class Bench:
     def lat_text(self, s0, s1):
         m = lat_diff(s0, s1, "matched-verdict-latency-us")
         r = lat_diff(s0, s1, "matched-read-latency-us")
+        if not m or not r:
+            self.lat = None
+            return ""   # the L2 path has no NFQUEUE
         self.lat = (pct(m, 50) + 1, pct(m, 99) + 1)
         return ("; proxy, kernel receipt to verdict of the already-matched: %s; of that, colo-proxy's read to "
                 "verdict p50 %d us, p99 %d us") % (lat_text(m), pct(r, 50) + 1, pct(r, 99) + 1)
