@@ -352,15 +352,6 @@ static bool ram_load_fail(GError **error, const char *fmt, ...)
     return false;
 }
 
-static bool ram_read_id(MigChannel *c, char id[MIG_MAX_ID_LEN + 1])
-{
-    uint8_t len = mig_get_u8(c);
-
-    mig_get_bytes(c, id, len);
-    id[len] = '\0';
-    return mig_channel_error(c) == 0;
-}
-
 bool ram_load_blocks(GuestMemory *mem, MigChannel *c, GError **error)
 {
     uint32_t n = mig_get_be32(c);

@@ -19,4 +19,8 @@ static inline size_t bitmap_words(uint64_t bits)
 /* Index of @b in mem->blocks (it must be there). */
 unsigned ram_block_index(const GuestMemory *mem, const RamBlock *b);
 
+/* A block id as the stream carries it (u8 length, bytes), NUL-terminated
+ * into @id; false once the channel has failed. */
+bool ram_read_id(MigChannel *c, char id[MIG_MAX_ID_LEN + 1]);
+
 #endif

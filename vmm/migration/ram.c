@@ -59,7 +59,7 @@ const RamBlock *ram_block_by_id(const GuestMemory *mem, const char *id)
     return NULL;
 }
 
-static bool ram_read_id(MigChannel *c, char id[MIG_MAX_ID_LEN + 1])
+bool ram_read_id(MigChannel *c, char id[MIG_MAX_ID_LEN + 1])
 {
     uint8_t len = mig_get_u8(c);
 
