@@ -354,8 +354,16 @@ bool dimms_plug_incoming(Dimms *d, const char *id, const char *memdev, unsigned 
         }
         goto out;
     }
-    if (slot >= GUEST_MAX_DIMMS) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "pc-dimm %s: slot %u out of range", id, slot);
+    if (!d->slots) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                    "no slots where allocated, please specify the 'slots' option (-m SIZE,slots=N,maxmem=MAX)");
+        goto out;
+    }
+    if (slot >= GUEST_MAX_DIMMS || size > d->area_size) {
+        /* Before allocating anything for what cannot fit anyway. */
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                    "pc-dimm %s: slot %u or %" PRIu64 " MiB does not fit -m slots=%u,maxmem= here",
+                    id, slot, size >> 20, d->slots);
         goto out;
     }
     MemoryBackend *b = backend_find(d, memdev);
