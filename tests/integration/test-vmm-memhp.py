@@ -190,6 +190,42 @@ def test_hot_add_during_multifd_precopy():
     migrate_with_hot_add(2)
 
 
+def test_hot_add_refused_in_postcopy():
+    """Once the guest runs on the destination, the source cannot add RAM
+    (the destination's RAM is registered with userfaultfd): a clear error,
+    and the migration completes regardless."""
+    require_kvm()
+    uri = "tcp:127.0.0.1:%d" % free_port()
+    src = Vmm(mem=MEM, append=APPEND).start()
+    dst = Vmm(mem=MEM, append=APPEND, extra=["-incoming", uri]).start()
+    try:
+        src.wait_serial("colo-testguest ready", 60)
+        for vm in (src, dst):
+            vm.qmp.cmd("migrate-set-capabilities", capabilities=[{"capability": "postcopy-ram", "state": True}])
+        src.qmp.cmd("migrate-set-parameters", args={"max-bandwidth": 1 << 20, "max-postcopy-bandwidth": 1 << 20})
+        src.qmp.cmd("migrate", uri=uri)
+        wait_until(lambda: src.qmp.cmd("query-migrate").get("status") == "active", 30, "precopy to start")
+        src.qmp.cmd("migrate-start-postcopy")
+        wait_until(lambda: src.qmp.cmd("query-migrate")["status"] != "active", 30, "postcopy to start")
+        q = src.qmp.cmd("query-migrate")
+        assert q["status"] == "postcopy-active", q
+        src.qmp.cmd("object-add", args=BACKEND)
+        expect_error(src, "device_add", {"driver": "pc-dimm", "id": "d", "memdev": "mem1"}, "postcopy-active")
+        assert src.qmp.cmd("query-memory-devices") == []
+        src.qmp.cmd("migrate-set-parameters", args={"max-postcopy-bandwidth": 0})
+        wait_until(lambda: src.qmp.cmd("query-migrate")["status"] in ("completed", "failed"), 120,
+                   "the migration to end")
+        assert src.qmp.cmd("query-migrate")["status"] == "completed"
+        wait_until(lambda: dst.qmp.cmd("query-migrate").get("status") == "completed", 60,
+                   "the destination to complete")
+        # Afterwards the destination takes RAM again.
+        hot_add(dst)
+        dst.wait_serial(r"dimm slot=0", 60)
+    finally:
+        src.close()
+        dst.close()
+
+
 def test_cold_plugged_dimm_migrates_to_a_plain_destination():
     """-object/-device on the source's command line; the destination has
     only the slots and learns the DIMM from the stream."""

@@ -237,9 +237,12 @@ static JsonNode *cmd_migrate_set_parameters(JsonObject *args, gpointer opaque, G
         }
     }
     m->params = params;
-    /* As QEMU, a running migration follows the new bandwidth at once. */
+    /* As QEMU, a running migration follows the new bandwidth at once: the
+     * postcopy limit once the background stream is the postcopy one. */
     g_mutex_lock(&m->lock);
-    if (m->out && migration_active(m) && m->status != MIG_STATUS_POSTCOPY_ACTIVE) {
+    if (m->out && migration_active(m) && m->status == MIG_STATUS_POSTCOPY_ACTIVE) {
+        mig_set_rate_limit(m->out, params.max_postcopy_bandwidth);
+    } else if (m->out && migration_active(m)) {
         mig_set_rate_limit(m->out, params.max_bandwidth);
         multifd_send_set_rate_limit(m->multifd, params.max_bandwidth);
     }
