@@ -265,7 +265,35 @@ def test_malformed_streams_are_refused():
         hello + b"\x03\x00\x04\x00\x00",                  # postcopy listen without advise
         hello + b"\x03\x00\x03\x00\x10" + bytes(16) + b"\x03\x00\x04\x00\x00",   # listen, then cut
     ]
-    for data in cases:
+    refuse_streams([(data, "") for data in cases])
+
+
+def test_malformed_packages_are_refused():
+    """A packaged chunk (postcopy's device state) is held to the same rules,
+    and to its own: a size limit, no package in a package, nothing after
+    its end record."""
+    require_kvm()
+    hello = b"COLO\x00\x00\x00\x01\x00\x00"
+
+    def package(body, size=None):
+        size = len(body) if size is None else size
+        return hello + b"\x03\x00\x07\x00\x04" + size.to_bytes(4, "big") + body
+
+    refuse_streams([
+        (package(b"", 65 << 20), "packaged chunk of"),
+        (package(b"\x04", 4000), "ended"),
+        (package(b"\x03\x00\x07\x00\x04" + bytes(4) + b"\x04"), "inside a packaged chunk"),
+        (package(b"\x04zz"), "after its end record"),
+        (package(b"\x7f\x04"), "unknown record type 0x7f"),
+        (package(b"\x02\x03cpu" + (7).to_bytes(4, "big")), "packaged chunk ended"),
+        (hello + b"\x03\x00\x07\x00\x03abc", "payload of 3 bytes"),
+    ])
+
+
+def refuse_streams(cases):
+    """Each (stream, text): a destination fed the stream exits 1 and logs
+    why (the text, if given)."""
+    for data, text in cases:
         path = "/tmp/colo-mig-bad-%d.sock" % os.getpid()
         vm = Vmm(mem="32M", append="interval=0", extra=["-incoming", "unix:" + path]).start()
         try:
@@ -276,7 +304,7 @@ def test_malformed_streams_are_refused():
                 s.shutdown(socket.SHUT_WR)
                 assert vm.wait_exit(30) == 1, data
             log = open(vm.log_path).read()
-            assert "incoming migration failed" in log, (data, log)
+            assert "incoming migration failed" in log and text in log, (data[:64], text, log)
         finally:
             vm.close()
 

@@ -52,6 +52,8 @@ enum {
     MIG_CMD_POSTCOPY_LISTEN = 4,
     MIG_CMD_POSTCOPY_RUN = 5,
     MIG_CMD_POSTCOPY_END = 6,
+    MIG_CMD_PACKAGED = 7,           /* u32 n; then n bytes of records ending with their own
+                                     * end record, loaded once all have arrived */
     MIG_CMD_RUN_STATE = 8,          /* u8 1 = source was running */
     MIG_CMD_POSTCOPY_DISCARD = 9,   /* u8 idlen, id, u32 n, n x (u64 first page, u64 pages) */
     MIG_CMD_MULTIFD_SYNC = 10,      /* u32 channels, u64 sequence: wait for every channel's SYNC */
@@ -69,5 +71,6 @@ enum {
 #define MIG_MAX_ID_LEN      255
 #define MIG_MAX_DEVICE_LEN  (16u << 20)    /* one device section */
 #define MIG_MAX_COMMAND_LEN (1u << 20)
+#define MIG_MAX_PACKAGE     (64u << 20)    /* one packaged chunk */
 
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -115,7 +116,43 @@ static MultifdRecv *incoming_multifd(Migration *m)
     return mr;
 }
 
-static bool incoming_command(Migration *m, MigChannel *c, GError **error)
+static bool incoming_records(Migration *m, MigChannel *c, GHashTable *seen, bool package,
+                             GError **error);
+
+/* A packaged chunk: all of it first, then its records from memory, so
+ * that loading them (the device state before postcopy runs) never waits
+ * for the network halfway. */
+static bool incoming_package(Migration *m, MigChannel *c, uint32_t size, GHashTable *seen,
+                             GError **error)
+{
+    if (size > MIG_MAX_PACKAGE) {
+        return incoming_fail(error, "packaged chunk of %u bytes (at most %u)", size, MIG_MAX_PACKAGE);
+    }
+    g_autofree uint8_t *buf = g_malloc(size ? size : 1);
+    mig_get_bytes(c, buf, size);
+    if (mig_channel_error(c)) {
+        return false;
+    }
+    int fd = memfd_create("colo-package", MFD_CLOEXEC);
+    if (fd < 0 || write(fd, buf, size) != (ssize_t)size || lseek(fd, 0, SEEK_SET) != 0) {
+        int err = errno;
+        if (fd >= 0) {
+            close(fd);
+        }
+        return incoming_fail(error, "cannot hold a packaged chunk: %s", g_strerror(err));
+    }
+    MigChannel *pc = mig_channel_new(fd);
+    bool ok = incoming_records(m, pc, seen, true, error);
+    if (ok && mig_bytes_read(pc) != size) {
+        ok = incoming_fail(error, "packaged chunk: %" G_GUINT64_FORMAT " bytes after its end record",
+                           size - mig_bytes_read(pc));
+    }
+    mig_channel_free(pc);
+    return ok;
+}
+
+static bool incoming_command(Migration *m, MigChannel *c, GHashTable *seen, bool in_package,
+                             GError **error)
 {
     uint16_t cmd = mig_get_be16(c);
     uint16_t len = mig_get_be16(c);
@@ -157,6 +194,14 @@ static bool incoming_command(Migration *m, MigChannel *c, GError **error)
         }
         m->source_running = payload[0];
         return true;
+    case MIG_CMD_PACKAGED:
+        if (len != 4) {
+            break;
+        }
+        if (in_package) {
+            return incoming_fail(error, "a packaged chunk inside a packaged chunk");
+        }
+        return incoming_package(m, c, GUINT32_FROM_BE(*(uint32_t *)payload), seen, error);
     case MIG_CMD_POSTCOPY_ADVISE:
     case MIG_CMD_POSTCOPY_DISCARD:
     case MIG_CMD_POSTCOPY_LISTEN:
@@ -232,10 +277,11 @@ static bool incoming_memory_device(Migration *m, MigChannel *c, GError **error)
     return true;
 }
 
-bool migration_incoming_load(Migration *m, MigChannel *c, GError **error)
+/* Records until an end record: the stream's (every device must have had
+ * its section by then) or, with @package, the packaged chunk's. */
+static bool incoming_records(Migration *m, MigChannel *c, GHashTable *seen, bool package,
+                             GError **error)
 {
-    g_autoptr(GHashTable) seen = g_hash_table_new(NULL, NULL);
-
     while (!mig_channel_error(c)) {
         uint8_t kind = mig_get_u8(c);
         bool ok;
@@ -256,10 +302,10 @@ bool migration_incoming_load(Migration *m, MigChannel *c, GError **error)
             ok = incoming_device(m, c, seen, error);
             break;
         case MIG_REC_COMMAND:
-            ok = incoming_command(m, c, error);
+            ok = incoming_command(m, c, seen, package, error);
             break;
         case MIG_REC_EOF:
-            return incoming_check_complete(m, seen, error);
+            return package || incoming_check_complete(m, seen, error);
         default:
             return incoming_fail(error, "unknown record type 0x%02x in the migration stream", kind);
         }
@@ -274,9 +320,16 @@ bool migration_incoming_load(Migration *m, MigChannel *c, GError **error)
     if (!err) {
         return incoming_fail(error, "a record of the migration stream could not be loaded");
     }
-    return incoming_fail(error, "migration stream %s (%s)",
+    return incoming_fail(error, "%s %s (%s)", package ? "packaged chunk" : "migration stream",
                          err == -EIO ? "ended before its end record" : "broke",
                          g_strerror(-err));
+}
+
+bool migration_incoming_load(Migration *m, MigChannel *c, GError **error)
+{
+    g_autoptr(GHashTable) seen = g_hash_table_new(NULL, NULL);
+
+    return incoming_records(m, c, seen, false, error);
 }
 
 static gboolean main_incoming_done(gpointer opaque)
