@@ -3,7 +3,8 @@
 moves to a second colo-vmm (same disk image, its own tap on the same
 bridge) and carries on with the same queues: blocks written before are
 read back through the destination, new writes work, the network answers
-once announce-self told the bridge where the guest is. Needs root (taps,
+once announce-self told the bridge where the guest is, and a TCP echo
+connection opened before the migration goes on after it. Needs root (taps,
 a namespace) and /dev/kvm."""
 import os
 import socket
@@ -68,9 +69,31 @@ def client(*args):
     return r.stdout
 
 
+def tcp_client_main():
+    """In the namespace: one TCP connection to the guest's echo service,
+    kept open; every line on stdin is a round of 64 KiB sent and checked
+    byte for byte; prints 'round N ok' after each."""
+    c = socket.create_connection((GUEST_IP, 7), timeout=60)
+    for n, _ in enumerate(sys.stdin):
+        data = bytes((n * 7 + i) % 251 for i in range(64 << 10))
+        c.sendall(data)
+        got = b""
+        while len(got) < len(data):
+            chunk = c.recv(len(data) - len(got))
+            if not chunk:
+                raise AssertionError("the guest closed the connection after %d bytes" % len(got))
+            got += chunk
+        assert got == data, "round %d: echo differs" % n
+        print("round %d ok" % n, flush=True)
+
+
 def client_main(argv):
     """In the namespace: 'write FIRST N' / 'read FIRST N' on the disk
-    service (block b holds seq 5000 + b), 'echo' on UDP port 7."""
+    service (block b holds seq 5000 + b), 'echo' on UDP port 7, 'tcp' (see
+    tcp_client_main)."""
+    if argv[0] == "tcp":
+        tcp_client_main()
+        return
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.settimeout(1.0)
     tag = [0]
@@ -120,7 +143,7 @@ def test_virtio_devices_migrate():
     disk.truncate(1 << 20)
     disk.close()
     setup()
-    src = dst = None
+    src = dst = tcp = None
     try:
         uri = "unix:" + os.path.join(tempfile.gettempdir(), "cvm-mig-%d.sock" % os.getpid())
 
@@ -134,6 +157,16 @@ def test_virtio_devices_migrate():
         src.wait_serial("colo-testguest ready", 90)
         assert "echo ok" in client("echo")
         assert "write ok" in client("write", 0, 10)
+        # A TCP connection that lives through the migration.
+        tcp = subprocess.Popen(["ip", "netns", "exec", NS, sys.executable, os.path.abspath(__file__),
+                                "--client", "tcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+        def tcp_round(n):
+            tcp.stdin.write("go\n")
+            tcp.stdin.flush()
+            line = tcp.stdout.readline()
+            assert line == "round %d ok\n" % n, (n, line, tcp.poll())
+        tcp_round(0)
 
         assert fdb_port() == TAPS[0]
         src.qmp.cmd("migrate", uri=uri)
@@ -155,8 +188,16 @@ def test_virtio_devices_migrate():
         assert "read ok" in client("read", 0, 10)     # written through the source
         assert "write ok" in client("write", 10, 10)  # the same queues go on here
         assert "echo ok" in client("echo")
+        # The connection opened on the source carries on with the guest here.
+        tcp_round(1)
+        tcp_round(2)
+        tcp.stdin.close()
+        assert tcp.wait(30) == 0
         assert "announced 1 NIC" in open(dst.log_path).read()
     finally:
+        if tcp and tcp.poll() is None:
+            tcp.kill()
+            tcp.wait()
         for vm in (src, dst):
             if vm:
                 vm.close()
