@@ -3,11 +3,9 @@ running guest, which finds the DIMM through the memory hot-plug controller
 and dirties it; the same while a migration runs (precopy and multifd), a
 cold-plugged DIMM the destination does not have yet, and refusals with
 QEMU's words where hot-add cannot be."""
-import os
 import subprocess
-import time
 
-from colo_vmm import VMM, GUEST, Vmm, require_kvm, wait_until
+from colo_vmm import VMM, GUEST, Vmm, free_port, require_kvm, wait_until
 from qmp import QMPError
 import tap
 
@@ -15,13 +13,6 @@ MEM = "64M,slots=4,maxmem=1G"
 APPEND = "interval=0 dirty_pages=32 dirty_ms=20 area=8M"
 BACKEND = {"qom-type": "memory-backend-ram", "id": "mem1", "size": 32 << 20}
 DIMM_BASE = 1 << 32     # the device memory area of a guest with <= 3 GiB of RAM
-
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def hot_add(vm, backend="mem1", dimm="dimm1", size=32 << 20):

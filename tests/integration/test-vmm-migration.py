@@ -7,17 +7,11 @@ import random
 import socket
 import time
 
-from colo_vmm import Vmm, require_kvm, wait_until
+from colo_vmm import Vmm, free_port, require_kvm, wait_until
 from qmp import QMPError
 import tap
 
 GUEST = "interval=0 dirty_pages=32 dirty_ms=20 area=8M"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pair(uri=None, mem="64M", smp=2, append=GUEST):

@@ -36,6 +36,14 @@ def require_kvm():
         tap.skip("no access to /dev/kvm (run as root or in the kvm group)")
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 nobody listens on right now (for -incoming)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def wait_until(predicate, timeout, what, interval=0.05):
     deadline = time.monotonic() + timeout
     while True:

@@ -50,6 +50,13 @@ void ram_load_state_init(RamLoadState *st, const GuestMemory *mem)
 
 static void store_free(RamStore *s);
 
+/* A fresh block (RAM added on the source): all of it is known to be zero. */
+void ram_load_state_add_block(RamLoadState *st, const GuestMemory *mem, unsigned index)
+{
+    g_free(st->maybe_data[index]);
+    st->maybe_data[index] = g_new0(unsigned long, bitmap_words(block_pages(mem->blocks[index])));
+}
+
 void ram_load_state_clear(RamLoadState *st)
 {
     for (unsigned i = 0; i < GUEST_MAX_REGIONS; i++) {

@@ -87,9 +87,3 @@ bool ram_read_device_record(MigChannel *c, RamDeviceRecord *rec, GError **error)
     }
     return true;
 }
-
-void ram_load_state_add_block(RamLoadState *st, const GuestMemory *mem, unsigned index)
-{
-    g_free(st->maybe_data[index]);
-    st->maybe_data[index] = g_new0(unsigned long, bitmap_words(block_pages(mem->blocks[index])));
-}
