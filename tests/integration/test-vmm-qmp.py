@@ -1,6 +1,7 @@
 """colo-vmm's QMP under bad input: every malformed request gets an error
 reply in QEMU's classes and the connection, the other clients and the VM
 carry on."""
+import collections
 import os
 
 from colo_vmm import Vmm, require_kvm
@@ -41,6 +42,26 @@ def test_bad_requests_keep_connection():
         assert "error" in q.recv()
         assert q.cmd("query-status")["status"] == "running"
         vm.wait_serial("colo-testguest ready", 60)
+
+
+def test_duplicate_keys_refused_and_ids_exact():
+    require_kvm()
+    with Vmm(append="interval=0") as vm:
+        q = vm.qmp
+        # json-glib keeps the last key: this would run "stop".
+        q.send_raw(b'{"execute":"query-status","execute":"stop"}\n')
+        r = q.recv()
+        assert r["error"]["class"] == "GenericError", r
+        assert r["error"]["desc"] == "JSON parse error, duplicate key 'execute'", r
+        q.send_raw(b'{"execute":"stop","arguments":{},"arguments":{}, "id": 1}\n')
+        assert "duplicate key 'arguments'" in q.recv()["error"]["desc"]
+        assert q.cmd("query-status")["status"] == "running"
+        assert q.events == collections.deque(), q.events
+        # Ids beyond 64 bits come back as sent (Python's ints are exact).
+        for big in (123456789012345678901234567890, -(1 << 64) - 1, (1 << 63)):
+            q.send_raw(('{"execute": "query-name", "id": %d}\n' % big).encode())
+            r = q.recv()
+            assert r["id"] == big and "return" in r, (big, r)
 
 
 def test_two_clients_get_events():

@@ -199,6 +199,73 @@ static void test_id_on_bad_request(Fixture *f, gconstpointer data)
     g_assert_cmpint(json_object_get_int_member(rsp, "id"), ==, 99);
 }
 
+/* json-glib keeps the last of two equal keys; QEMU refuses the input,
+ * and so must we, at any depth: otherwise a command can hide behind
+ * another (the first "execute" is what a reader of the log sees). */
+static void test_duplicate_keys(Fixture *f, gconstpointer data)
+{
+    static const struct {
+        const char *request;
+        const char *key;
+    } cases[] = {
+        { "{\"execute\": \"test-fail\", \"execute\": \"test-add\", \"arguments\": {\"a\": 1}}", "execute" },
+        { "{\"execute\": \"test-add\", \"arguments\": {\"a\": 1, \"a\": 2}, \"id\": 5}", "a" },
+        { "{\"execute\": \"test-add\", \"arguments\": {\"a\": 1}, \"id\": [{\"x\": 1, \"y\": {}, \"x\": 1}]}", "x" },
+        { "{\"id\": 1, \"execute\": \"test-add\", \"arguments\": {\"a\": 1}, \"id\": 2}", "id" },
+        { "{\"execute\": \"test-add\", \"arguments\": {\"a\": 1}, \"\\u0065xecute\": \"test-fail\"}", "execute" },
+    };
+
+    qtc_negotiate(f->c);
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autoptr(JsonObject) rsp = qtc_cmd(f->c, cases[i].request);
+        g_autofree char *desc = g_strdup_printf("JSON parse error, duplicate key '%s'", cases[i].key);
+        g_autoptr(JsonObject) good = NULL;
+
+        qtc_assert_error(rsp, "GenericError", desc);
+        /* As for any parse error, there is no request to take an id from. */
+        g_assert_false(json_object_has_member(rsp, "id"));
+        good = qtc_cmd(f->c, "{\"execute\": \"test-add\", \"arguments\": {\"a\": 1}}");
+        g_assert_cmpint(sum_of(good), ==, 1);
+    }
+    /* The same key in different objects is no duplicate. */
+    g_autoptr(JsonObject) ok = qtc_cmd(f->c, "{\"execute\": \"test-add\", \"arguments\": {\"a\": 2},"
+                                             " \"id\": {\"a\": 1, \"b\": {\"a\": 1}, \"c\": [{\"a\": 1}, {\"a\": 1}]}}");
+    g_assert_cmpint(sum_of(ok), ==, 2);
+}
+
+/* A numeric id comes back exactly as sent, also where json-glib would
+ * wrap it (beyond 64 bits) or round it (a double). */
+static void test_raw_numeric_ids(Fixture *f, gconstpointer data)
+{
+    static const char *const ids[] = {
+        "123456789012345678901234567890", "-123456789012345678901234567890",
+        "18446744073709551615", "9223372036854775808", "-9223372036854775809",
+        "1e400", "0.1", "1.0", "-0", "1E+2", "12.50e-3", "7",
+    };
+
+    qtc_negotiate(f->c);
+    for (size_t i = 0; i < G_N_ELEMENTS(ids); i++) {
+        /* The text before and after the id. */
+        static const char *const requests[][2] = {
+            { "{\"execute\": \"test-add\", \"id\": ", ", \"arguments\": {\"a\": 1}}" },
+            { "{\"id\" :\t", " , \"execute\": \"no-such-command\"}" },
+            { "{\"execute\": \"test-add\", \"bogus\": [\"id\", {\"id\": 0}], \"id\": ", "}" },
+        };
+        for (size_t r = 0; r < G_N_ELEMENTS(requests); r++) {
+            g_autofree char *req = g_strconcat(requests[r][0], ids[i], requests[r][1], NULL);
+            g_autofree char *tail = g_strdup_printf(",\"id\":%s}", ids[i]);
+            g_autofree char *line = NULL;
+
+            qtc_send_str(f->c, req);
+            line = qtc_recv_line(f->c);
+            g_assert_true(g_str_has_prefix(line, r ? "{\"error\":" : "{\"return\":{\"sum\":1}"));
+            if (!g_str_has_suffix(line, tail)) {
+                g_error("request %s: reply %s does not end in %s", req, line, tail);
+            }
+        }
+    }
+}
+
 static void test_split_input(Fixture *f, gconstpointer data)
 {
     /* Braces and quotes inside strings must not confuse the framing. */
@@ -370,6 +437,8 @@ int main(int argc, char **argv)
     ADD("bad-arguments", test_bad_arguments);
     ADD("malformed", test_malformed);
     ADD("id-on-bad-request", test_id_on_bad_request);
+    ADD("duplicate-keys", test_duplicate_keys);
+    ADD("raw-numeric-ids", test_raw_numeric_ids);
     ADD("split-input", test_split_input);
     ADD("batched-input", test_batched_input);
     ADD("oversized", test_oversized);

@@ -153,6 +153,57 @@ static void test_pending(void)
     g_ptr_array_unref(sink.out);
 }
 
+/* The raw text of a top-level member's value, through everything
+ * json-glib lets pass: comments, single quotes, escaped keys, nesting. */
+static void test_member_text(void)
+{
+    static const struct {
+        const char *text;
+        const char *value; /* NULL: not found */
+    } cases[] = {
+        { "{\"id\":123456789012345678901234567890}", "123456789012345678901234567890" },
+        { " { \"a\" : [1, {\"id\": 2}], \"id\"\t:\n-1e400 , \"b\": 3}", "-1e400" },
+        { "{\"s\": \"\\\"id\\\": 7\", \"id\": \"x,}\"}", "\"x,}\"" },
+        { "{/* \"id\": 1 */ \"id\" /* c */ : /* c */ 5 // c\n}", "5" },
+        { "{'id': 6}", "6" },
+        { "{\"\\u0069d\": 8}", "8" },
+        { "{\"idx\": 1, \"i\": 2, \"id\": {\"x\": [1, \"]\"]}}", "{\"x\": [1, \"]\"]}" },
+        { "{\"a\": {\"id\": 1}}", NULL },
+        { "[{\"id\": 1}]", NULL },
+        { "{\"id\": ", NULL },
+        { "{\"id\" 1}", NULL },
+        { "{\"a\": 1 \"id\": 2}", NULL },
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        size_t start = 0, len = 0;
+        bool found = qmp_json_member_text(cases[i].text, strlen(cases[i].text), "id", &start, &len);
+
+        g_assert_cmpint(found, ==, cases[i].value != NULL);
+        if (found) {
+            g_autofree char *value = g_strndup(cases[i].text + start, len);
+            g_assert_cmpstr(value, ==, cases[i].value);
+        }
+    }
+}
+
+static void test_strict_numbers(void)
+{
+    static const char *const good[] = { "0", "-0", "7", "-12", "0.5", "1e5", "1E+5", "2.50e-3",
+                                        "123456789012345678901234567890" };
+    static const char *const bad[] = { "", "-", "01", "00", ".5", "1.", "0x10", "1e", "1e+", "+1",
+                                       "1.5.5", "1 ", "NaN", "--1" };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(good); i++) {
+        g_assert_true(qmp_json_is_number(good[i], strlen(good[i])));
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+        if (qmp_json_is_number(bad[i], strlen(bad[i]))) {
+            g_error("'%s' taken for a JSON number", bad[i]);
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -165,5 +216,7 @@ int main(int argc, char **argv)
     g_test_add_func("/qmp/splitter/too-deep", test_too_deep);
     g_test_add_func("/qmp/splitter/stop", test_stop);
     g_test_add_func("/qmp/splitter/pending", test_pending);
+    g_test_add_func("/qmp/splitter/member-text", test_member_text);
+    g_test_add_func("/qmp/splitter/strict-numbers", test_strict_numbers);
     return g_test_run();
 }

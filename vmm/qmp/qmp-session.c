@@ -6,6 +6,8 @@
 #include "qmp/qmp-priv.h"
 #include "qmp/qmp-splitter.h"
 
+#include <string.h>
+
 #include <qb/qblog.h>
 
 struct QmpSession {
@@ -13,21 +15,76 @@ struct QmpSession {
     unsigned id;
     QmpSplitter *splitter;
     JsonParser *parser;
+    GHashTable *members;  /* JsonObject * -> members parsed so far, for duplicates */
+    char *duplicate;      /* the first key found twice in one object, or NULL */
     bool command_mode;
     bool gone; /* the send function failed: drop everything */
     QmpSessionSendFunc send;
     gpointer opaque;
 };
 
+static bool session_send_line(QmpSession *sess, const char *line, size_t len)
+{
+    if (!sess->gone && !sess->send(line, len, sess->opaque)) {
+        sess->gone = true;
+    }
+    return !sess->gone;
+}
+
 static bool session_send_node(QmpSession *sess, JsonNode *node)
 {
     size_t len;
     g_autofree char *line = qmp_json_line(node, &len);
 
-    if (!sess->gone && !sess->send(line, len, sess->opaque)) {
-        sess->gone = true;
+    return session_send_line(sess, line, len);
+}
+
+/* Sends @response with its "id" member spelt as @raw_id, the number exactly
+ * as the client sent it: json-glib wraps integers beyond 64 bits and
+ * rounds doubles, and a client matches replies by the id it wrote. */
+static bool session_send_raw_id(QmpSession *sess, JsonNode *response, const char *raw_id)
+{
+    JsonObject *rsp = json_node_get_object(response);
+    size_t len;
+
+    json_object_remove_member(rsp, "id");
+    g_autofree char *line = qmp_json_line(response, &len);
+    /* line is "{...}\r\n" and the object holds "return" or "error". */
+    g_autofree char *out = g_strdup_printf("%.*s,\"id\":%s}\r\n", (int)(len - 3), line, raw_id);
+    return session_send_line(sess, out, strlen(out));
+}
+
+/* json-glib keeps the last of two equal keys without a word; QEMU refuses
+ * such input, or a command could hide behind another. json-glib has set
+ * the member when it tells us, so more members parsed than the object
+ * holds means a key came twice. */
+static void session_on_member(JsonParser *parser, JsonObject *object, const char *name,
+                              gpointer opaque)
+{
+    QmpSession *sess = opaque;
+    guint n = GPOINTER_TO_UINT(g_hash_table_lookup(sess->members, object)) + 1;
+
+    g_hash_table_insert(sess->members, object, GUINT_TO_POINTER(n));
+    if (n > json_object_get_size(object) && !sess->duplicate) {
+        sess->duplicate = g_strdup(name);
     }
-    return !sess->gone;
+}
+
+/* The id member's number as sent, if the request has a numeric id in
+ * strict JSON syntax; else NULL (json-glib's value is exact enough). */
+static char *session_raw_id(JsonNode *request, const char *text, size_t len)
+{
+    JsonNode *id = JSON_NODE_HOLDS_OBJECT(request)
+                       ? json_object_get_member(json_node_get_object(request), "id") : NULL;
+    size_t start, id_len;
+
+    if (!id || !JSON_NODE_HOLDS_VALUE(id) ||
+        (json_node_get_value_type(id) != G_TYPE_INT64 && json_node_get_value_type(id) != G_TYPE_DOUBLE) ||
+        !qmp_json_member_text(text, len, "id", &start, &id_len) ||
+        !qmp_json_is_number(text + start, id_len)) {
+        return NULL;
+    }
+    return g_strndup(text + start, id_len);
 }
 
 /* A short, printable excerpt of bad input for the log. */
@@ -39,21 +96,33 @@ static char *session_excerpt(const char *text, size_t len)
     return g_strdup_printf("%s%s", escaped, len > 60 ? "..." : "");
 }
 
-static JsonNode *session_handle_text(QmpSession *sess, const char *text, size_t len)
+/* Parses and runs one text; returns the response and, in *@raw_id, the
+ * id to put in it as sent (or NULL). */
+static JsonNode *session_handle_text(QmpSession *sess, const char *text, size_t len,
+                                     char **raw_id)
 {
     g_autoptr(GError) error = NULL;
     g_autoptr(JsonNode) request = NULL;
 
+    *raw_id = NULL;
+    g_hash_table_remove_all(sess->members);
+    g_clear_pointer(&sess->duplicate, g_free);
     /* json-glib would accept invalid UTF-8 inside strings. */
     if (!g_utf8_validate_len(text, len, NULL)) {
         g_set_error(&error, QMP_ERROR, QMP_ERROR_GENERIC,
                     "JSON parse error, invalid UTF-8 sequence in input");
     } else if (!json_parser_load_from_data(sess->parser, text, (gssize)len, &error)) {
         g_prefix_error(&error, "JSON parse error, ");
+    } else if (sess->duplicate) {
+        g_autofree char *key = session_excerpt(sess->duplicate, strlen(sess->duplicate));
+
+        /* QEMU's words, and which key. */
+        g_set_error(&error, QMP_ERROR, QMP_ERROR_GENERIC, "JSON parse error, duplicate key '%s'", key);
     } else if (!(request = json_parser_steal_root(sess->parser))) {
         /* json-glib skips comments: "//" alone is a document without a value. */
         g_set_error(&error, QMP_ERROR, QMP_ERROR_GENERIC, "JSON parse error, expecting value");
     }
+    g_hash_table_remove_all(sess->members);
     if (!request) {
         g_autofree char *excerpt = session_excerpt(text, len);
 
@@ -61,6 +130,7 @@ static JsonNode *session_handle_text(QmpSession *sess, const char *text, size_t 
                error->message);
         return qmp_error_response(error);
     }
+    *raw_id = session_raw_id(request, text, len);
     return qmp_dispatch(sess->server, sess, request);
 }
 
@@ -68,6 +138,7 @@ static bool session_on_text(const char *text, size_t len, const GError *error, g
 {
     QmpSession *sess = opaque;
     g_autoptr(JsonNode) response = NULL;
+    g_autofree char *raw_id = NULL;
 
     if (sess->gone) {
         return false;
@@ -76,7 +147,10 @@ static bool session_on_text(const char *text, size_t len, const GError *error, g
         qb_log(LOG_WARNING, "qmp: client %u: bad input: %s", sess->id, error->message);
         response = qmp_error_response(error);
     } else {
-        response = session_handle_text(sess, text, len);
+        response = session_handle_text(sess, text, len, &raw_id);
+    }
+    if (raw_id && json_object_has_member(json_node_get_object(response), "id")) {
+        return session_send_raw_id(sess, response, raw_id);
     }
     return session_send_node(sess, response);
 }
@@ -89,6 +163,8 @@ QmpSession *qmp_session_new(QmpServer *s, unsigned id, QmpSessionSendFunc send, 
     sess->id = id;
     sess->splitter = qmp_splitter_new(s->max_message, QMP_MAX_NESTING, session_on_text, sess);
     sess->parser = json_parser_new();
+    sess->members = g_hash_table_new(NULL, NULL);
+    g_signal_connect(sess->parser, "object-member", G_CALLBACK(session_on_member), sess);
     sess->send = send;
     sess->opaque = opaque;
     return sess;
@@ -104,6 +180,8 @@ void qmp_session_free(QmpSession *sess)
     }
     qmp_splitter_free(sess->splitter);
     g_object_unref(sess->parser);
+    g_hash_table_unref(sess->members);
+    g_free(sess->duplicate);
     g_free(sess);
 }
 

@@ -232,3 +232,185 @@ bool qmp_splitter_feed(QmpSplitter *sp, const char *data, size_t len)
     }
     return true;
 }
+
+/* --- Raw member values: a small scanner over a text json-glib accepted. */
+
+typedef struct {
+    const char *p;
+    const char *end;
+} JsonCursor;
+
+/* Skips whitespace and the comments json-glib allows between tokens. */
+static void cursor_skip_space(JsonCursor *c)
+{
+    while (c->p < c->end) {
+        if (is_space(*c->p)) {
+            c->p++;
+        } else if (c->end - c->p >= 2 && c->p[0] == '/' && c->p[1] == '*') {
+            const char *close = g_strstr_len(c->p + 2, c->end - c->p - 2, "*/");
+            c->p = close ? close + 2 : c->end;
+        } else if (c->end - c->p >= 2 && c->p[0] == '/' && c->p[1] == '/') {
+            const char *nl = memchr(c->p, '\n', (size_t)(c->end - c->p));
+            c->p = nl ? nl + 1 : c->end;
+        } else {
+            return;
+        }
+    }
+}
+
+/* Skips a string in double quotes (with escapes) or single quotes
+ * (without, as in json-glib's scanner); false if it does not end. */
+static bool cursor_skip_string(JsonCursor *c)
+{
+    char quote = *c->p++;
+
+    while (c->p < c->end) {
+        char ch = *c->p++;
+
+        if (ch == '\\' && quote == '"') {
+            c->p++;
+        } else if (ch == quote) {
+            return c->p <= c->end;
+        }
+    }
+    return false;
+}
+
+/* Skips one value of any kind; false on input this scanner cannot follow. */
+static bool cursor_skip_value(JsonCursor *c)
+{
+    size_t depth = 0;
+
+    do {
+        cursor_skip_space(c);
+        if (c->p >= c->end) {
+            return false;
+        }
+        char ch = *c->p;
+
+        if (ch == '"' || ch == '\'') {
+            if (!cursor_skip_string(c)) {
+                return false;
+            }
+        } else if (ch == '{' || ch == '[') {
+            depth++;
+            c->p++;
+        } else if (ch == '}' || ch == ']') {
+            if (depth == 0) {
+                return false;
+            }
+            depth--;
+            c->p++;
+        } else if (ch == ',' || ch == ':') {
+            if (depth == 0) {
+                return false;
+            }
+            c->p++;
+        } else {
+            while (c->p < c->end && !ends_scalar(*c->p) && *c->p != '/') {
+                c->p++;
+            }
+        }
+    } while (depth > 0);
+    return true;
+}
+
+/* True if the key at the cursor (a string token, skipped) names @name. */
+static bool cursor_key_is(JsonCursor *c, const char *name, bool *ok)
+{
+    const char *key = c->p;
+
+    *ok = cursor_skip_string(c);
+    if (!*ok) {
+        return false;
+    }
+    size_t inner = (size_t)(c->p - key) - 2;
+    if (!memchr(key + 1, '\\', inner) || *key == '\'') {
+        return inner == strlen(name) && !memcmp(key + 1, name, inner);
+    }
+    /* Escapes (such as \u0069d for "id"): let json-glib decode the key. */
+    g_autofree char *quoted = g_strndup(key, inner + 2);
+    g_autoptr(JsonNode) node = json_from_string(quoted, NULL);
+    return node && JSON_NODE_HOLDS_VALUE(node) && json_node_get_value_type(node) == G_TYPE_STRING &&
+           !strcmp(json_node_get_string(node), name);
+}
+
+bool qmp_json_member_text(const char *text, size_t len, const char *name, size_t *start,
+                          size_t *value_len)
+{
+    JsonCursor c = { text, text + len };
+    bool ok;
+
+    cursor_skip_space(&c);
+    if (c.p >= c.end || *c.p++ != '{') {
+        return false;
+    }
+    for (;;) {
+        cursor_skip_space(&c);
+        if (c.p >= c.end || (*c.p != '"' && *c.p != '\'')) {
+            return false;
+        }
+        bool wanted = cursor_key_is(&c, name, &ok);
+        cursor_skip_space(&c);
+        if (!ok || c.p >= c.end || *c.p++ != ':') {
+            return false;
+        }
+        cursor_skip_space(&c);
+        const char *value = c.p;
+        if (!cursor_skip_value(&c)) {
+            return false;
+        }
+        if (wanted) {
+            *start = (size_t)(value - text);
+            *value_len = (size_t)(c.p - value);
+            return true;
+        }
+        cursor_skip_space(&c);
+        if (c.p >= c.end || *c.p++ != ',') {
+            return false;
+        }
+    }
+}
+
+static size_t digits(const char *p, const char *end)
+{
+    const char *q = p;
+
+    while (q < end && g_ascii_isdigit(*q)) {
+        q++;
+    }
+    return (size_t)(q - p);
+}
+
+bool qmp_json_is_number(const char *text, size_t len)
+{
+    const char *p = text, *end = text + len;
+    size_t n;
+
+    if (p < end && *p == '-') {
+        p++;
+    }
+    n = digits(p, end);
+    if (n == 0 || (n > 1 && *p == '0')) {
+        return false;
+    }
+    p += n;
+    if (p < end && *p == '.') {
+        p++;
+        if (!(n = digits(p, end))) {
+            return false;
+        }
+        p += n;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) {
+            p++;
+        }
+        if (!(n = digits(p, end))) {
+            return false;
+        }
+        p += n;
+    }
+    return p == end;
+}

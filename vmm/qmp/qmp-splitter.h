@@ -39,4 +39,16 @@ void qmp_splitter_set_max_size(QmpSplitter *sp, size_t max_size);
 
 void qmp_splitter_free(QmpSplitter *sp);
 
+/* Finds member @name of the top-level object in @text (one text that
+ * json-glib parsed, with its leniencies: comments, single quotes) and
+ * sets *@start and *@len to the bytes of its value as sent. False if the
+ * text is not an object or has no such member. For what json-glib cannot
+ * keep exactly, such as an integer beyond 64 bits. */
+bool qmp_json_member_text(const char *text, size_t len, const char *name, size_t *start,
+                          size_t *value_len);
+
+/* True if @text (@len bytes) is a number in strict JSON syntax (RFC 8259),
+ * which json-glib's lenient scanner does not check (it takes 0x10, .5). */
+bool qmp_json_is_number(const char *text, size_t len);
+
 #endif
