@@ -11,6 +11,8 @@
 #include "iobus.h"
 #include "memory.h"
 #include "pci/pci.h"
+#include "block-test-filter.h"
+#include "block/raw.h"
 #include "virtio-driver.h"
 #include "virtio/virtio-blk.h"
 
@@ -338,6 +340,91 @@ static void test_pause(Fixture *fx, gconstpointer data)
     g_assert_true(td_used(&fx->td, 0, &id, &len));
 }
 
+/* Data in several descriptors, the header sharing the first with data and
+ * the status byte sharing the last: the device finds the data between. */
+static void test_vectored(Fixture *fx, gconstpointer data)
+{
+    uint8_t hdr[16] = { 1 }, pattern[1536], back[1536], status = 0xee;
+    uint32_t id, len;
+    g_autofree char *contents = NULL;
+    gsize flen;
+
+    fx_ready(fx);
+    for (unsigned i = 0; i < sizeof(pattern); i++) {
+        pattern[i] = (uint8_t)(i * 13 + 1);
+    }
+    hdr[8] = 3;                     /* sector 3 */
+    /* Write: [header + 500 data], [12 data], [1024 data], [status]. */
+    g_assert_true(guest_memory_write(fx->mem, 0x520000, hdr, sizeof(hdr)));
+    g_assert_true(guest_memory_write(fx->mem, 0x520010, pattern, 500));
+    g_assert_true(guest_memory_write(fx->mem, 0x530000, pattern + 500, 12));
+    g_assert_true(guest_memory_write(fx->mem, 0x540000, pattern + 512, 1024));
+    g_assert_true(guest_memory_write(fx->mem, STATUS, &status, 1));
+    td_desc(&fx->td, 0, 0, 0x520000, 516, VIRTQ_DESC_F_NEXT, 1);
+    td_desc(&fx->td, 0, 1, 0x530000, 12, VIRTQ_DESC_F_NEXT, 2);
+    td_desc(&fx->td, 0, 2, 0x540000, 1024, VIRTQ_DESC_F_NEXT, 3);
+    td_desc(&fx->td, 0, 3, STATUS, 1, VIRTQ_DESC_F_WRITE, 0);
+    td_submit(&fx->td, 0, 0);
+    g_assert_true(td_wait_irq(&fx->td, 1, 5000));
+    g_assert_true(td_used(&fx->td, 0, &id, &len));
+    g_assert_true(guest_memory_read(fx->mem, STATUS, &status, 1));
+    g_assert_cmpuint(status, ==, 0);
+    g_assert_true(g_file_get_contents(fx->path, &contents, &flen, NULL));
+    g_assert_cmpmem(contents + 3 * 512, sizeof(pattern), pattern, sizeof(pattern));
+
+    /* Read: [header], [700 data], [836 data + status]. */
+    hdr[0] = 0;
+    status = 0xee;
+    g_assert_true(guest_memory_write(fx->mem, HDR, hdr, sizeof(hdr)));
+    g_assert_true(guest_memory_write(fx->mem, 0x560000 + 836, &status, 1));
+    td_desc(&fx->td, 0, 0, HDR, 16, VIRTQ_DESC_F_NEXT, 1);
+    td_desc(&fx->td, 0, 1, 0x550000, 700, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 2);
+    td_desc(&fx->td, 0, 2, 0x560000, 837, VIRTQ_DESC_F_WRITE, 0);
+    td_submit(&fx->td, 0, 0);
+    g_assert_true(td_wait_irq(&fx->td, 1, 5000));
+    g_assert_true(td_used(&fx->td, 0, &id, &len));
+    g_assert_cmpuint(len, ==, sizeof(back) + 1);
+    g_assert_true(guest_memory_read(fx->mem, 0x550000, back, 700));
+    g_assert_true(guest_memory_read(fx->mem, 0x560000, back + 700, 836));
+    g_assert_cmpmem(back, sizeof(back), pattern, sizeof(pattern));
+    g_assert_true(guest_memory_read(fx->mem, 0x560000 + 836, &status, 1));
+    g_assert_cmpuint(status, ==, 0);
+}
+
+/* A filter slid in under a running device sees its writes; taken out, it
+ * sees nothing more; the device goes on working throughout. */
+static void test_filter_inserted(Fixture *fx, gconstpointer data)
+{
+    WriteLog log = { 0 };
+    BlockNode *raw = virtio_blk_node(fx->blk);
+    uint8_t buf[1024];
+
+    g_assert_true(block_node_find(raw, &block_raw_driver) == raw);
+    fx_ready(fx);
+    BlockNode *filter = write_log_new(raw, &log);
+    virtio_blk_set_node(fx->blk, filter);
+    memset(buf, 0x5a, sizeof(buf));
+    g_assert_true(guest_memory_write(fx->mem, DATA, buf, sizeof(buf)));
+    g_assert_cmpuint(blk_request(fx, 1, 5, sizeof(buf), false, NULL), ==, 0);
+    g_assert_cmpuint(log.writes, ==, 1);
+    g_assert_cmpuint(log.offset, ==, 5 * 512);
+    g_assert_cmpuint(log.bytes, ==, sizeof(buf));
+    /* Reads and flushes go through to the image. */
+    memset(buf, 0, sizeof(buf));
+    g_assert_true(guest_memory_write(fx->mem, DATA, buf, sizeof(buf)));
+    g_assert_cmpuint(blk_request(fx, 0, 5, sizeof(buf), true, NULL), ==, 0);
+    g_assert_true(guest_memory_read(fx->mem, DATA, buf, sizeof(buf)));
+    g_assert_cmpuint(buf[0], ==, 0x5a);
+    g_assert_cmpuint(buf[sizeof(buf) - 1], ==, 0x5a);
+    g_assert_cmpuint(blk_request(fx, 4, 0, 0, false, NULL), ==, 0);
+    g_assert_cmpuint(log.writes, ==, 1);
+
+    virtio_blk_set_node(fx->blk, raw);
+    g_assert_true(block_node_remove_filter(filter) == raw);
+    g_assert_cmpuint(blk_request(fx, 1, 7, 512, false, NULL), ==, 0);
+    g_assert_cmpuint(log.writes, ==, 1);
+}
+
 /* Transport state survives save/load; a forged stream is refused. */
 static void test_state(Fixture *fx, gconstpointer data)
 {
@@ -379,6 +466,8 @@ int main(int argc, char **argv)
     ADD("/virtio/blk/caps", test_caps);
     ADD("/virtio/blk/features-refused", test_features_refused);
     ADD("/virtio/blk/read-write-flush", test_read_write_flush);
+    ADD("/virtio/blk/vectored", test_vectored);
+    ADD("/virtio/blk/filter-inserted", test_filter_inserted);
     ADD("/virtio/blk/pause", test_pause);
     ADD("/virtio/blk/state", test_state);
     ADD("/virtio/malformed/head-out-of-range", test_bad_head);

@@ -6,11 +6,102 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-BlockRaw *block_raw_open(const char *path, bool readonly, GError **error)
+/* One preadv/pwritev and, if it came up short (or the vector is longer
+ * than IOV_MAX), the rest in slices. The first call takes the caller's
+ * vector as it is: a request's whole I/O is one system call. */
+static int block_fd_rw(int fd, uint64_t offset, const struct iovec *iov, int iovcnt, size_t bytes,
+                       bool write)
+{
+    struct iovec *rest = NULL;
+    size_t done = 0;
+    int r = 0;
+
+    while (done < bytes) {
+        const struct iovec *v = iov;
+        int cnt = iovcnt;
+        if (done > 0 || iovcnt > IOV_MAX) {
+            if (!rest) {
+                rest = g_new(struct iovec, iovcnt);
+            }
+            cnt = MIN(block_iov_slice(iov, iovcnt, done, bytes - done, rest), IOV_MAX);
+            v = rest;
+        }
+        ssize_t n = write ? pwritev(fd, v, cnt, (off_t)(offset + done)) :
+                            preadv(fd, v, cnt, (off_t)(offset + done));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            r = n < 0 ? -errno : -EIO;
+            break;
+        }
+        done += (size_t)n;
+    }
+    g_free(rest);
+    return r;
+}
+
+int block_fd_preadv(int fd, uint64_t offset, const struct iovec *iov, int iovcnt, size_t bytes)
+{
+    return block_fd_rw(fd, offset, iov, iovcnt, bytes, false);
+}
+
+int block_fd_pwritev(int fd, uint64_t offset, const struct iovec *iov, int iovcnt, size_t bytes)
+{
+    return block_fd_rw(fd, offset, iov, iovcnt, bytes, true);
+}
+
+int block_fd_flush(int fd)
+{
+    while (fdatasync(fd) < 0) {
+        if (errno != EINTR) {
+            return -errno;
+        }
+    }
+    return 0;
+}
+
+static int block_raw_fd(BlockNode *node)
+{
+    return (int)(intptr_t)node->opaque;
+}
+
+static int block_raw_preadv(BlockNode *node, uint64_t offset, const struct iovec *iov, int iovcnt,
+                            size_t bytes)
+{
+    return block_fd_preadv(block_raw_fd(node), offset, iov, iovcnt, bytes);
+}
+
+static int block_raw_pwritev(BlockNode *node, uint64_t offset, const struct iovec *iov, int iovcnt,
+                             size_t bytes)
+{
+    return block_fd_pwritev(block_raw_fd(node), offset, iov, iovcnt, bytes);
+}
+
+static int block_raw_flush(BlockNode *node)
+{
+    return block_fd_flush(block_raw_fd(node));
+}
+
+static void block_raw_close(BlockNode *node)
+{
+    close(block_raw_fd(node));
+}
+
+const BlockDriver block_raw_driver = {
+    .name = "raw",
+    .preadv = block_raw_preadv,
+    .pwritev = block_raw_pwritev,
+    .flush = block_raw_flush,
+    .close = block_raw_close,
+};
+
+BlockNode *block_raw_open(const char *path, bool readonly, GError **error)
 {
     int fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
     struct stat st;
@@ -26,73 +117,6 @@ BlockRaw *block_raw_open(const char *path, bool readonly, GError **error)
         close(fd);
         return NULL;
     }
-    BlockRaw *blk = g_new0(BlockRaw, 1);
-    blk->path = g_strdup(path);
-    blk->fd = fd;
-    blk->size = (uint64_t)st.st_size;
-    blk->readonly = readonly;
-    return blk;
-}
-
-void block_raw_close(BlockRaw *blk)
-{
-    if (blk) {
-        close(blk->fd);
-        g_free(blk->path);
-        g_free(blk);
-    }
-}
-
-static bool block_raw_in_range(const BlockRaw *blk, uint64_t offset, size_t len)
-{
-    return offset <= blk->size && len <= blk->size - offset;
-}
-
-int block_raw_read(BlockRaw *blk, uint64_t offset, void *buf, size_t len)
-{
-    if (!block_raw_in_range(blk, offset, len)) {
-        return -EIO;
-    }
-    for (size_t done = 0; done < len;) {
-        ssize_t n = pread(blk->fd, (uint8_t *)buf + done, len - done, (off_t)(offset + done));
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return n < 0 ? -errno : -EIO;
-        }
-        done += (size_t)n;
-    }
-    return 0;
-}
-
-int block_raw_write(BlockRaw *blk, uint64_t offset, const void *buf, size_t len)
-{
-    if (blk->readonly) {
-        return -EROFS;
-    }
-    if (!block_raw_in_range(blk, offset, len)) {
-        return -EIO;
-    }
-    for (size_t done = 0; done < len;) {
-        ssize_t n = pwrite(blk->fd, (const uint8_t *)buf + done, len - done, (off_t)(offset + done));
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return n < 0 ? -errno : -EIO;
-        }
-        done += (size_t)n;
-    }
-    return 0;
-}
-
-int block_raw_flush(BlockRaw *blk)
-{
-    while (fdatasync(blk->fd) < 0) {
-        if (errno != EINTR) {
-            return -errno;
-        }
-    }
-    return 0;
+    return block_node_new(&block_raw_driver, path, (uint64_t)st.st_size, readonly, NULL,
+                          (void *)(intptr_t)fd);
 }

@@ -1,27 +1,25 @@
-/* A raw disk image file: positioned reads and writes (through the host
- * page cache: write-back) and flush with fdatasync(2). */
+/* A raw disk image file as a block node: positioned vectored reads and
+ * writes straight from and into the caller's buffers (through the host
+ * page cache: write-back) and flush with fdatasync(2). Any thread; no
+ * state changes after open. */
 #ifndef COLO_VMM_BLOCK_RAW_H
 #define COLO_VMM_BLOCK_RAW_H
 
 #include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <glib.h>
 
-typedef struct BlockRaw {
-    char *path;
-    int fd;
-    uint64_t size;      /* bytes */
-    bool readonly;
-} BlockRaw;
+#include "block/block.h"
 
-BlockRaw *block_raw_open(const char *path, bool readonly, GError **error);
-void block_raw_close(BlockRaw *blk);
+extern const BlockDriver block_raw_driver;
 
-/* All of [@offset, @offset+@len) or an -errno (-EIO past the end). */
-int block_raw_read(BlockRaw *blk, uint64_t offset, void *buf, size_t len);
-int block_raw_write(BlockRaw *blk, uint64_t offset, const void *buf, size_t len);
-/* Everything written so far is on stable storage when this returns 0. */
-int block_raw_flush(BlockRaw *blk);
+/* Open a regular file; the node's name is @path. */
+BlockNode *block_raw_open(const char *path, bool readonly, GError **error);
+
+/* The file I/O under the raw node, for drivers that keep data in a file of
+ * their own: all of @bytes at @offset, retrying short transfers and EINTR,
+ * split at IOV_MAX; -EIO at end of file, or the -errno. */
+int block_fd_preadv(int fd, uint64_t offset, const struct iovec *iov, int iovcnt, size_t bytes);
+int block_fd_pwritev(int fd, uint64_t offset, const struct iovec *iov, int iovcnt, size_t bytes);
+int block_fd_flush(int fd);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include <qb/qblog.h>
 
+#include "block/block.h"
 #include "block/raw.h"
 
 #define VIRTIO_ID_BLOCK 2
@@ -25,15 +26,17 @@
 #define VIRTIO_BLK_ID_BYTES 20
 #define SECTOR 512
 #define BLK_QUEUE_SIZE 256
-#define BLK_BOUNCE (128 * 1024)
 #define BLK_BATCH 64            /* requests per turn before others get the lock */
 
 struct VirtioBlk {
     VirtioDev *vd;
-    BlockRaw *raw;
+    BlockNode *node;            /* top of the disk's block stack, owned */
     bool write_back;            /* FLUSH negotiated */
     char serial[VIRTIO_BLK_ID_BYTES + 1];
-    uint8_t *bounce;
+    /* The request's data buffers as host pointers into guest memory, and
+     * their guest addresses (I/O thread scratch, VIRTQ_MAX_SIZE each). */
+    struct iovec *iov;
+    uint64_t *gpa;
 };
 
 /* Config (5.2.4): capacity in sectors, size_max, seg_max. */
@@ -41,7 +44,7 @@ static void virtio_blk_config_read(VirtioDev *vd, unsigned offset, uint8_t *data
 {
     VirtioBlk *blk = vd->opaque;
     uint8_t cfg[16] = { 0 };
-    uint64_t sectors = blk->raw->size / SECTOR;
+    uint64_t sectors = blk->node->size / SECTOR;
     uint32_t seg_max = BLK_QUEUE_SIZE - 2;
 
     for (unsigned i = 0; i < 8; i++) {
@@ -64,30 +67,54 @@ static bool virtio_blk_features_ok(VirtioDev *vd, uint64_t features)
     return true;
 }
 
-/* Copy between the image and the request's buffers in bounce-sized steps. */
+/* Point blk->iov at the request's data in guest memory: for a write the
+ * readable buffers after the 16-byte header, for a read the writable ones
+ * before the status byte. Returns the entries used or -EFAULT. */
+static int virtio_blk_map(VirtioBlk *blk, Virtqueue *vq, const VirtqElem *elem, bool write, uint64_t len)
+{
+    unsigned k = write ? 0 : elem->nr_out, end = write ? elem->nr_out : elem->nr_out + elem->nr_in;
+    uint64_t skip = write ? 16 : 0;
+    int n = 0;
+
+    for (; k < end && len > 0; k++) {
+        const VirtqBuf *b = &elem->bufs[k];
+        if (skip >= b->len) {
+            skip -= b->len;
+            continue;
+        }
+        uint64_t take = MIN(b->len - skip, len);
+        void *p = guest_memory_ptr(vq->mem, b->gpa + skip, take);
+        if (!p) {
+            return -EFAULT;
+        }
+        blk->gpa[n] = b->gpa + skip;
+        blk->iov[n++] = (struct iovec) { p, (size_t)take };
+        len -= take;
+        skip = 0;
+    }
+    return n;
+}
+
+/* Read or write straight between the node and guest memory: no bounce
+ * copy. Pages a read filled are marked dirty once it is done (even if it
+ * failed part way), never before, so a collector cannot miss them. */
 static int virtio_blk_rw(VirtioBlk *blk, Virtqueue *vq, const VirtqElem *elem, bool write,
                          uint64_t offset, uint64_t len)
 {
-    for (uint64_t done = 0; done < len;) {
-        size_t n = (size_t)MIN(len - done, (uint64_t)BLK_BOUNCE);
-        int r;
-        if (write) {
-            if (virtq_elem_read(vq, elem, 16 + done, blk->bounce, n) != (ssize_t)n) {
-                return -EFAULT;
-            }
-            r = block_raw_write(blk->raw, offset + done, blk->bounce, n);
-        } else {
-            r = block_raw_read(blk->raw, offset + done, blk->bounce, n);
-            if (r == 0 && virtq_elem_write(vq, elem, done, blk->bounce, n) != (ssize_t)n) {
-                r = -EFAULT;
-            }
-        }
-        if (r < 0) {
-            return r;
-        }
-        done += n;
+    int n = virtio_blk_map(blk, vq, elem, write, len);
+    int r;
+
+    if (n < 0) {
+        return n;
     }
-    return 0;
+    if (write) {
+        return block_pwritev(blk->node, offset, blk->iov, n);
+    }
+    r = block_preadv(blk->node, offset, blk->iov, n);
+    for (int i = 0; i < n; i++) {
+        guest_memory_mark_dirty(vq->mem, blk->gpa[i], blk->iov[i].iov_len);
+    }
+    return r;
 }
 
 /* One request: header (type, reserved, sector), data, status byte last. */
@@ -120,13 +147,13 @@ static uint32_t virtio_blk_handle(VirtioBlk *blk, Virtqueue *vq, const VirtqElem
         }
         r = virtio_blk_rw(blk, vq, elem, write, sector * SECTOR, len);
         if (r == 0 && write && !blk->write_back) {
-            r = block_raw_flush(blk->raw);
+            r = block_flush(blk->node);
         }
         written = write ? 0 : (uint32_t)len;
         break;
     }
     case VIRTIO_BLK_T_FLUSH:
-        r = block_raw_flush(blk->raw);
+        r = block_flush(blk->node);
         break;
     case VIRTIO_BLK_T_GET_ID: {
         size_t n = MIN(data_in, (uint64_t)VIRTIO_BLK_ID_BYTES);
@@ -189,41 +216,60 @@ static const VirtioDevOps virtio_blk_ops = {
     .queue_notify = virtio_blk_queue_notify,
 };
 
-VirtioBlk *virtio_blk_new(PciBus *bus, GuestMemory *mem, const VirtioBlkConfig *cfg,
-                          unsigned index, GError **error)
+VirtioBlk *virtio_blk_new_node(PciBus *bus, GuestMemory *mem, BlockNode *node, unsigned index,
+                               GError **error)
 {
     VirtioBlk *blk = g_new0(VirtioBlk, 1);
     g_autofree char *name = g_strdup_printf("virtio-blk%u", index);
     uint64_t features = 1ULL << VIRTIO_BLK_F_FLUSH | 1ULL << VIRTIO_BLK_F_SEG_MAX;
 
-    blk->raw = block_raw_open(cfg->file, cfg->readonly, error);
-    if (!blk->raw) {
-        g_free(blk);
-        return NULL;
-    }
-    if (cfg->readonly) {
+    blk->node = node;
+    if (node->readonly) {
         features |= 1ULL << VIRTIO_BLK_F_RO;
     }
     g_snprintf(blk->serial, sizeof(blk->serial), "colo-blk%u", index);
-    blk->bounce = g_malloc(BLK_BOUNCE);
+    blk->iov = g_new(struct iovec, VIRTQ_MAX_SIZE);
+    blk->gpa = g_new(uint64_t, VIRTQ_MAX_SIZE);
     blk->vd = virtio_dev_new(bus, mem, &virtio_blk_ops, blk, name, features, error);
     if (!blk->vd) {
         virtio_blk_free(blk);
         return NULL;
     }
-    qb_log(LOG_INFO, "%s: %s, %" G_GUINT64_FORMAT " sectors%s", name, cfg->file,
-           blk->raw->size / SECTOR, cfg->readonly ? ", read-only" : "");
+    qb_log(LOG_INFO, "%s: %s, %" G_GUINT64_FORMAT " sectors%s", name, node->name,
+           node->size / SECTOR, node->readonly ? ", read-only" : "");
     return blk;
+}
+
+VirtioBlk *virtio_blk_new(PciBus *bus, GuestMemory *mem, const VirtioBlkConfig *cfg,
+                          unsigned index, GError **error)
+{
+    BlockNode *node = block_raw_open(cfg->file, cfg->readonly, error);
+
+    return node ? virtio_blk_new_node(bus, mem, node, index, error) : NULL;
 }
 
 void virtio_blk_free(VirtioBlk *blk)
 {
     if (blk) {
         virtio_dev_free(blk->vd);
-        block_raw_close(blk->raw);
-        g_free(blk->bounce);
+        block_node_close(blk->node);
+        g_free(blk->iov);
+        g_free(blk->gpa);
         g_free(blk);
     }
+}
+
+BlockNode *virtio_blk_node(VirtioBlk *blk)
+{
+    return blk->node;
+}
+
+void virtio_blk_set_node(VirtioBlk *blk, BlockNode *node)
+{
+    g_return_if_fail(node->size == blk->node->size && node->readonly == blk->node->readonly);
+    virtio_dev_pause(blk->vd);
+    blk->node = node;
+    virtio_dev_resume(blk->vd);
 }
 
 VirtioDev *virtio_blk_dev(VirtioBlk *blk)

@@ -1,13 +1,16 @@
-/* virtio-blk (5.2) on a raw image: one request queue, write-back with
- * FLUSH honoured (fdatasync before the request completes). Without FLUSH
- * negotiated the device is write-through: every write is synced before it
- * completes. */
+/* virtio-blk (5.2) on a block node (vmm/block/block.h): one request
+ * queue, write-back with FLUSH honoured (the node's flush before the
+ * request completes). Without FLUSH negotiated the device is
+ * write-through: every write is flushed before it completes. Requests go
+ * to the node straight from and into guest memory, on the device's I/O
+ * thread. */
 #ifndef COLO_VMM_VIRTIO_VIRTIO_BLK_H
 #define COLO_VMM_VIRTIO_VIRTIO_BLK_H
 
 #include <stdbool.h>
 #include <glib.h>
 
+#include "block/block.h"
 #include "virtio/virtio-pci.h"
 
 typedef struct VirtioBlkConfig {
@@ -18,9 +21,24 @@ typedef struct VirtioBlkConfig {
 
 typedef struct VirtioBlk VirtioBlk;
 
+/* A disk on the raw image @cfg->file. */
 VirtioBlk *virtio_blk_new(PciBus *bus, GuestMemory *mem, const VirtioBlkConfig *cfg,
                           unsigned index, GError **error);
+/* A disk on the block stack @node, owned by the device from now on (closed
+ * on failure too). Its size and read-only flag are the disk's. */
+VirtioBlk *virtio_blk_new_node(PciBus *bus, GuestMemory *mem, BlockNode *node, unsigned index,
+                               GError **error);
+/* Closes the device's block stack. */
 void virtio_blk_free(VirtioBlk *blk);
 VirtioDev *virtio_blk_dev(VirtioBlk *blk);
+
+/* The top of the device's block stack. */
+BlockNode *virtio_blk_node(VirtioBlk *blk);
+/* Make @node (same size and read-only flag) the top of the stack, with the
+ * I/O thread paused around the switch; no request sees half of it. Any
+ * thread but the I/O thread. The old top is not closed: the device owns
+ * @node instead, normally a filter over the old top; to take a filter
+ * out, set its child, then block_node_remove_filter() the filter. */
+void virtio_blk_set_node(VirtioBlk *blk, BlockNode *node);
 
 #endif
