@@ -11,6 +11,7 @@
 
 #include "boot-images.h"
 #include "boot/boot.h"
+#include "pci/pci.h"
 
 static uint16_t rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return GUINT16_FROM_LE(v); }
 static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return GUINT32_FROM_LE(v); }
@@ -253,9 +254,75 @@ static const uint8_t *acpi_find_rsdp(GuestMemory *mem)
     return NULL;
 }
 
-/* The DSDT describes the memory hot-plug controller with as many DIMM
- * slots as -m slots= gives, and its AML runs in ACPICA's interpreter
- * (acpiexec, from acpica-tools, which the build needs for iasl anyway). */
+/* The bytes of the first "[Buffer] Length N =" dump after @after in
+ * acpiexec's output ("0000: 88 0D 00 ...  // ..." lines). */
+static GByteArray *acpiexec_buffer(const char *out, const char *after)
+{
+    const char *p = strstr(out, after);
+    g_assert_nonnull(p);
+    p = strstr(p, "[Buffer] Length ");
+    g_assert_nonnull(p);
+    unsigned len = (unsigned)strtoul(p + 16, NULL, 16);     /* printed in hex */
+    GByteArray *b = g_byte_array_new();
+    p = strchr(p, '\n');
+    while (p && b->len < len) {
+        p++;
+        const char *colon = strchr(p, ':'), *eol = strchr(p, '\n');
+        g_assert_true(colon && (!eol || colon < eol));
+        for (const char *h = colon + 1; b->len < len && h[0] == ' ' && g_ascii_isxdigit(h[1]); h += 3) {
+            guint8 v = (guint8)(g_ascii_xdigit_value(h[1]) << 4 | g_ascii_xdigit_value(h[2]));
+            g_byte_array_append(b, &v, 1);
+        }
+        p = eol;
+    }
+    g_assert_cmpuint(b->len, ==, len);
+    return b;
+}
+
+/* Walks the PCI host bridge's _CRS (ACPI 6.x section 6.4 resource
+ * descriptors): bus 0 only, the configuration ports, the MMIO window of
+ * vmm/pci, and an end tag. */
+static void check_pci0_crs(const GByteArray *crs)
+{
+    bool bus = false, cfg = false, window = false, end = false;
+
+    for (guint at = 0; at < crs->len && !end;) {
+        const uint8_t *d = crs->data + at;
+        if (d[0] & 0x80) {                       /* large descriptor */
+            uint16_t len = rd16(d + 1);
+            g_assert_cmpuint(at + 3 + len, <=, crs->len);
+            if (d[0] == 0x88 && d[3] == 2) {     /* Word address space, bus numbers */
+                g_assert_cmphex(rd16(d + 8), ==, 0);
+                g_assert_cmphex(rd16(d + 10), ==, 0);
+                bus = true;
+            } else if (d[0] == 0x87 && d[3] == 0) {   /* DWord memory */
+                if (rd32(d + 10) == PCI_MMIO_WINDOW_BASE) {
+                    g_assert_cmphex(rd32(d + 14), ==, PCI_MMIO_WINDOW_END - 1);
+                    g_assert_cmphex(rd32(d + 22), ==, PCI_MMIO_WINDOW_END - PCI_MMIO_WINDOW_BASE);
+                    window = true;
+                }
+            }
+            at += 3u + len;
+        } else {                                 /* small descriptor */
+            unsigned len = d[0] & 7, type = (d[0] >> 3) & 0xf;
+            if (type == 0x8 && rd16(d + 2) == PCI_CONFIG_ADDRESS_PORT) {   /* I/O port */
+                g_assert_cmpuint(d[7], ==, 8);
+                cfg = true;
+            }
+            end = type == 0xf;
+            at += 1u + len;
+        }
+    }
+    g_assert_true(bus);
+    g_assert_true(cfg);
+    g_assert_true(window);
+    g_assert_true(end);
+}
+
+/* The DSDT describes the PCI host bridge, and the memory hot-plug
+ * controller with as many DIMM slots as -m slots= gives, and its AML runs
+ * in ACPICA's interpreter (acpiexec, from acpica-tools, which the build
+ * needs for iasl anyway). */
 static void test_acpi_dsdt(void)
 {
     GuestMemory *mem = test_mem_new(32);
@@ -291,7 +358,8 @@ static void test_acpi_dsdt(void)
     const char *argv[] = {
         acpiexec, "-b",
         "evaluate \\_SB.MHPC._STA; evaluate \\_SB.MP03._STA; evaluate \\_SB.MP00._CRS; "
-        "evaluate \\_SB.MP01._PXM; evaluate \\_GPE._E03",
+        "evaluate \\_SB.MP01._PXM; evaluate \\_GPE._E03; "
+        "evaluate \\_SB.PCI0._HID; evaluate \\_SB.PCI0._CRS",
         file, NULL,
     };
     g_autofree char *out = NULL, *err = NULL;
@@ -308,6 +376,12 @@ static void test_acpi_dsdt(void)
     g_assert_nonnull(strstr(all, "Evaluation of \\_SB.MHPC._STA returned"));
     g_assert_nonnull(strstr(all, "[Integer] = 000000000000000B"));
     g_assert_nonnull(strstr(all, "Evaluating \\_GPE._E03"));
+    /* The PCI host bridge (Linux scans bus 0 only through it): PNP0A03
+     * as an EISA id, and its resources. */
+    g_assert_nonnull(strstr(all, "Evaluation of \\_SB.PCI0._HID returned"));
+    g_assert_nonnull(strstr(all, "[Integer] = 00000000030AD041"));
+    g_autoptr(GByteArray) crs = acpiexec_buffer(all, "Evaluation of \\_SB.PCI0._CRS returned");
+    check_pci0_crs(crs);
     unlink(file);
     g_rmdir(dir);
     guest_memory_free(mem);

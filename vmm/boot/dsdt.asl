@@ -1,10 +1,10 @@
 /*
  * colo-vmm's DSDT (vmm/boot/acpi.c copies it into guest memory at boot).
  *
- * \_S5 for power-off through vmm/devices/acpi-pm, and the description of
- * the memory hot-plug controller of vmm/devices/memory-hotplug (I/O
- * 0xa00, the register layout of QEMU's docs/specs/acpi_mem_hotplug.rst):
- * one PNP0C80 memory device per DIMM slot, whose _STA and _CRS read the
+ * \_S5 for power-off through vmm/devices/acpi-pm, the PCI host bridge
+ * (PNP0A03) of vmm/pci, and the description of the memory hot-plug
+ * controller of vmm/devices/memory-hotplug (I/O 0xa00, the register layout
+ * of QEMU's docs/specs/acpi_mem_hotplug.rst): one PNP0C80 memory device per DIMM slot, whose _STA and _CRS read the
  * controller, and the GPE 3 handler that scans the slots for insert events
  * and notifies the OS. docs/memory-hotplug.md is the user's side.
  *
@@ -17,6 +17,35 @@ DefinitionBlock ("", "DSDT", 2, "COLO  ", "COLO-VMM", 1)
 
     Scope (\_SB)
     {
+        /*
+         * The PCI host bridge of vmm/pci (pci.h): bus 0 only, configuration
+         * mechanism #1 at 0xCF8-0xCFF, the I/O ports around it and the
+         * 32-bit MMIO window up to the IOAPIC, where colo-vmm places BARs.
+         * Without it an ACPI OS never scans bus 0 (Linux: no virtio
+         * devices unless pci=noacpi). Devices interrupt by MSI-X only
+         * (interrupt pin 0), so there is no _PRT.
+         */
+        Device (PCI0)
+        {
+            Name (_HID, EisaId ("PNP0A03"))
+            Name (_UID, Zero)
+            Name (_SEG, Zero)
+            Name (_BBN, Zero)
+            Name (_ADR, Zero)
+            Name (_CRS, ResourceTemplate ()
+            {
+                WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode,
+                    0x0000, 0x0000, 0x0000, 0x0000, 0x0001)
+                IO (Decode16, 0x0CF8, 0x0CF8, 0x01, 0x08)
+                WordIO (ResourceProducer, MinFixed, MaxFixed, PosDecode, EntireRange,
+                    0x0000, 0x0000, 0x0CF7, 0x0000, 0x0CF8)
+                WordIO (ResourceProducer, MinFixed, MaxFixed, PosDecode, EntireRange,
+                    0x0000, 0x0D00, 0xFFFF, 0x0000, 0xF300)
+                DWordMemory (ResourceProducer, PosDecode, MinFixed, MaxFixed, NonCacheable, ReadWrite,
+                    0x00000000, 0xC0000000, 0xFEBFFFFF, 0x00000000, 0x3EC00000)
+            })
+        }
+
         Device (MHPC)
         {
             Name (_HID, "PNP0A06")
