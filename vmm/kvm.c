@@ -253,6 +253,10 @@ struct kvm_cpuid2 *kvm_cpuid_for_vcpu(const Kvm *kvm, unsigned apic_id, unsigned
             if (ncpus > 1) {
                 e->edx |= 1u << 28;
             }
+            /* The hypervisor bit, as QEMU sets it: without it Linux takes
+             * itself for bare metal, ignores the KVM leaves (0x40000000)
+             * and never uses kvm-clock. KVM leaves it to the VMM. */
+            e->ecx |= CPUID_1_ECX_HYPERVISOR;
             break;
         case 0xb:
         case 0x1f:

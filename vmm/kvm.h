@@ -42,7 +42,10 @@ bool kvm_dirty_log_sync(Kvm *kvm, const MemRegion *region, unsigned long *bitmap
 /* Drive an interrupt line of the in-kernel PIC/IOAPIC (GSI). Thread-safe. */
 void kvm_set_irq(Kvm *kvm, unsigned gsi, bool level);
 
-/* A vCPU's CPUID: KVM's supported set with this vCPU's APIC id filled in. */
+#define CPUID_1_ECX_HYPERVISOR (1u << 31)
+
+/* A vCPU's CPUID: KVM's supported set with this vCPU's APIC id filled in
+ * and the hypervisor bit set. */
 struct kvm_cpuid2 *kvm_cpuid_for_vcpu(const Kvm *kvm, unsigned apic_id, unsigned ncpus);
 
 /* Whole in-kernel interrupt controller and PIT state, for reset (and,
