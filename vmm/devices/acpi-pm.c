@@ -14,6 +14,12 @@
 
 #define PM_TMR_HZ  3579545ULL
 
+/* PM1_EN bits that stick: the power button, and GBL_EN, which an OS sets
+ * and reads back before it uses the global lock (Linux: "Could not enable
+ * GlobalLock event" otherwise). There is no firmware to release the lock,
+ * so GBL_STS never rises. */
+#define PM1_EN_BITS (ACPI_PM1_PWRBTN | ACPI_PM1_GBL)
+
 /* GPE0: status bytes, then as many enable bytes (ICH9's 64 events). */
 #define GPE0_HALF  (ACPI_GPE0_LEN / 2)
 
@@ -84,7 +90,7 @@ static bool acpi_pm_write(AcpiPm *pm, int reg, uint16_t val, uint16_t mask)
         pm->sts &= (uint16_t)~(val & mask);     /* write 1 to clear */
         break;
     case PM1_EN:
-        pm->en = (uint16_t)(((pm->en & ~mask) | (val & mask)) & ACPI_PM1_PWRBTN);
+        pm->en = (uint16_t)(((pm->en & ~mask) | (val & mask)) & PM1_EN_BITS);
         break;
     case PM1_CNT:
         val = (uint16_t)((pm->cnt & ~mask) | (val & mask));
@@ -242,7 +248,7 @@ static bool acpi_pm_state_load(void *opaque, StateReader *r, uint32_t version, G
     }
     g_mutex_lock(&pm->lock);
     pm->sts = sts;
-    pm->en = en & ACPI_PM1_PWRBTN;
+    pm->en = en & PM1_EN_BITS;
     pm->cnt = cnt & (uint16_t)~ACPI_PM1_SLP_EN;
     memcpy(pm->gpe_sts, gpe_sts, sizeof(gpe_sts));
     memcpy(pm->gpe_en, gpe_en, sizeof(gpe_en));
