@@ -68,6 +68,8 @@ Kvm *kvm_new(const char *dev, GError **error)
         goto fail;
     }
 
+    kvm->has_xcrs = ioctl(kvm->sys_fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0;
+
     kvm->cpuid = g_malloc0(sizeof(*kvm->cpuid) + KVM_CPUID_MAX_ENTRIES * sizeof(struct kvm_cpuid_entry2));
     kvm->cpuid->nent = KVM_CPUID_MAX_ENTRIES;
     if (ioctl(kvm->sys_fd, KVM_GET_SUPPORTED_CPUID, kvm->cpuid) < 0) {

@@ -16,6 +16,7 @@ typedef struct Kvm {
     int run_size;                   /* mmap size of struct kvm_run */
     struct kvm_cpuid2 *cpuid;       /* what KVM supports, as the template for every vCPU */
     bool manual_dirty_protect;      /* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 enabled */
+    bool has_xcrs;                  /* KVM_CAP_XCRS: the host has XSAVE (no XCR0 to move otherwise) */
     bool dirty_logging;
 } Kvm;
 

@@ -79,8 +79,12 @@ static bool vcpu_state_save(void *opaque, StateWriter *w, GError **error)
     struct kvm_mp_state mp;
     struct kvm_debugregs dbg;
 
+    /* Without KVM_CAP_XCRS (a host CPU without XSAVE) there is no XCR0:
+     * the section says so with nr_xcrs 0, as KVM itself would. */
+    memset(&xcrs, 0, sizeof(xcrs));
     if (ioctl(vcpu->fd, KVM_GET_REGS, &regs) < 0 || ioctl(vcpu->fd, KVM_GET_SREGS, &sregs) < 0 ||
-        ioctl(vcpu->fd, KVM_GET_XSAVE, xsave) < 0 || ioctl(vcpu->fd, KVM_GET_XCRS, &xcrs) < 0 ||
+        ioctl(vcpu->fd, KVM_GET_XSAVE, xsave) < 0 ||
+        (vcpu->vm->kvm->has_xcrs && ioctl(vcpu->fd, KVM_GET_XCRS, &xcrs) < 0) ||
         ioctl(vcpu->fd, KVM_GET_LAPIC, lapic) < 0 ||
         ioctl(vcpu->fd, KVM_GET_VCPU_EVENTS, &events) < 0 ||
         ioctl(vcpu->fd, KVM_GET_MP_STATE, &mp) < 0 ||
@@ -102,6 +106,25 @@ static bool vcpu_state_save(void *opaque, StateWriter *w, GError **error)
         const struct kvm_msr_entry *e = &g_array_index(msrs, struct kvm_msr_entry, i);
         state_put_u32(w, e->index);
         state_put_u64(w, e->data);
+    }
+    return true;
+}
+
+/* A destination without XCRs can take the state of a guest that used
+ * nothing beyond x87 and SSE (XCR0 bits 0-1, what every CPU has); a guest
+ * that enabled AVX or more cannot run there, and is refused by name. */
+static bool vcpu_state_xcrs_loadable(Vcpu *vcpu, const struct kvm_xcrs *xcrs, GError **error)
+{
+    if (vcpu->vm->kvm->has_xcrs) {
+        return true;
+    }
+    for (uint32_t i = 0; i < xcrs->nr_xcrs && i < KVM_MAX_XCRS; i++) {
+        if (xcrs->xcrs[i].xcr == 0 && (xcrs->xcrs[i].value & ~3ULL)) {
+            g_set_error(error, VMSTATE_ERROR, VMSTATE_ERROR_INVALID,
+                        "vCPU %u uses XCR0 0x%llx, but this host's KVM has no XSAVE (KVM_CAP_XCRS)",
+                        vcpu->index, (unsigned long long)xcrs->xcrs[i].value);
+            return false;
+        }
     }
     return true;
 }
@@ -144,10 +167,16 @@ static bool vcpu_state_load(void *opaque, StateReader *r, uint32_t version, GErr
         return false;
     }
 
+    if (!vcpu_state_xcrs_loadable(vcpu, &xcrs, error)) {
+        return false;
+    }
     /* KVM's order matters: MSRs after sregs (EFER), LAPIC after APIC base,
-     * events last so nothing pending is lost. */
+     * events last so nothing pending is lost. KVM_SET_XCRS fails with
+     * EINVAL on a host without XSAVE, so it is only made where KVM has
+     * KVM_CAP_XCRS (as QEMU does). */
     if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0 || ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0 ||
-        ioctl(vcpu->fd, KVM_SET_XSAVE, xsave) < 0 || ioctl(vcpu->fd, KVM_SET_XCRS, &xcrs) < 0) {
+        ioctl(vcpu->fd, KVM_SET_XSAVE, xsave) < 0 ||
+        (vcpu->vm->kvm->has_xcrs && ioctl(vcpu->fd, KVM_SET_XCRS, &xcrs) < 0)) {
         return vcpu_state_fail(error, vcpu, "restoring registers");
     }
     int set = ioctl(vcpu->fd, KVM_SET_MSRS, msrs);
