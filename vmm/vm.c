@@ -385,18 +385,6 @@ static void vm_on_reset(void *opaque)
 
 /* ---- construction ------------------------------------------------------ */
 
-static GBytes *vm_read_image(const char *path, const char *what, GError **error)
-{
-    char *data;
-    gsize len;
-
-    if (!g_file_get_contents(path, &data, &len, error)) {
-        g_prefix_error(error, "cannot read %s: ", what);
-        return NULL;
-    }
-    return g_bytes_new_take(data, len);
-}
-
 static void vm_virtio_pause(void *opaque)
 {
     virtio_dev_pause(opaque);
@@ -512,11 +500,12 @@ Vm *vm_new(const VmConfig *cfg, GMainContext *ctx, GError **error)
     vm->pause_count = 1;        /* held by the not-running state */
     vm->cmdline = g_strdup(cfg->boot.cmdline ? cfg->boot.cmdline : "");
 
-    vm->kernel = vm_read_image(cfg->boot.kernel, "the kernel", error);
+    vm->kernel = boot_read_file(cfg->boot.kernel, "the kernel", cfg->memory.size, error);
     if (!vm->kernel) {
         goto fail;
     }
-    if (cfg->boot.initrd && !(vm->initrd = vm_read_image(cfg->boot.initrd, "the initrd", error))) {
+    if (cfg->boot.initrd &&
+        !(vm->initrd = boot_read_file(cfg->boot.initrd, "the initrd", cfg->memory.size, error))) {
         goto fail;
     }
     vm->kvm = kvm_new(NULL, error);

@@ -44,6 +44,15 @@ def test_bad_kernels():
         f.write(b"this is not a kernel" * 100)
         f.flush()
         refused(["-kernel", f.name], "")
+    # Endless files are refused before any read (they would fill memory),
+    # and so is a file bigger than the guest's RAM (sized, not read).
+    refused(["-kernel", "/dev/zero"], "cannot read the kernel: /dev/zero is not a regular file")
+    refused(["-kernel", GUEST, "-initrd", "/dev/zero"],
+            "cannot read the initrd: /dev/zero is not a regular file")
+    with tempfile.NamedTemporaryFile() as f:
+        f.truncate((32 << 20) + 1)
+        refused(["-m", "32M", "-kernel", f.name], "is larger than the guest's RAM (33554432 bytes)")
+        refused(["-m", "32M", "-kernel", GUEST, "-initrd", f.name], "the initrd")
 
 
 def test_help_and_version():

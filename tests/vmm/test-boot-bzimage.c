@@ -312,6 +312,66 @@ static void test_files(Fixture *f, gconstpointer data)
     unlink(rpath);
 }
 
+/* Endless or oversized files are refused before they are read: a pipe
+ * (the kind of file /dev/zero's endless reads stand for, without filling
+ * memory if the check is missing) and sparse files bigger than the
+ * guest's RAM, as kernel and as initrd. */
+/* @bad is refused as kernel and as initrd (with the good kernel @kpath). */
+static void assert_file_refused(Fixture *f, const char *kpath, const char *bad, int code,
+                                const char *text)
+{
+    for (int as_initrd = 0; as_initrd < 2; as_initrd++) {
+        BootConfig cfg = { .kernel = as_initrd ? kpath : bad, .initrd = as_initrd ? bad : NULL,
+                           .ncpus = 1 };
+        BootEntry e;
+        GError *error = NULL;
+
+        g_assert_false(boot_load(f->mem, &cfg, &e, &error));
+        g_assert_error(error, BOOT_ERROR, code);
+        g_assert_nonnull(strstr(error->message, as_initrd ? "the initrd" : "the kernel"));
+        g_assert_nonnull(strstr(error->message, text));
+        g_clear_error(&error);
+    }
+}
+
+static void test_file_size_checks(Fixture *f, gconstpointer data)
+{
+    TestBzOpts o = test_bz_defaults();
+    g_autoptr(GBytes) k = test_bz_build(&o);
+    gsize klen;
+    const uint8_t *kp = g_bytes_get_data(k, &klen);
+    g_autofree char *kpath = test_tmpfile(kp, klen);
+    g_autofree char *big = test_tmpfile(kp, klen);
+    BootConfig cfg = { .kernel = kpath, .ncpus = 1 };
+    BootEntry e;
+    GError *error = NULL;
+    int fds[2];
+    char chunk[4096] = { 0 };
+
+    g_assert_cmpint(pipe(fds), ==, 0);
+    g_assert_cmpint(write(fds[1], chunk, sizeof(chunk)), ==, sizeof(chunk));
+    close(fds[1]);
+    g_autofree char *fifo = g_strdup_printf("/proc/self/fd/%d", fds[0]);
+    assert_file_refused(f, kpath, fifo, BOOT_ERROR_INVALID, "not a regular file");
+    close(fds[0]);
+
+    /* One byte more than the guest's 64 MiB. */
+    g_assert_cmpint(truncate(big, (64 << 20) + 1), ==, 0);
+    assert_file_refused(f, kpath, big, BOOT_ERROR_NO_ROOM, "larger than the guest's RAM");
+    /* Exactly the RAM's size is not refused for its size (it does not fit
+     * with the kernel, which the loader reports as usual). */
+    g_assert_cmpint(truncate(big, 64 << 20), ==, 0);
+    cfg.kernel = kpath;
+    cfg.initrd = big;
+    g_assert_false(boot_load(f->mem, &cfg, &e, &error));
+    g_assert_error(error, BOOT_ERROR, BOOT_ERROR_NO_ROOM);
+    g_assert_null(strstr(error->message, "larger than the guest's RAM"));
+    g_clear_error(&error);
+
+    unlink(kpath);
+    unlink(big);
+}
+
 /* A distribution kernel: $COLO_TEST_BZIMAGE, else /boot/vmlinuz-* if the
  * machine has one. */
 static void test_host_kernel(Fixture *f, gconstpointer data)
@@ -366,6 +426,8 @@ int main(int argc, char **argv)
     g_test_add("/boot/bzimage/truncated", Fixture, NULL, fixture_setup, test_truncated,
                fixture_teardown);
     g_test_add("/boot/bzimage/files", Fixture, NULL, fixture_setup, test_files, fixture_teardown);
+    g_test_add("/boot/bzimage/file-size-checks", Fixture, NULL, fixture_setup, test_file_size_checks,
+               fixture_teardown);
     g_test_add("/boot/bzimage/host-kernel", Fixture, NULL, fixture_setup, test_host_kernel,
                fixture_teardown);
     return g_test_run();

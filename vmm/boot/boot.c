@@ -2,7 +2,11 @@
  * matching loader, then writes what every mode shares (MP table, GDT). */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <qb/qblog.h>
 
@@ -105,41 +109,77 @@ bool boot_load_images(GuestMemory *mem, const BootImages *img, BootEntry *entry,
     return true;
 }
 
-static bool boot_file_read(const char *what, const char *path, gchar **data, gsize *len,
-                           GError **error)
+GBytes *boot_read_file(const char *path, const char *what, uint64_t max_size, GError **error)
 {
-    GError *local = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
 
-    if (!g_file_get_contents(path, data, len, &local)) {
-        g_set_error(error, local->domain, local->code, "cannot read %s: %s", what, local->message);
-        g_error_free(local);
-        return false;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        int err = errno;
+
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(err), "cannot read %s: %s: %s",
+                    what, path, g_strerror(err));
+        if (fd >= 0) {
+            close(fd);
+        }
+        return NULL;
     }
-    return true;
+    if (!S_ISREG(st.st_mode)) {
+        g_set_error(error, BOOT_ERROR, BOOT_ERROR_INVALID, "cannot read %s: %s is not a regular file",
+                    what, path);
+        close(fd);
+        return NULL;
+    }
+    if ((uint64_t)st.st_size > max_size) {
+        g_set_error(error, BOOT_ERROR, BOOT_ERROR_NO_ROOM,
+                    "%s %s (%" PRIu64 " bytes) is larger than the guest's RAM (%" PRIu64 " bytes)",
+                    what, path, (uint64_t)st.st_size, max_size);
+        close(fd);
+        return NULL;
+    }
+    size_t size = (size_t)st.st_size, done = 0;
+    uint8_t *data = g_malloc(size ? size : 1);
+    while (done < size) {
+        ssize_t n = read(fd, data + done, size - done);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            int err = n < 0 ? errno : EIO;
+
+            g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(err), "cannot read %s: %s: %s",
+                        what, path, n < 0 ? g_strerror(err) : "the file shrank while being read");
+            g_free(data);
+            close(fd);
+            return NULL;
+        }
+        done += (size_t)n;
+    }
+    close(fd);
+    return g_bytes_new_take(data, size);
 }
 
 bool boot_load(GuestMemory *mem, const BootConfig *cfg, BootEntry *entry, GError **error)
 {
-    g_autofree gchar *kernel = NULL;
-    g_autofree gchar *initrd = NULL;
-    gsize kernel_len = 0, initrd_len = 0;
+    g_autoptr(GBytes) kernel = NULL;
+    g_autoptr(GBytes) initrd = NULL;
+    uint64_t ram = guest_memory_total_size(mem);
 
     if (!cfg->kernel) {
         g_set_error(error, BOOT_ERROR, BOOT_ERROR_INVALID, "no kernel given");
         return false;
     }
-    if (!boot_file_read("kernel", cfg->kernel, &kernel, &kernel_len, error)) {
+    if (!(kernel = boot_read_file(cfg->kernel, "the kernel", ram, error))) {
         return false;
     }
-    if (cfg->initrd && !boot_file_read("initrd", cfg->initrd, &initrd, &initrd_len, error)) {
+    if (cfg->initrd && !(initrd = boot_read_file(cfg->initrd, "the initrd", ram, error))) {
         return false;
     }
 
     BootImages img = {
-        .kernel = (const uint8_t *)kernel,
-        .kernel_size = kernel_len,
-        .initrd = (const uint8_t *)initrd,
-        .initrd_size = initrd_len,
+        .kernel = g_bytes_get_data(kernel, &img.kernel_size),
+        .initrd = initrd ? g_bytes_get_data(initrd, &img.initrd_size) : NULL,
         .cmdline = cfg->cmdline,
         .ncpus = cfg->ncpus,
         .mem_slots = cfg->mem_slots,

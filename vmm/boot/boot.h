@@ -82,6 +82,13 @@ bool boot_load(GuestMemory *mem, const BootConfig *cfg, BootEntry *entry, GError
 /* boot_load() on images already in memory. */
 bool boot_load_images(GuestMemory *mem, const BootImages *img, BootEntry *entry, GError **error);
 
+/* Reads the file at @path whole; @what ("the kernel") names it in errors.
+ * Sized first, as QEMU does: what is not a regular file (/dev/zero, a
+ * pipe) is refused (BOOT_ERROR_INVALID), and so is a file larger than
+ * @max_size (BOOT_ERROR_NO_ROOM), the guest RAM that must hold it, before
+ * anything is read. Open and read failures are G_FILE_ERROR. */
+GBytes *boot_read_file(const char *path, const char *what, uint64_t max_size, GError **error);
+
 /* The e820 map for this RAM layout (shared by PVH memmap and the zero
  * page); returns the number of entries written (at most @max). */
 unsigned boot_e820_build(const GuestMemory *mem, struct boot_e820_entry *out, unsigned max);
