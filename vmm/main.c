@@ -133,7 +133,7 @@ int main(int argc, char **argv)
     }
     if (opts.incoming) {
         /* vCPUs wait parked until the stream has arrived. */
-        vm->state = RUN_STATE_INMIGRATE;
+        vm_set_run_state(vm, RUN_STATE_INMIGRATE);
         if (strcmp(opts.incoming, "defer") != 0 &&
             !migration_incoming_listen(vm->migration, opts.incoming, &error)) {
             ret = vmm_fail("-incoming: ", error);
@@ -145,6 +145,7 @@ int main(int argc, char **argv)
         goto out;
     }
 
+    vm->autostart = !opts.start_paused;
     if (!vm_start(vm, opts.start_paused || opts.incoming, &error)) {
         ret = vmm_fail("", error);
         goto out;

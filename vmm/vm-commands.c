@@ -35,9 +35,15 @@ static JsonNode *cmd_query_status(JsonObject *args, gpointer opaque, GError **er
 static JsonNode *cmd_stop(JsonObject *args, gpointer opaque, GError **error)
 {
     static const char *const allowed[] = { NULL };
+    Vm *vm = opaque;
 
-    if (qmp_args_check(args, allowed, error)) {
-        vm_stop(opaque, RUN_STATE_PAUSED, error);
+    if (!qmp_args_check(args, allowed, error)) {
+        return NULL;
+    }
+    if (vm->state == RUN_STATE_INMIGRATE) {
+        vm->autostart = false;  /* as QEMU: stay paused when the load ends */
+    } else {
+        vm_stop(vm, RUN_STATE_PAUSED);
     }
     return NULL;
 }
@@ -187,24 +193,44 @@ fail:
     return NULL;
 }
 
+/* The dispatcher's check of a command's run states. */
+static bool vm_qmp_gate(const char *command, uint32_t states, gpointer opaque, GError **error)
+{
+    Vm *vm = opaque;
+
+    if (states & RUN_STATE_BIT(vm->state)) {
+        return true;
+    }
+    g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC, "%s", run_state_refusal(vm->state));
+    qb_log(LOG_INFO, "qmp: %s refused in run state %s", command, run_state_name(vm->state));
+    return false;
+}
+
 void vm_commands_register(QmpServer *qmp, Vm *vm)
 {
     static const struct {
         const char *name;
         QmpCommandFunc fn;
+        uint32_t states;
     } commands[] = {
-        { "query-status", cmd_query_status },
-        { "stop", cmd_stop },
-        { "cont", cmd_cont },
-        { "quit", cmd_quit },
-        { "system_powerdown", cmd_system_powerdown },
-        { "system_reset", cmd_system_reset },
-        { "query-cpus-fast", cmd_query_cpus_fast },
-        { "query-name", cmd_query_name },
-        { "pmemsave", cmd_pmemsave },
+        { "query-status", cmd_query_status, QMP_STATES_ANY },
+        { "stop", cmd_stop, QMP_STATES_ANY },
+        /* Not while a migration finishes (the destination may run it next),
+         * nor where only a reset helps; during inmigrate it is deferred. */
+        { "cont", cmd_cont, RUN_STATES_ALL & ~(RUN_STATE_BIT(RUN_STATE_FINISH_MIGRATE) |
+                                               RUN_STATE_BIT(RUN_STATE_INTERNAL_ERROR) |
+                                               RUN_STATE_BIT(RUN_STATE_SHUTDOWN)) },
+        { "quit", cmd_quit, QMP_STATES_ANY },
+        /* A migration loads or saves the devices and RAM these change. */
+        { "system_powerdown", cmd_system_powerdown, RUN_STATES_ALL & ~RUN_STATES_MIGRATING },
+        { "system_reset", cmd_system_reset, RUN_STATES_ALL & ~RUN_STATES_MIGRATING },
+        { "query-cpus-fast", cmd_query_cpus_fast, QMP_STATES_ANY },
+        { "query-name", cmd_query_name, QMP_STATES_ANY },
+        { "pmemsave", cmd_pmemsave, QMP_STATES_ANY },
     };
 
+    qmp_server_set_gate(qmp, vm_qmp_gate, vm);
     for (unsigned i = 0; i < G_N_ELEMENTS(commands); i++) {
-        qmp_server_register(qmp, commands[i].name, commands[i].fn, vm);
+        qmp_server_register_in(qmp, commands[i].name, commands[i].states, commands[i].fn, vm);
     }
 }

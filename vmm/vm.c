@@ -28,17 +28,6 @@ enum {
     VM_REQUEST_INTERNAL_ERROR = 1u << 2,
 };
 
-static const char *const run_state_names[] = {
-    [RUN_STATE_PRELAUNCH] = "prelaunch",
-    [RUN_STATE_RUNNING] = "running",
-    [RUN_STATE_PAUSED] = "paused",
-    [RUN_STATE_SHUTDOWN] = "shutdown",
-    [RUN_STATE_INTERNAL_ERROR] = "internal-error",
-    [RUN_STATE_INMIGRATE] = "inmigrate",
-    [RUN_STATE_FINISH_MIGRATE] = "finish-migrate",
-    [RUN_STATE_POSTMIGRATE] = "postmigrate",
-};
-
 static const char *const shutdown_cause_names[] = {
     [SHUTDOWN_CAUSE_HOST_QMP_QUIT] = "host-qmp-quit",
     [SHUTDOWN_CAUSE_HOST_QMP_SYSTEM_RESET] = "host-qmp-system-reset",
@@ -46,16 +35,6 @@ static const char *const shutdown_cause_names[] = {
     [SHUTDOWN_CAUSE_GUEST_SHUTDOWN] = "guest-shutdown",
     [SHUTDOWN_CAUSE_GUEST_RESET] = "guest-reset",
 };
-
-const char *run_state_name(RunState state)
-{
-    return run_state_names[state];
-}
-
-bool run_state_is_running(RunState state)
-{
-    return state == RUN_STATE_RUNNING;
-}
 
 const char *shutdown_cause_name(ShutdownCause cause)
 {
@@ -151,36 +130,61 @@ void vm_resume_vcpus(Vm *vm)
 
 /* ---- run state --------------------------------------------------------- */
 
-/* Leaving the running state holds one pause reference until vm_cont. */
-bool vm_stop(Vm *vm, RunState new_state, GError **error)
+void vm_set_run_state(Vm *vm, RunState to)
 {
-    if (!run_state_is_running(vm->state)) {
-        return true;    /* already stopped: as QEMU, no second STOP */
+    RunState from = vm->state;
+
+    if (to == from) {
+        return;
     }
-    vm_pause_vcpus(vm);
-    vm->state = new_state;
-    qb_log(LOG_INFO, "VM %s: stopped (%s)", vm->name, run_state_name(new_state));
-    vm_emit_event(vm, "STOP", NULL);
-    return true;
+    if (!run_state_transition_valid(from, to)) {
+        qb_log(LOG_CRIT, "VM %s: invalid run state change %s -> %s", vm->name,
+               run_state_name(from), run_state_name(to));
+        g_error("invalid run state change %s -> %s", run_state_name(from), run_state_name(to));
+    }
+    if (run_state_is_running(from) && to != RUN_STATE_SHUTDOWN) {
+        vm_pause_vcpus(vm);     /* held by the not-running state */
+    }
+    vm->state = to;
+    qb_log(LOG_INFO, "VM %s: %s -> %s", vm->name, run_state_name(from), run_state_name(to));
+    if (run_state_is_running(from) && to != RUN_STATE_SHUTDOWN) {
+        vm_emit_event(vm, "STOP", NULL);
+    } else if (run_state_is_running(to)) {
+        vm_emit_event(vm, "RESUME", NULL);
+        vm_resume_vcpus(vm);
+    }
+}
+
+void vm_stop(Vm *vm, RunState new_state)
+{
+    if (run_state_is_running(vm->state)) {
+        vm_set_run_state(vm, new_state);
+    }
+}
+
+void vm_stop_force_state(Vm *vm, RunState new_state)
+{
+    g_return_if_fail(!run_state_is_running(new_state));
+    vm_set_run_state(vm, new_state);
+}
+
+void vm_run(Vm *vm)
+{
+    vm_set_run_state(vm, RUN_STATE_RUNNING);
 }
 
 bool vm_cont(Vm *vm, GError **error)
 {
-    switch (vm->state) {
-    case RUN_STATE_RUNNING:
-        return true;
-    case RUN_STATE_SHUTDOWN:
-    case RUN_STATE_INTERNAL_ERROR:
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
-                    "Resetting the Virtual Machine is required");
+    if (run_state_needs_reset(vm->state) || vm->state == RUN_STATE_FINISH_MIGRATE) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s", run_state_refusal(vm->state));
         return false;
-    default:
-        break;
     }
-    vm->state = RUN_STATE_RUNNING;
-    qb_log(LOG_INFO, "VM %s: running", vm->name);
-    vm_emit_event(vm, "RESUME", NULL);
-    vm_resume_vcpus(vm);
+    if (vm->state == RUN_STATE_INMIGRATE) {
+        /* The guest's state is still on its way: run it once loaded. */
+        vm->autostart = true;
+        return true;
+    }
+    vm_run(vm);
     return true;
 }
 
@@ -199,7 +203,10 @@ bool vm_start(Vm *vm, bool paused, GError **error)
     g_mutex_lock(&vm->lock);
     vm_sync_device_pause_locked(vm);
     g_mutex_unlock(&vm->lock);
-    return paused || vm_cont(vm, error);
+    if (!paused) {
+        vm_run(vm);
+    }
+    return true;
 }
 
 /* ---- reset and shutdown -------------------------------------------------- */
@@ -250,7 +257,9 @@ bool vm_reset(Vm *vm, ShutdownCause cause, GError **error)
     vm_resume_vcpus(vm);
     if (!ok) {
         /* Half a reset cannot run: park the guest where an operator sees it. */
-        vm_stop(vm, RUN_STATE_INTERNAL_ERROR, NULL);
+        vm_stop_force_state(vm, RUN_STATE_INTERNAL_ERROR);
+    } else if (vm->state == RUN_STATE_INTERNAL_ERROR) {
+        vm_set_run_state(vm, RUN_STATE_PAUSED);    /* as QEMU: cont may run it now */
     }
     return ok;
 }
@@ -262,7 +271,7 @@ static void vm_end(Vm *vm)
     g_cond_broadcast(&vm->cond);
     g_mutex_unlock(&vm->lock);
     vm_kick_all(vm);
-    vm->state = RUN_STATE_SHUTDOWN;
+    vm_set_run_state(vm, RUN_STATE_SHUTDOWN);
     if (vm->loop) {
         g_main_loop_quit(vm->loop);
     }
@@ -322,7 +331,7 @@ static gboolean vm_handle_requests(gpointer opaque)
             qb_log(LOG_ERR, "VM %s: reset failed: %s", vm->name, error->message);
         }
     } else if (requests & VM_REQUEST_INTERNAL_ERROR) {
-        vm_stop(vm, RUN_STATE_INTERNAL_ERROR, NULL);
+        vm_stop(vm, RUN_STATE_INTERNAL_ERROR);
     }
 
     /* Each request parked the vCPUs once when it was posted. */

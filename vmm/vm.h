@@ -16,6 +16,7 @@
 #include "iobus.h"
 #include "kvm.h"
 #include "memory.h"
+#include "runstate.h"
 #include "migration/vmstate.h"
 #include "vcpu.h"
 
@@ -27,17 +28,6 @@ struct ResetControl;
 struct PciBus;
 struct MemoryHotplug;
 struct Dimms;
-
-typedef enum RunState {
-    RUN_STATE_PRELAUNCH,
-    RUN_STATE_RUNNING,
-    RUN_STATE_PAUSED,
-    RUN_STATE_SHUTDOWN,
-    RUN_STATE_INTERNAL_ERROR,
-    RUN_STATE_INMIGRATE,        /* waiting for an incoming migration */
-    RUN_STATE_FINISH_MIGRATE,   /* stopped for the last pass of an outgoing one */
-    RUN_STATE_POSTMIGRATE,      /* stopped after a completed outgoing one */
-} RunState;
 
 /* Why the guest stops or restarts; the strings are QEMU's ShutdownCause. */
 typedef enum ShutdownCause {
@@ -100,7 +90,9 @@ typedef struct Vm {
     /* Run control: state and pause handshake with the vCPU threads. */
     GMutex lock;
     GCond cond;
-    RunState state;
+    RunState state;             /* changed by vm_set_run_state() only */
+    bool autostart;             /* run when an incoming migration ends (not -S,
+                                 * or cont during inmigrate) */
     unsigned pause_count;       /* reasons to keep vCPUs parked; 0 = run */
     unsigned vcpus_started;
     bool exiting;               /* vCPU threads end */
@@ -119,8 +111,22 @@ void vm_free(Vm *vm);
 /* Leave prelaunch: start vCPU threads (running unless -S). */
 bool vm_start(Vm *vm, bool paused, GError **error);
 
-/* stop/cont: change the run state, emit STOP/RESUME. Main thread. */
-bool vm_stop(Vm *vm, RunState new_state, GError **error);
+/* The one place the run state changes, along the table in runstate.c.
+ * Leaving running parks the vCPUs (a pause reference held until running
+ * again) and emits STOP; entering running emits RESUME and lets them go.
+ * A move the table does not list is a bug: it aborts, as QEMU's
+ * runstate_set() does, rather than let a VM run where it must not. A move
+ * to the current state does nothing. Main thread. */
+void vm_set_run_state(Vm *vm, RunState to);
+/* QEMU's vm_stop(): a running VM moves to @new_state; any other stays as it
+ * is. Main thread. */
+void vm_stop(Vm *vm, RunState new_state);
+/* QEMU's vm_stop_force_state(): stopped in @new_state, whatever it was. */
+void vm_stop_force_state(Vm *vm, RunState new_state);
+/* Run the guest (from a state the table lets run). Main thread. */
+void vm_run(Vm *vm);
+/* QMP cont: refused where a reset is needed or a migration is finishing;
+ * during inmigrate it runs the guest when the load ends. Main thread. */
 bool vm_cont(Vm *vm, GError **error);
 
 /* Stop-the-world for the main thread: every vCPU out of KVM_RUN and parked,
@@ -154,8 +160,6 @@ void vm_request_internal_error(Vm *vm, unsigned vcpu_index);
 /* Emit a QMP event if a server is attached; takes @data (may be NULL). */
 void vm_emit_event(Vm *vm, const char *event, JsonObject *data);
 
-const char *run_state_name(RunState state);
-bool run_state_is_running(RunState state);
 const char *shutdown_cause_name(ShutdownCause cause);
 
 #endif

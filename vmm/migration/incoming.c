@@ -332,6 +332,22 @@ bool migration_incoming_load(Migration *m, MigChannel *c, GError **error)
     return incoming_records(m, c, seen, false, error);
 }
 
+void incoming_start_guest(Migration *m)
+{
+    Vm *vm = m->vm;
+
+    /* As QEMU: run if the source ran and nobody said -S or stop since (cont
+     * during the load says run); else wait paused for cont. */
+    if (vm->state != RUN_STATE_INMIGRATE) {
+        return;     /* postcopy started it already */
+    }
+    if (m->source_running && vm->autostart) {
+        vm_run(vm);
+    } else {
+        vm_set_run_state(vm, RUN_STATE_PAUSED);
+    }
+}
+
 static gboolean main_incoming_done(gpointer opaque)
 {
     Migration *m = opaque;
@@ -346,11 +362,7 @@ static gboolean main_incoming_done(gpointer opaque)
     if (m->in_status == MIG_STATUS_COMPLETED) {
         /* As QEMU: run if the source was running, else stay paused; and
          * tell the network where the guest is now. */
-        if (m->source_running) {
-            vm_cont(vm, NULL);
-        } else {
-            vm->state = RUN_STATE_PAUSED;
-        }
+        incoming_start_guest(m);
         virtio_announce_all(vm);
     } else if (m->in_status == MIG_STATUS_POSTCOPY_PAUSED) {
         /* The guest runs here and the newest pages are on the source: vCPUs

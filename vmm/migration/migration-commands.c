@@ -273,19 +273,21 @@ void migration_commands_register(QmpServer *qmp, Migration *m)
     static const struct {
         const char *name;
         QmpCommandFunc fn;
+        uint32_t states;
     } commands[] = {
-        { "migrate", cmd_migrate },
-        { "migrate_cancel", cmd_migrate_cancel },
-        { "query-migrate", cmd_query_migrate },
-        { "migrate-incoming", cmd_migrate_incoming },
-        { "migrate-start-postcopy", cmd_migrate_start_postcopy },
-        { "migrate-set-capabilities", cmd_migrate_set_capabilities },
-        { "query-migrate-capabilities", cmd_query_migrate_capabilities },
-        { "migrate-set-parameters", cmd_migrate_set_parameters },
-        { "query-migrate-parameters", cmd_query_migrate_parameters },
+        /* A guest still waiting for its state has nothing to send. */
+        { "migrate", cmd_migrate, RUN_STATES_ALL & ~RUN_STATE_BIT(RUN_STATE_INMIGRATE) },
+        { "migrate_cancel", cmd_migrate_cancel, QMP_STATES_ANY },
+        { "query-migrate", cmd_query_migrate, QMP_STATES_ANY },
+        { "migrate-incoming", cmd_migrate_incoming, QMP_STATES_ANY },
+        { "migrate-start-postcopy", cmd_migrate_start_postcopy, QMP_STATES_ANY },
+        { "migrate-set-capabilities", cmd_migrate_set_capabilities, QMP_STATES_ANY },
+        { "query-migrate-capabilities", cmd_query_migrate_capabilities, QMP_STATES_ANY },
+        { "migrate-set-parameters", cmd_migrate_set_parameters, QMP_STATES_ANY },
+        { "query-migrate-parameters", cmd_query_migrate_parameters, QMP_STATES_ANY },
     };
 
     for (unsigned i = 0; i < G_N_ELEMENTS(commands); i++) {
-        qmp_server_register(qmp, commands[i].name, commands[i].fn, m);
+        qmp_server_register_in(qmp, commands[i].name, commands[i].states, commands[i].fn, m);
     }
 }

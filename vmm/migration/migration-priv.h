@@ -29,5 +29,7 @@ bool migration_wait_shut(Migration *m, GError **error);
 bool migration_read_hello(MigChannel *c, uint8_t *kind, uint8_t *index, GError **error);
 bool migration_incoming_load(Migration *m, MigChannel *c, GError **error);
 void migration_incoming_cleanup(Migration *m);
+/* The load is done (or postcopy runs the guest): run or pause it. Main thread. */
+void incoming_start_guest(Migration *m);
 
 #endif

@@ -15,6 +15,7 @@
 
 #include "migration/channel.h"
 #include "migration/ram.h"
+#include "runstate.h"
 
 struct Vm;
 
@@ -67,6 +68,7 @@ typedef struct Migration {
     int64_t start_us, setup_us, total_ms, downtime_ms, end_us;
     uint64_t mbps_bits;         /* last measured throughput, bits/s */
     bool was_running;
+    RunState old_state;         /* the source's run state before the final phase */
     bool vm_stopped;            /* the migration stopped the VM and must restart it on failure */
     gint postcopy_requested;    /* atomic: migrate-start-postcopy */
     struct Postcopy *postcopy;  /* either side, once postcopy is in play */

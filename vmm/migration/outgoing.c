@@ -75,13 +75,11 @@ static gboolean main_stop_vm(gpointer opaque)
     Vm *vm = m->vm;
 
     m->was_running = run_state_is_running(vm->state);
+    m->old_state = vm->state;
     m->vm_stopped = true;
-    if (m->was_running) {
-        vm_stop(vm, RUN_STATE_FINISH_MIGRATE, NULL);
-    } else {
-        /* Already stopped (paused, prelaunch): park the vCPUs all the same. */
-        vm_pause_vcpus(vm);
-    }
+    /* Whatever it was (running, paused, prelaunch): finish-migrate, where
+     * nothing may run it until the migration has ended. */
+    vm_stop_force_state(vm, RUN_STATE_FINISH_MIGRATE);
     return G_SOURCE_REMOVE;
 }
 
@@ -96,11 +94,7 @@ static gboolean main_after_failure(gpointer opaque)
     Vm *vm = m->vm;
 
     m->vm_stopped = false;
-    if (m->was_running) {
-        vm_cont(vm, NULL);
-    } else {
-        vm_resume_vcpus(vm);
-    }
+    vm_set_run_state(vm, m->old_state);
     return G_SOURCE_REMOVE;
 }
 
@@ -110,12 +104,8 @@ static gboolean main_after_completion(gpointer opaque)
     Vm *vm = m->vm;
 
     m->vm_stopped = false;
-    /* The guest runs on the destination now: stay stopped, as QEMU. */
-    if (m->was_running) {
-        vm->state = RUN_STATE_POSTMIGRATE;
-    } else {
-        vm_resume_vcpus(vm);
-    }
+    /* The guest lives on the destination now: stay stopped, as QEMU. */
+    vm_set_run_state(vm, RUN_STATE_POSTMIGRATE);
     return G_SOURCE_REMOVE;
 }
 

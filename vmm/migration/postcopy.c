@@ -397,9 +397,7 @@ static gboolean main_postcopy_run(gpointer opaque)
 {
     Migration *m = opaque;
 
-    if (m->source_running) {
-        vm_cont(m->vm, NULL);
-    }
+    incoming_start_guest(m);
     virtio_announce_all(m->vm);
     return G_SOURCE_REMOVE;
 }

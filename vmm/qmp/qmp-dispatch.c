@@ -38,7 +38,19 @@ void qmp_commands_fini(QmpServer *s)
     g_ptr_array_free(s->commands, TRUE);
 }
 
+void qmp_server_set_gate(QmpServer *s, QmpGateFunc gate, gpointer opaque)
+{
+    s->gate = gate;
+    s->gate_opaque = opaque;
+}
+
 void qmp_server_register(QmpServer *s, const char *name, QmpCommandFunc fn, gpointer opaque)
+{
+    qmp_server_register_in(s, name, QMP_STATES_ANY, fn, opaque);
+}
+
+void qmp_server_register_in(QmpServer *s, const char *name, uint32_t states, QmpCommandFunc fn,
+                            gpointer opaque)
 {
     QmpCommand *cmd = g_hash_table_lookup(s->command_index, name);
 
@@ -51,6 +63,7 @@ void qmp_server_register(QmpServer *s, const char *name, QmpCommandFunc fn, gpoi
     }
     cmd->fn = fn;
     cmd->opaque = opaque;
+    cmd->states = states;
 }
 
 char *qmp_json_line(JsonNode *node, size_t *len)
@@ -142,6 +155,10 @@ static JsonNode *dispatch_run(QmpServer *s, QmpSession *sess, const char *name,
     if (!cmd) {
         g_set_error(error, QMP_ERROR, QMP_ERROR_COMMAND_NOT_FOUND,
                     "The command %s has not been found", name);
+        return NULL;
+    }
+    if (cmd->states != QMP_STATES_ANY && s->gate &&
+        !s->gate(name, cmd->states, s->gate_opaque, error)) {
         return NULL;
     }
 

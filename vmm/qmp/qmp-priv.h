@@ -17,6 +17,7 @@ typedef struct {
     char *name;
     QmpCommandFunc fn;
     gpointer opaque;
+    uint32_t states;            /* where it may run; QMP_STATES_ANY: anywhere */
 } QmpCommand;
 
 struct QmpServer {
@@ -27,6 +28,8 @@ struct QmpServer {
     GPtrArray *commands;       /* QmpCommand *, in registration order */
     GHashTable *command_index; /* name -> QmpCommand * */
     QmpSession *current;       /* the session whose command is running */
+    QmpGateFunc gate;          /* asked before a command with a state set runs */
+    gpointer gate_opaque;
 
     size_t max_message;
     size_t max_output;

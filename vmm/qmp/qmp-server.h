@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
@@ -59,6 +60,16 @@ bool qmp_server_add_fd(QmpServer *s, int fd, GError **error);
 /* Register command @name (a second registration of a name replaces the
  * first). Call on the server's thread. */
 void qmp_server_register(QmpServer *s, const char *name, QmpCommandFunc fn, gpointer opaque);
+
+/* States a command may run in, as a set of bits the server does not read
+ * itself: before a command registered with a set other than
+ * QMP_STATES_ANY runs, the server asks the gate, which refuses it with
+ * @error when the present state is not in @states. */
+#define QMP_STATES_ANY UINT32_MAX
+typedef bool (*QmpGateFunc)(const char *command, uint32_t states, gpointer opaque, GError **error);
+void qmp_server_set_gate(QmpServer *s, QmpGateFunc gate, gpointer opaque);
+void qmp_server_register_in(QmpServer *s, const char *name, uint32_t states, QmpCommandFunc fn,
+                            gpointer opaque);
 
 /* Send event @event to every client in command mode, as
  * {"event": NAME, "data": {...}, "timestamp": {"seconds": S, "microseconds": U}}
