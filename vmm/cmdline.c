@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "memory.h"
+#include "migration/transport.h"
 
 #define CMDLINE_ERROR G_OPTION_ERROR
 #define CMDLINE_BAD   G_OPTION_ERROR_BAD_VALUE
@@ -117,7 +118,15 @@ static bool opt_append(VmmOptions *o, const char *a, GError **e) { return opt_st
 static bool opt_mem_path(VmmOptions *o, const char *a, GError **e) { return opt_string(&o->mem_path, a); }
 static bool opt_serial(VmmOptions *o, const char *a, GError **e) { return opt_string(&o->serial, a); }
 static bool opt_pidfile(VmmOptions *o, const char *a, GError **e) { return opt_string(&o->pidfile, a); }
-static bool opt_incoming(VmmOptions *o, const char *a, GError **e) { return opt_string(&o->incoming, a); }
+/* Checked now, so a bad URI stops colo-vmm before anything starts. */
+static bool opt_incoming(VmmOptions *o, const char *a, GError **e)
+{
+    if (strcmp(a, "defer") != 0 && !transport_check_uri(a, e)) {
+        g_prefix_error(e, "-incoming: ");
+        return false;
+    }
+    return opt_string(&o->incoming, a);
+}
 static bool opt_logfile(VmmOptions *o, const char *a, GError **e) { return opt_string(&o->logfile, a); }
 static bool opt_paused(VmmOptions *o, const char *a, GError **e) { return o->start_paused = true; }
 static bool opt_daemonize(VmmOptions *o, const char *a, GError **e) { return o->daemonize = true; }

@@ -37,6 +37,13 @@ def test_bad_options():
     refused(["-kernel", GUEST, "-qmp", "tcp:127.0.0.1:4444"], "-qmp")
 
 
+def test_bad_incoming():
+    require_kvm()
+    refused(["-kernel", GUEST, "-incoming", "tcp:127.0.0.1:99999"],
+            "-incoming: 'tcp:127.0.0.1:99999': port 99999 is out of range (1 to 65535)")
+    refused(["-kernel", GUEST, "-incoming", "tcp:127.0.0.1:0"], "port 0 is out of range")
+
+
 def test_bad_kernels():
     require_kvm()
     refused(["-kernel", "/nonexistent/kernel"], "cannot read the kernel")

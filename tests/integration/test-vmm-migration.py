@@ -4,7 +4,9 @@ leave the source running, and a malformed stream is refused cleanly."""
 import hashlib
 import os
 import random
+import shutil
 import socket
+import tempfile
 import time
 
 from colo_vmm import Vmm, free_port, require_kvm, wait_until
@@ -158,6 +160,16 @@ def test_postcopy_needs_capability():
             raise AssertionError("migrate-start-postcopy without the capability succeeded")
 
 
+def migrate_paused(src, dst, uri):
+    """Stops @src and migrates it to @dst at full speed; both complete."""
+    src.qmp.cmd("stop")
+    src.qmp.cmd("migrate-set-parameters", args={"max-bandwidth": 0})
+    src.qmp.cmd("migrate", uri=uri)
+    assert wait_done(src)["status"] == "completed"
+    wait_until(lambda: dst.qmp.cmd("query-migrate").get("status") == "completed", 30,
+               "the destination to complete")
+
+
 def paused_source_arrives_identical(channels):
     require_kvm()
     src, dst, uri = pair(uri=None, mem="32M")
@@ -165,12 +177,7 @@ def paused_source_arrives_identical(channels):
         src.wait_serial("colo-testguest ready", 60)
         if channels:
             enable_multifd(src, dst, channels)
-        src.qmp.cmd("stop")
-        src.qmp.cmd("migrate-set-parameters", args={"max-bandwidth": 0})
-        src.qmp.cmd("migrate", uri=uri)
-        assert wait_done(src)["status"] == "completed"
-        wait_until(lambda: dst.qmp.cmd("query-migrate").get("status") == "completed", 30,
-                   "the destination to complete")
+        migrate_paused(src, dst, uri)
         # As QEMU: a paused source gives a paused destination.
         time.sleep(0.5)
         assert dst.qmp.cmd("query-status")["status"] == "paused"
@@ -189,6 +196,54 @@ def test_paused_source_arrives_identical():
 
 def test_multifd_paused_source_arrives_identical():
     paused_source_arrives_identical(2)
+
+
+def test_unix_socket_removed():
+    """The -incoming unix:PATH socket file goes when its listener closes:
+    after the migration, on quit, and after migrate-incoming (QEMU does so)."""
+    require_kvm()
+    d = tempfile.mkdtemp(prefix="colo-mig-sock-")
+    try:
+        path = os.path.join(d, "mig.sock")
+        src, dst, uri = pair(uri="unix:" + path, mem="32M")
+        try:
+            assert os.path.exists(path)
+            migrate_paused(src, dst, uri)
+            wait_until(lambda: not os.path.exists(path), 10, "the socket file to go")
+            assert dst.proc.poll() is None
+        finally:
+            src.close()
+            dst.close()
+        for extra in (["-incoming", "unix:" + path], ["-incoming", "defer"]):
+            with Vmm(mem="32M", append="interval=0", extra=extra) as vm:
+                if "defer" in extra:
+                    vm.qmp.cmd("migrate-incoming", uri="unix:" + path)
+                assert os.path.exists(path), extra
+                vm.qmp.cmd("quit")
+                assert vm.wait_exit(30) == 0
+            assert not os.path.exists(path), extra
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_ports_out_of_range_refused():
+    require_kvm()
+    # migrate-incoming on a VM waiting for one, migrate on a running VM.
+    for extra, name in ((["-incoming", "defer"], "migrate-incoming"), ([], "migrate")):
+        with Vmm(mem="32M", append="interval=0", extra=extra) as vm:
+            for port in ("99999", "65536", "0", "4294967297"):
+                uri = "tcp:127.0.0.1:" + port
+                try:
+                    vm.qmp.cmd(name, uri=uri)
+                except QMPError as e:
+                    assert e.cls == "GenericError", e
+                    assert "port %s is out of range (1 to 65535)" % port in e.desc, (name, e.desc)
+                else:
+                    raise AssertionError("%s %s succeeded" % (name, uri))
+            assert vm.qmp.cmd("query-migrate") == {}
+            if extra:
+                # A good port still works after those.
+                vm.qmp.cmd(name, uri="tcp:127.0.0.1:%d" % free_port())
 
 
 def test_cancel_leaves_source_running():

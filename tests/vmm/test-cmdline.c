@@ -120,6 +120,11 @@ static void test_bad(void)
         { { "-kernel", "k", "-m", "64M,slots=x" }, "not a slot count" },
         { { "-kernel", "k", "-m", "64M,slots=2,maxmem=big" }, "maxmem" },
         { { "-kernel", "k", "-m", "64M,nodes=2" }, "unknown parameter 'nodes=2'" },
+        { { "-kernel", "k", "-incoming", "tcp:127.0.0.1:99999" },
+          "-incoming: 'tcp:127.0.0.1:99999': port 99999 is out of range (1 to 65535)" },
+        { { "-kernel", "k", "-incoming", "tcp:[::1]:0" }, "port 0 is out of range" },
+        { { "-kernel", "k", "-incoming", "tcp:h:18446744073709551617" }, "out of range" },
+        { { "-kernel", "k", "-incoming", "ftp:x" }, "-incoming: invalid migration URI" },
     };
 
     for (unsigned i = 0; i < G_N_ELEMENTS(cases); i++) {

@@ -348,16 +348,24 @@ void incoming_start_guest(Migration *m)
     }
 }
 
+/* Closes the listening socket (a unix socket's file goes with it). */
+static void incoming_stop_listening(Migration *m)
+{
+    if (m->listen_source) {
+        g_source_destroy(m->listen_source);
+        g_clear_pointer(&m->listen_source, g_source_unref);
+    }
+    transport_close_listener(m->listen_fd);
+    m->listen_fd = -1;
+}
+
 static gboolean main_incoming_done(gpointer opaque)
 {
     Migration *m = opaque;
     Vm *vm = m->vm;
 
     /* No more connections for this migration. */
-    if (m->listen_source) {
-        g_source_destroy(m->listen_source);
-        g_clear_pointer(&m->listen_source, g_source_unref);
-    }
+    incoming_stop_listening(m);
 
     if (m->in_status == MIG_STATUS_COMPLETED) {
         /* As QEMU: run if the source was running, else stay paused; and
@@ -524,14 +532,7 @@ void migration_incoming_cleanup(Migration *m)
     g_clear_pointer(&m->in_threads, g_ptr_array_unref);
     multifd_recv_free(m->multifd_in);
     m->multifd_in = NULL;
-    if (m->listen_source) {
-        g_source_destroy(m->listen_source);
-        g_clear_pointer(&m->listen_source, g_source_unref);
-    }
-    if (m->listen_fd >= 0) {
-        close(m->listen_fd);
-        m->listen_fd = -1;
-    }
+    incoming_stop_listening(m);
     mig_channel_free(m->in);
     m->in = NULL;
     mig_channel_free(m->in_rp);

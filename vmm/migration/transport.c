@@ -3,6 +3,7 @@
 #include "migration/transport.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -25,6 +26,23 @@ static void mig_uri_clear(MigUri *u)
     g_free(u->host);
     g_free(u->port);
     g_free(u->path);
+}
+
+/* getaddrinfo() takes a numeric port modulo 65536 (99999 becomes 34463):
+ * range-check numbers here. Names (such as a service name) are left to it. */
+static bool mig_uri_check_port(const char *uri, const char *port, GError **error)
+{
+    guint64 value;
+
+    if (strspn(port, "0123456789") != strlen(port)) {
+        return true;
+    }
+    if (!g_ascii_string_to_unsigned(port, 10, 1, 65535, &value, NULL)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "'%s': port %s is out of range (1 to 65535)", uri, port);
+        return false;
+    }
+    return true;
 }
 
 static bool mig_uri_parse(const char *uri, MigUri *u, GError **error)
@@ -51,7 +69,7 @@ static bool mig_uri_parse(const char *uri, MigUri *u, GError **error)
                 u->host = g_strndup(hp, (gsize)(colon - hp));
             }
             u->port = g_strdup(colon + 1);
-            return true;
+            return mig_uri_check_port(uri, u->port, error);
         }
     }
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
@@ -148,4 +166,24 @@ int transport_connect(const char *uri, GError **error)
 int transport_listen(const char *uri, GError **error)
 {
     return transport_open(uri, true, error);
+}
+
+void transport_close_listener(int fd)
+{
+    struct sockaddr_un addr;
+    socklen_t len = sizeof(addr);
+
+    if (fd < 0) {
+        return;
+    }
+    /* The bound path, as the kernel has it; abstract sockets (leading NUL)
+     * have no file. */
+    if (getsockname(fd, (struct sockaddr *)&addr, &len) == 0 && addr.sun_family == AF_UNIX &&
+        len > offsetof(struct sockaddr_un, sun_path) && addr.sun_path[0]) {
+        size_t n = MIN((size_t)len - offsetof(struct sockaddr_un, sun_path), sizeof(addr.sun_path));
+        g_autofree char *path = g_strndup(addr.sun_path, n);
+
+        unlink(path);
+    }
+    close(fd);
 }

@@ -12,7 +12,11 @@ int transport_connect(const char *uri, GError **error);
 /* Listen; returns the socket or -1 with @error. */
 int transport_listen(const char *uri, GError **error);
 
-/* Just check the URI's syntax. */
+/* Closes a socket from transport_listen(); a unix socket's file goes
+ * too (as in QEMU), so no stale path is left for the next -incoming. */
+void transport_close_listener(int fd);
+
+/* Just check the URI's syntax (a port number must be 1..65535). */
 bool transport_check_uri(const char *uri, GError **error);
 
 #endif
