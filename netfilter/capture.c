@@ -222,7 +222,13 @@ unsigned int capture_ifindex(const ProxyCapture *c)
     return c->ifindex;
 }
 
-void capture_get_stats(const ProxyCapture *c, struct capture_stats *out)
+void capture_get_stats(ProxyCapture *c, struct capture_stats *out)
 {
+    struct tpacket_stats st;
+    socklen_t len = sizeof(st);
+
+    if (getsockopt(c->fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) == 0) {
+        c->stats.drops += st.tp_drops;
+    }
     *out = c->stats;
 }

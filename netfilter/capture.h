@@ -47,8 +47,11 @@ struct capture_stats {
     uint64_t send_errors;
     uint64_t recv_calls;       /* frames per call = frames / recv_calls */
     uint64_t send_calls;
+    uint64_t drops;            /* frames the kernel dropped: socket buffer full */
 };
-void capture_get_stats(const ProxyCapture *c, struct capture_stats *out);
+/* Also collects the kernel's drop count (PACKET_STATISTICS, which resets
+ * on each read), so a frame lost before we read it is counted. */
+void capture_get_stats(ProxyCapture *c, struct capture_stats *out);
 
 /* True if the virtio_net_hdr says the L4 checksum is still partial. */
 bool capture_csum_partial(const uint8_t *vnet);

@@ -186,6 +186,7 @@ static JsonNode *cmd_query_stats(void *opaque, JsonObject *args, GError **error)
     }
     if (p->cap) {
         struct capture_stats cs;
+        uint64_t drops;
 
         capture_get_stats(p->cap, &cs);
         add_int(b, "guest-frames", (int64_t)cs.frames);
@@ -193,6 +194,14 @@ static JsonNode *cmd_query_stats(void *opaque, JsonObject *args, GError **error)
         add_int(b, "inject-errors", (int64_t)cs.send_errors);
         add_int(b, "capture-recv-calls", (int64_t)cs.recv_calls);
         add_int(b, "inject-calls", (int64_t)cs.send_calls);
+        drops = cs.drops;
+        if (p->uplink_cap) {
+            capture_get_stats(p->uplink_cap, &cs);
+            drops += cs.drops;
+        }
+        /* Frames lost before colo-proxy read them: a secondary's output
+         * lost here would otherwise be invisible. */
+        add_int(b, "capture-drops", (int64_t)drops);
     }
     link_stats(p->link, &ls);
     add_int(b, "link-sent", (int64_t)ls.sent);
