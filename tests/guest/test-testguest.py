@@ -9,6 +9,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import testguest as tg  # noqa: E402
+import tap  # noqa: E402  (tests/lib, on PYTHONPATH)
 
 AREA_GPA = 0x1000000
 
@@ -269,16 +270,5 @@ def test_cli_with_dimm_dumps(tmpdir="/tmp"):
     assert (rc_ok, rc_missing, rc_bad) == (0, 1, 1), (rc_ok, rc_missing, rc_bad)
 
 
-TESTS = [v for k, v in sorted(globals().items()) if k.startswith("test_")]
-
 if __name__ == "__main__":
-    print("1..%d" % len(TESTS))
-    failed = 0
-    for n, t in enumerate(TESTS, 1):
-        try:
-            t()
-            print("ok %d - %s" % (n, t.__name__))
-        except Exception as e:  # report every failure, keep going
-            failed += 1
-            print("not ok %d - %s: %r" % (n, t.__name__, e))
-    sys.exit(1 if failed else 0)
+    tap.run(globals())

@@ -7,18 +7,19 @@ image, all read back.
 
 Topology: namespace "vm" holds a bridge, the guest's tap (colo-vmm runs
 there) and one end of a veth; the other end is in namespace "client" with
-10.99.0.1/24. The guest is 10.99.0.15/24. Needs root, /dev/kvm and a
-colo-vmm with -netdev/-device/-drive; skips (with the reason) otherwise."""
+10.99.0.1/24. The guest is 10.99.0.15/24. Needs root and /dev/kvm; skips
+(with the reason) otherwise. A failed set-up is a failure."""
 import ctypes
 import os
 import random
-import subprocess
 import sys
+import tempfile
 import threading
 import time
 
 import colo_vmm
 from colo_vmm import Vmm, wait_until
+import netns
 import tap
 
 sys.path.insert(0, os.path.join(colo_vmm.SRCDIR, "tests", "guest"))
@@ -26,21 +27,9 @@ import guestnet  # noqa: E402
 
 GUEST_IP = "10.99.0.15"
 CLIENT_IP = "10.99.0.1"
-SUFFIX = "%d" % os.getpid()
-NS_VM = "cgio-vm-" + SUFFIX
-NS_CLIENT = "cgio-cl-" + SUFFIX
 TAP = "cgiotap0"
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
-
-
-def sh(*argv, ns=None, check=True):
-    if ns:
-        argv = ("ip", "netns", "exec", ns) + argv
-    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    if check and r.returncode:
-        raise AssertionError("%s: %s" % (" ".join(argv), r.stdout.decode(errors="replace")))
-    return r
 
 
 def in_client(fn, *args):
@@ -50,7 +39,7 @@ def in_client(fn, *args):
 
     def body():
         try:
-            fd = os.open("/run/netns/" + NS_CLIENT, os.O_RDONLY)
+            fd = os.open("/run/netns/" + env.net.ns["cl"], os.O_RDONLY)
             try:
                 if _libc.setns(fd, CLONE_NEWNET) != 0:
                     raise OSError(ctypes.get_errno(), "setns")
@@ -72,40 +61,28 @@ class Env:
     """The two namespaces, the bridge and the disk image."""
 
     def __init__(self):
-        self.ready = False
+        self.net = None
         self.vm = None
         self.disk = None
 
     def require(self):
         colo_vmm.require_kvm()
-        if os.geteuid() != 0:
-            tap.skip("needs root (network namespaces, a bridge, a tap)")
-        if not os.access(colo_vmm.VMM, os.X_OK):
-            tap.skip("colo-vmm is not built (%s)" % colo_vmm.VMM)
-        helptext = subprocess.run([colo_vmm.VMM, "-help"], stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT).stdout.decode(errors="replace")
-        missing = [o for o in ("-netdev", "-device", "-drive") if o not in helptext]
-        if missing:
-            tap.skip("colo-vmm lacks %s (virtio devices not there yet)" % ", ".join(missing))
-        if not self.ready:
+        netns.require(("ip",), "network namespaces, a bridge, a tap")
+        if not self.net:
             self.setup()
 
     def setup(self):
-        sh("ip", "netns", "add", NS_VM)
-        sh("ip", "netns", "add", NS_CLIENT)
-        self.ready = True
-        sh("ip", "-n", NS_VM, "link", "set", "lo", "up")
-        sh("ip", "-n", NS_CLIENT, "link", "set", "lo", "up")
-        sh("ip", "-n", NS_VM, "link", "add", "br0", "type", "bridge")
-        sh("ip", "-n", NS_VM, "link", "add", "vb0", "type", "veth", "peer", "name", "vc0", "netns", NS_CLIENT)
-        sh("ip", "-n", NS_VM, "link", "set", "vb0", "master", "br0")
-        sh("ip", "-n", NS_VM, "tuntap", "add", "dev", TAP, "mode", "tap", "vnet_hdr")
-        sh("ip", "-n", NS_VM, "link", "set", TAP, "master", "br0")
+        self.net = netns.Netns("vm", "cl", prefix="cgio-")
+        net = self.net.create()
+        net.ip("vm", "link", "add", "br0", "type", "bridge")
+        net.veth("vm", "vb0", "cl", "vc0")
+        net.ip("vm", "link", "set", "vb0", "master", "br0")
+        net.ip("vm", "tuntap", "add", "dev", TAP, "mode", "tap", "vnet_hdr")
+        net.ip("vm", "link", "set", TAP, "master", "br0")
         for dev in ("br0", "vb0", TAP):
-            sh("ip", "-n", NS_VM, "link", "set", dev, "up")
-        sh("ip", "-n", NS_CLIENT, "addr", "add", CLIENT_IP + "/24", "dev", "vc0")
-        sh("ip", "-n", NS_CLIENT, "link", "set", "vc0", "up")
-        fd, self.disk = __import__("tempfile").mkstemp(prefix="colo-guest-io-", suffix=".img")
+            net.up("vm", dev)
+        net.up("cl", "vc0", CLIENT_IP + "/24")
+        fd, self.disk = tempfile.mkstemp(prefix="colo-guest-io-", suffix=".img")
         os.ftruncate(fd, 4 << 20)
         os.close(fd)
 
@@ -113,8 +90,8 @@ class Env:
         vm = Vmm(smp=1, mem="64M", append="ip=%s/24 interval=0" % GUEST_IP,
                  extra=["-netdev", "tap,id=n0,ifname=%s,script=no,downscript=no" % TAP,
                         "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56",
-                        "-drive", "file=%s,if=virtio,format=raw" % self.disk])
-        vm.argv = ["ip", "netns", "exec", NS_VM] + vm.argv
+                        "-drive", "file=%s,if=virtio,format=raw" % self.disk],
+                 wrap=self.net.argv("vm"))
         vm.start()
         try:
             vm.wait_serial(r"colo-testguest ready", 60)
@@ -133,13 +110,14 @@ class Env:
         return guestnet.Guest(GUEST_IP, timeout=30)
 
     def close(self):
-        if self.vm:
-            self.vm.close()
-        if self.ready:
-            sh("ip", "netns", "del", NS_CLIENT, check=False)
-            sh("ip", "netns", "del", NS_VM, check=False)
-        if self.disk:
-            os.unlink(self.disk)
+        try:
+            if self.vm:
+                self.vm.close()
+        finally:
+            if self.net:
+                self.net.close()
+            if self.disk:
+                os.unlink(self.disk)
 
 
 env = Env()
@@ -214,11 +192,28 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def network_quiet(vm, window=0.5, timeout=30):
+    """Wait until the guest neither sends nor receives a frame for
+    @window seconds: the connections of the tests before are closed (their
+    FIN retransmits, a late ACK), their TIME_WAITs need no traffic."""
+    def frames():
+        st = vm.guest_status()
+        return st["net_rx_frames"], st["net_tx_frames"]
+    last = [frames(), time.monotonic()]
+
+    def quiet():
+        now = frames()
+        if now != last[0]:
+            last[:] = [now, time.monotonic()]
+        return time.monotonic() - last[1] >= window
+    wait_until(quiet, timeout, "the guest's network to fall quiet", interval=0.1)
+
+
 def test_idle_with_devices_leaves_host_idle():
     """No busy polling: with the NIC and the disk up and no traffic, the
     guest sleeps between ticks (a polling vCPU would cost ~3 s here)."""
     env.guest()
-    time.sleep(2.5)         # TIME_WAITs of the tests before are over
+    network_quiet(env.vm)
     before = cpu_seconds(env.vm.proc.pid)
     time.sleep(3)
     used = cpu_seconds(env.vm.proc.pid) - before

@@ -178,9 +178,12 @@ def paused_source_arrives_identical(channels):
         if channels:
             enable_multifd(src, dst, channels)
         migrate_paused(src, dst, uri)
-        # As QEMU: a paused source gives a paused destination.
-        time.sleep(0.5)
-        assert dst.qmp.cmd("query-status")["status"] == "paused"
+        # As QEMU: a paused source gives a paused destination (once it
+        # has settled its run state after the stream).
+        st = wait_until(lambda: (lambda s: s if s != "inmigrate" else None)(dst.qmp.cmd("query-status")["status"]),
+                        30, "the destination to leave inmigrate")
+        assert st == "paused", st
+        assert not [e for e in dst.qmp.events if e.get("event") == "RESUME"], dst.qmp.events
         assert ram_digest(src, 32 << 20) == ram_digest(dst, 32 << 20)
         dst.qmp.cmd("cont")
         hb = dst.heartbeat()
@@ -390,4 +393,5 @@ def test_migration_commands_bad_input():
         assert q.cmd("query-status")["status"] == "running"
 
 
-tap.run(globals())
+if __name__ == "__main__":
+    tap.run(globals())

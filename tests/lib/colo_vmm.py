@@ -1,14 +1,16 @@
-"""Test harness: run colo-vmm with the bundled test guest and watch it.
+"""The harness's VMM fixture: run colo-vmm with the bundled test guest and
+watch it.
 
 Every instance gets a private directory with the serial log, the QMP socket
 and the VMM's own log; close() stops the VMM and removes the directory.
+require_kvm() skips (with a capability reason) where KVM is missing; a
+colo-vmm that is not built, or does not start, is a failure.
 """
 import os
 import re
 import struct
 import subprocess
 import tempfile
-import time
 import shutil
 import signal
 
@@ -31,9 +33,12 @@ STATUS_MAGIC = 0x53475443
 
 def require_kvm():
     if not os.path.exists("/dev/kvm"):
-        tap.skip("/dev/kvm does not exist on this machine")
+        tap.skip("no /dev/kvm on this machine")
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         tap.skip("no access to /dev/kvm (run as root or in the kvm group)")
+    for path in (VMM, GUEST):
+        if not os.access(path, os.R_OK):
+            raise AssertionError("not built: %s (a broken build, not a missing capability)" % path)
 
 
 def free_port():
@@ -44,24 +49,18 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_until(predicate, timeout, what, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
-        time.sleep(interval)
+wait_until = tap.wait_until     # the harness's; here for the tests that import it from us
 
 
 class Vmm:
-    def __init__(self, smp=1, mem="64M", append="", extra=(), kernel=None, qmp=True):
+    def __init__(self, smp=1, mem="64M", append="", extra=(), kernel=None, qmp=True, wrap=()):
+        """@wrap: argv before colo-vmm's, e.g. Netns.argv(ns) to run it
+        in a network namespace of the test's."""
         self.dir = tempfile.mkdtemp(prefix="colo-test-")
         self.serial_path = os.path.join(self.dir, "serial.log")
         self.qmp_path = os.path.join(self.dir, "qmp.sock")
         self.log_path = os.path.join(self.dir, "vmm.log")
-        self.argv = [VMM, "-m", mem, "-smp", str(smp), "-kernel", kernel or GUEST,
+        self.argv = list(wrap) + [VMM, "-m", mem, "-smp", str(smp), "-kernel", kernel or GUEST,
                      "-serial", "file:" + self.serial_path, "-D", self.log_path]
         if append:
             self.argv += ["-append", append]

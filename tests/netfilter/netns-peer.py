@@ -17,7 +17,8 @@
   uecho PORT [DELAY_US]  UDP echo server (answers DELAY_US late)
   uping HOST PORT COUNT  COUNT UDP round trips, print "p50_us p99_us"
 COLO_PEER_CC (environment) sets the servers' TCP congestion control (the benchmark's --cc).
-Every socket operation has a timeout: a stalled test fails instead of hanging."""
+Every socket operation has a timeout (each send and receive call, not a
+whole transfer): a stalled test fails instead of hanging."""
 import hashlib
 import os
 import socket
@@ -35,6 +36,15 @@ def pattern(size, variant=0):
     return bytes(data)
 
 
+def send_all(c, data):
+    """socket.sendall, but the socket's timeout bounds each send, not the
+    whole: sendall's bounds all of it, so a slow but moving multi-MiB
+    stream (a loaded machine, a proxy holding packets) would give up."""
+    view = memoryview(data)
+    while view:
+        view = view[c.send(view):]
+
+
 def send_pattern(c, size, variant=0):
     """pattern(size, variant) in chunks: a GiB stream needs no GiB in memory,
     and the first bytes leave at once."""
@@ -43,9 +53,9 @@ def send_pattern(c, size, variant=0):
     while sent < size:
         n = min(len(chunk), size - sent)
         if sent == 0 and variant:
-            c.sendall(pattern(n, variant))
+            send_all(c, pattern(n, variant))
         else:
-            c.sendall(chunk[:n])
+            send_all(c, chunk[:n])
         sent += n
 
 
@@ -105,7 +115,7 @@ def main():
     elif mode == "push":
         c = socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=TIMEOUT,
                                      source_address=("0.0.0.0", 45000))
-        c.sendall(pattern(int(sys.argv[4])))
+        send_all(c, pattern(int(sys.argv[4])))
         c.shutdown(socket.SHUT_WR)
         c.recv(1)
         c.close()
@@ -119,7 +129,7 @@ def main():
                 n = int(line)
                 # The stream continues where the last answer ended.
                 start = sent % len(BLOCK)
-                c.sendall(((BLOCK * ((start + n) // len(BLOCK) + 1))[start:start + n]))
+                send_all(c, (BLOCK * ((start + n) // len(BLOCK) + 1))[start:start + n])
                 sent += n
             c.close()
     elif mode == "converse":

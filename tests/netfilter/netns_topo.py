@@ -1,5 +1,5 @@
-"""Shared by the colo-proxy namespace tests: TAP output, the namespace
-topology and small helpers.
+"""Shared by the colo-proxy namespace tests (and bench/proxy-bench.py): the
+namespace topology on tests/lib's Netns, the TAP main, small helpers.
 
   c (client) --- ph (primary host: colo-proxy, NFQUEUE) --- pg (primary guest)
                   |  peer link
@@ -8,14 +8,18 @@ topology and small helpers.
 With lan=True the client sits on a bridge ("the LAN") with a port to each
 host; the secondary's port stays down until it takes over, then gets the
 primary's LAN address and MAC (as a floating gateway address would)."""
+import json
 import os
 import select
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import tap  # noqa: E402
+from netns import Netns, SetupError, require, sh  # noqa: E402,F401  (sh: for the tests)
+from tap import wait_for  # noqa: E402,F401
 
 BUILDDIR = os.environ.get("COLO_BUILDDIR", os.getcwd())
 PROXY = os.path.join(BUILDDIR, "netfilter", "colo-proxy")
@@ -24,66 +28,13 @@ GUEST_MAC, GW_MAC = "52:54:00:77:00:02", "52:54:00:77:00:01"
 LAN_MAC = "52:54:00:78:00:01"
 
 
-class Tap:
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
-
-    def ok(self, cond, name, diag=None):
-        self.n += 1
-        if not cond:
-            self.failed += 1
-            for line in (diag or "").splitlines():
-                print("# " + line)
-        print("%s %d - %s" % ("ok" if cond else "not ok", self.n, name), flush=True)
-        return cond
-
-    def skip_all(self, why):
-        print("1..0 # SKIP " + why)
-        sys.exit(0)
-
-
-def sh(*cmd, check=True, timeout=20):
-    return subprocess.run(cmd, check=check, timeout=timeout, capture_output=True, text=True)
-
-
-class Topology:
+class Topology(Netns):
     def __init__(self, lan=False):
+        super().__init__("c", "ph", "pg", "sh", "sg")
         self.lan = lan
-        tag = "%d" % os.getpid()
-        self.ns = {k: "colo%s-%s" % (k, tag) for k in ("c", "ph", "pg", "sh", "sg")}
-        self.procs = []
-        self.tmp = tempfile.mkdtemp(prefix="colo-proxy-netns-")
-
-    def ip(self, ns, *args):
-        sh("ip", "-n", self.ns[ns], *args)
-
-    def exe(self, ns, *cmd, **kw):
-        return sh("ip", "netns", "exec", self.ns[ns], *cmd, **kw)
-
-    def spawn(self, ns, *cmd, log=None, stdin=None):
-        out = open(os.path.join(self.tmp, log), "w") if log else subprocess.PIPE
-        p = subprocess.Popen(["ip", "netns", "exec", self.ns[ns], *cmd], stdout=out, stdin=stdin,
-                             stderr=subprocess.STDOUT if log else subprocess.PIPE, text=True,
-                             start_new_session=True)
-        p.ns = ns
-        self.procs.append(p)
-        return p
-
-    def veth(self, a, ia, b, ib):
-        self.ip(a, "link", "add", ia, "type", "veth", "peer", "name", ib, "netns", self.ns[b])
-
-    def up(self, ns, ifname, addr, mac=None):
-        if mac:
-            self.ip(ns, "link", "set", ifname, "address", mac)
-        self.ip(ns, "addr", "add", addr, "dev", ifname)
-        self.ip(ns, "link", "set", ifname, "up")
 
     def setup(self):
-        for n in self.ns.values():
-            sh("ip", "netns", "add", n)
-        for n in self.ns:
-            self.ip(n, "link", "set", "lo", "up")
+        self.create()
         self.veth("ph", "pgh", "pg", "pg0")
         self.veth("sh", "sgh", "sg", "sg0")
         self.veth("ph", "pc", "c", "c0")
@@ -134,39 +85,10 @@ class Topology:
         self.up("sh", "sc", "10.78.0.1/24")
         self.exe("sh", "sysctl", "-qw", "net.ipv4.ip_forward=1")
 
-    def remove(self, ns):
-        """A host or guest dies: its processes first, then the namespace."""
-        for p in self.procs:
-            if getattr(p, "ns", None) == ns and p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                    p.wait(timeout=5)
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    pass
-        sh("ip", "netns", "del", self.ns[ns])
-        del self.ns[ns]
-
-    def teardown(self):
-        for p in self.procs:
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                    p.wait(timeout=5)
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    try:
-                        os.killpg(p.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-        # Deleting a namespace also deletes its veths and iptables rules.
-        for n in self.ns.values():
-            sh("ip", "netns", "del", n, check=False)
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
 
 def wait_ready(proc, timeout=10):
-    deadline = time.monotonic() + timeout
-    line = proc.stdout.readline() if proc.stdout else ""
-    return line.strip() == "ready" and time.monotonic() < deadline
+    """True once @proc printed "ready" (within @timeout seconds)."""
+    return read_line(proc, timeout) == "ready"
 
 
 def read_line(proc, timeout=10.0):
@@ -176,52 +98,78 @@ def read_line(proc, timeout=10.0):
     return proc.stdout.readline().strip()
 
 
-def wait_for(fn, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.05)
-    return None
-
-
 def forward_rules(topo, ns):
     out = topo.exe(ns, "iptables", "-S", "FORWARD").stdout
     return [line for line in out.splitlines() if "colo-proxy" in line]
 
 
-def dump_logs(tmp):
-    """The proxies' logs of a failed run: their tails as TAP comments, whole
-    into $COLO_KEEP_LOGS (a directory) when set."""
-    keep = os.environ.get("COLO_KEEP_LOGS")
-    for f in sorted(f for f in os.listdir(tmp) if f.endswith(".log")):
-        with open(os.path.join(tmp, f)) as fh:
-            lines = fh.readlines()
-        print("# --- %s\n%s" % (f, "".join("# " + line for line in lines[-30:])), end="")
-        if keep:
-            os.makedirs(keep, exist_ok=True)
-            shutil.copy(os.path.join(tmp, f), os.path.join(keep, "%d-%s" % (os.getpid(), f)))
+class CheckpointRequested(AssertionError):
+    pass
+
+
+def checkpoint_failure(topo, ev):
+    """The namespace stand-ins for guests cannot honour a checkpoint: a
+    commit releases the primary's packets uncompared, and the secondary's
+    Linux stack is no copy of the primary's. So a request where none was
+    expected ends the test, with its reason and the proxies' log tails."""
+    return CheckpointRequested("colo-proxy asked for a checkpoint (%s); the namespace guests cannot honour one\n%s" %
+                               (json.dumps(ev.get("data")), topo.log_tails()))
+
+
+def no_checkpoint(topo, ctl):
+    """Raise CheckpointRequested if @ctl (the primary's ProxyCtl) saw a
+    CHECKPOINT_REQUEST event so far."""
+    ev = ctl.wait_event("CHECKPOINT_REQUEST", timeout=0.05)
+    if ev:
+        raise checkpoint_failure(topo, ev)
+
+
+def watched(topo, ctl, ns, *cmd, timeout=60):
+    """Run @cmd in @ns to its end, watching the primary proxy (@ctl): a
+    checkpoint request stops it and raises CheckpointRequested, rather
+    than letting the stream limp on. A CompletedProcess (text)."""
+    p = topo.spawn(ns, *cmd)
+    deadline = time.monotonic() + timeout
+    try:
+        while p.poll() is None:
+            ev = ctl.wait_event("CHECKPOINT_REQUEST", timeout=0.2)
+            if ev:
+                raise checkpoint_failure(topo, ev)
+            if time.monotonic() > deadline:
+                raise AssertionError("%s still running after %d s" % (" ".join(cmd), timeout))
+        out, err = p.communicate()
+        return subprocess.CompletedProcess(cmd, p.returncode, out, err)
+    finally:
+        topo.kill(p)
 
 
 def tap_main(run, lan=False):
-    """Run run(tap, topo) as a TAP test: SKIP without root or tools, clean up always."""
-    tap = Tap()
-    if os.geteuid() != 0:
-        tap.skip_all("needs root (network namespaces, NFQUEUE, iptables)")
-    for tool in ("ip", "iptables", "ip6tables"):
-        if not shutil.which(tool):
-            tap.skip_all("%s not installed (Debian: iproute2, iptables)" % tool)
-    if not os.access(PROXY, os.X_OK):
-        tap.skip_all("colo-proxy not built at " + PROXY)
-    topo = Topology(lan)
-    try:
-        run(tap, topo)
-    except Exception as e:  # a broken set-up fails loudly, never hangs
-        tap.ok(False, "test run", "%s: %s" % (type(e).__name__, e))
-    finally:
-        if tap.failed:
-            dump_logs(topo.tmp)
-        topo.teardown()
-    print("1..%d" % tap.n)
-    return 1 if tap.failed else 0
+    """Run run(tap, topo) as a TAP test: SKIP without root or tools, a
+    failure for anything else that goes wrong; clean up always, with the
+    proxies' logs shown when a check failed."""
+    def body():
+        require(("ip", "iptables", "ip6tables"), "network namespaces, NFQUEUE, iptables")
+        if not os.access(PROXY, os.X_OK):
+            raise AssertionError("colo-proxy not built at " + PROXY)
+        topo = Topology(lan)
+        good = False
+        try:
+            run(tap, topo)
+            good = True
+        finally:
+            if tap.failed() or not good:
+                dump_logs(topo)
+            topo.close()
+    return tap.main(body)
+
+
+def dump_logs(topo):
+    """The proxies' logs of a failed run: their tails as TAP comments, whole
+    into $COLO_KEEP_LOGS (a directory) when set."""
+    keep = os.environ.get("COLO_KEEP_LOGS")
+    print("# " + topo.log_tails().replace("\n", "\n# "), flush=True)
+    if keep:
+        os.makedirs(keep, exist_ok=True)
+        for f in os.listdir(topo.tmp):
+            if f.endswith(".log"):
+                shutil.copy(os.path.join(topo.tmp, f), os.path.join(keep, "%d-%s" % (os.getpid(), f)))

@@ -16,6 +16,7 @@ import time
 class ProxyCtl:
     def __init__(self, path, timeout=10.0):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.timeout = timeout
         self.sock.settimeout(timeout)
         deadline = time.monotonic() + timeout
         while True:
@@ -69,6 +70,8 @@ class ProxyCtl:
                 msg = self._read()
             except socket.timeout:
                 return None
+            finally:
+                self.sock.settimeout(self.timeout)   # a command's reply gets the whole timeout
             if "event" in msg:
                 self.events.append(msg)
 

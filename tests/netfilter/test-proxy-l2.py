@@ -16,7 +16,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netns_topo import GUEST_MAC, PEER, PROXY, forward_rules, sh, tap_main, wait_for, wait_ready  # noqa: E402
+from netns_topo import GUEST_MAC, PEER, PROXY, forward_rules, sh, tap_main, wait_for, wait_ready, watched  # noqa: E402,E501
 from proxyctl import ProxyCtl  # noqa: E402
 
 OTHER_MAC = "52:54:00:77:00:99"
@@ -30,11 +30,8 @@ def neighbour(topo):
 
 
 def run(tap, topo):
-    try:
-        topo.setup()
-        topo.use_l2_path()
-    except subprocess.CalledProcessError as e:
-        tap.skip_all("cannot build the namespaces: %s" % (e.stderr or e).strip())
+    topo.setup()
+    topo.use_l2_path()
     psock, ssock = os.path.join(topo.tmp, "p.sock"), os.path.join(topo.tmp, "s.sock")
     primary = topo.spawn("ph", PROXY, "-r", "primary", "-i", "pgh", "--uplink", "pu0", "-L", "10.79.0.1:7700",
                          "-c", psock, "-t", "10000", "-d", log="primary.log")
@@ -49,7 +46,7 @@ def run(tap, topo):
 
     # 1. Everything the guest says, ARP included, passes the engine.
     size = 1 << 20
-    got = topo.exe("c", sys.executable, PEER, "fetch", "10.77.0.2", "7000", str(size), check=False, timeout=45)
+    got = watched(topo, pctl, "c", sys.executable, PEER, "fetch", "10.77.0.2", "7000", str(size), timeout=45)
     expect = sh(sys.executable, PEER, "digest", str(size)).stdout.strip()
     tap.ok(got.stdout.strip() == expect, "a 1 MiB stream through the L2 path arrives intact", got.stdout + got.stderr)
     # The guest's last frames (its ACK of the client's FIN) may still wait

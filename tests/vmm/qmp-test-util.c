@@ -44,11 +44,13 @@ static JsonNode *cmd_test_fail_io(JsonObject *args, gpointer opaque, GError **er
 /* test-sleep: {"ms": int}: blocks the server thread. */
 static JsonNode *cmd_test_sleep(JsonObject *args, gpointer opaque, GError **error)
 {
+    QmpTestServer *t = opaque;
     gint64 ms = 0;
 
     if (!qmp_arg_int(args, "ms", true, &ms, error)) {
         return NULL;
     }
+    g_atomic_int_inc(&t->sleeps_started);
     g_usleep((gulong)ms * 1000);
     return NULL;
 }
@@ -74,7 +76,7 @@ QmpTestServer *qts_new(void)
     qmp_server_register(t->server, "test-add", cmd_test_add, NULL);
     qmp_server_register(t->server, "test-fail", cmd_test_fail, NULL);
     qmp_server_register(t->server, "test-fail-io", cmd_test_fail_io, NULL);
-    qmp_server_register(t->server, "test-sleep", cmd_test_sleep, NULL);
+    qmp_server_register(t->server, "test-sleep", cmd_test_sleep, t);
     qmp_server_register(t->server, "test-emit", cmd_test_emit, t->server);
     g_assert_true(qmp_server_listen_unix(t->server, t->path, &error));
     g_assert_no_error(error);
@@ -160,6 +162,17 @@ gboolean qts_wait_clients(QmpTestServer *t, unsigned n)
             return TRUE;
         }
         g_usleep(10000);
+    }
+    return FALSE;
+}
+
+gboolean qts_wait_sleeping(QmpTestServer *t, int n)
+{
+    for (int i = 0; i < TIMEOUT_MS; i++) {
+        if (g_atomic_int_get(&t->sleeps_started) >= n) {
+            return TRUE;
+        }
+        g_usleep(1000);
     }
     return FALSE;
 }

@@ -16,6 +16,7 @@ typedef struct {
     GMainLoop *loop;
     GThread *thread;
     QmpServer *server;
+    gint sleeps_started;        /* test-sleep calls begun (atomic) */
 } QmpTestServer;
 
 /* A listening server with the test commands registered (test-add,
@@ -28,6 +29,9 @@ void qts_call(QmpTestServer *t, GSourceFunc fn, gpointer data);
 unsigned qts_client_count(QmpTestServer *t);
 /* Wait (up to 5 s) until the server has @n clients; false on timeout. */
 gboolean qts_wait_clients(QmpTestServer *t, unsigned n);
+/* Wait (up to 5 s) until @n test-sleep calls have begun: the server
+ * thread is then busy in the n-th; false on timeout. */
+gboolean qts_wait_sleeping(QmpTestServer *t, int n);
 void qts_free(QmpTestServer *t);
 
 typedef struct {

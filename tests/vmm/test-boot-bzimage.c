@@ -387,7 +387,7 @@ static void test_host_kernel(Fixture *f, gconstpointer data)
         }
     }
     if (!path || access(path, R_OK) != 0) {
-        g_test_skip("no readable /boot/vmlinuz-* on this machine (or set COLO_TEST_BZIMAGE)");
+        g_test_skip("no host kernel: no readable /boot/vmlinuz-* on this machine (or set COLO_TEST_BZIMAGE)");
         return;
     }
     guest_memory_free(f->mem);

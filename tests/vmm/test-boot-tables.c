@@ -348,7 +348,7 @@ static void test_acpi_dsdt(void)
 
     g_autofree char *acpiexec = g_find_program_in_path("acpiexec");
     if (!acpiexec) {
-        g_test_skip("acpiexec not installed (Debian: acpica-tools): the AML is not run");
+        g_test_skip("not installed: acpiexec (Debian: acpica-tools): the AML is not run");
         guest_memory_free(mem);
         return;
     }

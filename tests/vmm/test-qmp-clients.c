@@ -103,13 +103,14 @@ static void test_event_timestamp_at_emit(Fixture *f, gconstpointer data)
     /* Emit while the server thread is busy in a command for 400 ms: the
      * event goes out after the reply, stamped with the time of the call. */
     qtc_send_str(c, "{\"execute\": \"test-sleep\", \"arguments\": {\"ms\": 400}, \"id\": \"s\"}");
-    g_usleep(100 * 1000);
+    g_assert_true(qts_wait_sleeping(f->srv, 1));
     before = g_get_real_time();
     qmp_server_emit_event(f->srv->server, "DURING_SLEEP", NULL);
     after = g_get_real_time();
 
     first = qtc_recv(c);
     g_assert_cmpstr(json_object_get_string_member(first, "id"), ==, "s");
+    /* The reply waited for the rest of the sleep (it began before the emit). */
     g_assert_cmpint(g_get_real_time() - after, >=, 150 * 1000);
     second = qtc_recv(c);
     assert_event(second, "DURING_SLEEP", before, after);

@@ -5,19 +5,20 @@ bridge) and carries on with the same queues: blocks written before are
 read back through the destination, new writes work, the network answers
 once announce-self told the bridge where the guest is, and a TCP echo
 connection opened before the migration goes on after it. Needs root (taps,
-a namespace) and /dev/kvm."""
+namespaces) and /dev/kvm. Everything lives in namespaces of the test's
+own: "vm" holds the bridge, both VMMs and their taps, "cl" the client."""
 import os
 import socket
 import struct
 import subprocess
 import sys
-import tempfile
 
 from colo_vmm import Vmm, require_kvm, wait_until
+import netns
 from qmp import QMPError
 import tap
 
-NS, BR, VH, VC = "cvm-client", "cvm-br", "cvm-vh", "cvm-vc"
+BR, VH, VC = "cvm-br", "cvm-vh", "cvm-vc"
 TAPS = ("cvm-src", "cvm-dst")
 CLIENT_IP, GUEST_IP = "10.78.0.1", "10.78.0.2"
 MAC = "52:54:00:78:00:02"
@@ -25,45 +26,29 @@ DISK_MAGIC = 0x44475443     # tests/guest/disksvc.h
 DISK_PORT = 9000
 
 
-def sh(*argv, check=True):
-    return subprocess.run(argv, check=check, capture_output=True, text=True)
-
-
-def teardown():
-    sh("ip", "netns", "del", NS, check=False)
-    sh("ip", "link", "del", BR, check=False)
-    sh("ip", "link", "del", VH, check=False)
+def setup(net):
+    net.ip("vm", "link", "add", BR, "type", "bridge")
+    net.up("vm", BR)
+    net.veth("vm", VH, "cl", VC)
+    net.ip("vm", "link", "set", VH, "master", BR, "up")
     for t in TAPS:
-        sh("ip", "tuntap", "del", "dev", t, "mode", "tap", check=False)
+        net.ip("vm", "tuntap", "add", "dev", t, "mode", "tap")
+        net.ip("vm", "link", "set", t, "master", BR, "up")
+    net.up("cl", VC, CLIENT_IP + "/24")
 
 
-def setup():
-    teardown()
-    sh("ip", "netns", "add", NS)
-    sh("ip", "link", "add", BR, "type", "bridge")
-    sh("ip", "link", "set", BR, "up")
-    sh("ip", "link", "add", VH, "type", "veth", "peer", "name", VC)
-    sh("ip", "link", "set", VC, "netns", NS)
-    sh("ip", "link", "set", VH, "master", BR, "up")
-    for t in TAPS:
-        sh("ip", "tuntap", "add", "dev", t, "mode", "tap")
-        sh("ip", "link", "set", t, "master", BR, "up")
-    sh("ip", "netns", "exec", NS, "ip", "addr", "add", CLIENT_IP + "/24", "dev", VC)
-    sh("ip", "netns", "exec", NS, "ip", "link", "set", VC, "up")
-
-
-def fdb_port():
+def fdb_port(net):
     """The bridge port the guest's MAC was last seen on, or None."""
-    for line in sh("bridge", "fdb", "show", "br", BR).stdout.splitlines():
+    for line in netns.sh("bridge", "-n", net.ns["vm"], "fdb", "show", "br", BR).stdout.splitlines():
         words = line.split()
         if words and words[0] == MAC and "dev" in words:
             return words[words.index("dev") + 1]
     return None
 
 
-def client(*args):
+def client(net, *args):
     """Runs this file's client part inside the namespace; returns its output."""
-    r = subprocess.run(["ip", "netns", "exec", NS, sys.executable, os.path.abspath(__file__), "--client"]
+    r = subprocess.run(net.argv("cl", sys.executable, os.path.abspath(__file__), "--client")
                        + [str(a) for a in args], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, (args, r.stdout, r.stderr)
     return r.stdout
@@ -135,31 +120,35 @@ def client_main(argv):
 
 def test_virtio_devices_migrate():
     require_kvm()
-    if os.geteuid() != 0:
-        tap.skip("needs root (taps, a network namespace)")
+    netns.require(("ip", "bridge"), "taps, network namespaces")
     if not os.path.exists("/dev/net/tun"):
         tap.skip("no /dev/net/tun")
-    disk = tempfile.NamedTemporaryFile(prefix="cvm-disk-", delete=False)
-    disk.truncate(1 << 20)
-    disk.close()
-    setup()
+    with tap.tempdir("cvm-") as tmp, netns.Netns("vm", "cl", prefix="cvm-") as net:
+        migrate_with_devices(tmp, net)
+
+
+def migrate_with_devices(tmp, net):
+    disk = os.path.join(tmp, "disk.img")
+    with open(disk, "wb") as f:
+        f.truncate(1 << 20)
+    setup(net)
     src = dst = tcp = None
     try:
-        uri = "unix:" + os.path.join(tempfile.gettempdir(), "cvm-mig-%d.sock" % os.getpid())
+        uri = "unix:" + os.path.join(tmp, "mig.sock")
 
         def devices(tap_name):
-            return ["-drive", "file=%s,if=virtio,format=raw" % disk.name,
+            return ["-drive", "file=%s,if=virtio,format=raw" % disk,
                     "-netdev", "tap,id=n0,ifname=%s,script=no,downscript=no" % tap_name,
                     "-device", "virtio-net-pci,netdev=n0,mac=" + MAC]
         append = "ip=%s/24" % GUEST_IP
-        src = Vmm(mem="64M", append=append, extra=devices(TAPS[0])).start()
-        dst = Vmm(mem="64M", append=append, extra=devices(TAPS[1]) + ["-incoming", uri]).start()
+        src = Vmm(mem="64M", append=append, extra=devices(TAPS[0]), wrap=net.argv("vm")).start()
+        dst = Vmm(mem="64M", append=append, extra=devices(TAPS[1]) + ["-incoming", uri], wrap=net.argv("vm")).start()
         src.wait_serial("colo-testguest ready", 90)
-        assert "echo ok" in client("echo")
-        assert "write ok" in client("write", 0, 10)
+        assert "echo ok" in client(net, "echo")
+        assert "write ok" in client(net, "write", 0, 10)
         # A TCP connection that lives through the migration.
-        tcp = subprocess.Popen(["ip", "netns", "exec", NS, sys.executable, os.path.abspath(__file__),
-                                "--client", "tcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        tcp = subprocess.Popen(net.argv("cl", sys.executable, os.path.abspath(__file__), "--client", "tcp"),
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
         def tcp_round(n):
             tcp.stdin.write("go\n")
@@ -168,7 +157,7 @@ def test_virtio_devices_migrate():
             assert line == "round %d ok\n" % n, (n, line, tcp.poll())
         tcp_round(0)
 
-        assert fdb_port() == TAPS[0]
+        assert fdb_port(net) == TAPS[0]
         src.qmp.cmd("migrate", uri=uri)
         wait_until(lambda: src.qmp.cmd("query-migrate").get("status") in ("completed", "failed"), 120,
                    "the migration to end", interval=0.1)
@@ -178,16 +167,16 @@ def test_virtio_devices_migrate():
         # The bridge still sends the guest's MAC to the source's tap until
         # the destination announces it (QEMU does this on its own).
         dst.qmp.cmd("announce-self", initial=50, max=550, rounds=1, step=100)
-        wait_until(lambda: fdb_port() == TAPS[1], 10, "the bridge to learn the guest's new port")
+        wait_until(lambda: fdb_port(net) == TAPS[1], 10, "the bridge to learn the guest's new port")
         try:
             dst.qmp.cmd("announce-self", bogus=1)
             raise AssertionError("announce-self took an unknown argument")
         except QMPError as e:
             assert "bogus" in e.desc, e.desc
 
-        assert "read ok" in client("read", 0, 10)     # written through the source
-        assert "write ok" in client("write", 10, 10)  # the same queues go on here
-        assert "echo ok" in client("echo")
+        assert "read ok" in client(net, "read", 0, 10)     # written through the source
+        assert "write ok" in client(net, "write", 10, 10)  # the same queues go on here
+        assert "echo ok" in client(net, "echo")
         # The connection opened on the source carries on with the guest here.
         tcp_round(1)
         tcp_round(2)
@@ -201,8 +190,6 @@ def test_virtio_devices_migrate():
         for vm in (src, dst):
             if vm:
                 vm.close()
-        teardown()
-        os.unlink(disk.name)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@
 #define TXBUF 0x600000ULL
 
 static const char *skip_reason;
+static char *setup_error;       /* root, yet no namespace: a failure */
 
 static int packet_socket(unsigned ifindex)
 {
@@ -90,6 +91,10 @@ static void test_net(void)
 {
     if (skip_reason) {
         g_test_skip(skip_reason);
+        return;
+    }
+    if (setup_error) {
+        g_test_fail_printf("%s", setup_error);
         return;
     }
     GuestMemoryConfig mc = { .size = 16 << 20 };
@@ -214,9 +219,9 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     if (geteuid() != 0) {
-        skip_reason = "needs root (a tap in a private network namespace)";
+        skip_reason = "not root: needs a tap in a private network namespace";
     } else if (unshare(CLONE_NEWNET) < 0) {
-        skip_reason = "cannot create a network namespace";
+        setup_error = g_strdup_printf("cannot create a network namespace as root: %s", g_strerror(errno));
     } else if (access("/dev/net/tun", R_OK | W_OK) < 0) {
         skip_reason = "no /dev/net/tun";
     }
