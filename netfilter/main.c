@@ -95,7 +95,7 @@ int main(int argc, char **argv)
         }
         cfg.params.passthrough_ports[cfg.params.n_passthrough++] = (uint16_t)v;
     }
-    if (!colo_log_init("colo-proxy", use_syslog, logfile, debug, &error)) {
+    if (!colo_log_init("colo-proxy", NULL, use_syslog, logfile, debug, &error)) {
         fprintf(stderr, "colo-proxy: %s\n", error->message);
         return 2;
     }

@@ -65,7 +65,7 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
 
-    if (!colo_log_init(opts.name ? opts.name : "colo-vmm", false, opts.logfile, opts.debug, &error)) {
+    if (!colo_log_init("colo-vmm", opts.name, false, opts.logfile, opts.debug, &error)) {
         fprintf(stderr, "colo-vmm: %s\n", error->message);
         goto out;
     }
@@ -78,6 +78,9 @@ int main(int argc, char **argv)
     if (opts.daemonize && !(notify = daemon_start(&error))) {
         ret = vmm_fail("cannot daemonize: ", error);
         goto out;
+    }
+    if (notify) {
+        colo_log_after_fork();
     }
 
     GMainContext *ctx = g_main_context_default();

@@ -205,7 +205,10 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     vcpu_init_signals();
-    colo_log_init("test-virtio-kvm", false, NULL, g_getenv("COLO_TEST_DEBUG") != NULL, NULL);
+    colo_log_init("test-virtio-kvm", NULL, false, NULL, g_getenv("COLO_TEST_DEBUG") != NULL, NULL);
     g_test_add_func("/virtio/kvm/blk-ioeventfd-irqfd", test_kvm_blk);
-    return g_test_run();
+    int ret = g_test_run();
+    /* Closes the blackbox, whose files would otherwise stay in /dev/shm. */
+    colo_log_fini();
+    return ret;
 }
