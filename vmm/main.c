@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "daemon.h"
 #include "dimm-commands.h"
+#include "colo/colo-commands.h"
 #include "migration/migration-commands.h"
 #include "migration/migration.h"
 #include "qmp/qmp-server.h"
@@ -133,6 +134,7 @@ int main(int argc, char **argv)
         dimm_commands_register(qmp, vm);
         virtio_commands_register(qmp, vm);
         migration_commands_register(qmp, vm->migration);
+        colo_commands_register(qmp, vm->migration);
     }
     if (opts.incoming) {
         /* vCPUs wait parked until the stream has arrived. */

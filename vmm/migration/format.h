@@ -57,6 +57,8 @@ enum {
     MIG_CMD_RUN_STATE = 8,          /* u8 1 = source was running */
     MIG_CMD_POSTCOPY_DISCARD = 9,   /* u8 idlen, id, u32 n, n x (u64 first page, u64 pages) */
     MIG_CMD_MULTIFD_SYNC = 10,      /* u32 channels, u64 sequence: wait for every channel's SYNC */
+    MIG_CMD_ENABLE_COLO = 11,       /* no payload: after the end record, COLO follows */
+    MIG_CMD_COLO = 12,              /* u32 COLO message, u64 value (docs/colo.md) */
     MIG_CMD_MAX
 };
 
@@ -65,8 +67,23 @@ enum {
     MIG_RP_SHUT = 1,            /* u32 status: 0 ok, else an errno */
     MIG_RP_PONG = 2,            /* u32 value from PING */
     MIG_RP_REQ_PAGES = 3,       /* u8 idlen, id, u64 offset, u32 length */
+    MIG_RP_COLO = 4,            /* u32 COLO message, u64 value */
     MIG_RP_MAX
 };
+
+/* COLO messages (seed 003, QEMU's numbering), in MIG_CMD_COLO from the
+ * primary and MIG_RP_COLO from the secondary. */
+enum {
+    COLO_MSG_CHECKPOINT_READY = 0,      /* secondary: in COLO, ready for checkpoints */
+    COLO_MSG_CHECKPOINT_REQUEST = 1,    /* primary: a checkpoint begins */
+    COLO_MSG_CHECKPOINT_REPLY = 2,      /* secondary: its guest is paused */
+    COLO_MSG_VMSTATE_SEND = 3,          /* primary: RAM records follow */
+    COLO_MSG_VMSTATE_SIZE = 4,          /* primary: value = bytes of device state that follow */
+    COLO_MSG_VMSTATE_RECEIVED = 5,      /* secondary: all of it arrived */
+    COLO_MSG_VMSTATE_LOADED = 6,        /* secondary: loaded; both run on */
+    COLO_MSG_MAX
+};
+#define COLO_MSG_LEN        12          /* u32 message, u64 value */
 
 #define MIG_MAX_ID_LEN      255
 #define MIG_MAX_DEVICE_LEN  (16u << 20)    /* one device section */

@@ -21,10 +21,11 @@
 #include "migration/postcopy.h"
 #include "migration/transport.h"
 #include "virtio/virtio-commands.h"
+#include "colo/colo.h"
 #include "dimm.h"
 #include "vm.h"
 
-static void incoming_set_status(Migration *m, MigStatus status)
+void migration_incoming_set_status(Migration *m, MigStatus status)
 {
     g_mutex_lock(&m->lock);
     m->in_status = status;
@@ -118,6 +119,8 @@ static MultifdRecv *incoming_multifd(Migration *m)
 
 static bool incoming_records(Migration *m, MigChannel *c, GHashTable *seen, bool package,
                              GError **error);
+static bool incoming_chunk(Migration *m, const uint8_t *buf, uint32_t size, GHashTable *seen,
+                           bool package, GError **error);
 
 /* A packaged chunk: all of it first, then its records from memory, so
  * that loading them (the device state before postcopy runs) never waits
@@ -133,6 +136,14 @@ static bool incoming_package(Migration *m, MigChannel *c, uint32_t size, GHashTa
     if (mig_channel_error(c)) {
         return false;
     }
+    return incoming_chunk(m, buf, size, seen, true, error);
+}
+
+/* Records from memory: a packaged chunk's (@package), or a COLO
+ * checkpoint's device state, which must hold every device. */
+static bool incoming_chunk(Migration *m, const uint8_t *buf, uint32_t size, GHashTable *seen,
+                           bool package, GError **error)
+{
     int fd = memfd_create("colo-package", MFD_CLOEXEC);
     if (fd < 0 || write(fd, buf, size) != (ssize_t)size || lseek(fd, 0, SEEK_SET) != 0) {
         int err = errno;
@@ -142,13 +153,20 @@ static bool incoming_package(Migration *m, MigChannel *c, uint32_t size, GHashTa
         return incoming_fail(error, "cannot hold a packaged chunk: %s", g_strerror(err));
     }
     MigChannel *pc = mig_channel_new(fd);
-    bool ok = incoming_records(m, pc, seen, true, error);
+    bool ok = incoming_records(m, pc, seen, package, error);
     if (ok && mig_bytes_read(pc) != size) {
-        ok = incoming_fail(error, "packaged chunk: %" G_GUINT64_FORMAT " bytes after its end record",
-                           size - mig_bytes_read(pc));
+        ok = incoming_fail(error, "%s: %" G_GUINT64_FORMAT " bytes after its end record",
+                           package ? "packaged chunk" : "device state", size - mig_bytes_read(pc));
     }
     mig_channel_free(pc);
     return ok;
+}
+
+bool migration_load_devices_chunk(Migration *m, const uint8_t *buf, uint32_t size, GError **error)
+{
+    g_autoptr(GHashTable) seen = g_hash_table_new(NULL, NULL);
+
+    return incoming_chunk(m, buf, size, seen, false, error);
 }
 
 static bool incoming_command(Migration *m, MigChannel *c, GHashTable *seen, bool in_package,
@@ -193,6 +211,16 @@ static bool incoming_command(Migration *m, MigChannel *c, GHashTable *seen, bool
             break;
         }
         m->source_running = payload[0];
+        return true;
+    case MIG_CMD_ENABLE_COLO:
+        if (len != 0) {
+            break;
+        }
+        if (!m->caps.x_colo) {
+            return incoming_fail(error, "the source asks for COLO, but the capability x-colo is not set "
+                                 "here (migrate-set-capabilities on the secondary too)");
+        }
+        m->colo_enabled = true;
         return true;
     case MIG_CMD_PACKAGED:
         if (len != 4) {
@@ -389,6 +417,15 @@ static void incoming_main(Migration *m)
     g_autoptr(GError) error = NULL;
     bool ok = migration_incoming_load(m, m->in, &error);
 
+    if (ok && m->colo_enabled) {
+        /* Instead of SHUT, the secondary's READY: COLO until failover. */
+        ok = colo_secondary_run(m, &error);
+        if (ok) {
+            migration_incoming_set_status(m, MIG_STATUS_COMPLETED);
+            g_main_context_invoke(m->vm->ctx, main_incoming_done, m);
+            return;
+        }
+    }
     if (!ok && !error) {
         g_set_error_literal(&error, G_IO_ERROR, G_IO_ERROR_FAILED, "load failed");
     }
@@ -401,7 +438,7 @@ static void incoming_main(Migration *m)
         m->in_error = g_strdup(error->message);
     }
     g_mutex_unlock(&m->lock);
-    incoming_set_status(m, ok ? MIG_STATUS_COMPLETED : paused ? MIG_STATUS_POSTCOPY_PAUSED : MIG_STATUS_FAILED);
+    migration_incoming_set_status(m, ok ? MIG_STATUS_COMPLETED : paused ? MIG_STATUS_POSTCOPY_PAUSED : MIG_STATUS_FAILED);
     if (ok) {
         qb_log(LOG_INFO, "incoming migration completed");
     }
@@ -436,7 +473,7 @@ static gpointer incoming_connection_thread(gpointer opaque)
             g_free(m->in_error);
             m->in_error = g_strdup(error->message);
             g_mutex_unlock(&m->lock);
-            incoming_set_status(m, MIG_STATUS_FAILED);
+            migration_incoming_set_status(m, MIG_STATUS_FAILED);
             g_main_context_invoke(m->vm->ctx, main_incoming_done, m);
         }
         mig_channel_free(c);
@@ -456,7 +493,7 @@ static gpointer incoming_connection_thread(gpointer opaque)
             mig_channel_free(c);
             return NULL;
         }
-        incoming_set_status(m, MIG_STATUS_ACTIVE);
+        migration_incoming_set_status(m, MIG_STATUS_ACTIVE);
         qb_log(LOG_INFO, "incoming migration: connected");
         incoming_main(m);
         return NULL;
@@ -514,7 +551,7 @@ bool migration_incoming_listen(Migration *m, const char *uri, GError **error)
     m->listen_source = g_unix_fd_source_new(m->listen_fd, G_IO_IN);
     g_source_set_callback(m->listen_source, (GSourceFunc)(void (*)(void))incoming_on_accept, m, NULL);
     g_source_attach(m->listen_source, m->vm->ctx);
-    incoming_set_status(m, MIG_STATUS_SETUP);
+    migration_incoming_set_status(m, MIG_STATUS_SETUP);
     qb_log(LOG_INFO, "waiting for an incoming migration on %s", uri);
     return true;
 }

@@ -27,6 +27,7 @@ static bool migration_active(Migration *m)
     case MIG_STATUS_CANCELLING:
     case MIG_STATUS_POSTCOPY_ACTIVE:
     case MIG_STATUS_POSTCOPY_PAUSED:
+    case MIG_STATUS_COLO:
         return true;
     default:
         return false;
@@ -117,6 +118,7 @@ static const CapField cap_fields[] = {
     { "postcopy-ram", offsetof(MigCaps, postcopy_ram) },
     { "multifd", offsetof(MigCaps, multifd) },
     { "events", offsetof(MigCaps, events) },
+    { "x-colo", offsetof(MigCaps, x_colo) },
 };
 
 static JsonNode *cmd_migrate_set_capabilities(JsonObject *args, gpointer opaque, GError **error)
@@ -200,6 +202,7 @@ static const ParamField param_fields[] = {
     { "downtime-limit", offsetof(MigParams, downtime_limit), false, 0, 2000000 },
     { "multifd-channels", offsetof(MigParams, multifd_channels), true, 1, 255 },
     { "max-postcopy-bandwidth", offsetof(MigParams, max_postcopy_bandwidth), false, 0, SIZE_MAX },
+    { "x-checkpoint-delay", offsetof(MigParams, x_checkpoint_delay), false, 1, 3600000 },
 };
 
 static JsonNode *cmd_migrate_set_parameters(JsonObject *args, gpointer opaque, GError **error)
@@ -242,7 +245,7 @@ static JsonNode *cmd_migrate_set_parameters(JsonObject *args, gpointer opaque, G
     g_mutex_lock(&m->lock);
     if (m->out && migration_active(m) && m->status == MIG_STATUS_POSTCOPY_ACTIVE) {
         mig_set_rate_limit(m->out, params.max_postcopy_bandwidth);
-    } else if (m->out && migration_active(m)) {
+    } else if (m->out && migration_active(m) && m->status != MIG_STATUS_COLO) {
         mig_set_rate_limit(m->out, params.max_bandwidth);
         multifd_send_set_rate_limit(m->multifd, params.max_bandwidth);
     }

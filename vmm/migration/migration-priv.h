@@ -29,6 +29,14 @@ bool migration_wait_shut(Migration *m, GError **error);
 bool migration_read_hello(MigChannel *c, uint8_t *kind, uint8_t *index, GError **error);
 bool migration_incoming_load(Migration *m, MigChannel *c, GError **error);
 void migration_incoming_cleanup(Migration *m);
+void migration_incoming_set_status(Migration *m, MigStatus status);
+/* A COLO checkpoint's device state (every device, then the end record),
+ * loaded from memory. */
+bool migration_load_devices_chunk(Migration *m, const uint8_t *buf, uint32_t size, GError **error);
+/* Every device section and RUN_STATE, then @last_cmd unless 0, then the end
+ * record, as one buffer of *@size bytes (a packaged chunk's content, or a
+ * COLO checkpoint's device state). */
+uint8_t *migration_devices_chunk(Migration *m, uint16_t last_cmd, uint32_t *size, GError **error);
 /* The load is done (or postcopy runs the guest): run or pause it. Main thread. */
 void incoming_start_guest(Migration *m);
 

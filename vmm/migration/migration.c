@@ -13,6 +13,7 @@
 #include "migration/migration-priv.h"
 #include "migration/multifd.h"
 #include "migration/postcopy.h"
+#include "colo/colo.h"
 #include "vm.h"
 
 static const char *const mig_status_names[] = {
@@ -26,6 +27,7 @@ static const char *const mig_status_names[] = {
     [MIG_STATUS_COMPLETED] = "completed",
     [MIG_STATUS_FAILED] = "failed",
     [MIG_STATUS_DEVICE] = "device",
+    [MIG_STATUS_COLO] = "colo",
 };
 
 const char *mig_status_name(MigStatus s)
@@ -45,8 +47,10 @@ Migration *migration_new(Vm *vm)
     m->params.downtime_limit = 300;
     m->params.multifd_channels = 2;
     m->params.max_postcopy_bandwidth = 0;
+    m->params.x_checkpoint_delay = 20000;
     m->listen_fd = -1;
     m->rp_shut_status = -1;
+    m->colo = colo_new();
     return m;
 }
 
@@ -56,6 +60,7 @@ void migration_free(Migration *m)
         return;
     }
     migration_cancel(m);
+    colo_quit(m);
     if (m->thread) {
         /* The thread may still need the main loop (to restart the VM). */
         while (!g_atomic_int_get(&m->thread_done)) {
@@ -71,6 +76,7 @@ void migration_free(Migration *m)
     g_free(m->uri);
     g_free(m->error);
     g_free(m->in_error);
+    colo_free(m->colo);
     g_cond_clear(&m->cond);
     g_mutex_clear(&m->rp_lock);
     g_mutex_clear(&m->lock);
@@ -235,6 +241,11 @@ bool migration_allows_memory_hotplug(Migration *m, GError **error)
     MigStatus out = m->status, in = m->in_status;
     g_mutex_unlock(&m->lock);
 
+    if (out == MIG_STATUS_COLO || in == MIG_STATUS_COLO) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_BUSY,
+                    "memory hotplug is not possible in COLO (leave COLO, add the DIMM, protect again)");
+        return false;
+    }
     if (m->vm->state == RUN_STATE_INMIGRATE || in == MIG_STATUS_SETUP || in == MIG_STATUS_ACTIVE ||
         in == MIG_STATUS_POSTCOPY_ACTIVE || in == MIG_STATUS_POSTCOPY_PAUSED) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_BUSY,

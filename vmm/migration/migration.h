@@ -30,6 +30,7 @@ typedef enum MigStatus {
     MIG_STATUS_COMPLETED,
     MIG_STATUS_FAILED,
     MIG_STATUS_DEVICE,          /* final pass with the VM stopped */
+    MIG_STATUS_COLO,            /* both sides run the guest, checkpointing */
 } MigStatus;
 
 typedef struct MigParams {
@@ -37,12 +38,14 @@ typedef struct MigParams {
     uint64_t downtime_limit;    /* ms; default 300 */
     uint32_t multifd_channels;  /* default 2 */
     uint64_t max_postcopy_bandwidth;    /* bytes/s, 0 = unlimited */
+    uint64_t x_checkpoint_delay;        /* ms between COLO checkpoints; default 20000 */
 } MigParams;
 
 typedef struct MigCaps {
     bool postcopy_ram;
     bool multifd;
     bool events;                /* MIGRATION events, off by default as in QEMU */
+    bool x_colo;                /* enter COLO after the initial sync */
 } MigCaps;
 
 typedef struct Migration {
@@ -88,6 +91,9 @@ typedef struct Migration {
     RamStats in_stats;
     RamLoadState in_ram;
     bool source_running;
+    bool colo_enabled;          /* the source sent ENABLE_COLO */
+
+    struct Colo *colo;          /* COLO state, either side */
 } Migration;
 
 Migration *migration_new(struct Vm *vm);

@@ -5,11 +5,13 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <gio/gio.h>
 #include <qb/qblog.h>
 
+#include "colo/colo.h"
 #include "migration/format.h"
 #include "migration/migration-priv.h"
 #include "migration/multifd.h"
@@ -65,6 +67,44 @@ bool migration_save_devices(Migration *m, MigChannel *c, GError **error)
     mig_put_be16(c, 1);
     mig_put_u8(c, m->was_running);
     return true;
+}
+
+uint8_t *migration_devices_chunk(Migration *m, uint16_t last_cmd, uint32_t *size, GError **error)
+{
+    /* Written through a channel like any stream, into memory. */
+    int fd = memfd_create("colo-devices", MFD_CLOEXEC);
+
+    if (fd < 0) {
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "device state: %s", g_strerror(errno));
+        return NULL;
+    }
+    MigChannel *pc = mig_channel_new(fd);
+    uint8_t *buf = NULL;
+    off_t len = -1;
+    if (migration_save_devices(m, pc, error)) {
+        if (last_cmd) {
+            mig_put_u8(pc, MIG_REC_COMMAND);
+            mig_put_be16(pc, last_cmd);
+            mig_put_be16(pc, 0);
+        }
+        mig_put_u8(pc, MIG_REC_EOF);
+        if (mig_flush(pc) == 0) {
+            len = lseek(fd, 0, SEEK_END);
+        }
+        if (len < 0 || (uint64_t)len > MIG_MAX_PACKAGE) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "device state: %s",
+                        len < 0 ? "cannot write it" : "too large");
+        } else {
+            buf = g_malloc((size_t)len + 1);
+            if (pread(fd, buf, (size_t)len, 0) != len) {
+                g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "device state: cannot read it back");
+                g_clear_pointer(&buf, g_free);
+            }
+        }
+    }
+    mig_channel_free(pc);
+    *size = (uint32_t)len;
+    return buf;
 }
 
 /* ---- main-thread actions ------------------------------------------------- */
@@ -149,6 +189,11 @@ static gpointer rp_thread(gpointer opaque)
             break;
         case MIG_RP_REQ_PAGES:
             if (!migration_postcopy_serve_request(m, payload, len)) {
+                goto bad;
+            }
+            break;
+        case MIG_RP_COLO:
+            if (!colo_rp_message(m, payload, len)) {
                 goto bad;
             }
             break;
@@ -322,7 +367,8 @@ static bool outgoing_complete(Migration *m, GError **error)
     if (mig_flush(c)) {
         return false;
     }
-    if (!migration_wait_shut(m, error)) {
+    /* A COLO secondary answers READY instead of SHUT (colo_primary_run). */
+    if (!m->caps.x_colo && !migration_wait_shut(m, error)) {
         return false;
     }
     m->downtime_ms = (g_get_monotonic_time() - stopped) / 1000;
@@ -348,6 +394,11 @@ static void outgoing_header(Migration *m)
     mig_put_be16(c, 0);
     if (m->caps.postcopy_ram) {
         migration_postcopy_advise(m, c);
+    }
+    if (m->caps.x_colo) {
+        mig_put_u8(c, MIG_REC_COMMAND);
+        mig_put_be16(c, MIG_CMD_ENABLE_COLO);
+        mig_put_be16(c, 0);
     }
 }
 
@@ -376,7 +427,7 @@ static gpointer outgoing_thread(gpointer opaque)
 {
     Migration *m = opaque;
     g_autoptr(GError) error = NULL;
-    bool ok = false;
+    bool ok = false, colo = false;
     int fd = transport_connect(m->uri, &error);
 
     if (fd < 0) {
@@ -426,6 +477,8 @@ static gpointer outgoing_thread(gpointer opaque)
         ok = migration_postcopy_run(m, &error);
     } else {
         ok = outgoing_complete(m, &error);
+        colo = ok && m->caps.x_colo;
+        ok = ok && (!colo || colo_primary_run(m, &error));
     }
 
 out:
@@ -458,6 +511,10 @@ out:
                error->message);
         migration_set_error(m, error->message);
         migration_set_status(m, MIG_STATUS_POSTCOPY_PAUSED);
+    } else if (ok && colo) {
+        /* COLO is over and the guest runs on here (failover). */
+        qb_log(LOG_INFO, "migration to %s: COLO ended, the guest runs here", m->uri);
+        migration_set_status(m, MIG_STATUS_COMPLETED);
     } else if (ok) {
         migration_call_main(m, main_after_completion);
         qb_log(LOG_INFO, "migration to %s completed: %" G_GINT64_FORMAT " ms, downtime %"
@@ -488,16 +545,31 @@ bool migration_start(Migration *m, const char *uri, GError **error)
     g_mutex_lock(&m->lock);
     bool busy = m->status == MIG_STATUS_SETUP || m->status == MIG_STATUS_ACTIVE ||
                 m->status == MIG_STATUS_DEVICE || m->status == MIG_STATUS_CANCELLING ||
-                m->status == MIG_STATUS_POSTCOPY_ACTIVE || m->status == MIG_STATUS_POSTCOPY_PAUSED;
+                m->status == MIG_STATUS_POSTCOPY_ACTIVE || m->status == MIG_STATUS_POSTCOPY_PAUSED ||
+                m->status == MIG_STATUS_COLO;
     g_mutex_unlock(&m->lock);
     if (busy) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_BUSY,
                     "There's a migration process in progress");
         return false;
     }
+    if (m->in_status == MIG_STATUS_COLO) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_BUSY, "The VM is a COLO secondary");
+        return false;
+    }
     if (m->in_status != MIG_STATUS_NONE && m->in_status != MIG_STATUS_COMPLETED) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_BUSY,
                     "Guest is waiting for an incoming migration");
+        return false;
+    }
+    if (m->caps.x_colo && m->caps.postcopy_ram) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                    "x-colo and postcopy-ram cannot be used together yet");
+        return false;
+    }
+    if (m->caps.x_colo && m->caps.multifd) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                    "x-colo and multifd cannot be used together yet");
         return false;
     }
     if (m->caps.multifd && m->caps.postcopy_ram) {

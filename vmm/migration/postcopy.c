@@ -636,44 +636,18 @@ void migration_postcopy_advise(Migration *m, MigChannel *c)
  * so nothing of the switch waits for the network halfway. */
 static bool postcopy_send_package(Migration *m, MigChannel *c, GError **error)
 {
-    int fd = memfd_create("colo-package", MFD_CLOEXEC);
+    uint32_t size;
+    g_autofree uint8_t *buf = migration_devices_chunk(m, MIG_CMD_POSTCOPY_RUN, &size, error);
 
-    if (fd < 0) {
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "postcopy package: %s",
-                    g_strerror(errno));
-        return false;
-    }
-    MigChannel *pc = mig_channel_new(fd);
-    bool ok = migration_save_devices(m, pc, error);
-    g_autofree uint8_t *buf = NULL;
-    off_t size = -1;
-    if (ok) {
-        put_command(pc, MIG_CMD_POSTCOPY_RUN);
-        mig_put_u8(pc, MIG_REC_EOF);
-        if (mig_flush(pc) == 0) {
-            size = lseek(fd, 0, SEEK_END);
-        }
-        if (size < 0 || (uint64_t)size > MIG_MAX_PACKAGE) {
-            g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "postcopy package: %s",
-                        size < 0 ? "cannot write it" : "device state too large");
-            ok = false;
-        } else {
-            buf = g_malloc((size_t)size + 1);
-            if (pread(fd, buf, (size_t)size, 0) != size) {
-                g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "postcopy package: cannot read it back");
-                ok = false;
-            }
-        }
-    }
-    mig_channel_free(pc);
-    if (!ok) {
+    if (!buf) {
+        g_prefix_error(error, "postcopy package: ");
         return false;
     }
     mig_put_u8(c, MIG_REC_COMMAND);
     mig_put_be16(c, MIG_CMD_PACKAGED);
     mig_put_be16(c, 4);
-    mig_put_be32(c, (uint32_t)size);
-    mig_put_bytes(c, buf, (size_t)size);
+    mig_put_be32(c, size);
+    mig_put_bytes(c, buf, size);
     return true;
 }
 

@@ -157,6 +157,14 @@ uint64_t ram_save_remaining(const RamSave *rs)
     return rs->dirty;
 }
 
+void ram_save_clear(RamSave *rs)
+{
+    for (unsigned i = 0; i < rs->nr_blocks; i++) {
+        memset(rs->bmap[i], 0, bitmap_words(block_pages(rs->mem->blocks[i])) * sizeof(unsigned long));
+    }
+    rs->dirty = 0;
+}
+
 static void ram_put_page_header(RamSave *rs, MigChannel *c, const RamBlock *b, uint64_t offset,
                                 uint64_t flags)
 {

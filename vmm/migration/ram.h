@@ -57,6 +57,10 @@ uint64_t ram_save_pass(RamSave *rs, MigChannel *c, uint64_t max_pages, const gin
 
 uint64_t ram_save_remaining(const RamSave *rs);
 
+/* Forget every page waiting (COLO's secondary: its guest and the cache are
+ * equal when COLO begins). */
+void ram_save_clear(RamSave *rs);
+
 /* Destination: which pages may hold data. Guest RAM of a fresh VM is
  * mostly untouched, and a zero page there needs no work at all: reading it
  * to check would allocate it. */

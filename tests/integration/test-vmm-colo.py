@@ -1,0 +1,219 @@
+"""COLO between two colo-vmm on loopback with the test guest and its memory
+workload: enter COLO, checkpoint periodically and on request, fail over to
+either side (the other killed, frozen or cut off), refusals."""
+import hashlib
+import os
+import random
+import signal
+import time
+
+from colo_vmm import Vmm, free_port, require_kvm, wait_until
+from qmp import QMPError
+import tap
+
+GUEST = "interval=0 dirty_pages=32 dirty_ms=20 area=8M"
+BANNER = "colo-testguest ready"
+MEM = "64M"
+
+
+def set_colo(vm, state=True):
+    vm.qmp.cmd("migrate-set-capabilities", capabilities=[{"capability": "x-colo", "state": state},
+                                                        {"capability": "events", "state": True}])
+
+
+def colo_pair(delay=200):
+    """A primary and a secondary in COLO, checkpointing every @delay ms."""
+    uri = "tcp:127.0.0.1:%d" % free_port()
+    pri = Vmm(smp=2, mem=MEM, append=GUEST).start()
+    sec = Vmm(smp=2, mem=MEM, append=GUEST, extra=["-incoming", uri]).start()
+    try:
+        pri.wait_serial(BANNER, 60)
+        for vm in (pri, sec):
+            set_colo(vm)
+        pri.qmp.cmd("migrate-set-parameters", args={"x-checkpoint-delay": delay, "max-bandwidth": 0})
+        pri.qmp.cmd("migrate", uri=uri)
+        for vm in (pri, sec):
+            wait_until(lambda: vm.qmp.cmd("query-migrate").get("status") == "colo", 60, "COLO")
+        assert pri.qmp.cmd("query-colo-status")["mode"] == "primary"
+        assert sec.qmp.cmd("query-colo-status")["mode"] == "secondary"
+        for vm in (pri, sec):
+            assert vm.qmp.cmd("query-status")["status"] == "running"
+    except BaseException:
+        pri.close()
+        sec.close()
+        raise
+    return pri, sec
+
+
+def checkpoints(vm):
+    return vm.qmp.cmd("query-colo-status")["checkpoints"]["count"]
+
+
+def wait_checkpoints(vm, n, timeout=60):
+    start = checkpoints(vm)
+    wait_until(lambda: checkpoints(vm) >= start + n, timeout, "%d more checkpoints" % n)
+
+
+def ram_digest(vm):
+    return hashlib.sha256(vm.read_guest(0, 64 << 20)).hexdigest()
+
+
+def assert_takes_over(vm, mode):
+    """@vm left COLO on request and its guest runs on, its memory verified."""
+    ev = vm.qmp.wait_event("COLO_EXIT", 10)
+    assert ev["data"] == {"mode": mode, "reason": "request"}, ev
+    st = vm.qmp.cmd("query-colo-status")
+    assert (st["mode"], st["last-mode"], st["reason"]) == ("none", mode, "request"), st
+    wait_until(lambda: vm.qmp.cmd("query-migrate").get("status") == "completed", 10, "migration completed")
+    assert vm.qmp.cmd("query-status")["status"] == "running"
+    hb = vm.heartbeat()
+    wait_until(lambda: vm.heartbeat() > hb, 30, "the heartbeat after failover")
+    vm.qmp.cmd("stop")
+    assert vm.workload_problems() == []
+
+
+def test_checkpoints_carry_the_primary_state():
+    """With the secondary's own guest stopped, a checkpoint of a stopped
+    primary leaves the secondary's RAM equal to the primary's, byte for byte."""
+    require_kvm()
+    pri, sec = colo_pair()
+    try:
+        wait_checkpoints(pri, 3)
+        sec.qmp.cmd("stop")     # the secondary's guest now changes only through checkpoints
+        wait_checkpoints(pri, 2)
+        pri.qmp.cmd("stop")
+        pri.qmp.cmd("x-colo-checkpoint")
+        wait_checkpoints(pri, 1)
+        assert ram_digest(pri) == ram_digest(sec)
+        st = pri.qmp.cmd("query-colo-status")["checkpoints"]
+        assert st["reasons"]["request"] >= 1 and st["reasons"]["periodic"] >= 3, st
+        assert st["pause-us"]["max"] >= st["pause-us"]["p99"] >= st["pause-us"]["p50"] > 0, st
+        assert checkpoints(sec) >= st["count"] - 1, (checkpoints(sec), st)
+        pri.qmp.cmd("cont")
+        sec.qmp.cmd("cont")
+        wait_checkpoints(pri, 2)
+    finally:
+        pri.close()
+        sec.close()
+
+
+def failover_after_checkpoints(primary_dies):
+    require_kvm()
+    pri, sec = colo_pair()
+    victim, survivor, mode = (pri, sec, "secondary") if primary_dies else (sec, pri, "primary")
+    try:
+        wait_checkpoints(pri, 5)
+        victim.proc.kill()
+        survivor.qmp.cmd("x-colo-lost-heartbeat")
+        assert_takes_over(survivor, mode)
+    finally:
+        pri.close()
+        sec.close()
+
+
+def test_secondary_takes_over_when_primary_dies():
+    failover_after_checkpoints(primary_dies=True)
+
+
+def test_primary_runs_on_when_secondary_dies():
+    failover_after_checkpoints(primary_dies=False)
+
+
+def test_failover_at_random_points():
+    """Failover of either side at a random moment (inside a checkpoint's
+    transfer or load, or between checkpoints): the survivor's guest runs on
+    with its memory consistent. Replay with COLO_TEST_SEED."""
+    require_kvm()
+    seed = int(os.environ.get("COLO_TEST_SEED", random.randrange(1 << 30)))
+    print("# seed %d" % seed)
+    rng = random.Random(seed)
+    for i in range(4):
+        pri, sec = colo_pair(delay=rng.choice([20, 50, 200]))
+        try:
+            wait_checkpoints(pri, 1)
+            time.sleep(rng.uniform(0, 0.3))     # a random point of the checkpoint cycle
+            victim, survivor, mode = (pri, sec, "secondary") if i % 2 == 0 else (sec, pri, "primary")
+            victim.proc.kill()
+            survivor.qmp.cmd("x-colo-lost-heartbeat")
+            assert_takes_over(survivor, mode)
+        finally:
+            pri.close()
+            sec.close()
+
+
+def lost_heartbeat_in_time(vm):
+    start = time.monotonic()
+    vm.qmp.cmd("x-colo-lost-heartbeat")
+    took = time.monotonic() - start
+    assert took < 0.1, "x-colo-lost-heartbeat took %.3f s" % took
+
+
+def test_failover_with_a_frozen_peer():
+    """SIGSTOP: the peer's sockets stay open and silent; neither side may
+    wait on them."""
+    require_kvm()
+    for frozen_primary in (True, False):
+        pri, sec = colo_pair(delay=50)
+        frozen, survivor, mode = (pri, sec, "secondary") if frozen_primary else (sec, pri, "primary")
+        try:
+            wait_checkpoints(pri, 2)
+            os.kill(frozen.proc.pid, signal.SIGSTOP)
+            time.sleep(0.3)     # let the survivor block on the silent peer mid-checkpoint
+            lost_heartbeat_in_time(survivor)
+            assert_takes_over(survivor, mode)
+        finally:
+            os.kill(frozen.proc.pid, signal.SIGCONT)
+            pri.close()
+            sec.close()
+
+
+def test_refusals():
+    require_kvm()
+    with Vmm(mem="32M", append="interval=0") as vm:
+        try:
+            vm.qmp.cmd("x-colo-lost-heartbeat")
+        except QMPError as e:
+            assert e.desc == "VM is not in COLO mode", e.desc
+        else:
+            raise AssertionError("x-colo-lost-heartbeat outside COLO accepted")
+        for other in ("postcopy-ram", "multifd"):
+            vm.qmp.cmd("migrate-set-capabilities", capabilities=[{"capability": "x-colo", "state": True},
+                                                                {"capability": other, "state": True}])
+            try:
+                vm.qmp.cmd("migrate", uri="tcp:127.0.0.1:1")
+            except QMPError as e:
+                assert "x-colo" in e.desc and other in e.desc, e.desc
+            else:
+                raise AssertionError("x-colo with %s accepted" % other)
+            vm.qmp.cmd("migrate-set-capabilities", capabilities=[{"capability": other, "state": False}])
+        vm.qmp.cmd("migrate-set-capabilities", capabilities=[{"capability": "x-colo", "state": False}])
+        try:
+            vm.qmp.cmd("migrate-set-parameters", args={"x-checkpoint-delay": 0})
+        except QMPError as e:
+            assert "x-checkpoint-delay" in e.desc, e.desc
+        else:
+            raise AssertionError("x-checkpoint-delay 0 accepted")
+
+
+def test_secondary_without_x_colo_refuses():
+    """The source asks for COLO, the destination was not told: the stream is
+    refused with a clear error and the source runs on."""
+    require_kvm()
+    uri = "tcp:127.0.0.1:%d" % free_port()
+    pri = Vmm(mem=MEM, append=GUEST).start()
+    sec = Vmm(mem=MEM, append=GUEST, extra=["-incoming", uri]).start()
+    try:
+        pri.wait_serial(BANNER, 60)
+        set_colo(pri)
+        pri.qmp.cmd("migrate", uri=uri)
+        wait_until(lambda: pri.qmp.cmd("query-migrate").get("status") == "failed", 60, "the migration to fail")
+        assert sec.wait_exit(30) == 1
+        assert "x-colo" in sec.output(), sec.output()
+        assert pri.qmp.cmd("query-status")["status"] == "running"
+        assert pri.qmp.cmd("query-colo-status")["mode"] == "none"
+    finally:
+        pri.close()
+        sec.close()
+
+
+tap.run(globals())

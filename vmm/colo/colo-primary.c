@@ -1,0 +1,173 @@
+/* The primary's side of COLO: after the initial sync, the checkpoint loop.
+ * Each checkpoint: REQUEST, wait for the secondary's REPLY (its guest is
+ * paused), pause ours, send VMSTATE_SEND, the dirty pages, VMSTATE_SIZE
+ * and the device state, wait for RECEIVED and LOADED, run on. */
+#include "config.h"
+
+#include "colo/colo-priv.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <gio/gio.h>
+#include <qb/qblog.h>
+
+#include "vm.h"
+
+/* A secondary that does not answer within this long is taken as failed:
+ * the primary's guest runs on instead of waiting for colod. */
+#define COLO_ANSWER_TIMEOUT_US (10 * G_TIME_SPAN_SECOND)
+
+/* The next message from the secondary, which must be @expect. */
+static bool colo_wait_msg(Migration *m, uint32_t expect, uint64_t *value, GError **error)
+{
+    Colo *co = m->colo;
+    gint64 deadline = g_get_monotonic_time() + COLO_ANSWER_TIMEOUT_US;
+    const char *why = NULL;
+
+    g_mutex_lock(&m->lock);
+    while (!co->rp_count) {
+        if (colo_should_stop_locked(co)) {
+            why = "failover requested";
+        } else if (m->rp_shut_status != -1) {
+            why = "the return path broke";
+        } else if (!g_cond_wait_until(&m->cond, &m->lock, deadline)) {
+            why = "no answer from the secondary";
+        }
+        if (why) {
+            g_mutex_unlock(&m->lock);
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "COLO: waiting for %s: %s",
+                        colo_msg_name(expect), why);
+            return false;
+        }
+    }
+    uint32_t msg = co->rp_msg[0];
+    *value = co->rp_value[0];
+    co->rp_count--;
+    memmove(co->rp_msg, co->rp_msg + 1, co->rp_count * sizeof(co->rp_msg[0]));
+    memmove(co->rp_value, co->rp_value + 1, co->rp_count * sizeof(co->rp_value[0]));
+    g_mutex_unlock(&m->lock);
+    if (msg != expect) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "COLO: expected %s from the secondary, got %s",
+                    colo_msg_name(expect), colo_msg_name(msg));
+        return false;
+    }
+    return true;
+}
+
+/* Wait for the next checkpoint's trigger; false when COLO is to end. */
+static bool colo_wait_trigger(Migration *m, gint64 *next, ColoTrigger *trigger)
+{
+    Colo *co = m->colo;
+    bool go = false;
+
+    g_mutex_lock(&m->lock);
+    while (!colo_should_stop_locked(co)) {
+        if (co->requested) {
+            co->requested = false;
+            *trigger = COLO_TRIGGER_REQUEST;
+            go = true;
+            break;
+        }
+        if (!g_cond_wait_until(&m->cond, &m->lock, *next)) {
+            *trigger = COLO_TRIGGER_PERIODIC;
+            go = true;
+            break;
+        }
+    }
+    g_mutex_unlock(&m->lock);
+    return go;
+}
+
+static bool colo_checkpoint(Migration *m, ColoTrigger trigger, GError **error)
+{
+    MigChannel *c = m->out;
+    RamSave *rs = &m->ram;
+    g_autofree uint8_t *state = NULL;
+    uint64_t value, pages = 0;
+    uint32_t size;
+    bool ok = false;
+
+    colo_put_msg(c, COLO_MSG_CHECKPOINT_REQUEST, 0);
+    if (mig_flush(c) || !colo_wait_msg(m, COLO_MSG_CHECKPOINT_REPLY, &value, error)) {
+        goto out_running;
+    }
+    colo_pause_guest(m);
+    gint64 paused = g_get_monotonic_time();
+    uint64_t bytes0 = mig_bytes_written(c);
+
+    colo_put_msg(c, COLO_MSG_VMSTATE_SEND, 0);
+    if (!ram_save_sync(rs, error)) {
+        goto out_paused;
+    }
+    pages = ram_save_remaining(rs);
+    ram_save_pass(rs, c, 0, &m->cancel);
+    state = migration_devices_chunk(m, 0, &size, error);
+    if (!state) {
+        goto out_paused;
+    }
+    colo_put_msg(c, COLO_MSG_VMSTATE_SIZE, size);
+    mig_put_bytes(c, state, size);
+    if (mig_flush(c) || !colo_wait_msg(m, COLO_MSG_VMSTATE_RECEIVED, &value, error) ||
+        !colo_wait_msg(m, COLO_MSG_VMSTATE_LOADED, &value, error)) {
+        goto out_paused;
+    }
+    ok = true;
+out_paused:
+    colo_resume_guest(m);
+    if (ok) {
+        uint64_t pause_us = (uint64_t)(g_get_monotonic_time() - paused);
+        colo_record(m, trigger, pause_us, pages, mig_bytes_written(c) - bytes0);
+    }
+out_running:
+    if (!ok && error && !*error) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE, "COLO: the stream to the secondary: %s",
+                    g_strerror(-mig_channel_error(c)));
+    }
+    return ok;
+}
+
+static gboolean main_colo_run_vm(gpointer opaque)
+{
+    Migration *m = opaque;
+
+    /* The initial sync stopped it in finish-migrate: back to what it was. */
+    m->vm_stopped = false;
+    vm_set_run_state(m->vm, m->old_state);
+    return G_SOURCE_REMOVE;
+}
+
+bool colo_primary_run(Migration *m, GError **error)
+{
+    Colo *co = m->colo;
+    uint64_t value;
+
+    if (!colo_wait_msg(m, COLO_MSG_CHECKPOINT_READY, &value, error)) {
+        return false;
+    }
+    /* Checkpoints are the latency path of every held packet: no limit. */
+    mig_set_rate_limit(m->out, 0);
+    colo_enter(m, COLO_MODE_PRIMARY);
+    migration_call_main(m, main_colo_run_vm);
+
+    for (;;) {
+        gint64 next = g_get_monotonic_time() + (gint64)m->params.x_checkpoint_delay * G_TIME_SPAN_MILLISECOND;
+        ColoTrigger trigger;
+        g_autoptr(GError) local = NULL;
+
+        if (!colo_wait_trigger(m, &next, &trigger)) {
+            break;
+        }
+        if (!colo_checkpoint(m, trigger, &local)) {
+            g_mutex_lock(&m->lock);
+            bool stop = colo_should_stop_locked(co);
+            g_mutex_unlock(&m->lock);
+            if (!stop) {
+                colo_wait_failover(m, local->message);
+            }
+            break;
+        }
+    }
+    colo_leave(m);
+    return true;
+}

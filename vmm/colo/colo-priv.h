@@ -1,0 +1,34 @@
+/* Internals shared by the primary's and the secondary's loops. */
+#ifndef COLO_VMM_COLO_COLO_PRIV_H
+#define COLO_VMM_COLO_COLO_PRIV_H
+
+#include "colo/colo.h"
+#include "migration/migration-priv.h"
+
+const char *colo_msg_name(uint32_t msg);
+
+/* A COLO message on the primary's stream (not flushed). */
+void colo_put_msg(MigChannel *c, uint32_t msg, uint64_t value);
+/* A COLO message on the secondary's return path (sent at once). */
+void colo_rp_send(Migration *m, uint32_t msg, uint64_t value);
+
+/* COLO begins on this side: mode, migration status "colo". */
+void colo_enter(Migration *m, ColoMode mode);
+/* COLO is over on this side: mode none, COLO_EXIT. */
+void colo_leave(Migration *m);
+/* With the lock: leave the loop now? (failover asked or the VMM ends) */
+bool colo_should_stop_locked(const Colo *co);
+/* After a failure of the peer or the stream: run on and wait for
+ * x-colo-lost-heartbeat (or the end of the VMM). Never decides alone:
+ * colod (or an operator) knows whether the peer is gone. */
+void colo_wait_failover(Migration *m, const char *why);
+
+/* One checkpoint done: its pause of this side's guest, pages and bytes
+ * (@trigger COLO_TRIGGER__MAX on the secondary, which does not know it). */
+void colo_record(Migration *m, ColoTrigger trigger, uint64_t pause_us, uint64_t pages, uint64_t bytes);
+
+/* Stop-the-world of the guest for a checkpoint, from the loop's thread. */
+void colo_pause_guest(Migration *m);
+void colo_resume_guest(Migration *m);
+
+#endif

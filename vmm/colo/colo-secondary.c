@@ -1,0 +1,192 @@
+/* The secondary's side of COLO: its guest runs from the initial sync on;
+ * each checkpoint's pages go into the RAM cache, and at commit every page
+ * either side dirtied since the last checkpoint is copied from the cache
+ * into the guest before the primary's device state loads. */
+#include "config.h"
+
+#include "colo/colo-priv.h"
+
+#include <errno.h>
+
+#include <gio/gio.h>
+#include <qb/qblog.h>
+
+#include "colo/ram-cache.h"
+#include "vm.h"
+
+typedef struct {
+    Migration *m;
+    RamCache cache;
+    RamSave own;                /* the secondary guest's own writes */
+    bool paused;                /* between REPLY and LOADED */
+    gint64 paused_at;
+    uint64_t pages;             /* received in this checkpoint */
+    uint64_t bytes_at;          /* stream position at VMSTATE_SEND */
+    bool receiving;             /* between VMSTATE_SEND and VMSTATE_SIZE */
+} Secondary;
+
+static bool colo_fail(GError **error, const char *why, uint32_t msg)
+{
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "COLO: %s (%s)", why, colo_msg_name(msg));
+    return false;
+}
+
+/* The primary's state arrived whole: commit it. Nothing here waits on the
+ * network, so a failover asked meanwhile is honoured once it is loaded. */
+static bool colo_commit(Secondary *s, const uint8_t *state, uint32_t size, GError **error)
+{
+    Migration *m = s->m;
+
+    if (!ram_save_sync(&s->own, error)) {
+        return false;
+    }
+    uint64_t pages = ram_cache_commit(&s->cache, s->own.bmap);
+    s->own.dirty = 0;
+    if (!migration_load_devices_chunk(m, state, size, error)) {
+        /* Half a device state cannot run as a replica of anything. */
+        g_prefix_error(error, "COLO: the secondary's guest is inconsistent now: ");
+        return false;
+    }
+    qb_log(LOG_DEBUG, "COLO: checkpoint committed, %" G_GUINT64_FORMAT " pages", pages);
+    return true;
+}
+
+static bool colo_on_msg(Secondary *s, MigChannel *c, uint32_t msg, uint64_t value, GError **error)
+{
+    Migration *m = s->m;
+
+    switch (msg) {
+    case COLO_MSG_CHECKPOINT_REQUEST:
+        if (s->paused) {
+            return colo_fail(error, "a checkpoint request inside a checkpoint", msg);
+        }
+        colo_pause_guest(m);
+        s->paused = true;
+        s->paused_at = g_get_monotonic_time();
+        s->pages = 0;
+        colo_rp_send(m, COLO_MSG_CHECKPOINT_REPLY, 0);
+        return true;
+    case COLO_MSG_VMSTATE_SEND:
+        if (!s->paused || s->receiving) {
+            return colo_fail(error, "state sent out of turn", msg);
+        }
+        s->receiving = true;
+        s->bytes_at = mig_bytes_read(c);
+        return true;
+    case COLO_MSG_VMSTATE_SIZE: {
+        if (!s->receiving) {
+            return colo_fail(error, "state size out of turn", msg);
+        }
+        if (value > MIG_MAX_PACKAGE) {
+            return colo_fail(error, "device state larger than the limit", msg);
+        }
+        g_autofree uint8_t *state = g_malloc(value ? value : 1);
+        mig_get_bytes(c, state, value);
+        if (mig_channel_error(c)) {
+            return false;
+        }
+        s->receiving = false;
+        colo_rp_send(m, COLO_MSG_VMSTATE_RECEIVED, 0);
+        if (!colo_commit(s, state, (uint32_t)value, error)) {
+            return false;
+        }
+        colo_resume_guest(m);
+        s->paused = false;
+        colo_rp_send(m, COLO_MSG_VMSTATE_LOADED, 0);
+        colo_record(m, COLO_TRIGGER__MAX, (uint64_t)(g_get_monotonic_time() - s->paused_at), s->pages,
+                    mig_bytes_read(c) - s->bytes_at);
+        return true;
+    }
+    default:
+        return colo_fail(error, "unexpected message from the primary", msg);
+    }
+}
+
+/* Records until the stream breaks or a failover shuts it. */
+static bool colo_secondary_loop(Secondary *s, GError **error)
+{
+    Migration *m = s->m;
+    MigChannel *c = m->in;
+
+    for (;;) {
+        uint8_t kind = mig_get_u8(c);
+        if (mig_channel_error(c)) {
+            return false;
+        }
+        if (kind == MIG_REC_RAM) {
+            if (!s->receiving) {
+                return colo_fail(error, "pages outside a checkpoint", COLO_MSG_MAX);
+            }
+            uint64_t before = m->in_stats.normal + m->in_stats.duplicate;
+            if (!ram_load(m->vm->mem, c, &m->in_stats, NULL, ram_cache_place, &s->cache, error)) {
+                return false;
+            }
+            s->pages += m->in_stats.normal + m->in_stats.duplicate - before;
+            continue;
+        }
+        if (kind != MIG_REC_COMMAND) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                        "COLO: record type 0x%02x in the checkpoint stream", kind);
+            return false;
+        }
+        uint16_t cmd = mig_get_be16(c);
+        uint16_t len = mig_get_be16(c);
+        uint32_t msg = mig_get_be32(c);
+        uint64_t value = mig_get_be64(c);
+        if (mig_channel_error(c)) {
+            return false;
+        }
+        if (cmd != MIG_CMD_COLO || len != COLO_MSG_LEN) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                        "COLO: command %u of %u bytes in the checkpoint stream", cmd, len);
+            return false;
+        }
+        if (!colo_on_msg(s, c, msg, value, error)) {
+            return false;
+        }
+    }
+}
+
+static gboolean main_colo_start_guest(gpointer opaque)
+{
+    vm_run(((Migration *)opaque)->vm);
+    return G_SOURCE_REMOVE;
+}
+
+bool colo_secondary_run(Migration *m, GError **error)
+{
+    Secondary s = { .m = m };
+    g_autoptr(GError) local = NULL;
+
+    if (!ram_cache_init(&s.cache, m->vm->mem, error)) {
+        return false;
+    }
+    if (!ram_save_setup(&s.own, m->vm->mem, m->vm->kvm, error)) {
+        ram_cache_fini(&s.cache);
+        return false;
+    }
+    ram_save_clear(&s.own);     /* guest and cache are equal now */
+    colo_enter(m, COLO_MODE_SECONDARY);
+    migration_call_main(m, main_colo_start_guest);
+    colo_rp_send(m, COLO_MSG_CHECKPOINT_READY, 0);
+
+    colo_secondary_loop(&s, &local);   /* returns only when the stream ends */
+    if (s.paused) {
+        /* A checkpoint that had not arrived whole is dropped: the guest goes
+         * on from its own state, which the cache never touched. */
+        colo_resume_guest(m);
+    }
+    g_mutex_lock(&m->lock);
+    bool stop = colo_should_stop_locked(m->colo);
+    g_mutex_unlock(&m->lock);
+    if (!stop) {
+        int err = mig_channel_error(m->in);
+        g_autofree char *why = local ? g_strdup(local->message)
+                                     : g_strdup_printf("the stream from the primary broke (%s)", g_strerror(-err));
+        colo_wait_failover(m, why);
+    }
+    ram_save_cleanup(&s.own);
+    ram_cache_fini(&s.cache);
+    colo_leave(m);
+    return true;
+}

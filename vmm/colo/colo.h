@@ -1,0 +1,86 @@
+/* COLO inside colo-vmm (docs/colo.md): after the initial sync of a
+ * migration with the x-colo capability, the source (primary) and the
+ * destination (secondary) both run the guest, and the primary checkpoints
+ * its state into the secondary (seed 003's protocol: REQUEST, REPLY,
+ * VMSTATE_SEND, VMSTATE_SIZE, RECEIVED, LOADED). x-colo-lost-heartbeat on
+ * either side leaves COLO and runs on alone.
+ *
+ * Threads: the checkpoint loop runs on the migration's thread ("migration"
+ * on the primary, "mig/incoming" on the secondary); QMP commands on the
+ * main thread; the primary's return path is read on "mig/rp". Everything
+ * here is guarded by the Migration's lock. */
+#ifndef COLO_VMM_COLO_COLO_H
+#define COLO_VMM_COLO_COLO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <glib.h>
+#include <json-glib/json-glib.h>
+
+struct Migration;
+
+typedef enum ColoMode {
+    COLO_MODE_NONE,
+    COLO_MODE_PRIMARY,
+    COLO_MODE_SECONDARY,
+} ColoMode;
+
+/* QEMU's COLOExitReason. */
+typedef enum ColoExitReason {
+    COLO_EXIT_NONE,
+    COLO_EXIT_REQUEST,          /* x-colo-lost-heartbeat */
+    COLO_EXIT_ERROR,            /* the peer or the stream failed */
+    COLO_EXIT_PROCESSING,       /* leaving now */
+} ColoExitReason;
+
+typedef enum ColoTrigger {
+    COLO_TRIGGER_PERIODIC,      /* x-checkpoint-delay passed */
+    COLO_TRIGGER_REQUEST,       /* x-colo-checkpoint */
+    COLO_TRIGGER__MAX,
+} ColoTrigger;
+
+#define COLO_PAUSE_SAMPLES 1024  /* the primary's last pauses, for p50/p99 */
+
+typedef struct Colo {
+    ColoMode mode, last_mode;
+    ColoExitReason reason;
+    bool failover;              /* x-colo-lost-heartbeat asked */
+    bool broken;                /* the peer or stream failed: waiting for failover */
+    bool quit;                  /* the VMM ends: leave without failover */
+    bool requested;             /* x-colo-checkpoint */
+    /* Return-path messages not yet taken by the primary's loop. */
+    uint32_t rp_msg[4];
+    uint64_t rp_value[4];
+    unsigned rp_count;
+
+    /* Metrics (query-colo-status "checkpoints"). */
+    uint64_t count;
+    uint64_t by_trigger[COLO_TRIGGER__MAX];
+    uint32_t pause_us[COLO_PAUSE_SAMPLES];
+    uint64_t pause_max_us, pause_last_us;
+    uint64_t last_pages, last_bytes;
+} Colo;
+
+Colo *colo_new(void);
+void colo_free(Colo *co);
+
+/* Both sides. The primary's loop, after the initial sync has been sent
+ * with the VM stopped; returns once COLO is over, with the VM running on.
+ * False with @error if COLO never began (no READY from the secondary). */
+bool colo_primary_run(struct Migration *m, GError **error);
+/* The secondary's loop, after the initial sync has loaded; returns once
+ * COLO is over, with the guest running on as a primary. False with @error
+ * if COLO could not begin. */
+bool colo_secondary_run(struct Migration *m, GError **error);
+
+/* The primary's return-path reader hands over a MIG_RP_COLO payload. */
+bool colo_rp_message(struct Migration *m, const uint8_t *payload, uint16_t len);
+
+/* QMP (main thread). */
+bool colo_lost_heartbeat(struct Migration *m, GError **error);
+bool colo_request_checkpoint(struct Migration *m, GError **error);
+JsonObject *colo_query(struct Migration *m);
+/* The VMM ends: a loop waiting for failover gives up. */
+void colo_quit(struct Migration *m);
+
+#endif

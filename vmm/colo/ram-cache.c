@@ -1,0 +1,114 @@
+#include "config.h"
+
+#include "colo/ram-cache.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <gio/gio.h>
+
+#define WORD_BITS (8 * sizeof(unsigned long))
+
+static uint64_t block_pages(const RamBlock *b)
+{
+    return b->size / GUEST_PAGE_SIZE;
+}
+
+static size_t block_words(const RamBlock *b)
+{
+    return (block_pages(b) + WORD_BITS - 1) / WORD_BITS;
+}
+
+bool ram_cache_init(RamCache *rc, const GuestMemory *mem, GError **error)
+{
+    memset(rc, 0, sizeof(*rc));
+    rc->mem = mem;
+    for (unsigned i = 0; i < guest_memory_nr_blocks(mem); i++) {
+        const RamBlock *b = mem->blocks[i];
+        void *p = mmap(NULL, b->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                       -1, 0);
+        if (p == MAP_FAILED) {
+            g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno),
+                        "COLO RAM cache for %s (%" G_GUINT64_FORMAT " MiB): %s", b->id, b->size >> 20,
+                        g_strerror(errno));
+            ram_cache_fini(rc);
+            return false;
+        }
+        rc->copy[i] = p;
+        rc->nr_blocks = i + 1;
+        memcpy(p, b->host, b->size);
+        rc->received[i] = g_new0(unsigned long, block_words(b));
+    }
+    return true;
+}
+
+void ram_cache_fini(RamCache *rc)
+{
+    for (unsigned i = 0; i < rc->nr_blocks; i++) {
+        munmap(rc->copy[i], rc->mem->blocks[i]->size);
+        g_free(rc->received[i]);
+    }
+    memset(rc, 0, sizeof(*rc));
+}
+
+static int ram_cache_block(const RamCache *rc, const RamBlock *block)
+{
+    for (unsigned i = 0; i < rc->nr_blocks; i++) {
+        if (rc->mem->blocks[i] == block) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+bool ram_cache_place(void *opaque, const RamBlock *block, uint64_t offset, const uint8_t *data)
+{
+    RamCache *rc = opaque;
+    int i = ram_cache_block(rc, block);
+
+    /* ram_load checked the offset against the block; a block the cache does
+     * not know was added after COLO began, which hot-plug refuses. */
+    if (i < 0 || offset >= block->size) {
+        return false;
+    }
+    uint8_t *dst = rc->copy[i] + offset;
+    if (data) {
+        memcpy(dst, data, GUEST_PAGE_SIZE);
+    } else {
+        memset(dst, 0, GUEST_PAGE_SIZE);
+    }
+    uint64_t page = offset / GUEST_PAGE_SIZE;
+    rc->received[i][page / WORD_BITS] |= 1UL << (page % WORD_BITS);
+    return true;
+}
+
+uint64_t ram_cache_commit(RamCache *rc, unsigned long *const *guest_dirty)
+{
+    uint64_t copied = 0;
+
+    for (unsigned i = 0; i < rc->nr_blocks; i++) {
+        const RamBlock *b = rc->mem->blocks[i];
+        unsigned long *recv = rc->received[i];
+        unsigned long *own = guest_dirty ? guest_dirty[i] : NULL;
+        size_t words = block_words(b);
+
+        for (size_t w = 0; w < words; w++) {
+            unsigned long bits = recv[w] | (own ? own[w] : 0);
+            recv[w] = 0;
+            if (own) {
+                own[w] = 0;
+            }
+            while (bits) {
+                uint64_t page = w * WORD_BITS + (uint64_t)__builtin_ctzl(bits);
+                bits &= bits - 1;
+                if (page < block_pages(b)) {
+                    uint64_t off = page * GUEST_PAGE_SIZE;
+                    memcpy(b->host + off, rc->copy[i] + off, GUEST_PAGE_SIZE);
+                    copied++;
+                }
+            }
+        }
+    }
+    return copied;
+}
