@@ -10,6 +10,9 @@ static int write_log_pwritev(BlockNode *node, uint64_t offset, const struct iove
     log->writes++;
     log->offset = offset;
     log->bytes = bytes;
+    if (log->fail) {
+        return log->fail;
+    }
     return block_pwritev(node->child, offset, iov, iovcnt);
 }
 

@@ -12,6 +12,8 @@
 #include "memory.h"
 #include "pci/pci.h"
 #include "block-test-filter.h"
+#include "block/dirty-bitmap.h"
+#include "block/overlay.h"
 #include "block/raw.h"
 #include "virtio-driver.h"
 #include "virtio/virtio-blk.h"
@@ -425,6 +427,48 @@ static void test_filter_inserted(Fixture *fx, gconstpointer data)
     g_assert_cmpuint(log.writes, ==, 1);
 }
 
+/* The COLO stacks under a running device: an overlay keeps the guest's
+ * writes off the image until discarded; a dirty bitmap above it records
+ * the blocks the guest wrote. */
+static void test_overlay_and_bitmap(Fixture *fx, gconstpointer data)
+{
+    BlockNode *raw = virtio_blk_node(fx->blk);
+    uint8_t buf[1024], orig[1024];
+    g_autofree char *contents = NULL;
+    gsize len;
+
+    fx_ready(fx);
+    g_assert_cmpuint(blk_request(fx, 0, 5, sizeof(orig), true, NULL), ==, 0);
+    g_assert_true(guest_memory_read(fx->mem, DATA, orig, sizeof(orig)));
+    BlockNode *overlay = block_overlay_new(raw, 4096, NULL, NULL);
+    BlockNode *bitmap = block_dirty_bitmap_new(overlay, 4096, NULL);
+    virtio_blk_set_node(fx->blk, bitmap);
+
+    memset(buf, 0x6b, sizeof(buf));
+    g_assert_true(guest_memory_write(fx->mem, DATA, buf, sizeof(buf)));
+    g_assert_cmpuint(blk_request(fx, 1, 5, sizeof(buf), false, NULL), ==, 0);
+    g_assert_cmpuint(blk_request(fx, 4, 0, 0, false, NULL), ==, 0);
+    /* Sectors 5-6: 4 KiB block 0; nothing else. */
+    g_assert_cmpuint(block_dirty_bitmap_count(bitmap), ==, 1);
+    g_assert_true(block_dirty_bitmap_test(bitmap, 0));
+    g_assert_true(g_file_get_contents(fx->path, &contents, &len, NULL));
+    g_assert_cmpmem(contents + 5 * 512, sizeof(orig), orig, sizeof(orig));
+    memset(buf, 0, sizeof(buf));
+    g_assert_true(guest_memory_write(fx->mem, DATA, buf, sizeof(buf)));
+    g_assert_cmpuint(blk_request(fx, 0, 5, sizeof(buf), true, NULL), ==, 0);
+    g_assert_true(guest_memory_read(fx->mem, DATA, buf, sizeof(buf)));
+    g_assert_cmpuint(buf[0], ==, 0x6b);
+
+    /* Checkpoint: the overlay is dropped (device paused meanwhile). */
+    virtio_dev_pause(virtio_blk_dev(fx->blk));
+    g_assert_true(block_node_find(virtio_blk_node(fx->blk), &block_overlay_driver) == overlay);
+    g_assert_cmpint(block_overlay_discard_all(overlay), ==, 0);
+    virtio_dev_resume(virtio_blk_dev(fx->blk));
+    g_assert_cmpuint(blk_request(fx, 0, 5, sizeof(buf), true, NULL), ==, 0);
+    g_assert_true(guest_memory_read(fx->mem, DATA, buf, sizeof(buf)));
+    g_assert_cmpmem(buf, sizeof(buf), orig, sizeof(orig));
+}
+
 /* Transport state survives save/load; a forged stream is refused. */
 static void test_state(Fixture *fx, gconstpointer data)
 {
@@ -468,6 +512,7 @@ int main(int argc, char **argv)
     ADD("/virtio/blk/read-write-flush", test_read_write_flush);
     ADD("/virtio/blk/vectored", test_vectored);
     ADD("/virtio/blk/filter-inserted", test_filter_inserted);
+    ADD("/virtio/blk/overlay-and-bitmap", test_overlay_and_bitmap);
     ADD("/virtio/blk/pause", test_pause);
     ADD("/virtio/blk/state", test_state);
     ADD("/virtio/malformed/head-out-of-range", test_bad_head);

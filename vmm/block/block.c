@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include <gio/gio.h>
+
 #include "block/block.h"
 
 #include <errno.h>
@@ -173,4 +175,18 @@ int block_pwrite(BlockNode *node, uint64_t offset, const void *buf, size_t len)
     struct iovec iov = { (void *)buf, len };
 
     return block_pwritev(node, offset, &iov, 1);
+}
+
+bool block_granularity_ok(uint64_t *granularity, uint64_t fallback, uint64_t max, GError **error)
+{
+    uint64_t g = *granularity ? *granularity : fallback;
+
+    if (g < 512 || g > max || (g & (g - 1))) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "block granularity %" G_GUINT64_FORMAT " is not a power of two from 512 to %"
+                    G_GUINT64_FORMAT, g, max);
+        return false;
+    }
+    *granularity = g;
+    return true;
 }

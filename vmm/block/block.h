@@ -80,4 +80,8 @@ int block_iov_slice(const struct iovec *iov, int iovcnt, size_t skip, size_t len
 void block_iov_to_buf(const struct iovec *iov, int iovcnt, size_t skip, void *buf, size_t len);
 void block_iov_from_buf(const struct iovec *iov, int iovcnt, size_t skip, const void *buf, size_t len);
 
+/* For block-granular filters: 0 in *@granularity becomes @fallback;
+ * otherwise it must be a power of two from 512 bytes to @max. */
+bool block_granularity_ok(uint64_t *granularity, uint64_t fallback, uint64_t max, GError **error);
+
 #endif
