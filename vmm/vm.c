@@ -128,6 +128,20 @@ void vm_resume_vcpus(Vm *vm)
     g_mutex_unlock(&vm->lock);
 }
 
+void vm_hold_network(Vm *vm)
+{
+    for (guint i = 0; i < vm->virtio_nets->len; i++) {
+        virtio_dev_pause(virtio_net_dev(vm->virtio_nets->pdata[i]));
+    }
+}
+
+void vm_release_network(Vm *vm)
+{
+    for (guint i = 0; i < vm->virtio_nets->len; i++) {
+        virtio_dev_resume(virtio_net_dev(vm->virtio_nets->pdata[i]));
+    }
+}
+
 /* ---- run state --------------------------------------------------------- */
 
 void vm_set_run_state(Vm *vm, RunState to)

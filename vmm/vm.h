@@ -133,6 +133,11 @@ bool vm_cont(Vm *vm, GError **error);
  * without changing the run state seen by QMP. Nests with vm_stop. */
 void vm_pause_vcpus(Vm *vm);
 void vm_resume_vcpus(Vm *vm);
+/* Hold the guest's network devices (RX and TX) while the vCPUs may run:
+ * COLO keeps the output of a checkpoint's next epoch in the guest until
+ * the secondary has loaded. Nests; any thread. */
+void vm_hold_network(Vm *vm);
+void vm_release_network(Vm *vm);
 /* Before vm_start. Hooks run under the VM lock: they must not call back
  * into the VM. */
 void vm_add_pause_hook(Vm *vm, void (*pause)(void *opaque), void (*resume)(void *opaque),

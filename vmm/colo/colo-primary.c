@@ -79,47 +79,53 @@ static bool colo_wait_trigger(Migration *m, gint64 *next, ColoTrigger *trigger)
     return go;
 }
 
-static bool colo_checkpoint(Migration *m, ColoTrigger trigger, GError **error)
+/* One checkpoint. The primary's guest stands still only while its dirty
+ * pages and device state are copied aside; it runs on while they travel,
+ * with its network held (so nothing it sends after the copy leaves before
+ * the secondary has loaded the copy). */
+static bool colo_checkpoint(Migration *m, ColoTrigger trigger, RamCapture *cap, GError **error)
 {
     MigChannel *c = m->out;
     RamSave *rs = &m->ram;
     g_autofree uint8_t *state = NULL;
-    uint64_t value, pages = 0;
-    uint32_t size;
+    uint64_t value, pages = 0, bytes0 = mig_bytes_written(c);
+    uint32_t size = 0;
     bool ok = false;
 
     colo_put_msg(c, COLO_MSG_CHECKPOINT_REQUEST, 0);
     if (mig_flush(c) || !colo_wait_msg(m, COLO_MSG_CHECKPOINT_REPLY, &value, error)) {
-        goto out_running;
+        goto out;
     }
     colo_pause_guest(m);
     gint64 paused = g_get_monotonic_time();
-    uint64_t bytes0 = mig_bytes_written(c);
+    bool captured = ram_save_sync(rs, error);
+    if (captured) {
+        pages = ram_save_capture(rs, cap);
+        state = migration_devices_chunk(m, 0, &size, error);
+        captured = state != NULL;
+    }
+    if (captured) {
+        vm_hold_network(m->vm);
+    }
+    colo_resume_guest(m);
+    uint64_t pause_us = (uint64_t)(g_get_monotonic_time() - paused);
+    if (!captured) {
+        goto out;
+    }
 
     colo_put_msg(c, COLO_MSG_VMSTATE_SEND, 0);
-    if (!ram_save_sync(rs, error)) {
-        goto out_paused;
-    }
-    pages = ram_save_remaining(rs);
-    ram_save_pass(rs, c, 0, &m->cancel);
-    state = migration_devices_chunk(m, 0, &size, error);
-    if (!state) {
-        goto out_paused;
-    }
+    ram_capture_send(rs, cap, c);
     colo_put_msg(c, COLO_MSG_VMSTATE_SIZE, size);
     mig_put_bytes(c, state, size);
-    if (mig_flush(c) || !colo_wait_msg(m, COLO_MSG_VMSTATE_RECEIVED, &value, error) ||
-        !colo_wait_msg(m, COLO_MSG_VMSTATE_LOADED, &value, error)) {
-        goto out_paused;
-    }
-    ok = true;
-out_paused:
-    colo_resume_guest(m);
+    ok = !mig_flush(c) && colo_wait_msg(m, COLO_MSG_VMSTATE_RECEIVED, &value, error) &&
+         colo_wait_msg(m, COLO_MSG_VMSTATE_LOADED, &value, error);
+    /* The secondary holds this state now (or is gone): what the guest sent
+     * since the copy may meet the secondary's output. */
+    vm_release_network(m->vm);
     if (ok) {
-        uint64_t pause_us = (uint64_t)(g_get_monotonic_time() - paused);
         colo_record(m, trigger, pause_us, pages, mig_bytes_written(c) - bytes0);
     }
-out_running:
+out:
     if (!ok && error && !*error) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE, "COLO: the stream to the secondary: %s",
                     g_strerror(-mig_channel_error(c)));
@@ -150,6 +156,7 @@ bool colo_primary_run(Migration *m, GError **error)
     colo_enter(m, COLO_MODE_PRIMARY);
     migration_call_main(m, main_colo_run_vm);
 
+    RamCapture cap = { 0 };
     for (;;) {
         gint64 next = g_get_monotonic_time() + (gint64)m->params.x_checkpoint_delay * G_TIME_SPAN_MILLISECOND;
         ColoTrigger trigger;
@@ -158,7 +165,7 @@ bool colo_primary_run(Migration *m, GError **error)
         if (!colo_wait_trigger(m, &next, &trigger)) {
             break;
         }
-        if (!colo_checkpoint(m, trigger, &local)) {
+        if (!colo_checkpoint(m, trigger, &cap, &local)) {
             g_mutex_lock(&m->lock);
             bool stop = colo_should_stop_locked(co);
             g_mutex_unlock(&m->lock);
@@ -168,6 +175,7 @@ bool colo_primary_run(Migration *m, GError **error)
             break;
         }
     }
+    ram_capture_free(&cap);
     colo_leave(m);
     return true;
 }

@@ -211,6 +211,80 @@ static void ram_flush_run(RamSave *rs, MigChannel *c, PageRun *run)
     run->n = 0;
 }
 
+uint64_t ram_save_capture(RamSave *rs, RamCapture *cap)
+{
+    uint64_t left = 0;
+
+    cap->n = 0;
+    if (rs->dirty > cap->capacity) {
+        cap->capacity = rs->dirty;
+        cap->data = g_realloc(cap->data, cap->capacity * GUEST_PAGE_SIZE);
+        cap->where = g_renew(struct RamCapturedPage, cap->where, cap->capacity);
+    }
+    for (unsigned i = 0; i < rs->nr_blocks; i++) {
+        const RamBlock *b = rs->mem->blocks[i];
+        unsigned long *map = rs->bmap[i];
+        size_t words = bitmap_words(block_pages(b));
+        for (size_t w = 0; w < words; w++) {
+            unsigned long bits = map[w];
+            while (bits && cap->n < cap->capacity) {
+                uint64_t offset = (w * BITS_PER_WORD + (unsigned)__builtin_ctzl(bits)) * GUEST_PAGE_SIZE;
+                bits &= bits - 1;
+                memcpy(cap->data + cap->n * GUEST_PAGE_SIZE, b->host + offset, GUEST_PAGE_SIZE);
+                cap->where[cap->n++] = (struct RamCapturedPage) { b, offset };
+            }
+            map[w] = bits;      /* none, unless rs->dirty undercounted */
+            left += (uint64_t)__builtin_popcountl(bits);
+        }
+    }
+    rs->dirty = left;
+    return cap->n;
+}
+
+void ram_capture_send(RamSave *rs, const RamCapture *cap, MigChannel *c)
+{
+    mig_put_u8(c, MIG_REC_RAM);
+    rs->last_block = NULL;
+    for (uint64_t i = 0; i < cap->n;) {
+        const struct RamCapturedPage *p = &cap->where[i];
+        const uint8_t *data = cap->data + i * GUEST_PAGE_SIZE;
+        if (buffer_is_zero(data, GUEST_PAGE_SIZE)) {
+            ram_put_page_header(rs, c, p->block, p->offset, MIG_PAGE_ZERO);
+            mig_put_u8(c, 0);
+            rs->stats.transferred += 1;
+            rs->stats.duplicate++;
+            i++;
+            continue;
+        }
+        /* Neighbours in the block are neighbours in the copy too. */
+        uint64_t n = 1;
+        while (i + n < cap->n && n < MIG_MAX_RUN && cap->where[i + n].block == p->block &&
+               cap->where[i + n].offset == p->offset + n * GUEST_PAGE_SIZE &&
+               !buffer_is_zero(data + n * GUEST_PAGE_SIZE, GUEST_PAGE_SIZE)) {
+            n++;
+        }
+        if (n == 1) {
+            ram_put_page_header(rs, c, p->block, p->offset, MIG_PAGE_PAGE);
+        } else {
+            ram_put_page_header(rs, c, p->block, p->offset, MIG_PAGE_RUN);
+            mig_put_be16(c, (uint16_t)n);
+            rs->stats.transferred += 2;
+        }
+        mig_put_bytes_ref(c, data, n * GUEST_PAGE_SIZE);
+        rs->stats.transferred += n * GUEST_PAGE_SIZE;
+        rs->stats.normal += n;
+        i += n;
+    }
+    ram_record_end(rs, c);
+}
+
+void ram_capture_free(RamCapture *cap)
+{
+    g_free(cap->data);
+    g_free(cap->where);
+    memset(cap, 0, sizeof(*cap));
+}
+
 uint64_t ram_save_pass(RamSave *rs, MigChannel *c, uint64_t max_pages, const gint *stop)
 {
     uint64_t sent = 0;

@@ -57,6 +57,25 @@ uint64_t ram_save_pass(RamSave *rs, MigChannel *c, uint64_t max_pages, const gin
 
 uint64_t ram_save_remaining(const RamSave *rs);
 
+/* A checkpoint's pages, copied aside while the guest stood still and sent
+ * once it runs again (COLO): the pause costs a copy, not the network. */
+typedef struct RamCapture {
+    uint8_t *data;              /* the copies, in order */
+    struct RamCapturedPage {
+        const RamBlock *block;
+        uint64_t offset;
+    } *where;
+    uint64_t n, capacity;       /* pages */
+} RamCapture;
+
+/* Guest stopped: copy every waiting page aside (after ram_save_sync) and
+ * forget it. Returns the pages captured. */
+uint64_t ram_save_capture(RamSave *rs, RamCapture *cap);
+/* The captured pages as one RAM record (zero pages as ZERO entries,
+ * neighbours as RUN entries); they must stay until @c is flushed. */
+void ram_capture_send(RamSave *rs, const RamCapture *cap, MigChannel *c);
+void ram_capture_free(RamCapture *cap);
+
 /* Forget every page waiting (COLO's secondary: its guest and the cache are
  * equal when COLO begins). */
 void ram_save_clear(RamSave *rs);
