@@ -27,6 +27,16 @@ void colo_wait_failover(Migration *m, const char *why);
  * (@trigger COLO_TRIGGER__MAX on the secondary, which does not know it). */
 void colo_record(Migration *m, ColoTrigger trigger, uint64_t pause_us, uint64_t pages, uint64_t bytes);
 
+/* The secondary's checkpoint loader, apart from its thread (for the fuzz
+ * target): the RAM cache and the guest's own dirty tracking, then
+ * checkpoints read from @c until it ends or breaks (always false, with
+ * @error set for a malformed message). Freeing resumes a guest that a
+ * half-received checkpoint had paused. */
+typedef struct ColoSecondary ColoSecondary;
+ColoSecondary *colo_secondary_new(Migration *m, GError **error);
+bool colo_secondary_loop(ColoSecondary *s, MigChannel *c, GError **error);
+void colo_secondary_free(ColoSecondary *s);
+
 /* Stop-the-world of the guest for a checkpoint, from the loop's thread. */
 void colo_pause_guest(Migration *m);
 void colo_resume_guest(Migration *m);

@@ -14,7 +14,7 @@
 #include "colo/ram-cache.h"
 #include "vm.h"
 
-typedef struct {
+struct ColoSecondary {
     Migration *m;
     RamCache cache;
     RamSave own;                /* the secondary guest's own writes */
@@ -33,7 +33,7 @@ static bool colo_fail(GError **error, const char *why, uint32_t msg)
 
 /* The primary's state arrived whole: commit it. Nothing here waits on the
  * network, so a failover asked meanwhile is honoured once it is loaded. */
-static bool colo_commit(Secondary *s, const uint8_t *state, uint32_t size, GError **error)
+static bool colo_commit(ColoSecondary *s, const uint8_t *state, uint32_t size, GError **error)
 {
     Migration *m = s->m;
 
@@ -51,7 +51,7 @@ static bool colo_commit(Secondary *s, const uint8_t *state, uint32_t size, GErro
     return true;
 }
 
-static bool colo_on_msg(Secondary *s, MigChannel *c, uint32_t msg, uint64_t value, GError **error)
+static bool colo_on_msg(ColoSecondary *s, MigChannel *c, uint32_t msg, uint64_t value, GError **error)
 {
     Migration *m = s->m;
 
@@ -102,11 +102,9 @@ static bool colo_on_msg(Secondary *s, MigChannel *c, uint32_t msg, uint64_t valu
     }
 }
 
-/* Records until the stream breaks or a failover shuts it. */
-static bool colo_secondary_loop(Secondary *s, GError **error)
+bool colo_secondary_loop(ColoSecondary *s, MigChannel *c, GError **error)
 {
     Migration *m = s->m;
-    MigChannel *c = m->in;
 
     for (;;) {
         uint8_t kind = mig_get_u8(c);
@@ -153,40 +151,61 @@ static gboolean main_colo_start_guest(gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
+ColoSecondary *colo_secondary_new(Migration *m, GError **error)
+{
+    ColoSecondary *s = g_new0(ColoSecondary, 1);
+
+    s->m = m;
+    if (!ram_cache_init(&s->cache, m->vm->mem, error)) {
+        g_free(s);
+        return NULL;
+    }
+    if (!ram_save_setup(&s->own, m->vm->mem, m->vm->kvm, error)) {
+        ram_cache_fini(&s->cache);
+        g_free(s);
+        return NULL;
+    }
+    ram_save_clear(&s->own);    /* guest and cache are equal now */
+    return s;
+}
+
+void colo_secondary_free(ColoSecondary *s)
+{
+    if (s->paused) {
+        /* A checkpoint that had not arrived whole is dropped: the guest goes
+         * on from its own state, which the cache never touched. */
+        colo_resume_guest(s->m);
+    }
+    ram_save_cleanup(&s->own);
+    ram_cache_fini(&s->cache);
+    g_free(s);
+}
+
 bool colo_secondary_run(Migration *m, GError **error)
 {
-    Secondary s = { .m = m };
     g_autoptr(GError) local = NULL;
+    ColoSecondary *s = colo_secondary_new(m, error);
 
-    if (!ram_cache_init(&s.cache, m->vm->mem, error)) {
+    if (!s) {
         return false;
     }
-    if (!ram_save_setup(&s.own, m->vm->mem, m->vm->kvm, error)) {
-        ram_cache_fini(&s.cache);
-        return false;
-    }
-    ram_save_clear(&s.own);     /* guest and cache are equal now */
     colo_enter(m, COLO_MODE_SECONDARY);
     migration_call_main(m, main_colo_start_guest);
     colo_rp_send(m, COLO_MSG_CHECKPOINT_READY, 0);
 
-    colo_secondary_loop(&s, &local);   /* returns only when the stream ends */
-    if (s.paused) {
-        /* A checkpoint that had not arrived whole is dropped: the guest goes
-         * on from its own state, which the cache never touched. */
-        colo_resume_guest(m);
-    }
+    colo_secondary_loop(s, m->in, &local);     /* returns only when the stream ends */
     g_mutex_lock(&m->lock);
     bool stop = colo_should_stop_locked(m->colo);
     g_mutex_unlock(&m->lock);
-    if (!stop) {
+    if (stop) {
+        colo_secondary_free(s);
+    } else {
         int err = mig_channel_error(m->in);
         g_autofree char *why = local ? g_strdup(local->message)
                                      : g_strdup_printf("the stream from the primary broke (%s)", g_strerror(-err));
+        colo_secondary_free(s);
         colo_wait_failover(m, why);
     }
-    ram_save_cleanup(&s.own);
-    ram_cache_fini(&s.cache);
     colo_leave(m);
     return true;
 }
