@@ -472,7 +472,7 @@ def main():
     b = Bench(args, os.environ.get("COLO_BUILDDIR", os.getcwd()))
     try:
         b.main()
-    except netns.tap.Skip as e:      # netns.require: not root, a tool missing
+    except (netns.tap.Skip, RuntimeError) as e:     # not root, a tool missing; a failed run, and why
         sys.exit("proxy-bench: " + str(e))
     finally:
         b.topo.close()

@@ -107,13 +107,14 @@ class CheckpointRequested(AssertionError):
     pass
 
 
-def checkpoint_failure(topo, ev):
+def checkpoint_failure(ev):
     """The namespace stand-ins for guests cannot honour a checkpoint: a
     commit releases the primary's packets uncompared, and the secondary's
     Linux stack is no copy of the primary's. So a request where none was
-    expected ends the test, with its reason and the proxies' log tails."""
-    return CheckpointRequested("colo-proxy asked for a checkpoint (%s); the namespace guests cannot honour one\n%s" %
-                               (json.dumps(ev.get("data")), topo.log_tails()))
+    expected ends the test, with its reason (tap_main adds the proxies' log
+    tails)."""
+    return CheckpointRequested("colo-proxy asked for a checkpoint (%s); the namespace guests cannot honour one" %
+                               json.dumps(ev.get("data")))
 
 
 def no_checkpoint(topo, ctl):
@@ -121,7 +122,7 @@ def no_checkpoint(topo, ctl):
     CHECKPOINT_REQUEST event so far."""
     ev = ctl.wait_event("CHECKPOINT_REQUEST", timeout=0.05)
     if ev:
-        raise checkpoint_failure(topo, ev)
+        raise checkpoint_failure(ev)
 
 
 def watched(topo, ctl, ns, *cmd, timeout=60):
@@ -134,7 +135,7 @@ def watched(topo, ctl, ns, *cmd, timeout=60):
         while p.poll() is None:
             ev = ctl.wait_event("CHECKPOINT_REQUEST", timeout=0.2)
             if ev:
-                raise checkpoint_failure(topo, ev)
+                raise checkpoint_failure(ev)
             if time.monotonic() > deadline:
                 raise AssertionError("%s still running after %d s" % (" ".join(cmd), timeout))
         out, err = p.communicate()

@@ -12,7 +12,6 @@ Needs root, ip and iptables (Debian: iproute2, iptables). Prints TAP."""
 import json
 import os
 import signal
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
