@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "memory.h"
 #include "migration/transport.h"
@@ -128,6 +129,17 @@ static bool opt_incoming(VmmOptions *o, const char *a, GError **e)
     return opt_string(&o->incoming, a);
 }
 static bool opt_logfile(VmmOptions *o, const char *a, GError **e) { return opt_string(&o->logfile, a); }
+static bool opt_colo_proxy(VmmOptions *o, const char *a, GError **e)
+{
+    struct sockaddr_un sun;
+
+    if (!*a || strlen(a) >= sizeof(sun.sun_path)) {
+        g_set_error(e, CMDLINE_ERROR, CMDLINE_BAD, "-colo-proxy: '%s' is no unix socket path (1 to %zu bytes)", a,
+                    sizeof(sun.sun_path) - 1);
+        return false;
+    }
+    return opt_string(&o->colo_proxy, a);
+}
 static bool opt_paused(VmmOptions *o, const char *a, GError **e) { return o->start_paused = true; }
 static bool opt_daemonize(VmmOptions *o, const char *a, GError **e) { return o->daemonize = true; }
 static bool opt_debug(VmmOptions *o, const char *a, GError **e) { return o->debug = true; }
@@ -526,6 +538,7 @@ static const VmmOption vmm_options[] = {
     { "serial", true, opt_serial, "-serial DEV      COM1: stdio | file:PATH | unix:PATH,server=on,wait=off | none" },
     { "qmp", true, opt_qmp, "-qmp unix:PATH,server=on,wait=off  QMP control socket" },
     { "incoming", true, opt_incoming, "-incoming URI     wait for a migration on tcp:HOST:PORT or unix:PATH (or 'defer')" },
+    { "colo-proxy", true, opt_colo_proxy, "-colo-proxy PATH the local colo-proxy's control socket, used while in COLO" },
     { "daemonize", false, opt_daemonize, "-daemonize       run in the background once started" },
     { "pidfile", true, opt_pidfile, "-pidfile FILE    write the process id to FILE" },
     { "D", true, opt_logfile, "-D FILE          also log to FILE" },
@@ -630,6 +643,7 @@ void vmm_options_clear(VmmOptions *opts)
     g_free(opts->serial);
     g_free(opts->qmp);
     g_free(opts->incoming);
+    g_free(opts->colo_proxy);
     g_free(opts->pidfile);
     g_free(opts->logfile);
     if (opts->netdevs) {

@@ -26,6 +26,7 @@ typedef struct VmmOptions {
     char *serial;               /* chardev spec; NULL = default */
     char *qmp;                  /* path of the QMP unix socket */
     char *incoming;             /* -incoming URI or "defer" */
+    char *colo_proxy;           /* -colo-proxy PATH: the local colo-proxy's control socket */
     GPtrArray *netdevs;         /* VirtioNetConfig from -netdev tap (mac unset) */
     GPtrArray *nets;            /* VirtioNetConfig: -device virtio-net-pci joined to its -netdev */
     GPtrArray *drives;          /* VirtioBlkConfig: -drive if=virtio, and if=none ones

@@ -17,6 +17,7 @@
 #include "daemon.h"
 #include "dimm-commands.h"
 #include "colo/colo-commands.h"
+#include "colo/colo.h"
 #include "migration/migration-commands.h"
 #include "migration/migration.h"
 #include "qmp/qmp-server.h"
@@ -122,6 +123,9 @@ int main(int argc, char **argv)
         }
     }
 
+    if (opts.colo_proxy) {
+        colo_set_proxy(vm->migration, opts.colo_proxy);
+    }
     if (opts.qmp) {
         qmp = qmp_server_new(ctx, "colo-vmm " PACKAGE_VERSION, COLO_VERSION_MAJOR,
                              COLO_VERSION_MINOR, COLO_VERSION_MICRO);

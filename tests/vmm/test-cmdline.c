@@ -32,8 +32,9 @@ static void test_full(void)
                         "-append", "a=b c", "-mem-path", "/dev/hugepages", "-S", "-name", "guest=vm1,debug-threads=on",
                         "-serial", "file:/tmp/x", "-qmp", "unix:/tmp/q.sock,server=on,wait=off",
                         "-daemonize", "-pidfile", "/tmp/p", "-D", "/tmp/log", "--enable-kvm",
-                        "-accel", "kvm", "-cpu", "host", NULL));
+                        "-accel", "kvm", "-cpu", "host", "-colo-proxy", "/run/colo/proxy.sock", NULL));
     g_assert_no_error(error);
+    g_assert_cmpstr(o.colo_proxy, ==, "/run/colo/proxy.sock");
     g_assert_cmpuint(o.ram_size, ==, 64 << 20);
     g_assert_cmpuint(o.ncpus, ==, 2);
     g_assert_cmpstr(o.kernel, ==, "k");
@@ -125,6 +126,10 @@ static void test_bad(void)
         { { "-kernel", "k", "-incoming", "tcp:[::1]:0" }, "port 0 is out of range" },
         { { "-kernel", "k", "-incoming", "tcp:h:18446744073709551617" }, "out of range" },
         { { "-kernel", "k", "-incoming", "ftp:x" }, "-incoming: invalid migration URI" },
+        { { "-kernel", "k", "-colo-proxy", "" }, "-colo-proxy: '' is no unix socket path" },
+        { { "-kernel", "k", "-colo-proxy",
+            "/run/colo/a-path-longer-than-a-unix-socket-address-can-hold-which-is-one-hundred-and-seven-bytes/proxy-1.sock" },
+          "(1 to 107 bytes)" },
     };
 
     for (unsigned i = 0; i < G_N_ELEMENTS(cases); i++) {

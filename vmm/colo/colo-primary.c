@@ -65,7 +65,7 @@ static bool colo_wait_trigger(Migration *m, gint64 *next, ColoTrigger *trigger)
     while (!colo_should_stop_locked(co)) {
         if (co->requested) {
             co->requested = false;
-            *trigger = COLO_TRIGGER_REQUEST;
+            *trigger = co->request_trigger;
             go = true;
             break;
         }
@@ -112,15 +112,19 @@ static bool colo_checkpoint(Migration *m, ColoTrigger trigger, RamCapture *cap, 
     if (!captured) {
         goto out;
     }
+    /* The guest's output since the copy stays in the VMM (network held):
+     * the proxy already has all of this epoch's, the guest need not wait. */
+    ok = colo_net_checkpoint_begin(m, error);
 
     colo_put_msg(c, COLO_MSG_VMSTATE_SEND, 0);
     ram_capture_send(rs, cap, c);
     colo_put_msg(c, COLO_MSG_VMSTATE_SIZE, size);
     mig_put_bytes(c, state, size);
-    ok = !mig_flush(c) && colo_wait_msg(m, COLO_MSG_VMSTATE_RECEIVED, &value, error) &&
-         colo_wait_msg(m, COLO_MSG_VMSTATE_LOADED, &value, error);
-    /* The secondary holds this state now (or is gone): what the guest sent
-     * since the copy may meet the secondary's output. */
+    ok = ok && !mig_flush(c) && colo_wait_msg(m, COLO_MSG_VMSTATE_RECEIVED, &value, error) &&
+         colo_wait_msg(m, COLO_MSG_VMSTATE_LOADED, &value, error) && colo_net_commit(m, error);
+    /* The secondary holds this state now (or is gone), and the proxy sent
+     * out this epoch's packets: what the guest sent since the copy may meet
+     * the secondary's output. */
     vm_release_network(m->vm);
     if (ok) {
         colo_record(m, trigger, pause_us, pages, mig_bytes_written(c) - bytes0);
@@ -148,16 +152,27 @@ bool colo_primary_run(Migration *m, GError **error)
     Colo *co = m->colo;
     uint64_t value;
 
+    if (!colo_net_connect(m, COLO_MODE_PRIMARY, error)) {
+        return false;
+    }
     if (!colo_wait_msg(m, COLO_MSG_CHECKPOINT_READY, &value, error)) {
+        colo_net_leave(m);
         return false;
     }
     /* Checkpoints are the latency path of every held packet: no limit. */
     mig_set_rate_limit(m->out, 0);
     colo_enter(m, COLO_MODE_PRIMARY);
+    /* For the proxy the initial sync is a checkpoint: what the guest sent
+     * before it stopped is in the secondary now. */
+    g_autoptr(GError) net_error = NULL;
+    bool net_ok = colo_net_checkpoint_begin(m, &net_error) && colo_net_commit(m, &net_error);
     migration_call_main(m, main_colo_run_vm);
+    if (!net_ok) {
+        colo_wait_failover(m, net_error->message);
+    }
 
     RamCapture cap = { 0 };
-    for (;;) {
+    while (net_ok) {
         gint64 next = g_get_monotonic_time() + (gint64)m->params.x_checkpoint_delay * G_TIME_SPAN_MILLISECOND;
         ColoTrigger trigger;
         g_autoptr(GError) local = NULL;

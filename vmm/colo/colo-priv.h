@@ -41,4 +41,21 @@ void colo_secondary_free(ColoSecondary *s);
 void colo_pause_guest(Migration *m);
 void colo_resume_guest(Migration *m);
 
+/* The local colo-proxy (colo-net.c); each does nothing without
+ * -colo-proxy. Called on the loop's thread without the lock. */
+/* Connect to it (checks its role), before COLO begins. */
+bool colo_net_connect(Migration *m, ColoMode mode, GError **error);
+/* The primary's guest is paused for a checkpoint: the proxy reads what
+ * the guest sent so far. */
+bool colo_net_checkpoint_begin(Migration *m, GError **error);
+/* The checkpoint is loaded on the secondary (or, on the secondary, loaded
+ * here): the primary's proxy releases what it held, both advance the epoch.
+ * The initial sync counts as a checkpoint too. */
+bool colo_net_commit(Migration *m, GError **error);
+/* Leaving COLO: on failover the proxy releases and passes (primary) or
+ * hands the guest's traffic out (secondary); then disconnect. */
+void colo_net_leave(Migration *m);
+/* query-colo-status "proxy", with the lock; NULL without a proxy. */
+JsonObject *colo_net_query_locked(const Colo *co);
+
 #endif

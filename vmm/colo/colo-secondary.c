@@ -87,7 +87,7 @@ static bool colo_on_msg(ColoSecondary *s, MigChannel *c, uint32_t msg, uint64_t 
         }
         s->receiving = false;
         colo_rp_send(m, COLO_MSG_VMSTATE_RECEIVED, 0);
-        if (!colo_commit(s, state, (uint32_t)value, error)) {
+        if (!colo_commit(s, state, (uint32_t)value, error) || !colo_net_commit(m, error)) {
             return false;
         }
         colo_resume_guest(m);
@@ -187,6 +187,12 @@ bool colo_secondary_run(Migration *m, GError **error)
     ColoSecondary *s = colo_secondary_new(m, error);
 
     if (!s) {
+        return false;
+    }
+    /* For the proxy the initial sync is a checkpoint (its epoch advances). */
+    if (!colo_net_connect(m, COLO_MODE_SECONDARY, error) || !colo_net_commit(m, error)) {
+        colo_net_leave(m);
+        colo_secondary_free(s);
         return false;
     }
     colo_enter(m, COLO_MODE_SECONDARY);

@@ -28,6 +28,9 @@ static const char *const colo_reason_names[] = {
 static const char *const colo_trigger_names[] = {
     [COLO_TRIGGER_PERIODIC] = "periodic",
     [COLO_TRIGGER_REQUEST] = "request",
+    [COLO_TRIGGER_MISMATCH] = "mismatch",
+    [COLO_TRIGGER_STALE] = "stale",
+    [COLO_TRIGGER_QUEUE_FULL] = "queue-full",
 };
 
 static const char *const colo_msg_names[] = {
@@ -52,7 +55,16 @@ Colo *colo_new(void)
 
 void colo_free(Colo *co)
 {
+    if (co) {
+        g_free(co->proxy_path);
+    }
     g_free(co);
+}
+
+void colo_set_proxy(Migration *m, const char *path)
+{
+    g_free(m->colo->proxy_path);
+    m->colo->proxy_path = g_strdup(path);
 }
 
 void colo_put_msg(MigChannel *c, uint32_t msg, uint64_t value)
@@ -135,6 +147,7 @@ void colo_leave(Migration *m)
     ColoExitReason reason = co->reason;
     g_mutex_unlock(&m->lock);
 
+    colo_net_leave(m);
     qb_log(LOG_NOTICE, "COLO: %s leaves COLO (%s)", colo_mode_names[mode], colo_reason_names[reason]);
     JsonObject *data = json_object_new();
     json_object_set_string_member(data, "mode", colo_mode_names[mode]);
@@ -239,8 +252,9 @@ bool colo_request_checkpoint(Migration *m, GError **error)
 
     g_mutex_lock(&m->lock);
     bool primary = co && co->mode == COLO_MODE_PRIMARY;
-    if (primary) {
+    if (primary && !co->requested) {
         co->requested = true;
+        co->request_trigger = COLO_TRIGGER_REQUEST;
         g_cond_broadcast(&m->cond);
     }
     g_mutex_unlock(&m->lock);
@@ -305,6 +319,10 @@ JsonObject *colo_query(Migration *m)
     json_object_set_string_member(ret, "reason", colo_reason_names[co->reason]);
     json_object_set_boolean_member(ret, "x-broken", co->broken);
     json_object_set_object_member(ret, "checkpoints", colo_query_checkpoints(co));
+    JsonObject *proxy = colo_net_query_locked(co);
+    if (proxy) {
+        json_object_set_object_member(ret, "proxy", proxy);
+    }
     g_mutex_unlock(&m->lock);
     return ret;
 }

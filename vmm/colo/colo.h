@@ -36,6 +36,10 @@ typedef enum ColoExitReason {
 typedef enum ColoTrigger {
     COLO_TRIGGER_PERIODIC,      /* x-checkpoint-delay passed */
     COLO_TRIGGER_REQUEST,       /* x-colo-checkpoint */
+    /* colo-proxy's CHECKPOINT_REQUEST (colo-net.c maps its reasons) */
+    COLO_TRIGGER_MISMATCH,      /* the guests' output differs */
+    COLO_TRIGGER_STALE,         /* a packet was held too long */
+    COLO_TRIGGER_QUEUE_FULL,    /* the proxy's queue or tables are full */
     COLO_TRIGGER__MAX,
 } ColoTrigger;
 
@@ -47,7 +51,9 @@ typedef struct Colo {
     bool failover;              /* x-colo-lost-heartbeat asked */
     bool broken;                /* the peer or stream failed: waiting for failover */
     bool quit;                  /* the VMM ends: leave without failover */
-    bool requested;             /* x-colo-checkpoint */
+    bool requested;             /* x-colo-checkpoint or the proxy asked */
+    ColoTrigger request_trigger;
+    uint32_t request_epoch;     /* the proxy's epoch of its request */
     /* Return-path messages not yet taken by the primary's loop. */
     uint32_t rp_msg[4];
     uint64_t rp_value[4];
@@ -59,6 +65,14 @@ typedef struct Colo {
     uint32_t pause_us[COLO_PAUSE_SAMPLES];
     uint64_t pause_max_us, pause_last_us;
     uint64_t last_pages, last_bytes;
+
+    /* The local colo-proxy (-colo-proxy PATH; colo-net.c). */
+    char *proxy_path;
+    struct ProxyClient *proxy;  /* connected while in COLO */
+    uint32_t proxy_epoch;       /* after our last commit */
+    uint64_t proxy_requests;    /* CHECKPOINT_REQUEST events taken */
+    uint64_t proxy_stale;       /* ... ignored: from an epoch already committed */
+    bool proxy_failed_over;
 } Colo;
 
 Colo *colo_new(void);
@@ -82,5 +96,8 @@ bool colo_request_checkpoint(struct Migration *m, GError **error);
 JsonObject *colo_query(struct Migration *m);
 /* The VMM ends: a loop waiting for failover gives up. */
 void colo_quit(struct Migration *m);
+/* -colo-proxy PATH: the local colo-proxy's control socket, connected when
+ * COLO begins (main thread, before any migration). */
+void colo_set_proxy(struct Migration *m, const char *path);
 
 #endif
