@@ -44,6 +44,7 @@ Migration *fuzz_vm_migration(void)
     vm->ctx = g_main_context_default();
     vm->pause_hooks = g_array_new(FALSE, FALSE, sizeof(VmPauseHook));
     vm->virtio_nets = g_ptr_array_new();
+    vm->virtio_blks = g_ptr_array_new();
     vmstate_registry_init(&vm->vmstate);
     Chardev *chr = chardev_new("none", NULL, NULL);
     vm->serial = serial_new(vm->iobus, NULL, SERIAL_COM1_PORT, SERIAL_COM1_IRQ, chr, NULL);

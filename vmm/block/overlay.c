@@ -205,7 +205,6 @@ BlockNode *block_overlay_new(BlockNode *base, uint64_t granularity, const char *
     if (!block_granularity_ok(&granularity, BLOCK_OVERLAY_DEFAULT_GRANULARITY,
                               BLOCK_OVERLAY_MAX_GRANULARITY, error) ||
         (fd = overlay_storage(dir, base->size, error)) < 0) {
-        block_node_close(base);
         return NULL;
     }
     Overlay *ov = g_new0(Overlay, 1);
@@ -234,6 +233,29 @@ int block_overlay_discard_all(BlockNode *node)
     }
     g_rw_lock_writer_unlock(&ov->lock);
     return r;
+}
+
+int block_overlay_commit(BlockNode *node)
+{
+    Overlay *ov = overlay_of(node);
+    uint64_t granularity = 1ULL << ov->shift;
+    int r = 0;
+
+    g_rw_lock_writer_lock(&ov->lock);
+    for (uint64_t b = 0; b < ov->blocks && r == 0; b++) {
+        if (!overlay_has(ov, b)) {
+            continue;
+        }
+        uint64_t offset = b << ov->shift;
+        size_t len = (size_t)MIN(granularity, node->size - offset);
+        ssize_t n = pread(ov->fd, ov->scratch, len, (off_t)offset);
+        r = n == (ssize_t)len ? block_pwrite(node->child, offset, ov->scratch, len) : n < 0 ? -errno : -EIO;
+    }
+    if (r == 0) {
+        r = block_flush(node->child);
+    }
+    g_rw_lock_writer_unlock(&ov->lock);
+    return r == 0 ? block_overlay_discard_all(node) : r;
 }
 
 uint64_t block_overlay_allocated(BlockNode *node)

@@ -25,7 +25,8 @@
 
 extern const BlockDriver block_overlay_driver;
 
-/* An empty overlay over @base (owned from now on, also on failure; may be
+/* An empty overlay over @base (owned from now on if it succeeds, left to
+ * the caller if not: an overlay is put into a live stack; @base may be
  * read-only: the overlay node is writable). @granularity: a power of two
  * from 512 bytes to 1 MiB, or 0 for 4 KiB. @dir: NULL for a memfd. */
 BlockNode *block_overlay_new(BlockNode *base, uint64_t granularity, const char *dir, GError **error);
@@ -34,6 +35,11 @@ BlockNode *block_overlay_new(BlockNode *base, uint64_t granularity, const char *
  * storage is given back. 0 or the -errno of giving it back (the overlay is
  * empty either way). */
 int block_overlay_discard_all(BlockNode *node);
+
+/* Write everything the overlay holds into the base, flush the base, then
+ * drop it (COLO's secondary after failover: its guest's view becomes the
+ * image). 0 or the first -errno (the overlay then still holds it all). */
+int block_overlay_commit(BlockNode *node);
 
 /* Blocks held, and bytes per block. */
 uint64_t block_overlay_allocated(BlockNode *node);

@@ -12,6 +12,7 @@
 #include <gio/gio.h>
 #include <qb/qblog.h>
 
+#include "colo/colo-disk.h"
 #include "vm.h"
 
 /* A secondary that does not answer within this long is taken as failed:
@@ -83,7 +84,12 @@ static bool colo_wait_trigger(Migration *m, gint64 *next, ColoTrigger *trigger)
  * pages and device state are copied aside; it runs on while they travel,
  * with its network held (so nothing it sends after the copy leaves before
  * the secondary has loaded the copy). */
-static bool colo_checkpoint(Migration *m, ColoTrigger trigger, RamCapture *cap, GError **error)
+typedef struct {
+    RamCapture ram;             /* the dirty pages of the checkpoint under way */
+    ColoDiskPrimary disks;      /* the disk writes of its epoch */
+} Capture;
+
+static bool colo_checkpoint(Migration *m, ColoTrigger trigger, Capture *cap, GError **error)
 {
     MigChannel *c = m->out;
     RamSave *rs = &m->ram;
@@ -100,7 +106,8 @@ static bool colo_checkpoint(Migration *m, ColoTrigger trigger, RamCapture *cap, 
     gint64 paused = g_get_monotonic_time();
     bool captured = ram_save_sync(rs, error);
     if (captured) {
-        pages = ram_save_capture(rs, cap);
+        pages = ram_save_capture(rs, &cap->ram);
+        colo_disk_capture(&cap->disks);
         state = migration_devices_chunk(m, 0, &size, error);
         captured = state != NULL;
     }
@@ -117,7 +124,8 @@ static bool colo_checkpoint(Migration *m, ColoTrigger trigger, RamCapture *cap, 
     ok = colo_net_checkpoint_begin(m, error);
 
     colo_put_msg(c, COLO_MSG_VMSTATE_SEND, 0);
-    ram_capture_send(rs, cap, c);
+    ram_capture_send(rs, &cap->ram, c);
+    colo_disk_send(&cap->disks, c);
     colo_put_msg(c, COLO_MSG_VMSTATE_SIZE, size);
     mig_put_bytes(c, state, size);
     ok = ok && !mig_flush(c) && colo_wait_msg(m, COLO_MSG_VMSTATE_RECEIVED, &value, error) &&
@@ -161,6 +169,11 @@ bool colo_primary_run(Migration *m, GError **error)
     }
     /* Checkpoints are the latency path of every held packet: no limit. */
     mig_set_rate_limit(m->out, 0);
+    /* The guest still stands still: the disks' copy is complete, from now
+     * on their writes go with the checkpoints. */
+    Capture cap = { 0 };
+    disk_save_cleanup(&m->disks);
+    colo_disk_primary_start(&cap.disks, m->vm);
     colo_enter(m, COLO_MODE_PRIMARY);
     /* For the proxy the initial sync is a checkpoint: what the guest sent
      * before it stopped is in the secondary now. */
@@ -171,7 +184,6 @@ bool colo_primary_run(Migration *m, GError **error)
         colo_wait_failover(m, net_error->message);
     }
 
-    RamCapture cap = { 0 };
     while (net_ok) {
         gint64 next = g_get_monotonic_time() + (gint64)m->params.x_checkpoint_delay * G_TIME_SPAN_MILLISECOND;
         ColoTrigger trigger;
@@ -190,7 +202,8 @@ bool colo_primary_run(Migration *m, GError **error)
             break;
         }
     }
-    ram_capture_free(&cap);
+    ram_capture_free(&cap.ram);
+    colo_disk_primary_stop(&cap.disks);
     colo_leave(m);
     return true;
 }

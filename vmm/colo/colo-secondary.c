@@ -11,6 +11,7 @@
 #include <gio/gio.h>
 #include <qb/qblog.h>
 
+#include "colo/colo-disk.h"
 #include "colo/ram-cache.h"
 #include "vm.h"
 
@@ -18,6 +19,7 @@ struct ColoSecondary {
     Migration *m;
     RamCache cache;
     RamSave own;                /* the secondary guest's own writes */
+    ColoDiskSecondary disks;
     bool paused;                /* between REPLY and LOADED */
     gint64 paused_at;
     uint64_t pages;             /* received in this checkpoint */
@@ -42,6 +44,9 @@ static bool colo_commit(ColoSecondary *s, const uint8_t *state, uint32_t size, G
     }
     uint64_t pages = ram_cache_commit(&s->cache, s->own.bmap);
     s->own.dirty = 0;
+    if (!colo_disk_commit(&s->disks, error)) {
+        return false;
+    }
     if (!migration_load_devices_chunk(m, state, size, error)) {
         /* Half a device state cannot run as a replica of anything. */
         g_prefix_error(error, "COLO: the secondary's guest is inconsistent now: ");
@@ -122,6 +127,15 @@ bool colo_secondary_loop(ColoSecondary *s, MigChannel *c, GError **error)
             s->pages += m->in_stats.normal + m->in_stats.duplicate - before;
             continue;
         }
+        if (kind == MIG_REC_DISK) {
+            if (!s->receiving) {
+                return colo_fail(error, "disk writes outside a checkpoint", COLO_MSG_MAX);
+            }
+            if (!colo_disk_receive(&s->disks, c, error)) {
+                return false;
+            }
+            continue;
+        }
         if (kind != MIG_REC_COMMAND) {
             g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
                         "COLO: record type 0x%02x in the checkpoint stream", kind);
@@ -166,6 +180,12 @@ ColoSecondary *colo_secondary_new(Migration *m, GError **error)
         return NULL;
     }
     ram_save_clear(&s->own);    /* guest and cache are equal now */
+    if (!colo_disk_secondary_start(&s->disks, m->vm, error)) {
+        ram_save_cleanup(&s->own);
+        ram_cache_fini(&s->cache);
+        g_free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -175,6 +195,10 @@ void colo_secondary_free(ColoSecondary *s)
         /* A checkpoint that had not arrived whole is dropped: the guest goes
          * on from its own state, which the cache never touched. */
         colo_resume_guest(s->m);
+    }
+    g_autoptr(GError) error = NULL;
+    if (!colo_disk_secondary_stop(&s->disks, &error)) {
+        qb_log(LOG_ERR, "COLO: %s", error->message);
     }
     ram_save_cleanup(&s->own);
     ram_cache_fini(&s->cache);

@@ -28,7 +28,9 @@ enum {
     MIG_REC_MEMORY_DEVICE = 0x06,   /* RAM added at run time (a pc-dimm): u8 idlen, id,
                                      * u8 memdev idlen, memdev id (= RAM block id),
                                      * u32 slot, u64 addr, u64 size */
+    MIG_REC_DISK = 0x07,        /* COLO: u8 disk, u64 offset, u32 len (<= MIG_MAX_DISK_RECORD), bytes */
 };
+#define MIG_MAX_DISK_RECORD (1u << 20)
 
 /* A page entry: u64 (page offset in its block | flags), then if not
  * MIG_PAGE_CONTINUE: u8 idlen, id; then for ZERO one fill byte, for PAGE

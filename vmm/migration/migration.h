@@ -14,6 +14,7 @@
 #include <json-glib/json-glib.h>
 
 #include "migration/channel.h"
+#include "migration/disk.h"
 #include "migration/ram.h"
 #include "runstate.h"
 
@@ -68,6 +69,7 @@ typedef struct Migration {
     gint rp_shut_status;        /* -1: none yet; else the destination's status */
     uint32_t ping_seq, rp_pong; /* last PING sent, last PONG seen (under lock) */
     RamSave ram;
+    DiskSave disks;             /* COLO's copy of the disks (x-colo) */
     int64_t start_us, setup_us, total_ms, downtime_ms, end_us;
     uint64_t mbps_bits;         /* last measured throughput, bits/s */
     bool was_running;

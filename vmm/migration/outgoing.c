@@ -12,6 +12,7 @@
 #include <qb/qblog.h>
 
 #include "colo/colo.h"
+#include "migration/disk.h"
 #include "migration/format.h"
 #include "migration/migration-priv.h"
 #include "migration/multifd.h"
@@ -312,6 +313,11 @@ static bool outgoing_precopy(Migration *m, GError **error)
     MigChannel *c = m->out;
 
     for (;;) {
+        /* COLO copies the disks too: what the guest rewrote since the
+         * last pass, the whole of each disk on the first. */
+        if (m->caps.x_colo && !disk_save_pass(&m->disks, c, error)) {
+            return false;
+        }
         if (!outgoing_sync(m, error)) {
             return false;
         }
@@ -355,6 +361,9 @@ static bool outgoing_complete(Migration *m, GError **error)
         return false;
     }
     outgoing_send(m, 0);
+    if (m->caps.x_colo && !disk_save_pass(&m->disks, c, error)) {
+        return false;
+    }
     /* Every page in place on the destination before any device state. */
     if (m->multifd && !multifd_send_sync(m->multifd, c)) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE, "a multifd channel broke");
@@ -497,6 +506,7 @@ out:
     g_mutex_unlock(&m->lock);
     multifd_send_free(ms);
     ram_save_cleanup(&m->ram);
+    disk_save_cleanup(&m->disks);   /* COLO took them over already if it ran */
     m->total_ms = (g_get_monotonic_time() - m->start_us) / 1000;
     if (m->rp) {
         mig_channel_shutdown(m->rp, ECANCELED);
@@ -578,6 +588,9 @@ bool migration_start(Migration *m, const char *uri, GError **error)
         return false;
     }
     migration_reset_outgoing(m);
+    if (m->caps.x_colo) {
+        disk_save_setup(&m->disks, m->vm);
+    }
     m->uri = g_strdup(uri);
     m->start_us = g_get_monotonic_time();
     g_atomic_int_set(&m->thread_done, 0);
