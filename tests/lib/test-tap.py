@@ -128,6 +128,43 @@ def test_script_deadline():
     assert "TestTimeout" in out, out
 
 
+def skips(*args):
+    return subprocess.run([sys.executable, os.path.join(LIB, "skips.py"), *args], capture_output=True, text=True,
+                          check=True, timeout=60).stdout
+
+
+def test_skip_listing():
+    """./quickstart's listing (tests/lib/skips.py) from logs as tap-driver.sh
+    writes them: every skip once, grouped by reason, the others counted."""
+    with tap.tempdir("colo-skips-") as d:
+        os.makedirs(os.path.join(d, "tests", "vmm"))
+        for name, body in (("a", "1..2\nok 1 - test_x # SKIP not root: needs namespaces\n"
+                                  "ok 2 - test_y # SKIP colo-vmm is not built\n"),
+                           ("b", "1..0 # SKIP not root: needs namespaces\n"),
+                           ("c", "1..1\nok 1 - test_z\n")):
+            script = os.path.join(d, name + ".py")
+            with open(script, "w") as f:
+                f.write("print(%r, end='')\n" % body)
+            base = os.path.join(d, "tests", "vmm", name)
+            subprocess.run(["sh", DRIVER, "--test-name", "vmm/%s.py" % name, "--log-file", base + ".log",
+                            "--trs-file", base + ".trs", "--", sys.executable, script],
+                           env=dict(os.environ, AM_TAP_AWK="awk"), capture_output=True, timeout=60)
+        # A log without its .trs is from an older run: not counted.
+        with open(os.path.join(d, "tests", "old.log"), "w") as f:
+            f.write("SKIP: old.py 1 - test_old # SKIP stale\n")
+        listing = os.path.join(d, "list")
+        with open(listing, "w") as f:
+            f.write(skips("collect", "normal", d))
+        report = skips("report", listing)
+        assert skips("bad", listing).strip() == "1", report
+    lines = report.splitlines()
+    assert lines[0] == "skipped, by reason:", report
+    i = lines.index("  not root: needs namespaces")
+    assert sorted(lines[i + 1:i + 3]) == ["      normal: vmm/a.py 1 - test_x", "      normal: vmm/b.py"], report
+    assert "  colo-vmm is not built   <- names no missing capability (see tests/lib/skip-reasons)" in lines, report
+    assert "stale" not in report and "test_z" not in report, report
+
+
 def test_wait_until():
     t0 = time.monotonic()
     assert tap.wait_until(lambda: time.monotonic() - t0 > 0.1 and "done", 5, "a while") == "done"
