@@ -21,7 +21,9 @@ def test_slow_receiver_within_per_send_timeout():
     a, b = socket.socketpair()
     a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 << 10)
     b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
-    a.settimeout(0.5)
+    # Each send waits at most one read (40 ms) for room: a timeout of 2 s
+    # leaves room for a loaded machine; the whole stream takes ~5 s.
+    a.settimeout(2.0)
     got = [0]
 
     def reader():
@@ -30,7 +32,7 @@ def test_slow_receiver_within_per_send_timeout():
             if not data:
                 return
             got[0] += len(data)
-            time.sleep(0.05)
+            time.sleep(0.04)
     t = threading.Thread(target=reader)
     t.start()
     t0 = time.monotonic()
@@ -41,7 +43,7 @@ def test_slow_receiver_within_per_send_timeout():
         t.join(30)
         b.close()
     assert got[0] == 8 << 20, got[0]
-    assert time.monotonic() - t0 > 0.5, "the receiver was not slower than one timeout"
+    assert time.monotonic() - t0 > 2.0, "the receiver was not slower than one timeout"
 
 
 if __name__ == "__main__":
