@@ -248,11 +248,14 @@ static void test_acpi_pm(void)
     g_assert_cmphex(inw(bus, 0x600), ==, ACPI_PM1_PWRBTN);
     outw(bus, 0x602, ACPI_PM1_PWRBTN);
     g_assert_cmphex(inw(bus, 0x602), ==, ACPI_PM1_PWRBTN);
-    /* GBL_EN sticks (an OS reads it back before using the global lock);
-     * bits without a source (the timer, the sleep button) do not. */
+    /* GBL_EN and RTC_EN stick (an OS reads them back as it installs its
+     * fixed-event handlers); bits without a source (the timer, the sleep
+     * button) do not. */
     outw(bus, 0x602, 0xffff);
-    g_assert_cmphex(inw(bus, 0x602), ==, ACPI_PM1_PWRBTN | ACPI_PM1_GBL);
+    g_assert_cmphex(inw(bus, 0x602), ==, ACPI_PM1_PWRBTN | ACPI_PM1_GBL | ACPI_PM1_RTC);
     outb(bus, 0x602, 0);
+    g_assert_cmphex(inw(bus, 0x602), ==, ACPI_PM1_PWRBTN | ACPI_PM1_RTC);
+    outb(bus, 0x603, ACPI_PM1_PWRBTN >> 8);
     g_assert_cmphex(inw(bus, 0x602), ==, ACPI_PM1_PWRBTN);
     /* Write 1 to clear, byte-wise on the high byte. */
     outb(bus, 0x601, 0x01);

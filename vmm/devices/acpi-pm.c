@@ -14,11 +14,13 @@
 
 #define PM_TMR_HZ  3579545ULL
 
-/* PM1_EN bits that stick: the power button, and GBL_EN, which an OS sets
- * and reads back before it uses the global lock (Linux: "Could not enable
- * GlobalLock event" otherwise). There is no firmware to release the lock,
- * so GBL_STS never rises. */
-#define PM1_EN_BITS (ACPI_PM1_PWRBTN | ACPI_PM1_GBL)
+/* PM1_EN bits that stick: the power button, and the enables an OS sets
+ * and reads back as it installs its fixed-event handlers: GBL_EN for the
+ * global lock and RTC_EN for the CMOS alarm (Linux: "Could not enable
+ * GlobalLock event" / "RealTimeClock event" otherwise). Their status bits
+ * never rise: there is no firmware to release the lock, and the RTC's
+ * alarm does not wake a running guest through PM1. */
+#define PM1_EN_BITS (ACPI_PM1_PWRBTN | ACPI_PM1_GBL | ACPI_PM1_RTC)
 
 /* GPE0: status bytes, then as many enable bytes (ICH9's 64 events). */
 #define GPE0_HALF  (ACPI_GPE0_LEN / 2)

@@ -20,6 +20,7 @@
 #define ACPI_GPE0_LEN  16
 #define ACPI_PM1_GBL     (1u << 5)   /* global lock release (enable bit only) */
 #define ACPI_PM1_PWRBTN (1u << 8)
+#define ACPI_PM1_RTC    (1u << 10)  /* RTC alarm (enable bit only) */
 #define ACPI_PM1_SLP_EN (1u << 13)
 #define ACPI_PM1_SLP_TYP_S5 0
 
