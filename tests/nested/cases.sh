@@ -1,0 +1,224 @@
+# The nested cases, run in L1 by tests/nested/l1-init (busybox sh). Each
+# case_NAME returns 0 on success and says why on failure; what it prints
+# goes to the TAP output as comments. case_limit gives its time bound.
+#
+# L2 is Debian's own kernel with tests/nested/l2-init, under colo-vmm on
+# L1's /dev/kvm. Its command line carries no workaround: console and the
+# test's mode only.
+
+L2_APPEND="console=ttyS0"
+
+case_limit() {
+    case "$1" in
+    linux_reset|linux_migrate) echo 240 ;;
+    *) echo 150 ;;
+    esac
+}
+
+fail() {
+    echo "FAIL: $*"
+    return 1
+}
+
+# vm_start NAME ARGS...: colo-vmm in the background, serial console to
+# /tmp/NAME.console, log to /tmp/NAME.log, QMP at /tmp/NAME.qmp.
+vm_start() {
+    name=$1
+    shift
+    rm -f "/tmp/$name.qmp"
+    colo-vmm -name "$name" -qmp "unix:/tmp/$name.qmp,server=on,wait=off" -serial stdio \
+        "$@" > "/tmp/$name.console" 2> "/tmp/$name.log" < /dev/null &
+    echo $! > "/tmp/$name.pid"
+    echo $! >> /tmp/vms.pids
+}
+
+# cleanup_vms: no colo-vmm outlives its case.
+cleanup_vms() {
+    [ -f /tmp/vms.pids ] || return 0
+    for pid in $(cat /tmp/vms.pids); do
+        kill -9 "$pid" 2>/dev/null
+    done
+    rm -f /tmp/vms.pids
+    ip link del tap0 2>/dev/null
+    ip link del tap1 2>/dev/null
+    killall httpd 2>/dev/null
+    return 0
+}
+
+# console NAME: the guest's "L2: " lines.
+l2_value() {
+    grep "^L2: $2 " "/tmp/$1.console" | tail -1 | tr -d '\r' | cut -d' ' -f3-
+}
+
+# dump NAME: the end of a guest's console and of colo-vmm's log.
+dump() {
+    echo "-- $1 console (last 25 lines):"
+    tail -25 "/tmp/$1.console" | tr -d '\r'
+    echo "-- $1 log:"
+    tail -10 "/tmp/$1.log"
+}
+
+# wait_for NAME PATTERN SECONDS [COUNT]: until the console has COUNT lines
+# matching PATTERN.
+wait_for() {
+    want=${4:-1}
+    t=0
+    while [ $t -lt $(($3 * 2)) ]; do
+        [ "$(grep -c "$2" "/tmp/$1.console")" -ge "$want" ] && return 0
+        kill -0 "$(cat "/tmp/$1.pid")" 2>/dev/null || break
+        sleep 0.5
+        t=$((t + 1))
+    done
+    dump "$1"
+    fail "$1: no '$2' (x$want) within $3 s"
+}
+
+# qmp NAME COMMAND [ARGUMENTS-JSON]: prints the replies.
+qmp() {
+    args=${3:+,\"arguments\":$3}
+    printf '{"execute":"qmp_capabilities"}\n{"execute":"%s"%s}\n' "$2" "$args" |
+        socat -t 3 - "UNIX-CONNECT:/tmp/$1.qmp"
+}
+
+# wait_exit NAME SECONDS: sets RC to colo-vmm's exit status (124 if it
+# runs on). Not in $(...): only this shell, the parent, can reap it.
+wait_exit() {
+    pid=$(cat "/tmp/$1.pid")
+    t=0
+    RC=124
+    while [ $t -lt $(($2 * 2)) ]; do
+        # A zombie still answers kill -0: ask /proc for its state.
+        state=$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)
+        [ -z "$state" ] || [ "$state" = Z ] && break
+        sleep 0.5
+        t=$((t + 1))
+    done
+    [ -z "$state" ] || [ "$state" = Z ] || return 0
+    wait "$pid"
+    RC=$?
+}
+
+# boot_time NAME START: waits for L2's userspace and says how long it took.
+boot_time() {
+    wait_for "$1" '^L2: userspace' 120 || return 1
+    echo "$1: L2 userspace $(($(date +%s) - $2)) s after colo-vmm started" \
+        "($(l2_value "$1" userspace) s of guest uptime)"
+}
+
+# The disk (L1 wrote a mark at 0, L2 writes its own at 512), the tap with
+# L1 at 10.0.2.1 and an httpd serving 4 MiB of random bytes.
+setup_io() {
+    dd if=/dev/zero of=/tmp/disk.img bs=1M count=16 2>/dev/null
+    L1_MARK="L1-WROTE-$(cut -c1-8 /proc/sys/kernel/random/uuid)"
+    printf '%s' "$L1_MARK" | dd of=/tmp/disk.img conv=notrunc 2>/dev/null
+    mkdir -p /tmp/www
+    dd if=/dev/urandom of=/tmp/www/blob bs=1M count=4 2>/dev/null
+    BLOB_MD5=$(md5sum /tmp/www/blob | cut -d' ' -f1)
+}
+
+# Once colo-vmm created the tap: address it and serve the blob.
+setup_tap() {
+    for i in $(seq 40); do
+        ip link show "$1" >/dev/null 2>&1 && break
+        sleep 0.25
+    done
+    ip addr add 10.0.2.1/24 dev "$1" && ip link set "$1" up || fail "no $1"
+    httpd -p 10.0.2.1:8080 -h /tmp/www
+}
+
+# What every Linux boot must show: kvm-clock, the CPUs, no ACPI errors.
+check_platform() {
+    cs=$(l2_value "$1" clocksource)
+    echo "$1: clocksource $cs, cpus $(l2_value "$1" cpus), ACPI errors $(l2_value "$1" acpi-errors)"
+    grep '^L2: dmesg' "/tmp/$1.console"
+    [ "$cs" = kvm-clock ] || fail "clocksource is '$cs', not kvm-clock" || return 1
+    [ "$(l2_value "$1" cpus)" = "$2" ] || fail "L2 sees $(l2_value "$1" cpus) CPUs, not $2" || return 1
+    [ "$(l2_value "$1" acpi-errors)" = 0 ] || fail "ACPI errors in L2's log" || return 1
+}
+
+check_io() {
+    [ "$(l2_value "$1" disk-read)" = "$L1_MARK" ] ||
+        fail "L2 read '$(l2_value "$1" disk-read)' from its disk, L1 wrote '$L1_MARK'" || return 1
+    wrote=$(l2_value "$1" disk-wrote)
+    got=$(dd if=/tmp/disk.img bs=512 skip=1 count=1 2>/dev/null | tr -cd 'A-Za-z0-9-')
+    [ -n "$wrote" ] && [ "$got" = "$wrote" ] ||
+        fail "L2 wrote '$wrote', L1 reads '$got'" || return 1
+    [ "$(l2_value "$1" ping)" = 3/3 ] || fail "ping L2 -> L1: $(l2_value "$1" ping)" || return 1
+    [ "$(l2_value "$1" tcp-md5)" = "$BLOB_MD5" ] ||
+        fail "TCP transfer: L2 got md5 $(l2_value "$1" tcp-md5), L1 sent $BLOB_MD5" || return 1
+    echo "$1: disk read/write, ping 3/3, 4 MiB over TCP intact"
+}
+
+linux_io_case() {
+    ncpus=$1
+    ending=$2
+    setup_io
+    t0=$(date +%s)
+    vm_start l2 -m 256M -smp "$ncpus" -kernel /nested/bzImage -initrd /nested/l2.cpio \
+        -append "$L2_APPEND colotest.mode=$ending" \
+        -drive file=/tmp/disk.img,if=virtio,format=raw \
+        -netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-pci,netdev=n0
+    setup_tap tap0 || return 1
+    boot_time l2 "$t0" || return 1
+    if [ "$ending" = poweroff ]; then
+        wait_for l2 '^L2: powering off' 120 || return 1
+    else
+        wait_for l2 '^L2: ready /dev/input' 120 || return 1
+        qmp l2 system_powerdown > /dev/null
+        wait_for l2 '^L2: power button' 20 || return 1
+    fi
+    wait_exit l2 30
+    [ "$RC" = 0 ] || { dump l2; fail "colo-vmm exit status $RC after the guest's power-off"; } ||
+        return 1
+    check_platform l2 "$ncpus" || return 1
+    check_io l2
+}
+
+# 1 vCPU: boots, disk and network, poweroff from inside ends colo-vmm with 0.
+case_linux_1cpu() {
+    linux_io_case 1 poweroff
+}
+
+# 2 vCPUs: the same, ended by the ACPI power button (QMP system_powerdown).
+case_linux_2cpu() {
+    linux_io_case 2 button
+}
+
+# QMP system_reset reboots the guest into userspace again.
+case_linux_reset() {
+    vm_start l2 -m 256M -smp 1 -kernel /nested/bzImage -initrd /nested/l2.cpio \
+        -append "$L2_APPEND colotest.mode=idle"
+    wait_for l2 '^L2: ready /dev/input' 120 || return 1
+    qmp l2 system_reset > /dev/null
+    wait_for l2 '^L2: ready /dev/input' 120 2 || return 1
+    echo "l2: rebooted after system_reset"
+    qmp l2 system_powerdown > /dev/null
+    wait_exit l2 30
+    [ "$RC" = 0 ] || fail "colo-vmm exit status $RC after the power button" || return 1
+}
+
+# Precopy of a running Linux guest between two colo-vmm in L1 (on an L1
+# CPU without XSAVE this crosses the KVM_CAP_XCRS path); the guest then
+# answers the power button on the destination.
+case_linux_migrate() {
+    args="-m 256M -smp 2 -kernel /nested/bzImage -initrd /nested/l2.cpio"
+    vm_start src $args -append "$L2_APPEND colotest.mode=idle"
+    wait_for src '^L2: ready /dev/input' 120 || return 1
+    vm_start dst $args -append "$L2_APPEND colotest.mode=idle" -incoming unix:/tmp/mig.sock
+    for i in $(seq 40); do [ -S /tmp/mig.sock ] && break; sleep 0.25; done
+    t0=$(date +%s)
+    qmp src migrate '{"uri":"unix:/tmp/mig.sock"}'
+    status=
+    for i in $(seq 120); do
+        status=$(qmp src query-migrate | grep -o '"status": *"[a-z-]*"' | tail -1 | cut -d'"' -f4)
+        case "$status" in completed|failed|cancelled) break ;; esac
+        sleep 1
+    done
+    echo "migration: $status after $(($(date +%s) - t0)) s"
+    [ "$status" = completed ] || { tail -5 /tmp/src.log /tmp/dst.log; fail "migration $status"; } || return 1
+    qmp src quit > /dev/null
+    qmp dst system_powerdown > /dev/null
+    wait_for dst '^L2: power button' 30 || { tail -5 /tmp/dst.log; return 1; }
+    wait_exit dst 30
+    [ "$RC" = 0 ] || { tail -5 /tmp/dst.log; fail "destination exit status $RC"; } || return 1
+}
