@@ -10,8 +10,8 @@ L2_APPEND="console=ttyS0"
 
 case_limit() {
     case "$1" in
-    linux_reset|linux_migrate) echo 240 ;;
-    *) echo 150 ;;
+    linux_2cpu|linux_migrate|linux_postcopy) echo 300 ;;
+    *) echo 200 ;;
     esac
 }
 
@@ -100,7 +100,7 @@ wait_exit() {
 
 # boot_time NAME START: waits for L2's userspace and says how long it took.
 boot_time() {
-    wait_for "$1" '^L2: userspace' 120 || return 1
+    wait_for "$1" '^L2: userspace' 180 || return 1
     echo "$1: L2 userspace $(($(date +%s) - $2)) s after colo-vmm started" \
         "($(l2_value "$1" userspace) s of guest uptime)"
 }
@@ -163,7 +163,13 @@ linux_io_case() {
     if [ "$ending" = poweroff ]; then
         wait_for l2 '^L2: powering off' 120 || return 1
     else
-        wait_for l2 '^L2: ready /dev/input' 120 || return 1
+        wait_for l2 '^L2: ready /dev/input' 180 || return 1
+        # QMP system_reset reboots the guest, to userspace and its checks again.
+        qmp l2 system_reset > /dev/null
+        t0=$(date +%s)
+        wait_for l2 '^L2: userspace' 180 2 || return 1
+        echo "l2: rebooted to userspace $(($(date +%s) - t0)) s after system_reset"
+        wait_for l2 '^L2: ready /dev/input' 180 2 || return 1
         qmp l2 system_powerdown > /dev/null
         wait_for l2 '^L2: power button' 20 || return 1
     fi
@@ -179,46 +185,117 @@ case_linux_1cpu() {
     linux_io_case 1 poweroff
 }
 
-# 2 vCPUs: the same, ended by the ACPI power button (QMP system_powerdown).
+# 2 vCPUs: the same, then QMP system_reset reboots it (the checks run
+# again), and the ACPI power button (QMP system_powerdown) ends it.
 case_linux_2cpu() {
     linux_io_case 2 button
 }
 
-# QMP system_reset reboots the guest into userspace again.
-case_linux_reset() {
-    vm_start l2 -m 256M -smp 1 -kernel /nested/bzImage -initrd /nested/l2.cpio \
-        -append "$L2_APPEND colotest.mode=idle"
-    wait_for l2 '^L2: ready /dev/input' 120 || return 1
-    qmp l2 system_reset > /dev/null
-    wait_for l2 '^L2: ready /dev/input' 120 2 || return 1
-    echo "l2: rebooted after system_reset"
-    qmp l2 system_powerdown > /dev/null
-    wait_exit l2 30
-    [ "$RC" = 0 ] || fail "colo-vmm exit status $RC after the power button" || return 1
+# mig_status NAME: the migration status QMP query-migrate reports.
+mig_status() {
+    qmp "$1" query-migrate | grep -o '"status": *"[a-z-]*"' | tail -1 | cut -d'"' -f4
 }
 
-# Precopy of a running Linux guest between two colo-vmm in L1 (on an L1
-# CPU without XSAVE this crosses the KVM_CAP_XCRS path); the guest then
-# answers the power button on the destination.
-case_linux_migrate() {
-    args="-m 256M -smp 2 -kernel /nested/bzImage -initrd /nested/l2.cpio"
-    vm_start src $args -append "$L2_APPEND colotest.mode=idle"
-    wait_for src '^L2: ready /dev/input' 120 || return 1
-    vm_start dst $args -append "$L2_APPEND colotest.mode=idle" -incoming unix:/tmp/mig.sock
-    for i in $(seq 40); do [ -S /tmp/mig.sock ] && break; sleep 0.25; done
-    t0=$(date +%s)
-    qmp src migrate '{"uri":"unix:/tmp/mig.sock"}'
-    status=
-    for i in $(seq 120); do
-        status=$(qmp src query-migrate | grep -o '"status": *"[a-z-]*"' | tail -1 | cut -d'"' -f4)
-        case "$status" in completed|failed|cancelled) break ;; esac
-        sleep 1
+# mig_field NAME KEY: an integer of query-migrate's answer.
+mig_field() {
+    qmp "$1" query-migrate | grep -o "\"$2\": *[0-9]*" | tail -1 | cut -d: -f2 | tr -d ' '
+}
+
+# echo_wait BYTES SECONDS: until L1 got BYTES echoed back.
+echo_wait() {
+    for i in $(seq $(($2 * 4))); do
+        [ "$(wc -c < /tmp/echoed)" -ge "$1" ] && return 0
+        sleep 0.25
     done
-    echo "migration: $status after $(($(date +%s) - t0)) s"
-    [ "$status" = completed ] || { tail -5 /tmp/src.log /tmp/dst.log; fail "migration $status"; } || return 1
+    fail "the echo connection returned $(wc -c < /tmp/echoed) of $1 bytes"
+}
+
+# A running Linux guest moves between two colo-vmm in L1 (on an L1 CPU
+# without XSAVE this crosses the KVM_CAP_XCRS path), by precopy or
+# postcopy: a TCP echo connection from L1 into the guest, opened before,
+# carries on after it byte-exact, and the disk holds what the guest wrote
+# before and after.
+linux_migrate_case() {
+    how=$1
+    setup_io
+    head -c 1048576 /tmp/www/blob > /tmp/half1
+    tail -c +1048577 /tmp/www/blob | head -c 1048576 > /tmp/half2
+    sent_md5=$(cat /tmp/half1 /tmp/half2 | md5sum | cut -d' ' -f1)
+    vm_start src -m 256M -smp 2 -kernel /nested/bzImage -initrd /nested/l2.cpio \
+        -append "$L2_APPEND colotest.mode=migrate" -drive file=/tmp/disk.img,if=virtio,format=raw \
+        -netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-pci,netdev=n0
+    setup_tap tap0 || return 1
+    wait_for src '^L2: echo server' 180 || return 1
+    vm_start dst -m 256M -smp 2 -kernel /nested/bzImage -initrd /nested/l2.cpio \
+        -append "$L2_APPEND colotest.mode=migrate" -drive file=/tmp/disk.img,if=virtio,format=raw \
+        -netdev tap,id=n0,ifname=tap1,script=no,downscript=no -device virtio-net-pci,netdev=n0 \
+        -incoming unix:/tmp/mig.sock
+    for i in $(seq 40); do [ -S /tmp/mig.sock ] && break; sleep 0.25; done
+
+    # The connection, with the first MiB echoed before the migration.
+    rm -f /tmp/echo.in /tmp/echoed
+    mkfifo /tmp/echo.in
+    nc 10.0.2.15 5000 < /tmp/echo.in > /tmp/echoed &
+    echo $! >> /tmp/vms.pids
+    exec 3> /tmp/echo.in
+    cat /tmp/half1 >&3
+    echo_wait 1048576 30 || { exec 3>&-; return 1; }
+
+    if [ "$how" = postcopy ]; then
+        for vm in src dst; do
+            qmp $vm migrate-set-capabilities '{"capabilities":[{"capability":"postcopy-ram","state":true}]}' \
+                > /dev/null
+        done
+    fi
+    t0=$(date +%s)
+    qmp src migrate '{"uri":"unix:/tmp/mig.sock"}' > /dev/null
+    if [ "$how" = postcopy ]; then
+        for i in $(seq 40); do [ "$(mig_status src)" = active ] && break; sleep 0.25; done
+        qmp src migrate-start-postcopy > /dev/null
+    fi
+    status=
+    for i in $(seq 240); do
+        status=$(mig_status src)
+        case "$status" in completed|failed|cancelled) break ;; esac
+        sleep 0.5
+    done
+    echo "$how: $status, total-time $(mig_field src total-time) ms, downtime $(mig_field src downtime) ms" \
+        "($(($(date +%s) - t0)) s with the polling)"
+    [ "$status" = completed ] || { dump src; dump dst; exec 3>&-; fail "migration $status"; } || return 1
+    if [ "$how" = postcopy ]; then
+        for i in $(seq 60); do [ "$(mig_status dst)" = completed ] && break; sleep 0.5; done
+        [ "$(mig_status dst)" = completed ] ||
+            { dump dst; exec 3>&-; fail "destination: postcopy $(mig_status dst)"; } || return 1
+    fi
+
+    # The guest's network now leaves through the destination's tap.
     qmp src quit > /dev/null
+    wait_exit src 30
+    ip addr add 10.0.2.1/24 dev tap1 && ip link set tap1 up
+    cat /tmp/half2 >&3
+    echo_wait 2097152 60 || { dump dst; exec 3>&-; return 1; }
+    exec 3>&-
+    got_md5=$(md5sum < /tmp/echoed | cut -d' ' -f1)
+    [ "$got_md5" = "$sent_md5" ] || fail "echoed bytes differ (md5 $got_md5, sent $sent_md5)" || return 1
+    echo "$how: 2 MiB echoed over one TCP connection across the migration, byte-exact"
+
     qmp dst system_powerdown > /dev/null
-    wait_for dst '^L2: power button' 30 || { tail -5 /tmp/dst.log; return 1; }
+    wait_for dst '^L2: power button' 30 || return 1
     wait_exit dst 30
-    [ "$RC" = 0 ] || { tail -5 /tmp/dst.log; fail "destination exit status $RC"; } || return 1
+    [ "$RC" = 0 ] || { dump dst; fail "destination exit status $RC"; } || return 1
+    before=$(l2_value src disk-wrote)
+    after=$(l2_value dst disk-wrote-after)
+    got1=$(dd if=/tmp/disk.img bs=512 skip=1 count=1 2>/dev/null | tr -cd 'A-Za-z0-9-')
+    got2=$(dd if=/tmp/disk.img bs=512 skip=2 count=1 2>/dev/null | tr -cd 'A-Za-z0-9-')
+    [ -n "$before" ] && [ "$got1" = "$before" ] && [ -n "$after" ] && [ "$got2" = "$after" ] ||
+        fail "disk: wrote '$before' then '$after', the image has '$got1' and '$got2'" || return 1
+    echo "$how: the disk has the guest's writes from before and after"
+}
+
+case_linux_migrate() {
+    linux_migrate_case precopy
+}
+
+case_linux_postcopy() {
+    linux_migrate_case postcopy
 }

@@ -38,10 +38,10 @@ def kernel_package():
     try:
         out = _run(["apt-cache", "depends", "linux-image-amd64"])
     except (OSError, subprocess.CalledProcessError) as e:
-        raise Missing("apt-cache cannot resolve linux-image-amd64: %s" % e)
+        raise Missing("not installed: apt-cache, to find linux-image-amd64 (%s)" % e)
     m = re.search(r"Depends: (linux-image-\S+-amd64)", out)
     if not m:
-        raise Missing("linux-image-amd64 has no kernel dependency in apt's lists")
+        raise Missing("not installed: linux-image-amd64 is not in apt's lists")
     return m.group(1)
 
 
@@ -55,7 +55,8 @@ def unpack_kernel(scratch):
         try:
             _run(["apt-get", "download", "-q", pkg], cwd=debdir)
         except (OSError, subprocess.CalledProcessError) as e:
-            raise Missing("cannot download %s: %s" % (pkg, getattr(e, "stdout", e)))
+            raise Missing("not installed: %s, and apt-get download failed: %s"
+                          % (pkg, str(getattr(e, "stdout", e)).strip()[-200:]))
         debs = glob.glob(os.path.join(debdir, pkg + "_*.deb"))
     root = os.path.join(scratch, "kernel")
     stamp = os.path.join(root, ".unpacked-" + os.path.basename(debs[0]))
@@ -160,9 +161,9 @@ class Cpio:
 def _busybox(c):
     path = "/bin/busybox"
     if not os.path.exists(path):
-        raise Missing("no /bin/busybox (Debian: busybox-static)")
+        raise Missing("not installed: busybox-static (no /bin/busybox)")
     if dynamic(path):
-        raise Missing("/bin/busybox is not static (Debian: busybox-static)")
+        raise Missing("not installed: busybox-static (/bin/busybox is dynamic)")
     c.file("bin/busybox", path)
     for d in ("dev", "proc", "sys", "tmp", "run", "etc", "root"):
         c.mkdir(d)
@@ -170,7 +171,8 @@ def _busybox(c):
                    "sleep", "poweroff", "echo", "tr", "cut", "head", "httpd", "timeout", "kill",
                    "ls", "mkdir", "rm", "seq", "sed", "wc", "printf", "uname", "od", "hexdump",
                    "dmesg", "sync", "test", "[", "true", "false", "date", "tail", "awk", "ps",
-                   "chroot", "umount", "basename", "env", "nproc", "ifconfig", "xargs", "cmp"):
+                   "chroot", "umount", "basename", "env", "nproc", "ifconfig", "xargs", "cmp", "nc",
+                   "mkfifo", "killall", "chmod", "ln"):
         c.symlink("bin/" + applet, "busybox")
 
 
@@ -197,7 +199,7 @@ def build_l2(scratch, moddir):
 def build_l1(scratch, moddir, bzimage, l2cpio, colo_vmm):
     socat = shutil.which("socat")
     if not socat:
-        raise Missing("no socat (Debian: socat), the QMP client inside L1")
+        raise Missing("not installed: socat (the QMP client inside L1)")
     path = os.path.join(scratch, "l1.cpio")
     c = Cpio(path + ".tmp")
     _busybox(c)
@@ -229,7 +231,7 @@ def build(scratch, colo_vmm):
     """Everything L1 needs; returns (bzImage, l1.cpio, kernel version)."""
     for tool in ("dpkg-deb", "apt-get", "ldd"):
         if not shutil.which(tool):
-            raise Missing("no %s" % tool)
+            raise Missing("not installed: %s" % tool)
     os.makedirs(scratch, exist_ok=True)
     bzimage, moddir = unpack_kernel(scratch)
     l2 = build_l2(scratch, moddir)
