@@ -10,7 +10,9 @@ L2_APPEND="console=ttyS0"
 
 case_limit() {
     case "$1" in
-    linux_2cpu|linux_migrate|linux_postcopy) echo 300 ;;
+    int_*) echo 900 ;;
+    linux_2cpu) echo 300 ;;
+    linux_migrate) echo 400 ;;
     *) echo 200 ;;
     esac
 }
@@ -41,6 +43,7 @@ cleanup_vms() {
     rm -f /tmp/vms.pids
     ip link del tap0 2>/dev/null
     ip link del tap1 2>/dev/null
+    ip link del tap2 2>/dev/null
     killall httpd 2>/dev/null
     return 0
 }
@@ -56,6 +59,15 @@ dump() {
     tail -25 "/tmp/$1.console" | tr -d '\r'
     echo "-- $1 log:"
     tail -10 "/tmp/$1.log"
+    # Where colo-vmm's threads are (a vCPU in KVM_RUN, or blocked), for a
+    # guest that stopped making progress; and what L1's KVM said.
+    pid=$(cat "/tmp/$1.pid" 2>/dev/null)
+    for task in /proc/$pid/task/*; do
+        [ -r "$task/stat" ] || continue
+        echo "-- thread $(cat "$task/comm"): state $(cut -d' ' -f3 "$task/stat")," \
+            "cpu $(cut -d' ' -f14,15 "$task/stat") ticks, in $(cat "$task/wchan" 2>/dev/null)"
+    done
+    dmesg | grep -i -e kvm -e svm | tail -5
 }
 
 # wait_for NAME PATTERN SECONDS [COUNT]: until the console has COUNT lines
@@ -210,92 +222,134 @@ echo_wait() {
     fail "the echo connection returned $(wc -c < /tmp/echoed) of $1 bytes"
 }
 
-# A running Linux guest moves between two colo-vmm in L1 (on an L1 CPU
-# without XSAVE this crosses the KVM_CAP_XCRS path), by precopy or
-# postcopy: a TCP echo connection from L1 into the guest, opened before,
-# carries on after it byte-exact, and the disk holds what the guest wrote
-# before and after.
-linux_migrate_case() {
-    how=$1
-    setup_io
-    head -c 1048576 /tmp/www/blob > /tmp/half1
-    tail -c +1048577 /tmp/www/blob | head -c 1048576 > /tmp/half2
-    sent_md5=$(cat /tmp/half1 /tmp/half2 | md5sum | cut -d' ' -f1)
-    vm_start src -m 256M -smp 2 -kernel /nested/bzImage -initrd /nested/l2.cpio \
+# l2_vm NAME TAP [ARGS...]: the migration cases' guest (256 MiB, 2 vCPUs,
+# disk and NIC) on that tap.
+l2_vm() {
+    name=$1
+    tap=$2
+    shift 2
+    vm_start "$name" -m 256M -smp 2 -kernel /nested/bzImage -initrd /nested/l2.cpio \
         -append "$L2_APPEND colotest.mode=migrate" -drive file=/tmp/disk.img,if=virtio,format=raw \
-        -netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-pci,netdev=n0
-    setup_tap tap0 || return 1
-    wait_for src '^L2: echo server' 180 || return 1
-    vm_start dst -m 256M -smp 2 -kernel /nested/bzImage -initrd /nested/l2.cpio \
-        -append "$L2_APPEND colotest.mode=migrate" -drive file=/tmp/disk.img,if=virtio,format=raw \
-        -netdev tap,id=n0,ifname=tap1,script=no,downscript=no -device virtio-net-pci,netdev=n0 \
-        -incoming unix:/tmp/mig.sock
-    for i in $(seq 40); do [ -S /tmp/mig.sock ] && break; sleep 0.25; done
+        -netdev tap,id=n0,ifname="$tap",script=no,downscript=no -device virtio-net-pci,netdev=n0 "$@"
+}
 
-    # The connection, with the first MiB echoed before the migration.
+# hop FROM TO TAP precopy|postcopy: the running guest moves from colo-vmm
+# FROM to a new colo-vmm TO on TAP; FROM ends, L1's address moves to TAP.
+hop() {
+    from=$1 to=$2 tap=$3 how=$4
+    rm -f /tmp/mig.sock
+    l2_vm "$to" "$tap" -incoming unix:/tmp/mig.sock
+    for i in $(seq 40); do [ -S /tmp/mig.sock ] && break; sleep 0.25; done
+    if [ "$how" = postcopy ]; then
+        for vm in "$from" "$to"; do
+            qmp "$vm" migrate-set-capabilities \
+                '{"capabilities":[{"capability":"postcopy-ram","state":true}]}' > /dev/null
+        done
+    fi
+    t0=$(date +%s)
+    qmp "$from" migrate '{"uri":"unix:/tmp/mig.sock"}' > /dev/null
+    if [ "$how" = postcopy ]; then
+        for i in $(seq 40); do [ "$(mig_status "$from")" = active ] && break; sleep 0.25; done
+        qmp "$from" migrate-start-postcopy > /dev/null
+    fi
+    status=
+    for i in $(seq 240); do
+        status=$(mig_status "$from")
+        case "$status" in completed|failed|cancelled) break ;; esac
+        sleep 0.5
+    done
+    echo "$how $from -> $to: $status, total-time $(mig_field "$from" total-time) ms," \
+        "downtime $(mig_field "$from" downtime) ms ($(($(date +%s) - t0)) s with the polling)"
+    [ "$status" = completed ] || { dump "$from"; dump "$to"; fail "migration $status"; } || return 1
+    for i in $(seq 60); do [ "$(mig_status "$to")" = completed ] && break; sleep 0.5; done
+    [ "$(mig_status "$to")" = completed ] ||
+        { dump "$to"; fail "destination: migration $(mig_status "$to")"; } || return 1
+    qmp "$from" quit > /dev/null
+    wait_exit "$from" 30
+    # The guest's network now leaves through the destination's tap.
+    ip addr add 10.0.2.1/24 dev "$tap" && ip link set "$tap" up
+}
+
+# A running Linux guest moves by precopy, then on by postcopy, between
+# colo-vmm processes in L1 (on an L1 CPU without XSAVE this crosses the
+# KVM_CAP_XCRS path). A TCP echo connection from L1 into the guest, opened
+# before the first move, carries on through both, byte-exact; the disk
+# holds what the guest wrote before and after.
+case_linux_migrate() {
+    setup_io
+    for k in 0 1 2; do
+        dd if=/tmp/www/blob of=/tmp/part$k bs=1M skip=$k count=1 2>/dev/null
+    done
+    sent_md5=$(cat /tmp/part0 /tmp/part1 /tmp/part2 | md5sum | cut -d' ' -f1)
+    l2_vm vm0 tap0
+    setup_tap tap0 || return 1
+    wait_for vm0 '^L2: echo server' 180 || return 1
+
     rm -f /tmp/echo.in /tmp/echoed
     mkfifo /tmp/echo.in
     nc 10.0.2.15 5000 < /tmp/echo.in > /tmp/echoed &
     echo $! >> /tmp/vms.pids
     exec 3> /tmp/echo.in
-    cat /tmp/half1 >&3
-    echo_wait 1048576 30 || { exec 3>&-; return 1; }
-
-    if [ "$how" = postcopy ]; then
-        for vm in src dst; do
-            qmp $vm migrate-set-capabilities '{"capabilities":[{"capability":"postcopy-ram","state":true}]}' \
-                > /dev/null
-        done
-    fi
-    t0=$(date +%s)
-    qmp src migrate '{"uri":"unix:/tmp/mig.sock"}' > /dev/null
-    if [ "$how" = postcopy ]; then
-        for i in $(seq 40); do [ "$(mig_status src)" = active ] && break; sleep 0.25; done
-        qmp src migrate-start-postcopy > /dev/null
-    fi
-    status=
-    for i in $(seq 240); do
-        status=$(mig_status src)
-        case "$status" in completed|failed|cancelled) break ;; esac
-        sleep 0.5
-    done
-    echo "$how: $status, total-time $(mig_field src total-time) ms, downtime $(mig_field src downtime) ms" \
-        "($(($(date +%s) - t0)) s with the polling)"
-    [ "$status" = completed ] || { dump src; dump dst; exec 3>&-; fail "migration $status"; } || return 1
-    if [ "$how" = postcopy ]; then
-        for i in $(seq 60); do [ "$(mig_status dst)" = completed ] && break; sleep 0.5; done
-        [ "$(mig_status dst)" = completed ] ||
-            { dump dst; exec 3>&-; fail "destination: postcopy $(mig_status dst)"; } || return 1
-    fi
-
-    # The guest's network now leaves through the destination's tap.
-    qmp src quit > /dev/null
-    wait_exit src 30
-    ip addr add 10.0.2.1/24 dev tap1 && ip link set tap1 up
-    cat /tmp/half2 >&3
-    echo_wait 2097152 60 || { dump dst; exec 3>&-; return 1; }
+    cat /tmp/part0 >&3
+    echo_wait 1048576 30 &&
+        hop vm0 vm1 tap1 precopy && cat /tmp/part1 >&3 && echo_wait 2097152 60 &&
+        hop vm1 vm2 tap2 postcopy && cat /tmp/part2 >&3 && echo_wait 3145728 60
+    rc=$?
     exec 3>&-
+    [ $rc = 0 ] || return 1
     got_md5=$(md5sum < /tmp/echoed | cut -d' ' -f1)
     [ "$got_md5" = "$sent_md5" ] || fail "echoed bytes differ (md5 $got_md5, sent $sent_md5)" || return 1
-    echo "$how: 2 MiB echoed over one TCP connection across the migration, byte-exact"
+    echo "3 MiB echoed over one TCP connection, 1 MiB before, between and after the migrations: byte-exact"
 
-    qmp dst system_powerdown > /dev/null
-    wait_for dst '^L2: power button' 30 || return 1
-    wait_exit dst 30
-    [ "$RC" = 0 ] || { dump dst; fail "destination exit status $RC"; } || return 1
-    before=$(l2_value src disk-wrote)
-    after=$(l2_value dst disk-wrote-after)
+    qmp vm2 system_powerdown > /dev/null
+    wait_for vm2 '^L2: power button' 30 || return 1
+    wait_exit vm2 30
+    [ "$RC" = 0 ] || { dump vm2; fail "exit status $RC after the power button"; } || return 1
+    before=$(l2_value vm0 disk-wrote)
+    after=$(l2_value vm2 disk-wrote-after)
     got1=$(dd if=/tmp/disk.img bs=512 skip=1 count=1 2>/dev/null | tr -cd 'A-Za-z0-9-')
     got2=$(dd if=/tmp/disk.img bs=512 skip=2 count=1 2>/dev/null | tr -cd 'A-Za-z0-9-')
     [ -n "$before" ] && [ "$got1" = "$before" ] && [ -n "$after" ] && [ "$got2" = "$after" ] ||
         fail "disk: wrote '$before' then '$after', the image has '$got1' and '$got2'" || return 1
-    echo "$how: the disk has the guest's writes from before and after"
+    echo "the disk has the guest's writes from before and after the migrations"
 }
 
-case_linux_migrate() {
-    linux_migrate_case precopy
+# ---- colo-vmm's own integration tests on L1's KVM (SVM with nested paging)
+# The host's tree comes in read-only over 9p (tests/nested/run adds the
+# -virtfs device when an int_ case is asked for); the tests run in a chroot
+# with L1's /dev, /proc, /sys and a fresh /tmp, against the build the runner
+# was given (colonested.build=, colonested.src= on L1's command line).
+
+host_chroot() {
+    [ -d /host/proc ] && [ -f /host/etc/debian_version ] && return 0
+    mkdir -p /host
+    mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro hostroot /host ||
+        fail "cannot mount the host's tree over 9p" || return 1
+    mount -t proc proc /host/proc
+    mount -t sysfs sysfs /host/sys
+    mount -o bind /dev /host/dev
+    mount -t tmpfs tmpfs /host/tmp
+    mount -t tmpfs tmpfs /host/run
+    mount -t tmpfs tmpfs /host/var/tmp
 }
 
-case_linux_postcopy() {
-    linux_migrate_case postcopy
+# int_test FILE: one Python test file of the source tree, its TAP lines
+# passed on; fails if any of its cases fails.
+int_test() {
+    host_chroot || return 1
+    src=$(sed -n 's/.*colonested.src=\([^ ]*\).*/\1/p' /proc/cmdline)
+    build=$(sed -n 's/.*colonested.build=\([^ ]*\).*/\1/p' /proc/cmdline)
+    chroot /host /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+        COLO_SRCDIR="$src" COLO_BUILDDIR="$build" PYTHONPATH="$src/tests/lib" \
+        G_DEBUG=fatal-criticals python3 "$src/$1" > /tmp/int.out 2>&1
+    rc=$?
+    grep -E '^(ok|not ok|# )' /tmp/int.out | head -200
+    [ $rc = 0 ] || { tail -20 /tmp/int.out; fail "$1 exited $rc"; }
 }
+
+case_int_migration() { int_test tests/integration/test-vmm-migration.py; }
+case_int_guest_io() { int_test tests/integration/test-guest-io.py; }
+case_int_virtio_migration() { int_test tests/vmm/test-virtio-migration.py; }
+case_int_guest_vmm() { int_test tests/guest/test-guest-vmm.py; }
+case_int_memhp() { int_test tests/integration/test-vmm-memhp.py; }
+case_int_boot() { int_test tests/integration/test-vmm-boot.py; }

@@ -4,8 +4,8 @@ serves L1 and L2, its modules give L1 kvm-amd and L2 virtio), and two
 initramfs archives written here in the kernel's "newc" cpio format:
 
   l2.cpio  busybox-static, tests/nested/l2-init, the virtio/button modules
-  l1.cpio  busybox-static, tests/nested/l1-init and cases.sh, kvm-amd and
-           tun, colo-vmm and socat with the libraries ldd lists, and the L2
+  l1.cpio  busybox-static, tests/nested/l1-init and cases.sh, kvm-amd,
+           tun and 9p, colo-vmm and socat with the libraries ldd lists, and the L2
            kernel and l2.cpio
 
 Raises Missing(reason) when something the host must provide is absent,
@@ -20,7 +20,8 @@ import subprocess
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-L1_MODULES = ["kvm-amd", "tun"]
+# 9p over virtio: the host's tree in L1, for the integration cases.
+L1_MODULES = ["kvm-amd", "tun", "veth", "virtio_pci", "9pnet_virtio", "9p"]
 L2_MODULES = ["virtio_pci", "virtio_blk", "virtio_net", "button", "evdev"]
 
 
