@@ -266,6 +266,37 @@ static void test_raw_numeric_ids(Fixture *f, gconstpointer data)
     }
 }
 
+/* json-glib makes -1 of an integer beyond uint64 (and saturates one below
+ * int64): such a request is refused, with its id, instead of running on a
+ * number nobody sent. In a string or the id it is no number to worry about. */
+static void test_huge_integers(Fixture *f, gconstpointer data)
+{
+    static const char *const refused[] = {
+        "{\"execute\": \"test-add\", \"arguments\": {\"a\": 123456789012345678901234567890}, \"id\": 7}",
+        "{\"execute\": \"test-add\", \"arguments\": {\"a\": 1, \"b\": 18446744073709551616}, \"id\": 7}",
+        "{\"id\": 7, \"execute\": \"test-add\", \"arguments\": {\"a\": -9223372036854775809}}",
+        "{\"execute\": \"test-add\", \"arguments\": {\"a\": 1, \"x\": [0, {\"y\": 99999999999999999999}]}, \"id\": 7}",
+    };
+
+    qtc_negotiate(f->c);
+    for (size_t i = 0; i < G_N_ELEMENTS(refused); i++) {
+        g_autoptr(JsonObject) rsp = qtc_cmd(f->c, refused[i]);
+
+        qtc_assert_error(rsp, "GenericError", NULL);
+        const char *desc = json_object_get_string_member(json_object_get_object_member(rsp, "error"), "desc");
+        if (!strstr(desc, "is out of range (QMP integers are 64-bit)")) {
+            g_error("request %s: %s", refused[i], desc);
+        }
+        g_assert_cmpint(json_object_get_int_member(rsp, "id"), ==, 7);
+    }
+    /* The whole int64 and uint64 ranges are numbers json-glib keeps. */
+    g_autoptr(JsonObject) low = qtc_cmd(f->c, "{\"execute\": \"test-add\", \"arguments\": {\"a\": -9223372036854775808}}");
+    g_assert_cmpint(sum_of(low), ==, G_MININT64);
+    g_autoptr(JsonObject) str = qtc_cmd(f->c, "{\"execute\": \"test-add\", \"arguments\": {\"a\": 3},"
+                                              " \"id\": [\"123456789012345678901234567890\", 123456789012345678901234567890]}");
+    g_assert_cmpint(sum_of(str), ==, 3);
+}
+
 static void test_split_input(Fixture *f, gconstpointer data)
 {
     /* Braces and quotes inside strings must not confuse the framing. */
@@ -439,6 +470,7 @@ int main(int argc, char **argv)
     ADD("id-on-bad-request", test_id_on_bad_request);
     ADD("duplicate-keys", test_duplicate_keys);
     ADD("raw-numeric-ids", test_raw_numeric_ids);
+    ADD("huge-integers", test_huge_integers);
     ADD("split-input", test_split_input);
     ADD("batched-input", test_batched_input);
     ADD("oversized", test_oversized);

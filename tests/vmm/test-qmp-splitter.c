@@ -187,6 +187,35 @@ static void test_member_text(void)
     }
 }
 
+static void test_huge_integer(void)
+{
+    static const struct {
+        const char *text;
+        const char *found; /* NULL: none */
+    } cases[] = {
+        { "{\"a\": [1, -2, 9223372036854775807, 18446744073709551615, -9223372036854775808]}", NULL },
+        { "{\"a\": 18446744073709551616}", "18446744073709551616" },
+        { "{\"a\": -9223372036854775809}", "-9223372036854775809" },
+        { "{\"s\": \"99999999999999999999\", 'q': '99999999999999999999', \"e\": 1e99999}", NULL },
+        { "{/* 99999999999999999999 */ \"a\": 1 // 99999999999999999999\n}", NULL },
+        { "{\"id\": 99999999999999999999, \"b\": [0, 00099999999999999999999]}", "00099999999999999999999" },
+        { "{\"a\": 1.99999999999999999999, \"b\": 99999999999999999999.5}", NULL },
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        const char *text = cases[i].text;
+        size_t id_start = 0, id_len = 0, start = 0, len = 0;
+
+        qmp_json_member_text(text, strlen(text), "id", &id_start, &id_len);
+        bool found = qmp_json_find_huge_integer(text, strlen(text), id_start, id_len, &start, &len);
+        g_assert_cmpint(found, ==, cases[i].found != NULL);
+        if (found) {
+            g_autofree char *tok = g_strndup(text + start, len);
+            g_assert_cmpstr(tok, ==, cases[i].found);
+        }
+    }
+}
+
 static void test_strict_numbers(void)
 {
     static const char *const good[] = { "0", "-0", "7", "-12", "0.5", "1e5", "1E+5", "2.50e-3",
@@ -218,5 +247,6 @@ int main(int argc, char **argv)
     g_test_add_func("/qmp/splitter/pending", test_pending);
     g_test_add_func("/qmp/splitter/member-text", test_member_text);
     g_test_add_func("/qmp/splitter/strict-numbers", test_strict_numbers);
+    g_test_add_func("/qmp/splitter/huge-integer", test_huge_integer);
     return g_test_run();
 }

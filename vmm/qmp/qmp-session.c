@@ -70,12 +70,26 @@ static void session_on_member(JsonParser *parser, JsonObject *object, const char
     }
 }
 
+/* A short, printable excerpt of bad input for the log. */
+static char *session_excerpt(const char *text, size_t len)
+{
+    g_autofree char *head = g_strndup(text, MIN(len, 60));
+    g_autofree char *escaped = g_strescape(head, NULL);
+
+    return g_strdup_printf("%s%s", escaped, len > 60 ? "..." : "");
+}
+
+static JsonNode *session_request_id(JsonNode *request)
+{
+    return JSON_NODE_HOLDS_OBJECT(request) ? json_object_get_member(json_node_get_object(request), "id")
+                                           : NULL;
+}
+
 /* The id member's number as sent, if the request has a numeric id in
  * strict JSON syntax; else NULL (json-glib's value is exact enough). */
 static char *session_raw_id(JsonNode *request, const char *text, size_t len)
 {
-    JsonNode *id = JSON_NODE_HOLDS_OBJECT(request)
-                       ? json_object_get_member(json_node_get_object(request), "id") : NULL;
+    JsonNode *id = session_request_id(request);
     size_t start, id_len;
 
     if (!id || !JSON_NODE_HOLDS_VALUE(id) ||
@@ -87,13 +101,23 @@ static char *session_raw_id(JsonNode *request, const char *text, size_t len)
     return g_strndup(text + start, id_len);
 }
 
-/* A short, printable excerpt of bad input for the log. */
-static char *session_excerpt(const char *text, size_t len)
+/* An integer json-glib could not hold (beyond int64 and uint64: it makes
+ * -1 of it) anywhere but in the id, which only travels back as sent. */
+static bool session_check_integers(JsonNode *request, const char *text, size_t len, GError **error)
 {
-    g_autofree char *head = g_strndup(text, MIN(len, 60));
-    g_autofree char *escaped = g_strescape(head, NULL);
+    size_t id_start = 0, id_len = 0, start, tok_len;
 
-    return g_strdup_printf("%s%s", escaped, len > 60 ? "..." : "");
+    if (session_request_id(request)) {
+        qmp_json_member_text(text, len, "id", &id_start, &id_len);
+    }
+    if (qmp_json_find_huge_integer(text, len, id_start, id_len, &start, &tok_len)) {
+        g_autofree char *tok = session_excerpt(text + start, tok_len);
+
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
+                    "integer %s is out of range (QMP integers are 64-bit)", tok);
+        return false;
+    }
+    return true;
 }
 
 /* Parses and runs one text; returns the response and, in *@raw_id, the
@@ -131,6 +155,16 @@ static JsonNode *session_handle_text(QmpSession *sess, const char *text, size_t 
         return qmp_error_response(error);
     }
     *raw_id = session_raw_id(request, text, len);
+    if (!session_check_integers(request, text, len, &error)) {
+        JsonNode *response = qmp_error_response(error);
+        JsonNode *id = session_request_id(request);
+
+        /* The request was read: its id comes back, as for any bad request. */
+        if (id) {
+            json_object_set_member(json_node_get_object(response), "id", json_node_copy(id));
+        }
+        return response;
+    }
     return qmp_dispatch(sess->server, sess, request);
 }
 

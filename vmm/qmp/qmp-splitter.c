@@ -372,6 +372,54 @@ bool qmp_json_member_text(const char *text, size_t len, const char *name, size_t
     }
 }
 
+/* An integer literal beyond both int64 and uint64. */
+static bool token_is_huge_integer(const char *tok, size_t n)
+{
+    g_autofree char *text = g_strndup(tok, n);
+    const char *digits_start = text + (text[0] == '-');
+    gint64 s;
+    guint64 u;
+
+    if (!*digits_start || strspn(digits_start, "0123456789") != strlen(digits_start)) {
+        return false;
+    }
+    return !g_ascii_string_to_signed(text, 10, G_MININT64, G_MAXINT64, &s, NULL) &&
+           !g_ascii_string_to_unsigned(text, 10, 0, G_MAXUINT64, &u, NULL);
+}
+
+bool qmp_json_find_huge_integer(const char *text, size_t len, size_t skip_start, size_t skip_len,
+                                size_t *start, size_t *tok_len)
+{
+    JsonCursor c = { text, text + len };
+
+    for (;;) {
+        cursor_skip_space(&c);
+        if (c.p >= c.end) {
+            return false;
+        }
+        if (*c.p == '"' || *c.p == '\'') {
+            if (!cursor_skip_string(&c)) {
+                return false;
+            }
+            continue;
+        }
+        const char *tok = c.p;
+        while (c.p < c.end && !ends_scalar(*c.p) && *c.p != '/') {
+            c.p++;
+        }
+        if (c.p == tok) {
+            c.p++;      /* punctuation, or a '/' that starts no comment */
+            continue;
+        }
+        size_t off = (size_t)(tok - text), n = (size_t)(c.p - tok);
+        if ((off < skip_start || off >= skip_start + skip_len) && token_is_huge_integer(tok, n)) {
+            *start = off;
+            *tok_len = n;
+            return true;
+        }
+    }
+}
+
 static size_t digits(const char *p, const char *end)
 {
     const char *q = p;

@@ -47,6 +47,13 @@ void qmp_splitter_free(QmpSplitter *sp);
 bool qmp_json_member_text(const char *text, size_t len, const char *name, size_t *start,
                           size_t *value_len);
 
+/* Finds the first integer literal in @text, outside strings, comments and
+ * the @skip_len bytes at @skip_start, that fits neither int64 nor uint64
+ * (json-glib turns those into -1 or saturates them without a word); sets
+ * *@start and *@tok_len to it. False if there is none. */
+bool qmp_json_find_huge_integer(const char *text, size_t len, size_t skip_start, size_t skip_len,
+                                size_t *start, size_t *tok_len);
+
 /* True if @text (@len bytes) is a number in strict JSON syntax (RFC 8259),
  * which json-glib's lenient scanner does not check (it takes 0x10, .5). */
 bool qmp_json_is_number(const char *text, size_t len);
