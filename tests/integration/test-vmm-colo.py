@@ -9,6 +9,7 @@ import time
 
 from colo_vmm import Vmm, free_port, require_kvm, wait_until
 from qmp import QMPError
+import netns
 import tap
 
 GUEST = "interval=0 dirty_pages=32 dirty_ms=20 area=8M"
@@ -21,13 +22,11 @@ def set_colo(vm, state=True):
                                                         {"capability": "events", "state": True}])
 
 
-def colo_pair(delay=200):
-    """A primary and a secondary in COLO, checkpointing every @delay ms."""
-    uri = "tcp:127.0.0.1:%d" % free_port()
-    pri = Vmm(smp=2, mem=MEM, append=GUEST).start()
-    sec = Vmm(smp=2, mem=MEM, append=GUEST, extra=["-incoming", uri]).start()
+def protect(pri, delay, mem=MEM, wrap=(), port=None):
+    """A fresh secondary for @pri, in COLO with it once this returns."""
+    uri = "tcp:127.0.0.1:%d" % (port or free_port())
+    sec = Vmm(smp=2, mem=mem, append=GUEST, extra=["-incoming", uri], wrap=wrap).start()
     try:
-        pri.wait_serial(BANNER, 60)
         for vm in (pri, sec):
             set_colo(vm)
         pri.qmp.cmd("migrate-set-parameters", args={"x-checkpoint-delay": delay, "max-bandwidth": 0})
@@ -39,10 +38,20 @@ def colo_pair(delay=200):
         for vm in (pri, sec):
             assert vm.qmp.cmd("query-status")["status"] == "running"
     except BaseException:
-        pri.close()
         sec.close()
         raise
-    return pri, sec
+    return sec
+
+
+def colo_pair(delay=200, mem=MEM):
+    """A primary and a secondary in COLO, checkpointing every @delay ms."""
+    pri = Vmm(smp=2, mem=mem, append=GUEST).start()
+    try:
+        pri.wait_serial(BANNER, 60)
+        return pri, protect(pri, delay, mem)
+    except BaseException:
+        pri.close()
+        raise
 
 
 def checkpoints(vm):
@@ -89,6 +98,8 @@ def test_checkpoints_carry_the_primary_state():
         assert st["reasons"]["request"] >= 1 and st["reasons"]["periodic"] >= 3, st
         assert st["pause-us"]["max"] >= st["pause-us"]["p99"] >= st["pause-us"]["p50"] > 0, st
         assert checkpoints(sec) >= st["count"] - 1, (checkpoints(sec), st)
+        ev = pri.qmp.wait_event("COLO_CHECKPOINT", 10)
+        assert ev["data"]["reason"] in ("periodic", "request") and ev["data"]["pause-us"] > 0, ev
         pri.qmp.cmd("cont")
         sec.qmp.cmd("cont")
         wait_checkpoints(pri, 2)
@@ -120,24 +131,32 @@ def test_primary_runs_on_when_secondary_dies():
 
 
 def test_failover_at_random_points():
-    """Failover of either side at a random moment (inside a checkpoint's
-    transfer or load, or between checkpoints): the survivor's guest runs on
-    with its memory consistent. Replay with COLO_TEST_SEED."""
+    """Failover at random moments (inside a checkpoint's transfer or load,
+    or between checkpoints), 20 times on each side: the survivor's guest
+    runs on with its memory consistent, and is protected again by a fresh
+    secondary for the next round (re-protect). Replay with COLO_TEST_SEED."""
     require_kvm()
     seed = int(os.environ.get("COLO_TEST_SEED", random.randrange(1 << 30)))
-    print("# seed %d" % seed)
+    print("# seed %d" % seed, flush=True)
     rng = random.Random(seed)
-    for i in range(4):
-        pri, sec = colo_pair(delay=rng.choice([20, 50, 200]))
-        try:
-            wait_checkpoints(pri, 1)
-            time.sleep(rng.uniform(0, 0.3))     # a random point of the checkpoint cycle
-            victim, survivor, mode = (pri, sec, "secondary") if i % 2 == 0 else (sec, pri, "primary")
-            victim.proc.kill()
+    victims = ["primary", "secondary"] * 20
+    rng.shuffle(victims)
+    pri, sec = colo_pair(delay=rng.choice([20, 50, 200]), mem="32M")
+    try:
+        for victim in victims:
+            wait_checkpoints(pri, rng.randrange(1, 3))
+            time.sleep(rng.uniform(0, 0.25))    # a random point of the checkpoint cycle
+            dead, survivor, mode = (pri, sec, "secondary") if victim == "primary" else (sec, pri, "primary")
+            dead.proc.kill()
             survivor.qmp.cmd("x-colo-lost-heartbeat")
             assert_takes_over(survivor, mode)
-        finally:
-            pri.close()
+            survivor.qmp.cmd("cont")
+            dead.close()
+            pri, sec = survivor, None
+            sec = protect(pri, rng.choice([20, 50, 200]), mem="32M")
+    finally:
+        pri.close()
+        if sec:
             sec.close()
 
 
@@ -165,6 +184,32 @@ def test_failover_with_a_frozen_peer():
             os.kill(frozen.proc.pid, signal.SIGCONT)
             pri.close()
             sec.close()
+
+
+def test_failover_with_a_black_hole_link():
+    """Packets between the two dropped, not refused (iptables DROP in a
+    namespace of their own): both answer x-colo-lost-heartbeat in time,
+    whatever their threads were blocked on, and run on."""
+    require_kvm()
+    netns.require(("ip", "iptables"), "a namespace with iptables rules")
+    with netns.Netns("bh", prefix="colobh") as net:
+        port = 47000 + os.getpid() % 1000
+        pri = Vmm(smp=2, mem=MEM, append=GUEST, wrap=net.argv("bh")).start()
+        sec = None
+        try:
+            pri.wait_serial(BANNER, 60)
+            sec = protect(pri, 50, wrap=net.argv("bh"), port=port)
+            wait_checkpoints(pri, 2)
+            for direction in ("--dport", "--sport"):
+                net.exe("bh", "iptables", "-I", "INPUT", "-p", "tcp", direction, str(port), "-j", "DROP")
+            time.sleep(0.3)     # let both block on the silent link mid-checkpoint
+            for vm, mode in ((pri, "primary"), (sec, "secondary")):
+                lost_heartbeat_in_time(vm)
+                assert_takes_over(vm, mode)
+        finally:
+            pri.close()
+            if sec:
+                sec.close()
 
 
 def test_refusals():

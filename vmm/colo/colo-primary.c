@@ -160,6 +160,7 @@ bool colo_primary_run(Migration *m, GError **error)
     Colo *co = m->colo;
     uint64_t value;
 
+    colo_begin(m);
     if (!colo_net_connect(m, COLO_MODE_PRIMARY, error)) {
         return false;
     }
@@ -174,12 +175,12 @@ bool colo_primary_run(Migration *m, GError **error)
     Capture cap = { 0 };
     disk_save_cleanup(&m->disks);
     colo_disk_primary_start(&cap.disks, m->vm);
-    colo_enter(m, COLO_MODE_PRIMARY);
     /* For the proxy the initial sync is a checkpoint: what the guest sent
      * before it stopped is in the secondary now. */
     g_autoptr(GError) net_error = NULL;
     bool net_ok = colo_net_checkpoint_begin(m, &net_error) && colo_net_commit(m, &net_error);
     migration_call_main(m, main_colo_run_vm);
+    colo_enter(m, COLO_MODE_PRIMARY);   /* both guests run now */
     if (!net_ok) {
         colo_wait_failover(m, net_error->message);
     }

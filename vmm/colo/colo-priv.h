@@ -12,6 +12,8 @@ void colo_put_msg(MigChannel *c, uint32_t msg, uint64_t value);
 /* A COLO message on the secondary's return path (sent at once). */
 void colo_rp_send(Migration *m, uint32_t msg, uint64_t value);
 
+/* Before the initial sync's end: forget the last COLO's failover. */
+void colo_begin(Migration *m);
 /* COLO begins on this side: mode, migration status "colo". */
 void colo_enter(Migration *m, ColoMode mode);
 /* COLO is over on this side: mode none, COLO_EXIT. */

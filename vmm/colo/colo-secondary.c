@@ -208,6 +208,8 @@ void colo_secondary_free(ColoSecondary *s)
 bool colo_secondary_run(Migration *m, GError **error)
 {
     g_autoptr(GError) local = NULL;
+
+    colo_begin(m);
     ColoSecondary *s = colo_secondary_new(m, error);
 
     if (!s) {
@@ -219,8 +221,8 @@ bool colo_secondary_run(Migration *m, GError **error)
         colo_secondary_free(s);
         return false;
     }
-    colo_enter(m, COLO_MODE_SECONDARY);
     migration_call_main(m, main_colo_start_guest);
+    colo_enter(m, COLO_MODE_SECONDARY);
     colo_rp_send(m, COLO_MSG_CHECKPOINT_READY, 0);
 
     colo_secondary_loop(s, m->in, &local);     /* returns only when the stream ends */

@@ -121,6 +121,17 @@ bool colo_rp_message(Migration *m, const uint8_t *payload, uint16_t len)
     return room;
 }
 
+void colo_begin(Migration *m)
+{
+    Colo *co = m->colo;
+
+    /* A survivor protected again starts a new COLO: nothing of the last. */
+    g_mutex_lock(&m->lock);
+    co->failover = co->broken = co->requested = false;
+    co->rp_count = 0;
+    g_mutex_unlock(&m->lock);
+}
+
 void colo_enter(Migration *m, ColoMode mode)
 {
     g_mutex_lock(&m->lock);
@@ -210,7 +221,19 @@ void colo_record(Migration *m, ColoTrigger trigger, uint64_t pause_us, uint64_t 
     co->pause_max_us = MAX(co->pause_max_us, pause_us);
     co->last_pages = pages;
     co->last_bytes = bytes;
+    uint64_t count = co->count;
     g_mutex_unlock(&m->lock);
+
+    /* One small event per checkpoint, for colod and for measuring. */
+    JsonObject *data = json_object_new();
+    json_object_set_int_member(data, "count", (gint64)count);
+    json_object_set_int_member(data, "pause-us", (gint64)pause_us);
+    json_object_set_int_member(data, "pages", (gint64)pages);
+    json_object_set_int_member(data, "bytes", (gint64)bytes);
+    if (trigger < COLO_TRIGGER__MAX) {
+        json_object_set_string_member(data, "reason", colo_trigger_names[trigger]);
+    }
+    vm_emit_event(m->vm, "COLO_CHECKPOINT", data);
 }
 
 /* ---- QMP ------------------------------------------------------------------ */
