@@ -25,6 +25,7 @@ struct ColoSecondary {
     uint64_t pages;             /* received in this checkpoint */
     uint64_t bytes_at;          /* stream position at VMSTATE_SEND */
     bool receiving;             /* between VMSTATE_SEND and VMSTATE_SIZE */
+    bool unusable;              /* a commit failed halfway: the guest stays paused */
 } Secondary;
 
 static bool colo_fail(GError **error, const char *why, uint32_t msg)
@@ -92,7 +93,11 @@ static bool colo_on_msg(ColoSecondary *s, MigChannel *c, uint32_t msg, uint64_t 
         }
         s->receiving = false;
         colo_rp_send(m, COLO_MSG_VMSTATE_RECEIVED, 0);
-        if (!colo_commit(s, state, (uint32_t)value, error) || !colo_net_commit(m, error)) {
+        if (!colo_commit(s, state, (uint32_t)value, error)) {
+            s->unusable = true;
+            return false;
+        }
+        if (!colo_net_commit(m, error)) {
             return false;
         }
         colo_resume_guest(m);
@@ -191,13 +196,17 @@ ColoSecondary *colo_secondary_new(Migration *m, GError **error)
 
 void colo_secondary_free(ColoSecondary *s)
 {
-    if (s->paused) {
+    if (s->paused && !s->unusable) {
         /* A checkpoint that had not arrived whole is dropped: the guest goes
          * on from its own state, which the cache never touched. */
         colo_resume_guest(s->m);
     }
     g_autoptr(GError) error = NULL;
-    if (!colo_disk_secondary_stop(&s->disks, &error)) {
+    if (s->unusable) {
+        /* Its own writes are as unusable as its memory: the overlays stay
+         * on top, the images untouched. */
+        g_clear_pointer(&s->disks.overlays, g_ptr_array_unref);
+    } else if (!colo_disk_secondary_stop(&s->disks, &error)) {
         qb_log(LOG_ERR, "COLO: %s", error->message);
     }
     ram_save_cleanup(&s->own);
@@ -226,6 +235,13 @@ bool colo_secondary_run(Migration *m, GError **error)
     colo_rp_send(m, COLO_MSG_CHECKPOINT_READY, 0);
 
     colo_secondary_loop(s, m->in, &local);     /* returns only when the stream ends */
+    if (s->unusable) {
+        g_mutex_lock(&m->lock);
+        m->colo->unusable = true;
+        g_mutex_unlock(&m->lock);
+        qb_log(LOG_CRIT, "COLO: %s; this secondary's guest stays paused and cannot take over",
+               local ? local->message : "commit failed");
+    }
     g_mutex_lock(&m->lock);
     bool stop = colo_should_stop_locked(m->colo);
     g_mutex_unlock(&m->lock);

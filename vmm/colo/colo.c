@@ -244,13 +244,20 @@ bool colo_lost_heartbeat(Migration *m, GError **error)
 
     g_mutex_lock(&m->lock);
     bool in_colo = co && co->mode != COLO_MODE_NONE;
-    if (in_colo) {
+    bool unusable = in_colo && co->unusable;
+    if (in_colo && !unusable) {
         co->failover = true;
         g_cond_broadcast(&m->cond);
     }
     g_mutex_unlock(&m->lock);
     if (!in_colo) {
         g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC, "VM is not in COLO mode");
+        return false;
+    }
+    if (unusable) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
+                    "this secondary cannot take over: a checkpoint failed halfway through its commit "
+                    "and its guest is neither its own state nor the primary's");
         return false;
     }
     /* No thread may wait on a dead peer: whatever it blocks on ends now. */
@@ -341,6 +348,7 @@ JsonObject *colo_query(Migration *m)
     json_object_set_string_member(ret, "last-mode", colo_mode_names[co->last_mode]);
     json_object_set_string_member(ret, "reason", colo_reason_names[co->reason]);
     json_object_set_boolean_member(ret, "x-broken", co->broken);
+    json_object_set_boolean_member(ret, "x-unusable", co->unusable);
     json_object_set_object_member(ret, "checkpoints", colo_query_checkpoints(co));
     JsonObject *proxy = colo_net_query_locked(co);
     if (proxy) {

@@ -50,6 +50,8 @@ typedef struct Colo {
     ColoExitReason reason;
     bool failover;              /* x-colo-lost-heartbeat asked */
     bool broken;                /* the peer or stream failed: waiting for failover */
+    bool unusable;              /* secondary: a checkpoint failed halfway through its
+                                 * commit; its guest must never run as a primary */
     bool quit;                  /* the VMM ends: leave without failover */
     bool requested;             /* x-colo-checkpoint or the proxy asked */
     ColoTrigger request_trigger;
