@@ -238,6 +238,22 @@ void colo_record(Migration *m, ColoTrigger trigger, uint64_t pause_us, uint64_t 
 
 /* ---- QMP ------------------------------------------------------------------ */
 
+/* No thread may wait on a dead peer: whatever it blocks on ends now. */
+static void colo_shutdown_channels(Migration *m)
+{
+    g_mutex_lock(&m->lock);
+    if (m->out) {
+        mig_channel_shutdown(m->out, ECANCELED);
+    }
+    if (m->rp) {
+        mig_channel_shutdown(m->rp, ECANCELED);
+    }
+    g_mutex_unlock(&m->lock);
+    if (m->in) {
+        mig_channel_shutdown(m->in, ECANCELED);
+    }
+}
+
 bool colo_lost_heartbeat(Migration *m, GError **error)
 {
     Colo *co = m->colo;
@@ -260,18 +276,7 @@ bool colo_lost_heartbeat(Migration *m, GError **error)
                     "and its guest is neither its own state nor the primary's");
         return false;
     }
-    /* No thread may wait on a dead peer: whatever it blocks on ends now. */
-    g_mutex_lock(&m->lock);
-    if (m->out) {
-        mig_channel_shutdown(m->out, ECANCELED);
-    }
-    if (m->rp) {
-        mig_channel_shutdown(m->rp, ECANCELED);
-    }
-    g_mutex_unlock(&m->lock);
-    if (m->in) {
-        mig_channel_shutdown(m->in, ECANCELED);
-    }
+    colo_shutdown_channels(m);
     qb_log(LOG_NOTICE, "COLO: failover requested (x-colo-lost-heartbeat)");
     return true;
 }
@@ -301,8 +306,13 @@ void colo_quit(Migration *m)
     }
     g_mutex_lock(&m->lock);
     m->colo->quit = true;
+    bool in_colo = m->colo->mode != COLO_MODE_NONE;
     g_cond_broadcast(&m->cond);
     g_mutex_unlock(&m->lock);
+    if (in_colo) {
+        /* The loop may be blocked writing to a peer that reads no more. */
+        colo_shutdown_channels(m);
+    }
 }
 
 static int cmp_u32(const void *a, const void *b)
