@@ -126,10 +126,11 @@ def files_equal(a, b):
 class Vmm:
     """One VMM process with its QMP connection and log file."""
 
-    def __init__(self, argv, qmp_path, log_path, timeout):
+    def __init__(self, argv, qmp_path, log_path, timeout, env=None):
         self.log_path = log_path
         self.logf = open(log_path, "wb")
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.logf, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.logf, stderr=subprocess.STDOUT,
+                                     env=env)
         procs.append(self)
         deadline = time.monotonic() + timeout
         while not os.path.exists(qmp_path):
@@ -344,6 +345,14 @@ def postcopy_report(images, args, workdir):
 
 # --- the benchmark ----------------------------------------------------------
 
+def check_build(args):
+    """Exit unless colo-vmm is built in --build and /dev/kvm is usable."""
+    if not os.access(os.path.join(args.build, "vmm", "colo-vmm"), os.X_OK):
+        sys.exit("no vmm/colo-vmm in %s: set COLO_BUILDDIR or --build" % args.build)
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        sys.exit("colo-vmm needs /dev/kvm (read/write)")
+
+
 def probe(vmm, args, workdir):
     """The migration capabilities a VMM offers (started once, without RAM file)."""
     d = tempfile.mkdtemp(prefix="probe-", dir=workdir)
@@ -433,10 +442,7 @@ def main():
     ap.add_argument("--build", default=os.environ.get("COLO_BUILDDIR", os.getcwd()),
                     help="build directory (default $COLO_BUILDDIR, else the current directory)")
     args = ap.parse_args()
-    if not os.access(os.path.join(args.build, "vmm", "colo-vmm"), os.X_OK):
-        sys.exit("no vmm/colo-vmm in %s: set COLO_BUILDDIR or --build" % args.build)
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        sys.exit("colo-vmm needs /dev/kvm (read/write)")
+    check_build(args)
 
     free = shutil.disk_usage(args.dir).free >> 20
     if free < 4 * args.mib + 256:
