@@ -102,8 +102,11 @@ static bool colo_checkpoint(Migration *m, ColoTrigger trigger, Capture *cap, GEr
     if (mig_flush(c) || !colo_wait_msg(m, COLO_MSG_CHECKPOINT_REPLY, &value, error)) {
         goto out;
     }
-    colo_pause_guest(m);
+    /* The pause counts from the request to stop, not from when the last
+     * vCPU has stopped: the first one may stop at once (an upper bound, as
+     * QEMU's figure from the reply to vm_start). */
     gint64 paused = g_get_monotonic_time();
+    colo_pause_guest(m);
     bool captured = ram_save_sync(rs, error);
     if (captured) {
         pages = ram_save_capture(rs, &cap->ram);
