@@ -3,39 +3,48 @@
 
   COLO_BUILDDIR=/path/to/build bench/colo-bench.py [--checkpoints N] [--delay MS] [--mib M]
 
-Needs /dev/kvm; about 2 minutes with the defaults, longer on a loaded machine.
+Needs /dev/kvm and ss (iproute2); about 5 minutes with the defaults, more
+on a loaded machine.
 
 A primary and a secondary on 127.0.0.1 run the test guest (-kernel) in
 periodic COLO: no NIC, no disk, no colo-compare; x-colo on both sides,
 x-checkpoint-delay on the primary, the secondary started with
-`-incoming defer`. Each case boots a fresh pair per VMM, waits for COLO,
-lets --warmup checkpoints pass and then measures --checkpoints checkpoints:
+`-incoming defer`. Each case boots a fresh pair per VMM (the order of the
+VMMs rotates from case to case), waits for COLO, lets --warmup checkpoints
+pass and then measures --checkpoints checkpoints:
 
-  colo-vmm          query-colo-status on the primary, polled: each
-                    checkpoint's pause-us "last" and "last-pages"
+  colo-vmm          query-colo-status of either side, polled (--poll): each
+                    checkpoint's pause-us "last", and "last-pages"
   QEMU TCP_NODELAY  QEMU with an LD_PRELOAD shim (bench/colo-bench-nodelay.c,
                     compiled here with cc) that sets TCP_NODELAY on the
-                    migration socket on both sides
+                    migration socket on both sides (checked in their logs)
   QEMU stock        QEMU as it is (7.2 leaves Nagle on: its small COLO
                     messages wait for the peer's delayed ACK)
 
 QEMU runs `-M pc -accel kvm` (7.2's q35 aborts at the first checkpoint; TCG
 hangs) with the trace events colo_* written with timestamps (-msg
-timestamp=on). The pause is the time the primary's vCPUs do not run because
-of the checkpoint: for colo-vmm its own pause-us; for QEMU from the trace of
-`checkpoint-reply` received to colo_vm_state_change stop => run (vm_start
-has resumed the vCPUs). The bytes each checkpoint put on the wire come from
-the primary's socket (ss: bytes_sent) for both VMMs, so a QEMU checkpoint's
-pages are these bytes / 4 KiB (zero pages cost little, so a lower bound).
+timestamp=on, -D). The primary's pause is the time its vCPUs do not run
+because of the checkpoint: for colo-vmm its pause-us (from the request to
+stop the vCPUs until they have been resumed); for QEMU, from the trace,
+from `checkpoint-reply` received (vm_stop follows) to colo_vm_state_change
+stop => run (vm_start has resumed the vCPUs). The secondary's pause runs
+from the checkpoint's request until it has loaded and runs again (QEMU:
+its run => stop to stop => run). The bytes each checkpoint put on the wire
+come from the primary's socket (ss: bytes_sent) for both VMMs, so a QEMU
+checkpoint's pages are these bytes / 4 KiB (a zero page costs less).
 
-Cases: an idle guest and two dirty workloads (--dirty-4, --dirty-12: the
+Cases: an idle guest, and two dirty workloads (--dirty-4, --dirty-12: the
 test guest's -append, meant to dirty about 4 and 12 MiB per checkpoint at a
-200 ms interval). Then the checkpoint rate: --rate-delay between checkpoints
-while the guest dirties a 16 MiB area as fast as it can (--dirty-16), for
---rate-seconds. The ratios colo-vmm / QEMU come last.
+200 ms interval; a loaded machine's guest writes less, so the pages each
+checkpoint carried are printed). Then 16 MiB: --rate-delay between
+checkpoints, long enough for the guest to rewrite its whole 16 MiB area
+(--dirty-16); the rate the pair sustains with 16 MiB dirty is 1 / the
+secondary's pause p50, the time a checkpoint occupies the pair. The ratios
+colo-vmm / QEMU, the growth of the pause with the MiB captured and the
+goals of issue 10 come last.
 
 Without qemu-system-x86_64 only colo-vmm is measured (said so at the top
-and in the ratios); without cc, QEMU with TCP_NODELAY is left out."""
+and at the end); without cc, QEMU with TCP_NODELAY is left out."""
 import argparse
 import importlib.util
 import os
@@ -289,11 +298,15 @@ def report(table, cases, variants):
                 if q == "qemu-nodelay":
                     met.setdefault("fifth", []).append(r50 <= 0.2 and r99 <= 0.2)
     for v in variants:
-        rows = [table[(case, v)] for case, _, _, _ in cases if (case, v) in table and case != "16mib"]
-        if len(rows) >= 2 and rows[-1]["mib"] > rows[0]["mib"]:
-            log("%-17s primary's pause p50 grows %.2f ms per MiB on the wire (%.2f MiB: %.2f ms, %.2f MiB: %.2f ms)"
-                % (LABEL[v], (rows[-1]["p50"] - rows[0]["p50"]) / (rows[-1]["mib"] - rows[0]["mib"]),
-                   rows[0]["mib"], rows[0]["p50"], rows[-1]["mib"], rows[-1]["p50"]))
+        # Least squares over the cases: the primary's pause against the MiB a checkpoint carried.
+        pts = [(table[(case, v)]["mib"], table[(case, v)]["p50"]) for case, _, _, _ in cases if (case, v) in table]
+        if len(pts) >= 2:
+            mx, my = sum(x for x, _ in pts) / len(pts), sum(y for _, y in pts) / len(pts)
+            sxx = sum((x - mx) ** 2 for x, _ in pts)
+            if sxx > 0:
+                slope = sum((x - mx) * (y - my) for x, y in pts) / sxx
+                log("%-17s primary's pause p50 grows %.2f ms per MiB a checkpoint carries (least squares, %s)" %
+                    (LABEL[v], slope, ", ".join("%.1f MiB %.1f ms" % pt for pt in pts)))
     for v in variants:
         s = table.get(("16mib", v))
         if s:
@@ -365,9 +378,10 @@ def main():
             (args.mib, args.smp, args.checkpoints, args.warmup, " ".join("%.2f" % x for x in os.getloadavg())))
         t_start = time.monotonic()
         table = {}
-        for case, append, delay, n in cases:
+        for k, (case, append, delay, n) in enumerate(cases):
             log("case %s, x-checkpoint-delay %d ms, -append \"%s\":" % (case, delay, append))
-            for v in variants:
+            # The order rotates from case to case: a load that drifts favours no VMM.
+            for v in variants[k % len(variants):] + variants[:k % len(variants)]:
                 r = run_case(v, append, delay, n, args, workdir, shim)
                 table[(case, v)] = summary(r)
                 log(fmt_case(v, r, table[(case, v)]))
