@@ -13,8 +13,8 @@ x-checkpoint-delay on the primary, the secondary started with
 VMMs rotates from case to case), waits for COLO, lets --warmup checkpoints
 pass and then measures --checkpoints checkpoints:
 
-  colo-vmm          query-colo-status of either side, polled (--poll): each
-                    checkpoint's pause-us "last", and "last-pages"
+  colo-vmm          the COLO_CHECKPOINT event of each checkpoint on either
+                    side: its pause-us, and pages
   QEMU TCP_NODELAY  QEMU with an LD_PRELOAD shim (bench/colo-bench-nodelay.c,
                     compiled here with cc) that sets TCP_NODELAY on the
                     migration socket on both sides (checked in their logs)
@@ -59,7 +59,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(SRC, "tests", "lib"))
-from qmp import QMPError  # noqa: E402
+from qmp import QMPError, QMPTimeout  # noqa: E402
 
 # The process handling (Vmm, free_port, kill_all, check_build) is migration-bench's.
 _spec = importlib.util.spec_from_file_location("migration_bench", os.path.join(HERE, "migration-bench.py"))
@@ -201,6 +201,22 @@ class Pair:
     def colo_status(self, vm):
         return vm.cmd("query-colo-status")["checkpoints"]
 
+    @staticmethod
+    def colo_events(vm, after, n, timeout):
+        """The data of @vm's COLO_CHECKPOINT events for checkpoints @after + 1 to @after + @n."""
+        got, deadline = [], time.monotonic() + timeout
+        while len(got) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError("colo-vmm: %d COLO_CHECKPOINT events not seen in %.0f s" % (n, timeout))
+            try:
+                ev = vm.qmp.wait_event("COLO_CHECKPOINT", timeout=left)["data"]
+            except QMPTimeout:
+                continue
+            if after < ev["count"] <= after + n:
+                got.append(ev)
+        return got
+
     def count(self):
         return len(self.qemu_pauses("pri")) if self.qemu else self.colo_status(self.pri)["count"]
 
@@ -211,12 +227,12 @@ class Pair:
                 raise RuntimeError("%s: %d checkpoints not reached in %.0f s" % (self.variant, n, timeout))
             time.sleep(0.02)
 
-    def measure(self, warmup, n, poll, timeout):
+    def measure(self, warmup, n, timeout):
         """After @warmup checkpoints, @n more: per-checkpoint pauses (us) of
         either side, colo-vmm's pages per checkpoint, the bytes sent and the
         time taken."""
         self.wait_count(warmup, timeout)
-        r = {"pri": [], "sec": [], "pages": [], "missed": 0}
+        r = {"pri": [], "sec": [], "pages": []}
         if self.qemu:
             start = self.count()
             b0, t0 = bytes_sent(self.port), time.monotonic()
@@ -226,27 +242,14 @@ class Pair:
             r["pri"] = self.qemu_pauses("pri")[start:done]
             r["sec"] = self.qemu_pauses("sec")[start:done]
         else:
-            # Each poll takes the last checkpoint of either side; one that
-            # ended between two polls unseen is counted as missed.
-            prev = {side: self.colo_status(vm)["count"] for side, vm in (("pri", self.pri), ("sec", self.sec))}
+            # Every checkpoint's COLO_CHECKPOINT event, on either side.
+            first = {side: self.colo_status(vm)["count"] for side, vm in (("pri", self.pri), ("sec", self.sec))}
             b0, t0 = bytes_sent(self.port), time.monotonic()
-            start = prev["pri"]
-            deadline = time.monotonic() + timeout + n
-            while prev["pri"] < start + n:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("colo-vmm: %d checkpoints not reached" % (start + n))
-                time.sleep(poll)
-                for side, vm in (("pri", self.pri), ("sec", self.sec)):
-                    st = self.colo_status(vm)
-                    if st["count"] == prev[side]:
-                        continue
-                    r["missed"] += st["count"] - prev[side] - 1
-                    prev[side] = st["count"]
-                    r[side].append(st["pause-us"]["last"])
-                    if side == "pri":
-                        r["pages"].append(st["last-pages"])
+            evs = self.colo_events(self.pri, first["pri"], n, timeout + n)
             b1, t1 = bytes_sent(self.port), time.monotonic()
-            done = prev["pri"]
+            r["pri"], r["pages"] = [e["pause-us"] for e in evs], [e["pages"] for e in evs]
+            r["sec"] = [e["pause-us"] for e in self.colo_events(self.sec, first["sec"], n, timeout)]
+            start, done = first["pri"], first["pri"] + n
         r.update({"checkpoints": done - start, "bytes": b1 - b0, "seconds": t1 - t0})
         return r
 
@@ -256,7 +259,7 @@ def run_case(variant, append, delay, n, args, workdir, shim):
     pair = None
     try:
         pair = Pair(variant, append, delay, args, d, shim)
-        return pair.measure(args.warmup, n, args.poll, args.timeout)
+        return pair.measure(args.warmup, n, args.timeout)
     finally:
         if pair:
             pair.close()
@@ -277,11 +280,10 @@ def summary(r):
 
 def fmt_case(variant, r, s):
     pages = "%.0f pages" % s["pages"] if s["pages"] is not None else "~%.0f pages" % (s["mib"] * MIB / PAGE)
-    missed = ", %d not seen by the poll" % r["missed"] if r.get("missed") else ""
     return ("  %-17s primary paused p50 %6.2f ms  p99 %6.2f ms  max %6.2f ms | secondary p50 %6.2f p99 %6.2f ms"
-            " | %s, %.2f MiB on the wire per checkpoint; %d checkpoints, %.2f/s%s" %
+            " | %s, %.2f MiB on the wire per checkpoint; %d checkpoints, %.2f/s" %
             (LABEL[variant], s["p50"], s["p99"], s["max"], s["sec50"], s["sec99"], pages, s["mib"],
-             r["checkpoints"], s["rate"], missed))
+             r["checkpoints"], s["rate"]))
 
 
 def report(table, cases, variants):
@@ -346,7 +348,6 @@ def main():
                          " to dirty 16 MiB)")
     ap.add_argument("--rate-checkpoints", type=int, default=20, help="checkpoints of the 16 MiB case (default 20)")
     ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, of %s" % ", ".join(VARIANTS))
-    ap.add_argument("--poll", type=float, default=0.02, help="query-colo-status poll period, s (default 0.02)")
     ap.add_argument("--timeout", type=float, default=120, help="bound on every wait, s (default 120)")
     ap.add_argument("--keep", action="store_true", help="keep the logs and traces (printed at the end)")
     ap.add_argument("--build", default=os.environ.get("COLO_BUILDDIR", os.getcwd()),
