@@ -2,10 +2,10 @@
 
 #include "block-test-filter.h"
 
-static int write_log_pwritev(BlockNode *node, uint64_t offset, const struct iovec *iov, int iovcnt,
-                             size_t bytes)
+static int spy_pwritev(BlockNode *node, uint64_t offset, const struct iovec *iov, int iovcnt,
+                       size_t bytes)
 {
-    WriteLog *log = node->opaque;
+    SpyLog *log = node->opaque;
 
     log->writes++;
     log->offset = offset;
@@ -16,18 +16,18 @@ static int write_log_pwritev(BlockNode *node, uint64_t offset, const struct iove
     return block_pwritev(node->child, offset, iov, iovcnt);
 }
 
-static void write_log_close(BlockNode *node)
+static void spy_close(BlockNode *node)
 {
-    ((WriteLog *)node->opaque)->closes++;
+    ((SpyLog *)node->opaque)->closes++;
 }
 
-const BlockDriver write_log_driver = {
-    .name = "write-log",
-    .pwritev = write_log_pwritev,
-    .close = write_log_close,
+const BlockDriver spy_driver = {
+    .name = "spy",
+    .pwritev = spy_pwritev,
+    .close = spy_close,
 };
 
-BlockNode *write_log_new(BlockNode *child, WriteLog *log)
+BlockNode *spy_new(BlockNode *child, SpyLog *log)
 {
-    return block_node_new(&write_log_driver, "write-log", child->size, child->readonly, child, log);
+    return block_node_new(&spy_driver, "spy", child->size, child->readonly, child, log);
 }

@@ -1,4 +1,4 @@
-/* A block filter for tests: counts and records the writes and closes that
+/* A block filter for tests (a spy): counts and records the writes and closes that
  * pass through it and forwards writes to its child (or fails them with
  * @fail, an -errno, when set); reads and flushes fall through (NULL
  * callbacks), as any filter may let them. */
@@ -7,16 +7,16 @@
 
 #include "block/block.h"
 
-typedef struct WriteLog {
+typedef struct SpyLog {
     unsigned writes, closes;
     uint64_t offset;            /* of the last write */
     size_t bytes;
     int fail;
-} WriteLog;
+} SpyLog;
 
-extern const BlockDriver write_log_driver;
+extern const BlockDriver spy_driver;
 
-/* A write-log filter over @child (same size and read-only flag). */
-BlockNode *write_log_new(BlockNode *child, WriteLog *log);
+/* A spy filter over @child (same size and read-only flag). */
+BlockNode *spy_new(BlockNode *child, SpyLog *log);
 
 #endif

@@ -1,8 +1,9 @@
 /* The block layer's filter nodes over a raw image: the dirty-block bitmap
  * (what writes mark, queries, clearing, concurrent writers and a
  * collector) and the copy-on-write overlay (reads from overlay or base,
- * partial blocks, the base changing underneath, discard, a random workload
- * checked against a model, concurrent partial writes). */
+ * partial blocks, the base changing underneath, discard, commit, a random
+ * workload checked against a model, concurrent partial writes) and the
+ * write log. */
 #include "config.h"
 
 #include <errno.h>
@@ -17,6 +18,7 @@
 #include "block/dirty-bitmap.h"
 #include "block/overlay.h"
 #include "block/raw.h"
+#include "block/write-log.h"
 
 typedef struct Image {
     char *path;
@@ -63,22 +65,39 @@ static uint8_t *image_contents(Image *img)
     return (uint8_t *)contents;
 }
 
+/* Cheap bytes from the test's seeded generator (xorshift from one draw). */
+static void random_fill(uint8_t *buf, size_t len)
+{
+    uint32_t x = g_test_rand_int() | 1;
+
+    for (size_t i = 0; i < len; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        buf[i] = (uint8_t)x;
+    }
+}
+
 /* ---- dirty bitmap ---- */
 
 static void test_bitmap_setup_errors(void)
 {
     Image img;
-    WriteLog log = { 0 };
+    SpyLog log = { 0 };
     g_autoptr(GError) error = NULL;
     const uint64_t bad[] = { 256, 1000, 4097, 1ULL << 31 };
 
     image_create(&img, 8192, 1);
+    /* A failed filter leaves its child to the caller (it may be in use). */
+    BlockNode *child = spy_new(image_open(&img, false), &log);
     for (unsigned i = 0; i < G_N_ELEMENTS(bad); i++) {
-        g_assert_null(block_dirty_bitmap_new(write_log_new(image_open(&img, false), &log), bad[i], &error));
+        g_assert_null(block_dirty_bitmap_new(child, bad[i], &error));
         g_assert_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
         g_clear_error(&error);
-        g_assert_cmpuint(log.closes, ==, i + 1);     /* the child was closed */
     }
+    g_assert_cmpuint(log.closes, ==, 0);
+    block_node_close(child);
+    g_assert_cmpuint(log.closes, ==, 1);
     BlockNode *node = block_dirty_bitmap_new(image_open(&img, false), 0, &error);
     g_assert_no_error(error);
     g_assert_cmpuint(block_dirty_bitmap_granularity(node), ==, BLOCK_DIRTY_BITMAP_DEFAULT_GRANULARITY);
@@ -107,11 +126,11 @@ static void assert_dirty(BlockNode *node, const uint64_t *blocks, unsigned n)
 static void test_bitmap_marks(void)
 {
     Image img;
-    WriteLog log = { 0 };
+    SpyLog log = { 0 };
     uint8_t buf[5 * 4096];
 
     image_create(&img, 100 * 4096 + 2048, 2);
-    BlockNode *node = block_dirty_bitmap_new(write_log_new(image_open(&img, false), &log), 4096, NULL);
+    BlockNode *node = block_dirty_bitmap_new(spy_new(image_open(&img, false), &log), 4096, NULL);
     g_assert_nonnull(node);
     g_assert_cmpuint(block_length(node), ==, img.size);
     g_assert_cmpuint(block_dirty_bitmap_blocks(node), ==, 101);
@@ -255,14 +274,14 @@ static void test_bitmap_threads(void)
 static void test_overlay_setup_errors(void)
 {
     Image img;
-    WriteLog log = { 0 };
+    SpyLog log = { 0 };
     g_autoptr(GError) error = NULL;
     g_autofree char *dir = g_dir_make_tmp("block-overlay-XXXXXX", NULL);
     g_autofree char *missing = g_build_filename(dir, "missing", NULL);
 
     image_create(&img, 8192, 5);
     /* A failed overlay leaves its base to the caller (it may be in use). */
-    BlockNode *base = write_log_new(image_open(&img, false), &log);
+    BlockNode *base = spy_new(image_open(&img, false), &log);
     g_assert_null(block_overlay_new(base, 2 << 20, NULL, &error));
     g_assert_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
     g_clear_error(&error);
@@ -369,32 +388,152 @@ static void test_overlay_readonly_base(void)
     /* Block 2, written from byte 3606 on: the base before that. */
     assert_reads(node, 2 * 4096, img.init + 2 * 4096, 3606);
     g_assert_cmpuint(block_overlay_allocated(node), ==, 2);
+    /* Committing into a read-only image fails; the overlay keeps it all. */
+    g_assert_cmpint(block_overlay_commit(node), ==, -EROFS);
+    g_assert_cmpuint(block_overlay_allocated(node), ==, 2);
+    assert_reads(node, img.size - 500, buf, 500);
     block_node_close(node);
     g_autofree uint8_t *file = image_contents(&img);
     g_assert_cmpmem(file, img.size, img.init, img.size);
     image_destroy(&img);
 }
 
-/* Random writes, reads, base writes, flushes and discards, vectored and
- * unaligned, checked against a model: the guest's view, the base, and
- * which blocks the overlay holds. */
+/* Commit writes what the overlay holds into the image, leaves the rest
+ * (also what the base got underneath), and empties the overlay. */
+static void test_overlay_commit(void)
+{
+    Image img;
+    uint8_t buf[4096];
+    g_autofree uint8_t *expect = NULL;
+
+    image_create(&img, 4 * 4096 + 100, 11);
+    expect = g_memdup2(img.init, img.size);
+    BlockNode *node = block_overlay_new(image_open(&img, false), 4096, NULL, NULL);
+    memset(buf, 0x5c, sizeof(buf));
+    g_assert_cmpint(block_pwrite(node, 4096 + 10, buf, 20), ==, 0);
+    g_assert_cmpint(block_pwrite(node, 4 * 4096, buf, 100), ==, 0);       /* the short last block */
+    memcpy(expect + 4096 + 10, buf, 20);
+    memcpy(expect + 4 * 4096, buf, 100);
+    g_assert_cmpint(block_pwrite(node->child, 3 * 4096, buf, 50), ==, 0);
+    memcpy(expect + 3 * 4096, buf, 50);
+    g_assert_cmpint(block_overlay_commit(node), ==, 0);
+    g_assert_cmpuint(block_overlay_allocated(node), ==, 0);
+    assert_reads(node, 0, expect, img.size);
+    g_autofree uint8_t *file = image_contents(&img);
+    g_assert_cmpmem(file, img.size, expect, img.size);
+    block_node_close(node);
+    image_destroy(&img);
+}
+
+/* Commit while the guest goes on writing (COLO's secondary commits at
+ * failover with its guest running): each write lands in a block of its
+ * own, once; every write that completed must be in the image or still in
+ * the overlay afterwards, none dropped by a commit that overtook it. */
+#define CW_BLOCKS 16384
+
+typedef struct CommitRun {
+    BlockNode *node;
+    gint written;               /* blocks whose write completed */
+} CommitRun;
+
+static gpointer commit_writer(gpointer data)
+{
+    CommitRun *run = data;
+
+    for (gint b = 0; b < CW_BLOCKS; b++) {
+        uint32_t mark = (uint32_t)b + 1;
+        g_assert_cmpint(block_pwrite(run->node, (uint64_t)b * 512, &mark, sizeof(mark)), ==, 0);
+        g_atomic_int_set(&run->written, b + 1);
+    }
+    return NULL;
+}
+
+static void test_overlay_commit_while_writing(void)
+{
+    Image img;
+    CommitRun run = { 0 };
+    unsigned commits = 0;
+
+    image_create(&img, CW_BLOCKS * 512, 13);
+    run.node = block_overlay_new(image_open(&img, false), 512, NULL, NULL);
+    GThread *writer = g_thread_new("writer", commit_writer, &run);
+    while (g_atomic_int_get(&run.written) < CW_BLOCKS) {
+        g_assert_cmpint(block_overlay_commit(run.node), ==, 0);
+        commits++;
+    }
+    g_thread_join(writer);
+    g_assert_cmpuint(commits, >, 1);
+    for (uint64_t b = 0; b < CW_BLOCKS; b++) {
+        uint32_t mark = 0;
+        g_assert_cmpint(block_pread(run.node, b * 512, &mark, sizeof(mark)), ==, 0);
+        g_assert_cmpuint(mark, ==, b + 1);
+    }
+    block_node_close(run.node);
+    image_destroy(&img);
+}
+
+/* ---- write log ---- */
+
+static void assert_logged(const BlockLoggedWrite *w, uint64_t offset, const uint8_t *data, uint32_t len)
+{
+    g_assert_cmpuint(w->offset, ==, offset);
+    g_assert_cmpuint(w->len, ==, len);
+    g_assert_cmpmem(w->data, w->len, data, len);
+}
+
+/* Every completed write, in order, as it was written (vectored ones
+ * gathered), split at 1 MiB; failed writes too; reads and flushes not;
+ * each take hands over what came since the last. */
+static void test_write_log(void)
+{
+    Image img;
+    SpyLog spy = { 0 };
+    const uint32_t big = 2 * (1u << 20) + 1000;
+    g_autofree uint8_t *data = g_malloc(big);
+    uint8_t back[64];
+
+    image_create(&img, 4 << 20, 12);
+    random_fill(data, big);
+    BlockNode *node = block_write_log_new(spy_new(image_open(&img, false), &spy));
+    g_assert_cmpuint(block_length(node), ==, img.size);
+    struct iovec iov[3] = { { data, 10 }, { data + 10, 0 }, { data + 10, 90 } };
+    g_assert_cmpint(block_pwritev(node, 7, iov, 3), ==, 0);
+    g_assert_cmpint(block_pwrite(node, 1 << 20, data, big), ==, 0);
+    g_assert_cmpint(block_pread(node, 7, back, sizeof(back)), ==, 0);
+    g_assert_cmpmem(back, sizeof(back), data, sizeof(back));
+    g_assert_cmpint(block_flush(node), ==, 0);
+    spy.fail = -EIO;
+    g_assert_cmpint(block_pwrite(node, 3, data + 5, 4), ==, -EIO);
+    spy.fail = 0;
+    g_assert_cmpint(block_pwrite(node, img.size, data, 1), ==, -EIO);    /* refused above it */
+    g_assert_cmpuint(block_write_log_bytes(node), ==, 100 + big + 4);
+
+    g_autoptr(GPtrArray) first = block_write_log_take(node);
+    g_assert_cmpuint(first->len, ==, 5);
+    assert_logged(first->pdata[0], 7, data, 100);
+    assert_logged(first->pdata[1], 1 << 20, data, 1 << 20);
+    assert_logged(first->pdata[2], 2 << 20, data + (1 << 20), 1 << 20);
+    assert_logged(first->pdata[3], 3 << 20, data + (2 << 20), 1000);
+    assert_logged(first->pdata[4], 3, data + 5, 4);
+    g_assert_cmpuint(block_write_log_bytes(node), ==, 0);
+    g_autoptr(GPtrArray) empty = block_write_log_take(node);
+    g_assert_cmpuint(empty->len, ==, 0);
+    g_assert_cmpint(block_pwrite(node, 0, data, 1), ==, 0);
+    g_autoptr(GPtrArray) second = block_write_log_take(node);
+    g_assert_cmpuint(second->len, ==, 1);
+    assert_logged(second->pdata[0], 0, data, 1);
+    block_node_close(node);
+    g_assert_cmpuint(spy.closes, ==, 1);
+    image_destroy(&img);
+}
+
+/* Random writes, reads, base writes, flushes, discards and commits,
+ * vectored and unaligned, checked against a model: the guest's view, the
+ * base, and which blocks the overlay holds. */
 typedef struct OverlayModel {
     uint64_t gran;
     const char *dir;
 } OverlayModel;
-
-/* Cheap bytes from the test's seeded generator (xorshift from one draw). */
-static void random_fill(uint8_t *buf, size_t len)
-{
-    uint32_t x = g_test_rand_int() | 1;
-
-    for (size_t i = 0; i < len; i++) {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        buf[i] = (uint8_t)x;
-    }
-}
 
 static int random_split(uint8_t *buf, size_t len, struct iovec *iov)
 {
@@ -450,11 +589,15 @@ static void test_overlay_model(gconstpointer data)
                     view[offset + i] = buf[i];
                 }
             }
-        } else if (kind < 98) {
+        } else if (kind < 97) {
             g_assert_cmpint(block_flush(node), ==, 0);
-        } else {
+        } else if (kind < 99) {
             g_assert_cmpint(block_overlay_discard_all(node), ==, 0);
             memcpy(view, base, size);
+            memset(held, 0, blocks);
+        } else {                            /* commit: the view becomes the base */
+            g_assert_cmpint(block_overlay_commit(node), ==, 0);
+            memcpy(base, view, size);
             memset(held, 0, blocks);
         }
         uint64_t nheld = 0;
@@ -566,11 +709,14 @@ int main(int argc, char **argv)
     g_test_add_func("/block/overlay/setup-errors", test_overlay_setup_errors);
     g_test_add_func("/block/overlay/semantics", test_overlay_semantics);
     g_test_add_func("/block/overlay/read-only-base", test_overlay_readonly_base);
+    g_test_add_func("/block/overlay/commit", test_overlay_commit);
+    g_test_add_func("/block/overlay/commit-while-writing", test_overlay_commit_while_writing);
     for (unsigned i = 0; i < G_N_ELEMENTS(models); i++) {
         g_autofree char *path = g_strdup_printf("/block/overlay/model/%" G_GUINT64_FORMAT "%s",
                                                 models[i].gran, models[i].dir ? "-file" : "-memfd");
         g_test_add_data_func(path, &models[i], test_overlay_model);
     }
     g_test_add_func("/block/overlay/threads", test_overlay_threads);
+    g_test_add_func("/block/write-log", test_write_log);
     return g_test_run();
 }

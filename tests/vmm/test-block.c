@@ -177,10 +177,10 @@ static void test_raw_short_read(Fixture *fx, gconstpointer data)
 
 static void test_filter_stack(Fixture *fx, gconstpointer data)
 {
-    WriteLog c1 = { 0 }, c2 = { 0 };
+    SpyLog c1 = { 0 }, c2 = { 0 };
     BlockNode *raw = fx->node;
-    BlockNode *f1 = write_log_new(raw, &c1);
-    BlockNode *f2 = write_log_new(f1, &c2);
+    BlockNode *f1 = spy_new(raw, &c1);
+    BlockNode *f2 = spy_new(f1, &c2);
     uint8_t buf[100], back[100];
 
     fill(buf, sizeof(buf), 3);
@@ -196,9 +196,9 @@ static void test_filter_stack(Fixture *fx, gconstpointer data)
     /* Checks happen at the top: nothing past the end reaches a filter. */
     g_assert_cmpint(block_pwrite(f2, IMAGE_SIZE, buf, 1), ==, -EIO);
     g_assert_cmpuint(c2.writes, ==, 1);
-    g_assert_true(block_node_find(f2, &write_log_driver) == f2);
+    g_assert_true(block_node_find(f2, &spy_driver) == f2);
     g_assert_true(block_node_find(f2, &block_raw_driver) == raw);
-    g_assert_null(block_node_find(raw, &write_log_driver));
+    g_assert_null(block_node_find(raw, &spy_driver));
     /* Take f2 out: f1 is the top again, f2 alone was closed. */
     g_assert_true(block_node_remove_filter(f2) == f1);
     g_assert_cmpuint(c2.closes, ==, 1);

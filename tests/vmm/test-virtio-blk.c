@@ -3,6 +3,7 @@
  * requests complete on the device's I/O thread and raise MSI-X vectors. */
 #include "config.h"
 
+#include <errno.h>
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <string.h>
@@ -397,13 +398,13 @@ static void test_vectored(Fixture *fx, gconstpointer data)
  * sees nothing more; the device goes on working throughout. */
 static void test_filter_inserted(Fixture *fx, gconstpointer data)
 {
-    WriteLog log = { 0 };
+    SpyLog log = { 0 };
     BlockNode *raw = virtio_blk_node(fx->blk);
     uint8_t buf[1024];
 
     g_assert_true(block_node_find(raw, &block_raw_driver) == raw);
     fx_ready(fx);
-    BlockNode *filter = write_log_new(raw, &log);
+    BlockNode *filter = spy_new(raw, &log);
     virtio_blk_set_node(fx->blk, filter);
     memset(buf, 0x5a, sizeof(buf));
     g_assert_true(guest_memory_write(fx->mem, DATA, buf, sizeof(buf)));
@@ -469,6 +470,54 @@ static void test_overlay_and_bitmap(Fixture *fx, gconstpointer data)
     g_assert_cmpmem(buf, sizeof(buf), orig, sizeof(orig));
 }
 
+/* Guest writes, one per sector in order, each with its sector number + 1. */
+typedef struct GuestWriter {
+    Fixture *fx;
+    gint done;                  /* writes completed */
+} GuestWriter;
+
+static gpointer guest_writer(gpointer data)
+{
+    GuestWriter *gw = data;
+
+    for (uint32_t sector = 0; sector < SECTORS; sector++) {
+        uint32_t mark = sector + 1;
+        g_assert_true(guest_memory_write(gw->fx->mem, DATA, &mark, sizeof(mark)));
+        g_assert_cmpuint(blk_request(gw->fx, 1, sector, 512, false, NULL), ==, 0);
+        g_atomic_int_set(&gw->done, (gint)mark);
+    }
+    return NULL;
+}
+
+/* An overlay committed and taken out while the guest writes (COLO's
+ * secondary at failover): every write the guest saw complete ends up in
+ * the image, none left behind in the overlay that was closed. */
+static void test_overlay_removed_while_writing(Fixture *fx, gconstpointer data)
+{
+    GuestWriter gw = { fx, 0 };
+    g_autofree char *contents = NULL;
+    gsize len;
+
+    fx_ready(fx);
+    BlockNode *raw = virtio_blk_node(fx->blk);
+    virtio_blk_set_node(fx->blk, block_overlay_new(raw, 512, NULL, NULL));
+    GThread *writer = g_thread_new("guest", guest_writer, &gw);
+    while (g_atomic_int_get(&gw.done) < SECTORS / 4) {
+        g_usleep(100);
+    }
+    g_assert_cmpint(virtio_blk_remove_filter(fx->blk, block_overlay_commit), ==, 0);
+    g_thread_join(writer);
+    g_assert_true(virtio_blk_node(fx->blk) == raw);
+    g_assert_true(g_file_get_contents(fx->path, &contents, &len, NULL));
+    for (uint32_t sector = 0; sector < SECTORS; sector++) {
+        uint32_t mark;
+        memcpy(&mark, contents + sector * 512, sizeof(mark));
+        g_assert_cmpuint(mark, ==, sector + 1);
+    }
+    /* Nothing to take out of a bare image. */
+    g_assert_cmpint(virtio_blk_remove_filter(fx->blk, NULL), ==, -EINVAL);
+}
+
 /* Transport state survives save/load; a forged stream is refused. */
 static void test_state(Fixture *fx, gconstpointer data)
 {
@@ -513,6 +562,7 @@ int main(int argc, char **argv)
     ADD("/virtio/blk/vectored", test_vectored);
     ADD("/virtio/blk/filter-inserted", test_filter_inserted);
     ADD("/virtio/blk/overlay-and-bitmap", test_overlay_and_bitmap);
+    ADD("/virtio/blk/overlay-removed-while-writing", test_overlay_removed_while_writing);
     ADD("/virtio/blk/pause", test_pause);
     ADD("/virtio/blk/state", test_state);
     ADD("/virtio/malformed/head-out-of-range", test_bad_head);

@@ -61,7 +61,6 @@ const BlockDriver block_dirty_bitmap_driver = {
 BlockNode *block_dirty_bitmap_new(BlockNode *child, uint64_t granularity, GError **error)
 {
     if (!block_granularity_ok(&granularity, BLOCK_DIRTY_BITMAP_DEFAULT_GRANULARITY, 1ULL << 30, error)) {
-        block_node_close(child);
         return NULL;
     }
     DirtyBitmap *db = g_new0(DirtyBitmap, 1);

@@ -22,9 +22,10 @@
 
 extern const BlockDriver block_dirty_bitmap_driver;
 
-/* A filter over @child (owned from now on, also on failure); @granularity
- * is a power of two from 512 bytes to 1 GiB, or 0 for the default. All
- * blocks start clean. */
+/* A filter over @child (owned from now on if it succeeds, left to the
+ * caller if not, as for the overlay: a filter goes into a stack a device
+ * is using); @granularity is a power of two from 512 bytes to 1 GiB, or 0
+ * for the default. All blocks start clean. */
 BlockNode *block_dirty_bitmap_new(BlockNode *child, uint64_t granularity, GError **error);
 
 /* Bytes per bit, and bits (the last block may be shorter than the rest). */

@@ -218,23 +218,31 @@ BlockNode *block_overlay_new(BlockNode *base, uint64_t granularity, const char *
     return block_node_new(&block_overlay_driver, name, base->size, false, base, ov);
 }
 
-int block_overlay_discard_all(BlockNode *node)
+/* Empty the overlay (write lock held). */
+static int overlay_discard_locked(BlockNode *node, Overlay *ov)
 {
-    Overlay *ov = overlay_of(node);
-    int r = 0;
-
-    g_rw_lock_writer_lock(&ov->lock);
     memset(ov->present, 0, (ov->blocks + 63) / 64 * sizeof(uint64_t));
     ov->allocated = 0;
     /* Shrinking to nothing frees the storage; growing back keeps the
      * offsets (a hole punch would do too, but not on every file system). */
     if (ftruncate(ov->fd, 0) < 0 || ftruncate(ov->fd, (off_t)node->size) < 0) {
-        r = -errno;
+        return -errno;
     }
+    return 0;
+}
+
+int block_overlay_discard_all(BlockNode *node)
+{
+    Overlay *ov = overlay_of(node);
+
+    g_rw_lock_writer_lock(&ov->lock);
+    int r = overlay_discard_locked(node, ov);
     g_rw_lock_writer_unlock(&ov->lock);
     return r;
 }
 
+/* Copy, flush and empty under one hold of the lock: a write that came in
+ * between the copy and the emptying would be dropped. */
 int block_overlay_commit(BlockNode *node)
 {
     Overlay *ov = overlay_of(node);
@@ -247,15 +255,20 @@ int block_overlay_commit(BlockNode *node)
             continue;
         }
         uint64_t offset = b << ov->shift;
-        size_t len = (size_t)MIN(granularity, node->size - offset);
-        ssize_t n = pread(ov->fd, ov->scratch, len, (off_t)offset);
-        r = n == (ssize_t)len ? block_pwrite(node->child, offset, ov->scratch, len) : n < 0 ? -errno : -EIO;
+        struct iovec v = { ov->scratch, (size_t)MIN(granularity, node->size - offset) };
+        r = block_fd_preadv(ov->fd, offset, &v, 1, v.iov_len);
+        if (r == 0) {
+            r = block_pwritev(node->child, offset, &v, 1);
+        }
     }
     if (r == 0) {
         r = block_flush(node->child);
     }
+    if (r == 0) {
+        r = overlay_discard_locked(node, ov);
+    }
     g_rw_lock_writer_unlock(&ov->lock);
-    return r == 0 ? block_overlay_discard_all(node) : r;
+    return r;
 }
 
 uint64_t block_overlay_allocated(BlockNode *node)

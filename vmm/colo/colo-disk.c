@@ -170,8 +170,10 @@ bool colo_disk_secondary_stop(ColoDiskSecondary *d, GError **error)
 
     colo_disk_drop_pending(d);
     for (guint i = 0; d->overlays && i < d->overlays->len; i++) {
-        BlockNode *overlay = d->overlays->pdata[i];
-        int r = block_overlay_commit(overlay);
+        /* Commit and take the overlay out with the device paused
+         * throughout: the guest runs again by now, and a write landing in
+         * the overlay after the commit would be closed with it. */
+        int r = virtio_blk_remove_filter(colo_disk(d->vm, i), block_overlay_commit);
         if (r < 0) {
             /* Keep the overlay: the guest's view stays whole, in memory. */
             qb_log(LOG_ERR, "COLO: disk %u: writing the guest's own writes into the image: %s; "
@@ -180,9 +182,7 @@ bool colo_disk_secondary_stop(ColoDiskSecondary *d, GError **error)
                 g_set_error(error, G_IO_ERROR, g_io_error_from_errno(-r), "disk %u: %s", i, g_strerror(-r));
             }
             ok = false;
-            continue;
         }
-        colo_disk_remove_filter(d->vm, i, overlay);
     }
     g_clear_pointer(&d->overlays, g_ptr_array_unref);
     return ok;

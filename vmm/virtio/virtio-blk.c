@@ -272,6 +272,26 @@ void virtio_blk_set_node(VirtioBlk *blk, BlockNode *node)
     virtio_dev_resume(blk->vd);
 }
 
+int virtio_blk_remove_filter(VirtioBlk *blk, int (*drain)(BlockNode *filter))
+{
+    BlockNode *filter = blk->node;
+    int r;
+
+    if (!filter->child) {
+        return -EINVAL;
+    }
+    /* Paused from before @drain to after the switch (set_node's pause
+     * nests): a request in between would go to the drained filter. */
+    virtio_dev_pause(blk->vd);
+    r = drain ? drain(filter) : 0;
+    if (r == 0) {
+        virtio_blk_set_node(blk, filter->child);
+        block_node_remove_filter(filter);
+    }
+    virtio_dev_resume(blk->vd);
+    return r;
+}
+
 VirtioDev *virtio_blk_dev(VirtioBlk *blk)
 {
     return blk->vd;

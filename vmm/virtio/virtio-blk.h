@@ -40,5 +40,12 @@ BlockNode *virtio_blk_node(VirtioBlk *blk);
  * @node instead, normally a filter over the old top; to take a filter
  * out, set its child, then block_node_remove_filter() the filter. */
 void virtio_blk_set_node(VirtioBlk *blk, BlockNode *node);
+/* Take the top filter out of the stack with the I/O thread paused
+ * throughout: @drain (NULL: nothing) runs on the filter first, say
+ * block_overlay_commit to write an overlay's data into the node below;
+ * only if it returns 0 does the child become the top and the filter get
+ * closed. No guest write can land in the filter after @drain and be lost
+ * with it. Returns @drain's result. Any thread but the I/O thread. */
+int virtio_blk_remove_filter(VirtioBlk *blk, int (*drain)(BlockNode *filter));
 
 #endif
