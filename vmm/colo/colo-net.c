@@ -93,6 +93,7 @@ bool colo_net_connect(Migration *m, ColoMode mode, GError **error)
     }
     g_mutex_lock(&m->lock);
     co->proxy = pc;
+    co->proxy_epoch = 0;        /* until our first commit: take its requests */
     co->proxy_failed_over = false;
     g_mutex_unlock(&m->lock);
     qb_log(LOG_INFO, "COLO: connected to colo-proxy at %s", co->proxy_path);
