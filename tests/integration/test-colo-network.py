@@ -254,29 +254,35 @@ def protected_pair():
 
 def proxy_requested_checkpoints(t):
     """With the periodic checkpoint far away and the secondary's guest
-    stopped, only the primary proxy's requests (its held packets time out)
-    release anything: rounds go on, counted as stale."""
+    stopped, only the primary proxy's requests release anything: rounds go
+    on, through checkpoints counted as stale (held packets time out), then
+    as queue-full (a queue of two packets)."""
     pri, sec = t.vm["ph"], t.vm["sh"]
     pri.qmp.cmd("migrate-set-parameters", args={"x-checkpoint-delay": 600000})
     t.ctl["ph"].execute("set-parameters", {"compare_timeout": 100, "expired_scan_cycle": 50})
     before = reasons(pri)
-    periodic = before["periodic"]
     sec.qmp.cmd("stop")
     try:
         time.sleep(0.5)                 # the pending periodic wait ends
         periodic = reasons(pri)["periodic"]
         t.round()
         t.round()
+        stale = reasons(pri)
+        t.ctl["ph"].execute("set-parameters", {"compare_timeout": 1000, "max_queue_size": 2})
+        t.round()
     finally:
         sec.qmp.cmd("cont")
     after = reasons(pri)
     assert after["periodic"] == periodic, (before, after)
-    assert after["stale"] >= before["stale"] + 2, (before, after)
+    assert stale["stale"] >= before["stale"] + 2, (before, stale)
+    assert after["queue-full"] >= stale["queue-full"] + 1, (stale, after)
     requests = pri.qmp.cmd("query-colo-status")["proxy"]["requests"]
-    assert requests >= after["stale"] - before["stale"], (requests, before, after)
-    t.ctl["ph"].execute("set-parameters", {"compare_timeout": 3000, "expired_scan_cycle": 1000})
+    assert requests >= after["stale"] + after["queue-full"] - before["stale"] - before["queue-full"], \
+        (requests, before, after)
+    t.ctl["ph"].execute("set-parameters", {"compare_timeout": 3000, "expired_scan_cycle": 1000,
+                                           "max_queue_size": 16384})
     pri.qmp.cmd("migrate-set-parameters", args={"x-checkpoint-delay": 300})
-    print("# proxy-requested checkpoints: %s -> %s" % (before, after), flush=True)
+    print("# proxy-requested checkpoints: %s -> %s -> %s" % (before, stale, after), flush=True)
 
 
 @tap.timeout(170)
