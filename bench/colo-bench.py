@@ -326,7 +326,7 @@ def report(table, cases, variants):
                 " loaded; %.2f MiB per checkpoint)" % (LABEL[v], 1e3 / s["sec50"] if s["sec50"] else 0, s["sec50"],
                                                       s["mib"]))
     if not any(v != "colo" for v in variants):
-        log("no QEMU: no ratios")
+        log("QEMU not measured: no ratios, colo-vmm only")
     if "fifth" in met:
         log("goal: at most a fifth of QEMU TCP_NODELAY's pause at p50 and p99 in every case: %s" %
             ("met" if all(met["fifth"]) else "NOT met"))
