@@ -72,6 +72,11 @@ class Pair:
         # The VMMs live in different namespaces: the migration goes through
         # a unix socket.
         self.uri = "unix:" + os.path.join(tmp, "migration.sock")
+        # A read-only disk, the same image on both sides: neither copied
+        # nor replicated, and the guest can read it on either.
+        self.readonly = os.path.join(tmp, "ro.img")
+        with open(self.readonly, "wb") as f:
+            f.write(os.urandom(1 << 20))
         self.pri = self.start("p")
         self.sec = self.start("s", ["-incoming", self.uri])
 
@@ -80,6 +85,7 @@ class Pair:
                 "-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56"]
         for i in range(len(SIZES)):
             argv += ["-drive", "file=%s,if=virtio,format=raw" % self.images[side, i]]
+        argv += ["-drive", "file=%s,if=virtio,format=raw,readonly=on" % self.readonly]
         vm = Vmm(smp=1, mem="64M", append="ip=%s/24 interval=0" % GUEST_IP, extra=argv + list(extra),
                  wrap=self.net.argv(side))
         return vm.start()

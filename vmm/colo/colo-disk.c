@@ -32,8 +32,12 @@ void colo_disk_primary_start(ColoDiskPrimary *d, struct Vm *vm)
     d->captured = g_ptr_array_new_with_free_func((GDestroyNotify)g_ptr_array_unref);
     d->bytes = 0;
     for (guint i = 0; i < vm->virtio_blks->len; i++) {
-        BlockNode *log = block_write_log_new(virtio_blk_node(colo_disk(vm, i)));
-        virtio_blk_set_node(colo_disk(vm, i), log);
+        BlockNode *image = virtio_blk_node(colo_disk(vm, i));
+        /* A read-only disk never changes: nothing to replicate. */
+        BlockNode *log = image->readonly ? NULL : block_write_log_new(image);
+        if (log) {
+            virtio_blk_set_node(colo_disk(vm, i), log);
+        }
         g_ptr_array_add(d->logs, log);
         g_ptr_array_add(d->captured, g_ptr_array_new());
     }
@@ -43,6 +47,9 @@ void colo_disk_capture(ColoDiskPrimary *d)
 {
     d->bytes = 0;
     for (guint i = 0; i < d->logs->len; i++) {
+        if (!d->logs->pdata[i]) {
+            continue;
+        }
         GPtrArray *writes = block_write_log_take(d->logs->pdata[i]);
         for (guint w = 0; w < writes->len; w++) {
             d->bytes += ((BlockLoggedWrite *)writes->pdata[w])->len;
@@ -66,7 +73,9 @@ void colo_disk_send(ColoDiskPrimary *d, MigChannel *c)
 void colo_disk_primary_stop(ColoDiskPrimary *d)
 {
     for (guint i = 0; d->logs && i < d->logs->len; i++) {
-        colo_disk_remove_filter(d->vm, i, d->logs->pdata[i]);
+        if (d->logs->pdata[i]) {
+            colo_disk_remove_filter(d->vm, i, d->logs->pdata[i]);
+        }
     }
     g_clear_pointer(&d->logs, g_ptr_array_unref);
     g_clear_pointer(&d->captured, g_ptr_array_unref);
@@ -103,6 +112,10 @@ bool colo_disk_secondary_start(ColoDiskSecondary *d, struct Vm *vm, GError **err
     d->pending_bytes = 0;
     for (guint i = 0; i < vm->virtio_blks->len; i++) {
         BlockNode *image = virtio_blk_node(colo_disk(vm, i));
+        if (image->readonly) {
+            g_ptr_array_add(d->overlays, NULL);     /* its guest cannot write it either */
+            continue;
+        }
         int r = block_flush(image);
         BlockNode *overlay = r < 0 ? NULL : block_overlay_new(image, 0, NULL, error);
         if (!overlay) {
@@ -128,6 +141,12 @@ bool colo_disk_receive(ColoDiskSecondary *d, MigChannel *c, GError **error)
         g_free(w);
         return false;
     }
+    if (!d->overlays->pdata[w->disk]) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                    "COLO: the primary writes disk %u, which is read-only here", w->disk);
+        pending_write_free(w);
+        return false;
+    }
     /* Bounded like a device state: a checkpoint holds what one epoch wrote. */
     if (d->pending_bytes + w->len > (1ULL << 30)) {
         pending_write_free(w);
@@ -151,6 +170,9 @@ bool colo_disk_commit(ColoDiskSecondary *d, GError **error)
     colo_disk_drop_pending(d);
     for (guint i = 0; i < d->overlays->len && r == 0; i++) {
         BlockNode *overlay = d->overlays->pdata[i];
+        if (!overlay) {
+            continue;
+        }
         r = block_flush(overlay->child);
         if (r == 0) {
             r = block_overlay_discard_all(overlay);
@@ -170,6 +192,9 @@ bool colo_disk_secondary_stop(ColoDiskSecondary *d, GError **error)
 
     colo_disk_drop_pending(d);
     for (guint i = 0; d->overlays && i < d->overlays->len; i++) {
+        if (!d->overlays->pdata[i]) {
+            continue;
+        }
         /* Commit and take the overlay out with the device paused
          * throughout: the guest runs again by now, and a write landing in
          * the overlay after the commit would be closed with it. */

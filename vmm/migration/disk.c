@@ -59,6 +59,11 @@ void disk_save_setup(DiskSave *ds, Vm *vm)
     ds->sent = 0;
     for (guint i = 0; i < vm->virtio_blks->len; i++) {
         VirtioBlk *blk = vm->virtio_blks->pdata[i];
+        if (virtio_blk_node(blk)->readonly) {
+            /* The secondary needs the same image: nothing to copy into it. */
+            g_ptr_array_add(ds->bitmaps, NULL);
+            continue;
+        }
         /* Cannot fail with a valid granularity. */
         BlockNode *bm = block_dirty_bitmap_new(virtio_blk_node(blk), DISK_COPY_GRANULARITY, NULL);
         block_dirty_bitmap_set(bm, 0, block_dirty_bitmap_blocks(bm));
@@ -72,7 +77,7 @@ bool disk_save_pass(DiskSave *ds, MigChannel *c, GError **error)
     for (guint i = 0; i < ds->bitmaps->len; i++) {
         BlockNode *bm = ds->bitmaps->pdata[i];
         uint64_t block = 0;
-        while (block_dirty_bitmap_next(bm, block, &block)) {
+        while (bm && block_dirty_bitmap_next(bm, block, &block)) {
             if (block_dirty_bitmap_test_and_clear(bm, block)) {
                 uint64_t offset = block * DISK_COPY_GRANULARITY;
                 uint32_t len = (uint32_t)MIN((uint64_t)DISK_COPY_GRANULARITY, bm->size - offset);
@@ -100,7 +105,8 @@ uint64_t disk_save_remaining(DiskSave *ds)
     uint64_t bytes = 0;
 
     for (guint i = 0; ds->bitmaps && i < ds->bitmaps->len; i++) {
-        bytes += block_dirty_bitmap_count(ds->bitmaps->pdata[i]) * DISK_COPY_GRANULARITY;
+        BlockNode *bm = ds->bitmaps->pdata[i];
+        bytes += bm ? block_dirty_bitmap_count(bm) * DISK_COPY_GRANULARITY : 0;
     }
     return bytes;
 }
@@ -110,6 +116,9 @@ void disk_save_cleanup(DiskSave *ds)
     for (guint i = 0; ds->bitmaps && i < ds->bitmaps->len; i++) {
         VirtioBlk *blk = ds->vm->virtio_blks->pdata[i];
         BlockNode *bm = ds->bitmaps->pdata[i];
+        if (!bm) {
+            continue;
+        }
         virtio_blk_set_node(blk, bm->child);
         block_node_remove_filter(bm);
     }
