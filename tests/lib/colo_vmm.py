@@ -162,7 +162,25 @@ class Vmm:
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            raise AssertionError("colo-vmm still running after %d s" % timeout)
+            # Say where it stands: its log, and what each of its threads waits in.
+            try:
+                with open(self.log_path) as f:
+                    log = f.read()[-3000:]
+            except OSError:
+                log = "(no log)"
+            stacks = []
+            task_dir = "/proc/%d/task" % self.proc.pid
+            for tid in sorted(os.listdir(task_dir)) if os.path.isdir(task_dir) else []:
+                try:
+                    with open("%s/%s/comm" % (task_dir, tid)) as f:
+                        comm = f.read().strip()
+                    with open("%s/%s/wchan" % (task_dir, tid)) as f:
+                        wchan = f.read().strip()
+                except OSError:
+                    continue
+                stacks.append("%s %s: %s" % (tid, comm, wchan))
+            raise AssertionError("colo-vmm still running after %d s; threads: %s\nlog:\n%s" %
+                                 (timeout, "; ".join(stacks), log))
 
     def close(self):
         if self.qmp:
