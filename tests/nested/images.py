@@ -20,8 +20,8 @@ import subprocess
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-# 9p over virtio: the host's tree in L1, for the integration cases.
-L1_MODULES = ["kvm-amd", "tun", "veth", "virtio_pci", "9pnet_virtio", "9p"]
+# veth, bridge and 9p over virtio (the host's tree): for the integration cases.
+L1_MODULES = ["kvm-amd", "tun", "veth", "bridge", "virtio_pci", "9pnet_virtio", "9p"]
 L2_MODULES = ["virtio_pci", "virtio_blk", "virtio_net", "button", "evdev"]
 
 
