@@ -38,8 +38,11 @@ test guest's -append, meant to dirty about 4 and 12 MiB per checkpoint at a
 200 ms interval; a loaded machine's guest writes less, so the pages each
 checkpoint carried are printed). Then 16 MiB: --rate-delay between
 checkpoints, long enough for the guest to rewrite its whole 16 MiB area
-(--dirty-16); the rate the pair sustains with 16 MiB dirty is 1 / the
-secondary's pause p50, the time a checkpoint occupies the pair. The ratios
+(--dirty-16); the rate the pair sustains with 16 MiB dirty is 1 / the p50
+of the time a checkpoint occupies the pair, from the primary's request to
+LOADED at the primary (QEMU: its trace; colo-vmm, whose next checkpoint
+starts x-checkpoint-delay after the last has ended: the time between two
+COLO_CHECKPOINT events less the delay). The ratios
 colo-vmm / QEMU, the growth of the pause with the MiB captured and the
 goals of issue 10 come last.
 
@@ -81,7 +84,8 @@ LABEL = {"colo": "colo-vmm", "qemu-nodelay": "QEMU TCP_NODELAY", "qemu-stock": "
 
 # A trace line of QEMU's log backend with -msg timestamp=on:
 #   1234@1764765600.123456:colo_receive_message Receive 'checkpoint-reply' message
-TRACE_RE = re.compile(rb"^\d+@(\d+)\.(\d+):(colo_receive_message|colo_vm_state_change) (.*)$", re.M)
+TRACE_RE = re.compile(rb"^\d+@(\d+)\.(\d+):(colo_send_message|colo_receive_message|colo_vm_state_change) (.*)$",
+                      re.M)
 
 
 def percentile(sorted_vals, p):
@@ -139,7 +143,7 @@ class Pair:
     """A primary and a secondary of one VMM in COLO, with their files in @d."""
 
     def __init__(self, variant, append, delay, args, d, shim):
-        self.variant, self.d = variant, d
+        self.variant, self.d, self.delay = variant, d, delay
         self.qemu = variant != "colo"
         self.port = mb.free_port()
         uri = "tcp:127.0.0.1:%d" % self.port
@@ -186,45 +190,53 @@ class Pair:
             if vm:
                 vm.close()
 
-    def qemu_pauses(self, side):
-        """Per checkpoint so far, the pause (us) of @side ("pri" or "sec") from its trace."""
+    # What the trace shows of a checkpoint, from @begin to @end: the
+    # primary's pause (it stops once the secondary's reply is in), the
+    # secondary's (its first stop => run is COLO's start, not a checkpoint)
+    # and the whole checkpoint at the primary, from the request to LOADED.
+    SPANS = {"pri": ("pri", (b"colo_receive_message", b"'checkpoint-reply'"),
+                     (b"colo_vm_state_change", b"'stop' => 'run'")),
+             "sec": ("sec", (b"colo_vm_state_change", b"'run' => 'stop'"),
+                     (b"colo_vm_state_change", b"'stop' => 'run'")),
+             "cycle": ("pri", (b"colo_send_message", b"'checkpoint-request'"),
+                       (b"colo_receive_message", b"'vmstate-loaded'"))}
+
+    def qemu_spans(self, what):
+        """Per checkpoint so far, the span @what (a key of SPANS) in us, from the trace."""
+        side, begin, end = self.SPANS[what]
         with open(self.trace[side], "rb") as f:
             text = f.read()
-        # The primary pauses once the secondary's reply is in; the secondary
-        # when the request arrives (its first stop => run is COLO's start).
-        begin = (b"colo_receive_message", b"'checkpoint-reply'") if side == "pri" else \
-            (b"colo_vm_state_change", b"'run' => 'stop'")
-        pauses, t0 = [], None
+        spans, t0 = [], None
         for sec, usec, ev, rest in TRACE_RE.findall(text):
             t = int(sec) * 1000000 + int(usec)
             if ev == begin[0] and begin[1] in rest:
                 t0 = t
-            elif ev == b"colo_vm_state_change" and b"'stop' => 'run'" in rest and t0 is not None:
-                pauses.append(t - t0)
+            elif ev == end[0] and end[1] in rest and t0 is not None:
+                spans.append(t - t0)
                 t0 = None
-        return pauses
+        return spans
 
     def colo_status(self, vm):
         return vm.cmd("query-colo-status")["checkpoints"]
 
     @staticmethod
     def colo_events(vm, after, n, timeout):
-        """The data of @vm's COLO_CHECKPOINT events for checkpoints @after + 1 to @after + @n."""
+        """@vm's COLO_CHECKPOINT events for checkpoints @after + 1 to @after + @n."""
         got, deadline = [], time.monotonic() + timeout
         while len(got) < n:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise RuntimeError("colo-vmm: %d COLO_CHECKPOINT events not seen in %.0f s" % (n, timeout))
             try:
-                ev = vm.qmp.wait_event("COLO_CHECKPOINT", timeout=left)["data"]
+                ev = vm.qmp.wait_event("COLO_CHECKPOINT", timeout=left)
             except QMPTimeout:
                 continue
-            if after < ev["count"] <= after + n:
+            if after < ev["data"]["count"] <= after + n:
                 got.append(ev)
         return got
 
     def count(self):
-        return len(self.qemu_pauses("pri")) if self.qemu else self.colo_status(self.pri)["count"]
+        return len(self.qemu_spans("pri")) if self.qemu else self.colo_status(self.pri)["count"]
 
     def wait_count(self, n, timeout):
         deadline = time.monotonic() + timeout
@@ -238,7 +250,7 @@ class Pair:
         either side, colo-vmm's pages per checkpoint, the bytes sent and the
         time taken."""
         self.wait_count(warmup, timeout)
-        r = {"pri": [], "sec": [], "pages": []}
+        r = {"pri": [], "sec": [], "cycle": [], "pages": []}
         if self.qemu:
             start = self.count()
             b0, t0 = bytes_sent(self.port), time.monotonic()
@@ -247,16 +259,21 @@ class Pair:
             # the time cover them, the pauses are the first @n.
             done = self.count()
             b1, t1 = bytes_sent(self.port), time.monotonic()
-            r["pri"] = self.qemu_pauses("pri")[start:start + n]
-            r["sec"] = self.qemu_pauses("sec")[start:start + n]
+            for what in ("pri", "sec", "cycle"):
+                r[what] = self.qemu_spans(what)[start:start + n]
         else:
             # Every checkpoint's COLO_CHECKPOINT event, on either side.
             first = {side: self.colo_status(vm)["count"] for side, vm in (("pri", self.pri), ("sec", self.sec))}
             b0, t0 = bytes_sent(self.port), time.monotonic()
             evs = self.colo_events(self.pri, first["pri"], n, timeout + n)
             b1, t1 = bytes_sent(self.port), time.monotonic()
-            r["pri"], r["pages"] = [e["pause-us"] for e in evs], [e["pages"] for e in evs]
-            r["sec"] = [e["pause-us"] for e in self.colo_events(self.sec, first["sec"], n, timeout)]
+            r["pri"], r["pages"] = [e["data"]["pause-us"] for e in evs], [e["data"]["pages"] for e in evs]
+            # The next checkpoint starts x-checkpoint-delay after the last
+            # one has ended (LOADED, then the event): what is more between
+            # two events is the checkpoint, from its request to LOADED.
+            stamps = [e["timestamp"]["seconds"] * 1000000 + e["timestamp"]["microseconds"] for e in evs]
+            r["cycle"] = [b - a - self.delay * 1000 for a, b in zip(stamps, stamps[1:])]
+            r["sec"] = [e["data"]["pause-us"] for e in self.colo_events(self.sec, first["sec"], n, timeout)]
             start, done = first["pri"], first["pri"] + n
         r.update({"checkpoints": done - start, "bytes": b1 - b0, "seconds": t1 - t0})
         return r
@@ -281,6 +298,7 @@ def summary(r):
     pri, sec = sorted(r["pri"]), sorted(r["sec"])
     return {"p50": percentile(pri, 50) / 1e3, "p99": percentile(pri, 99) / 1e3, "max": (pri[-1] if pri else 0) / 1e3,
             "sec50": percentile(sec, 50) / 1e3, "sec99": percentile(sec, 99) / 1e3,
+            "cycle50": percentile(sorted(r["cycle"]), 50) / 1e3,
             "mib": r["bytes"] / max(r["checkpoints"], 1) / MIB,
             "pages": sum(r["pages"]) / len(r["pages"]) if r["pages"] else None,
             "rate": r["checkpoints"] / r["seconds"]}
@@ -289,8 +307,8 @@ def summary(r):
 def fmt_case(variant, r, s):
     pages = "%.0f pages" % s["pages"] if s["pages"] is not None else "~%.0f pages" % (s["mib"] * MIB / PAGE)
     return ("  %-17s primary paused p50 %6.2f ms  p99 %6.2f ms  max %6.2f ms | secondary p50 %6.2f p99 %6.2f ms"
-            " | %s, %.2f MiB on the wire per checkpoint; %d checkpoints, %.2f/s" %
-            (LABEL[variant], s["p50"], s["p99"], s["max"], s["sec50"], s["sec99"], pages, s["mib"],
+            " | request to loaded p50 %6.2f ms | %s, %.2f MiB on the wire per checkpoint; %d checkpoints, %.2f/s" %
+            (LABEL[variant], s["p50"], s["p99"], s["max"], s["sec50"], s["sec99"], s["cycle50"], pages, s["mib"],
              r["checkpoints"], s["rate"]))
 
 
@@ -320,11 +338,11 @@ def report(table, cases, variants):
     for v in variants:
         s = table.get(("16mib", v))
         if s:
-            # The secondary stands still from the request until it has
-            # loaded: the pair can do no more checkpoints than that allows.
-            log("16 MiB dirty: %-17s sustains %.1f checkpoints/s (1 / the secondary's p50 %.1f ms from request to"
-                " loaded; %.2f MiB per checkpoint)" % (LABEL[v], 1e3 / s["sec50"] if s["sec50"] else 0, s["sec50"],
-                                                      s["mib"]))
+            # A checkpoint occupies the pair from its request until the
+            # primary has LOADED: no more of them fit in a second.
+            log("16 MiB dirty: %-17s sustains %.1f checkpoints/s (1 / p50 %.1f ms from the request to LOADED at the"
+                " primary; %.2f MiB per checkpoint)" % (LABEL[v], 1e3 / s["cycle50"] if s["cycle50"] else 0,
+                                                       s["cycle50"], s["mib"]))
     if not any(v != "colo" for v in variants):
         log("QEMU not measured: no ratios, colo-vmm only")
     if "fifth" in met:
