@@ -9,7 +9,7 @@ import socket
 import tempfile
 import time
 
-from colo_vmm import Vmm, free_port, require_kvm, wait_until
+from colo_vmm import Vmm, free_port, require_kvm, wait_migration_end, wait_until
 from qmp import QMPError
 import tap
 
@@ -25,11 +25,7 @@ def pair(uri=None, mem="64M", smp=2, append=GUEST):
     return src, dst, uri
 
 
-def wait_done(vm, timeout=120):
-    def done():
-        q = vm.qmp.cmd("query-migrate")
-        return q if q.get("status") in ("completed", "failed", "cancelled") else None
-    return wait_until(done, timeout, "the migration to end", interval=0.1)
+wait_done = wait_migration_end
 
 
 def ram_digest(vm, size):

@@ -7,7 +7,7 @@ final precopy pass, postcopy, postcopy-paused) is refused with QEMU's
 refused while a migration loads or saves them."""
 import time
 
-from colo_vmm import Vmm, free_port, require_kvm, wait_until
+from colo_vmm import Vmm, free_port, require_kvm, wait_migration_end, wait_until
 from qmp import QMPError
 import tap
 
@@ -24,11 +24,7 @@ def refused(vm, command, expect, **args):
     raise AssertionError("%s was accepted in state %s" % (command, vm.qmp.cmd("query-status")["status"]))
 
 
-def wait_migrated(vm, timeout=120):
-    def done():
-        q = vm.qmp.cmd("query-migrate")
-        return q if q.get("status") in ("completed", "failed", "cancelled") else None
-    return wait_until(done, timeout, "the migration to end", interval=0.05)
+wait_migrated = wait_migration_end
 
 
 def migrate_at_full_speed(src, uri):

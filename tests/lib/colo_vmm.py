@@ -52,6 +52,14 @@ def free_port():
 wait_until = tap.wait_until     # the harness's; here for the tests that import it from us
 
 
+def wait_migration_end(vm, timeout=120):
+    """query-migrate once the migration of @vm completed, failed or was cancelled."""
+    def done():
+        q = vm.qmp.cmd("query-migrate")
+        return q if q.get("status") in ("completed", "failed", "cancelled") else None
+    return wait_until(done, timeout, "the migration to end", interval=0.05)
+
+
 class Vmm:
     def __init__(self, smp=1, mem="64M", append="", extra=(), kernel=None, qmp=True, wrap=()):
         """@wrap: argv before colo-vmm's, e.g. Netns.argv(ns) to run it
