@@ -65,17 +65,24 @@ def test_daemon_blackbox_named_after_daemon():
                                    "-qmp", "unix:%s,server=on,wait=off" % sock])
         assert parent.wait(30) == 0
         daemon = int(open(pidfile).read())
-        q = QMPClient(sock)
         try:
-            assert all(os.path.exists(f) for f in blackbox("colo-vmm", daemon))
-            # The parent's files went with it: they would look stale to the
-            # next start-up's sweep while the daemon still writes them.
-            assert not any(os.path.exists(f) for f in blackbox("colo-vmm", parent.pid))
-            q.cmd("quit")
+            q = QMPClient(sock)
+            try:
+                assert all(os.path.exists(f) for f in blackbox("colo-vmm", daemon))
+                # The parent's files went with it: they would look stale to the
+                # next start-up's sweep while the daemon still writes them.
+                assert not any(os.path.exists(f) for f in blackbox("colo-vmm", parent.pid))
+                q.cmd("quit")
+            finally:
+                q.close()
+            wait_until(lambda: not os.path.exists("/proc/%d" % daemon), 20, "the daemon to exit")
+            assert not any(os.path.exists(f) for f in blackbox("colo-vmm", daemon))
         finally:
-            q.close()
-        wait_until(lambda: not os.path.exists("/proc/%d" % daemon), 20, "the daemon to exit")
-        assert not any(os.path.exists(f) for f in blackbox("colo-vmm", daemon))
+            # A failed check must not leave the daemon running.
+            try:
+                os.kill(daemon, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def test_any_name_starts():
