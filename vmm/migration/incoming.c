@@ -388,7 +388,7 @@ bool migration_incoming_load(Migration *m, MigChannel *c, GError **error)
     return incoming_records(m, c, seen, false, error);
 }
 
-void incoming_start_guest(Migration *m)
+void migration_incoming_start_guest(Migration *m)
 {
     Vm *vm = m->vm;
 
@@ -426,7 +426,7 @@ static gboolean main_incoming_done(gpointer opaque)
     if (m->in_status == MIG_STATUS_COMPLETED) {
         /* As QEMU: run if the source was running, else stay paused; and
          * tell the network where the guest is now. */
-        incoming_start_guest(m);
+        migration_incoming_start_guest(m);
         virtio_announce_all(vm);
     } else if (m->in_status == MIG_STATUS_POSTCOPY_PAUSED) {
         /* The guest runs here and the newest pages are on the source: vCPUs

@@ -38,6 +38,6 @@ bool migration_load_devices_chunk(Migration *m, const uint8_t *buf, uint32_t siz
  * COLO checkpoint's device state). */
 uint8_t *migration_devices_chunk(Migration *m, uint16_t last_cmd, uint32_t *size, GError **error);
 /* The load is done (or postcopy runs the guest): run or pause it. Main thread. */
-void incoming_start_guest(Migration *m);
+void migration_incoming_start_guest(Migration *m);
 
 #endif

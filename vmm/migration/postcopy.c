@@ -397,7 +397,7 @@ static gboolean main_postcopy_run(gpointer opaque)
 {
     Migration *m = opaque;
 
-    incoming_start_guest(m);
+    migration_incoming_start_guest(m);
     virtio_announce_all(m->vm);
     return G_SOURCE_REMOVE;
 }
