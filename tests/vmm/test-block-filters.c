@@ -506,7 +506,6 @@ static void test_write_log(void)
     g_assert_cmpint(block_pwrite(node, 3, data + 5, 4), ==, -EIO);
     spy.fail = 0;
     g_assert_cmpint(block_pwrite(node, img.size, data, 1), ==, -EIO);    /* refused above it */
-    g_assert_cmpuint(block_write_log_bytes(node), ==, 100 + big + 4);
 
     g_autoptr(GPtrArray) first = block_write_log_take(node);
     g_assert_cmpuint(first->len, ==, 5);
@@ -515,7 +514,6 @@ static void test_write_log(void)
     assert_logged(first->pdata[2], 2 << 20, data + (1 << 20), 1 << 20);
     assert_logged(first->pdata[3], 3 << 20, data + (2 << 20), 1000);
     assert_logged(first->pdata[4], 3, data + 5, 4);
-    g_assert_cmpuint(block_write_log_bytes(node), ==, 0);
     g_autoptr(GPtrArray) empty = block_write_log_take(node);
     g_assert_cmpuint(empty->len, ==, 0);
     g_assert_cmpint(block_pwrite(node, 0, data, 1), ==, 0);

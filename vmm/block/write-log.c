@@ -5,7 +5,6 @@
 typedef struct WriteLog {
     GMutex lock;
     GPtrArray *writes;          /* BlockLoggedWrite, since the last take */
-    uint64_t bytes;
 } WriteLog;
 
 static WriteLog *write_log_of(BlockNode *node)
@@ -31,7 +30,6 @@ static int write_log_pwritev(BlockNode *node, uint64_t offset, const struct iove
         WriteLog *log = node->opaque;
         g_mutex_lock(&log->lock);
         g_ptr_array_add(log->writes, w);
-        log->bytes += len;
         g_mutex_unlock(&log->lock);
         done += len;
     }
@@ -71,17 +69,6 @@ GPtrArray *block_write_log_take(BlockNode *node)
     g_mutex_lock(&log->lock);
     GPtrArray *taken = log->writes;
     log->writes = fresh;
-    log->bytes = 0;
     g_mutex_unlock(&log->lock);
     return taken;
-}
-
-uint64_t block_write_log_bytes(BlockNode *node)
-{
-    WriteLog *log = write_log_of(node);
-
-    g_mutex_lock(&log->lock);
-    uint64_t n = log->bytes;
-    g_mutex_unlock(&log->lock);
-    return n;
 }

@@ -26,7 +26,5 @@ BlockNode *block_write_log_new(BlockNode *child);
 /* The writes logged since the last take (a GPtrArray of BlockLoggedWrite,
  * g_free'd with it), and a fresh log for the writes from now on. */
 GPtrArray *block_write_log_take(BlockNode *node);
-/* Bytes of data logged and not yet taken. */
-uint64_t block_write_log_bytes(BlockNode *node);
 
 #endif

@@ -30,7 +30,6 @@ void colo_disk_primary_start(ColoDiskPrimary *d, struct Vm *vm)
     d->vm = vm;
     d->logs = g_ptr_array_new();
     d->captured = g_ptr_array_new_with_free_func((GDestroyNotify)g_ptr_array_unref);
-    d->bytes = 0;
     for (guint i = 0; i < vm->virtio_blks->len; i++) {
         BlockNode *image = virtio_blk_node(colo_disk(vm, i));
         /* A read-only disk never changes: nothing to replicate. */
@@ -45,15 +44,11 @@ void colo_disk_primary_start(ColoDiskPrimary *d, struct Vm *vm)
 
 void colo_disk_capture(ColoDiskPrimary *d)
 {
-    d->bytes = 0;
     for (guint i = 0; i < d->logs->len; i++) {
         if (!d->logs->pdata[i]) {
             continue;
         }
         GPtrArray *writes = block_write_log_take(d->logs->pdata[i]);
-        for (guint w = 0; w < writes->len; w++) {
-            d->bytes += ((BlockLoggedWrite *)writes->pdata[w])->len;
-        }
         g_ptr_array_unref(d->captured->pdata[i]);
         d->captured->pdata[i] = writes;
     }

@@ -22,7 +22,6 @@ typedef struct ColoDiskPrimary {
     struct Vm *vm;
     GPtrArray *logs;            /* per disk, its write-log filter */
     GPtrArray *captured;        /* per disk, the epoch's writes (GPtrArray) */
-    uint64_t bytes;             /* captured */
 } ColoDiskPrimary;
 
 void colo_disk_primary_start(ColoDiskPrimary *d, struct Vm *vm);

@@ -56,7 +56,6 @@ void disk_save_setup(DiskSave *ds, Vm *vm)
     ds->vm = vm;
     ds->bitmaps = g_ptr_array_new();
     ds->buf = g_malloc(DISK_COPY_GRANULARITY);
-    ds->sent = 0;
     for (guint i = 0; i < vm->virtio_blks->len; i++) {
         VirtioBlk *blk = vm->virtio_blks->pdata[i];
         if (virtio_blk_node(blk)->readonly) {
@@ -89,7 +88,6 @@ bool disk_save_pass(DiskSave *ds, MigChannel *c, GError **error)
                     return false;
                 }
                 disk_put_record(c, (uint8_t)i, offset, ds->buf, len);
-                ds->sent += len;
                 if (mig_channel_error(c)) {
                     return false;
                 }
@@ -98,17 +96,6 @@ bool disk_save_pass(DiskSave *ds, MigChannel *c, GError **error)
         }
     }
     return true;
-}
-
-uint64_t disk_save_remaining(DiskSave *ds)
-{
-    uint64_t bytes = 0;
-
-    for (guint i = 0; ds->bitmaps && i < ds->bitmaps->len; i++) {
-        BlockNode *bm = ds->bitmaps->pdata[i];
-        bytes += bm ? block_dirty_bitmap_count(bm) * DISK_COPY_GRANULARITY : 0;
-    }
-    return bytes;
 }
 
 void disk_save_cleanup(DiskSave *ds)

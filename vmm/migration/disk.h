@@ -27,7 +27,6 @@ typedef struct DiskSave {
     struct Vm *vm;
     GPtrArray *bitmaps;         /* per disk, the dirty-bitmap filter on top */
     uint8_t *buf;               /* one block */
-    uint64_t sent;              /* bytes */
 } DiskSave;
 
 /* Track writes to every disk and mark all of each disk to send. Main
@@ -36,8 +35,6 @@ void disk_save_setup(DiskSave *ds, struct Vm *vm);
 /* Send every block marked now (cleared as it goes; a block the guest
  * writes meanwhile is marked again). Migration thread. */
 bool disk_save_pass(DiskSave *ds, MigChannel *c, GError **error);
-/* Bytes marked to send. */
-uint64_t disk_save_remaining(DiskSave *ds);
 /* Stop tracking (take the filters out). Guest paused, or main thread. */
 void disk_save_cleanup(DiskSave *ds);
 
