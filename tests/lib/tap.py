@@ -135,6 +135,13 @@ def skip_all(reason):
     sys.exit(1)
 
 
+def _one_line(e, limit=200):
+    """@e as 'Type: first line of its message', at most @limit characters."""
+    msg = str(e).strip().splitlines()
+    text = type(e).__name__ + (": " + msg[0] if msg else "")
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def run(namespace, only=None):
     """Run every test_* function of @namespace (a module's globals()) in
     source order; print TAP; exit 1 if any failed."""
@@ -147,7 +154,7 @@ def run(namespace, only=None):
     print("1..%d" % len(tests), flush=True)
     for name, fn in tests:
         out = io.StringIO()
-        outcome, detail = True, ""
+        outcome, detail, why = True, "", ""
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
                 with _deadline(getattr(fn, "tap_timeout", DEFAULT_TIMEOUT), name):
@@ -156,12 +163,15 @@ def run(namespace, only=None):
             outcome = s
         except KeyboardInterrupt:
             raise
-        except BaseException:  # noqa: BLE001 - a failure (SystemExit too) is reported, not raised
+        except BaseException as e:  # noqa: BLE001 - a failure (SystemExit too) is reported, not raised
             outcome, detail = False, traceback.format_exc()
+            why = _one_line(e)
         if isinstance(outcome, Skip):
             _skip_result(name, str(outcome))
         else:
-            _result(outcome, name)
+            # A failure names its cause on its own line too, so that a
+            # summary that keeps only the result lines still explains it.
+            _result(outcome, name, "" if outcome else " # " + why)
         _comment(out.getvalue() + detail)
     sys.exit(1 if _tap.failed else 0)
 
@@ -179,7 +189,7 @@ def main(fn, deadline=None):
         else:
             skip_all(str(s))
     except Exception as e:  # noqa: BLE001 - a broken set-up fails loudly
-        _result(False, "test run: %s: %s" % (type(e).__name__, str(e).splitlines()[0] if str(e) else ""))
+        _result(False, "test run: " + _one_line(e))
         _comment(traceback.format_exc())
     print("1..%d" % _tap.n, flush=True)
     return 1 if _tap.failed else 0

@@ -47,6 +47,8 @@ def test_failed_test_counted_as_failed():
     """)
     assert results == ["PASS", "FAIL", "PASS"], (results, out)
     assert "AssertionError: arithmetic" in out, out
+    # The result line itself names the cause, for summaries that keep only those.
+    assert "not ok 2 - test_bad # AssertionError: arithmetic\n" in out, out
 
 
 def test_capability_skip_is_a_skip_also_in_ci():
