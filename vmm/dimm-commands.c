@@ -9,7 +9,7 @@
 
 #include "dimm.h"
 #include "migration/migration.h"
-#include "qmp/qmp-args.h"
+#include "common/qmp/qmp-args.h"
 
 static const char *const backend_types[] = {
     "memory-backend-ram", "memory-backend-memfd", "memory-backend-file", NULL,

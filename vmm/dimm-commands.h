@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <glib.h>
 
-#include "qmp/qmp-server.h"
+#include "common/qmp/qmp-server.h"
 #include "vm.h"
 
 void dimm_commands_register(QmpServer *qmp, Vm *vm);

@@ -20,7 +20,7 @@
 #include "colo/colo.h"
 #include "migration/migration-commands.h"
 #include "migration/migration.h"
-#include "qmp/qmp-server.h"
+#include "common/qmp/qmp-server.h"
 #include "vm-commands.h"
 #include "virtio/virtio-commands.h"
 #include "vm.h"

@@ -17,7 +17,7 @@
 #include "kvm-state.h"
 #include "pci/pci.h"
 #include "migration/migration.h"
-#include "qmp/qmp-server.h"
+#include "common/qmp/qmp-server.h"
 #include "vcpu-state.h"
 #include "virtio/virtio-blk.h"
 #include "virtio/virtio-net.h"

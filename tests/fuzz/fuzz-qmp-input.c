@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "qmp/qmp-priv.h"
+#include "common/qmp/qmp-priv.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

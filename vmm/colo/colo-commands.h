@@ -4,7 +4,7 @@
 #define COLO_VMM_COLO_COLO_COMMANDS_H
 
 #include "migration/migration.h"
-#include "qmp/qmp-server.h"
+#include "common/qmp/qmp-server.h"
 
 void colo_commands_register(QmpServer *qmp, Migration *m);
 

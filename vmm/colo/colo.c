@@ -9,7 +9,7 @@
 #include <gio/gio.h>
 #include <qb/qblog.h>
 
-#include "qmp/qmp-server.h"
+#include "common/qmp/qmp-server.h"
 #include "vm.h"
 
 static const char *const colo_mode_names[] = {

@@ -3,7 +3,7 @@
 #define COLO_VMM_MIGRATION_COMMANDS_H
 
 #include "migration/migration.h"
-#include "qmp/qmp-server.h"
+#include "common/qmp/qmp-server.h"
 
 void migration_commands_register(QmpServer *qmp, Migration *m);
 

@@ -4,7 +4,7 @@
 
 #include <qb/qblog.h>
 
-#include "qmp/qmp-args.h"
+#include "common/qmp/qmp-args.h"
 #include "virtio/virtio-net.h"
 
 void virtio_announce_all(Vm *vm)

@@ -3,7 +3,7 @@
 #ifndef COLO_VMM_VIRTIO_VIRTIO_COMMANDS_H
 #define COLO_VMM_VIRTIO_VIRTIO_COMMANDS_H
 
-#include "qmp/qmp-server.h"
+#include "common/qmp/qmp-server.h"
 #include "vm.h"
 
 void virtio_commands_register(QmpServer *qmp, Vm *vm);

@@ -1,8 +1,8 @@
 /* Argument helpers for QMP command handlers (see qmp-args.h). */
 #include "config.h"
 
-#include "qmp/qmp-args.h"
-#include "qmp/qmp-server.h"
+#include "common/qmp/qmp-args.h"
+#include "common/qmp/qmp-server.h"
 
 typedef enum { ARG_INT, ARG_STRING, ARG_BOOL, ARG_NUMBER, ARG_OBJECT, ARG_ARRAY } ArgKind;
 

@@ -1,14 +1,14 @@
-/* Internals shared by the files of vmm/qmp/; not for command code, which
+/* Internals shared by the files of common/qmp/; not for command code, which
  * includes qmp-server.h only. */
-#ifndef COLO_VMM_QMP_PRIV_H
-#define COLO_VMM_QMP_PRIV_H
+#ifndef COLO_COMMON_QMP_PRIV_H
+#define COLO_COMMON_QMP_PRIV_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
-#include "qmp/qmp-server.h"
+#include "common/qmp/qmp-server.h"
 
 typedef struct QmpSession QmpSession;
 typedef struct QmpClient QmpClient;

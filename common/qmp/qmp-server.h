@@ -4,8 +4,8 @@
  *
  * Threads: everything here runs on the thread that runs the server's
  * GMainContext, except qmp_server_emit_event(), which any thread may call. */
-#ifndef COLO_VMM_QMP_SERVER_H
-#define COLO_VMM_QMP_SERVER_H
+#ifndef COLO_COMMON_QMP_SERVER_H
+#define COLO_COMMON_QMP_SERVER_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -13,7 +13,7 @@
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
-#include "qmp/qmp-args.h"
+#include "common/qmp/qmp-args.h"
 
 typedef struct QmpServer QmpServer;
 

@@ -2,7 +2,7 @@
  * pieces the input comes in, and how it recovers from broken limits. */
 #include "config.h"
 
-#include "qmp/qmp-splitter.h"
+#include "common/qmp/qmp-splitter.h"
 
 #include <string.h>
 

@@ -1,8 +1,8 @@
 /* Incremental JSON text splitter for QMP input (see qmp-splitter.h). */
 #include "config.h"
 
-#include "qmp/qmp-splitter.h"
-#include "qmp/qmp-server.h"
+#include "common/qmp/qmp-splitter.h"
+#include "common/qmp/qmp-server.h"
 
 #include <string.h>
 

@@ -3,8 +3,8 @@
  * directly. */
 #include "config.h"
 
-#include "qmp/qmp-priv.h"
-#include "qmp/qmp-splitter.h"
+#include "common/qmp/qmp-priv.h"
+#include "common/qmp/qmp-splitter.h"
 
 #include <string.h>
 

@@ -7,7 +7,7 @@
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
-#include "qmp/qmp-server.h"
+#include "common/qmp/qmp-server.h"
 
 typedef struct {
     char *dir;

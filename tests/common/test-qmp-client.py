@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""tests/lib/qmp.py against the real QMP server (vmm/qmp-test-server). TAP."""
+"""tests/lib/qmp.py against the real QMP server (tests/common/qmp-test-server). TAP."""
 
 import os
 import subprocess
@@ -10,7 +10,7 @@ from qmp import QMPClient, QMPConnectionError, QMPError, QMPTimeout
 import tap
 
 BUILD = os.environ.get("COLO_BUILDDIR", ".")
-SERVER = os.path.join(BUILD, "tests", "vmm", "qmp-test-server")
+SERVER = os.path.join(BUILD, "tests", "common", "qmp-test-server")
 
 state = {}
 

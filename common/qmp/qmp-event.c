@@ -3,7 +3,7 @@
  * server's own thread, or queued to a GSource of the server's context. */
 #include "config.h"
 
-#include "qmp/qmp-priv.h"
+#include "common/qmp/qmp-priv.h"
 
 #include <string.h>
 

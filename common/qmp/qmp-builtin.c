@@ -2,7 +2,7 @@
  * query-commands, query-version. */
 #include "config.h"
 
-#include "qmp/qmp-priv.h"
+#include "common/qmp/qmp-priv.h"
 
 JsonNode *qmp_version_node(const QmpServer *s)
 {

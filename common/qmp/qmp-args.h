@@ -8,8 +8,8 @@
  * GenericError). For an optional argument that is absent, *out is left
  * untouched, so initialise it with the default first. Strings, objects and
  * arrays are borrowed from @args. */
-#ifndef COLO_VMM_QMP_ARGS_H
-#define COLO_VMM_QMP_ARGS_H
+#ifndef COLO_COMMON_QMP_ARGS_H
+#define COLO_COMMON_QMP_ARGS_H
 
 #include <stdbool.h>
 #include <glib.h>

@@ -11,8 +11,8 @@
  * request per line is back in sync on the next line. A stray '}' or ']'
  * between texts is reported and dropped (once per run of strays).
  * The splitter does not validate JSON: that is the parser's job. */
-#ifndef COLO_VMM_QMP_SPLITTER_H
-#define COLO_VMM_QMP_SPLITTER_H
+#ifndef COLO_COMMON_QMP_SPLITTER_H
+#define COLO_COMMON_QMP_SPLITTER_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -7,7 +7,7 @@
  * memory is reaped from an idle source. */
 #include "config.h"
 
-#include "qmp/qmp-priv.h"
+#include "common/qmp/qmp-priv.h"
 
 #include <errno.h>
 #include <fcntl.h>

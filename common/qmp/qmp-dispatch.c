@@ -3,7 +3,7 @@
  * QEMU's words (qapi/qmp-dispatch.c, monitor/qmp.c). */
 #include "config.h"
 
-#include "qmp/qmp-priv.h"
+#include "common/qmp/qmp-priv.h"
 
 #include <string.h>
 #include <qb/qblog.h>
