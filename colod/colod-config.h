@@ -1,0 +1,62 @@
+/* colod's configuration: one GKeyFile per protected VM (/etc/colo/VM.conf,
+ * docs/man/colo.conf.5), validated strictly: an unknown group or key, a
+ * missing required key or a value out of range is an error naming the file,
+ * the group and the key. (Not config.h: that name is autoconf's, and a
+ * quoted include looks in this directory first.) */
+#ifndef COLOD_COLOD_CONFIG_H
+#define COLOD_COLOD_CONFIG_H
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define COLOD_CONFIG_ERROR (colod_config_error_quark())
+GQuark colod_config_error_quark(void);
+
+/* Longest VM name: it names the CPG group ("colo-" NAME, CPG allows 128
+ * bytes), the state directory and log idents. */
+#define COLOD_VM_NAME_MAX 64
+
+/* Timeouts in milliseconds ([timeouts] in the file). */
+typedef struct {
+    uint32_t qmp_ms;            /* each QMP command to colo-vmm / colo-proxy */
+    uint32_t peer_wait_ms;      /* start-up: the peer's hello, then ask an administrator */
+    uint32_t protect_ack_ms;    /* the peer's answer to a protect request */
+    uint32_t protect_retry_ms;  /* between failed protect attempts */
+    uint32_t claim_ms;          /* the peer's answer to a failover claim */
+    uint32_t restart_grace_ms;  /* a peer colod that said it restarts */
+} ColodTimeouts;
+
+typedef struct {
+    char *path;               /* the file it came from (or the origin given) */
+    char *vm_name;            /* [vm] name */
+    char **vmm_argv;          /* [vm] vmm-args, split as a shell would */
+    char *state_dir;          /* [vm] state-dir, default /var/lib/colo/NAME */
+    char *peer_name;          /* [cluster] peer-name */
+    uint32_t peer_node_id;    /* [cluster] peer-node-id */
+    bool allow_split_brain;   /* [cluster] allow-split-brain, default false */
+    char *address;            /* [replication] address: bind here */
+    char *peer_address;       /* [replication] peer-address: the only peer accepted */
+    uint16_t migration_port;  /* [replication] migration-port */
+    uint16_t proxy_port;      /* [replication] proxy-port */
+    char *guest_iface;        /* [proxy] guest-interface */
+    char *uplink;             /* [proxy] uplink, NULL if not set */
+    ColodTimeouts timeouts;
+} ColodConfig;
+
+/* Parses @data (@len bytes, -1 for a NUL-terminated string); @origin names
+ * it in errors. Returns NULL and sets @error on any problem. */
+ColodConfig *colod_config_load_data(const char *data, gssize len, const char *origin, GError **error);
+
+/* Reads and parses the file at @path. */
+ColodConfig *colod_config_load_file(const char *path, GError **error);
+
+void colod_config_free(ColodConfig *config);
+
+/* Whether @name is acceptable as a VM name: 1..COLOD_VM_NAME_MAX bytes of
+ * [A-Za-z0-9_.-], starting with a letter or digit. */
+bool colod_vm_name_valid(const char *name);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ColodConfig, colod_config_free)
+
+#endif
