@@ -1,41 +1,44 @@
-/* The control socket of colo-proxy, for colod (and colo-vmm): one JSON
- * object per line over a unix stream socket, in the style of QMP.
+/* The control socket of colo-proxy, for colod and colo-vmm: QMP
+ * (common/qmp/, docs/qmp.md) with colo-proxy's own commands
+ * (docs/colo-proxy.md). The greeting names the proxy and its role beside
+ * the usual "QMP" member; a client negotiates with qmp_capabilities first:
  *
- *   <- {"colo-proxy": {"version": "0.1.0", "role": "primary"}}
+ *   <- {"QMP": {"version": {...,"package": "colo-proxy"}, "capabilities": []},
+ *       "colo-proxy": {"version": "0.1.0", "role": "primary"}}
+ *   -> {"execute": "qmp_capabilities"}
+ *   <- {"return": {}}
  *   -> {"execute": "checkpoint-commit", "id": 7}
  *   <- {"return": {"released": 12, "epoch": 4}, "id": 7}
- *   <- {"event": "CHECKPOINT_REQUEST", "data": {"reason": "payload", "epoch": 4}}
+ *   <- {"event": "CHECKPOINT_REQUEST", "data": {"reason": "payload", "epoch": 4},
+ *       "timestamp": {"seconds": ..., "microseconds": ...}}
  *
- * Commands come from a table given by the caller; events go to every
- * connected client. */
+ * Output to a client is buffered (a client that does not read is paused,
+ * then dropped past the server's output limit); a client dropped while its
+ * own command runs is freed only after it, from the main loop. */
 #ifndef COLO_NETFILTER_CONTROL_H
 #define COLO_NETFILTER_CONTROL_H
 
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
-#define CTL_MAX_LINE 65536
+#include "common/qmp/qmp-server.h"
 
-/* A command handler: returns the reply value (a new node) or NULL with
- * @error set. @args may be NULL. */
-typedef JsonNode *(*ctl_handler)(void *opaque, JsonObject *args, GError **error);
+/* A request is one JSON text of at most this many bytes. */
+#define CTL_MAX_MESSAGE 65536
 
 struct ctl_command {
     const char *name;
-    ctl_handler fn;
+    QmpCommandFunc fn;
 };
 
-typedef struct ctl_server CtlServer;
+/* Listen on @path (replacing a stale socket) in the default main context;
+ * @table ends with a NULL name and its handlers get @opaque. @role goes
+ * into the greeting. */
+QmpServer *ctl_server_new(const char *path, const struct ctl_command *table, void *opaque, const char *role,
+                          GError **error);
 
-/* Listen on @path (replacing a stale socket). @table ends with a NULL name.
- * @greeting (owned) is sent to every new client. */
-CtlServer *ctl_server_new(const char *path, const struct ctl_command *table, void *opaque,
-                          JsonNode *greeting, GError **error);
-void ctl_server_free(CtlServer *s);
-
-/* Send an event to every client; takes ownership of @data (may be NULL). */
-void ctl_server_emit(CtlServer *s, const char *event, JsonNode *data);
-
-unsigned int ctl_server_clients(const CtlServer *s);
+/* Send an event to every negotiated client; takes ownership of @data (a
+ * JSON object node, or NULL). */
+void ctl_server_emit(QmpServer *s, const char *event, JsonNode *data);
 
 #endif

@@ -15,6 +15,31 @@ static gboolean main_on_signal(gpointer data)
     return G_SOURCE_CONTINUE;
 }
 
+/* --cleanup: what a colo-proxy killed with SIGKILL could not remove. */
+static int main_cleanup(const char *role, const char *iface)
+{
+    const char *roles[] = { role ? role : "primary", role ? NULL : "secondary", NULL };
+    g_autoptr(GError) error = NULL;
+    unsigned int total = 0;
+
+    if (!iface || (role && g_strcmp0(role, "primary") && g_strcmp0(role, "secondary"))) {
+        fprintf(stderr, "colo-proxy: --cleanup needs --guest-iface (and optionally --role primary|secondary)\n");
+        return 1;
+    }
+    for (const char **r = roles; *r; r++) {
+        g_autofree char *tag = rules_tag(*r, iface);
+        unsigned int n;
+
+        if (!rules_cleanup(tag, &n, &error)) {
+            fprintf(stderr, "colo-proxy: --cleanup: %s\n", error->message);
+            return 2;
+        }
+        total += n;
+    }
+    printf("removed %u rule%s\n", total, total == 1 ? "" : "s");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     g_autofree char *role = NULL, *iface = NULL, *listen_on = NULL, *connect_to = NULL, *control = NULL,
@@ -22,7 +47,7 @@ int main(int argc, char **argv)
     g_auto(GStrv) ports = NULL;
     int queue_num = 0, queue_maxlen = 16384, timeout = 3000, scan = 1000, max_queue = 16384;
     gboolean no_rules = FALSE, no_cp_mismatch = FALSE, debug = FALSE, use_syslog = FALSE, forward_all = FALSE,
-             kernel_ts = FALSE;
+             kernel_ts = FALSE, cleanup = FALSE;
     GOptionEntry entries[] = {
         { "role", 'r', 0, G_OPTION_ARG_STRING, &role, "primary or secondary", "ROLE" },
         { "guest-iface", 'i', 0, G_OPTION_ARG_STRING, &iface, "host side of the guest's tap or veth", "IFACE" },
@@ -40,6 +65,9 @@ int main(int argc, char **argv)
         { "passthrough-port", 'p', 0, G_OPTION_ARG_STRING_ARRAY, &ports,
           "release this TCP/UDP port's packets uncompared (repeatable)", "PORT" },
         { "no-rules", 0, 0, G_OPTION_ARG_NONE, &no_rules, "do not install iptables rules", NULL },
+        { "cleanup", 0, 0, G_OPTION_ARG_NONE, &cleanup,
+          "remove the rules a killed colo-proxy of this --role (default: both) on --guest-iface left, and exit",
+          NULL },
         { "uplink", 0, 0, G_OPTION_ARG_STRING, &uplink,
           "primary: carry every frame (ARP and IPv6 too) between IFACE and UPLINK in user space", "UPLINK" },
         { "forward-all", 0, 0, G_OPTION_ARG_NONE, &forward_all,
@@ -62,6 +90,9 @@ int main(int argc, char **argv)
     if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
         fprintf(stderr, "colo-proxy: %s\n", error->message);
         return 1;
+    }
+    if (cleanup) {
+        return main_cleanup(role, iface);
     }
     if (!role || (g_strcmp0(role, "primary") && g_strcmp0(role, "secondary")) || !iface ||
         !listen_on == !connect_to || queue_num < 0 || queue_num > 65535 || timeout < 1 || scan < 1 ||
@@ -108,8 +139,10 @@ int main(int argc, char **argv)
         colo_log_fini();
         return 2;
     }
+    /* Every signal that would end us lets the rules go first. */
     g_unix_signal_add(SIGINT, main_on_signal, loop);
     g_unix_signal_add(SIGTERM, main_on_signal, loop);
+    g_unix_signal_add(SIGHUP, main_on_signal, loop);
     g_main_loop_run(loop);
     qb_log(LOG_NOTICE, "stopping");
     proxy_free(p);

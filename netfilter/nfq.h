@@ -13,8 +13,9 @@
  * kernel segments GSO packets and completes checksums before queueing:
  * it marks a rewritten packet's checksum complete on reinjection.
  *
- * Never FAIL_OPEN, never queue-bypass: both would let packets out that
- * were never compared. */
+ * Never FAIL_OPEN: a full queue would let packets out that were never
+ * compared. The rules' --queue-bypass acts only while nobody is bound to
+ * the queue, when colo-proxy was killed (docs/colo-proxy.md). */
 #ifndef COLO_NETFILTER_NFQ_H
 #define COLO_NETFILTER_NFQ_H
 

@@ -1,5 +1,5 @@
 /* The control commands of colo-proxy (see control.h for the protocol and
- * docs/colo-proxy.md for each command). */
+ * docs/colo-proxy.md for each command). @args is never NULL. */
 #include "config.h"
 
 #include "proxy.h"
@@ -25,7 +25,7 @@ static uint32_t cmd_epoch(const Proxy *p)
     return p->engine ? cmp_engine_epoch(p->engine) : p->epoch;
 }
 
-static JsonNode *cmd_checkpoint_begin(void *opaque, JsonObject *args, GError **error)
+static JsonNode *cmd_checkpoint_begin(JsonObject *args, gpointer opaque, GError **error)
 {
     Proxy *p = opaque;
     JsonBuilder *b = json_builder_new();
@@ -38,7 +38,7 @@ static JsonNode *cmd_checkpoint_begin(void *opaque, JsonObject *args, GError **e
     return cmd_reply(b);
 }
 
-static JsonNode *cmd_checkpoint_commit(void *opaque, JsonObject *args, GError **error)
+static JsonNode *cmd_checkpoint_commit(JsonObject *args, gpointer opaque, GError **error)
 {
     Proxy *p = opaque;
     JsonBuilder *b = json_builder_new();
@@ -54,7 +54,7 @@ static JsonNode *cmd_checkpoint_commit(void *opaque, JsonObject *args, GError **
     return cmd_reply(b);
 }
 
-static JsonNode *cmd_failover(void *opaque, JsonObject *args, GError **error)
+static JsonNode *cmd_failover(JsonObject *args, gpointer opaque, GError **error)
 {
     Proxy *p = opaque;
     JsonBuilder *b;
@@ -70,7 +70,7 @@ static JsonNode *cmd_failover(void *opaque, JsonObject *args, GError **error)
     return cmd_reply(b);
 }
 
-static JsonNode *cmd_query_status(void *opaque, JsonObject *args, GError **error)
+static JsonNode *cmd_query_status(JsonObject *args, gpointer opaque, GError **error)
 {
     Proxy *p = opaque;
     JsonBuilder *b = json_builder_new();
@@ -146,7 +146,7 @@ static void stats_latency(JsonBuilder *b, const char *name, const struct nfq_lat
     json_builder_end_object(b);
 }
 
-static JsonNode *cmd_query_stats(void *opaque, JsonObject *args, GError **error)
+static JsonNode *cmd_query_stats(JsonObject *args, gpointer opaque, GError **error)
 {
     Proxy *p = opaque;
     JsonBuilder *b = json_builder_new();
@@ -216,7 +216,7 @@ static JsonNode *cmd_query_stats(void *opaque, JsonObject *args, GError **error)
     return cmd_reply(b);
 }
 
-static JsonNode *cmd_query_parameters(void *opaque, JsonObject *args, GError **error)
+static JsonNode *cmd_query_parameters(JsonObject *args, gpointer opaque, GError **error)
 {
     Proxy *p = opaque;
     const struct cmp_params *cp = p->engine ? cmp_engine_params(p->engine) : &p->cfg.params;
@@ -259,7 +259,7 @@ static bool get_uint(JsonObject *args, const char *name, uint32_t min, uint32_t 
     return true;
 }
 
-static JsonNode *cmd_set_parameters(void *opaque, JsonObject *args, GError **error)
+static JsonNode *cmd_set_parameters(JsonObject *args, gpointer opaque, GError **error)
 {
     Proxy *p = opaque;
     struct cmp_params np = p->engine ? *cmp_engine_params(p->engine) : p->cfg.params;
@@ -313,7 +313,7 @@ static JsonNode *cmd_set_parameters(void *opaque, JsonObject *args, GError **err
         }
     }
     p->cfg.params = np;
-    return cmd_query_parameters(p, NULL, error);
+    return cmd_query_parameters(args, p, error);
 }
 
 const struct ctl_command proxy_commands[] = {

@@ -251,7 +251,10 @@ static bool proxy_start_primary(Proxy *p, GError **error)
         return false;
     }
     if (p->cfg.install_rules) {
-        const char *spec[] = { "-i", p->cfg.guest_iface, "-j", "NFQUEUE", "--queue-num", qnum, NULL };
+        /* --queue-bypass: with no colo-proxy bound to the queue (it was
+         * killed) the guest's output passes instead of being dropped until
+         * someone removes the rule (docs/colo-proxy.md, "Rules"). */
+        const char *spec[] = { "-i", p->cfg.guest_iface, "-j", "NFQUEUE", "--queue-num", qnum, "--queue-bypass", NULL };
 
         if (!rules_add_forward(p->rules, spec, error)) {
             return false;
@@ -290,19 +293,15 @@ static bool proxy_start_secondary(Proxy *p, GError **error)
 Proxy *proxy_new(const struct proxy_config *cfg, GError **error)
 {
     Proxy *p = g_new0(Proxy, 1);
-    g_autofree char *tag = g_strdup_printf("colo-proxy-%s-%s", cfg->role == PROXY_PRIMARY ? "p" : "s",
-                                           cfg->guest_iface);
-    JsonNode *greeting;
+    g_autofree char *tag = rules_tag(cfg->role == PROXY_PRIMARY ? "primary" : "secondary", cfg->guest_iface);
     bool ok;
 
     p->cfg = *cfg;
     p->rules = rules_new(tag);
     ok = cfg->role == PROXY_PRIMARY ? proxy_start_primary(p, error) : proxy_start_secondary(p, error);
     if (ok && cfg->control) {
-        greeting = json_from_string("{\"colo-proxy\": {\"version\": \"" PACKAGE_VERSION "\"}}", NULL);
-        json_object_set_string_member(json_object_get_object_member(json_node_get_object(greeting), "colo-proxy"),
-                                      "role", cfg->role == PROXY_PRIMARY ? "primary" : "secondary");
-        p->ctl = ctl_server_new(cfg->control, proxy_commands, p, greeting, error);
+        p->ctl = ctl_server_new(cfg->control, proxy_commands, p, cfg->role == PROXY_PRIMARY ? "primary" : "secondary",
+                                error);
         ok = p->ctl != NULL;
     }
     if (!ok) {
@@ -324,7 +323,7 @@ void proxy_free(Proxy *p)
     }
     /* Rules first, so no new packet enters a queue about to vanish. */
     rules_free(p->rules);
-    ctl_server_free(p->ctl);
+    qmp_server_free(p->ctl);
     link_free(p->link);
     proxy_l2_free(p);
     capture_close(p->cap);
@@ -394,8 +393,8 @@ bool proxy_failover(Proxy *p, GError **error)
     {
         struct nfq_callbacks ncb = { takeover_packet, nothing_lost, primary_burst_done, p };
         g_autofree char *qnum = g_strdup_printf("%u", p->cfg.queue_num);
-        const char *out[] = { "-i", p->cfg.guest_iface, "-j", "NFQUEUE", "--queue-num", qnum, NULL };
-        const char *in[] = { "-o", p->cfg.guest_iface, "-j", "NFQUEUE", "--queue-num", qnum, NULL };
+        const char *out[] = { "-i", p->cfg.guest_iface, "-j", "NFQUEUE", "--queue-num", qnum, "--queue-bypass", NULL };
+        const char *in[] = { "-o", p->cfg.guest_iface, "-j", "NFQUEUE", "--queue-num", qnum, "--queue-bypass", NULL };
 
         rw_table_takeover(p->rw);
         p->nfq = nfq_open_queue(p->cfg.queue_num, p->cfg.queue_maxlen, true, &ncb, error);

@@ -45,7 +45,7 @@ typedef struct proxy {
     ProxyNfq *nfq;
     ProxyCapture *cap;
     ProxyLink *link;
-    CtlServer *ctl;
+    QmpServer *ctl;
     ProxyRules *rules;
     ProxyCapture *uplink_cap;  /* L2 path */
     GHashTable *l2_held;       /* L2 path: handle -> GBytes (vnet header + frame) */

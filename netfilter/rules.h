@@ -22,4 +22,12 @@ void rules_remove_all(ProxyRules *r);
 
 void rules_free(ProxyRules *r);
 
+/* Remove every FORWARD rule (IPv4 and IPv6) whose comment is @tag, such as
+ * those a colo-proxy killed with SIGKILL left; *@removed counts them. */
+bool rules_cleanup(const char *tag, unsigned int *removed, GError **error);
+
+/* The tag of the rules of a proxy of @role ("primary" or "secondary") on
+ * @guest_iface. */
+char *rules_tag(const char *role, const char *guest_iface);
+
 #endif

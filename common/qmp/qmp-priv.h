@@ -31,6 +31,9 @@ struct QmpServer {
     QmpGateFunc gate;          /* asked before a command with a state set runs */
     gpointer gate_opaque;
 
+    char *greeting_name;       /* an extra member of the greeting, or NULL */
+    JsonNode *greeting_value;
+
     size_t max_message;
     size_t max_output;
 

@@ -8,12 +8,12 @@
 #include "config.h"
 
 #include "common/qmp/qmp-priv.h"
+#include "common/unix-socket.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 #include <glib-unix.h>
 #include <qb/qblog.h>
@@ -280,7 +280,6 @@ static gboolean server_accept(gint fd, GIOCondition cond, gpointer data)
 
 bool qmp_server_listen_unix(QmpServer *s, const char *path, GError **error)
 {
-    struct sockaddr_un addr = { .sun_family = AF_UNIX };
     int fd;
 
     if (s->listen_fd >= 0) {
@@ -288,28 +287,9 @@ bool qmp_server_listen_unix(QmpServer *s, const char *path, GError **error)
                     s->listen_path);
         return false;
     }
-    if (strlen(path) >= sizeof(addr.sun_path)) {
-        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
-                    "UNIX socket path '%s' is too long (at most %zu bytes)", path,
-                    sizeof(addr.sun_path) - 1);
-        return false;
-    }
-    strcpy(addr.sun_path, path);
-    /* As QEMU: a socket file left by an earlier run is replaced. */
-    if (unlink(path) < 0 && errno != ENOENT) {
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno),
-                    "Failed to unlink socket %s: %s", path, strerror(errno));
-        return false;
-    }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 16) < 0) {
-        int err = errno;
-
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(err),
-                    "Failed to listen on QMP socket %s: %s", path, strerror(err));
-        if (fd >= 0) {
-            close(fd);
-        }
+    fd = colo_unix_listen(path, true, error);
+    if (fd < 0) {
+        g_prefix_error(error, "QMP socket: ");
         return false;
     }
     s->listen_fd = fd;
@@ -347,6 +327,16 @@ QmpServer *qmp_server_new(GMainContext *ctx, const char *package, int major, int
     qmp_builtin_register(s);
     qmp_events_init(s);
     return s;
+}
+
+void qmp_server_set_greeting_member(QmpServer *s, const char *name, JsonNode *value)
+{
+    g_free(s->greeting_name);
+    if (s->greeting_value) {
+        json_node_unref(s->greeting_value);
+    }
+    s->greeting_name = g_strdup(name);
+    s->greeting_value = value;
 }
 
 void qmp_server_set_limits(QmpServer *s, size_t max_message, size_t max_output)
@@ -402,6 +392,10 @@ void qmp_server_free(QmpServer *s)
     }
     qmp_events_fini(s);
     qmp_commands_fini(s);
+    g_free(s->greeting_name);
+    if (s->greeting_value) {
+        json_node_unref(s->greeting_value);
+    }
     g_main_context_unref(s->ctx);
     g_free(s->package);
     g_free(s);

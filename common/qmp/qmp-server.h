@@ -49,7 +49,7 @@ QmpServer *qmp_server_new(GMainContext *ctx, const char *package,
                           int major, int minor, int micro);
 
 /* Listen on the unix socket @path (like QEMU's -qmp unix:PATH,server=on,
- * wait=off): a stale socket file at @path is replaced; the file is removed
+ * wait=off) with common/unix-socket.c: a stale socket file at @path is replaced; the file is removed
  * again by qmp_server_free(). One listening socket per server. */
 bool qmp_server_listen_unix(QmpServer *s, const char *path, GError **error);
 
@@ -79,6 +79,11 @@ void qmp_server_register_in(QmpServer *s, const char *name, uint32_t states, Qmp
  * command precedes its reply, as in QEMU); from other threads it is queued
  * to the server's context. Events from one thread keep their order. */
 void qmp_server_emit_event(QmpServer *s, const char *event, JsonObject *data);
+
+/* Add member @name with @value (taken) to the greeting, beside "QMP", for
+ * a server that is not a VMM to say what it is (colo-proxy: its role).
+ * QMP clients ignore members they do not know. */
+void qmp_server_set_greeting_member(QmpServer *s, const char *name, JsonNode *value);
 
 /* Override the limits: @max_message bytes per JSON text, @max_output bytes
  * of unsent output after which a client that does not read is dropped.

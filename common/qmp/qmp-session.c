@@ -229,6 +229,10 @@ bool qmp_session_greet(QmpSession *sess)
     /* No optional capabilities: colo-vmm has no out-of-band execution. */
     json_object_set_array_member(qmp, "capabilities", json_array_new());
     json_object_set_object_member(greeting, "QMP", json_object_ref(qmp));
+    if (sess->server->greeting_name) {
+        json_object_set_member(greeting, sess->server->greeting_name,
+                               json_node_copy(sess->server->greeting_value));
+    }
     json_node_set_object(node, greeting);
     return session_send_node(sess, node);
 }

@@ -41,7 +41,10 @@ class FakeProxy:
                 conn, _ = self.srv.accept()
             except OSError:
                 return
-            conn.sendall(json.dumps({"colo-proxy": {"version": "fake", "role": self.role}}).encode() + b"\n")
+            greeting = {"QMP": {"version": {"qemu": {"micro": 0, "minor": 1, "major": 0}, "package": "colo-proxy"},
+                                "capabilities": []},
+                        "colo-proxy": {"version": "fake", "role": self.role}}
+            conn.sendall(json.dumps(greeting).encode() + b"\r\n")
             with self.lock:
                 self.conn = conn
             threading.Thread(target=self._client, args=(conn,), daemon=True).start()
@@ -60,6 +63,9 @@ class FakeProxy:
                 line, buf = buf.split(b"\n", 1)
                 req = json.loads(line)
                 name = req["execute"]
+                if name == "qmp_capabilities":
+                    conn.sendall(json.dumps({"return": {}, "id": req.get("id")}).encode() + b"\r\n")
+                    continue
                 with self.lock:
                     self.commands.append(name)
                     mode = self.mode

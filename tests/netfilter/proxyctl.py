@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Small client for the colo-proxy control socket (until colod exists).
+"""Small client for the colo-proxy control socket (QMP with colo-proxy's
+commands; until colod exists).
 
     proxyctl.py SOCKET query-stats
     proxyctl.py SOCKET set-parameters '{"compare_timeout": 500}'
@@ -17,7 +18,6 @@ class ProxyCtl:
     def __init__(self, path, timeout=10.0):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.timeout = timeout
-        self.sock.settimeout(timeout)
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -27,9 +27,11 @@ class ProxyCtl:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+        self.sock.settimeout(timeout)
         self.buf = b""
         self.events = []
         self.greeting = self._read()
+        self.execute("qmp_capabilities")
 
     def _read(self):
         while b"\n" not in self.buf:

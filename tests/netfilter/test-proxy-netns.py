@@ -43,8 +43,8 @@ def run(tap, topo):
     pctl, sctl = ProxyCtl(psock), ProxyCtl(ssock)
     tap.ok(wait_for(lambda: pctl.execute("query-status")["peer-link"]) is not None, "the proxies link up")
     rules = forward_rules(topo, "ph")
-    tap.ok(len(rules) == 1 and "NFQUEUE" in rules[0] and "bypass" not in rules[0],
-           "primary installed its NFQUEUE rule, without queue-bypass", "\n".join(rules))
+    tap.ok(len(rules) == 1 and "NFQUEUE" in rules[0] and "--queue-bypass" in rules[0],
+           "primary installed its NFQUEUE rule, with --queue-bypass", "\n".join(rules))
     rules = forward_rules(topo, "sh")
     tap.ok(len(rules) == 1 and "DROP" in rules[0], "secondary keeps its guest off the wire", "\n".join(rules))
 

@@ -2,12 +2,12 @@
 #include "config.h"
 
 #include "colo/proxy-client.h"
+#include "common/unix-socket.h"
 
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <gio/gio.h>
@@ -129,20 +129,10 @@ static bool proxy_client_wait(ProxyClient *pc, bool (*ready)(const ProxyClient *
 ProxyClient *proxy_client_connect(const char *path, const char *role, int timeout_ms, ProxyEventFn fn,
                                   void *opaque, GError **error)
 {
-    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    int fd = colo_unix_connect(path, error);
 
-    if (strlen(path) >= sizeof(sun.sun_path)) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "colo-proxy socket path too long: %s", path);
-        return NULL;
-    }
-    strcpy(sun.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-        int e = errno;
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "colo-proxy %s: %s", path, g_strerror(e));
-        if (fd >= 0) {
-            close(fd);
-        }
+    if (fd < 0) {
+        g_prefix_error(error, "colo-proxy: ");
         return NULL;
     }
     ProxyClient *pc = g_new0(ProxyClient, 1);
@@ -160,18 +150,25 @@ ProxyClient *proxy_client_connect(const char *path, const char *role, int timeou
                                      g_get_monotonic_time() + (gint64)timeout_ms * G_TIME_SPAN_MILLISECOND);
     bool right = greeted && !strcmp(pc->role, role);
     g_mutex_unlock(&pc->lock);
-    if (!right) {
-        if (greeted) {
-            g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "colo-proxy %s is a %s proxy, not a %s one",
-                        path, pc->role[0] ? pc->role : "(unnamed)", role);
-        } else {
-            g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "colo-proxy %s: no greeting within %d ms", path,
-                        timeout_ms);
+    if (right) {
+        /* QMP's negotiation: commands are refused before it. */
+        g_autoptr(JsonObject) ok = proxy_client_call(pc, "qmp_capabilities", timeout_ms, error);
+
+        if (!ok) {
+            proxy_client_free(pc);
+            return NULL;
         }
-        proxy_client_free(pc);
-        return NULL;
+        return pc;
     }
-    return pc;
+    if (greeted) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "colo-proxy %s is a %s proxy, not a %s one", path,
+                    pc->role[0] ? pc->role : "(unnamed)", role);
+    } else {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "colo-proxy %s: no greeting within %d ms", path,
+                    timeout_ms);
+    }
+    proxy_client_free(pc);
+    return NULL;
 }
 
 /* Write all of @line before @deadline; the socket is non-blocking for us. */

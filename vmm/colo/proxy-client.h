@@ -1,5 +1,5 @@
-/* A client of colo-proxy's control socket (docs/colo-proxy.md): JSON
- * objects, one per line, over a unix stream socket. Commands are
+/* A client of colo-proxy's control socket (docs/colo-proxy.md): QMP over
+ * a unix stream socket, one JSON object per line. Commands are
  * synchronous with a deadline and may be issued from any one thread at a
  * time; events are read by a thread of the client's own and handed to a
  * callback on that thread. A proxy that stops answering or whose socket
@@ -18,8 +18,9 @@ typedef struct ProxyClient ProxyClient;
  * reader thread; must not call back into the client. */
 typedef void (*ProxyEventFn)(void *opaque, const char *event, JsonObject *data);
 
-/* Connect to @path and read the greeting within @timeout_ms; the proxy's
- * role must be @role ("primary" or "secondary"). */
+/* Connect to @path, read the greeting and negotiate (qmp_capabilities),
+ * each within @timeout_ms; the proxy's role (the greeting's "colo-proxy"
+ * member) must be @role ("primary" or "secondary"). */
 ProxyClient *proxy_client_connect(const char *path, const char *role, int timeout_ms, ProxyEventFn fn,
                                   void *opaque, GError **error);
 
