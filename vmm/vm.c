@@ -20,6 +20,7 @@
 #include "common/qmp/qmp-server.h"
 #include "vcpu-state.h"
 #include "virtio/virtio-blk.h"
+#include "virtio/virtio-commands.h"
 #include "virtio/virtio-net.h"
 
 enum {
@@ -506,6 +507,40 @@ static void vm_register_state(Vm *vm)
     }
 }
 
+static RunState vm_host_run_state(Vm *vm)
+{
+    return vm->state;
+}
+
+static bool vm_host_autostart(Vm *vm)
+{
+    return vm->autostart;
+}
+
+/* What migration and COLO may use of the VM (migration/host.h). */
+static const MigrationHostOps vm_migration_host_ops = {
+    .run_state = vm_host_run_state,
+    .autostart = vm_host_autostart,
+    .set_run_state = vm_set_run_state,
+    .stop_force_state = vm_stop_force_state,
+    .run = vm_run,
+    .terminate = vm_terminate,
+    .emit_event = vm_emit_event,
+    .pause_vcpus = vm_pause_vcpus,
+    .resume_vcpus = vm_resume_vcpus,
+    .hold_network = vm_hold_network,
+    .release_network = vm_release_network,
+    .announce = virtio_announce_all,
+};
+
+MigrationHost vm_migration_host(Vm *vm)
+{
+    return (MigrationHost) {
+        .mem = vm->mem, .kvm = vm->kvm, .vmstate = &vm->vmstate, .disks = vm->virtio_blks,
+        .dimms = vm->dimms, .ctx = vm->ctx, .ops = &vm_migration_host_ops, .vm = vm,
+    };
+}
+
 Vm *vm_new(const VmConfig *cfg, GMainContext *ctx, GError **error)
 {
     Vm *vm = g_new0(Vm, 1);
@@ -554,7 +589,8 @@ Vm *vm_new(const VmConfig *cfg, GMainContext *ctx, GError **error)
         goto fail;
     }
     vm_register_state(vm);
-    vm->migration = migration_new(vm);
+    MigrationHost host = vm_migration_host(vm);
+    vm->migration = migration_new(&host);
     qb_log(LOG_INFO, "VM %s: %u vCPU(s), %" G_GUINT64_FORMAT " MiB, kernel %s",
            vm->name, vm->ncpus, vm->mem->ram_size >> 20, cfg->boot.kernel);
     return vm;

@@ -17,6 +17,7 @@
 #include "kvm.h"
 #include "memory.h"
 #include "runstate.h"
+#include "migration/host.h"
 #include "migration/vmstate.h"
 #include "vcpu.h"
 
@@ -164,6 +165,9 @@ void vm_request_internal_error(Vm *vm, unsigned vcpu_index);
 
 /* Emit a QMP event if a server is attached; takes @data (may be NULL). */
 void vm_emit_event(Vm *vm, const char *event, JsonObject *data);
+
+/* What migration and COLO may use of @vm (migration/host.h). */
+MigrationHost vm_migration_host(Vm *vm);
 
 const char *shutdown_cause_name(ShutdownCause cause);
 

@@ -27,10 +27,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     g_clear_error(&error);
     mig_channel_free(c);
-    g_mutex_lock(&mig->rp_lock);
-    mig_channel_free(mig->in_rp);
-    mig->in_rp = NULL;
-    g_mutex_unlock(&mig->rp_lock);
+    g_mutex_lock(&mig->dst.rp_lock);
+    mig_channel_free(mig->dst.rp);
+    mig->dst.rp = NULL;
+    g_mutex_unlock(&mig->dst.rp_lock);
     fuzz_vm_reset_memory();
     return 0;
 }

@@ -23,12 +23,17 @@ static void fuzz_memory(void)
     GuestMemoryConfig cfg = { .size = 2 << 20 };
 
     if (mig) {
-        ram_load_state_clear(&mig->in_ram);
+        ram_load_state_clear(&mig->dst.ram);
     }
     dimms_free(fuzz_vm.dimms);
     guest_memory_free(fuzz_vm.mem);
     fuzz_vm.mem = guest_memory_new(&cfg, NULL);
     fuzz_vm.dimms = dimms_new(fuzz_vm.mem, NULL, NULL, 10 << 20, 2, NULL);
+    if (mig) {
+        /* The migration's view of the VM follows the new memory. */
+        mig->host.mem = fuzz_vm.mem;
+        mig->host.dimms = fuzz_vm.dimms;
+    }
 }
 
 Migration *fuzz_vm_migration(void)
@@ -53,7 +58,8 @@ Migration *fuzz_vm_migration(void)
     vmstate_register(&vm->vmstate, &serial_state_ops, 0, vm->serial);
     vmstate_register(&vm->vmstate, &cmos_state_ops, 0, vm->cmos);
     vmstate_register(&vm->vmstate, &acpi_pm_state_ops, 0, vm->pm);
-    mig = migration_new(vm);
+    MigrationHost host = vm_migration_host(vm);
+    mig = migration_new(&host);
     return mig;
 }
 

@@ -9,33 +9,32 @@
 #include "block/write-log.h"
 #include "migration/disk.h"
 #include "virtio/virtio-blk.h"
-#include "vm.h"
 
-static VirtioBlk *colo_disk(struct Vm *vm, guint i)
+static VirtioBlk *colo_disk(GPtrArray *disks, guint i)
 {
-    return vm->virtio_blks->pdata[i];
+    return disks->pdata[i];
 }
 
 /* Take the filter @node, on top of disk @i, out of its stack. */
-static void colo_disk_remove_filter(struct Vm *vm, guint i, BlockNode *node)
+static void colo_disk_remove_filter(GPtrArray *disks, guint i, BlockNode *node)
 {
-    virtio_blk_set_node(colo_disk(vm, i), node->child);
+    virtio_blk_set_node(colo_disk(disks, i), node->child);
     block_node_remove_filter(node);
 }
 
 /* ---- primary ---------------------------------------------------------------- */
 
-void colo_disk_primary_start(ColoDiskPrimary *d, struct Vm *vm)
+void colo_disk_primary_start(ColoDiskPrimary *d, GPtrArray *disks)
 {
-    d->vm = vm;
+    d->disks = disks;
     d->logs = g_ptr_array_new();
     d->captured = g_ptr_array_new_with_free_func((GDestroyNotify)g_ptr_array_unref);
-    for (guint i = 0; i < vm->virtio_blks->len; i++) {
-        BlockNode *image = virtio_blk_node(colo_disk(vm, i));
+    for (guint i = 0; i < disks->len; i++) {
+        BlockNode *image = virtio_blk_node(colo_disk(disks, i));
         /* A read-only disk never changes: nothing to replicate. */
         BlockNode *log = image->readonly ? NULL : block_write_log_new(image);
         if (log) {
-            virtio_blk_set_node(colo_disk(vm, i), log);
+            virtio_blk_set_node(colo_disk(disks, i), log);
         }
         g_ptr_array_add(d->logs, log);
         g_ptr_array_add(d->captured, g_ptr_array_new());
@@ -69,7 +68,7 @@ void colo_disk_primary_stop(ColoDiskPrimary *d)
 {
     for (guint i = 0; d->logs && i < d->logs->len; i++) {
         if (d->logs->pdata[i]) {
-            colo_disk_remove_filter(d->vm, i, d->logs->pdata[i]);
+            colo_disk_remove_filter(d->disks, i, d->logs->pdata[i]);
         }
     }
     g_clear_pointer(&d->logs, g_ptr_array_unref);
@@ -99,14 +98,14 @@ static void colo_disk_drop_pending(ColoDiskSecondary *d)
     d->pending_bytes = 0;
 }
 
-bool colo_disk_secondary_start(ColoDiskSecondary *d, struct Vm *vm, GError **error)
+bool colo_disk_secondary_start(ColoDiskSecondary *d, GPtrArray *disks, GError **error)
 {
-    d->vm = vm;
+    d->disks = disks;
     d->overlays = g_ptr_array_new();
     g_queue_init(&d->pending);
     d->pending_bytes = 0;
-    for (guint i = 0; i < vm->virtio_blks->len; i++) {
-        BlockNode *image = virtio_blk_node(colo_disk(vm, i));
+    for (guint i = 0; i < disks->len; i++) {
+        BlockNode *image = virtio_blk_node(colo_disk(disks, i));
         if (image->readonly) {
             g_ptr_array_add(d->overlays, NULL);     /* its guest cannot write it either */
             continue;
@@ -122,7 +121,7 @@ bool colo_disk_secondary_start(ColoDiskSecondary *d, struct Vm *vm, GError **err
             colo_disk_secondary_stop(d, NULL);
             return false;
         }
-        virtio_blk_set_node(colo_disk(vm, i), overlay);
+        virtio_blk_set_node(colo_disk(disks, i), overlay);
         g_ptr_array_add(d->overlays, overlay);
     }
     return true;
@@ -132,7 +131,7 @@ bool colo_disk_receive(ColoDiskSecondary *d, MigChannel *c, GError **error)
 {
     PendingWrite *w = g_new0(PendingWrite, 1);
 
-    if (!disk_read_record(c, d->vm, &w->disk, &w->offset, &w->data, &w->len, error)) {
+    if (!disk_read_record(c, d->disks, &w->disk, &w->offset, &w->data, &w->len, error)) {
         g_free(w);
         return false;
     }
@@ -193,7 +192,7 @@ bool colo_disk_secondary_stop(ColoDiskSecondary *d, GError **error)
         /* Commit and take the overlay out with the device paused
          * throughout: the guest runs again by now, and a write landing in
          * the overlay after the commit would be closed with it. */
-        int r = virtio_blk_remove_filter(colo_disk(d->vm, i), block_overlay_commit);
+        int r = virtio_blk_remove_filter(colo_disk(d->disks, i), block_overlay_commit);
         if (r < 0) {
             /* Keep the overlay: the guest's view stays whole, in memory. */
             qb_log(LOG_ERR, "COLO: disk %u: writing the guest's own writes into the image: %s; "

@@ -15,16 +15,14 @@
 
 #include "migration/channel.h"
 
-struct Vm;
-
 /* ---- primary (the guest paused in each call but send) ---- */
 typedef struct ColoDiskPrimary {
-    struct Vm *vm;
+    GPtrArray *disks;           /* VirtioBlk, the VM's */
     GPtrArray *logs;            /* per disk, its write-log filter */
     GPtrArray *captured;        /* per disk, the epoch's writes (GPtrArray) */
 } ColoDiskPrimary;
 
-void colo_disk_primary_start(ColoDiskPrimary *d, struct Vm *vm);
+void colo_disk_primary_start(ColoDiskPrimary *d, GPtrArray *disks);
 /* The writes since the last capture, kept for colo_disk_send. */
 void colo_disk_capture(ColoDiskPrimary *d);
 /* The captured writes as MIG_REC_DISK records, in the order they were made. */
@@ -33,14 +31,14 @@ void colo_disk_primary_stop(ColoDiskPrimary *d);
 
 /* ---- secondary ---- */
 typedef struct ColoDiskSecondary {
-    struct Vm *vm;
+    GPtrArray *disks;           /* VirtioBlk, the VM's */
     GPtrArray *overlays;        /* per disk, the overlay on top */
     GQueue pending;             /* this checkpoint's writes of the primary */
     uint64_t pending_bytes;
 } ColoDiskSecondary;
 
 /* The initial sync's copy made durable, then an overlay on every disk. */
-bool colo_disk_secondary_start(ColoDiskSecondary *d, struct Vm *vm, GError **error);
+bool colo_disk_secondary_start(ColoDiskSecondary *d, GPtrArray *disks, GError **error);
 /* One MIG_REC_DISK record (after its kind byte) into the pending writes. */
 bool colo_disk_receive(ColoDiskSecondary *d, MigChannel *c, GError **error);
 /* Guest paused: the pending writes onto the images, flushed, and the

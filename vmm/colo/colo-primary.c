@@ -13,7 +13,6 @@
 #include <qb/qblog.h>
 
 #include "colo/colo-disk.h"
-#include "vm.h"
 
 /* A secondary that does not answer within this long is taken as failed:
  * the primary's guest runs on instead of waiting for colod. */
@@ -30,7 +29,7 @@ static bool colo_wait_msg(Migration *m, uint32_t expect, uint64_t *value, GError
     while (!co->rp_count) {
         if (colo_should_stop_locked(co)) {
             why = "failover requested";
-        } else if (m->rp_shut_status != -1) {
+        } else if (m->src.rp_shut_status != -1) {
             why = "the return path broke";
         } else if (!g_cond_wait_until(&m->cond, &m->lock, deadline)) {
             why = "no answer from the secondary";
@@ -91,8 +90,8 @@ typedef struct {
 
 static bool colo_checkpoint(Migration *m, ColoTrigger trigger, Capture *cap, GError **error)
 {
-    MigChannel *c = m->out;
-    RamSave *rs = &m->ram;
+    MigChannel *c = m->src.out;
+    RamSave *rs = &m->src.ram;
     g_autofree uint8_t *state = NULL;
     uint64_t value, pages = 0, bytes0 = mig_bytes_written(c);
     uint32_t size = 0;
@@ -115,7 +114,7 @@ static bool colo_checkpoint(Migration *m, ColoTrigger trigger, Capture *cap, GEr
         captured = state != NULL;
     }
     if (captured) {
-        vm_hold_network(m->vm);
+        m->host.ops->hold_network(m->host.vm);
     }
     colo_resume_guest(m);
     uint64_t pause_us = (uint64_t)(g_get_monotonic_time() - paused);
@@ -136,7 +135,7 @@ static bool colo_checkpoint(Migration *m, ColoTrigger trigger, Capture *cap, GEr
     /* The secondary holds this state now (or is gone), and the proxy sent
      * out this epoch's packets: what the guest sent since the copy may meet
      * the secondary's output. */
-    vm_release_network(m->vm);
+    m->host.ops->release_network(m->host.vm);
     if (ok) {
         colo_record(m, trigger, pause_us, pages, mig_bytes_written(c) - bytes0);
     }
@@ -153,8 +152,8 @@ static gboolean main_colo_run_vm(gpointer opaque)
     Migration *m = opaque;
 
     /* The initial sync stopped it in finish-migrate: back to what it was. */
-    m->vm_stopped = false;
-    vm_set_run_state(m->vm, m->old_state);
+    m->src.vm_stopped = false;
+    m->host.ops->set_run_state(m->host.vm, m->src.old_state);
     return G_SOURCE_REMOVE;
 }
 
@@ -172,12 +171,12 @@ bool colo_primary_run(Migration *m, GError **error)
         return false;
     }
     /* Checkpoints are the latency path of every held packet: no limit. */
-    mig_set_rate_limit(m->out, 0);
+    mig_set_rate_limit(m->src.out, 0);
     /* The guest still stands still: the disks' copy is complete, from now
      * on their writes go with the checkpoints. */
     Capture cap = { 0 };
-    disk_save_cleanup(&m->disks);
-    colo_disk_primary_start(&cap.disks, m->vm);
+    disk_save_cleanup(&m->src.disks);
+    colo_disk_primary_start(&cap.disks, m->host.disks);
     /* For the proxy the initial sync is a checkpoint: what the guest sent
      * before it stopped is in the secondary now. */
     g_autoptr(GError) net_error = NULL;

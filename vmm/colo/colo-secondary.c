@@ -13,7 +13,6 @@
 
 #include "colo/colo-disk.h"
 #include "colo/ram-cache.h"
-#include "vm.h"
 
 struct ColoSecondary {
     Migration *m;
@@ -125,11 +124,11 @@ bool colo_secondary_loop(ColoSecondary *s, MigChannel *c, GError **error)
             if (!s->receiving) {
                 return colo_fail(error, "pages outside a checkpoint", COLO_MSG_MAX);
             }
-            uint64_t before = m->in_stats.normal + m->in_stats.duplicate;
-            if (!ram_load(m->vm->mem, c, &m->in_stats, NULL, ram_cache_place, &s->cache, error)) {
+            uint64_t before = m->dst.stats.normal + m->dst.stats.duplicate;
+            if (!ram_load(m->host.mem, c, &m->dst.stats, NULL, ram_cache_place, &s->cache, error)) {
                 return false;
             }
-            s->pages += m->in_stats.normal + m->in_stats.duplicate - before;
+            s->pages += m->dst.stats.normal + m->dst.stats.duplicate - before;
             continue;
         }
         if (kind == MIG_REC_DISK) {
@@ -166,7 +165,9 @@ bool colo_secondary_loop(ColoSecondary *s, MigChannel *c, GError **error)
 
 static gboolean main_colo_start_guest(gpointer opaque)
 {
-    vm_run(((Migration *)opaque)->vm);
+    Migration *m = opaque;
+
+    m->host.ops->run(m->host.vm);
     return G_SOURCE_REMOVE;
 }
 
@@ -175,17 +176,17 @@ ColoSecondary *colo_secondary_new(Migration *m, GError **error)
     ColoSecondary *s = g_new0(ColoSecondary, 1);
 
     s->m = m;
-    if (!ram_cache_init(&s->cache, m->vm->mem, error)) {
+    if (!ram_cache_init(&s->cache, m->host.mem, error)) {
         g_free(s);
         return NULL;
     }
-    if (!ram_save_setup(&s->own, m->vm->mem, m->vm->kvm, error)) {
+    if (!ram_save_setup(&s->own, m->host.mem, m->host.kvm, error)) {
         ram_cache_fini(&s->cache);
         g_free(s);
         return NULL;
     }
     ram_save_clear(&s->own);    /* guest and cache are equal now */
-    if (!colo_disk_secondary_start(&s->disks, m->vm, error)) {
+    if (!colo_disk_secondary_start(&s->disks, m->host.disks, error)) {
         ram_save_cleanup(&s->own);
         ram_cache_fini(&s->cache);
         g_free(s);
@@ -234,7 +235,7 @@ bool colo_secondary_run(Migration *m, GError **error)
     colo_enter(m, COLO_MODE_SECONDARY);
     colo_rp_send(m, COLO_MSG_CHECKPOINT_READY, 0);
 
-    colo_secondary_loop(s, m->in, &local);     /* returns only when the stream ends */
+    colo_secondary_loop(s, m->dst.in, &local);     /* returns only when the stream ends */
     if (s->unusable) {
         g_mutex_lock(&m->lock);
         m->colo->unusable = true;
@@ -248,7 +249,7 @@ bool colo_secondary_run(Migration *m, GError **error)
     if (stop) {
         colo_secondary_free(s);
     } else {
-        int err = mig_channel_error(m->in);
+        int err = mig_channel_error(m->dst.in);
         g_autofree char *why = local ? g_strdup(local->message)
                                      : g_strdup_printf("the stream from the primary broke (%s)", g_strerror(-err));
         colo_secondary_free(s);

@@ -10,7 +10,6 @@
 #include <qb/qblog.h>
 
 #include "common/qmp/qmp-server.h"
-#include "vm.h"
 
 static const char *const colo_mode_names[] = {
     [COLO_MODE_NONE] = "none",
@@ -163,7 +162,7 @@ void colo_leave(Migration *m)
     JsonObject *data = json_object_new();
     json_object_set_string_member(data, "mode", colo_mode_names[mode]);
     json_object_set_string_member(data, "reason", colo_reason_names[reason]);
-    vm_emit_event(m->vm, "COLO_EXIT", data);
+    m->host.ops->emit_event(m->host.vm, "COLO_EXIT", data);
 }
 
 bool colo_should_stop_locked(const Colo *co)
@@ -186,13 +185,17 @@ void colo_wait_failover(Migration *m, const char *why)
 
 static gboolean main_pause_guest(gpointer opaque)
 {
-    vm_pause_vcpus(((Migration *)opaque)->vm);
+    Migration *m = opaque;
+
+    m->host.ops->pause_vcpus(m->host.vm);
     return G_SOURCE_REMOVE;
 }
 
 static gboolean main_resume_guest(gpointer opaque)
 {
-    vm_resume_vcpus(((Migration *)opaque)->vm);
+    Migration *m = opaque;
+
+    m->host.ops->resume_vcpus(m->host.vm);
     return G_SOURCE_REMOVE;
 }
 
@@ -233,7 +236,7 @@ void colo_record(Migration *m, ColoTrigger trigger, uint64_t pause_us, uint64_t 
     if (trigger < COLO_TRIGGER__MAX) {
         json_object_set_string_member(data, "reason", colo_trigger_names[trigger]);
     }
-    vm_emit_event(m->vm, "COLO_CHECKPOINT", data);
+    m->host.ops->emit_event(m->host.vm, "COLO_CHECKPOINT", data);
 }
 
 /* ---- QMP ------------------------------------------------------------------ */
@@ -242,15 +245,15 @@ void colo_record(Migration *m, ColoTrigger trigger, uint64_t pause_us, uint64_t 
 static void colo_shutdown_channels(Migration *m)
 {
     g_mutex_lock(&m->lock);
-    if (m->out) {
-        mig_channel_shutdown(m->out, ECANCELED);
+    if (m->src.out) {
+        mig_channel_shutdown(m->src.out, ECANCELED);
     }
-    if (m->rp) {
-        mig_channel_shutdown(m->rp, ECANCELED);
+    if (m->src.rp) {
+        mig_channel_shutdown(m->src.rp, ECANCELED);
     }
     g_mutex_unlock(&m->lock);
-    if (m->in) {
-        mig_channel_shutdown(m->in, ECANCELED);
+    if (m->dst.in) {
+        mig_channel_shutdown(m->dst.in, ECANCELED);
     }
 }
 

@@ -7,7 +7,6 @@
 #include "block/dirty-bitmap.h"
 #include "migration/format.h"
 #include "virtio/virtio-blk.h"
-#include "vm.h"
 
 #define DISK_COPY_GRANULARITY (256 * 1024)
 
@@ -20,7 +19,7 @@ void disk_put_record(MigChannel *c, uint8_t disk, uint64_t offset, const void *d
     mig_put_bytes(c, data, len);
 }
 
-bool disk_read_record(MigChannel *c, Vm *vm, uint8_t *disk, uint64_t *offset, uint8_t **data,
+bool disk_read_record(MigChannel *c, GPtrArray *disks, uint8_t *disk, uint64_t *offset, uint8_t **data,
                       uint32_t *len, GError **error)
 {
     *disk = mig_get_u8(c);
@@ -30,12 +29,12 @@ bool disk_read_record(MigChannel *c, Vm *vm, uint8_t *disk, uint64_t *offset, ui
     if (mig_channel_error(c)) {
         return false;
     }
-    if (*disk >= vm->virtio_blks->len) {
+    if (*disk >= disks->len) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                    "the source has a disk %u, this VM %u disk(s)", *disk, vm->virtio_blks->len);
+                    "the source has a disk %u, this VM %u disk(s)", *disk, disks->len);
         return false;
     }
-    uint64_t size = block_length(virtio_blk_node(vm->virtio_blks->pdata[*disk]));
+    uint64_t size = block_length(virtio_blk_node(disks->pdata[*disk]));
     if (*len == 0 || *len > MIG_MAX_DISK_RECORD || *offset > size || *len > size - *offset) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
                     "disk %u record of %u bytes at %" G_GUINT64_FORMAT " (the disk has %" G_GUINT64_FORMAT ")",
@@ -51,13 +50,13 @@ bool disk_read_record(MigChannel *c, Vm *vm, uint8_t *disk, uint64_t *offset, ui
     return true;
 }
 
-void disk_save_setup(DiskSave *ds, Vm *vm)
+void disk_save_setup(DiskSave *ds, GPtrArray *disks)
 {
-    ds->vm = vm;
+    ds->disks = disks;
     ds->bitmaps = g_ptr_array_new();
     ds->buf = g_malloc(DISK_COPY_GRANULARITY);
-    for (guint i = 0; i < vm->virtio_blks->len; i++) {
-        VirtioBlk *blk = vm->virtio_blks->pdata[i];
+    for (guint i = 0; i < disks->len; i++) {
+        VirtioBlk *blk = disks->pdata[i];
         if (virtio_blk_node(blk)->readonly) {
             /* The secondary needs the same image: nothing to copy into it. */
             g_ptr_array_add(ds->bitmaps, NULL);
@@ -101,7 +100,7 @@ bool disk_save_pass(DiskSave *ds, MigChannel *c, GError **error)
 void disk_save_cleanup(DiskSave *ds)
 {
     for (guint i = 0; ds->bitmaps && i < ds->bitmaps->len; i++) {
-        VirtioBlk *blk = ds->vm->virtio_blks->pdata[i];
+        VirtioBlk *blk = ds->disks->pdata[i];
         BlockNode *bm = ds->bitmaps->pdata[i];
         if (!bm) {
             continue;

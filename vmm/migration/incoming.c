@@ -20,31 +20,29 @@
 #include "migration/multifd.h"
 #include "migration/postcopy.h"
 #include "migration/transport.h"
-#include "virtio/virtio-commands.h"
 #include "colo/colo.h"
 #include "migration/disk.h"
 #include "virtio/virtio-blk.h"
 #include "dimm.h"
-#include "vm.h"
 
 void migration_incoming_set_status(Migration *m, MigStatus status)
 {
     g_mutex_lock(&m->lock);
-    m->in_status = status;
+    m->dst.status = status;
     g_mutex_unlock(&m->lock);
     migration_emit_status(m, status);
 }
 
 void migration_rp_send(Migration *m, uint16_t type, const void *data, uint16_t len)
 {
-    g_mutex_lock(&m->rp_lock);
-    if (m->in_rp) {
-        mig_put_be16(m->in_rp, type);
-        mig_put_be16(m->in_rp, len);
-        mig_put_bytes(m->in_rp, data, len);
-        mig_flush(m->in_rp);
+    g_mutex_lock(&m->dst.rp_lock);
+    if (m->dst.rp) {
+        mig_put_be16(m->dst.rp, type);
+        mig_put_be16(m->dst.rp, len);
+        mig_put_bytes(m->dst.rp, data, len);
+        mig_flush(m->dst.rp);
     }
-    g_mutex_unlock(&m->rp_lock);
+    g_mutex_unlock(&m->dst.rp_lock);
 }
 
 static void incoming_rp_u32(Migration *m, uint16_t type, uint32_t value)
@@ -80,7 +78,7 @@ static bool incoming_device(Migration *m, MigChannel *c, GHashTable *seen, GErro
     if (mig_channel_error(c)) {
         return false;
     }
-    const VmStateEntry *e = vmstate_find(&m->vm->vmstate, id, instance);
+    const VmStateEntry *e = vmstate_find(m->host.vmstate, id, instance);
     if (!e) {
         return incoming_fail(error, "device state for unknown device '%s' instance %u", id, instance);
     }
@@ -111,10 +109,10 @@ static bool incoming_device(Migration *m, MigChannel *c, GHashTable *seen, GErro
 static MultifdRecv *incoming_multifd(Migration *m)
 {
     g_mutex_lock(&m->lock);
-    if (!m->multifd_in) {
-        m->multifd_in = multifd_recv_new(m);
+    if (!m->dst.multifd) {
+        m->dst.multifd = multifd_recv_new(m);
     }
-    MultifdRecv *mr = m->multifd_in;
+    MultifdRecv *mr = m->dst.multifd;
     g_mutex_unlock(&m->lock);
     return mr;
 }
@@ -191,13 +189,13 @@ static bool incoming_command(Migration *m, MigChannel *c, GHashTable *seen, bool
         if (fd < 0) {
             return incoming_fail(error, "cannot open the return path: %s", g_strerror(errno));
         }
-        g_mutex_lock(&m->rp_lock);
-        if (!m->in_rp) {
-            m->in_rp = mig_channel_new(fd);
+        g_mutex_lock(&m->dst.rp_lock);
+        if (!m->dst.rp) {
+            m->dst.rp = mig_channel_new(fd);
         } else {
             close(fd);
         }
-        g_mutex_unlock(&m->rp_lock);
+        g_mutex_unlock(&m->dst.rp_lock);
         return true;
     }
     case MIG_CMD_PING:
@@ -212,7 +210,7 @@ static bool incoming_command(Migration *m, MigChannel *c, GHashTable *seen, bool
         if (len != 1 || payload[0] > 1) {
             break;
         }
-        m->source_running = payload[0];
+        m->dst.source_running = payload[0];
         return true;
     case MIG_CMD_ENABLE_COLO:
         if (len != 0) {
@@ -222,7 +220,7 @@ static bool incoming_command(Migration *m, MigChannel *c, GHashTable *seen, bool
             return incoming_fail(error, "the source asks for COLO, but the capability x-colo is not set "
                                  "here (migrate-set-capabilities on the secondary too)");
         }
-        m->colo_enabled = true;
+        m->dst.colo_enabled = true;
         return true;
     case MIG_CMD_PACKAGED:
         if (len != 4) {
@@ -247,7 +245,7 @@ static bool incoming_command(Migration *m, MigChannel *c, GHashTable *seen, bool
 /* Every registered device must have had its section. */
 static bool incoming_check_complete(Migration *m, GHashTable *seen, GError **error)
 {
-    const VmStateRegistry *reg = &m->vm->vmstate;
+    const VmStateRegistry *reg = m->host.vmstate;
 
     for (guint i = 0; i < reg->entries->len; i++) {
         const VmStateEntry *e = &g_array_index(reg->entries, VmStateEntry, i);
@@ -288,7 +286,7 @@ bool migration_read_hello(MigChannel *c, uint8_t *kind, uint8_t *index, GError *
 static bool incoming_memory_device(Migration *m, MigChannel *c, GError **error)
 {
     RamDeviceRecord rec;
-    GuestMemory *mem = m->vm->mem;
+    GuestMemory *mem = m->host.mem;
 
     if (!ram_read_device_record(c, &rec, error)) {
         return false;
@@ -297,12 +295,12 @@ static bool incoming_memory_device(Migration *m, MigChannel *c, GError **error)
         return incoming_fail(error, "pc-dimm %s arrived after postcopy began", rec.id);
     }
     unsigned before = guest_memory_nr_blocks(mem);
-    if (!dimms_plug_incoming(m->vm->dimms, rec.id, rec.memdev, rec.slot, rec.addr, rec.size, error)) {
+    if (!dimms_plug_incoming(m->host.dimms, rec.id, rec.memdev, rec.slot, rec.addr, rec.size, error)) {
         g_prefix_error(error, "the source has pc-dimm %s: ", rec.id);
         return false;
     }
     for (unsigned i = before; i < guest_memory_nr_blocks(mem); i++) {
-        ram_load_state_add_block(&m->in_ram, mem, i);
+        ram_load_state_add_block(&m->dst.ram, mem, i);
     }
     return true;
 }
@@ -316,13 +314,13 @@ static bool incoming_disk(Migration *m, MigChannel *c, GError **error)
     g_autofree uint8_t *data = NULL;
     uint32_t len;
 
-    if (!m->colo_enabled) {
+    if (!m->dst.colo_enabled) {
         return incoming_fail(error, "a disk record in a migration without COLO");
     }
-    if (!disk_read_record(c, m->vm, &disk, &offset, &data, &len, error)) {
+    if (!disk_read_record(c, m->host.disks, &disk, &offset, &data, &len, error)) {
         return false;
     }
-    int r = block_pwrite(virtio_blk_node(m->vm->virtio_blks->pdata[disk]), offset, data, len);
+    int r = block_pwrite(virtio_blk_node(m->host.disks->pdata[disk]), offset, data, len);
     if (r < 0) {
         g_set_error(error, G_IO_ERROR, g_io_error_from_errno(-r), "writing disk %u: %s", disk, g_strerror(-r));
         return false;
@@ -343,7 +341,7 @@ static bool incoming_records(Migration *m, MigChannel *c, GHashTable *seen, bool
         }
         switch (kind) {
         case MIG_REC_RAM_BLOCKS:
-            ok = ram_load_blocks(m->vm->mem, c, error);
+            ok = ram_load_blocks(m->host.mem, c, error);
             break;
         case MIG_REC_MEMORY_DEVICE:
             ok = incoming_memory_device(m, c, error);
@@ -390,52 +388,51 @@ bool migration_incoming_load(Migration *m, MigChannel *c, GError **error)
 
 void migration_incoming_start_guest(Migration *m)
 {
-    Vm *vm = m->vm;
+    const MigrationHost *h = &m->host;
 
     /* As QEMU: run if the source ran and nobody said -S or stop since (cont
      * during the load says run); else wait paused for cont. */
-    if (vm->state != RUN_STATE_INMIGRATE) {
+    if (h->ops->run_state(h->vm) != RUN_STATE_INMIGRATE) {
         return;     /* postcopy started it already */
     }
-    if (m->source_running && vm->autostart) {
-        vm_run(vm);
+    if (m->dst.source_running && h->ops->autostart(h->vm)) {
+        h->ops->run(h->vm);
     } else {
-        vm_set_run_state(vm, RUN_STATE_PAUSED);
+        h->ops->set_run_state(h->vm, RUN_STATE_PAUSED);
     }
 }
 
 /* Closes the listening socket (a unix socket's file goes with it). */
 static void incoming_stop_listening(Migration *m)
 {
-    if (m->listen_source) {
-        g_source_destroy(m->listen_source);
-        g_clear_pointer(&m->listen_source, g_source_unref);
+    if (m->dst.listen_source) {
+        g_source_destroy(m->dst.listen_source);
+        g_clear_pointer(&m->dst.listen_source, g_source_unref);
     }
-    transport_close_listener(m->listen_fd);
-    m->listen_fd = -1;
+    transport_close_listener(m->dst.listen_fd);
+    m->dst.listen_fd = -1;
 }
 
 static gboolean main_incoming_done(gpointer opaque)
 {
     Migration *m = opaque;
-    Vm *vm = m->vm;
 
     /* No more connections for this migration. */
     incoming_stop_listening(m);
 
-    if (m->in_status == MIG_STATUS_COMPLETED) {
+    if (m->dst.status == MIG_STATUS_COMPLETED) {
         /* As QEMU: run if the source was running, else stay paused; and
          * tell the network where the guest is now. */
         migration_incoming_start_guest(m);
-        virtio_announce_all(vm);
-    } else if (m->in_status == MIG_STATUS_POSTCOPY_PAUSED) {
+        m->host.ops->announce(m->host.vm);
+    } else if (m->dst.status == MIG_STATUS_POSTCOPY_PAUSED) {
         /* The guest runs here and the newest pages are on the source: vCPUs
          * touching a missing page stay blocked rather than read garbage. */
-        qb_log(LOG_ERR, "postcopy broke: %s; the guest waits for pages (postcopy-paused)", m->in_error);
+        qb_log(LOG_ERR, "postcopy broke: %s; the guest waits for pages (postcopy-paused)", m->dst.error);
     } else {
         /* Guest memory is half-loaded: nothing here can run. */
-        qb_log(LOG_ERR, "incoming migration failed: %s; exiting", m->in_error);
-        vm_terminate(vm, 1);
+        qb_log(LOG_ERR, "incoming migration failed: %s; exiting", m->dst.error);
+        m->host.ops->terminate(m->host.vm, 1);
     }
     return G_SOURCE_REMOVE;
 }
@@ -443,14 +440,14 @@ static gboolean main_incoming_done(gpointer opaque)
 static void incoming_main(Migration *m)
 {
     g_autoptr(GError) error = NULL;
-    bool ok = migration_incoming_load(m, m->in, &error);
+    bool ok = migration_incoming_load(m, m->dst.in, &error);
 
-    if (ok && m->colo_enabled) {
+    if (ok && m->dst.colo_enabled) {
         /* Instead of SHUT, the secondary's READY: COLO until failover. */
         ok = colo_secondary_run(m, &error);
         if (ok) {
             migration_incoming_set_status(m, MIG_STATUS_COMPLETED);
-            g_main_context_invoke(m->vm->ctx, main_incoming_done, m);
+            g_main_context_invoke(m->host.ctx, main_incoming_done, m);
             return;
         }
     }
@@ -462,15 +459,15 @@ static void incoming_main(Migration *m)
     incoming_rp_u32(m, MIG_RP_SHUT, ok ? 0 : (uint32_t)EINVAL);
     g_mutex_lock(&m->lock);
     if (!ok) {
-        g_free(m->in_error);
-        m->in_error = g_strdup(error->message);
+        g_free(m->dst.error);
+        m->dst.error = g_strdup(error->message);
     }
     g_mutex_unlock(&m->lock);
     migration_incoming_set_status(m, ok ? MIG_STATUS_COMPLETED : paused ? MIG_STATUS_POSTCOPY_PAUSED : MIG_STATUS_FAILED);
     if (ok) {
         qb_log(LOG_INFO, "incoming migration completed");
     }
-    g_main_context_invoke(m->vm->ctx, main_incoming_done, m);
+    g_main_context_invoke(m->host.ctx, main_incoming_done, m);
 }
 
 typedef struct {
@@ -494,15 +491,15 @@ static gpointer incoming_connection_thread(gpointer opaque)
     setsockopt(mig_channel_fd(c), SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
     if (!hello) {
         qb_log(LOG_WARNING, "incoming migration: dropping a connection: %s", error->message);
-        if (!m->in_main_seen) {
+        if (!m->dst.main_seen) {
             /* The first connection was not a migration: that is the failure. */
             g_mutex_lock(&m->lock);
-            m->in_main_seen = true;
-            g_free(m->in_error);
-            m->in_error = g_strdup(error->message);
+            m->dst.main_seen = true;
+            g_free(m->dst.error);
+            m->dst.error = g_strdup(error->message);
             g_mutex_unlock(&m->lock);
             migration_incoming_set_status(m, MIG_STATUS_FAILED);
-            g_main_context_invoke(m->vm->ctx, main_incoming_done, m);
+            g_main_context_invoke(m->host.ctx, main_incoming_done, m);
         }
         mig_channel_free(c);
         return NULL;
@@ -510,10 +507,10 @@ static gpointer incoming_connection_thread(gpointer opaque)
     switch (kind) {
     case MIG_CHANNEL_MAIN:
         g_mutex_lock(&m->lock);
-        bool first = !m->in;
+        bool first = !m->dst.in;
         if (first) {
-            m->in = c;
-            m->in_main_seen = true;
+            m->dst.in = c;
+            m->dst.main_seen = true;
         }
         g_mutex_unlock(&m->lock);
         if (!first) {
@@ -552,33 +549,33 @@ static gboolean incoming_on_accept(gint fd, GIOCondition cond, gpointer opaque)
     IncomingConn *conn = g_new(IncomingConn, 1);
     conn->m = m;
     conn->c = mig_channel_new(sock);
-    g_ptr_array_add(m->in_threads, g_thread_new("mig/incoming", incoming_connection_thread, conn));
+    g_ptr_array_add(m->dst.threads, g_thread_new("mig/incoming", incoming_connection_thread, conn));
     return G_SOURCE_CONTINUE;
 }
 
 bool migration_incoming_listen(Migration *m, const char *uri, GError **error)
 {
-    if (m->vm->state != RUN_STATE_INMIGRATE) {
+    if (m->host.ops->run_state(m->host.vm) != RUN_STATE_INMIGRATE) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
                     "'-incoming' was not specified on the command line");
         return false;
     }
-    if (m->listen_fd >= 0 || m->in_main_seen) {
+    if (m->dst.listen_fd >= 0 || m->dst.main_seen) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_BUSY,
                     "The incoming migration has already been started");
         return false;
     }
-    m->listen_fd = transport_listen(uri, error);
-    if (m->listen_fd < 0) {
+    m->dst.listen_fd = transport_listen(uri, error);
+    if (m->dst.listen_fd < 0) {
         return false;
     }
-    m->in_threads = g_ptr_array_new();
+    m->dst.threads = g_ptr_array_new();
     /* Before any loader thread exists: they all read it, and only now is
      * it known which pages the fresh VM has written (kernel, tables). */
-    ram_load_state_init(&m->in_ram, m->vm->mem);
-    m->listen_source = g_unix_fd_source_new(m->listen_fd, G_IO_IN);
-    g_source_set_callback(m->listen_source, (GSourceFunc)(void (*)(void))incoming_on_accept, m, NULL);
-    g_source_attach(m->listen_source, m->vm->ctx);
+    ram_load_state_init(&m->dst.ram, m->host.mem);
+    m->dst.listen_source = g_unix_fd_source_new(m->dst.listen_fd, G_IO_IN);
+    g_source_set_callback(m->dst.listen_source, (GSourceFunc)(void (*)(void))incoming_on_accept, m, NULL);
+    g_source_attach(m->dst.listen_source, m->host.ctx);
     migration_incoming_set_status(m, MIG_STATUS_SETUP);
     qb_log(LOG_INFO, "waiting for an incoming migration on %s", uri);
     return true;
@@ -586,21 +583,21 @@ bool migration_incoming_listen(Migration *m, const char *uri, GError **error)
 
 void migration_incoming_cleanup(Migration *m)
 {
-    if (m->in) {
-        mig_channel_shutdown(m->in, ECANCELED);
+    if (m->dst.in) {
+        mig_channel_shutdown(m->dst.in, ECANCELED);
     }
     migration_incoming_postcopy_cleanup(m);
-    multifd_recv_shutdown(m->multifd_in);
-    for (guint i = 0; m->in_threads && i < m->in_threads->len; i++) {
-        g_thread_join(g_ptr_array_index(m->in_threads, i));
+    multifd_recv_shutdown(m->dst.multifd);
+    for (guint i = 0; m->dst.threads && i < m->dst.threads->len; i++) {
+        g_thread_join(g_ptr_array_index(m->dst.threads, i));
     }
-    g_clear_pointer(&m->in_threads, g_ptr_array_unref);
-    multifd_recv_free(m->multifd_in);
-    m->multifd_in = NULL;
+    g_clear_pointer(&m->dst.threads, g_ptr_array_unref);
+    multifd_recv_free(m->dst.multifd);
+    m->dst.multifd = NULL;
     incoming_stop_listening(m);
-    mig_channel_free(m->in);
-    m->in = NULL;
-    mig_channel_free(m->in_rp);
-    m->in_rp = NULL;
-    ram_load_state_clear(&m->in_ram);
+    mig_channel_free(m->dst.in);
+    m->dst.in = NULL;
+    mig_channel_free(m->dst.rp);
+    m->dst.rp = NULL;
+    ram_load_state_clear(&m->dst.ram);
 }

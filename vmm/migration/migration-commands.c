@@ -8,7 +8,6 @@
 
 #include "migration/migration-priv.h"
 #include "migration/multifd.h"
-#include "vm.h"
 
 static JsonNode *node_object(JsonObject *obj)
 {
@@ -20,7 +19,7 @@ static JsonNode *node_object(JsonObject *obj)
 
 static bool migration_active(Migration *m)
 {
-    switch (m->status) {
+    switch (m->src.status) {
     case MIG_STATUS_SETUP:
     case MIG_STATUS_ACTIVE:
     case MIG_STATUS_DEVICE:
@@ -99,11 +98,11 @@ static JsonNode *cmd_migrate_start_postcopy(JsonObject *args, gpointer opaque, G
                     "Enable postcopy with migrate_set_capability before the start of migration");
         return NULL;
     }
-    if (m->status != MIG_STATUS_SETUP && m->status != MIG_STATUS_ACTIVE) {
+    if (m->src.status != MIG_STATUS_SETUP && m->src.status != MIG_STATUS_ACTIVE) {
         g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC, "Postcopy must be started after migration has been started");
         return NULL;
     }
-    g_atomic_int_set(&m->postcopy_requested, 1);
+    g_atomic_int_set(&m->src.postcopy_requested, 1);
     return NULL;
 }
 
@@ -243,11 +242,11 @@ static JsonNode *cmd_migrate_set_parameters(JsonObject *args, gpointer opaque, G
     /* As QEMU, a running migration follows the new bandwidth at once: the
      * postcopy limit once the background stream is the postcopy one. */
     g_mutex_lock(&m->lock);
-    if (m->out && migration_active(m) && m->status == MIG_STATUS_POSTCOPY_ACTIVE) {
-        mig_set_rate_limit(m->out, params.max_postcopy_bandwidth);
-    } else if (m->out && migration_active(m) && m->status != MIG_STATUS_COLO) {
-        mig_set_rate_limit(m->out, params.max_bandwidth);
-        multifd_send_set_rate_limit(m->multifd, params.max_bandwidth);
+    if (m->src.out && migration_active(m) && m->src.status == MIG_STATUS_POSTCOPY_ACTIVE) {
+        mig_set_rate_limit(m->src.out, params.max_postcopy_bandwidth);
+    } else if (m->src.out && migration_active(m) && m->src.status != MIG_STATUS_COLO) {
+        mig_set_rate_limit(m->src.out, params.max_bandwidth);
+        multifd_send_set_rate_limit(m->src.multifd, params.max_bandwidth);
     }
     g_mutex_unlock(&m->lock);
     return NULL;

@@ -14,7 +14,6 @@
 #include "migration/multifd.h"
 #include "migration/postcopy.h"
 #include "colo/colo.h"
-#include "vm.h"
 
 static const char *const mig_status_names[] = {
     [MIG_STATUS_NONE] = "none",
@@ -35,21 +34,21 @@ const char *mig_status_name(MigStatus s)
     return mig_status_names[s];
 }
 
-Migration *migration_new(Vm *vm)
+Migration *migration_new(const MigrationHost *host)
 {
     Migration *m = g_new0(Migration, 1);
 
-    m->vm = vm;
+    m->host = *host;
     g_mutex_init(&m->lock);
-    g_mutex_init(&m->rp_lock);
+    g_mutex_init(&m->dst.rp_lock);
     g_cond_init(&m->cond);
     m->params.max_bandwidth = 128ULL << 20;
     m->params.downtime_limit = 300;
     m->params.multifd_channels = 2;
     m->params.max_postcopy_bandwidth = 0;
     m->params.x_checkpoint_delay = 20000;
-    m->listen_fd = -1;
-    m->rp_shut_status = -1;
+    m->dst.listen_fd = -1;
+    m->src.rp_shut_status = -1;
     m->colo = colo_new();
     return m;
 }
@@ -61,24 +60,24 @@ void migration_free(Migration *m)
     }
     migration_cancel(m);
     colo_quit(m);
-    if (m->thread) {
+    if (m->src.thread) {
         /* The thread may still need the main loop (to restart the VM). */
-        while (!g_atomic_int_get(&m->thread_done)) {
-            g_main_context_iteration(m->vm->ctx, FALSE);
+        while (!g_atomic_int_get(&m->src.thread_done)) {
+            g_main_context_iteration(m->host.ctx, FALSE);
             g_usleep(1000);
         }
-        g_thread_join(m->thread);
+        g_thread_join(m->src.thread);
     }
     migration_incoming_cleanup(m);
-    postcopy_free(m->postcopy, m->vm->mem);
-    mig_channel_free(m->out);
-    mig_channel_free(m->rp);
-    g_free(m->uri);
-    g_free(m->error);
-    g_free(m->in_error);
+    postcopy_free(m->postcopy, m->host.mem);
+    mig_channel_free(m->src.out);
+    mig_channel_free(m->src.rp);
+    g_free(m->src.uri);
+    g_free(m->src.error);
+    g_free(m->dst.error);
     colo_free(m->colo);
     g_cond_clear(&m->cond);
-    g_mutex_clear(&m->rp_lock);
+    g_mutex_clear(&m->dst.rp_lock);
     g_mutex_clear(&m->lock);
     g_free(m);
 }
@@ -87,24 +86,24 @@ void migration_free(Migration *m)
  * the next migrate starts from a clean slate. */
 void migration_reset_outgoing(Migration *m)
 {
-    if (m->thread) {
-        g_thread_join(m->thread);
-        m->thread = NULL;
+    if (m->src.thread) {
+        g_thread_join(m->src.thread);
+        m->src.thread = NULL;
     }
     g_mutex_lock(&m->lock);
-    mig_channel_free(m->out);
-    mig_channel_free(m->rp);
-    m->out = m->rp = NULL;
-    postcopy_free(m->postcopy, m->vm->mem);
+    mig_channel_free(m->src.out);
+    mig_channel_free(m->src.rp);
+    m->src.out = m->src.rp = NULL;
+    postcopy_free(m->postcopy, m->host.mem);
     m->postcopy = NULL;
-    g_clear_pointer(&m->uri, g_free);
-    g_clear_pointer(&m->error, g_free);
-    g_atomic_int_set(&m->cancel, 0);
-    g_atomic_int_set(&m->postcopy_requested, 0);
-    m->rp_shut_status = -1;
-    m->total_ms = m->downtime_ms = m->setup_us = 0;
-    m->mbps_bits = 0;
-    memset(&m->ram, 0, sizeof(m->ram));
+    g_clear_pointer(&m->src.uri, g_free);
+    g_clear_pointer(&m->src.error, g_free);
+    g_atomic_int_set(&m->src.cancel, 0);
+    g_atomic_int_set(&m->src.postcopy_requested, 0);
+    m->src.rp_shut_status = -1;
+    m->src.total_ms = m->src.downtime_ms = m->src.setup_us = 0;
+    m->src.mbps_bits = 0;
+    memset(&m->src.ram, 0, sizeof(m->src.ram));
     g_mutex_unlock(&m->lock);
 }
 
@@ -115,13 +114,13 @@ void migration_emit_status(Migration *m, MigStatus status)
     }
     JsonObject *data = json_object_new();
     json_object_set_string_member(data, "status", mig_status_name(status));
-    vm_emit_event(m->vm, "MIGRATION", data);
+    m->host.ops->emit_event(m->host.vm, "MIGRATION", data);
 }
 
 void migration_set_status(Migration *m, MigStatus status)
 {
     g_mutex_lock(&m->lock);
-    m->status = status;
+    m->src.status = status;
     g_cond_broadcast(&m->cond);
     g_mutex_unlock(&m->lock);
     migration_emit_status(m, status);
@@ -130,8 +129,8 @@ void migration_set_status(Migration *m, MigStatus status)
 void migration_set_error(Migration *m, const char *message)
 {
     g_mutex_lock(&m->lock);
-    g_free(m->error);
-    m->error = g_strdup(message);
+    g_free(m->src.error);
+    m->src.error = g_strdup(message);
     g_mutex_unlock(&m->lock);
 }
 
@@ -161,7 +160,7 @@ void migration_call_main(Migration *m, GSourceFunc fn)
 
     g_mutex_init(&call.lock);
     g_cond_init(&call.cond);
-    g_main_context_invoke(m->vm->ctx, main_call_run, &call);
+    g_main_context_invoke(m->host.ctx, main_call_run, &call);
     g_mutex_lock(&call.lock);
     while (!call.done) {
         g_cond_wait(&call.cond, &call.lock);
@@ -195,40 +194,40 @@ JsonObject *migration_query(Migration *m)
     JsonObject *ret = json_object_new();
 
     g_mutex_lock(&m->lock);
-    MigStatus status = m->status != MIG_STATUS_NONE ? m->status : m->in_status;
+    MigStatus status = m->src.status != MIG_STATUS_NONE ? m->src.status : m->dst.status;
     if (status == MIG_STATUS_NONE) {
         g_mutex_unlock(&m->lock);
         return ret;     /* QEMU answers {} before any migration */
     }
     json_object_set_string_member(ret, "status", mig_status_name(status));
-    if (m->status != MIG_STATUS_NONE) {
+    if (m->src.status != MIG_STATUS_NONE) {
         bool finished = status == MIG_STATUS_COMPLETED || status == MIG_STATUS_FAILED ||
                         status == MIG_STATUS_CANCELLED;
-        int64_t total = finished ? m->total_ms : (g_get_monotonic_time() - m->start_us) / 1000;
-        RamStats st = m->ram.stats;
-        if (m->out && !finished) {
-            st.transferred = mig_bytes_written(m->out) + multifd_send_bytes(m->multifd);
+        int64_t total = finished ? m->src.total_ms : (g_get_monotonic_time() - m->src.start_us) / 1000;
+        RamStats st = m->src.ram.stats;
+        if (m->src.out && !finished) {
+            st.transferred = mig_bytes_written(m->src.out) + multifd_send_bytes(m->src.multifd);
         }
         json_object_set_int_member(ret, "total-time", total);
-        json_object_set_int_member(ret, "setup-time", m->setup_us / 1000);
+        json_object_set_int_member(ret, "setup-time", m->src.setup_us / 1000);
         if (status == MIG_STATUS_COMPLETED) {
-            json_object_set_int_member(ret, "downtime", m->downtime_ms);
+            json_object_set_int_member(ret, "downtime", m->src.downtime_ms);
         } else if (!finished) {
             json_object_set_int_member(ret, "expected-downtime", (gint64)m->params.downtime_limit);
         }
         json_object_set_object_member(ret, "ram",
-            migration_query_ram(&st, ram_save_remaining(&m->ram) * GUEST_PAGE_SIZE,
-                                guest_memory_total_size(m->vm->mem), m->mbps_bits));
-        if (m->error && status == MIG_STATUS_FAILED) {
-            json_object_set_string_member(ret, "error-desc", m->error);
+            migration_query_ram(&st, ram_save_remaining(&m->src.ram) * GUEST_PAGE_SIZE,
+                                guest_memory_total_size(m->host.mem), m->src.mbps_bits));
+        if (m->src.error && status == MIG_STATUS_FAILED) {
+            json_object_set_string_member(ret, "error-desc", m->src.error);
         }
         migration_query_postcopy(m, ret);
     } else {
-        if (m->in_error && status == MIG_STATUS_FAILED) {
-            json_object_set_string_member(ret, "error-desc", m->in_error);
+        if (m->dst.error && status == MIG_STATUS_FAILED) {
+            json_object_set_string_member(ret, "error-desc", m->dst.error);
         }
         json_object_set_object_member(ret, "ram",
-            migration_query_ram(&m->in_stats, 0, guest_memory_total_size(m->vm->mem), 0));
+            migration_query_ram(&m->dst.stats, 0, guest_memory_total_size(m->host.mem), 0));
         migration_query_postcopy(m, ret);
     }
     g_mutex_unlock(&m->lock);
@@ -238,7 +237,7 @@ JsonObject *migration_query(Migration *m)
 bool migration_allows_memory_hotplug(Migration *m, GError **error)
 {
     g_mutex_lock(&m->lock);
-    MigStatus out = m->status, in = m->in_status;
+    MigStatus out = m->src.status, in = m->dst.status;
     g_mutex_unlock(&m->lock);
 
     if (out == MIG_STATUS_COLO || in == MIG_STATUS_COLO) {
@@ -246,18 +245,18 @@ bool migration_allows_memory_hotplug(Migration *m, GError **error)
                     "memory hotplug is not possible in COLO (leave COLO, add the DIMM, protect again)");
         return false;
     }
-    if (m->vm->state == RUN_STATE_INMIGRATE || in == MIG_STATUS_SETUP || in == MIG_STATUS_ACTIVE ||
+    if (m->host.ops->run_state(m->host.vm) == RUN_STATE_INMIGRATE || in == MIG_STATUS_SETUP || in == MIG_STATUS_ACTIVE ||
         in == MIG_STATUS_POSTCOPY_ACTIVE || in == MIG_STATUS_POSTCOPY_PAUSED) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_BUSY,
                     "memory hotplug is not possible while an incoming migration is loading");
         return false;
     }
-    if (m->vm_stopped || out == MIG_STATUS_DEVICE || out == MIG_STATUS_POSTCOPY_ACTIVE ||
+    if (m->src.vm_stopped || out == MIG_STATUS_DEVICE || out == MIG_STATUS_POSTCOPY_ACTIVE ||
         out == MIG_STATUS_POSTCOPY_PAUSED || out == MIG_STATUS_CANCELLING) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_BUSY,
                     "memory hotplug is not possible while the migration is in status '%s' "
                     "(precopy takes added RAM along; postcopy and the final phase do not)",
-                    mig_status_name(m->vm_stopped && out == MIG_STATUS_ACTIVE ? MIG_STATUS_DEVICE : out));
+                    mig_status_name(m->src.vm_stopped && out == MIG_STATUS_ACTIVE ? MIG_STATUS_DEVICE : out));
         return false;
     }
     return true;

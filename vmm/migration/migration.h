@@ -15,10 +15,9 @@
 
 #include "migration/channel.h"
 #include "migration/disk.h"
+#include "migration/host.h"
 #include "migration/ram.h"
 #include "runstate.h"
-
-struct Vm;
 
 typedef enum MigStatus {
     MIG_STATUS_NONE,
@@ -49,14 +48,8 @@ typedef struct MigCaps {
     bool x_colo;                /* enter COLO after the initial sync */
 } MigCaps;
 
-typedef struct Migration {
-    struct Vm *vm;
-    MigCaps caps;
-    MigParams params;
-
-    /* Outgoing */
-    GMutex lock;                /* status, error, the channels' lifetime */
-    GCond cond;
+/* The outgoing side: this VMM is a migration's source (or COLO's primary). */
+typedef struct MigSource {
     MigStatus status;
     char *error;                /* why it failed, for query-migrate */
     char *uri;
@@ -70,35 +63,46 @@ typedef struct Migration {
     uint32_t ping_seq, rp_pong; /* last PING sent, last PONG seen (under lock) */
     RamSave ram;
     DiskSave disks;             /* COLO's copy of the disks (x-colo) */
-    int64_t start_us, setup_us, total_ms, downtime_ms, end_us;
+    int64_t start_us, setup_us, total_ms, downtime_ms;
     uint64_t mbps_bits;         /* last measured throughput, bits/s */
     bool was_running;
     RunState old_state;         /* the source's run state before the final phase */
     bool vm_stopped;            /* the migration stopped the VM and must restart it on failure */
     gint postcopy_requested;    /* atomic: migrate-start-postcopy */
-    struct Postcopy *postcopy;  /* either side, once postcopy is in play */
-    struct MultifdSend *multifd;    /* source channels, with the multifd capability */
-    struct MultifdRecv *multifd_in; /* destination channels */
+    struct MultifdSend *multifd;    /* with the multifd capability */
+} MigSource;
 
-    /* Incoming */
-    MigStatus in_status;
-    char *in_error;
+/* The incoming side: this VMM is a migration's destination (or COLO's secondary). */
+typedef struct MigDest {
+    MigStatus status;
+    char *error;
     int listen_fd;
     GSource *listen_source;
     MigChannel *in;
-    MigChannel *in_rp;          /* return path, write side */
-    GPtrArray *in_threads;      /* per extra connection (postcopy, multifd) */
-    bool in_main_seen;
+    MigChannel *rp;             /* return path, write side */
     GMutex rp_lock;             /* several threads may send on the return path */
-    RamStats in_stats;
-    RamLoadState in_ram;
+    GPtrArray *threads;         /* per extra connection (postcopy, multifd) */
+    bool main_seen;
+    RamStats stats;
+    RamLoadState ram;
     bool source_running;
     bool colo_enabled;          /* the source sent ENABLE_COLO */
+    struct MultifdRecv *multifd;
+} MigDest;
 
+typedef struct Migration {
+    MigrationHost host;         /* all migration may use of the VM */
+    MigCaps caps;
+    MigParams params;
+    GMutex lock;                /* both sides' status and error, the channels' lifetime */
+    GCond cond;
+    MigSource src;
+    MigDest dst;
+    struct Postcopy *postcopy;  /* either side, once postcopy is in play */
     struct Colo *colo;          /* COLO state, either side */
 } Migration;
 
-Migration *migration_new(struct Vm *vm);
+Migration *migration_new(const MigrationHost *host);
 void migration_free(Migration *m);
 
 const char *mig_status_name(MigStatus s);

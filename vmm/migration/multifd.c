@@ -10,7 +10,6 @@
 
 #include "migration/format.h"
 #include "migration/transport.h"
-#include "vm.h"
 
 #define BITS_PER_WORD   (8 * sizeof(unsigned long))
 #define PACKET_PAGES    128     /* pages per packet: 512 KiB of data at most */
@@ -367,7 +366,7 @@ void multifd_recv_free(MultifdRecv *mr)
 /* @buf: PACKET_PAGES pages, the channel's. */
 static bool recv_pages(MultifdRecv *mr, MigChannel *c, uint8_t *buf, GError **error)
 {
-    GuestMemory *mem = mr->m->vm->mem;
+    GuestMemory *mem = mr->m->host.mem;
     char id[MIG_MAX_ID_LEN + 1];
     uint8_t idlen = mig_get_u8(c);
     uint64_t offsets[PACKET_PAGES];
@@ -398,8 +397,8 @@ static bool recv_pages(MultifdRecv *mr, MigChannel *c, uint8_t *buf, GError **er
     for (uint32_t i = 0; i < n && !mig_channel_error(c);) {
         uint64_t off = offsets[i] & ~PAGE_ZERO_FLAG;
         if (offsets[i] & PAGE_ZERO_FLAG) {
-            ram_load_zero_page(&mr->m->in_ram, mem, b, off);
-            __atomic_fetch_add(&mr->m->in_stats.duplicate, 1, __ATOMIC_RELAXED);
+            ram_load_zero_page(&mr->m->dst.ram, mem, b, off);
+            __atomic_fetch_add(&mr->m->dst.stats.duplicate, 1, __ATOMIC_RELAXED);
             i++;
             continue;
         }
@@ -412,11 +411,11 @@ static bool recv_pages(MultifdRecv *mr, MigChannel *c, uint8_t *buf, GError **er
         if (mig_channel_error(c)) {
             break;
         }
-        ram_load_store(&mr->m->in_ram, mem, b, off, buf, (size_t)run * GUEST_PAGE_SIZE);
+        ram_load_store(&mr->m->dst.ram, mem, b, off, buf, (size_t)run * GUEST_PAGE_SIZE);
         for (uint32_t k = 0; k < run; k++) {
-            ram_load_note_data(&mr->m->in_ram, mem, b, off + k * GUEST_PAGE_SIZE);
+            ram_load_note_data(&mr->m->dst.ram, mem, b, off + k * GUEST_PAGE_SIZE);
         }
-        __atomic_fetch_add(&mr->m->in_stats.normal, run, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&mr->m->dst.stats.normal, run, __ATOMIC_RELAXED);
         i += run;
     }
     return !mig_channel_error(c);

@@ -17,7 +17,6 @@
 #include "migration/migration-priv.h"
 #include "migration/multifd.h"
 #include "migration/transport.h"
-#include "vm.h"
 
 /* Pages sent between checks of cancel and of a switch to postcopy: at most
  * about 50 ms worth at the bandwidth limit, so either is seen quickly. */
@@ -36,7 +35,7 @@ static uint64_t outgoing_chunk_pages(const Migration *m)
 
 static bool outgoing_cancelled(Migration *m)
 {
-    return g_atomic_int_get(&m->cancel) != 0;
+    return g_atomic_int_get(&m->src.cancel) != 0;
 }
 
 /* ---- device state -------------------------------------------------------- */
@@ -44,7 +43,7 @@ static bool outgoing_cancelled(Migration *m)
 /* Every device section, then whether the guest was running. */
 bool migration_save_devices(Migration *m, MigChannel *c, GError **error)
 {
-    const VmStateRegistry *reg = &m->vm->vmstate;
+    const VmStateRegistry *reg = m->host.vmstate;
 
     for (guint i = 0; i < reg->entries->len; i++) {
         const VmStateEntry *e = &g_array_index(reg->entries, VmStateEntry, i);
@@ -66,7 +65,7 @@ bool migration_save_devices(Migration *m, MigChannel *c, GError **error)
     mig_put_u8(c, MIG_REC_COMMAND);
     mig_put_be16(c, MIG_CMD_RUN_STATE);
     mig_put_be16(c, 1);
-    mig_put_u8(c, m->was_running);
+    mig_put_u8(c, m->src.was_running);
     return true;
 }
 
@@ -113,14 +112,14 @@ uint8_t *migration_devices_chunk(Migration *m, uint16_t last_cmd, uint32_t *size
 static gboolean main_stop_vm(gpointer opaque)
 {
     Migration *m = opaque;
-    Vm *vm = m->vm;
+    const MigrationHost *h = &m->host;
 
-    m->was_running = run_state_is_running(vm->state);
-    m->old_state = vm->state;
-    m->vm_stopped = true;
+    m->src.old_state = h->ops->run_state(h->vm);
+    m->src.was_running = run_state_is_running(m->src.old_state);
+    m->src.vm_stopped = true;
     /* Whatever it was (running, paused, prelaunch): finish-migrate, where
      * nothing may run it until the migration has ended. */
-    vm_stop_force_state(vm, RUN_STATE_FINISH_MIGRATE);
+    h->ops->stop_force_state(h->vm, RUN_STATE_FINISH_MIGRATE);
     return G_SOURCE_REMOVE;
 }
 
@@ -132,21 +131,19 @@ void migration_stop_vm(Migration *m)
 static gboolean main_after_failure(gpointer opaque)
 {
     Migration *m = opaque;
-    Vm *vm = m->vm;
 
-    m->vm_stopped = false;
-    vm_set_run_state(vm, m->old_state);
+    m->src.vm_stopped = false;
+    m->host.ops->set_run_state(m->host.vm, m->src.old_state);
     return G_SOURCE_REMOVE;
 }
 
 static gboolean main_after_completion(gpointer opaque)
 {
     Migration *m = opaque;
-    Vm *vm = m->vm;
 
-    m->vm_stopped = false;
+    m->src.vm_stopped = false;
     /* The guest lives on the destination now: stay stopped, as QEMU. */
-    vm_set_run_state(vm, RUN_STATE_POSTMIGRATE);
+    m->host.ops->set_run_state(m->host.vm, RUN_STATE_POSTMIGRATE);
     return G_SOURCE_REMOVE;
 }
 
@@ -155,7 +152,7 @@ static gboolean main_after_completion(gpointer opaque)
 static gpointer rp_thread(gpointer opaque)
 {
     Migration *m = opaque;
-    MigChannel *c = m->rp;
+    MigChannel *c = m->src.rp;
 
     if (m->caps.postcopy_ram) {
         postcopy_thread_urgent();
@@ -175,7 +172,7 @@ static gpointer rp_thread(gpointer opaque)
                 goto bad;
             }
             g_mutex_lock(&m->lock);
-            m->rp_shut_status = (gint)GUINT32_FROM_BE(*(uint32_t *)payload);
+            m->src.rp_shut_status = (gint)GUINT32_FROM_BE(*(uint32_t *)payload);
             g_cond_broadcast(&m->cond);
             g_mutex_unlock(&m->lock);
             return NULL;
@@ -184,7 +181,7 @@ static gpointer rp_thread(gpointer opaque)
                 goto bad;
             }
             g_mutex_lock(&m->lock);
-            m->rp_pong = GUINT32_FROM_BE(*(uint32_t *)payload);
+            m->src.rp_pong = GUINT32_FROM_BE(*(uint32_t *)payload);
             g_cond_broadcast(&m->cond);
             g_mutex_unlock(&m->lock);
             break;
@@ -208,8 +205,8 @@ bad:
     mig_channel_set_error(c, EPROTO);
 out:
     g_mutex_lock(&m->lock);
-    if (m->rp_shut_status < 0) {
-        m->rp_shut_status = -2;     /* the path broke before SHUT */
+    if (m->src.rp_shut_status < 0) {
+        m->src.rp_shut_status = -2;     /* the path broke before SHUT */
     }
     g_cond_broadcast(&m->cond);
     g_mutex_unlock(&m->lock);
@@ -222,10 +219,10 @@ bool migration_wait_shut(Migration *m, GError **error)
     gint status;
 
     g_mutex_lock(&m->lock);
-    while (m->rp_shut_status == -1 && !outgoing_cancelled(m) &&
+    while (m->src.rp_shut_status == -1 && !outgoing_cancelled(m) &&
            g_cond_wait_until(&m->cond, &m->lock, deadline)) {
     }
-    status = m->rp_shut_status;
+    status = m->src.rp_shut_status;
     g_mutex_unlock(&m->lock);
     if (status == 0) {
         return true;
@@ -251,21 +248,21 @@ static uint64_t outgoing_bandwidth(Migration *m, uint64_t bytes, int64_t us)
  * loaded everything before it. */
 static bool outgoing_ping_wait(Migration *m, GError **error)
 {
-    uint32_t value = ++m->ping_seq;
+    uint32_t value = ++m->src.ping_seq;
     gint64 deadline = g_get_monotonic_time() + 60 * G_TIME_SPAN_SECOND;
 
-    mig_put_u8(m->out, MIG_REC_COMMAND);
-    mig_put_be16(m->out, MIG_CMD_PING);
-    mig_put_be16(m->out, 4);
-    mig_put_be32(m->out, value);
-    if (mig_flush(m->out)) {
+    mig_put_u8(m->src.out, MIG_REC_COMMAND);
+    mig_put_be16(m->src.out, MIG_CMD_PING);
+    mig_put_be16(m->src.out, 4);
+    mig_put_be32(m->src.out, value);
+    if (mig_flush(m->src.out)) {
         return false;
     }
     g_mutex_lock(&m->lock);
-    while (m->rp_pong != value && m->rp_shut_status == -1 && !outgoing_cancelled(m) &&
+    while (m->src.rp_pong != value && m->src.rp_shut_status == -1 && !outgoing_cancelled(m) &&
            g_cond_wait_until(&m->cond, &m->lock, deadline)) {
     }
-    bool ok = m->rp_pong == value;
+    bool ok = m->src.rp_pong == value;
     g_mutex_unlock(&m->lock);
     if (!ok) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
@@ -281,14 +278,14 @@ static bool outgoing_ping_wait(Migration *m, GError **error)
  * the main stream). */
 static bool outgoing_sync(Migration *m, GError **error)
 {
-    if (m->multifd && !multifd_send_sync(m->multifd, m->out)) {
+    if (m->src.multifd && !multifd_send_sync(m->src.multifd, m->src.out)) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE, "a multifd channel broke");
         return false;
     }
-    if (!ram_save_sync(&m->ram, error)) {
+    if (!ram_save_sync(&m->src.ram, error)) {
         return false;
     }
-    if (ram_save_announce(&m->ram, m->out) && m->multifd) {
+    if (ram_save_announce(&m->src.ram, m->src.out) && m->src.multifd) {
         return outgoing_ping_wait(m, error);
     }
     return true;
@@ -296,26 +293,26 @@ static bool outgoing_sync(Migration *m, GError **error)
 
 static uint64_t outgoing_bytes(Migration *m)
 {
-    return mig_bytes_written(m->out) + multifd_send_bytes(m->multifd);
+    return mig_bytes_written(m->src.out) + multifd_send_bytes(m->src.multifd);
 }
 
 static uint64_t outgoing_send(Migration *m, uint64_t max_pages)
 {
-    if (m->multifd) {
-        return multifd_send_pass(m->multifd, &m->ram, max_pages, &m->cancel);
+    if (m->src.multifd) {
+        return multifd_send_pass(m->src.multifd, &m->src.ram, max_pages, &m->src.cancel);
     }
-    return ram_save_pass(&m->ram, m->out, max_pages, &m->cancel);
+    return ram_save_pass(&m->src.ram, m->src.out, max_pages, &m->src.cancel);
 }
 
 static bool outgoing_precopy(Migration *m, GError **error)
 {
-    RamSave *rs = &m->ram;
-    MigChannel *c = m->out;
+    RamSave *rs = &m->src.ram;
+    MigChannel *c = m->src.out;
 
     for (;;) {
         /* COLO copies the disks too: what the guest rewrote since the
          * last pass, the whole of each disk on the first. */
-        if (m->caps.x_colo && !disk_save_pass(&m->disks, c, error)) {
+        if (m->caps.x_colo && !disk_save_pass(&m->src.disks, c, error)) {
             return false;
         }
         if (!outgoing_sync(m, error)) {
@@ -326,7 +323,7 @@ static bool outgoing_precopy(Migration *m, GError **error)
         /* Send in chunks, checking between them whether what is left fits in
          * the downtime limit at the speed just measured. */
         while (ram_save_remaining(rs)) {
-            outgoing_send(m, outgoing_chunk_pages(m) * (m->multifd ? m->params.multifd_channels : 1));
+            outgoing_send(m, outgoing_chunk_pages(m) * (m->src.multifd ? m->params.multifd_channels : 1));
             if (mig_flush(c) || outgoing_cancelled(m)) {
                 return false;
             }
@@ -338,7 +335,7 @@ static bool outgoing_precopy(Migration *m, GError **error)
             return false;
         }
         uint64_t bw = outgoing_bandwidth(m, outgoing_bytes(m) - t0, g_get_monotonic_time() - start);
-        m->mbps_bits = bw * 8;
+        m->src.mbps_bits = bw * 8;
         uint64_t left = ram_save_remaining(rs) * GUEST_PAGE_SIZE;
         if (left <= bw * m->params.downtime_limit / 1000) {
             return true;
@@ -352,7 +349,7 @@ static bool outgoing_precopy(Migration *m, GError **error)
 /* Stop the VM, send the rest and the devices, wait for the destination. */
 static bool outgoing_complete(Migration *m, GError **error)
 {
-    MigChannel *c = m->out;
+    MigChannel *c = m->src.out;
 
     migration_stop_vm(m);
     int64_t stopped = g_get_monotonic_time();
@@ -361,11 +358,11 @@ static bool outgoing_complete(Migration *m, GError **error)
         return false;
     }
     outgoing_send(m, 0);
-    if (m->caps.x_colo && !disk_save_pass(&m->disks, c, error)) {
+    if (m->caps.x_colo && !disk_save_pass(&m->src.disks, c, error)) {
         return false;
     }
     /* Every page in place on the destination before any device state. */
-    if (m->multifd && !multifd_send_sync(m->multifd, c)) {
+    if (m->src.multifd && !multifd_send_sync(m->src.multifd, c)) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE, "a multifd channel broke");
         return false;
     }
@@ -380,7 +377,7 @@ static bool outgoing_complete(Migration *m, GError **error)
     if (!m->caps.x_colo && !migration_wait_shut(m, error)) {
         return false;
     }
-    m->downtime_ms = (g_get_monotonic_time() - stopped) / 1000;
+    m->src.downtime_ms = (g_get_monotonic_time() - stopped) / 1000;
     return true;
 }
 
@@ -394,10 +391,10 @@ static void outgoing_hello(MigChannel *c, uint8_t kind, uint8_t index)
 
 static void outgoing_header(Migration *m)
 {
-    MigChannel *c = m->out;
+    MigChannel *c = m->src.out;
 
     outgoing_hello(c, MIG_CHANNEL_MAIN, 0);
-    ram_save_blocks(&m->ram, c);
+    ram_save_blocks(&m->src.ram, c);
     mig_put_u8(c, MIG_REC_COMMAND);
     mig_put_be16(c, MIG_CMD_OPEN_RETURN_PATH);
     mig_put_be16(c, 0);
@@ -415,7 +412,7 @@ static void outgoing_header(Migration *m)
  * never waits for a connect. */
 static bool outgoing_connect_demand(Migration *m, GError **error)
 {
-    int fd = transport_connect(m->uri, error);
+    int fd = transport_connect(m->src.uri, error);
 
     if (fd < 0) {
         return false;
@@ -437,15 +434,15 @@ static gpointer outgoing_thread(gpointer opaque)
     Migration *m = opaque;
     g_autoptr(GError) error = NULL;
     bool ok = false, colo = false;
-    int fd = transport_connect(m->uri, &error);
+    int fd = transport_connect(m->src.uri, &error);
 
     if (fd < 0) {
         goto out;
     }
     int rp_fd = dup(fd);
     g_mutex_lock(&m->lock);
-    m->out = mig_channel_new(fd);
-    m->rp = mig_channel_new(rp_fd);
+    m->src.out = mig_channel_new(fd);
+    m->src.rp = mig_channel_new(rp_fd);
     g_mutex_unlock(&m->lock);
     if (rp_fd < 0) {
         g_set_error(&error, G_IO_ERROR, g_io_error_from_errno(errno), "dup: %s", g_strerror(errno));
@@ -454,29 +451,29 @@ static gpointer outgoing_thread(gpointer opaque)
     if (outgoing_cancelled(m)) {
         goto out;
     }
-    mig_set_rate_limit(m->out, m->params.max_bandwidth);
-    if (!ram_save_setup(&m->ram, m->vm->mem, m->vm->kvm, &error)) {
+    mig_set_rate_limit(m->src.out, m->params.max_bandwidth);
+    if (!ram_save_setup(&m->src.ram, m->host.mem, m->host.kvm, &error)) {
         goto out;
     }
     outgoing_header(m);
-    if (mig_flush(m->out)) {
+    if (mig_flush(m->src.out)) {
         goto out;
     }
     if (m->caps.postcopy_ram && !outgoing_connect_demand(m, &error)) {
         goto out;
     }
     if (m->caps.multifd) {
-        MultifdSend *ms = multifd_send_new(m->uri, m->params.multifd_channels, m->params.max_bandwidth,
-                                           &m->ram.stats, &error);
+        MultifdSend *ms = multifd_send_new(m->src.uri, m->params.multifd_channels, m->params.max_bandwidth,
+                                           &m->src.ram.stats, &error);
         if (!ms) {
             goto out;
         }
         g_mutex_lock(&m->lock);     /* migrate_cancel reaches it under the lock */
-        m->multifd = ms;
+        m->src.multifd = ms;
         g_mutex_unlock(&m->lock);
     }
-    m->rp_thread = g_thread_new("mig/rp", rp_thread, m);
-    m->setup_us = g_get_monotonic_time() - m->start_us;
+    m->src.rp_thread = g_thread_new("mig/rp", rp_thread, m);
+    m->src.setup_us = g_get_monotonic_time() - m->src.start_us;
     migration_set_status(m, MIG_STATUS_ACTIVE);
 
     if (!outgoing_precopy(m, &error)) {
@@ -492,58 +489,58 @@ static gpointer outgoing_thread(gpointer opaque)
 
 out:
     if (!ok && !error) {
-        int err = m->out ? mig_channel_error(m->out) : 0;
+        int err = m->src.out ? mig_channel_error(m->src.out) : 0;
         g_set_error(&error, G_IO_ERROR, g_io_error_from_errno(-err), "migration stream: %s",
                     err ? g_strerror(-err) : "failed");
     }
     if (!ok) {
-        multifd_send_shutdown(m->multifd, ECANCELED);
+        multifd_send_shutdown(m->src.multifd, ECANCELED);
     }
-    m->ram.stats.transferred = m->out ? outgoing_bytes(m) : 0;
+    m->src.ram.stats.transferred = m->src.out ? outgoing_bytes(m) : 0;
     g_mutex_lock(&m->lock);
-    MultifdSend *ms = m->multifd;
-    m->multifd = NULL;
+    MultifdSend *ms = m->src.multifd;
+    m->src.multifd = NULL;
     g_mutex_unlock(&m->lock);
     multifd_send_free(ms);
-    ram_save_cleanup(&m->ram);
-    disk_save_cleanup(&m->disks);   /* COLO took them over already if it ran */
-    m->total_ms = (g_get_monotonic_time() - m->start_us) / 1000;
-    if (m->rp) {
-        mig_channel_shutdown(m->rp, ECANCELED);
+    ram_save_cleanup(&m->src.ram);
+    disk_save_cleanup(&m->src.disks);   /* COLO took them over already if it ran */
+    m->src.total_ms = (g_get_monotonic_time() - m->src.start_us) / 1000;
+    if (m->src.rp) {
+        mig_channel_shutdown(m->src.rp, ECANCELED);
     }
-    if (m->rp_thread) {
-        g_thread_join(m->rp_thread);
-        m->rp_thread = NULL;
+    if (m->src.rp_thread) {
+        g_thread_join(m->src.rp_thread);
+        m->src.rp_thread = NULL;
     }
-    if (!ok && m->status == MIG_STATUS_POSTCOPY_ACTIVE) {
+    if (!ok && m->src.status == MIG_STATUS_POSTCOPY_ACTIVE) {
         /* The destination already runs the guest: ours must not resume. */
-        qb_log(LOG_ERR, "postcopy to %s broke: %s; both sides wait (postcopy-paused)", m->uri,
+        qb_log(LOG_ERR, "postcopy to %s broke: %s; both sides wait (postcopy-paused)", m->src.uri,
                error->message);
         migration_set_error(m, error->message);
         migration_set_status(m, MIG_STATUS_POSTCOPY_PAUSED);
     } else if (ok && colo) {
         /* COLO is over and the guest runs on here (failover). */
-        qb_log(LOG_INFO, "migration to %s: COLO ended, the guest runs here", m->uri);
+        qb_log(LOG_INFO, "migration to %s: COLO ended, the guest runs here", m->src.uri);
         migration_set_status(m, MIG_STATUS_COMPLETED);
     } else if (ok) {
         migration_call_main(m, main_after_completion);
         qb_log(LOG_INFO, "migration to %s completed: %" G_GINT64_FORMAT " ms, downtime %"
-               G_GINT64_FORMAT " ms", m->uri, m->total_ms, m->downtime_ms);
+               G_GINT64_FORMAT " ms", m->src.uri, m->src.total_ms, m->src.downtime_ms);
         migration_set_status(m, MIG_STATUS_COMPLETED);
     } else {
-        if (m->vm_stopped) {
+        if (m->src.vm_stopped) {
             migration_call_main(m, main_after_failure);
         }
         if (outgoing_cancelled(m)) {
-            qb_log(LOG_INFO, "migration to %s cancelled", m->uri);
+            qb_log(LOG_INFO, "migration to %s cancelled", m->src.uri);
             migration_set_status(m, MIG_STATUS_CANCELLED);
         } else {
-            qb_log(LOG_ERR, "migration to %s failed: %s", m->uri, error->message);
+            qb_log(LOG_ERR, "migration to %s failed: %s", m->src.uri, error->message);
             migration_set_error(m, error->message);
             migration_set_status(m, MIG_STATUS_FAILED);
         }
     }
-    g_atomic_int_set(&m->thread_done, 1);
+    g_atomic_int_set(&m->src.thread_done, 1);
     return NULL;
 }
 
@@ -553,21 +550,21 @@ bool migration_start(Migration *m, const char *uri, GError **error)
         return false;
     }
     g_mutex_lock(&m->lock);
-    bool busy = m->status == MIG_STATUS_SETUP || m->status == MIG_STATUS_ACTIVE ||
-                m->status == MIG_STATUS_DEVICE || m->status == MIG_STATUS_CANCELLING ||
-                m->status == MIG_STATUS_POSTCOPY_ACTIVE || m->status == MIG_STATUS_POSTCOPY_PAUSED ||
-                m->status == MIG_STATUS_COLO;
+    bool busy = m->src.status == MIG_STATUS_SETUP || m->src.status == MIG_STATUS_ACTIVE ||
+                m->src.status == MIG_STATUS_DEVICE || m->src.status == MIG_STATUS_CANCELLING ||
+                m->src.status == MIG_STATUS_POSTCOPY_ACTIVE || m->src.status == MIG_STATUS_POSTCOPY_PAUSED ||
+                m->src.status == MIG_STATUS_COLO;
     g_mutex_unlock(&m->lock);
     if (busy) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_BUSY,
                     "There's a migration process in progress");
         return false;
     }
-    if (m->in_status == MIG_STATUS_COLO) {
+    if (m->dst.status == MIG_STATUS_COLO) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_BUSY, "The VM is a COLO secondary");
         return false;
     }
-    if (m->in_status != MIG_STATUS_NONE && m->in_status != MIG_STATUS_COMPLETED) {
+    if (m->dst.status != MIG_STATUS_NONE && m->dst.status != MIG_STATUS_COMPLETED) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_BUSY,
                     "Guest is waiting for an incoming migration");
         return false;
@@ -589,28 +586,28 @@ bool migration_start(Migration *m, const char *uri, GError **error)
     }
     migration_reset_outgoing(m);
     if (m->caps.x_colo) {
-        disk_save_setup(&m->disks, m->vm);
+        disk_save_setup(&m->src.disks, m->host.disks);
     }
-    m->uri = g_strdup(uri);
-    m->start_us = g_get_monotonic_time();
-    g_atomic_int_set(&m->thread_done, 0);
+    m->src.uri = g_strdup(uri);
+    m->src.start_us = g_get_monotonic_time();
+    g_atomic_int_set(&m->src.thread_done, 0);
     migration_set_status(m, MIG_STATUS_SETUP);
-    m->thread = g_thread_new("migration", outgoing_thread, m);
+    m->src.thread = g_thread_new("migration", outgoing_thread, m);
     return true;
 }
 
 void migration_cancel(Migration *m)
 {
     g_mutex_lock(&m->lock);
-    bool running = m->status == MIG_STATUS_SETUP || m->status == MIG_STATUS_ACTIVE ||
-                   m->status == MIG_STATUS_DEVICE;
+    bool running = m->src.status == MIG_STATUS_SETUP || m->src.status == MIG_STATUS_ACTIVE ||
+                   m->src.status == MIG_STATUS_DEVICE;
     if (running) {
-        g_atomic_int_set(&m->cancel, 1);
-        m->status = MIG_STATUS_CANCELLING;
-        if (m->out) {
-            mig_channel_shutdown(m->out, ECANCELED);
+        g_atomic_int_set(&m->src.cancel, 1);
+        m->src.status = MIG_STATUS_CANCELLING;
+        if (m->src.out) {
+            mig_channel_shutdown(m->src.out, ECANCELED);
         }
-        multifd_send_shutdown(m->multifd, ECANCELED);
+        multifd_send_shutdown(m->src.multifd, ECANCELED);
         g_cond_broadcast(&m->cond);
     }
     g_mutex_unlock(&m->lock);

@@ -32,8 +32,6 @@
 
 #include "migration/format.h"
 #include "migration/migration-priv.h"
-#include "virtio/virtio-commands.h"
-#include "vm.h"
 
 #define BITS_PER_WORD     (8 * sizeof(unsigned long))
 #define DISCARD_BATCH     4000        /* ranges per discard command, < 64 KiB */
@@ -191,7 +189,7 @@ static bool postcopy_advise(Migration *m, GError **error)
     if (fd < 0) {
         return false;
     }
-    bool ok = uffd_register(fd, m->vm->mem, error);
+    bool ok = uffd_register(fd, m->host.mem, error);
     close(fd);
     return ok;
 }
@@ -214,7 +212,7 @@ static int64_t page_key(unsigned block, uint64_t page)
 static void postcopy_note_fault(Migration *m, uintptr_t addr)
 {
     Postcopy *pc = m->postcopy;
-    GuestMemory *mem = m->vm->mem;
+    GuestMemory *mem = m->host.mem;
 
     for (unsigned i = 0; i < mem->nr_blocks; i++) {
         const RamBlock *b = mem->blocks[i];
@@ -277,7 +275,7 @@ static gpointer fault_thread(gpointer opaque)
 static bool postcopy_listen(Migration *m, GError **error)
 {
     Postcopy *pc = m->postcopy;
-    GuestMemory *mem = m->vm->mem;
+    GuestMemory *mem = m->host.mem;
 
     pc->uffd = uffd_open(error);
     if (pc->uffd < 0 || !uffd_register(pc->uffd, mem, error)) {
@@ -300,7 +298,7 @@ static bool postcopy_place(void *opaque, const RamBlock *b, uint64_t offset, con
 {
     Migration *m = opaque;
     Postcopy *pc = m->postcopy;
-    int bi = block_index_of(m->vm->mem, b);
+    int bi = block_index_of(m->host.mem, b);
     uint64_t page = offset / GUEST_PAGE_SIZE;
     static const uint8_t zeros[GUEST_PAGE_SIZE];
     int ret;
@@ -348,7 +346,7 @@ bool migration_incoming_ram(Migration *m, MigChannel *c, GError **error)
     Postcopy *pc = m->postcopy;
     bool placing = pc && pc->listening;
 
-    return ram_load(m->vm->mem, c, &m->in_stats, &m->in_ram, placing ? postcopy_place : NULL, m, error);
+    return ram_load(m->host.mem, c, &m->dst.stats, &m->dst.ram, placing ? postcopy_place : NULL, m, error);
 }
 
 /* Pages the source will send again: drop our stale copies so that touching
@@ -361,7 +359,7 @@ static bool postcopy_discard(Migration *m, const uint8_t *p, uint16_t len, GErro
     char id[MIG_MAX_ID_LEN + 1];
     memcpy(id, p + 1, p[0]);
     id[p[0]] = '\0';
-    const RamBlock *b = ram_block_by_id(m->vm->mem, id);
+    const RamBlock *b = ram_block_by_id(m->host.mem, id);
     size_t pos = 1 + p[0];
     uint32_t n;
     memcpy(&n, p + pos, 4);
@@ -398,7 +396,7 @@ static gboolean main_postcopy_run(gpointer opaque)
     Migration *m = opaque;
 
     migration_incoming_start_guest(m);
-    virtio_announce_all(m->vm);
+    m->host.ops->announce(m->host.vm);
     return G_SOURCE_REMOVE;
 }
 
@@ -442,16 +440,16 @@ bool migration_incoming_postcopy_command(Migration *m, MigChannel *c, uint16_t c
         }
         m->postcopy->running = true;
         g_mutex_lock(&m->lock);
-        m->in_status = MIG_STATUS_POSTCOPY_ACTIVE;
+        m->dst.status = MIG_STATUS_POSTCOPY_ACTIVE;
         g_mutex_unlock(&m->lock);
         migration_emit_status(m, MIG_STATUS_POSTCOPY_ACTIVE);
-        g_main_context_invoke(m->vm->ctx, main_postcopy_run, m);
+        g_main_context_invoke(m->host.ctx, main_postcopy_run, m);
         return true;
     case MIG_CMD_POSTCOPY_END:
         if (len || !m->postcopy->listening) {
             break;
         }
-        postcopy_stop_faults(m->postcopy, m->vm->mem);
+        postcopy_stop_faults(m->postcopy, m->host.mem);
         return true;
     default:
         break;
@@ -485,7 +483,7 @@ gpointer migration_postcopy_demand_thread(gpointer opaque)
             break;
         }
         if (kind != MIG_REC_RAM || !m->postcopy->listening ||
-            !ram_load(m->vm->mem, c, &m->in_stats, &m->in_ram, postcopy_place, m, &error)) {
+            !ram_load(m->host.mem, c, &m->dst.stats, &m->dst.ram, postcopy_place, m, &error)) {
             qb_log(LOG_ERR, "postcopy: demand channel: %s",
                    error ? error->message : "unexpected record");
             break;
@@ -535,7 +533,7 @@ void migration_query_postcopy(Migration *m, JsonObject *ret)
 
 bool migration_postcopy_requested(Migration *m)
 {
-    return g_atomic_int_get(&m->postcopy_requested) != 0;
+    return g_atomic_int_get(&m->src.postcopy_requested) != 0;
 }
 
 void migration_postcopy_set_demand_channel(Migration *m, MigChannel *c)
@@ -562,18 +560,18 @@ bool migration_postcopy_serve_request(Migration *m, const uint8_t *p, uint16_t l
     memcpy(&size, p + 1 + p[0] + 8, 4);
     offset = GUINT64_FROM_BE(offset);
     size = GUINT32_FROM_BE(size);
-    const RamBlock *b = ram_block_by_id(m->vm->mem, id);
+    const RamBlock *b = ram_block_by_id(m->host.mem, id);
     if (!b || offset % GUEST_PAGE_SIZE || size == 0 || size % GUEST_PAGE_SIZE ||
         size > MAX_REQUEST_LEN || offset >= b->size || size > b->size - offset) {
         return false;
     }
     g_mutex_lock(&pc->demand_lock);
     for (uint64_t o = offset; o < offset + size; o += GUEST_PAGE_SIZE) {
-        ram_send_single_page(pc->demand, b, o, &m->ram.stats);
+        ram_send_single_page(pc->demand, b, o, &m->src.ram.stats);
     }
     mig_flush(pc->demand);
     g_mutex_unlock(&pc->demand_lock);
-    __atomic_fetch_add(&m->ram.stats.postcopy_requests, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&m->src.ram.stats.postcopy_requests, 1, __ATOMIC_RELAXED);
     return true;
 }
 
@@ -653,8 +651,8 @@ static bool postcopy_send_package(Migration *m, MigChannel *c, GError **error)
 
 bool migration_postcopy_run(Migration *m, GError **error)
 {
-    MigChannel *c = m->out;
-    RamSave *rs = &m->ram;
+    MigChannel *c = m->src.out;
+    RamSave *rs = &m->src.ram;
 
     migration_stop_vm(m);
     int64_t stopped = g_get_monotonic_time();
@@ -671,14 +669,14 @@ bool migration_postcopy_run(Migration *m, GError **error)
     if (!postcopy_send_package(m, c, error) || mig_flush(c)) {
         return false;
     }
-    m->downtime_ms = (g_get_monotonic_time() - stopped) / 1000;
+    m->src.downtime_ms = (g_get_monotonic_time() - stopped) / 1000;
     migration_set_status(m, MIG_STATUS_POSTCOPY_ACTIVE);
     qb_log(LOG_INFO, "postcopy: destination runs; %" G_GUINT64_FORMAT " pages still to send",
            ram_save_remaining(rs));
 
     mig_set_rate_limit(c, m->params.max_postcopy_bandwidth);
     while (ram_save_remaining(rs)) {
-        ram_save_pass(rs, c, BACKGROUND_CHUNK, &m->cancel);
+        ram_save_pass(rs, c, BACKGROUND_CHUNK, &m->src.cancel);
         if (mig_flush(c)) {
             return false;
         }
