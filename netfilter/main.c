@@ -2,12 +2,14 @@
  * colo-proxy(8). Exit codes: 0 clean stop, 1 bad usage, 2 start-up failure. */
 #include "config.h"
 
+#include "common/daemon.h"
 #include "common/log.h"
 #include "proxy.h"
 
 #include <glib-unix.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static gboolean main_on_signal(gpointer data)
 {
@@ -43,11 +45,11 @@ static int main_cleanup(const char *role, const char *iface)
 int main(int argc, char **argv)
 {
     g_autofree char *role = NULL, *iface = NULL, *listen_on = NULL, *connect_to = NULL, *control = NULL,
-                    *logfile = NULL, *uplink = NULL;
+                    *logfile = NULL, *uplink = NULL, *pidfile = NULL;
     g_auto(GStrv) ports = NULL;
     int queue_num = 0, queue_maxlen = 16384, timeout = 3000, scan = 1000, max_queue = 16384;
     gboolean no_rules = FALSE, no_cp_mismatch = FALSE, debug = FALSE, use_syslog = FALSE, forward_all = FALSE,
-             kernel_ts = FALSE, cleanup = FALSE;
+             kernel_ts = FALSE, cleanup = FALSE, daemonize = FALSE;
     GOptionEntry entries[] = {
         { "role", 'r', 0, G_OPTION_ARG_STRING, &role, "primary or secondary", "ROLE" },
         { "guest-iface", 'i', 0, G_OPTION_ARG_STRING, &iface, "host side of the guest's tap or veth", "IFACE" },
@@ -78,11 +80,15 @@ int main(int argc, char **argv)
         { "debug", 'd', 0, G_OPTION_ARG_NONE, &debug, "debug logging", NULL },
         { "syslog", 0, 0, G_OPTION_ARG_NONE, &use_syslog, "log to syslog instead of stderr", NULL },
         { "logfile", 'l', 0, G_OPTION_ARG_FILENAME, &logfile, "also log to FILE", "FILE" },
+        { "daemonize", 0, 0, G_OPTION_ARG_NONE, &daemonize,
+          "run in the background (the command returns once the proxy is ready) and log to syslog", NULL },
+        { "pidfile", 0, 0, G_OPTION_ARG_FILENAME, &pidfile, "write the pid to FILE, locked", "FILE" },
         { NULL },
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new("- hold, compare and release guest packets (COLO)");
     g_autoptr(GError) error = NULL;
     struct proxy_config cfg = { 0 };
+    DaemonNotify *notify = NULL;
     GMainLoop *loop;
     Proxy *p;
 
@@ -131,13 +137,35 @@ int main(int argc, char **argv)
         return 2;
     }
     colo_log_route_glib();
+    /* The parent waits until the proxy is ready: its exit status says
+     * whether it started. */
+    if (daemonize) {
+        notify = daemon_start(&error);
+        if (!notify) {
+            qb_log(LOG_ERR, "cannot daemonize: %s", error->message);
+            colo_log_fini();
+            return 2;
+        }
+        colo_log_after_fork();
+    }
     loop = g_main_loop_new(NULL, FALSE);
     p = proxy_new(&cfg, &error);
+    if (p && pidfile && !daemon_write_pidfile(pidfile, &error)) {
+        proxy_free(p);
+        p = NULL;
+    }
     if (!p) {
         qb_log(LOG_ERR, "%s", error->message);
+        if (notify) {
+            daemon_failed(notify);
+        }
         g_main_loop_unref(loop);
         colo_log_fini();
         return 2;
+    }
+    if (notify) {
+        daemon_ready(notify);
+        colo_log_to_syslog();
     }
     /* Every signal that would end us lets the rules go first. */
     g_unix_signal_add(SIGINT, main_on_signal, loop);
@@ -146,6 +174,9 @@ int main(int argc, char **argv)
     g_main_loop_run(loop);
     qb_log(LOG_NOTICE, "stopping");
     proxy_free(p);
+    if (pidfile) {
+        unlink(pidfile);
+    }
     g_main_loop_unref(loop);
     colo_log_fini();
     return 0;

@@ -3,6 +3,7 @@
 #include <gio/gio.h>
 
 #include "chardev.h"
+#include "common/unix-socket.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -137,7 +138,6 @@ static bool chardev_open_unix(Chardev *chr, const char *arg, GError **error)
 {
     g_auto(GStrv) parts = g_strsplit(arg, ",", -1);
     bool server = false, wait = true;
-    struct sockaddr_un addr = { .sun_family = AF_UNIX };
 
     if (!parts[0] || !parts[0][0]) {
         g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "unix: needs a socket path");
@@ -164,19 +164,12 @@ static bool chardev_open_unix(Chardev *chr, const char *arg, GError **error)
                     "unix:%s: only server=on is supported", parts[0]);
         return false;
     }
-    if (strlen(parts[0]) >= sizeof(addr.sun_path)) {
-        g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                    "unix socket path '%s' is empty or too long", parts[0]);
+    if (!colo_unix_path_check(parts[0], error)) {
         return false;
     }
-    strcpy(addr.sun_path, parts[0]);
     chr->path = g_strdup(parts[0]);
-    chr->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    unlink(parts[0]);
-    if (chr->listen_fd < 0 || bind(chr->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
-        listen(chr->listen_fd, 1) < 0) {
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno),
-                    "cannot listen on %s: %s", parts[0], g_strerror(errno));
+    chr->listen_fd = colo_unix_listen(parts[0], false, error);
+    if (chr->listen_fd < 0) {
         return false;
     }
     if (wait) {

@@ -14,7 +14,7 @@
 
 #include "cmdline.h"
 #include "common/log.h"
-#include "daemon.h"
+#include "common/daemon.h"
 #include "dimm-commands.h"
 #include "colo/colo-commands.h"
 #include "colo/colo.h"

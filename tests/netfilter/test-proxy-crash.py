@@ -13,6 +13,8 @@ that dies: the guest must never stay cut off.
 3. The proxy killed with SIGKILL: the guest's UDP reaches the client again
    (its NFQUEUE rule has --queue-bypass), and `colo-proxy --cleanup` with
    the same interface arguments removes the rule it left.
+4. SIGHUP ends the proxy cleanly, rules removed.
+5. --daemonize and --pidfile.
 
 Needs root, ip and iptables (Debian: iproute2, iptables). Prints TAP."""
 import json
@@ -148,6 +150,26 @@ def run(tap, topo):
     proxy.wait(10)
     tap.ok(proxy.returncode == 0 and not forward_rules(topo, "ph"), "SIGHUP: clean exit, rules removed",
            "exit %s" % proxy.returncode)
+
+    # 5. --daemonize and --pidfile (common/daemon.c, as colo-vmm's): the
+    # command returns once the proxy is ready.
+    pidfile = os.path.join(topo.tmp, "proxy.pid")
+    r = topo.exe("ph", PROXY, *args, "-L", "10.79.0.1:7711", "-c", ctl_path, "--daemonize", "--pidfile", pidfile,
+                 check=False)
+    pid = int(open(pidfile).read()) if r.returncode == 0 and os.path.exists(pidfile) else 0
+    tap.ok(pid > 0 and os.path.exists(ctl_path) and len(forward_rules(topo, "ph")) == 1,
+           "--daemonize returns once ready: pid file, control socket, rule", r.stderr)
+    if pid:
+        try:
+            tap.ok(ProxyCtl(ctl_path).execute("query-status")["role"] == "primary", "the daemon serves its socket")
+        finally:
+            # Not in a process group of the topology's: end it here, whatever happened.
+            os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: not os.path.exists(pidfile), 10)
+        tap.ok(not os.path.exists(pidfile) and not forward_rules(topo, "ph"),
+               "SIGTERM: the daemon removes its pid file and rules")
+    r = topo.exe("ph", PROXY, "-r", "primary", "-i", "nonesuch0", "-L", "10.79.0.1:7712", "--daemonize", check=False)
+    tap.ok(r.returncode != 0, "--daemonize with a start-up failure exits non-zero (%d)" % r.returncode)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "migration/transport.h"
+#include "common/unix-socket.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -106,21 +107,7 @@ static int transport_open(const char *uri, bool listening, GError **error)
         return -1;
     }
     if (u.is_unix) {
-        struct sockaddr_un addr = { .sun_family = AF_UNIX };
-        strcpy(addr.sun_path, u.path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (listening) {
-            unlink(u.path);
-        }
-        if (fd < 0 || (listening ? bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 1) < 0
-                                 : connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)) {
-            g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "%s %s: %s",
-                        listening ? "cannot listen on" : "cannot connect to", uri, g_strerror(errno));
-            if (fd >= 0) {
-                close(fd);
-            }
-            fd = -1;
-        }
+        fd = listening ? colo_unix_listen(u.path, false, error) : colo_unix_connect(u.path, error);
     } else {
         struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = listening ? AI_PASSIVE : 0 };
         struct addrinfo *res = NULL;

@@ -2,7 +2,7 @@
 
 #include <gio/gio.h>
 
-#include "daemon.h"
+#include "common/daemon.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -88,7 +88,7 @@ bool daemon_write_pidfile(const char *path, GError **error)
     }
     if (lockf(fd, F_TLOCK, 0) < 0) {
         g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno),
-                    "cannot lock pid file %s: %s (another colo-vmm uses it?)", path,
+                    "cannot lock pid file %s: %s (another instance uses it?)", path,
                     g_strerror(errno));
         close(fd);
         return false;

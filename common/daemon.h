@@ -1,7 +1,9 @@
-/* -daemonize and -pidfile, as QEMU does them: fork early, let the parent
- * exit only once the child reports that the VM started (or failed). */
-#ifndef COLO_VMM_DAEMON_H
-#define COLO_VMM_DAEMON_H
+/* Daemonizing and pid files for every colo binary (colo-vmm's -daemonize
+ * and -pidfile, as QEMU does them; colo-proxy's --daemonize and --pidfile):
+ * fork early, let the parent exit only once the child reports that it
+ * started (or failed). */
+#ifndef COLO_COMMON_DAEMON_H
+#define COLO_COMMON_DAEMON_H
 
 #include <stdbool.h>
 #include <glib.h>
@@ -19,7 +21,8 @@ void daemon_ready(DaemonNotify *notify);
 void daemon_failed(DaemonNotify *notify);
 
 /* Write our pid to @path, locked so that a second instance using the same
- * file fails. The file stays locked until the process ends. */
+ * file fails. The file stays locked until the process ends; the caller
+ * removes it at a clean exit. */
 bool daemon_write_pidfile(const char *path, GError **error);
 
 #endif
