@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""The two-node cluster's membership and quorum (tests/lib/cluster.py):
+corosync on both nodes forms one membership with the qdevice's vote from
+corosync-qnetd on the witness; a full partition between the nodes leaves
+exactly one side quorate (qnetd's ffsplit tie-break: the lowest node id,
+node1); after heal both are members again; a node that loses power
+(kill-host: off the network, every process SIGKILLed) leaves the other
+quorate through the qdevice, also when it was the tie-break's winner.
+
+One cluster for the file (its set-up is most of the time), torn down at
+the end whatever happened."""
+import os
+import shutil
+import tempfile
+import time
+
+import cluster
+import tap
+
+TOKEN = 1000
+the = {}
+
+
+def get():
+    """The file's cluster, up and quorate (built by the first test)."""
+    if "c" not in the:
+        cluster.require()
+        the["dir"] = tempfile.mkdtemp(prefix="colo-cluster-test-")
+        the["c"] = cluster.Cluster.create(os.path.join(the["dir"], "run"), token=TOKEN, qdevice_timeout=3000)
+        the["c"].start_corosync()
+    return the["c"]
+
+
+def quorate(c, host):
+    q = c.quorum(host)
+    return bool(q and q["quorate"])
+
+
+@tap.timeout(90)
+def test_membership_forms_with_quorum_through_qdevice():
+    c = get()
+    for host in cluster.NODES:
+        q = c.quorum(host)
+        assert q["quorate"] and q["members"] == [1, 2], q["raw"]
+        # Two nodes and the qdevice: 3 votes expected, all 3 cast.
+        assert q["expected_votes"] == 3 and q["total_votes"] == 3 and q["qdevice"], q["raw"]
+        tool = c.run(host, "corosync-qdevice-tool", "-sv").stdout
+        assert "State:\t\t\tConnected" in tool and "TLS active:\t\tYes" in tool, tool
+
+
+@tap.timeout(60)
+def test_partition_leaves_exactly_one_side_quorate():
+    c = get()
+    start = time.monotonic()
+    c.fault("partition")
+    # Each side sees itself alone, and qnetd gave its vote to one side.
+    for host in cluster.NODES:
+        tap.wait_until(lambda: (c.quorum(host) or {}).get("members") == [int(host[-1])], 20,
+                       "%s to see itself alone" % host)
+    c.wait_quorate(["node1"], members=["node1"], timeout=20)
+    took = time.monotonic() - start
+    # And it stays so: sampled for longer than the qdevice's heartbeat.
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        sides = [h for h in cluster.NODES if quorate(c, h)]
+        assert sides == ["node1"], "quorate: %s\n%s" % (sides, "".join(c.quorum(h)["raw"] for h in cluster.NODES))
+        time.sleep(0.3)
+    print("# partition: node1 alone quorate after %.1f s (token %d ms)" % (took, TOKEN))
+    c.heal()
+    c.wait_quorate(cluster.NODES, timeout=30)
+
+
+@tap.timeout(60)
+def test_killed_node_leaves_the_other_quorate():
+    c = get()
+    start = time.monotonic()
+    c.fault("kill-host", "node1")     # the tie-break's winner: the slower case
+    assert not c.pids("node1"), "processes left on node1: %s" % c.pids("node1")
+    c.wait_quorate(["node2"], members=["node2"], timeout=30)
+    print("# node1 killed: node2 quorate alone after %.1f s (token %d ms, qdevice timeout %d ms)" %
+          (time.monotonic() - start, TOKEN, c.state["qdevice_timeout"]))
+
+
+def teardown():
+    c = the.get("c")
+    if c:
+        c.down()
+    if "dir" in the:
+        shutil.rmtree(the["dir"], ignore_errors=True)
+
+
+if __name__ == "__main__":
+    cluster.run_tests(globals(), teardown)
