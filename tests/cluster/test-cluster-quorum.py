@@ -3,7 +3,9 @@
 corosync on both nodes forms one membership with the qdevice's vote from
 corosync-qnetd on the witness; a full partition between the nodes leaves
 exactly one side quorate (qnetd's ffsplit tie-break: the lowest node id,
-node1); after heal both are members again; a node that loses power
+node1); after heal both are members again; the replication link's
+faults (drop-repl, reject-repl) do what they say and leave the ring
+alone; a node that loses power
 (kill-host: off the network, every process SIGKILLed) leaves the other
 quorate through the qdevice, also when it was the tie-break's winner.
 
@@ -11,6 +13,7 @@ One cluster for the file (its set-up is most of the time), torn down at
 the end whatever happened."""
 import os
 import shutil
+import sys
 import tempfile
 import time
 
@@ -46,6 +49,8 @@ def test_membership_forms_with_quorum_through_qdevice():
         assert q["expected_votes"] == 3 and q["total_votes"] == 3 and q["qdevice"], q["raw"]
         tool = c.run(host, "corosync-qdevice-tool", "-sv").stdout
         assert "State:\t\t\tConnected" in tool and "TLS active:\t\tYes" in tool, tool
+        token = c.run(host, "corosync-cmapctl", "-g", "runtime.config.totem.token").stdout
+        assert token.strip().endswith("= %d" % TOKEN), token
 
 
 @tap.timeout(60)
@@ -70,8 +75,49 @@ def test_partition_leaves_exactly_one_side_quorate():
     c.wait_quorate(cluster.NODES, timeout=30)
 
 
+def connect(c, timeout=2.0):
+    """A TCP connection from node1 to node2 over the replication link:
+    'ok', 'refused' or 'timeout'."""
+    code = ("import socket\ntry:\n socket.create_connection((%r, %d), timeout=%g)\n print('ok')\n"
+            "except ConnectionRefusedError:\n print('refused')\nexcept OSError:\n print('timeout')"
+            % (cluster.REPL["node2"], LISTEN_PORT, timeout))
+    return c.run("node1", sys.executable, "-c", code, timeout=timeout + 10).stdout.strip()
+
+
+LISTEN_PORT = 4444
+
+
+@tap.timeout(60)
+def test_replication_link_faults():
+    """drop-repl black-holes the replication link, reject-repl refuses
+    at once; neither touches the ring; heal restores it. flap-client
+    leaves the client's link up."""
+    c = get()
+    c.spawn("node2", "listener", sys.executable, "-c",
+            "import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+            "s.bind((%r, %d)); s.listen(64); time.sleep(3600)" % (cluster.REPL["node2"], LISTEN_PORT))
+    tap.wait_until(lambda: connect(c) == "ok", 10, "the listener on node2")
+    c.fault("drop-repl")
+    start = time.monotonic()
+    assert connect(c) == "timeout" and time.monotonic() - start >= 1.5
+    c.heal()
+    assert connect(c) == "ok"
+    c.fault("reject-repl")
+    start = time.monotonic()
+    assert connect(c) == "refused" and time.monotonic() - start < 1.5
+    # The ring is another link: both nodes stay members all along.
+    c.wait_quorate(cluster.NODES, timeout=1)
+    c.heal()
+    assert connect(c) == "ok"
+    c.fault("flap-client")
+    link = c.ip("client", "link", "show", "eth0").stdout
+    assert "state UP" in link, link
+    c.heal()
+
+
 @tap.timeout(60)
 def test_killed_node_leaves_the_other_quorate():
+    """Last: node1 does not come back."""
     c = get()
     start = time.monotonic()
     c.fault("kill-host", "node1")     # the tie-break's winner: the slower case

@@ -463,11 +463,7 @@ nodelist {
         elif kind == "kill-host":
             if host in NODES:
                 self._isolate(host)
-            for p in self.pids(host):
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            self._kill_all([host])
         elif kind == "stop-host":
             for p in self.pids(host):
                 try:
@@ -500,6 +496,21 @@ nodelist {
         self.state["faults"].append([kind, host, name])
         self.save()
 
+    def _kill_all(self, hosts):
+        """SIGKILL to every process on @hosts, until none is left (a
+        process being killed is in its namespace until it has exited)."""
+        for _ in range(100):
+            pids = [p for host in hosts for p in ns_pids(self.ns[host])]
+            if not pids:
+                return
+            for p in pids:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.05)
+        raise SetupError("processes still alive on %s: %s" % (", ".join(hosts), pids))
+
     def heal(self):
         """Undo what can be undone: the links' rules go, stopped processes
         continue, the client's link is up. Killed processes stay dead."""
@@ -522,18 +533,7 @@ nodelist {
         """Every process of every host killed (SIGKILL; stopped ones too),
         the namespaces deleted, the run dir removed. Works from any
         process, and on a half-built cluster."""
-        for _ in range(50):
-            pids = [p for host in HOSTS for p in ns_pids(self.ns[host])]
-            if not pids:
-                break
-            for p in pids:
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.1)
-        else:
-            raise SetupError("processes still alive on the cluster's hosts: %s" % pids)
+        self._kill_all(HOSTS)
         for host in HOSTS:
             if ns_inode(self.ns[host]) is not None:
                 sh("ip", "netns", "del", self.ns[host])
