@@ -89,6 +89,8 @@ def test_up_status_fault_heal_down():
     human = cli("status").stdout
     assert "node1    primary    running; corosync quorate" in human, human
     assert echo("through colo") == "through colo"
+    q = cli("exec", "node2", "corosync-quorumtool", "-s").stdout
+    assert "Quorate:          Yes" in q and "node1" in q, q
 
     # A frozen secondary host: its own status says so at once, and node1
     # stays quorate alone (the qdevice's vote); heal thaws it.
