@@ -1,0 +1,64 @@
+/* Inside colod's decision state machine: the state shared by its three
+ * files (cluster-fsm-actions.c: the action list and state changes;
+ * cluster-fsm.c: the decisions; cluster-fsm-admin.c: commands and
+ * shutdown). Not for other modules. */
+#ifndef COLOD_CLUSTER_FSM_PRIVATE_H
+#define COLOD_CLUSTER_FSM_PRIVATE_H
+
+#include "cluster-fsm.h"
+
+struct ClusterFsm {
+    ClusterFsmParams p;
+    ClusterClock clock;
+    ClusterState state;
+    WaitReason wait;
+    char reason[256];
+
+    ColodRole role;      /* as last persisted */
+    uint64_t generation; /* as last persisted */
+    VmmKind vmm;
+    bool paused;
+    bool quorate;
+    bool protect_enabled;
+
+    bool peer_in_group;  /* the peer's colod is a CPG member */
+    bool peer_known;     /* a hello since it joined */
+    uint64_t peer_gen;
+    ColodRole peer_role;
+    ClusterState peer_state;
+    VmmKind peer_vmm;
+    bool peer_paused;
+    bool peer_restarting; /* it said SHUTDOWN restart */
+
+    uint64_t pending_gen;   /* of our protect request / claim, or the one accepted */
+    bool own_claim_seen;    /* our claim came back from CPG */
+    bool claim_unprotect;
+    ClusterState paused_from;
+    bool peer_at_pause;     /* the peer was a member when quorum went */
+
+    int64_t deadline[TIMER__MAX]; /* -1: not armed */
+};
+
+/* Appends a log action (the text also becomes the current reason). */
+void fsm_say(ClusterFsm *fsm, ClusterActions *out, int level, const char *fmt, ...) G_GNUC_PRINTF(4, 5);
+void fsm_arm(ClusterFsm *fsm, ClusterActions *out, ClusterTimer t, uint32_t ms);
+void fsm_disarm(ClusterFsm *fsm, ClusterTimer t);
+/* Appends a PERSIST and takes its values as this node's. */
+void fsm_persist(ClusterFsm *fsm, ClusterActions *out, ColodRole role, uint64_t gen);
+/* Appends a colo-vmm action and what it does to our view of colo-vmm. */
+void fsm_vmm_act(ClusterFsm *fsm, ClusterActions *out, ClusterActionType type);
+void fsm_start_vmm(ClusterFsm *fsm, ClusterActions *out, VmmKind kind);
+CpgMsg *fsm_send(ClusterFsm *fsm, ClusterActions *out, CpgMsgType type, uint32_t target);
+void fsm_send_hello(ClusterFsm *fsm, ClusterActions *out);
+/* Moves to @state, logs why, cancels the old state's timers, announces. */
+void fsm_enter(ClusterFsm *fsm, ClusterActions *out, ClusterState state, const char *fmt, ...) G_GNUC_PRINTF(4, 5);
+void fsm_wait_admin(ClusterFsm *fsm, ClusterActions *out, WaitReason why, const char *fmt, ...) G_GNUC_PRINTF(4, 5);
+
+/* Decisions (cluster-fsm.c) that commands take too. */
+uint64_t fsm_next_generation(const ClusterFsm *fsm);
+bool fsm_peer_runs_primary(const ClusterFsm *fsm);
+void fsm_start_as_primary(ClusterFsm *fsm, ClusterActions *out, uint64_t gen, const char *why);
+void fsm_maybe_protect(ClusterFsm *fsm, ClusterActions *out);
+void fsm_claim(ClusterFsm *fsm, ClusterActions *out, bool by_admin, bool unprotect, const char *why);
+
+#endif
