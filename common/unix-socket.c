@@ -66,7 +66,7 @@ int colo_unix_listen(const char *path, bool nonblock, GError **error)
     return fd;
 }
 
-int colo_unix_connect(const char *path, GError **error)
+int colo_unix_connect(const char *path, bool nonblock, GError **error)
 {
     struct sockaddr_un addr;
     int fd;
@@ -74,7 +74,7 @@ int colo_unix_connect(const char *path, GError **error)
     if (!unix_addr(path, &addr, error)) {
         return -1;
     }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
         int err = errno;
 

@@ -15,7 +15,10 @@ bool colo_unix_path_check(const char *path, GError **error);
  * @error (G_IO_ERROR) on failure. The caller unlinks @path when done. */
 int colo_unix_listen(const char *path, bool nonblock, GError **error);
 
-/* A blocking, close-on-exec socket connected to @path, or -1 with @error. */
-int colo_unix_connect(const char *path, GError **error);
+/* A close-on-exec socket connected to @path, or -1 with @error. A
+ * blocking connect waits while the server's listen backlog is full; a
+ * non-blocking one (@nonblock, the socket stays non-blocking) fails then
+ * with G_IO_ERROR_WOULD_BLOCK, to be tried again. */
+int colo_unix_connect(const char *path, bool nonblock, GError **error);
 
 #endif

@@ -89,6 +89,16 @@ static const char *qmp_error_class(const GError *error)
     return qmp_error_classes[QMP_ERROR_GENERIC];
 }
 
+QmpErrorCode qmp_error_code_from_class(const char *cls)
+{
+    for (size_t i = 0; cls && i < G_N_ELEMENTS(qmp_error_classes); i++) {
+        if (!strcmp(cls, qmp_error_classes[i])) {
+            return (QmpErrorCode)i;
+        }
+    }
+    return QMP_ERROR_GENERIC;
+}
+
 JsonNode *qmp_error_response(const GError *error)
 {
     JsonObject *err = json_object_new();

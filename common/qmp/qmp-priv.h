@@ -11,7 +11,7 @@
 #include "common/qmp/qmp-server.h"
 
 typedef struct QmpSession QmpSession;
-typedef struct QmpClient QmpClient;
+typedef struct QmpConn QmpConn;
 
 typedef struct {
     char *name;
@@ -40,7 +40,7 @@ struct QmpServer {
     int listen_fd;
     char *listen_path;
     GSource *listen_source;
-    GList *clients;            /* QmpClient *; dead ones until reaped */
+    GList *clients;            /* QmpConn *; dead ones until reaped */
     unsigned next_client_id;
     GSource *reap_source;
 

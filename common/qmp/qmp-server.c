@@ -21,7 +21,7 @@
 /* Stop reading a client's requests while this much output waits for it. */
 #define QMP_INPUT_PAUSE (256 * 1024)
 
-struct QmpClient {
+struct QmpConn {
     QmpServer *server;
     unsigned id;
     int fd;
@@ -35,10 +35,10 @@ struct QmpClient {
 
 typedef struct {
     GSource base;
-    QmpClient *client;
+    QmpConn *client;
 } ClientSource;
 
-static void client_close(QmpClient *c)
+static void client_close(QmpConn *c)
 {
     if (c->dead) {
         return;
@@ -52,7 +52,7 @@ static void client_close(QmpClient *c)
 static void server_reap_now(QmpServer *s)
 {
     for (GList *l = s->clients, *next; l; l = next) {
-        QmpClient *c = l->data;
+        QmpConn *c = l->data;
 
         next = l->next;
         if (c->dead) {
@@ -76,7 +76,7 @@ static gboolean server_reap(gpointer data)
 }
 
 /* Closes @c now and frees it soon. */
-static void client_drop(QmpClient *c)
+static void client_drop(QmpConn *c)
 {
     QmpServer *s = c->server;
 
@@ -88,7 +88,7 @@ static void client_drop(QmpClient *c)
     }
 }
 
-static void client_update_events(QmpClient *c)
+static void client_update_events(QmpConn *c)
 {
     GIOCondition cond = c->out->len ? G_IO_OUT : 0;
 
@@ -104,7 +104,7 @@ static bool errno_is_transient(void)
 }
 
 /* Writes as much buffered output as the socket takes. */
-static void client_flush(QmpClient *c)
+static void client_flush(QmpConn *c)
 {
     ssize_t n;
 
@@ -128,7 +128,7 @@ static void client_flush(QmpClient *c)
 
 static bool client_send(const char *line, size_t len, gpointer opaque)
 {
-    QmpClient *c = opaque;
+    QmpConn *c = opaque;
     QmpServer *s = c->server;
 
     if (c->dead) {
@@ -161,7 +161,7 @@ static bool client_send(const char *line, size_t len, gpointer opaque)
     return true;
 }
 
-static void client_read(QmpClient *c)
+static void client_read(QmpConn *c)
 {
     char buf[16384];
     ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
@@ -198,7 +198,7 @@ static void client_read(QmpClient *c)
 
 static gboolean client_source_dispatch(GSource *source, GSourceFunc cb, gpointer data)
 {
-    QmpClient *c = ((ClientSource *)source)->client;
+    QmpConn *c = ((ClientSource *)source)->client;
     GIOCondition cond = g_source_query_unix_fd(source, c->fd_tag);
 
     if (cond & G_IO_OUT) {
@@ -222,7 +222,7 @@ static GSourceFuncs client_source_funcs = {
 
 static void client_new(QmpServer *s, int fd)
 {
-    QmpClient *c = g_new0(QmpClient, 1);
+    QmpConn *c = g_new0(QmpConn, 1);
 
     c->server = s;
     c->id = ++s->next_client_id;
@@ -303,7 +303,7 @@ bool qmp_server_listen_unix(QmpServer *s, const char *path, GError **error)
 void qmp_server_broadcast(QmpServer *s, const char *line, size_t len)
 {
     for (GList *l = s->clients; l; l = l->next) {
-        QmpClient *c = l->data;
+        QmpConn *c = l->data;
 
         if (!c->dead && qmp_session_in_command_mode(c->session)) {
             client_send(line, len, c);
@@ -344,7 +344,7 @@ void qmp_server_set_limits(QmpServer *s, size_t max_message, size_t max_output)
     if (max_message) {
         s->max_message = max_message;
         for (GList *l = s->clients; l; l = l->next) {
-            qmp_session_set_max_message(((QmpClient *)l->data)->session, max_message);
+            qmp_session_set_max_message(((QmpConn *)l->data)->session, max_message);
         }
     }
     if (max_output) {
@@ -357,7 +357,7 @@ unsigned qmp_server_client_count(QmpServer *s)
     unsigned n = 0;
 
     for (GList *l = s->clients; l; l = l->next) {
-        n += !((QmpClient *)l->data)->dead;
+        n += !((QmpConn *)l->data)->dead;
     }
     return n;
 }
@@ -371,7 +371,7 @@ void qmp_server_free(QmpServer *s)
      * sockets take them without blocking. */
     qmp_events_flush(s);
     for (GList *l = s->clients; l; l = l->next) {
-        QmpClient *c = l->data;
+        QmpConn *c = l->data;
 
         if (!c->dead) {
             client_flush(c);

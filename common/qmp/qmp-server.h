@@ -31,6 +31,10 @@ typedef enum {
     QMP_ERROR_KVM_MISSING_CAP,
 } QmpErrorCode;
 
+/* The code of error class @cls ("DeviceNotFound"), QMP_ERROR_GENERIC for
+ * one not in the list above; for clients. */
+QmpErrorCode qmp_error_code_from_class(const char *cls);
+
 /* Limits (defaults; see qmp_server_set_limits()). */
 #define QMP_MAX_MESSAGE_SIZE (1024 * 1024)     /* one JSON text from a client */
 #define QMP_MAX_NESTING      1024              /* as QEMU */

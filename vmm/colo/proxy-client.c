@@ -1,245 +1,221 @@
-/* colo-proxy's control socket, client side (see proxy-client.h). */
+/* colo-proxy's control socket, client side (see proxy-client.h): the
+ * asynchronous QMP client (common/qmp/qmp-client.c) on a main context and
+ * thread of its own, with blocking calls on top for the COLO threads. */
 #include "config.h"
 
 #include "colo/proxy-client.h"
-#include "common/unix-socket.h"
+#include "common/qmp/qmp-client.h"
 
-#include <errno.h>
-#include <poll.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <gio/gio.h>
 #include <qb/qblog.h>
 
-/* Longer lines are not what colo-proxy sends: the socket is dropped. */
-#define PROXY_MAX_LINE (1 << 20)
-
 struct ProxyClient {
-    int fd;
-    GThread *reader;
+    GMainContext *ctx;
+    GMainLoop *loop;
+    GThread *thread;            /* runs ctx: the QMP client and the events */
+    QmpClient *qmp;             /* only touched on thread */
     ProxyEventFn fn;
     void *opaque;
 
+    GMutex call_lock;           /* one call at a time */
     GMutex lock;                /* the fields below */
     GCond cond;
-    GMutex call_lock;           /* one call at a time */
-    bool greeted, broken;
-    char *role;
-    gint64 next_id, waiting_id;
-    JsonNode *reply;            /* the reply to waiting_id */
+    bool broken;
+    bool done;                  /* the connect or call in progress ended */
+    GError *error;              /* its error */
+    JsonNode *ret;              /* a call's "return" value */
+    char *role;                 /* from the greeting */
 };
 
-static void proxy_client_set_broken(ProxyClient *pc)
+/* A call handed to the client's thread. */
+typedef struct {
+    ProxyClient *pc;
+    char *command;
+    guint timeout_ms;
+} ProxyCall;
+
+static gpointer proxy_client_thread(gpointer opaque)
+{
+    ProxyClient *pc = opaque;
+
+    g_main_context_push_thread_default(pc->ctx);
+    g_main_loop_run(pc->loop);
+    g_main_context_pop_thread_default(pc->ctx);
+    return NULL;
+}
+
+/* Ends the connect or call in progress (with the lock). */
+static void proxy_client_finish(ProxyClient *pc, JsonNode *ret, const GError *error)
 {
     g_mutex_lock(&pc->lock);
-    pc->broken = true;
+    pc->done = true;
+    pc->ret = ret ? json_node_copy(ret) : NULL;
+    pc->error = error ? g_error_copy(error) : NULL;
+    if (error && (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED) ||
+                  g_error_matches(error, G_IO_ERROR, G_IO_ERROR_NOT_CONNECTED))) {
+        pc->broken = true;
+    }
     g_cond_broadcast(&pc->cond);
     g_mutex_unlock(&pc->lock);
 }
 
-static void proxy_client_line(ProxyClient *pc, const char *line)
+/* Waits for the connect or call in progress; takes its outcome. */
+static JsonNode *proxy_client_wait(ProxyClient *pc, GError **error)
 {
-    g_autoptr(JsonParser) parser = json_parser_new();
-    JsonNode *root;
+    JsonNode *ret;
 
-    if (!json_parser_load_from_data(parser, line, -1, NULL) || !(root = json_parser_get_root(parser)) ||
-        !JSON_NODE_HOLDS_OBJECT(root)) {
-        qb_log(LOG_WARNING, "colo-proxy sent a line that is no JSON object, ignored");
-        return;
-    }
-    JsonObject *o = json_node_get_object(root);
-    if (json_object_has_member(o, "event")) {
-        JsonNode *data = json_object_get_member(o, "data");
-        const char *name = json_object_get_string_member_with_default(o, "event", "");
-        pc->fn(pc->opaque, name ? name : "", data && JSON_NODE_HOLDS_OBJECT(data) ? json_node_get_object(data) : NULL);
-        return;
-    }
     g_mutex_lock(&pc->lock);
-    if (json_object_has_member(o, "colo-proxy")) {
-        JsonNode *g = json_object_get_member(o, "colo-proxy");
-        g_free(pc->role);
-        const char *role = JSON_NODE_HOLDS_OBJECT(g)
-                               ? json_object_get_string_member_with_default(json_node_get_object(g), "role", "")
-                               : NULL;
-        pc->role = g_strdup(role ? role : "");
-        pc->greeted = true;
-        g_cond_broadcast(&pc->cond);
-    } else if (json_object_get_int_member_with_default(o, "id", -1) == pc->waiting_id && !pc->reply) {
-        pc->reply = json_node_ref(root);
-        g_cond_broadcast(&pc->cond);
+    /* The QMP client's own timeouts end every wait. */
+    while (!pc->done) {
+        g_cond_wait(&pc->cond, &pc->lock);
     }
-    /* Anything else is the late reply of a call that timed out. */
+    pc->done = false;
+    ret = pc->ret;
+    pc->ret = NULL;
+    if (pc->error) {
+        g_propagate_error(error, pc->error);
+        pc->error = NULL;
+    }
+    g_mutex_unlock(&pc->lock);
+    return ret;
+}
+
+static void proxy_client_on_event(QmpClient *c, const char *event, JsonObject *data, JsonObject *timestamp,
+                                  gpointer opaque)
+{
+    ProxyClient *pc = opaque;
+
+    pc->fn(pc->opaque, event, data);
+}
+
+static void proxy_client_on_closed(QmpClient *c, const GError *error, gpointer opaque)
+{
+    ProxyClient *pc = opaque;
+
+    qb_log(LOG_WARNING, "colo-proxy: %s", error->message);
+    g_mutex_lock(&pc->lock);
+    pc->broken = true;
     g_mutex_unlock(&pc->lock);
 }
 
-static gpointer proxy_client_read(gpointer opaque)
+static void proxy_client_on_ready(QmpClient *c, const GError *error, gpointer opaque)
 {
     ProxyClient *pc = opaque;
-    g_autoptr(GString) in = g_string_new(NULL);
-    char buf[4096];
+    JsonObject *greeting = error ? NULL : qmp_client_greeting(c);
+    JsonNode *me = greeting ? json_object_get_member(greeting, "colo-proxy") : NULL;
+    const char *role = me && JSON_NODE_HOLDS_OBJECT(me)
+                           ? json_object_get_string_member_with_default(json_node_get_object(me), "role", "")
+                           : "";
 
-    for (;;) {
-        ssize_t n = recv(pc->fd, buf, sizeof(buf), 0);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            break;
-        }
-        g_string_append_len(in, buf, n);
-        char *nl;
-        while ((nl = memchr(in->str, '\n', in->len))) {
-            *nl = '\0';
-            proxy_client_line(pc, in->str);
-            g_string_erase(in, 0, nl - in->str + 1);
-        }
-        if (in->len > PROXY_MAX_LINE) {
-            qb_log(LOG_ERR, "colo-proxy sent a line over %d bytes: closing its socket", PROXY_MAX_LINE);
-            break;
-        }
-    }
-    proxy_client_set_broken(pc);
-    return NULL;
+    g_mutex_lock(&pc->lock);
+    pc->role = g_strdup(role ? role : "");
+    g_mutex_unlock(&pc->lock);
+    proxy_client_finish(pc, NULL, error);
 }
 
-static bool proxy_client_greeted(const ProxyClient *pc)
-{
-    return pc->greeted;
-}
+typedef struct {
+    ProxyClient *pc;
+    char *path;
+    guint timeout_ms;
+} ProxyConnect;
 
-static bool proxy_client_replied(const ProxyClient *pc)
+static gboolean proxy_client_start(gpointer data)
 {
-    return pc->reply != NULL;
-}
+    ProxyConnect *pcn = data;
+    ProxyClient *pc = pcn->pc;
 
-/* With the lock: wait until @ready, the socket broke or @deadline passed
- * (monotonic µs). */
-static bool proxy_client_wait(ProxyClient *pc, bool (*ready)(const ProxyClient *), gint64 deadline)
-{
-    while (!ready(pc) && !pc->broken) {
-        if (!g_cond_wait_until(&pc->cond, &pc->lock, deadline)) {
-            break;
-        }
-    }
-    return ready(pc);
+    pc->qmp = qmp_client_new(pc->ctx);
+    qmp_client_set_event_handler(pc->qmp, proxy_client_on_event, pc);
+    qmp_client_set_closed_handler(pc->qmp, proxy_client_on_closed, pc);
+    qmp_client_connect(pc->qmp, pcn->path, pcn->timeout_ms, proxy_client_on_ready, pc);
+    g_free(pcn->path);
+    g_free(pcn);
+    return G_SOURCE_REMOVE;
 }
 
 ProxyClient *proxy_client_connect(const char *path, const char *role, int timeout_ms, ProxyEventFn fn,
                                   void *opaque, GError **error)
 {
-    int fd = colo_unix_connect(path, error);
-
-    if (fd < 0) {
-        g_prefix_error(error, "colo-proxy: ");
-        return NULL;
-    }
     ProxyClient *pc = g_new0(ProxyClient, 1);
-    pc->fd = fd;
+    ProxyConnect *pcn = g_new0(ProxyConnect, 1);
+    GError *local = NULL;
+
     pc->fn = fn;
     pc->opaque = opaque;
-    pc->waiting_id = -1;
     g_mutex_init(&pc->lock);
     g_mutex_init(&pc->call_lock);
     g_cond_init(&pc->cond);
-    pc->reader = g_thread_new("colo-proxy", proxy_client_read, pc);
-
-    g_mutex_lock(&pc->lock);
-    bool greeted = proxy_client_wait(pc, proxy_client_greeted,
-                                     g_get_monotonic_time() + (gint64)timeout_ms * G_TIME_SPAN_MILLISECOND);
-    bool right = greeted && !strcmp(pc->role, role);
-    g_mutex_unlock(&pc->lock);
-    if (right) {
-        /* QMP's negotiation: commands are refused before it. */
-        g_autoptr(JsonObject) ok = proxy_client_call(pc, "qmp_capabilities", timeout_ms, error);
-
-        if (!ok) {
-            proxy_client_free(pc);
-            return NULL;
-        }
-        return pc;
+    pc->ctx = g_main_context_new();
+    pc->loop = g_main_loop_new(pc->ctx, FALSE);
+    pc->thread = g_thread_new("colo-proxy", proxy_client_thread, pc);
+    pcn->pc = pc;
+    pcn->path = g_strdup(path);
+    pcn->timeout_ms = (guint)MAX(timeout_ms, 1);
+    g_main_context_invoke(pc->ctx, proxy_client_start, pcn);
+    proxy_client_wait(pc, &local);
+    if (local) {
+        g_set_error(error, local->domain, local->code, "colo-proxy %s: %s", path, local->message);
+        g_error_free(local);
+        proxy_client_free(pc);
+        return NULL;
     }
-    if (greeted) {
+    if (strcmp(pc->role, role) != 0) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "colo-proxy %s is a %s proxy, not a %s one", path,
                     pc->role[0] ? pc->role : "(unnamed)", role);
-    } else {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "colo-proxy %s: no greeting within %d ms", path,
-                    timeout_ms);
+        proxy_client_free(pc);
+        return NULL;
     }
-    proxy_client_free(pc);
-    return NULL;
+    return pc;
 }
 
-/* Write all of @line before @deadline; the socket is non-blocking for us. */
-static bool proxy_client_send(ProxyClient *pc, const char *line, gint64 deadline)
+static void proxy_client_on_reply(QmpClient *c, JsonNode *ret, const GError *error, gpointer opaque)
 {
-    size_t len = strlen(line), off = 0;
+    ProxyCall *call = opaque;
 
-    while (off < len) {
-        ssize_t n = send(pc->fd, line + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n >= 0) {
-            off += (size_t)n;
-            continue;
-        }
-        if (errno == EINTR) {
-            continue;
-        }
-        gint64 left_ms = (deadline - g_get_monotonic_time()) / G_TIME_SPAN_MILLISECOND;
-        struct pollfd p = { .fd = pc->fd, .events = POLLOUT };
-        if (errno != EAGAIN || left_ms <= 0 || poll(&p, 1, (int)left_ms) <= 0) {
-            return false;
-        }
-    }
-    return true;
+    proxy_client_finish(call->pc, ret, error);
+    g_free(call->command);
+    g_free(call);
+}
+
+static gboolean proxy_client_send(gpointer data)
+{
+    ProxyCall *call = data;
+
+    qmp_client_execute(call->pc->qmp, call->command, NULL, call->timeout_ms, proxy_client_on_reply, call);
+    return G_SOURCE_REMOVE;
 }
 
 JsonObject *proxy_client_call(ProxyClient *pc, const char *command, int timeout_ms, GError **error)
 {
-    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * G_TIME_SPAN_MILLISECOND;
-    JsonObject *ret = NULL;
+    ProxyCall *call = g_new0(ProxyCall, 1);
+    g_autoptr(GError) local = NULL;
+    JsonObject *obj = NULL;
+    JsonNode *ret;
 
+    call->pc = pc;
+    call->command = g_strdup(command);
+    call->timeout_ms = (guint)MAX(timeout_ms, 1);
     g_mutex_lock(&pc->call_lock);
-    g_mutex_lock(&pc->lock);
-    gint64 id = ++pc->next_id;
-    pc->waiting_id = id;
-    bool broken = pc->broken;
-    g_mutex_unlock(&pc->lock);
-
-    g_autofree char *line = g_strdup_printf("{\"execute\": \"%s\", \"id\": %" G_GINT64_FORMAT "}\n", command, id);
-    if (broken || !proxy_client_send(pc, line, deadline)) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE, "colo-proxy: %s: the socket is broken", command);
-        proxy_client_set_broken(pc);
-        goto out;
-    }
-    g_mutex_lock(&pc->lock);
-    proxy_client_wait(pc, proxy_client_replied, deadline);
-    JsonNode *reply = pc->reply;
-    pc->reply = NULL;
-    pc->waiting_id = -1;
-    broken = pc->broken;
-    g_mutex_unlock(&pc->lock);
-    if (!reply) {
-        g_set_error(error, G_IO_ERROR, broken ? G_IO_ERROR_BROKEN_PIPE : G_IO_ERROR_TIMED_OUT,
-                    "colo-proxy: %s: %s", command, broken ? "the socket broke" : "no reply in time");
-        goto out;
-    }
-    JsonObject *o = json_node_get_object(reply);
-    JsonNode *r = json_object_get_member(o, "return");
-    if (r && JSON_NODE_HOLDS_OBJECT(r)) {
-        ret = json_object_ref(json_node_get_object(r));
-    } else {
-        JsonNode *e = json_object_get_member(o, "error");
-        const char *desc = e && JSON_NODE_HOLDS_OBJECT(e)
-                               ? json_object_get_string_member_with_default(json_node_get_object(e), "desc", NULL)
-                               : NULL;
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "colo-proxy: %s: %s", command,
-                    desc ? desc : "malformed reply");
-    }
-    json_node_unref(reply);
-out:
+    g_main_context_invoke(pc->ctx, proxy_client_send, call);
+    ret = proxy_client_wait(pc, &local);
     g_mutex_unlock(&pc->call_lock);
-    return ret;
+    if (!ret) {
+        const char *why = g_error_matches(local, G_IO_ERROR, G_IO_ERROR_TIMED_OUT) ? "no reply in time"
+                          : pc->broken                                               ? "the socket broke"
+                                                                                     : local->message;
+
+        g_set_error(error, local->domain, local->code, "colo-proxy: %s: %s", command, why);
+        return NULL;
+    }
+    if (JSON_NODE_HOLDS_OBJECT(ret)) {
+        obj = json_object_ref(json_node_get_object(ret));
+    } else {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "colo-proxy: %s: malformed reply", command);
+    }
+    json_node_unref(ret);
+    return obj;
 }
 
 bool proxy_client_broken(ProxyClient *pc)
@@ -250,17 +226,29 @@ bool proxy_client_broken(ProxyClient *pc)
     return broken;
 }
 
+static gboolean proxy_client_stop(gpointer data)
+{
+    ProxyClient *pc = data;
+
+    qmp_client_free(pc->qmp);
+    pc->qmp = NULL;
+    g_main_loop_quit(pc->loop);
+    return G_SOURCE_REMOVE;
+}
+
 void proxy_client_free(ProxyClient *pc)
 {
     if (!pc) {
         return;
     }
-    shutdown(pc->fd, SHUT_RDWR);    /* the reader's recv returns 0 */
-    g_thread_join(pc->reader);
-    close(pc->fd);
-    if (pc->reply) {
-        json_node_unref(pc->reply);
+    g_main_context_invoke(pc->ctx, proxy_client_stop, pc);
+    g_thread_join(pc->thread);
+    g_main_loop_unref(pc->loop);
+    g_main_context_unref(pc->ctx);
+    if (pc->ret) {
+        json_node_unref(pc->ret);
     }
+    g_clear_error(&pc->error);
     g_free(pc->role);
     g_cond_clear(&pc->cond);
     g_mutex_clear(&pc->call_lock);

@@ -1,8 +1,8 @@
 /* A client of colo-proxy's control socket (docs/colo-proxy.md): QMP over
- * a unix stream socket, one JSON object per line. Commands are
+ * a unix stream socket, through the asynchronous client of common/qmp/ run
+ * by a thread (and main context) of the client's own. Commands are
  * synchronous with a deadline and may be issued from any one thread at a
- * time; events are read by a thread of the client's own and handed to a
- * callback on that thread. A proxy that stops answering or whose socket
+ * time; events are handed to a callback on the client's thread. A proxy that stops answering or whose socket
  * breaks makes calls fail (never hang past their deadline). */
 #ifndef COLO_VMM_COLO_PROXY_CLIENT_H
 #define COLO_VMM_COLO_PROXY_CLIENT_H
@@ -15,7 +15,7 @@
 typedef struct ProxyClient ProxyClient;
 
 /* An event: its name and "data" (may be NULL). Runs on the client's
- * reader thread; must not call back into the client. */
+ * thread; must not call back into the client. */
 typedef void (*ProxyEventFn)(void *opaque, const char *event, JsonObject *data);
 
 /* Connect to @path, read the greeting and negotiate (qmp_capabilities),

@@ -107,7 +107,7 @@ static int transport_open(const char *uri, bool listening, GError **error)
         return -1;
     }
     if (u.is_unix) {
-        fd = listening ? colo_unix_listen(u.path, false, error) : colo_unix_connect(u.path, error);
+        fd = listening ? colo_unix_listen(u.path, false, error) : colo_unix_connect(u.path, false, error);
     } else {
         struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = listening ? AI_PASSIVE : 0 };
         struct addrinfo *res = NULL;
