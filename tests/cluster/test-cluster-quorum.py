@@ -5,7 +5,8 @@ corosync-qnetd on the witness; a full partition between the nodes leaves
 exactly one side quorate (qnetd's ffsplit tie-break: the lowest node id,
 node1); after heal both are members again; the replication link's
 faults (drop-repl, reject-repl) do what they say and leave the ring
-alone; a node that loses power
+alone; a frozen corosync (sigstop) drops its node out until heal; a
+node that loses power
 (kill-host: off the network, every process SIGKILLed) leaves the other
 quorate through the qdevice, also when it was the tie-break's winner.
 
@@ -113,6 +114,25 @@ def test_replication_link_faults():
     link = c.ip("client", "link", "show", "eth0").stdout
     assert "state UP" in link, link
     c.heal()
+
+
+@tap.timeout(60)
+def test_stopped_corosync_and_heal():
+    """sigstop of one process by name: node2's corosync frozen, node1
+    goes on alone with the qdevice's vote; heal (SIGCONT) brings node2
+    back into the membership."""
+    c = get()
+    c.fault("sigstop", "node2", "corosync")
+    assert c.frozen("node2", "corosync") and not c.frozen("node2", "corosync-qdevice")
+    c.wait_quorate(["node1"], members=["node1"], timeout=20)
+    c.heal()
+    assert not c.frozen("node2", "corosync")
+    c.wait_quorate(cluster.NODES, timeout=30)
+    try:
+        c.fault("sigkill", "node2", "no-such-process")
+        raise AssertionError("a signal to no process was taken")
+    except cluster.SetupError as e:
+        assert "no process no-such-process on node2" in str(e), e
 
 
 @tap.timeout(60)
