@@ -4,7 +4,9 @@ either side (the other killed, frozen or cut off), refusals."""
 import hashlib
 import os
 import random
+import re
 import signal
+import subprocess
 import time
 
 from colo_vmm import Vmm, free_port, require_kvm, wait_until
@@ -22,13 +24,17 @@ def set_colo(vm, state=True):
                                                         {"capability": "events", "state": True}])
 
 
-def protect(pri, delay, mem=MEM, wrap=(), port=None):
-    """A fresh secondary for @pri, in COLO with it once this returns."""
+def protect(pri, delay, mem=MEM, wrap=(), port=None, multifd=0):
+    """A fresh secondary for @pri, in COLO with it once this returns; with
+    @multifd channels for the pages if not 0."""
     uri = "tcp:127.0.0.1:%d" % (port or free_port())
     sec = Vmm(smp=2, mem=mem, append=GUEST, extra=["-incoming", uri], wrap=wrap).start()
     try:
         for vm in (pri, sec):
             set_colo(vm)
+            if multifd:
+                vm.qmp.cmd("migrate-set-capabilities", capabilities=[{"capability": "multifd", "state": True}])
+                vm.qmp.cmd("migrate-set-parameters", args={"multifd-channels": multifd})
         pri.qmp.cmd("migrate-set-parameters", args={"x-checkpoint-delay": delay, "max-bandwidth": 0})
         pri.qmp.cmd("migrate", uri=uri)
         for vm in (pri, sec):
@@ -43,12 +49,12 @@ def protect(pri, delay, mem=MEM, wrap=(), port=None):
     return sec
 
 
-def colo_pair(delay=200, mem=MEM):
+def colo_pair(delay=200, mem=MEM, multifd=0):
     """A primary and a secondary in COLO, checkpointing every @delay ms."""
     pri = Vmm(smp=2, mem=mem, append=GUEST).start()
     try:
         pri.wait_serial(BANNER, 60)
-        return pri, protect(pri, delay, mem)
+        return pri, protect(pri, delay, mem, multifd=multifd)
     except BaseException:
         pri.close()
         raise
@@ -81,12 +87,46 @@ def assert_takes_over(vm, mode):
     assert vm.workload_problems() == []
 
 
+def bytes_sent_per_connection(port):
+    """{local port: bytes acked} of this host's TCP connections to @port (ss -ti)."""
+    out = subprocess.run(["ss", "-Htin", "state", "established", "dport", "= :%d" % port],
+                         capture_output=True, text=True, check=True).stdout
+    sent = {}
+    for conn in re.split(r"\n(?=\S)", out.strip()):
+        local = re.search(r":(\d+)\s+\S+:%d\b" % port, conn)
+        acked = re.search(r"bytes_acked:(\d+)", conn)
+        if local:
+            sent[int(local.group(1))] = int(acked.group(1)) if acked else 0
+    return sent
+
+
 def test_checkpoints_carry_the_primary_state():
     """With the secondary's own guest stopped, a checkpoint of a stopped
     primary leaves the secondary's RAM equal to the primary's, byte for byte."""
+    checkpoints_carry_the_primary_state()
+
+
+def test_checkpoints_over_multifd_channels():
+    """The same with the checkpoints' pages on three multifd channels; the
+    pages do travel on several connections."""
+    checkpoints_carry_the_primary_state(multifd=3)
+
+
+def checkpoints_carry_the_primary_state(multifd=0):
     require_kvm()
-    pri, sec = colo_pair()
+    pri, sec = colo_pair(multifd=multifd)
     try:
+        if multifd:
+            port = int(sec.argv[sec.argv.index("-incoming") + 1].rsplit(":", 1)[1])
+            before = bytes_sent_per_connection(port)
+            assert len(before) == 1 + multifd, before
+            wait_checkpoints(pri, 5)
+            after = bytes_sent_per_connection(port)
+            grew = [after.get(p, 0) - b for p, b in before.items()]
+            # The dirty pages of five checkpoints, a few MiB: most of them
+            # on channels other than the main one (which carries the device state).
+            print("# bytes per connection grew", sorted(grew))
+            assert sum(1 for g in grew if g > 64 << 10) >= 2, (before, after)
         wait_checkpoints(pri, 3)
         sec.qmp.cmd("stop")     # the secondary's guest now changes only through checkpoints
         wait_checkpoints(pri, 2)
@@ -108,9 +148,9 @@ def test_checkpoints_carry_the_primary_state():
         sec.close()
 
 
-def failover_after_checkpoints(primary_dies):
+def failover_after_checkpoints(primary_dies, multifd=0):
     require_kvm()
-    pri, sec = colo_pair()
+    pri, sec = colo_pair(multifd=multifd)
     victim, survivor, mode = (pri, sec, "secondary") if primary_dies else (sec, pri, "primary")
     try:
         wait_checkpoints(pri, 5)
@@ -128,6 +168,11 @@ def test_secondary_takes_over_when_primary_dies():
 
 def test_primary_runs_on_when_secondary_dies():
     failover_after_checkpoints(primary_dies=False)
+
+
+def test_failover_both_ways_over_multifd():
+    failover_after_checkpoints(primary_dies=True, multifd=2)
+    failover_after_checkpoints(primary_dies=False, multifd=2)
 
 
 def test_failover_at_random_points():
@@ -223,7 +268,7 @@ def test_refusals():
             assert e.desc == "VM is not in COLO mode", e.desc
         else:
             raise AssertionError("x-colo-lost-heartbeat outside COLO accepted")
-        for other in ("postcopy-ram", "multifd"):
+        for other in ("postcopy-ram",):
             vm.qmp.cmd("migrate-set-capabilities", capabilities=[{"capability": "x-colo", "state": True},
                                                                 {"capability": other, "state": True}])
             try:

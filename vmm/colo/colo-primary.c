@@ -13,6 +13,7 @@
 #include <qb/qblog.h>
 
 #include "colo/colo-disk.h"
+#include "migration/multifd.h"
 
 /* A secondary that does not answer within this long is taken as failed:
  * the primary's guest runs on instead of waiting for colod. */
@@ -91,9 +92,10 @@ typedef struct {
 static bool colo_checkpoint(Migration *m, ColoTrigger trigger, Capture *cap, GError **error)
 {
     MigChannel *c = m->src.out;
+    MultifdSend *ms = m->src.multifd;
     RamSave *rs = &m->src.ram;
     g_autofree uint8_t *state = NULL;
-    uint64_t value, pages = 0, bytes0 = mig_bytes_written(c);
+    uint64_t value, pages = 0, bytes0 = mig_bytes_written(c) + multifd_send_bytes(ms);
     uint32_t size = 0;
     bool ok = false;
 
@@ -126,18 +128,26 @@ static bool colo_checkpoint(Migration *m, ColoTrigger trigger, Capture *cap, GEr
     ok = colo_net_checkpoint_begin(m, error);
 
     colo_put_msg(c, COLO_MSG_VMSTATE_SEND, 0);
-    ram_capture_send(rs, &cap->ram, c);
+    bool sent = true;
+    if (ms) {
+        sent = multifd_send_capture(ms, &cap->ram);
+    } else {
+        ram_capture_send(rs, &cap->ram, c);
+    }
     colo_disk_send(&cap->disks, c);
+    /* The secondary takes the device state only once every channel's
+     * pages are in (and the copies may be reused only then). */
+    sent = sent && (!ms || multifd_send_sync(ms, c));
     colo_put_msg(c, COLO_MSG_VMSTATE_SIZE, size);
     mig_put_bytes(c, state, size);
-    ok = ok && !mig_flush(c) && colo_wait_msg(m, COLO_MSG_VMSTATE_RECEIVED, &value, error) &&
+    ok = ok && sent && !mig_flush(c) && colo_wait_msg(m, COLO_MSG_VMSTATE_RECEIVED, &value, error) &&
          colo_wait_msg(m, COLO_MSG_VMSTATE_LOADED, &value, error) && colo_net_commit(m, error);
     /* The secondary holds this state now (or is gone), and the proxy sent
      * out this epoch's packets: what the guest sent since the copy may meet
      * the secondary's output. */
     m->host.ops->release_network(m->host.vm);
     if (ok) {
-        colo_record(m, trigger, pause_us, pages, mig_bytes_written(c) - bytes0);
+        colo_record(m, trigger, pause_us, pages, mig_bytes_written(c) + multifd_send_bytes(ms) - bytes0);
     }
 out:
     if (!ok && error && !*error) {
@@ -172,6 +182,7 @@ bool colo_primary_run(Migration *m, GError **error)
     }
     /* Checkpoints are the latency path of every held packet: no limit. */
     mig_set_rate_limit(m->src.out, 0);
+    multifd_send_set_rate_limit(m->src.multifd, 0);
     /* The guest still stands still: the disks' copy is complete, from now
      * on their writes go with the checkpoints. */
     Capture cap = { 0 };

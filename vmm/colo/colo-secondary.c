@@ -13,6 +13,7 @@
 
 #include "colo/colo-disk.h"
 #include "colo/ram-cache.h"
+#include "migration/multifd.h"
 
 struct ColoSecondary {
     Migration *m;
@@ -22,10 +23,18 @@ struct ColoSecondary {
     bool paused;                /* between REPLY and LOADED */
     gint64 paused_at;
     uint64_t pages;             /* received in this checkpoint */
+    uint64_t pages_at;          /* pages loaded in all at VMSTATE_SEND */
     uint64_t bytes_at;          /* stream position at VMSTATE_SEND */
     bool receiving;             /* between VMSTATE_SEND and VMSTATE_SIZE */
     bool unusable;              /* a commit failed halfway: the guest stays paused */
 } Secondary;
+
+/* Pages loaded so far, over every channel (multifd ones add atomically). */
+static uint64_t colo_pages_loaded(Migration *m)
+{
+    return __atomic_load_n(&m->dst.stats.normal, __ATOMIC_RELAXED) +
+           __atomic_load_n(&m->dst.stats.duplicate, __ATOMIC_RELAXED);
+}
 
 static bool colo_fail(GError **error, const char *why, uint32_t msg)
 {
@@ -77,6 +86,7 @@ static bool colo_on_msg(ColoSecondary *s, MigChannel *c, uint32_t msg, uint64_t 
         }
         s->receiving = true;
         s->bytes_at = mig_bytes_read(c);
+        s->pages_at = colo_pages_loaded(m);
         return true;
     case COLO_MSG_VMSTATE_SIZE: {
         if (!s->receiving) {
@@ -85,6 +95,7 @@ static bool colo_on_msg(ColoSecondary *s, MigChannel *c, uint32_t msg, uint64_t 
         if (value > MIG_MAX_PACKAGE) {
             return colo_fail(error, "device state larger than the limit", msg);
         }
+        s->pages = colo_pages_loaded(m) - s->pages_at;
         g_autofree uint8_t *state = g_malloc(value ? value : 1);
         mig_get_bytes(c, state, value);
         if (mig_channel_error(c)) {
@@ -111,6 +122,29 @@ static bool colo_on_msg(ColoSecondary *s, MigChannel *c, uint32_t msg, uint64_t 
     }
 }
 
+/* MIG_CMD_MULTIFD_SYNC inside a checkpoint: the pages that came over the
+ * multifd channels are all in the cache once it returns. */
+static bool colo_multifd_sync(ColoSecondary *s, MigChannel *c, uint16_t len, GError **error)
+{
+    uint8_t payload[12];
+
+    if (len != sizeof(payload)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "COLO: multifd sync of %u bytes", len);
+        return false;
+    }
+    mig_get_bytes(c, payload, sizeof(payload));
+    if (mig_channel_error(c)) {
+        return false;
+    }
+    if (!s->receiving) {
+        return colo_fail(error, "multifd sync outside a checkpoint", COLO_MSG_MAX);
+    }
+    if (!s->m->dst.multifd) {
+        return colo_fail(error, "multifd sync, but no multifd channel came", COLO_MSG_MAX);
+    }
+    return multifd_recv_sync(s->m->dst.multifd, payload, len, error);
+}
+
 bool colo_secondary_loop(ColoSecondary *s, MigChannel *c, GError **error)
 {
     Migration *m = s->m;
@@ -124,11 +158,9 @@ bool colo_secondary_loop(ColoSecondary *s, MigChannel *c, GError **error)
             if (!s->receiving) {
                 return colo_fail(error, "pages outside a checkpoint", COLO_MSG_MAX);
             }
-            uint64_t before = m->dst.stats.normal + m->dst.stats.duplicate;
             if (!ram_load(m->host.mem, c, &m->dst.stats, NULL, ram_cache_place, &s->cache, error)) {
                 return false;
             }
-            s->pages += m->dst.stats.normal + m->dst.stats.duplicate - before;
             continue;
         }
         if (kind == MIG_REC_DISK) {
@@ -147,6 +179,12 @@ bool colo_secondary_loop(ColoSecondary *s, MigChannel *c, GError **error)
         }
         uint16_t cmd = mig_get_be16(c);
         uint16_t len = mig_get_be16(c);
+        if (cmd == MIG_CMD_MULTIFD_SYNC) {
+            if (!colo_multifd_sync(s, c, len, error)) {
+                return false;
+            }
+            continue;
+        }
         uint32_t msg = mig_get_be32(c);
         uint64_t value = mig_get_be64(c);
         if (mig_channel_error(c)) {
@@ -192,6 +230,10 @@ ColoSecondary *colo_secondary_new(Migration *m, GError **error)
         g_free(s);
         return NULL;
     }
+    if (m->dst.multifd) {
+        /* Checkpoint pages on the multifd channels go to the cache too. */
+        multifd_recv_set_place(m->dst.multifd, ram_cache_place, &s->cache);
+    }
     return s;
 }
 
@@ -209,6 +251,11 @@ void colo_secondary_free(ColoSecondary *s)
         g_clear_pointer(&s->disks.overlays, g_ptr_array_unref);
     } else if (!colo_disk_secondary_stop(&s->disks, &error)) {
         qb_log(LOG_ERR, "COLO: %s", error->message);
+    }
+    if (s->m->dst.multifd) {
+        /* No channel may place a page in the cache once it is gone. */
+        multifd_recv_drain(s->m->dst.multifd);
+        multifd_recv_set_place(s->m->dst.multifd, NULL, NULL);
     }
     ram_save_cleanup(&s->own);
     ram_cache_fini(&s->cache);

@@ -10,6 +10,7 @@
 #include <qb/qblog.h>
 
 #include "common/qmp/qmp-server.h"
+#include "migration/multifd.h"
 
 static const char *const colo_mode_names[] = {
     [COLO_MODE_NONE] = "none",
@@ -251,10 +252,13 @@ static void colo_shutdown_channels(Migration *m)
     if (m->src.rp) {
         mig_channel_shutdown(m->src.rp, ECANCELED);
     }
+    multifd_send_shutdown(m->src.multifd, ECANCELED);
+    MultifdRecv *mr = m->dst.multifd;
     g_mutex_unlock(&m->lock);
     if (m->dst.in) {
         mig_channel_shutdown(m->dst.in, ECANCELED);
     }
+    multifd_recv_shutdown(mr);
 }
 
 bool colo_lost_heartbeat(Migration *m, GError **error)

@@ -79,7 +79,8 @@ bool ram_cache_place(void *opaque, const RamBlock *block, uint64_t offset, const
         memset(dst, 0, GUEST_PAGE_SIZE);
     }
     uint64_t page = offset / GUEST_PAGE_SIZE;
-    rc->received[i][page / WORD_BITS] |= 1UL << (page % WORD_BITS);
+    /* Atomic: multifd channels place neighbouring pages at once. */
+    __atomic_fetch_or(&rc->received[i][page / WORD_BITS], 1UL << (page % WORD_BITS), __ATOMIC_RELAXED);
     return true;
 }
 

@@ -21,6 +21,7 @@ enum { PACKET_PAGES_TYPE = 1, PACKET_SYNC_TYPE = 2 };
 
 typedef struct {
     const RamBlock *block;      /* NULL: a sync marker */
+    const uint8_t *data;        /* the pages' copies, in order (COLO); NULL: from guest RAM */
     uint64_t seq;
     unsigned n;
     uint64_t offsets[PACKET_PAGES];
@@ -52,9 +53,11 @@ static void send_packet(SendChannel *sc, Packet *p)
     const RamBlock *b = p->block;
     size_t idlen = strlen(b->id);
     uint64_t zero_flags[PACKET_PAGES];
+    const uint8_t *page[PACKET_PAGES];
 
     for (unsigned i = 0; i < p->n; i++) {
-        zero_flags[i] = buffer_is_zero(b->host + p->offsets[i], GUEST_PAGE_SIZE) ? PAGE_ZERO_FLAG : 0;
+        page[i] = p->data ? p->data + (size_t)i * GUEST_PAGE_SIZE : b->host + p->offsets[i];
+        zero_flags[i] = buffer_is_zero(page[i], GUEST_PAGE_SIZE) ? PAGE_ZERO_FLAG : 0;
     }
     mig_put_u8(c, PACKET_PAGES_TYPE);
     mig_put_u8(c, (uint8_t)idlen);
@@ -67,7 +70,7 @@ static void send_packet(SendChannel *sc, Packet *p)
         if (zero_flags[i]) {
             __atomic_fetch_add(&sc->ms->stats->duplicate, 1, __ATOMIC_RELAXED);
         } else {
-            mig_put_bytes_ref(c, b->host + p->offsets[i], GUEST_PAGE_SIZE);
+            mig_put_bytes_ref(c, page[i], GUEST_PAGE_SIZE);
             __atomic_fetch_add(&sc->ms->stats->normal, 1, __ATOMIC_RELAXED);
         }
     }
@@ -202,6 +205,20 @@ out:
     return best;
 }
 
+/* Hand @p to the least busy channel; false (and @p dropped) when they broke
+ * or *@stop was set meanwhile. */
+static bool send_queue(MultifdSend *ms, Packet *p, const gint *stop)
+{
+    int ch = pick_channel(ms, stop);
+
+    if (ch < 0) {
+        g_free(p);
+        return false;
+    }
+    queue_packet(ms, (unsigned)ch, p);
+    return true;
+}
+
 uint64_t multifd_send_pass(MultifdSend *ms, RamSave *rs, uint64_t max_pages, const gint *stop)
 {
     uint64_t queued = 0;
@@ -220,44 +237,48 @@ uint64_t multifd_send_pass(MultifdSend *ms, RamSave *rs, uint64_t max_pages, con
                 map[w] &= ~(1UL << bit);
                 rs->dirty--;
                 if (!p) {
-                    p = g_new(Packet, 1);
+                    p = g_new0(Packet, 1);
                     p->block = b;
-                    p->n = 0;
                 }
                 p->offsets[p->n++] = (w * BITS_PER_WORD + bit) * GUEST_PAGE_SIZE;
                 queued++;
                 if (p->n == PACKET_PAGES) {
-                    int ch = pick_channel(ms, stop);
-                    if (ch < 0) {
-                        g_free(p);
+                    if (!send_queue(ms, p, stop)) {
                         return queued;
                     }
-                    queue_packet(ms, (unsigned)ch, p);
                     p = NULL;
                 }
             }
         }
         /* Packets never span blocks. */
-        if (p) {
-            int ch = pick_channel(ms, stop);
-            if (ch < 0) {
-                g_free(p);
-                return queued;
-            }
-            queue_packet(ms, (unsigned)ch, p);
-            p = NULL;
+        if (p && !send_queue(ms, p, stop)) {
+            return queued;
         }
+        p = NULL;
     }
 done:
     if (p) {
-        int ch = pick_channel(ms, stop);
-        if (ch >= 0) {
-            queue_packet(ms, (unsigned)ch, p);
-        } else {
-            g_free(p);
-        }
+        send_queue(ms, p, stop);
     }
     return queued;
+}
+
+bool multifd_send_capture(MultifdSend *ms, const RamCapture *cap)
+{
+    for (uint64_t i = 0; i < cap->n;) {
+        Packet *p = g_new0(Packet, 1);
+        p->block = cap->where[i].block;
+        p->data = cap->data + i * GUEST_PAGE_SIZE;
+        /* Packets never span blocks; a packet's copies are neighbours in
+         * the capture, whatever their offsets. */
+        while (i < cap->n && p->n < PACKET_PAGES && cap->where[i].block == p->block) {
+            p->offsets[p->n++] = cap->where[i++].offset;
+        }
+        if (!send_queue(ms, p, NULL)) {
+            return false;
+        }
+    }
+    return true;
 }
 
 bool multifd_send_sync(MultifdSend *ms, MigChannel *c)
@@ -325,7 +346,17 @@ struct MultifdRecv {
     uint64_t released;                     /* channels may go past syncs <= this */
     MigChannel *channels[MIG_MAX_MULTIFD];
     bool shutdown;
+    RamPlaceFunc place;         /* where pages go instead of guest RAM (COLO's cache) */
+    void *place_opaque;
 };
+
+void multifd_recv_set_place(MultifdRecv *mr, RamPlaceFunc place, void *opaque)
+{
+    g_mutex_lock(&mr->lock);
+    mr->place = place;
+    mr->place_opaque = opaque;
+    g_mutex_unlock(&mr->lock);
+}
 
 MultifdRecv *multifd_recv_new(Migration *m)
 {
@@ -353,6 +384,18 @@ void multifd_recv_shutdown(MultifdRecv *mr)
     g_mutex_unlock(&mr->lock);
 }
 
+void multifd_recv_drain(MultifdRecv *mr)
+{
+    multifd_recv_shutdown(mr);
+    g_mutex_lock(&mr->lock);
+    for (unsigned i = 0; i < MIG_MAX_MULTIFD; i++) {
+        while (mr->channels[i]) {
+            g_cond_wait(&mr->cond, &mr->lock);
+        }
+    }
+    g_mutex_unlock(&mr->lock);
+}
+
 void multifd_recv_free(MultifdRecv *mr)
 {
     if (!mr) {
@@ -370,6 +413,11 @@ static bool recv_pages(MultifdRecv *mr, MigChannel *c, uint8_t *buf, GError **er
     char id[MIG_MAX_ID_LEN + 1];
     uint8_t idlen = mig_get_u8(c);
     uint64_t offsets[PACKET_PAGES];
+
+    g_mutex_lock(&mr->lock);
+    RamPlaceFunc place = mr->place;
+    void *opaque = mr->place_opaque;
+    g_mutex_unlock(&mr->lock);
 
     mig_get_bytes(c, id, idlen);
     id[idlen] = '\0';
@@ -397,7 +445,12 @@ static bool recv_pages(MultifdRecv *mr, MigChannel *c, uint8_t *buf, GError **er
     for (uint32_t i = 0; i < n && !mig_channel_error(c);) {
         uint64_t off = offsets[i] & ~PAGE_ZERO_FLAG;
         if (offsets[i] & PAGE_ZERO_FLAG) {
-            ram_load_zero_page(&mr->m->dst.ram, mem, b, off);
+            if (place && !place(opaque, b, off, NULL)) {
+                goto misplaced;
+            }
+            if (!place) {
+                ram_load_zero_page(&mr->m->dst.ram, mem, b, off);
+            }
             __atomic_fetch_add(&mr->m->dst.stats.duplicate, 1, __ATOMIC_RELAXED);
             i++;
             continue;
@@ -411,14 +464,27 @@ static bool recv_pages(MultifdRecv *mr, MigChannel *c, uint8_t *buf, GError **er
         if (mig_channel_error(c)) {
             break;
         }
-        ram_load_store(&mr->m->dst.ram, mem, b, off, buf, (size_t)run * GUEST_PAGE_SIZE);
-        for (uint32_t k = 0; k < run; k++) {
-            ram_load_note_data(&mr->m->dst.ram, mem, b, off + k * GUEST_PAGE_SIZE);
+        if (place) {
+            for (uint32_t k = 0; k < run; k++) {
+                if (!place(opaque, b, off + k * GUEST_PAGE_SIZE, buf + (size_t)k * GUEST_PAGE_SIZE)) {
+                    goto misplaced;
+                }
+            }
+        } else {
+            ram_load_store(&mr->m->dst.ram, mem, b, off, buf, (size_t)run * GUEST_PAGE_SIZE);
+            for (uint32_t k = 0; k < run; k++) {
+                ram_load_note_data(&mr->m->dst.ram, mem, b, off + k * GUEST_PAGE_SIZE);
+            }
         }
         __atomic_fetch_add(&mr->m->dst.stats.normal, run, __ATOMIC_RELAXED);
         i += run;
     }
     return !mig_channel_error(c);
+
+misplaced:
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "multifd: a page of block '%s' has no place here",
+                id);
+    return false;
 }
 
 void multifd_recv_channel(MultifdRecv *mr, MigChannel *c, unsigned index)

@@ -23,6 +23,10 @@ void multifd_send_free(MultifdSend *ms);
 /* Hand every waiting page of @rs to the channels (up to @max_pages; 0 =
  * all); returns pages queued. Blocks while the channels are full. */
 uint64_t multifd_send_pass(MultifdSend *ms, RamSave *rs, uint64_t max_pages, const gint *stop);
+/* Hand a COLO checkpoint's captured pages to the channels (they read the
+ * copies, which must stay until the next multifd_send_sync). False if the
+ * channels broke. */
+bool multifd_send_capture(MultifdSend *ms, const RamCapture *cap);
 /* A sync point: every channel sends a marker after what it holds, the main
  * channel @c says to wait for them; returns once all channels flushed.
  * False if a channel broke. */
@@ -40,5 +44,10 @@ void multifd_recv_channel(MultifdRecv *mr, MigChannel *c, unsigned index);
  * then let them go on. */
 bool multifd_recv_sync(MultifdRecv *mr, const uint8_t *payload, uint16_t len, GError **error);
 void multifd_recv_shutdown(MultifdRecv *mr);
+/* Shut the channels and wait until none of them places a page any more. */
+void multifd_recv_drain(MultifdRecv *mr);
+/* Pages go to @place(@opaque, ...) instead of guest RAM from now on (COLO's
+ * RAM cache); NULL: back to guest RAM. */
+void multifd_recv_set_place(MultifdRecv *mr, RamPlaceFunc place, void *opaque);
 
 #endif

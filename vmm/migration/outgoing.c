@@ -574,11 +574,6 @@ bool migration_start(Migration *m, const char *uri, GError **error)
                     "x-colo and postcopy-ram cannot be used together yet");
         return false;
     }
-    if (m->caps.x_colo && m->caps.multifd) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                    "x-colo and multifd cannot be used together yet");
-        return false;
-    }
     if (m->caps.multifd && m->caps.postcopy_ram) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
                     "multifd and postcopy-ram cannot be used together");
