@@ -138,6 +138,10 @@ static bool colo_checkpoint(Migration *m, ColoTrigger trigger, Capture *cap, GEr
     /* The secondary takes the device state only once every channel's
      * pages are in (and the copies may be reused only then). */
     sent = sent && (!ms || multifd_send_sync(ms, c));
+    if (!sent && ok) {
+        g_set_error_literal(error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE, "COLO: a multifd channel broke");
+        ok = false;
+    }
     colo_put_msg(c, COLO_MSG_VMSTATE_SIZE, size);
     mig_put_bytes(c, state, size);
     ok = ok && sent && !mig_flush(c) && colo_wait_msg(m, COLO_MSG_VMSTATE_RECEIVED, &value, error) &&
