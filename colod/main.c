@@ -1,0 +1,287 @@
+/* colod: the coordinator of one COLO-protected VM on this node (issue 11;
+ * docs/colod.md, colod(8)). This version joins the cluster and runs the
+ * decision state machine, but does not yet drive colo-vmm or colo-proxy:
+ * it logs each such action as not carried out. Exit codes: 0 clean stop,
+ * 1 bad usage, 2 configuration, 3 state file, 4 corosync or quorum set-up,
+ * 5 corosync went away. */
+#include "config.h"
+
+#include "cluster-fsm.h"
+#include "cluster-link.h"
+#include "colod-config.h"
+#include "common/log.h"
+#include "cpg-msg.h"
+#include "state-file.h"
+
+#include <errno.h>
+#include <glib-unix.h>
+#include <glib/gstdio.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef struct {
+    ColodConfig *config;
+    ClusterLink *link;
+    ClusterFsm *fsm;
+    GMainLoop *loop;
+    guint timer;
+    int exit_code;
+} Colod;
+
+static int64_t colod_now_ms(void *opaque)
+{
+    return g_get_monotonic_time() / 1000;
+}
+
+static const char *action_name(ClusterActionType t)
+{
+    switch (t) {
+    case ACT_START_VMM: return "start colo-vmm";
+    case ACT_STOP_VMM: return "stop colo-vmm and colo-proxy";
+    case ACT_START_PROTECT: return "migrate with x-colo (protect)";
+    case ACT_CANCEL_PROTECT: return "migrate_cancel";
+    case ACT_FAILOVER: return "x-colo-lost-heartbeat (failover)";
+    case ACT_PAUSE: return "stop (pause the VM)";
+    case ACT_RESUME: return "cont (resume the VM)";
+    default: return "?";
+    }
+}
+
+static void colod_schedule(Colod *c);
+
+/* Carries out @acts in order (cluster-fsm.h's contract). */
+static void colod_execute(Colod *c, ClusterActions *acts)
+{
+    for (guint i = 0; i < acts->len; i++) {
+        ClusterAction *a = cluster_action_at(acts, i);
+        g_autoptr(GError) err = NULL;
+
+        switch (a->type) {
+        case ACT_LOG:
+            qb_log(a->level, "%s", a->text);
+            break;
+        case ACT_ARM_TIMER:
+            break; /* colod_schedule() below */
+        case ACT_SEND: {
+            uint8_t buf[CPG_MSG_MAX];
+            size_t len = cpg_msg_encode(&a->msg, c->config->vm_name, buf);
+
+            if (!cluster_link_send(c->link, buf, len, &err)) {
+                qb_log(LOG_ERR, "%s not sent: %s", cpg_msg_type_name(a->msg.type), err->message);
+            }
+            break;
+        }
+        case ACT_PERSIST: {
+            ColodStateRecord rec = { a->role, a->generation };
+
+            if (!colod_state_save(c->config->state_dir, &rec, &err)) {
+                g_autoptr(GArray) more = cluster_actions_new();
+                ClusterAction failed = *a;
+
+                qb_log(LOG_ERR, "%s", err->message);
+                failed.text = NULL;
+                cluster_fsm_persist_failed(c->fsm, &failed, err->message, more);
+                colod_execute(c, more);
+                return;
+            }
+            break;
+        }
+        default:
+            /* Not faked: nothing is started, stopped or told. */
+            qb_log(LOG_ERR, "not carried out: %s%s%s (this colod does not drive colo-vmm and colo-proxy yet)",
+                   action_name(a->type), a->type == ACT_START_VMM ? " as " : "",
+                   a->type == ACT_START_VMM ? vmm_kind_name(a->vmm) : "");
+            break;
+        }
+    }
+    colod_schedule(c);
+}
+
+static gboolean colod_on_timer(gpointer data)
+{
+    Colod *c = data;
+    g_autoptr(GArray) acts = cluster_actions_new();
+
+    c->timer = 0;
+    cluster_fsm_tick(c->fsm, acts);
+    colod_execute(c, acts);
+    return G_SOURCE_REMOVE;
+}
+
+static void colod_schedule(Colod *c)
+{
+    int64_t next = cluster_fsm_next_deadline(c->fsm);
+
+    if (c->timer) {
+        g_source_remove(c->timer);
+        c->timer = 0;
+    }
+    if (next >= 0) {
+        int64_t wait = next - colod_now_ms(NULL);
+
+        c->timer = g_timeout_add((guint)CLAMP(wait, 0, G_MAXINT), colod_on_timer, c);
+    }
+}
+
+static void colod_on_membership(const uint32_t *members, size_t n, bool quorate, void *opaque)
+{
+    Colod *c = opaque;
+    g_autoptr(GArray) acts = cluster_actions_new();
+
+    cluster_fsm_membership(c->fsm, members, n, quorate, acts);
+    colod_execute(c, acts);
+}
+
+static void colod_on_message(const uint8_t *buf, size_t len, uint32_t from, void *opaque)
+{
+    Colod *c = opaque;
+    g_autoptr(GArray) acts = cluster_actions_new();
+    g_autoptr(GError) err = NULL;
+    CpgMsg m;
+
+    if (!cpg_msg_decode(buf, len, from, c->config->vm_name, &m, &err)) {
+        qb_log(LOG_WARNING, "from node %u: %s", from, err->message);
+        return;
+    }
+    cluster_fsm_message(c->fsm, &m, acts);
+    colod_execute(c, acts);
+}
+
+static void colod_on_lost(const char *why, void *opaque)
+{
+    Colod *c = opaque;
+    g_autoptr(GArray) acts = cluster_actions_new();
+    uint32_t self = cluster_link_local_id(c->link);
+
+    /* Without corosync there is no quorum: the VM must not serve. */
+    qb_log(LOG_ERR, "%s", why);
+    cluster_fsm_membership(c->fsm, &self, 1, false, acts);
+    colod_execute(c, acts);
+    c->exit_code = 5;
+    g_main_loop_quit(c->loop);
+}
+
+static gboolean colod_on_signal(gpointer data)
+{
+    Colod *c = data;
+    g_autoptr(GArray) acts = cluster_actions_new();
+
+    cluster_fsm_shutdown(c->fsm, false, acts);
+    colod_execute(c, acts);
+    g_main_loop_quit(c->loop);
+    return G_SOURCE_CONTINUE;
+}
+
+static const ClusterLinkOps link_ops = {
+    .membership = colod_on_membership,
+    .message = colod_on_message,
+    .lost = colod_on_lost,
+};
+
+/* Everything up to the main loop; returns the exit code on failure, 0 on
+ * success. */
+static int colod_setup(Colod *c, const char *config_path, bool to_syslog, const char *logfile, bool debug)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *ident = NULL;
+    ColodStateRecord rec;
+    bool found, two_node, qdevice;
+    ClusterFsmParams params;
+    ClusterClock clock = { colod_now_ms, NULL };
+
+    c->config = colod_config_load_file(config_path, &err);
+    if (!c->config) {
+        fprintf(stderr, "colod: %s\n", err->message);
+        return 2;
+    }
+    ident = g_strdup_printf("colod-%s", c->config->vm_name);
+    if (!colo_log_init("colod", ident, to_syslog, logfile, debug, &err)) {
+        fprintf(stderr, "colod: %s\n", err->message);
+        return 1;
+    }
+    if (g_mkdir_with_parents(c->config->state_dir, 0700) < 0) {
+        qb_log(LOG_ERR, "cannot create %s: %s", c->config->state_dir, g_strerror(errno));
+        return 3;
+    }
+    if (!colod_state_load(c->config->state_dir, &rec, &found, &err)) {
+        qb_log(LOG_ERR, "%s", err->message);
+        return 3;
+    }
+    qb_log(LOG_INFO, "VM %s: %s, generation %" G_GUINT64_FORMAT "%s", c->config->vm_name, colod_role_name(rec.role),
+           rec.generation, found ? "" : " (no state file yet)");
+    c->link = cluster_link_new(c->config->vm_name, &link_ops, c, &err);
+    if (!c->link) {
+        qb_log(LOG_ERR, "%s", err->message);
+        return 4;
+    }
+    if (cluster_link_local_id(c->link) == c->config->peer_node_id) {
+        qb_log(LOG_ERR, "%s: [cluster] peer-node-id %u is this node's own id", c->config->path,
+               c->config->peer_node_id);
+        return 2;
+    }
+    if (!cluster_link_quorum_setup(c->link, &two_node, &qdevice, &err) ||
+        !cluster_quorum_policy_check(two_node, qdevice, c->config->allow_split_brain, &err)) {
+        qb_log(LOG_ERR, "%s", err->message);
+        return 4;
+    }
+    if (two_node && !qdevice) {
+        qb_log(LOG_WARNING, "allow-split-brain=true: two_node without a quorum device, a partition lets both "
+                            "nodes serve the VM (UNSAFE)");
+    }
+    qb_log(LOG_WARNING, "this colod follows the cluster and decides, but does not drive colo-vmm and colo-proxy "
+                        "yet: it logs those actions as not carried out");
+    params = (ClusterFsmParams){ .local_id = cluster_link_local_id(c->link), .peer_id = c->config->peer_node_id,
+                                 .timeouts = c->config->timeouts };
+    c->fsm = cluster_fsm_new(&params, &rec, &clock);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    g_autofree char *config_path = NULL;
+    g_autofree char *logfile = NULL;
+    gboolean debug = FALSE, to_syslog = FALSE, version = FALSE;
+    GOptionEntry entries[] = {
+        { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path, "the VM's file (colo.conf(5))", "FILE" },
+        { "debug", 'd', 0, G_OPTION_ARG_NONE, &debug, "log debug messages", NULL },
+        { "syslog", 0, 0, G_OPTION_ARG_NONE, &to_syslog, "log to syslog instead of stderr", NULL },
+        { "logfile", 'l', 0, G_OPTION_ARG_FILENAME, &logfile, "also log to FILE", "FILE" },
+        { "version", 'V', 0, G_OPTION_ARG_NONE, &version, "print the version", NULL },
+        { NULL },
+    };
+    g_autoptr(GOptionContext) ctx = g_option_context_new("- the COLO coordinator of one VM");
+    g_autoptr(GError) err = NULL;
+    Colod c = { 0 };
+    int code;
+
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    if (!g_option_context_parse(ctx, &argc, &argv, &err) || argc > 1) {
+        fprintf(stderr, "colod: %s\n", err ? err->message : "unexpected arguments");
+        return 1;
+    }
+    if (version) {
+        printf("colod %s\n", PACKAGE_VERSION);
+        return 0;
+    }
+    if (!config_path) {
+        fprintf(stderr, "colod: --config FILE is required (colo.conf(5))\n");
+        return 1;
+    }
+    code = colod_setup(&c, config_path, to_syslog, logfile, debug);
+    if (code == 0) {
+        c.loop = g_main_loop_new(NULL, FALSE);
+        g_unix_signal_add(SIGTERM, colod_on_signal, &c);
+        g_unix_signal_add(SIGINT, colod_on_signal, &c);
+        g_main_loop_run(c.loop);
+        g_main_loop_unref(c.loop);
+        code = c.exit_code;
+    }
+    if (c.timer) {
+        g_source_remove(c.timer);
+    }
+    cluster_fsm_free(c.fsm);
+    cluster_link_free(c.link);
+    colod_config_free(c.config);
+    colo_log_fini();
+    return code;
+}
