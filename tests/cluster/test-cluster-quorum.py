@@ -111,8 +111,9 @@ def test_replication_link_faults():
     c.heal()
     assert connect(c) == "ok"
     c.fault("flap-client")
-    link = c.ip("client", "link", "show", "eth0").stdout
-    assert "state UP" in link, link
+    for host, dev in (("client", "eth0"), ("lan", "client")):
+        link = c.ip(host, "link", "show", dev).stdout
+        assert "state UP" in link, link
     c.heal()
 
 

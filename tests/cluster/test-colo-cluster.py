@@ -44,6 +44,17 @@ def echo(text, timeout=10):
     return r.stdout.strip() if r.returncode == 0 else "error: " + r.stderr.strip()[-300:]
 
 
+def observer_after(rounds, timeout=30):
+    """The client's observer once it has done @rounds rounds; none of its
+    connections broke and no byte was wrong."""
+    def enough():
+        obs = status()["client"]["observer"]
+        return obs if obs and obs["rounds"] >= rounds else None
+    obs = tap.wait_until(enough, timeout, "%d rounds of the client" % rounds, interval=0.3)
+    assert obs["broken"] == 0 and obs["wrong_bytes"] == 0 and obs["connected"], obs
+    return obs
+
+
 def ours(pids_comm):
     """The processes of @pids_comm ({pid: (comm, start time)}) still alive
     as themselves (a pid reused since is not ours; a zombie is dead, its
@@ -78,6 +89,8 @@ def test_up_status_fault_heal_down():
     print("# up: %.1f s" % (time.monotonic() - start))
     c = cluster.Cluster.load(the["run"])
     assert all(ns.startswith(PREFIX) for ns in c.ns.values()), c.ns
+    procs = {p: proc_id(p) for host in cluster.HOSTS for p in c.pids(host)}
+    assert c.pids("client"), "no observer on the client host"
 
     st = status()
     assert set(st) == set(cluster.HOSTS), st
@@ -89,6 +102,7 @@ def test_up_status_fault_heal_down():
     human = cli("status").stdout
     assert "node1    primary    running; corosync quorate" in human, human
     assert echo("through colo") == "through colo"
+    observer_after(10)
     q = cli("exec", "node2", "corosync-quorumtool", "-s").stdout
     assert "Quorate:          Yes" in q and "node1" in q, q
 
@@ -106,9 +120,31 @@ def test_up_status_fault_heal_down():
     assert cli("fault", "sigkill", "node1", "no-such-process", check=False).returncode == 1
     assert cli("fault", "bogus", check=False).returncode == 1
 
-    # Everything the cluster runs, to look for after down.
-    procs = {p: proc_id(p) for host in cluster.HOSTS for p in c.pids(host)}
-    assert any(v and v[0] == "colo-vmm" for v in procs.values()), procs
+    # The client's link flaps: a stall, nothing broken, nothing wrong.
+    before = observer_after(0)
+    cli("fault", "flap-client")
+    cli("heal")
+    obs = observer_after(before["rounds"] + 5)
+    print("# flap-client: the client's longest stall %d ms" % obs["longest_stall_ms"])
+    assert obs["longest_stall_ms"] >= 1000, obs      # the link was down 3 x 0.5 s
+    # node1 loses power; node2 is quorate alone, fails over by hand (as
+    # colod will), takes the LAN address, and the client's connections go
+    # on from it, every byte checked.
+    before = observer_after(obs["rounds"] + 1)
+    cli("fault", "kill-host", "node1")
+    c.wait_quorate(["node2"], members=["node2"], timeout=20)
+    r = cli("failover", "node2")
+    assert "node2 left COLO ({'mode': 'secondary', 'reason': 'request'})" in r.stdout, r.stdout
+    obs = observer_after(before["rounds"] + 10, timeout=60)
+    print("# node1 killed, manual failover to node2: the client's longest stall %d ms" % obs["longest_stall_ms"])
+    st = status()
+    assert (st["node2"]["role"], st["node2"]["running"], st["node2"]["protected"]) == ("primary", True, False), st
+    assert not st["node1"]["running"] and not st["node1"]["corosync"]["running"], st
+    assert st["client"]["observer"]["broken"] == 0 and st["client"]["observer"]["wrong_bytes"] == 0, st
+    assert "10.82.0.1/24" in c.ip("node2", "addr", "show", "lan0").stdout
+
+    # Everything the cluster ran, to look for after down.
+    procs.update({p: proc_id(p) for host in cluster.HOSTS for p in c.pids(host)})
     names = {v[0] for v in procs.values() if v}
     assert {"corosync", "corosync-qnetd", "colo-vmm", "colo-proxy"} <= names, names
     cli("down")

@@ -452,7 +452,7 @@ nodelist {
         - partition: the nodes no longer reach each other (ring and
           replication); each still reaches the witness
         - flap-client: the client's LAN link goes down and up 3 times
-          (0.5 s down, 0.5 s up)"""
+          (0.5 s down, 0.5 s up), at the switch's end"""
         if kind == "sigkill":
             if not self.signal(host, name, signal.SIGKILL):
                 raise SetupError("no process %s on %s" % (name, host))
@@ -486,10 +486,12 @@ nodelist {
                     self._rule(n, "-i", dev, "-j", "DROP")
                     self._rule(n, "-o", dev, "-j", "DROP")
         elif kind == "flap-client":
+            # The switch's port goes down and up: the client loses its
+            # carrier but keeps its addresses and routes.
             for _ in range(3):
-                self.ip("client", "link", "set", "eth0", "down")
+                self.ip("lan", "link", "set", "client", "down")
                 time.sleep(0.5)
-                self.ip("client", "link", "set", "eth0", "up")
+                self.ip("lan", "link", "set", "client", "up")
                 time.sleep(0.5)
         else:
             raise ValueError("unknown fault %r (one of %s)" % (kind, ", ".join(FAULTS)))
@@ -522,7 +524,7 @@ nodelist {
                     os.kill(p, signal.SIGCONT)
                 except ProcessLookupError:
                     pass
-        self.ip("client", "link", "set", "eth0", "up")
+        self.ip("lan", "link", "set", "client", "up")
         self.state["stopped"] = []
         self.state["faults"] = []
         self.save()

@@ -5,10 +5,11 @@ colod starts and drives colo-vmm and colo-proxy, and this module goes.
 On node1 the primary colo-vmm runs the bundled test guest behind a tap
 (the guest's gateway, 10.81.0.1, is the tap) with a primary colo-proxy;
 node2 runs the secondary colo-vmm (-incoming on the replication link) and
-a secondary colo-proxy. protect() enters COLO with QMP migrate (x-colo).
+a secondary colo-proxy. start() enters COLO with QMP migrate (x-colo).
 node1's LAN port carries the LAN gateway (10.82.0.1), through which the
 client reaches the guest at 10.81.0.2; node2's LAN port has the same MAC
-and stays down until a takeover (not automated yet).
+and stays down until failover() on node2 takes the address over. Nothing
+calls failover() on its own: that is colod's job.
 
 Every process is started through Cluster.spawn, detached, with its files
 under RUNDIR/HOST/vm/, so a later colo-cluster command finds them and
@@ -18,6 +19,7 @@ import os
 import sys
 
 import cluster
+import cluster_client
 import colo_vmm
 import tap
 from qmp import QMPClient
@@ -124,6 +126,38 @@ def start(c, delay=300, timeout=90):
     finally:
         for vm in vms.values():
             vm.close()
+
+
+def failover(c, host):
+    """What colod will do when the peer is lost, by hand: @host's colo-vmm
+    leaves COLO and runs on alone (x-colo-lost-heartbeat; its proxy stops
+    holding and comparing); on node2 it also takes the LAN gateway's
+    address, as a floating address moves. Returns the COLO_EXIT event."""
+    with qmp(c, host) as vm:
+        vm.cmd("x-colo-lost-heartbeat")
+        ev = vm.wait_event("COLO_EXIT", 10)
+    if host == "node2":
+        c.ip("node2", "addr", "add", cluster.LAN_GW + "/24", "dev", "lan0")
+        c.ip("node2", "link", "set", "lan0", "up")
+    return ev
+
+
+def start_observer(c):
+    """The client's workload and observer (tests/lib/cluster_client.py)
+    on the client host, writing RUNDIR/client/observer.json; returns once
+    its first round went through."""
+    out = observer_path(c)
+    c.spawn("client", "observer", sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                              "cluster_client.py"), GUEST_IP, out)
+
+    def first_round():
+        c._alive("client", "observer")
+        return (cluster_client.read(out) or {}).get("rounds", 0) > 0
+    tap.wait_until(first_round, 30, "the client's first round through the guest")
+
+
+def observer_path(c):
+    return c.hostdir("client", "observer.json")
 
 
 def status(c, host):

@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""The client host's workload and observer (issue 14, part 3; a start):
+two TCP connections to the test guest kept open, an echo connection
+(ECHO bytes a round, each byte checked) and a byte stream (STREAM bytes a
+round, checked against the stream's pattern), a round every ROUND
+seconds. What the client sees goes to a JSON file, rewritten at least
+twice a second and at the end:
+
+    rounds, echo_bytes, stream_bytes     what went through, checked
+    wrong_bytes                          bytes that differed from what was due
+    broken, breaks                       connections that closed or reset (each
+                                         reopened after 0.5 s), the last 100 with what
+                                         happened
+    longest_stall_ms, p50_ms             a round's time, sending to all checked
+    round_started                        wall clock when the round in flight began
+                                         (null between rounds): a stall going on
+    last_round                           wall clock of the last completed round
+
+Run on the client host (Cluster.spawn does it):
+
+    python3 cluster_client.py GUEST_IP OUT.json
+
+SIGTERM ends it after a last write. Not yet: UDP request/response, disk
+writes acknowledged after their flush, and telling whether two hosts
+answered (split brain).
+"""
+import json
+import os
+import signal
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "guest"))
+import guestnet  # noqa: E402
+
+ROUND = 0.1
+ECHO = 512
+STREAM = 2048
+STREAM_TOTAL = 1 << 30      # the most the stream service takes; 14 h of rounds
+
+
+class Observer:
+    def __init__(self, ip, out):
+        self.ip, self.out = ip, out
+        self.stop = False
+        self.st = {"guest": ip, "rounds": 0, "echo_bytes": 0, "stream_bytes": 0, "wrong_bytes": 0,
+                   "broken": 0, "breaks": [], "longest_stall_ms": 0, "p50_ms": 0, "round_started": None,
+                   "last_round": None, "connected": False}
+        self.lat = []
+        self.round_start = None     # monotonic, for the round's time
+        self.written = 0
+        self.echo = self.stream = None
+        self.offset = 0
+
+    def write(self, force=False):
+        now = time.monotonic()
+        if not force and now - self.written < 0.5:
+            return
+        self.written = now
+        if self.lat:
+            self.st["p50_ms"] = round(sorted(self.lat)[len(self.lat) // 2] * 1000, 1)
+        tmp = self.out + ".new"
+        with open(tmp, "w") as f:
+            json.dump(self.st, f)
+        os.rename(tmp, self.out)
+
+    def connect(self):
+        while not self.stop:
+            try:
+                self.echo = socket.create_connection((self.ip, guestnet.PORT_ECHO), timeout=2)
+                self.stream = socket.create_connection((self.ip, guestnet.PORT_STREAM), timeout=2)
+                for s in (self.echo, self.stream):
+                    s.settimeout(0.2)
+                self.stream.sendall(b"%d\n" % STREAM_TOTAL)
+                self.offset = 0
+                self.st["connected"] = True
+                return
+            except OSError:
+                self.close()
+                self.write()
+                time.sleep(0.5)
+
+    def close(self):
+        for s in (self.echo, self.stream):
+            if s:
+                s.close()
+        self.echo = self.stream = None
+        self.st["connected"] = False
+
+    def recv_exactly(self, sock, n, what):
+        """@n bytes from @sock, however long it takes (a stall is what we
+        measure); ConnectionError when it closes or resets."""
+        buf = b""
+        while len(buf) < n:
+            if self.stop:
+                raise InterruptedError
+            try:
+                chunk = sock.recv(n - len(buf))
+            except socket.timeout:
+                self.write()
+                continue
+            if not chunk:
+                raise ConnectionError("%s: closed by the other end" % what)
+            buf += chunk
+        return buf
+
+    def round(self):
+        n = self.st["rounds"]
+        data = bytes((n * 31 + i) % 251 for i in range(ECHO))
+        self.round_start = time.monotonic()
+        self.st["round_started"] = time.time()
+        self.echo.sendall(data)
+        back = self.recv_exactly(self.echo, ECHO, "echo")
+        want = guestnet.stream_bytes(self.offset, STREAM)
+        got = self.recv_exactly(self.stream, STREAM, "stream")
+        took = time.monotonic() - self.round_start
+        self.round_start = self.st["round_started"] = None
+        wrong = sum(a != b for a, b in zip(back, data)) + sum(a != b for a, b in zip(got, want))
+        self.st["wrong_bytes"] += wrong
+        self.offset += STREAM
+        self.st["rounds"] += 1
+        self.st["echo_bytes"] += ECHO
+        self.st["stream_bytes"] += STREAM
+        self.st["longest_stall_ms"] = max(self.st["longest_stall_ms"], int(took * 1000))
+        self.lat = (self.lat + [took])[-1000:]
+        self.st["last_round"] = time.time()
+        self.write()
+        time.sleep(max(0.0, ROUND - took))
+
+    def run(self):
+        self.connect()
+        while not self.stop:
+            try:
+                self.round()
+            except InterruptedError:
+                break
+            except OSError as e:        # ConnectionError, a reset, ...
+                self.st["broken"] += 1
+                self.st["breaks"] = self.st["breaks"][-99:] + [{"at": time.time(), "round": self.st["rounds"],
+                                                                "error": str(e)}]
+                self.round_start = self.st["round_started"] = None
+                self.close()
+                self.write(force=True)
+                time.sleep(0.5)
+                self.connect()
+        self.close()
+        self.write(force=True)
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit("usage: cluster_client.py GUEST_IP OUT.json")
+    obs = Observer(sys.argv[1], sys.argv[2])
+
+    def stop(*_):
+        obs.stop = True
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    obs.write(force=True)
+    obs.run()
+
+
+def read(path):
+    """The observer's last JSON, or None before its first write."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+if __name__ == "__main__":
+    main()
