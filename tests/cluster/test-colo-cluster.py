@@ -103,6 +103,7 @@ def test_up_status_fault_heal_down():
     assert "node1    primary    running; corosync quorate" in human, human
     assert echo("through colo") == "through colo"
     observer_after(10)
+    assert cluster_vm.serving(c) == ["node1"]
     q = cli("exec", "node2", "corosync-quorumtool", "-s").stdout
     assert "Quorate:          Yes" in q and "node1" in q, q
 
@@ -148,6 +149,8 @@ def test_up_status_fault_heal_down():
     assert not st["node1"]["running"] and not st["node1"]["corosync"]["running"], st
     assert st["client"]["observer"]["broken"] == 0 and st["client"]["observer"]["wrong_bytes"] == 0, st
     assert "10.82.0.1/24" in c.ip("node2", "addr", "show", "lan0").stdout
+    # Only node2 answers the client now (one host, no split brain).
+    assert cluster_vm.serving(c) == ["node2"]
 
     # Everything the cluster ran, to look for after down.
     procs.update({p: proc_id(p) for host in cluster.HOSTS for p in c.pids(host)})

@@ -17,6 +17,7 @@ Cluster.down() kills them with the host.
 """
 import os
 import sys
+import time
 
 import cluster
 import cluster_client
@@ -60,6 +61,12 @@ def _network(c):
         c.ip(host, "addr", "add", GW_IP + "/24", "dev", TAP)
         c.ip(host, "link", "set", TAP, "up")
         c.run(host, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+    for host in cluster.NODES:
+        # Counts what the guest's side sends out to the LAN from this
+        # host (after the proxy let it go): served().
+        c.run(host, "iptables", "-t", "mangle", "-N", "colo-served")
+        c.run(host, "iptables", "-t", "mangle", "-A", "POSTROUTING", "-o", "lan0", "-j", "colo-served")
+        c.run(host, "iptables", "-t", "mangle", "-A", "colo-served", "-s", GUEST_IP)
     c.ip("node2", "link", "set", "lan0", "down")
     for host in cluster.NODES:
         c.ip(host, "link", "set", "lan0", "address", LAN_MAC)
@@ -142,6 +149,21 @@ def failover(c, host):
     return ev
 
 
+def served(c, host):
+    """How many packets from the guest @host has sent out to the LAN."""
+    out = c.run(host, "iptables", "-t", "mangle", "-L", "colo-served", "-vnx", timeout=5).stdout
+    rows = [line.split() for line in out.splitlines()[2:] if line.strip()]
+    return int(rows[0][0]) if rows else 0
+
+
+def serving(c, interval=1.0):
+    """The nodes that sent the guest's packets to the LAN during @interval
+    seconds: one while the client's observer runs; two is a split brain."""
+    before = {h: served(c, h) for h in cluster.NODES}
+    time.sleep(interval)
+    return [h for h in cluster.NODES if served(c, h) > before[h]]
+
+
 def start_observer(c):
     """The client's workload and observer (tests/lib/cluster_client.py)
     on the client host, writing RUNDIR/client/observer.json; returns once
@@ -165,8 +187,10 @@ def status(c, host):
     guest running outside COLO; none without a VMM or with one waiting;
     unknown for a VMM stopped by SIGSTOP, then frozen is true),
     running (its guest runs), protected (in COLO), vm-status, colo,
-    checkpoints}."""
+    checkpoints, served-packets (served())}."""
     out = {"role": "none", "running": False}
+    if os.path.exists(vmdir(c, host)):
+        out["served-packets"] = served(c, host)
     if not os.path.exists(vmdir(c, host, "qmp.sock")) or not c.pids(host, "colo-vmm"):
         return out
     if c.frozen(host, "colo-vmm"):
