@@ -52,6 +52,8 @@ def observer_after(rounds, timeout=30):
         return obs if obs and obs["rounds"] >= rounds else None
     obs = tap.wait_until(enough, timeout, "%d rounds of the client" % rounds, interval=0.3)
     assert obs["broken"] == 0 and obs["wrong_bytes"] == 0 and obs["connected"], obs
+    # UDP: answers, none twice or wrong (lost and late ones are UDP's lot).
+    assert obs["udp_answered"] >= rounds // 2 and obs["udp_duplicate"] == 0 and obs["udp_wrong"] == 0, obs
     return obs
 
 
@@ -126,7 +128,8 @@ def test_up_status_fault_heal_down():
     cli("fault", "flap-client")
     cli("heal")
     obs = observer_after(before["rounds"] + 5)
-    print("# flap-client: the client's longest stall %d ms" % obs["longest_stall_ms"])
+    print("# flap-client: the client's longest stall %d ms; UDP: %d sent, %d lost, %d late" %
+          (obs["longest_stall_ms"], obs["udp_sent"], obs["udp_lost"], obs["udp_late"]))
     assert obs["longest_stall_ms"] >= 1000, obs      # the link was down 3 x 0.5 s
     # node1 loses power; node2 is quorate alone, fails over by hand (as
     # colod will), takes the LAN address, and the client's connections go

@@ -7,6 +7,11 @@ seconds. What the client sees goes to a JSON file, rewritten at least
 twice a second and at the end:
 
     rounds, echo_bytes, stream_bytes     what went through, checked
+    udp_sent, udp_answered               a UDP echo request a round, on one socket
+    udp_lost, udp_late                   requests without an answer after 2 s; answers
+                                         that came later
+    udp_duplicate, udp_wrong             an answer twice (two hosts answering?), an
+                                         answer to no request or with other bytes
     wrong_bytes                          bytes that differed from what was due
     broken, breaks                       connections that closed or reset (each
                                          reopened after 0.5 s), the last 100 with what
@@ -20,9 +25,8 @@ Run on the client host (Cluster.spawn does it):
 
     python3 cluster_client.py GUEST_IP OUT.json
 
-SIGTERM ends it after a last write. Not yet: UDP request/response, disk
-writes acknowledged after their flush, and telling whether two hosts
-answered (split brain).
+SIGTERM ends it after a last write. Not yet: disk writes acknowledged
+after their flush.
 """
 import json
 import os
@@ -46,7 +50,14 @@ class Observer:
         self.stop = False
         self.st = {"guest": ip, "rounds": 0, "echo_bytes": 0, "stream_bytes": 0, "wrong_bytes": 0,
                    "broken": 0, "breaks": [], "longest_stall_ms": 0, "p50_ms": 0, "round_started": None,
-                   "last_round": None, "connected": False}
+                   "last_round": None, "connected": False,
+                   "udp_sent": 0, "udp_answered": 0, "udp_lost": 0, "udp_late": 0, "udp_duplicate": 0,
+                   "udp_wrong": 0}
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.setblocking(False)
+        self.udp_pending = {}       # seq: monotonic time sent
+        self.udp_done = set()       # answered, or given up (then also in udp_gone)
+        self.udp_gone = set()
         self.lat = []
         self.round_start = None     # monotonic, for the round's time
         self.written = 0
@@ -105,8 +116,57 @@ class Observer:
             buf += chunk
         return buf
 
+    @staticmethod
+    def udp_payload(seq):
+        return b"colo-observer %08d " % seq + bytes(seq % 251 for _ in range(64))
+
+    def udp_send(self):
+        seq = self.st["udp_sent"]
+        try:
+            self.udp.sendto(self.udp_payload(seq), (self.ip, guestnet.PORT_ECHO))
+        except OSError:
+            pass                    # no route or buffer room: lost, counted below
+        self.udp_pending[seq] = time.monotonic()
+        self.st["udp_sent"] += 1
+
+    def udp_receive(self):
+        while True:
+            try:
+                data = self.udp.recv(2048)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:         # an ICMP error reported on the socket
+                continue
+            try:
+                seq = int(data[14:22])
+            except ValueError:
+                seq = -1
+            if seq in self.udp_pending and data == self.udp_payload(seq):
+                del self.udp_pending[seq]
+                self.udp_done.add(seq)
+                self.st["udp_answered"] += 1
+            elif seq in self.udp_gone and data == self.udp_payload(seq):
+                self.udp_gone.discard(seq)
+                self.st["udp_late"] += 1
+            elif seq in self.udp_done and data == self.udp_payload(seq):
+                self.st["udp_duplicate"] += 1
+            else:
+                self.st["udp_wrong"] += 1
+        now = time.monotonic()
+        for seq, sent in list(self.udp_pending.items()):
+            if now - sent > 2:
+                del self.udp_pending[seq]
+                self.udp_done.add(seq)
+                self.udp_gone.add(seq)
+                self.st["udp_lost"] += 1
+        if len(self.udp_done) > 4000:       # what is this old will not come back
+            oldest = self.st["udp_sent"] - 2000
+            self.udp_done = {q for q in self.udp_done if q > oldest}
+            self.udp_gone = {q for q in self.udp_gone if q > oldest}
+
     def round(self):
         n = self.st["rounds"]
+        self.udp_send()
         data = bytes((n * 31 + i) % 251 for i in range(ECHO))
         self.round_start = time.monotonic()
         self.st["round_started"] = time.time()
@@ -125,6 +185,7 @@ class Observer:
         self.st["longest_stall_ms"] = max(self.st["longest_stall_ms"], int(took * 1000))
         self.lat = (self.lat + [took])[-1000:]
         self.st["last_round"] = time.time()
+        self.udp_receive()
         self.write()
         time.sleep(max(0.0, ROUND - took))
 
