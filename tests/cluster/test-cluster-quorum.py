@@ -8,7 +8,8 @@ faults (drop-repl, reject-repl) do what they say and leave the ring
 alone; a frozen corosync (sigstop) drops its node out until heal; a
 node that loses power
 (kill-host: off the network, every process SIGKILLed) leaves the other
-quorate through the qdevice, also when it was the tie-break's winner.
+quorate through the qdevice, also when it was the tie-break's winner,
+and no longer once qnetd dies too.
 
 One cluster for the file (its set-up is most of the time), torn down at
 the end whatever happened."""
@@ -146,6 +147,20 @@ def test_killed_node_leaves_the_other_quorate():
     c.wait_quorate(["node2"], members=["node2"], timeout=30)
     print("# node1 killed: node2 quorate alone after %.1f s (token %d ms, qdevice timeout %d ms)" %
           (time.monotonic() - start, TOKEN, c.state["qdevice_timeout"]))
+
+
+@tap.timeout(60)
+def test_lone_node_loses_quorum_with_the_witness():
+    """After node1's loss, node2 holds quorum only through the qdevice's
+    vote: when qnetd dies too, node2 is no longer quorate."""
+    c = get()
+    c.wait_quorate(["node2"], members=["node2"], timeout=20)
+    start = time.monotonic()
+    c.fault("sigkill", "witness", "corosync-qnetd")
+    tap.wait_until(lambda: not quorate(c, "node2"), 20, "node2 to lose quorum")
+    q = c.quorum("node2")
+    assert q["members"] == [2] and q["total_votes"] == 1 and not q["qdevice"], q["raw"]
+    print("# qnetd killed: node2 alone lost quorum after %.1f s" % (time.monotonic() - start))
 
 
 def teardown():

@@ -176,7 +176,8 @@ class Cluster:
         for d in PRIVATE:
             if os.path.isdir(d):
                 binds.append("mount --bind %s %s" % (self.hostdir(host, "fs", d.strip("/").replace("/", "_")), d))
-        script = " && ".join(binds + ['exec "$@"'])
+        # corosync's daemons and tools are in /usr/sbin, not on every PATH.
+        script = " && ".join(binds + ['PATH="$PATH:/usr/sbin:/sbin" exec "$@"'])
         return ["ip", "netns", "exec", self.ns[host], "sh", "-c", script, "sh", *cmd]
 
     def run(self, host, *cmd, check=True, timeout=20):
