@@ -256,7 +256,7 @@ static bool proxy_start_primary(Proxy *p, GError **error)
          * someone removes the rule (docs/colo-proxy.md, "Rules"). */
         const char *spec[] = { "-i", p->cfg.guest_iface, "-j", "NFQUEUE", "--queue-num", qnum, "--queue-bypass", NULL };
 
-        if (!rules_add_forward(p->rules, spec, error)) {
+        if (!rules_set_forward(p->rules, (const char *const *[]){ spec }, 1, error)) {
             return false;
         }
     }
@@ -283,7 +283,7 @@ static bool proxy_start_secondary(Proxy *p, GError **error)
         /* The secondary guest's output must never reach the wire. */
         const char *spec[] = { "-i", p->cfg.guest_iface, "-j", "DROP", NULL };
 
-        if (!rules_add_forward(p->rules, spec, error)) {
+        if (!rules_set_forward(p->rules, (const char *const *[]){ spec }, 1, error)) {
             return false;
         }
     }
@@ -401,11 +401,9 @@ bool proxy_failover(Proxy *p, GError **error)
         if (!p->nfq) {
             return false;
         }
-        if (p->cfg.install_rules) {
-            rules_remove_all(p->rules);
-            if (!rules_add_forward(p->rules, out, error) || !rules_add_forward(p->rules, in, error)) {
-                return false;
-            }
+        /* DROP becomes NFQUEUE both ways in one step (rules_set_forward). */
+        if (p->cfg.install_rules && !rules_set_forward(p->rules, (const char *const *[]){ out, in }, 2, error)) {
+            return false;
         }
     }
     return true;

@@ -2,15 +2,19 @@
 
 #include "rules.h"
 
+#include <gio/gio.h>
 #include <qb/qblog.h>
 #include <string.h>
 
 struct proxy_rules {
     char *tag;
-    GPtrArray *installed;   /* GStrv: the argv after "-I"/"-D" plus the tool */
+    /* Per family (rules_tools' order): the specs of the rules this object
+     * has in FORWARD (GStrv), in chain order. */
+    GPtrArray *installed[2];
 };
 
 static const char *const rules_tools[] = { "iptables", "ip6tables" };
+static const char *const rules_restore_tools[] = { "iptables-restore", "ip6tables-restore" };
 
 char *rules_tag(const char *role, const char *guest_iface)
 {
@@ -22,7 +26,9 @@ ProxyRules *rules_new(const char *tag)
     ProxyRules *r = g_new0(ProxyRules, 1);
 
     r->tag = g_strdup(tag);
-    r->installed = g_ptr_array_new_with_free_func((GDestroyNotify)g_strfreev);
+    for (size_t t = 0; t < G_N_ELEMENTS(r->installed); t++) {
+        r->installed[t] = g_ptr_array_new_with_free_func((GDestroyNotify)g_strfreev);
+    }
     return r;
 }
 
@@ -80,12 +86,6 @@ static bool rules_exec(const char *tool, const char *op, const char *const *spec
     return true;
 }
 
-static bool rules_run(const ProxyRules *r, const char *tool, const char *op, const char *const *spec,
-                      GError **error)
-{
-    return rules_exec(tool, op, spec, r->tag, NULL, error);
-}
-
 /* True if the rule @argv (from "iptables -S") carries "--comment @tag". */
 static bool rules_has_tag(char **argv, const char *tag)
 {
@@ -126,36 +126,123 @@ bool rules_cleanup(const char *tag, unsigned int *removed, GError **error)
     return true;
 }
 
-bool rules_add_forward(ProxyRules *r, const char *const *spec, GError **error)
+/* One line of an iptables-restore transaction: "@op FORWARD @spec... -m
+ * comment --comment @tag". The words go unquoted: interface names, numbers
+ * and our tags have no blanks or quotes (checked). */
+static bool rules_restore_line(GString *in, const char *op, const char *const *spec, const char *tag,
+                               GError **error)
 {
-    for (size_t t = 0; t < G_N_ELEMENTS(rules_tools); t++) {
-        g_autofree char *text = g_strjoinv(" ", (char **)spec);
-        GStrvBuilder *b;
-
-        if (!rules_run(r, rules_tools[t], "-I", spec, error)) {
+    g_string_append_printf(in, "%s FORWARD", op);
+    for (const char *const *w = spec; *w; w++) {
+        if (!**w || strpbrk(*w, " \t\n\"'\\#")) {
+            g_set_error(error, G_SPAWN_ERROR, G_SPAWN_ERROR_INVAL, "rule word '%s' cannot be restored", *w);
             return false;
         }
-        b = g_strv_builder_new();
-        g_strv_builder_add(b, rules_tools[t]);
-        g_strv_builder_addv(b, (const char **)spec);
-        g_ptr_array_add(r->installed, g_strv_builder_end(b));
-        g_strv_builder_unref(b);
-        qb_log(LOG_INFO, "installed %s rule: FORWARD %s", rules_tools[t], text);
+        g_string_append_printf(in, " %s", *w);
+    }
+    g_string_append_printf(in, " -m comment --comment %s\n", tag);
+    return true;
+}
+
+/* Starts "@tool -w --noflush" with @input on its standard input. */
+static GSubprocess *rules_restore_start(const char *tool, const GString *input, GError **error)
+{
+    g_autofree char *path = rules_find_tool(tool);
+    g_autoptr(GSubprocess) proc = NULL;
+
+    if (!path) {
+        g_set_error(error, G_SPAWN_ERROR, G_SPAWN_ERROR_NOENT, "%s not found (Debian: iptables)", tool);
+        return NULL;
+    }
+    proc = g_subprocess_new(G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_SILENCE |
+                            G_SUBPROCESS_FLAGS_STDERR_PIPE, error, path, "-w", "--noflush", NULL);
+    if (!proc) {
+        return NULL;
+    }
+    /* A few hundred bytes: the pipe takes them without waiting. Its end
+     * is closed by rules_restore_wait (g_subprocess_communicate_utf8). */
+    if (!g_output_stream_write_all(g_subprocess_get_stdin_pipe(proc), input->str, input->len, NULL, NULL, error)) {
+        g_subprocess_force_exit(proc);
+        g_subprocess_wait(proc, NULL, NULL);
+        return NULL;
+    }
+    return g_steal_pointer(&proc);
+}
+
+static bool rules_restore_wait(GSubprocess *proc, const char *tool, GError **error)
+{
+    g_autofree char *err = NULL;
+
+    if (!g_subprocess_communicate_utf8(proc, NULL, NULL, NULL, &err, error)) {
+        return false;
+    }
+    if (!g_subprocess_get_successful(proc)) {
+        g_set_error(error, G_SPAWN_ERROR, G_SPAWN_ERROR_FAILED, "%s failed: %s", tool, err ? g_strstrip(err) : "");
+        return false;
     }
     return true;
 }
 
+/* One iptables-restore per family, both
+ * running at once. Each is one transaction (iptables-nft commits the batch
+ * atomically), so FORWARD never holds neither the old nor the new rules:
+ * at a takeover no packet of the secondary guest slips out between its
+ * DROP rule and the NFQUEUE rules that replace it. One process per family
+ * instead of one per rule also keeps a failover within colo-vmm's
+ * deadline on a slow host. */
+bool rules_set_forward(ProxyRules *r, const char *const *const *specs, size_t n, GError **error)
+{
+    GSubprocess *proc[G_N_ELEMENTS(rules_restore_tools)] = { NULL };
+    GError *errs[G_N_ELEMENTS(rules_restore_tools)] = { NULL };
+    bool ok = true;
+
+    for (size_t t = 0; t < G_N_ELEMENTS(rules_restore_tools); t++) {
+        g_autoptr(GString) in = g_string_new("*filter\n");
+        bool built = true;
+
+        for (guint i = 0; built && i < r->installed[t]->len; i++) {
+            built = rules_restore_line(in, "-D", g_ptr_array_index(r->installed[t], i), r->tag, &errs[t]);
+        }
+        /* Each -I goes to the top: the last spec first. */
+        for (size_t i = n; built && i > 0; i--) {
+            built = rules_restore_line(in, "-I", specs[i - 1], r->tag, &errs[t]);
+        }
+        g_string_append(in, "COMMIT\n");
+        if (built) {
+            proc[t] = rules_restore_start(rules_restore_tools[t], in, &errs[t]);
+        }
+    }
+    for (size_t t = 0; t < G_N_ELEMENTS(rules_restore_tools); t++) {
+        if (proc[t] && rules_restore_wait(proc[t], rules_restore_tools[t], &errs[t])) {
+            g_ptr_array_set_size(r->installed[t], 0);
+            for (size_t i = 0; i < n; i++) {
+                g_autofree char *text = g_strjoinv(" ", (char **)specs[i]);
+
+                g_ptr_array_add(r->installed[t], g_strdupv((char **)specs[i]));
+                qb_log(LOG_INFO, "installed %s rule: FORWARD %s", rules_tools[t], text);
+            }
+        }
+        g_clear_object(&proc[t]);
+        if (errs[t]) {
+            if (ok) {
+                g_propagate_error(error, errs[t]);
+            } else {
+                qb_log(LOG_ERR, "%s", errs[t]->message);
+                g_error_free(errs[t]);
+            }
+            ok = false;
+        }
+    }
+    return ok;
+}
+
 void rules_remove_all(ProxyRules *r)
 {
-    while (r->installed->len) {
-        char **rule = g_ptr_array_index(r->installed, r->installed->len - 1);
-        GError *err = NULL;
+    GError *err = NULL;
 
-        if (!rules_run(r, rule[0], "-D", (const char *const *)rule + 1, &err)) {
-            qb_log(LOG_ERR, "removing rule: %s", err->message);
-            g_error_free(err);
-        }
-        g_ptr_array_remove_index(r->installed, r->installed->len - 1);
+    if (!rules_set_forward(r, NULL, 0, &err)) {
+        qb_log(LOG_ERR, "removing rules: %s", err->message);
+        g_error_free(err);
     }
 }
 
@@ -163,7 +250,9 @@ void rules_free(ProxyRules *r)
 {
     if (r) {
         rules_remove_all(r);
-        g_ptr_array_unref(r->installed);
+        for (size_t t = 0; t < G_N_ELEMENTS(r->installed); t++) {
+            g_ptr_array_unref(r->installed[t]);
+        }
         g_free(r->tag);
         g_free(r);
     }

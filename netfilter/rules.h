@@ -13,9 +13,12 @@ typedef struct proxy_rules ProxyRules;
 /* @tag goes into each rule's comment (e.g. "colo-proxy-q0"). */
 ProxyRules *rules_new(const char *tag);
 
-/* Insert "-I FORWARD <spec...>" for IPv4 and IPv6. @spec is a
- * NULL-terminated argument list. */
-bool rules_add_forward(ProxyRules *r, const char *const *spec, GError **error);
+/* This object's rules in FORWARD become @specs (@n of them, each a
+ * NULL-terminated argument list such as "-i", IFACE, "-j", "DROP";
+ * @specs[0] first in the chain), for IPv4 and IPv6, replacing those it
+ * had: one iptables-restore transaction per family, so the chain never
+ * holds neither the old rules nor the new ones. */
+bool rules_set_forward(ProxyRules *r, const char *const *const *specs, size_t n, GError **error);
 
 /* Remove every rule this object installed (in reverse order). */
 void rules_remove_all(ProxyRules *r);

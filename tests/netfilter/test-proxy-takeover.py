@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from netns_topo import PEER, PROXY, forward_rules, no_checkpoint, read_line, sh, tap_main, wait_for, wait_ready  # noqa: E402,E501
@@ -30,12 +31,50 @@ def digest(size):
     return sh(sys.executable, PEER, "digest", str(size)).stdout.strip()
 
 
+# Put first on the secondary proxy's PATH: each iptables tool it runs is
+# recorded, with the IPv4 FORWARD chain as it stands right after the call,
+# one file per call (the two families run at once).
+WATCH = """#!/bin/sh
+/usr/sbin/$(basename "$0") "$@"
+rc=$?
+f=$(mktemp "%(dir)s/call.XXXXXX")
+{ echo "$(basename "$0") $*"; /usr/sbin/iptables -S FORWARD; } > "$f"
+exit $rc
+"""
+
+
+def watch_tools(topo):
+    """A directory of wrappers of the iptables tools (WATCH); returns it."""
+    bindir, calls = os.path.join(topo.tmp, "watch-bin"), os.path.join(topo.tmp, "watch-calls")
+    os.makedirs(bindir)
+    os.makedirs(calls)
+    for tool in ("iptables", "ip6tables", "iptables-restore", "ip6tables-restore"):
+        path = os.path.join(bindir, tool)
+        with open(path, "w") as f:
+            f.write(WATCH % {"dir": calls})
+        os.chmod(path, 0o755)
+    return bindir, calls
+
+
+def calls_since(calls):
+    """The tool calls recorded in @calls (then removed): [(command, chain)]."""
+    out = []
+    for name in sorted(os.listdir(calls)):
+        with open(os.path.join(calls, name)) as f:
+            command, _, chain = f.read().partition("\n")
+        os.unlink(os.path.join(calls, name))
+        out.append((command, [line for line in chain.splitlines() if "colo-proxy" in line]))
+    return out
+
+
 def run(tap, topo):
     topo.setup()
     psock, ssock = os.path.join(topo.tmp, "p.sock"), os.path.join(topo.tmp, "s.sock")
+    bindir, calls = watch_tools(topo)
     topo.spawn("ph", PROXY, "-r", "primary", "-i", "pgh", "-q", "7", "-L", "10.79.0.1:7700",
                "-c", psock, "-d", log="primary.log")
-    secondary = topo.spawn("sh", PROXY, "-r", "secondary", "-i", "sgh", "-q", "7", "-C", "10.79.0.1:7700",
+    secondary = topo.spawn("sh", "env", "PATH=%s:%s" % (bindir, os.environ.get("PATH", "/usr/bin:/bin")),
+                           PROXY, "-r", "secondary", "-i", "sgh", "-q", "7", "-C", "10.79.0.1:7700",
                            "-c", ssock, "-d", log="secondary.log")
     pctl, sctl = ProxyCtl(psock), ProxyCtl(ssock)
     if not wait_for(lambda: pctl.execute("query-status")["peer-link"]):
@@ -63,9 +102,21 @@ def run(tap, topo):
     # 2. The primary host dies: proxy, guest and namespaces gone.
     topo.remove("pg")
     topo.remove("ph")
+    calls_since(calls)      # those of the start-up
+    t0 = time.monotonic()
     reply = sctl.execute("failover")
+    took = time.monotonic() - t0
     tap.ok(reply.get("failed-over") is True and sctl.execute("query-status")["failed-over"],
-           "the secondary takes over", json.dumps(reply))
+           "the secondary takes over (%.3f s)" % took, json.dumps(reply))
+    # DROP gives way to NFQUEUE in one transaction per family: never a
+    # moment with neither (the guest's packets of a flow with an offset
+    # would leave unrewritten), and one process per family, not one per
+    # rule (a slow host stays within colo-vmm's failover deadline).
+    swap = calls_since(calls)
+    tap.ok(sorted(c.split()[0] for c, _ in swap) == ["ip6tables-restore", "iptables-restore"] and
+           all(len(chain) == 2 and all("NFQUEUE" in r for r in chain) for _, chain in swap),
+           "takeover: one iptables-restore per family, DROP swapped for NFQUEUE at once",
+           json.dumps(swap, indent=1))
     rules = forward_rules(topo, "sh")
     tap.ok(len(rules) == 2 and all("NFQUEUE" in r for r in rules) and not any("DROP" in r for r in rules),
            "takeover swapped DROP for NFQUEUE both ways", "\n".join(rules))
