@@ -5,7 +5,7 @@ initramfs archives written here in the kernel's "newc" cpio format:
 
   l2.cpio  busybox-static, tests/nested/l2-init, the virtio/button modules
   l1.cpio  busybox-static, tests/nested/l1-init and cases.sh, kvm-amd,
-           tun and 9p, colo-vmm and socat with the libraries ldd lists, and the L2
+           tun, 9p and netfilter, colo-vmm and socat with the libraries ldd lists, and the L2
            kernel and l2.cpio
 
 Raises Missing(reason) when something the host must provide is absent,
@@ -20,8 +20,12 @@ import subprocess
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-# veth, bridge and 9p over virtio (the host's tree): for the integration cases.
-L1_MODULES = ["kvm-amd", "tun", "veth", "bridge", "virtio_pci", "9pnet_virtio", "9p"]
+# veth, bridge and 9p over virtio (the host's tree): for the integration cases;
+# the netfilter modules colo-proxy's rules need (iptables-nft, with the
+# NFQUEUE target and comment match through nft_compat; nf_tables needs
+# libcrc32c, whose crc32c comes from crc32c_generic): for linux_colo.
+L1_MODULES = ["kvm-amd", "tun", "veth", "bridge", "virtio_pci", "9pnet_virtio", "9p",
+              "crc32c_generic", "nf_tables", "nft_compat", "xt_NFQUEUE", "xt_comment", "nfnetlink_queue"]
 L2_MODULES = ["virtio_pci", "virtio_blk", "virtio_net", "button", "evdev"]
 
 
