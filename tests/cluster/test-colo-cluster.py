@@ -54,6 +54,8 @@ def observer_after(rounds, timeout=30):
     assert obs["broken"] == 0 and obs["wrong_bytes"] == 0 and obs["connected"], obs
     # UDP: answers, none twice or wrong (lost and late ones are UDP's lot).
     assert obs["udp_answered"] >= rounds // 2 and obs["udp_duplicate"] == 0 and obs["udp_wrong"] == 0, obs
+    # The disk: every block read back holds what was acknowledged there.
+    assert obs["disk"] and obs["disk_writes"] >= rounds // 2 and obs["writes_lost"] == 0, obs
     return obs
 
 

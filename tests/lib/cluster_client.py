@@ -12,6 +12,14 @@ twice a second and at the end:
                                          that came later
     udp_duplicate, udp_wrong             an answer twice (two hosts answering?), an
                                          answer to no request or with other bytes
+    disk                                 the guest has a disk (its disk service answers)
+    disk_writes, disk_reads              a write a round through the guest's disk service
+                                         (acknowledged after the guest's flush), each
+                                         round a block written half a lap ago read back
+    disk_unanswered                      writes or reads without an answer (5 tries
+                                         2 s apart) or refused
+    writes_lost, lost                    read-backs older than the write acknowledged
+                                         for that block, and the last 10 of them
     wrong_bytes                          bytes that differed from what was due
     broken, breaks                       connections that closed or reset (each
                                          reopened after 0.5 s), the last 100 with what
@@ -25,8 +33,7 @@ Run on the client host (Cluster.spawn does it):
 
     python3 cluster_client.py GUEST_IP OUT.json
 
-SIGTERM ends it after a last write. Not yet: disk writes acknowledged
-after their flush.
+SIGTERM ends it after a last write.
 """
 import json
 import os
@@ -41,6 +48,7 @@ import guestnet  # noqa: E402
 ROUND = 0.1
 ECHO = 512
 STREAM = 2048
+BLOCKS = 64                 # disk blocks written round robin
 STREAM_TOTAL = 1 << 30      # the most the stream service takes; 14 h of rounds
 
 
@@ -58,6 +66,10 @@ class Observer:
         self.udp_pending = {}       # seq: monotonic time sent
         self.udp_done = set()       # answered, or given up (then also in udp_gone)
         self.udp_gone = set()
+        self.st.update(disk=False, disk_writes=0, disk_reads=0, disk_unanswered=0, writes_lost=0, lost=[])
+        self.guest = guestnet.Guest(ip, timeout=10)    # 5 tries, 2 s apart
+        self.acked = {}             # block: the last seq acknowledged there
+        self.sent = {}              # block: seqs sent there, not older than the acknowledged one
         self.lat = []
         self.round_start = None     # monotonic, for the round's time
         self.written = 0
@@ -164,12 +176,40 @@ class Observer:
             self.udp_done = {q for q in self.udp_done if q > oldest}
             self.udp_gone = {q for q in self.udp_gone if q > oldest}
 
+    def disk_round(self, n):
+        """Write block n % BLOCKS, then read back the block written half a
+        lap ago: it must hold its last acknowledged seq, or a later one
+        that was sent."""
+        block, seq = n % BLOCKS, n + 1
+        self.sent.setdefault(block, set()).add(seq)
+        try:
+            self.guest.disk_write(block, seq)
+        except (OSError, guestnet.DiskError):
+            self.st["disk_unanswered"] += 1
+            return
+        self.st["disk_writes"] += 1
+        self.acked[block] = seq
+        self.sent[block] = {q for q in self.sent[block] if q >= seq}
+        check = (n + BLOCKS // 2) % BLOCKS
+        try:
+            have = self.guest.disk_read(check)
+        except (OSError, guestnet.DiskError):
+            self.st["disk_unanswered"] += 1
+            return
+        self.st["disk_reads"] += 1
+        last = self.acked.get(check, 0)
+        if (have or 0) < last or (have is not None and have not in self.sent.get(check, ())):
+            self.st["writes_lost"] += 1
+            self.st["lost"] = self.st["lost"][-9:] + [{"block": check, "acknowledged": last, "read": have}]
+
     def round(self):
         n = self.st["rounds"]
-        self.udp_send()
-        data = bytes((n * 31 + i) % 251 for i in range(ECHO))
         self.round_start = time.monotonic()
         self.st["round_started"] = time.time()
+        self.udp_send()
+        if self.st["disk"]:
+            self.disk_round(n)
+        data = bytes((n * 31 + i) % 251 for i in range(ECHO))
         self.echo.sendall(data)
         back = self.recv_exactly(self.echo, ECHO, "echo")
         want = guestnet.stream_bytes(self.offset, STREAM)
@@ -190,6 +230,11 @@ class Observer:
         time.sleep(max(0.0, ROUND - took))
 
     def run(self):
+        try:
+            self.guest.disk_info()
+            self.st["disk"] = True
+        except (OSError, guestnet.DiskError):
+            pass
         self.connect()
         while not self.stop:
             try:

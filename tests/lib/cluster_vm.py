@@ -3,7 +3,8 @@ way tests/lib/colo_net.py does it, UNTIL COLOD LANDS (issue 11): then
 colod starts and drives colo-vmm and colo-proxy, and this module goes.
 
 On node1 the primary colo-vmm runs the bundled test guest behind a tap
-(the guest's gateway, 10.81.0.1, is the tap) with a primary colo-proxy;
+(the guest's gateway, 10.81.0.1, is the tap), with a 1 MiB virtio-blk
+disk (RUNDIR/HOST/vm/disk.img, node2's starts empty), and a primary colo-proxy;
 node2 runs the secondary colo-vmm (-incoming on the replication link) and
 a secondary colo-proxy. start() enters COLO with QMP migrate (x-colo).
 node1's LAN port carries the LAN gateway (10.82.0.1), through which the
@@ -33,6 +34,7 @@ GUEST_IP, GW_IP = "10.81.0.2", "10.81.0.1"
 GUEST_MAC, GW_MAC, LAN_MAC = "52:54:00:81:00:02", "52:54:00:81:00:01", "52:54:00:82:00:01"
 TAP = "tap0"
 MIGRATE_PORT, PROXY_PORT = 4444, 7700
+DISK_SIZE = 1 << 20
 ROLE = {"node1": "primary", "node2": "secondary"}
 
 
@@ -82,7 +84,8 @@ def _vmm(c, host, extra):
             "-qmp", "unix:%s,server=on,wait=off" % os.path.join(d, "qmp.sock"),
             "-netdev", "tap,id=n0,ifname=%s,script=no,downscript=no" % TAP,
             "-device", "virtio-net-pci,netdev=n0,mac=" + GUEST_MAC,
-            "-colo-proxy", os.path.join(d, "proxy.sock")] + extra
+            "-colo-proxy", os.path.join(d, "proxy.sock"),
+            "-drive", "file=%s,if=virtio,format=raw" % os.path.join(d, "disk.img")] + extra
     c.spawn(host, "colo-vmm", *argv)
 
 
@@ -99,6 +102,9 @@ def start(c, delay=300, timeout=90):
     returns once both sides are in COLO with their proxies connected."""
     for host in cluster.NODES:
         os.makedirs(vmdir(c, host), exist_ok=True)
+        # The secondary's image starts empty too: protect copies the disk.
+        with open(vmdir(c, host, "disk.img"), "wb") as f:
+            f.truncate(DISK_SIZE)
     _network(c)
     _vmm(c, "node1", [])
     _vmm(c, "node2", ["-incoming", "tcp:%s:%d" % (cluster.REPL["node2"], MIGRATE_PORT)])
