@@ -184,30 +184,16 @@ void colo_wait_failover(Migration *m, const char *why)
     g_mutex_unlock(&m->lock);
 }
 
-static gboolean main_pause_guest(gpointer opaque)
-{
-    Migration *m = opaque;
-
-    m->host.ops->pause_vcpus(m->host.vm);
-    return G_SOURCE_REMOVE;
-}
-
-static gboolean main_resume_guest(gpointer opaque)
-{
-    Migration *m = opaque;
-
-    m->host.ops->resume_vcpus(m->host.vm);
-    return G_SOURCE_REMOVE;
-}
-
+/* Straight from the COLO thread: a detour through the main loop would put
+ * two thread wake-ups on each side of every checkpoint's pause. */
 void colo_pause_guest(Migration *m)
 {
-    migration_call_main(m, main_pause_guest);
+    m->host.ops->pause_vcpus(m->host.vm);
 }
 
 void colo_resume_guest(Migration *m)
 {
-    migration_call_main(m, main_resume_guest);
+    m->host.ops->resume_vcpus(m->host.vm);
 }
 
 void colo_record(Migration *m, ColoTrigger trigger, uint64_t pause_us, uint64_t pages,

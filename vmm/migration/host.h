@@ -3,9 +3,10 @@
  * thread's context, and a few run controls. The VM fills one in (vm.c);
  * migration code never sees the VM's own structure.
  *
- * Threads: the fields are fixed for the VM's life. The run controls are
- * main-thread calls (migration threads reach them through
- * migration_call_main), except emit_event, which any thread may call. */
+ * Threads: the fields are fixed for the VM's life. emit_event,
+ * pause_vcpus, resume_vcpus, hold_network and release_network may be
+ * called from any thread; the other calls are the main thread's (migration
+ * threads reach them through migration_call_main). */
 #ifndef COLO_VMM_MIGRATION_HOST_H
 #define COLO_VMM_MIGRATION_HOST_H
 
@@ -33,7 +34,8 @@ typedef struct MigrationHostOps {
     void (*terminate)(struct Vm *vm, int code);
     /* A QMP event; takes @data (may be NULL). Any thread. */
     void (*emit_event)(struct Vm *vm, const char *event, JsonObject *data);
-    /* Park and release the vCPUs without a run-state change (a checkpoint). */
+    /* Park and release the vCPUs without a run-state change (a checkpoint);
+     * they nest with every other pause (vm.c counts them). */
     void (*pause_vcpus)(struct Vm *vm);
     void (*resume_vcpus)(struct Vm *vm);
     /* Keep the guest's NICs from sending while the vCPUs run (COLO's
