@@ -25,6 +25,7 @@ typedef struct {
 static const KeySpec keys[] = {
     { "vm", "name", KEY_STRING, true, F(vm_name), 0 },
     { "vm", "vmm-args", KEY_ARGV, true, F(vmm_argv), 0 },
+    { "vm", "vmm-binary", KEY_STRING, false, F(vmm_binary), 0 },
     { "vm", "state-dir", KEY_STRING, false, F(state_dir), 0 },
     { "cluster", "peer-name", KEY_STRING, true, F(peer_name), 0 },
     { "cluster", "peer-node-id", KEY_NODE_ID, true, F(peer_node_id), 0 },
@@ -244,6 +245,9 @@ static bool check_together(ColodConfig *c, const char *origin, GError **error)
                     "\"%s\" is not a VM name (1-%d of A-Z a-z 0-9 . _ -, starting with a letter or digit)",
                     c->vm_name, COLOD_VM_NAME_MAX);
     }
+    if (!c->vmm_binary) {
+        c->vmm_binary = g_strdup("colo-vmm");
+    }
     if (!c->state_dir) {
         c->state_dir = g_build_filename("/var/lib/colo", c->vm_name, NULL);
     } else if (!g_path_is_absolute(c->state_dir)) {
@@ -324,6 +328,7 @@ void colod_config_free(ColodConfig *c)
     g_free(c->path);
     g_free(c->vm_name);
     g_strfreev(c->vmm_argv);
+    g_free(c->vmm_binary);
     g_free(c->state_dir);
     g_free(c->peer_name);
     g_free(c->address);

@@ -31,6 +31,7 @@ typedef struct {
     char *path;               /* the file it came from (or the origin given) */
     char *vm_name;            /* [vm] name */
     char **vmm_argv;          /* [vm] vmm-args, split as a shell would */
+    char *vmm_binary;         /* [vm] vmm-binary, default colo-vmm (in PATH) */
     char *state_dir;          /* [vm] state-dir, default /var/lib/colo/NAME */
     char *peer_name;          /* [cluster] peer-name */
     uint32_t peer_node_id;    /* [cluster] peer-node-id */

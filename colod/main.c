@@ -1,9 +1,8 @@
 /* colod: the coordinator of one COLO-protected VM on this node (issue 11;
- * docs/colod.md, colod(8)). This version joins the cluster and runs the
- * decision state machine, but does not yet drive colo-vmm or colo-proxy:
- * it logs each such action as not carried out. Exit codes: 0 clean stop,
- * 1 bad usage, 2 configuration, 3 state file, 4 corosync or quorum set-up,
- * 5 corosync went away. */
+ * docs/colod.md, colod(8)): joins the cluster, runs the decision state
+ * machine, drives colo-vmm (vmm-driver.c). colo-proxy is not driven yet.
+ * Exit codes: 0 clean stop, 1 bad usage, 2 configuration, 3 state file,
+ * 4 corosync or quorum set-up, 5 corosync went away. */
 #include "config.h"
 
 #include "cluster-fsm.h"
@@ -12,17 +11,20 @@
 #include "common/log.h"
 #include "cpg-msg.h"
 #include "state-file.h"
+#include "vmm-driver.h"
 
 #include <errno.h>
 #include <glib-unix.h>
 #include <glib/gstdio.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct {
     ColodConfig *config;
     ClusterLink *link;
     ClusterFsm *fsm;
+    VmmDriver *vmm;
     GMainLoop *loop;
     guint timer;
     int exit_code;
@@ -31,20 +33,6 @@ typedef struct {
 static int64_t colod_now_ms(void *opaque)
 {
     return g_get_monotonic_time() / 1000;
-}
-
-static const char *action_name(ClusterActionType t)
-{
-    switch (t) {
-    case ACT_START_VMM: return "start colo-vmm";
-    case ACT_STOP_VMM: return "stop colo-vmm and colo-proxy";
-    case ACT_START_PROTECT: return "migrate with x-colo (protect)";
-    case ACT_CANCEL_PROTECT: return "migrate_cancel";
-    case ACT_FAILOVER: return "x-colo-lost-heartbeat (failover)";
-    case ACT_PAUSE: return "stop (pause the VM)";
-    case ACT_RESUME: return "cont (resume the VM)";
-    default: return "?";
-    }
 }
 
 static void colod_schedule(Colod *c);
@@ -86,11 +74,26 @@ static void colod_execute(Colod *c, ClusterActions *acts)
             }
             break;
         }
-        default:
-            /* Not faked: nothing is started, stopped or told. */
-            qb_log(LOG_ERR, "not carried out: %s%s%s (this colod does not drive colo-vmm and colo-proxy yet)",
-                   action_name(a->type), a->type == ACT_START_VMM ? " as " : "",
-                   a->type == ACT_START_VMM ? vmm_kind_name(a->vmm) : "");
+        case ACT_START_VMM:
+            vmm_driver_start(c->vmm, a->vmm);
+            break;
+        case ACT_STOP_VMM:
+            vmm_driver_stop(c->vmm);
+            break;
+        case ACT_START_PROTECT:
+            vmm_driver_protect(c->vmm);
+            break;
+        case ACT_CANCEL_PROTECT:
+            vmm_driver_cancel_protect(c->vmm);
+            break;
+        case ACT_FAILOVER:
+            vmm_driver_failover(c->vmm);
+            break;
+        case ACT_PAUSE:
+            vmm_driver_pause(c->vmm);
+            break;
+        case ACT_RESUME:
+            vmm_driver_resume(c->vmm);
             break;
         }
     }
@@ -121,6 +124,16 @@ static void colod_schedule(Colod *c)
 
         c->timer = g_timeout_add((guint)CLAMP(wait, 0, G_MAXINT), colod_on_timer, c);
     }
+}
+
+static void colod_on_vmm_event(VmmEvent ev, const char *detail, void *opaque)
+{
+    Colod *c = opaque;
+    g_autoptr(GArray) acts = cluster_actions_new();
+
+    qb_log(LOG_INFO, "colo-vmm: %s (%s)", vmm_event_name(ev), detail);
+    cluster_fsm_vmm_event(c->fsm, ev, acts);
+    colod_execute(c, acts);
 }
 
 static void colod_on_membership(const uint32_t *members, size_t n, bool quorate, void *opaque)
@@ -188,6 +201,10 @@ static int colod_setup(Colod *c, const char *config_path, bool to_syslog, const 
     bool found, two_node, qdevice;
     ClusterFsmParams params;
     ClusterClock clock = { colod_now_ms, NULL };
+    VmmDriverParams vp;
+    g_autofree char *run_dir = NULL;
+    g_autofree char *incoming = NULL;
+    g_autofree char *peer_uri = NULL;
 
     c->config = colod_config_load_file(config_path, &err);
     if (!c->config) {
@@ -228,8 +245,17 @@ static int colod_setup(Colod *c, const char *config_path, bool to_syslog, const 
         qb_log(LOG_WARNING, "allow-split-brain=true: two_node without a quorum device, a partition lets both "
                             "nodes serve the VM (UNSAFE)");
     }
-    qb_log(LOG_WARNING, "this colod follows the cluster and decides, but does not drive colo-vmm and colo-proxy "
-                        "yet: it logs those actions as not carried out");
+    qb_log(LOG_WARNING, "this colod drives colo-vmm but not colo-proxy yet: the guest's network output is not "
+                        "compared (see colod(8))");
+    run_dir = g_build_filename("/run/colo", c->config->vm_name, NULL);
+    incoming = g_strdup_printf(strchr(c->config->address, ':') ? "tcp:[%s]:%u" : "tcp:%s:%u", c->config->address,
+                               c->config->migration_port);
+    peer_uri = g_strdup_printf(strchr(c->config->peer_address, ':') ? "tcp:[%s]:%u" : "tcp:%s:%u",
+                               c->config->peer_address, c->config->migration_port);
+    vp = (VmmDriverParams){ .vmm_path = c->config->vmm_binary, .vmm_argv = c->config->vmm_argv,
+                            .run_dir = run_dir, .incoming = incoming, .peer_uri = peer_uri,
+                            .qmp_ms = c->config->timeouts.qmp_ms, .poll_ms = 500 };
+    c->vmm = vmm_driver_new(&vp, colod_on_vmm_event, c);
     params = (ClusterFsmParams){ .local_id = cluster_link_local_id(c->link), .peer_id = c->config->peer_node_id,
                                  .timeouts = c->config->timeouts };
     c->fsm = cluster_fsm_new(&params, &rec, &clock);
@@ -280,6 +306,7 @@ int main(int argc, char **argv)
         g_source_remove(c.timer);
     }
     cluster_fsm_free(c.fsm);
+    vmm_driver_free(c.vmm);
     cluster_link_free(c.link);
     colod_config_free(c.config);
     colo_log_fini();

@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """colod on real corosync (tests/lib/cluster.py: two nodes in network
-namespaces, corosync-qnetd on a witness): the CPG group, the messages and
-votequorum's verdict reach the state machine. This colod does not drive
-colo-vmm yet, so the checks read its log: the decisions, and each action on
-colo-vmm logged as not carried out.
+namespaces, corosync-qnetd on a witness), driving colo-vmm with the test
+guest (colo-proxy is not driven yet). The checks read colod's log and
+colo-vmm's processes.
 
 node1 holds the newer copy (primary, generation 5), node2 an older one
-(secondary, 4): node1 decides to start the VM, node2 stands by. A
-partition leaves node1 quorate (qnetd's tie-break); node2, without a VM,
-waits for quorum. Killing node2's colod is seen by node1; SIGTERM stops a
-colod cleanly and its peer hears of it."""
+(secondary, 4): node1 starts the VM and protects it onto node2 (COLO on
+both). A partition leaves node1 quorate (qnetd's tie-break): node1 fails
+over, node2 pauses its VM; after the heal node2 is re-protected. Killing
+node2's colod makes node1 fail over; node2's colod back kills the colo-vmm
+it left and is re-protected. SIGTERM stops a colod with its VM and the
+peer takes over."""
 import os
 import shutil
 import signal
@@ -19,13 +20,16 @@ import time
 import cluster
 import tap
 
-BUILD = os.environ.get("COLO_BUILDDIR", ".")
+BUILD = os.path.abspath(os.environ.get("COLO_BUILDDIR", "."))
 COLOD = os.path.join(BUILD, "colod", "colod")
+VMM = os.path.join(BUILD, "vmm", "colo-vmm")
+GUEST = os.path.join(BUILD, "tests", "guest", "colo-testguest")
 the = {}
 
 CONF = """[vm]
 name=web1
-vmm-args=-m 64
+vmm-binary={vmm}
+vmm-args=-m 64M -kernel {guest}
 state-dir={state}
 [cluster]
 peer-name={peer}
@@ -56,7 +60,7 @@ def get():
                 f.write("[colod-state]\nversion=1\nrole=%s\ngeneration=%d\n" % seeds[n])
             peer = cluster.NODES[1 - i]
             with open(c.hostdir(n, "web1.conf"), "w") as f:
-                f.write(CONF.format(state=state, peer=peer, peer_id=2 - i, addr=cluster.REPL[n],
+                f.write(CONF.format(vmm=VMM, guest=GUEST, state=state, peer=peer, peer_id=2 - i, addr=cluster.REPL[n],
                                     peer_addr=cluster.REPL[peer]))
     return the["c"]
 
@@ -65,7 +69,7 @@ def start(c, node):
     c.spawn(node, "colod", COLOD, "--config", c.hostdir(node, "web1.conf"))
 
 
-def wait_log(c, node, text, timeout=20):
+def wait_log(c, node, text, timeout=30):
     tap.wait_until(lambda: text in c.log(node, "colod", 400), timeout,
                    "%s's colod to log %r" % (node, text), interval=0.1)
 
@@ -80,60 +84,83 @@ def fail_with_logs(fn):
     return wrapped
 
 
-@tap.timeout(120)
+def count(c, node, text):
+    return c.log(node, "colod", 5000).count(text)
+
+
+def wait_protected(c, primary, secondary, before, timeout=90):
+    """Until @primary logged "-> primary-protected" more often than @before
+    (a pair of counts) and @secondary "-> secondary-protected"."""
+    tap.wait_until(lambda: count(c, primary, "-> primary-protected") > before[0] and
+                   count(c, secondary, "-> secondary-protected") > before[1], timeout,
+                   "COLO with %s primary" % primary, interval=0.2)
+
+
+def protected_counts(c, primary, secondary):
+    return (count(c, primary, "-> primary-protected"), count(c, secondary, "-> secondary-protected"))
+
+
+@tap.timeout(180)
 @fail_with_logs
-def test_newest_copy_starts_the_other_stands_by():
-    if not os.access(COLOD, os.X_OK):
-        raise AssertionError("no %s (build first)" % COLOD)
+def test_newest_copy_starts_and_is_protected():
+    for f in (COLOD, VMM, GUEST):
+        if not os.path.exists(f):
+            raise AssertionError("no %s (build first)" % f)
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        tap.skip("no /dev/kvm")
     c = get()
     for n in cluster.NODES:
         start(c, n)
     wait_log(c, "node1", "-> primary-starting: this node holds the newest copy (primary, generation 5; the peer secondary, 4)")
-    wait_log(c, "node1", "not carried out: start colo-vmm as primary")
     wait_log(c, "node2", "-> idle: the peer")
+    wait_protected(c, "node1", "node2", (0, 0))
+    assert len(c.pids("node1", "colo-vmm")) == 1 and len(c.pids("node2", "colo-vmm")) == 1
 
 
-@tap.timeout(60)
+@tap.timeout(180)
 @fail_with_logs
 def test_partition_quorum_decides():
     c = get()
+    before = protected_counts(c, "node1", "node2")
     c.fault("partition")
     wait_log(c, "node2", "the peer's colod (node 1) left the group (no quorum)", timeout=30)
-    wait_log(c, "node2", "idle -> wait-quorum: no quorum")
-    wait_log(c, "node1", "the peer's colod (node 2) left the group")
-    assert "no quorum" not in c.log("node1", "colod", 400), c.log("node1", "colod")
+    wait_log(c, "node2", "secondary-protected -> paused: quorum lost")
+    wait_log(c, "node1", "primary-protected -> primary-alone: failover (generation 7)")
+    assert "no quorum" not in c.log("node1", "colod", 5000), c.log("node1", "colod")
     c.heal()
-    wait_log(c, "node2", "the peer's colod (node 1) joined the group", timeout=30)
-    wait_log(c, "node2", "wait-peer -> idle", timeout=30)
+    wait_log(c, "node2", "the peer went on while this node had no quorum", timeout=60)
+    wait_protected(c, "node1", "node2", before)
 
 
-@tap.timeout(60)
+@tap.timeout(180)
 @fail_with_logs
-def test_killed_colod_seen_and_back():
+def test_killed_colod_failover_and_back():
     c = get()
-    before = c.log("node1", "colod", 1000).count("the peer's colod (node 2) joined the group")
+    before = protected_counts(c, "node1", "node2")
+    failovers = count(c, "node1", "-> primary-alone: failover")
     c.fault("sigkill", "node2", "colod")
-    wait_log(c, "node1", "the peer's colod (node 2) left the group")
+    tap.wait_until(lambda: count(c, "node1", "-> primary-alone: failover") > failovers, 30, "node1's failover")
     start(c, "node2")
-    tap.wait_until(lambda: c.log("node1", "colod", 1000).count("the peer's colod (node 2) joined the group") > before,
-                   20, "node2's colod to join again")
-    wait_log(c, "node2", "-> idle: the peer")
+    wait_log(c, "node2", "left by an earlier colod of this VM", timeout=60)
+    wait_protected(c, "node1", "node2", before)
+    assert len(c.pids("node2", "colo-vmm")) == 1, c.pids("node2", "colo-vmm")
 
 
-@tap.timeout(60)
+@tap.timeout(120)
 @fail_with_logs
-def test_sigterm_stops_and_tells_the_peer():
+def test_sigterm_stops_and_the_peer_takes_over():
     c = get()
-    p = c.procs[("node2", "colod")]
-    p.send_signal(signal.SIGTERM)
-    assert p.wait(timeout=10) == 0, c.log("node2", "colod")
-    wait_log(c, "node2", "-> stopped: colod stops with the VM")
     p = c.procs[("node1", "colod")]
     p.send_signal(signal.SIGTERM)
-    assert p.wait(timeout=10) == 0, c.log("node1", "colod")
-    # node1 heard node2's shutdown before it stopped itself.
-    log = c.log("node1", "colod", 1000)
-    assert "the peer's colod left the group" in log or "the peer's colod shut down" in log, log
+    assert p.wait(timeout=15) == 0, c.log("node1", "colod")
+    wait_log(c, "node1", "-> stopped: colod stops with the VM")
+    assert not c.pids("node1", "colo-vmm"), "node1's colo-vmm outlived its colod"
+    wait_log(c, "node2", "secondary-protected -> primary-alone: failover")
+    assert len(c.pids("node2", "colo-vmm")) == 1
+    p = c.procs[("node2", "colod")]
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=15) == 0, c.log("node2", "colod")
+    tap.wait_until(lambda: not c.pids("node2", "colo-vmm"), 10, "node2's colo-vmm to stop")
 
 
 def teardown():

@@ -24,6 +24,7 @@ static void test_minimal_defaults(void)
     g_assert_cmpuint(g_strv_length(c->vmm_argv), ==, 6);
     g_assert_cmpstr(c->vmm_argv[3], ==, "/srv/vm/my kernel");
     g_assert_cmpstr(c->state_dir, ==, "/var/lib/colo/web1");
+    g_assert_cmpstr(c->vmm_binary, ==, "colo-vmm");
     g_assert_cmpstr(c->peer_name, ==, "nodeb");
     g_assert_cmpuint(c->peer_node_id, ==, 2);
     g_assert_false(c->allow_split_brain);
@@ -52,6 +53,7 @@ static void test_full_file(void)
     /* Every key set; [vm] name differs from the file's name. */
     g_assert_true(g_file_set_contents(path,
                                       "# a comment\n[vm]\nname=db-2.prod_x\nvmm-args=-m 1G\nstate-dir=/srv/colo/db\n"
+                                      "vmm-binary=/opt/colo/bin/colo-vmm\n"
                                       "[cluster]\npeer-name=node-b.example\npeer-node-id=4294967295\n"
                                       "allow-split-brain=true\n"
                                       "[replication]\naddress=fd00::1\npeer-address = fd00::2 \n"
@@ -64,6 +66,7 @@ static void test_full_file(void)
     g_assert_cmpstr(c->path, ==, path);
     g_assert_cmpstr(c->vm_name, ==, "db-2.prod_x");
     g_assert_cmpstr(c->state_dir, ==, "/srv/colo/db");
+    g_assert_cmpstr(c->vmm_binary, ==, "/opt/colo/bin/colo-vmm");
     g_assert_cmpuint(c->peer_node_id, ==, 4294967295u);
     g_assert_true(c->allow_split_brain);
     g_assert_cmpstr(c->peer_address, ==, "fd00::2");

@@ -1,0 +1,448 @@
+/* colod's colo-vmm driver (vmm-driver.h). One Instance per started
+ * colo-vmm: its process, its QMP connection; a stopped or replaced one
+ * reports nothing more, so the state machine never hears of a process it
+ * already let go. */
+#include "config.h"
+
+#include "vmm-driver.h"
+
+#include "common/qmp/qmp-client.h"
+
+#include <errno.h>
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+#include <qb/qblog.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+typedef struct Instance Instance;
+
+struct VmmDriver {
+    VmmDriverParams p;
+    char **argv_copy;
+    VmmDriverEventFunc fn;
+    void *opaque;
+    Instance *cur;
+};
+
+struct Instance {
+    VmmDriver *d;          /* NULL once let go: reports nothing */
+    VmmKind kind;
+    GPid pid;
+    guint child_watch;
+    QmpClient *qmp;
+    char *qmp_path;
+    guint connect_retry;
+    gint64 connect_deadline;
+    guint poll;
+    guint kill_timer;
+    GPtrArray *calls;      /* Call * waiting for their reply */
+    bool in_colo;
+    bool exited;
+};
+
+static void inst_report(Instance *in, VmmEvent ev, const char *detail)
+{
+    if (in->d) {
+        in->d->fn(ev, detail, in->d->opaque);
+    }
+}
+
+typedef struct {
+    Instance *in;
+    char *command;
+    VmmEvent on_error; /* VMM_EV__MAX: only logged */
+} Call;
+
+static void call_free(gpointer p)
+{
+    Call *call = p;
+
+    g_free(call->command);
+    g_free(call);
+}
+
+static void inst_free(Instance *in)
+{
+    if (in->connect_retry) {
+        g_source_remove(in->connect_retry);
+    }
+    if (in->poll) {
+        g_source_remove(in->poll);
+    }
+    if (in->kill_timer) {
+        g_source_remove(in->kill_timer);
+    }
+    if (in->child_watch) {
+        g_source_remove(in->child_watch);
+    }
+    qmp_client_free(in->qmp); /* no reply runs after this */
+    g_ptr_array_free(in->calls, TRUE);
+    /* The socket file stays: a newer colo-vmm may listen on that path
+     * already (the next start removes a stale one). */
+    g_free(in->qmp_path);
+    g_free(in);
+}
+
+static void inst_kill(Instance *in, const char *why)
+{
+    if (!in->exited && in->pid > 0) {
+        qb_log(LOG_WARNING, "killing colo-vmm (pid %d): %s", in->pid, why);
+        kill(in->pid, SIGKILL);
+    }
+}
+
+static void on_child_exit(GPid pid, gint status, gpointer data)
+{
+    Instance *in = data;
+    g_autofree char *detail = WIFEXITED(status) ? g_strdup_printf("exit status %d", WEXITSTATUS(status))
+                                                : g_strdup_printf("signal %d", WTERMSIG(status));
+
+    g_spawn_close_pid(pid);
+    in->child_watch = 0;
+    in->exited = true;
+    qb_log(LOG_INFO, "colo-vmm (pid %d) ended: %s", pid, detail);
+    if (in->d) {
+        VmmDriver *d = in->d;
+
+        d->cur = NULL;
+        in->d = NULL;
+        d->fn(VMM_EV_EXITED, detail, d->opaque);
+    }
+    inst_free(in);
+}
+
+/* ---- QMP ---------------------------------------------------------------- */
+
+static void on_reply(QmpClient *c, JsonNode *ret, const GError *error, gpointer opaque)
+{
+    Call *call = opaque;
+    Instance *in = call->in;
+
+    if (error) {
+        qb_log(LOG_ERR, "colo-vmm's %s: %s", call->command, error->message);
+        if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)) {
+            /* A colo-vmm that does not answer is not waited for. */
+            inst_kill(in, "a QMP command timed out");
+        } else if (call->on_error != VMM_EV__MAX) {
+            inst_report(in, call->on_error, error->message);
+        }
+    }
+    g_ptr_array_remove_fast(in->calls, call); /* frees it */
+}
+
+static void inst_execute(Instance *in, const char *command, JsonObject *args, VmmEvent on_error)
+{
+    Call *call = g_new0(Call, 1);
+
+    call->in = in;
+    call->command = g_strdup(command);
+    call->on_error = on_error;
+    g_ptr_array_add(in->calls, call);
+    qmp_client_execute(in->qmp, command, args, in->d ? in->d->p.qmp_ms : 1000, on_reply, call);
+}
+
+static JsonObject *capabilities_args(void)
+{
+    JsonObject *args = json_object_new();
+    JsonArray *caps = json_array_new();
+    const char *names[] = { "events", "x-colo" };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+        JsonObject *c = json_object_new();
+
+        json_object_set_string_member(c, "capability", names[i]);
+        json_object_set_boolean_member(c, "state", TRUE);
+        json_array_add_object_element(caps, c);
+    }
+    json_object_set_array_member(args, "capabilities", caps);
+    return args;
+}
+
+static void on_status_reply(QmpClient *c, JsonNode *ret, const GError *error, gpointer opaque)
+{
+    Instance *in = opaque;
+    JsonObject *o;
+
+    if (error) {
+        if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)) {
+            inst_kill(in, "query-colo-status timed out");
+        }
+        return;
+    }
+    o = JSON_NODE_HOLDS_OBJECT(ret) ? json_node_get_object(ret) : NULL;
+    if (in->in_colo && o && json_object_get_boolean_member_with_default(o, "x-broken", FALSE)) {
+        in->in_colo = false;
+        inst_report(in, VMM_EV_PEER_LOST, "query-colo-status: x-broken");
+    }
+}
+
+static gboolean on_poll(gpointer data)
+{
+    Instance *in = data;
+
+    if (in->in_colo && qmp_client_is_ready(in->qmp)) {
+        qmp_client_execute(in->qmp, "query-colo-status", NULL, in->d ? in->d->p.qmp_ms : 1000, on_status_reply, in);
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+static void on_event(QmpClient *c, const char *event, JsonObject *data, JsonObject *ts, gpointer opaque)
+{
+    Instance *in = opaque;
+    const char *status = data ? json_object_get_string_member_with_default(data, "status", "") : "";
+
+    if (g_strcmp0(event, "MIGRATION") == 0) {
+        if (g_strcmp0(status, "colo") == 0 && !in->in_colo) {
+            in->in_colo = true;
+            inst_report(in, VMM_EV_PROTECT_DONE, "COLO runs");
+        } else if (g_strcmp0(status, "failed") == 0) {
+            inst_report(in, VMM_EV_PROTECT_FAILED, "migration failed");
+        }
+    } else if (g_strcmp0(event, "COLO_EXIT") == 0) {
+        const char *reason = data ? json_object_get_string_member_with_default(data, "reason", "") : "";
+
+        in->in_colo = false;
+        if (g_strcmp0(reason, "error") == 0) {
+            inst_report(in, VMM_EV_PEER_LOST, "COLO_EXIT: error");
+        }
+    }
+}
+
+static void on_closed(QmpClient *c, const GError *error, gpointer opaque)
+{
+    Instance *in = opaque;
+
+    /* The process's exit reports; a QMP that closed on a live process is
+     * a colo-vmm that cannot be driven any more. */
+    inst_kill(in, "its QMP connection closed");
+}
+
+static void inst_connect(Instance *in);
+
+static gboolean on_connect_retry(gpointer data)
+{
+    Instance *in = data;
+
+    in->connect_retry = 0;
+    inst_connect(in);
+    return G_SOURCE_REMOVE;
+}
+
+static void on_ready(QmpClient *c, const GError *error, gpointer opaque)
+{
+    Instance *in = opaque;
+
+    if (error) {
+        if (g_get_monotonic_time() < in->connect_deadline && !in->exited) {
+            qmp_client_free(in->qmp);
+            in->qmp = NULL;
+            in->connect_retry = g_timeout_add(50, on_connect_retry, in);
+            return;
+        }
+        inst_kill(in, "its QMP socket does not answer");
+        return;
+    }
+    inst_execute(in, "migrate-set-capabilities", capabilities_args(), VMM_EV__MAX);
+    inst_report(in, VMM_EV_READY, "QMP answers");
+}
+
+static void inst_connect(Instance *in)
+{
+    guint ms = in->d ? in->d->p.qmp_ms : 1000;
+
+    in->qmp = qmp_client_new(NULL);
+    qmp_client_set_event_handler(in->qmp, on_event, in);
+    qmp_client_set_closed_handler(in->qmp, on_closed, in);
+    qmp_client_connect(in->qmp, in->qmp_path, ms, on_ready, in);
+}
+
+/* ---- the driver ---------------------------------------------------------- */
+
+VmmDriver *vmm_driver_new(const VmmDriverParams *params, VmmDriverEventFunc fn, void *opaque)
+{
+    VmmDriver *d = g_new0(VmmDriver, 1);
+
+    d->p = *params;
+    d->p.vmm_path = g_strdup(params->vmm_path);
+    d->argv_copy = g_strdupv(params->vmm_argv);
+    d->p.vmm_argv = d->argv_copy;
+    d->p.run_dir = g_strdup(params->run_dir);
+    d->p.incoming = g_strdup(params->incoming);
+    d->p.peer_uri = g_strdup(params->peer_uri);
+    d->fn = fn;
+    d->opaque = opaque;
+    return d;
+}
+
+static gboolean inst_free_idle(gpointer data)
+{
+    inst_free(data);
+    return G_SOURCE_REMOVE;
+}
+
+static void child_die_with_parent(gpointer data)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+/* Lets the current instance go: killed, and it reports nothing more. */
+static void driver_release(VmmDriver *d, const char *why)
+{
+    Instance *in = d->cur;
+
+    if (!in) {
+        return;
+    }
+    d->cur = NULL;
+    in->d = NULL;
+    if (in->exited) {
+        g_idle_add(inst_free_idle, in); /* we may be inside one of its callbacks */
+        return;
+    }
+    inst_kill(in, why);
+    /* Freed by its child watch once reaped. */
+}
+
+void vmm_driver_free(VmmDriver *d)
+{
+    if (!d) {
+        return;
+    }
+    driver_release(d, "colod ends");
+    g_free((char *)d->p.vmm_path);
+    g_strfreev(d->argv_copy);
+    g_free((char *)d->p.run_dir);
+    g_free((char *)d->p.incoming);
+    g_free((char *)d->p.peer_uri);
+    g_free(d);
+}
+
+/* A colo-vmm an earlier colod of this VM left running (it was killed):
+ * this colod does not know its state, and two guests must never share the
+ * VM's disks, so it goes before a new one starts. */
+static void driver_kill_leftover(VmmDriver *d, const char *pidfile)
+{
+    g_autofree char *text = NULL;
+    g_autofree char *exe_link = NULL;
+    g_autofree char *exe = NULL;
+    guint64 pid;
+
+    if (!g_file_get_contents(pidfile, &text, NULL, NULL) ||
+        !g_ascii_string_to_unsigned(g_strstrip(text), 10, 2, G_MAXINT32, &pid, NULL)) {
+        return;
+    }
+    exe_link = g_strdup_printf("/proc/%" G_GUINT64_FORMAT "/exe", pid);
+    exe = g_file_read_link(exe_link, NULL);
+    if (exe && g_str_has_suffix(exe, "colo-vmm") && kill((pid_t)pid, SIGKILL) == 0) {
+        qb_log(LOG_WARNING, "killed colo-vmm pid %" G_GUINT64_FORMAT " left by an earlier colod of this VM",
+               pid);
+        /* Not our child: wait for it to be gone from /proc. */
+        for (int i = 0; i < 200 && kill((pid_t)pid, 0) == 0; i++) {
+            g_usleep(5000);
+        }
+    }
+}
+
+void vmm_driver_start(VmmDriver *d, VmmKind kind)
+{
+    g_autofree char *pidfile = NULL;
+    g_autofree char *pidtext = NULL;
+    Instance *in = g_new0(Instance, 1);
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    g_autoptr(GError) err = NULL;
+    g_autofree char *qmp_arg = NULL;
+
+    driver_release(d, "replaced");
+    in->d = d;
+    in->calls = g_ptr_array_new_with_free_func(call_free);
+    in->kind = kind;
+    g_mkdir_with_parents(d->p.run_dir, 0700);
+    pidfile = g_build_filename(d->p.run_dir, "vmm.pid", NULL);
+    driver_kill_leftover(d, pidfile);
+    in->qmp_path = g_build_filename(d->p.run_dir, "vmm.qmp", NULL);
+    g_unlink(in->qmp_path);
+    qmp_arg = g_strdup_printf("unix:%s,server=on,wait=off", in->qmp_path);
+    g_ptr_array_add(argv, (char *)d->p.vmm_path);
+    for (char **a = d->p.vmm_argv; a && *a; a++) {
+        g_ptr_array_add(argv, *a);
+    }
+    g_ptr_array_add(argv, "-qmp");
+    g_ptr_array_add(argv, qmp_arg);
+    if (kind == VMM_SECONDARY) {
+        g_ptr_array_add(argv, "-incoming");
+        g_ptr_array_add(argv, (char *)d->p.incoming);
+    }
+    g_ptr_array_add(argv, NULL);
+    d->cur = in;
+    if (!g_spawn_async(NULL, (char **)argv->pdata, NULL, G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH,
+                       d->p.die_with_colod ? child_die_with_parent : NULL, NULL, &in->pid, &err)) {
+        qb_log(LOG_ERR, "cannot start colo-vmm: %s", err->message);
+        d->cur = NULL;
+        in->d = NULL;
+        inst_free(in);
+        d->fn(VMM_EV_EXITED, "could not be started", d->opaque);
+        return;
+    }
+    qb_log(LOG_INFO, "colo-vmm started as %s (pid %d)", vmm_kind_name(kind), in->pid);
+    pidtext = g_strdup_printf("%d\n", in->pid);
+    g_file_set_contents(pidfile, pidtext, -1, NULL);
+    in->child_watch = g_child_watch_add(in->pid, on_child_exit, in);
+    in->connect_deadline = g_get_monotonic_time() + (gint64)d->p.qmp_ms * 1000 * 4;
+    in->poll = g_timeout_add(d->p.poll_ms ? d->p.poll_ms : 500, on_poll, in);
+    inst_connect(in);
+}
+
+void vmm_driver_stop(VmmDriver *d)
+{
+    driver_release(d, "stopped by colod");
+}
+
+static void driver_command(VmmDriver *d, const char *command, JsonObject *args, VmmEvent on_error)
+{
+    if (!d->cur || !d->cur->qmp) {
+        qb_log(LOG_ERR, "%s: no colo-vmm to tell", command);
+        if (args) {
+            json_object_unref(args);
+        }
+        return;
+    }
+    inst_execute(d->cur, command, args, on_error);
+}
+
+void vmm_driver_protect(VmmDriver *d)
+{
+    JsonObject *args = json_object_new();
+
+    json_object_set_string_member(args, "uri", d->p.peer_uri);
+    driver_command(d, "migrate", args, VMM_EV_PROTECT_FAILED);
+}
+
+void vmm_driver_cancel_protect(VmmDriver *d)
+{
+    driver_command(d, "migrate_cancel", NULL, VMM_EV__MAX);
+}
+
+void vmm_driver_failover(VmmDriver *d)
+{
+    if (d->cur) {
+        d->cur->in_colo = false;
+    }
+    driver_command(d, "x-colo-lost-heartbeat", NULL, VMM_EV__MAX);
+}
+
+void vmm_driver_pause(VmmDriver *d)
+{
+    driver_command(d, "stop", NULL, VMM_EV__MAX);
+}
+
+void vmm_driver_resume(VmmDriver *d)
+{
+    driver_command(d, "cont", NULL, VMM_EV__MAX);
+}
+
+GPid vmm_driver_pid(VmmDriver *d)
+{
+    return d->cur ? d->cur->pid : 0;
+}

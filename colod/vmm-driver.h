@@ -1,0 +1,54 @@
+/* colod's hands on colo-vmm: start it as primary or as secondary
+ * (-incoming), stop it, protect (migrate with x-colo), cancel, fail over
+ * (x-colo-lost-heartbeat), pause and resume, over QMP (common/qmp's
+ * asynchronous client), every command with the configured timeout. What
+ * colo-vmm does comes back as the state machine's VmmEvents: READY once
+ * its QMP answers, EXITED when it exits (or was killed because a command
+ * timed out: the hang escape), PROTECT_DONE / PROTECT_FAILED from its
+ * MIGRATION events, PEER_LOST from COLO_EXIT with an error or
+ * query-colo-status saying x-broken. colo-proxy is not driven yet. */
+#ifndef COLOD_VMM_DRIVER_H
+#define COLOD_VMM_DRIVER_H
+
+#include "cluster-fsm.h"
+
+#include <glib.h>
+#include <stdbool.h>
+
+typedef struct VmmDriver VmmDriver;
+
+/* @detail: a few words for the log (the exit status, the error). */
+typedef void (*VmmDriverEventFunc)(VmmEvent ev, const char *detail, void *opaque);
+
+typedef struct {
+    const char *vmm_path;   /* the colo-vmm binary */
+    char **vmm_argv;        /* the VM's arguments ([vm] vmm-args) */
+    const char *run_dir;    /* for the QMP socket (made if missing) */
+    const char *incoming;   /* the secondary's -incoming URI */
+    const char *peer_uri;   /* where the primary migrates to */
+    guint qmp_ms;           /* each QMP command's timeout */
+    guint poll_ms;          /* query-colo-status while in COLO */
+    bool die_with_colod;    /* tests: colo-vmm gets SIGKILL when we end (colod
+                             * itself leaves it running: a restarted colod
+                             * is to pick it up) */
+} VmmDriverParams;
+
+/* @params is copied. */
+VmmDriver *vmm_driver_new(const VmmDriverParams *params, VmmDriverEventFunc fn, void *opaque);
+void vmm_driver_free(VmmDriver *d);
+
+/* Each carries out one ClusterAction; failures come back as events (a
+ * colo-vmm that does not start: EXITED; a command refused: logged, and
+ * for migrate PROTECT_FAILED). */
+void vmm_driver_start(VmmDriver *d, VmmKind kind);
+void vmm_driver_stop(VmmDriver *d);
+void vmm_driver_protect(VmmDriver *d);
+void vmm_driver_cancel_protect(VmmDriver *d);
+void vmm_driver_failover(VmmDriver *d);
+void vmm_driver_pause(VmmDriver *d);
+void vmm_driver_resume(VmmDriver *d);
+
+/* The running colo-vmm's pid, or 0. */
+GPid vmm_driver_pid(VmmDriver *d);
+
+#endif

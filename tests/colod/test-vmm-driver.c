@@ -1,0 +1,292 @@
+/* colod's colo-vmm driver against the real colo-vmm and the test guest:
+ * start (READY), pause and resume, stop (nothing reported), a colo-vmm
+ * killed from outside (EXITED), a frozen one (a command times out, it is
+ * killed: EXITED), and protect between a primary and a secondary on this
+ * machine (PROTECT_DONE on both), then either dies: the survivor reports
+ * the peer lost and fails over. */
+#include "config.h"
+
+#include "vmm-driver.h"
+
+#include "common/log.h"
+
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+typedef struct {
+    GArray *events; /* VmmEvent */
+} Seen;
+
+static void on_event(VmmEvent ev, const char *detail, void *opaque)
+{
+    Seen *s = opaque;
+
+    g_test_message("event %s (%s)", vmm_event_name(ev), detail);
+    g_array_append_val(s->events, ev);
+}
+
+static bool saw(Seen *s, VmmEvent ev)
+{
+    for (guint i = 0; i < s->events->len; i++) {
+        if (g_array_index(s->events, VmmEvent, i) == ev) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Runs the main loop until @s saw @ev, at most @ms. */
+static bool wait_for(Seen *s, VmmEvent ev, int ms)
+{
+    gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
+
+    while (!saw(s, ev) && g_get_monotonic_time() < end) {
+        g_main_context_iteration(NULL, FALSE);
+        g_usleep(1000);
+    }
+    return saw(s, ev);
+}
+
+static void spin(int ms)
+{
+    gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
+
+    while (g_get_monotonic_time() < end) {
+        g_main_context_iteration(NULL, FALSE);
+        g_usleep(1000);
+    }
+}
+
+typedef struct {
+    char *dir;
+    char *vmm;
+    char *guest;
+    char **argv;
+} Env;
+
+static bool env_get(Env *e)
+{
+    const char *build = g_getenv("COLO_BUILDDIR");
+    g_autoptr(GError) err = NULL;
+
+    if (!build) {
+        build = ".";
+    }
+    if (access("/dev/kvm", R_OK | W_OK) != 0) {
+        g_test_skip("no /dev/kvm: colo-vmm cannot run");
+        return false;
+    }
+    e->vmm = g_build_filename(build, "vmm", "colo-vmm", NULL);
+    e->guest = g_build_filename(build, "tests", "guest", "colo-testguest", NULL);
+    g_assert_true(g_file_test(e->vmm, G_FILE_TEST_IS_EXECUTABLE));
+    g_assert_true(g_file_test(e->guest, G_FILE_TEST_EXISTS));
+    e->dir = g_dir_make_tmp("colod-vmm-XXXXXX", &err);
+    g_assert_no_error(err);
+    e->argv = g_new0(char *, 5);
+    e->argv[0] = g_strdup("-m");
+    e->argv[1] = g_strdup("64M");
+    e->argv[2] = g_strdup("-kernel");
+    e->argv[3] = g_strdup(e->guest);
+    return true;
+}
+
+static void env_free(Env *e)
+{
+    g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", e->dir);
+
+    g_assert_cmpint(system(cmd), ==, 0);
+    g_free(e->dir);
+    g_free(e->vmm);
+    g_free(e->guest);
+    g_strfreev(e->argv);
+}
+
+static VmmDriver *driver(Env *e, const char *sub, const char *incoming, const char *peer, Seen *s)
+{
+    g_autofree char *run = g_build_filename(e->dir, sub, NULL);
+    VmmDriverParams p = { .vmm_path = e->vmm, .vmm_argv = e->argv, .run_dir = run, .incoming = incoming,
+                          .peer_uri = peer, .qmp_ms = 1000, .poll_ms = 100, .die_with_colod = true };
+
+    s->events = g_array_new(FALSE, FALSE, sizeof(VmmEvent));
+    return vmm_driver_new(&p, on_event, s);
+}
+
+static bool pid_alive(GPid pid)
+{
+    return kill(pid, 0) == 0;
+}
+
+static void test_life(void)
+{
+    Env e;
+    Seen s;
+    VmmDriver *d;
+    GPid pid;
+
+    if (!env_get(&e)) {
+        return;
+    }
+    d = driver(&e, "a", NULL, NULL, &s);
+    vmm_driver_start(d, VMM_PRIMARY);
+    g_assert_true(wait_for(&s, VMM_EV_READY, 20000));
+    pid = vmm_driver_pid(d);
+    g_assert_cmpint(pid, >, 0);
+    vmm_driver_pause(d);
+    vmm_driver_resume(d);
+    spin(300);
+    g_assert_cmpuint(s.events->len, ==, 1);
+    /* Stopped by colod: nothing reported, the process goes. */
+    vmm_driver_stop(d);
+    spin(1000);
+    g_assert_cmpuint(s.events->len, ==, 1);
+    g_assert_false(pid_alive(pid));
+    /* Killed from outside: EXITED. */
+    g_array_set_size(s.events, 0);
+    vmm_driver_start(d, VMM_PRIMARY);
+    g_assert_true(wait_for(&s, VMM_EV_READY, 20000));
+    kill(vmm_driver_pid(d), SIGKILL);
+    g_assert_true(wait_for(&s, VMM_EV_EXITED, 5000));
+    g_assert_cmpint(vmm_driver_pid(d), ==, 0);
+    vmm_driver_free(d);
+    g_array_free(s.events, TRUE);
+    env_free(&e);
+}
+
+/* A colo-vmm left running by an earlier colod of the VM (same run
+ * directory) is killed before a new one starts: never two guests on the
+ * VM's disks. */
+static void test_leftover_killed(void)
+{
+    Env e;
+    Seen s1, s2;
+    VmmDriver *d1, *d2;
+    GPid old;
+
+    if (!env_get(&e)) {
+        return;
+    }
+    d1 = driver(&e, "a", NULL, NULL, &s1);
+    d2 = driver(&e, "a", NULL, NULL, &s2);
+    vmm_driver_start(d1, VMM_PRIMARY);
+    g_assert_true(wait_for(&s1, VMM_EV_READY, 20000));
+    old = vmm_driver_pid(d1);
+    vmm_driver_start(d2, VMM_PRIMARY);
+    g_assert_true(wait_for(&s1, VMM_EV_EXITED, 5000));
+    g_assert_true(wait_for(&s2, VMM_EV_READY, 20000));
+    g_assert_cmpint(vmm_driver_pid(d2), !=, old);
+    vmm_driver_free(d1);
+    vmm_driver_free(d2);
+    spin(300);
+    g_array_free(s1.events, TRUE);
+    g_array_free(s2.events, TRUE);
+    env_free(&e);
+}
+
+/* A frozen colo-vmm is not waited for: the command times out, it is
+ * killed, and the exit is reported. */
+static void test_hang_escape(void)
+{
+    Env e;
+    Seen s;
+    VmmDriver *d;
+    gint64 t0;
+
+    if (!env_get(&e)) {
+        return;
+    }
+    d = driver(&e, "a", NULL, NULL, &s);
+    vmm_driver_start(d, VMM_PRIMARY);
+    g_assert_true(wait_for(&s, VMM_EV_READY, 20000));
+    kill(vmm_driver_pid(d), SIGSTOP);
+    t0 = g_get_monotonic_time();
+    vmm_driver_pause(d);
+    g_assert_true(wait_for(&s, VMM_EV_EXITED, 5000));
+    g_test_message("killed %.2f s after the command", (g_get_monotonic_time() - t0) / 1e6);
+    g_assert_cmpint(g_get_monotonic_time() - t0, <, 3000000);
+    vmm_driver_free(d);
+    g_array_free(s.events, TRUE);
+    env_free(&e);
+}
+
+static int free_port(void)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    g_assert_cmpint(bind(fd, (struct sockaddr *)&a, sizeof(a)), ==, 0);
+    g_assert_cmpint(getsockname(fd, (struct sockaddr *)&a, &len), ==, 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* Protect between a primary and a secondary here, then one of them dies
+ * (@victim 0: the primary): the survivor's colo-vmm reports the peer lost
+ * (x-broken), fails over on request and runs on. */
+static void protect_then_lose(int victim)
+{
+    Env e;
+    Seen seen[2];
+    VmmDriver *d[2];
+    g_autofree char *uri = NULL;
+    int survivor = !victim;
+
+    if (!env_get(&e)) {
+        return;
+    }
+    uri = g_strdup_printf("tcp:127.0.0.1:%d", free_port());
+    d[1] = driver(&e, "s", uri, NULL, &seen[1]);
+    d[0] = driver(&e, "p", NULL, uri, &seen[0]);
+    vmm_driver_start(d[1], VMM_SECONDARY);
+    vmm_driver_start(d[0], VMM_PRIMARY);
+    g_assert_true(wait_for(&seen[1], VMM_EV_READY, 20000));
+    g_assert_true(wait_for(&seen[0], VMM_EV_READY, 20000));
+    spin(200); /* the capabilities go first */
+    vmm_driver_protect(d[0]);
+    g_assert_true(wait_for(&seen[0], VMM_EV_PROTECT_DONE, 60000));
+    g_assert_true(wait_for(&seen[1], VMM_EV_PROTECT_DONE, 30000));
+    kill(vmm_driver_pid(d[victim]), SIGKILL);
+    g_assert_true(wait_for(&seen[victim], VMM_EV_EXITED, 5000));
+    /* A primary notices at its next checkpoint: x-checkpoint-delay is
+     * QEMU's 20 s by default. */
+    g_assert_true(wait_for(&seen[survivor], VMM_EV_PEER_LOST, 45000));
+    vmm_driver_failover(d[survivor]);
+    spin(500);
+    g_assert_false(saw(&seen[survivor], VMM_EV_EXITED));
+    g_assert_cmpint(vmm_driver_pid(d[survivor]), >, 0);
+    for (int i = 0; i < 2; i++) {
+        vmm_driver_free(d[i]);
+    }
+    spin(300);
+    for (int i = 0; i < 2; i++) {
+        g_array_free(seen[i].events, TRUE);
+    }
+    env_free(&e);
+}
+
+static void test_protect_lose_primary(void)
+{
+    protect_then_lose(0);
+}
+
+static void test_protect_lose_secondary(void)
+{
+    protect_then_lose(1);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    colo_log_init("colod-test", NULL, false, NULL, false, NULL);
+    g_test_add_func("/colod/vmm-driver/life", test_life);
+    g_test_add_func("/colod/vmm-driver/hang-escape", test_hang_escape);
+    g_test_add_func("/colod/vmm-driver/leftover-killed", test_leftover_killed);
+    g_test_add_func("/colod/vmm-driver/protect-lose-primary", test_protect_lose_primary);
+    g_test_add_func("/colod/vmm-driver/protect-lose-secondary", test_protect_lose_secondary);
+    return g_test_run();
+}
