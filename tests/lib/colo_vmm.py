@@ -11,6 +11,7 @@ import re
 import struct
 import subprocess
 import tempfile
+import time
 import shutil
 import signal
 
@@ -50,6 +51,25 @@ def free_port():
 
 
 wait_until = tap.wait_until     # the harness's; here for the tests that import it from us
+
+
+# x-colo-lost-heartbeat must answer at once, whatever its threads were
+# blocked on; one that waited on the dead peer would not answer for seconds
+# (the socket's timeouts) or at all. Here it takes a few ms; the bound is
+# wide because a loaded CI machine can delay any reply by a scheduling
+# slice or two, and a timed test must not fail on that. The time is printed.
+LOST_HEARTBEAT_BOUND_S = 1.0
+
+
+def lost_heartbeat(vm):
+    """x-colo-lost-heartbeat on @vm, answered within LOST_HEARTBEAT_BOUND_S;
+    returns how long it took (s)."""
+    start = time.monotonic()
+    vm.qmp.cmd("x-colo-lost-heartbeat")
+    took = time.monotonic() - start
+    print("# x-colo-lost-heartbeat answered in %.1f ms" % (took * 1e3), flush=True)
+    assert took < LOST_HEARTBEAT_BOUND_S, "x-colo-lost-heartbeat took %.3f s" % took
+    return took
 
 
 def wait_migration_end(vm, timeout=120):
