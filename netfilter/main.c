@@ -49,7 +49,7 @@ int main(int argc, char **argv)
     g_auto(GStrv) ports = NULL;
     int queue_num = 0, queue_maxlen = 16384, timeout = 3000, scan = 1000, max_queue = 16384;
     gboolean no_rules = FALSE, no_cp_mismatch = FALSE, debug = FALSE, use_syslog = FALSE, forward_all = FALSE,
-             kernel_ts = FALSE, cleanup = FALSE, daemonize = FALSE;
+             kernel_ts = FALSE, cleanup = FALSE, daemonize = FALSE, version = FALSE;
     GOptionEntry entries[] = {
         { "role", 'r', 0, G_OPTION_ARG_STRING, &role, "primary or secondary", "ROLE" },
         { "guest-iface", 'i', 0, G_OPTION_ARG_STRING, &iface, "host side of the guest's tap or veth", "IFACE" },
@@ -78,6 +78,7 @@ int main(int argc, char **argv)
           "primary: measure verdict latency from the kernel's receipt of each packet (turns on receive "
           "timestamps system-wide)", NULL },
         { "debug", 'd', 0, G_OPTION_ARG_NONE, &debug, "debug logging", NULL },
+        { "version", 'V', 0, G_OPTION_ARG_NONE, &version, "print the version and exit", NULL },
         { "syslog", 0, 0, G_OPTION_ARG_NONE, &use_syslog, "log to syslog instead of stderr", NULL },
         { "logfile", 'l', 0, G_OPTION_ARG_FILENAME, &logfile, "also log to FILE", "FILE" },
         { "daemonize", 0, 0, G_OPTION_ARG_NONE, &daemonize,
@@ -96,6 +97,10 @@ int main(int argc, char **argv)
     if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
         fprintf(stderr, "colo-proxy: %s\n", error->message);
         return 1;
+    }
+    if (version) {
+        puts("colo-proxy " PACKAGE_VERSION);
+        return 0;
     }
     if (cleanup) {
         return main_cleanup(role, iface);
