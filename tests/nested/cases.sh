@@ -12,7 +12,8 @@ case_limit() {
     case "$1" in
     int_*) echo 900 ;;
     linux_colo) echo 900 ;;
-    linux_2cpu) echo 300 ;;
+    linux_2cpu) echo 200 ;;
+    linux_2cpu_reset) echo 300 ;;
     linux_migrate) echo 400 ;;
     *) echo 200 ;;
     esac
@@ -165,10 +166,12 @@ check_io() {
 linux_io_case() {
     ncpus=$1
     ending=$2
+    l2mode=$ending      # reset: L2 itself runs as for the button
+    [ "$ending" = reset ] && l2mode=button
     setup_io
     t0=$(date +%s)
     vm_start l2 -m 256M -smp "$ncpus" -kernel /nested/bzImage -initrd /nested/l2.cpio \
-        -append "$L2_APPEND colotest.mode=$ending" \
+        -append "$L2_APPEND colotest.mode=$l2mode" \
         -drive file=/tmp/disk.img,if=virtio,format=raw \
         -netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-pci,netdev=n0
     setup_tap tap0 || return 1
@@ -177,12 +180,14 @@ linux_io_case() {
         wait_for l2 '^L2: powering off' 120 || return 1
     else
         wait_for l2 '^L2: ready /dev/input' 180 || return 1
-        # QMP system_reset reboots the guest, to userspace and its checks again.
-        qmp l2 system_reset > /dev/null
-        t0=$(date +%s)
-        wait_for l2 '^L2: userspace' 180 2 || return 1
-        echo "l2: rebooted to userspace $(($(date +%s) - t0)) s after system_reset"
-        wait_for l2 '^L2: ready /dev/input' 180 2 || return 1
+        if [ "$ending" = reset ]; then
+            # QMP system_reset reboots the guest, to userspace and its checks again.
+            qmp l2 system_reset > /dev/null
+            t0=$(date +%s)
+            wait_for l2 '^L2: userspace' 180 2 || return 1
+            echo "l2: rebooted to userspace $(($(date +%s) - t0)) s after system_reset"
+            wait_for l2 '^L2: ready /dev/input' 180 2 || return 1
+        fi
         qmp l2 system_powerdown > /dev/null
         wait_for l2 '^L2: power button' 20 || return 1
     fi
@@ -198,10 +203,16 @@ case_linux_1cpu() {
     linux_io_case 1 poweroff
 }
 
-# 2 vCPUs: the same, then QMP system_reset reboots it (the checks run
-# again), and the ACPI power button (QMP system_powerdown) ends it.
+# 2 vCPUs: the same, and the ACPI power button (QMP system_powerdown) ends it.
 case_linux_2cpu() {
     linux_io_case 2 button
+}
+
+# 2 vCPUs, then QMP system_reset reboots it (the checks run again), and the
+# power button ends it. A known bug, intermittent: see KNOWN_BUGS in
+# tests/nested/run.
+case_linux_2cpu_reset() {
+    linux_io_case 2 reset
 }
 
 # mig_status NAME: the migration status QMP query-migrate reports.
