@@ -293,12 +293,8 @@ void cluster_link_free(ClusterLink *link)
     if (!link) {
         return;
     }
-    if (link->cpg_watch) {
-        g_source_remove(link->cpg_watch);
-    }
-    if (link->q_watch) {
-        g_source_remove(link->q_watch);
-    }
+    g_clear_handle_id(&link->cpg_watch, g_source_remove);
+    g_clear_handle_id(&link->q_watch, g_source_remove);
     if (link->vq_open) {
         votequorum_finalize(link->vq);
     }

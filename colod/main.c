@@ -115,10 +115,7 @@ static void colod_schedule(Colod *c)
 {
     int64_t next = cluster_fsm_next_deadline(c->fsm);
 
-    if (c->timer) {
-        g_source_remove(c->timer);
-        c->timer = 0;
-    }
+    g_clear_handle_id(&c->timer, g_source_remove);
     if (next >= 0) {
         int64_t wait = next - colod_now_ms(NULL);
 

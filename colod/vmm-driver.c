@@ -65,18 +65,10 @@ static void call_free(gpointer p)
 
 static void inst_free(Instance *in)
 {
-    if (in->connect_retry) {
-        g_source_remove(in->connect_retry);
-    }
-    if (in->poll) {
-        g_source_remove(in->poll);
-    }
-    if (in->kill_timer) {
-        g_source_remove(in->kill_timer);
-    }
-    if (in->child_watch) {
-        g_source_remove(in->child_watch);
-    }
+    g_clear_handle_id(&in->connect_retry, g_source_remove);
+    g_clear_handle_id(&in->poll, g_source_remove);
+    g_clear_handle_id(&in->kill_timer, g_source_remove);
+    g_clear_handle_id(&in->child_watch, g_source_remove);
     qmp_client_free(in->qmp); /* no reply runs after this */
     g_ptr_array_free(in->calls, TRUE);
     /* The socket file stays: a newer colo-vmm may listen on that path
