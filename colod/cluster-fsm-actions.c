@@ -208,6 +208,7 @@ VmmKind cluster_fsm_vmm(const ClusterFsm *fsm) { return fsm->vmm; }
 bool cluster_fsm_paused(const ClusterFsm *fsm) { return fsm->paused; }
 bool cluster_fsm_quorate(const ClusterFsm *fsm) { return fsm->quorate; }
 bool cluster_fsm_protect_enabled(const ClusterFsm *fsm) { return fsm->protect_enabled; }
+bool cluster_fsm_managed(const ClusterFsm *fsm) { return fsm->p.managed; }
 WaitReason cluster_fsm_wait_reason(const ClusterFsm *fsm) { return fsm->wait; }
 const char *cluster_fsm_reason(const ClusterFsm *fsm) { return fsm->reason; }
 
@@ -229,7 +230,7 @@ const char *vmm_event_name(VmmEvent ev)
 
 const char *admin_command_name(AdminCommand cmd)
 {
-    static const char *const names[] = { "failover", "switchover", "protect", "unprotect" };
+    static const char *const names[] = { "failover", "switchover", "protect", "unprotect", "promote", "demote" };
 
     return NAME(names, cmd);
 }

@@ -23,27 +23,22 @@ static bool refuse(GError **error, const char *fmt, ...)
     return false;
 }
 
-static bool admin_failover(ClusterFsm *fsm, ClusterActions *out, GError **error)
+/* Failover or promote from a state without a protected VM here: start
+ * the VM, or keep the paused one. @by names who asked, for the log. */
+static bool take_vm_here(ClusterFsm *fsm, ClusterActions *out, const char *by, const char *peer_runs,
+                         GError **error)
 {
-    switch (fsm->state) {
-    case CLUSTER_SECONDARY_PROTECTED:
-        fsm_claim(fsm, out, true, false, "failover requested by an administrator");
-        return true;
-    case CLUSTER_WAIT_PEER:
-    case CLUSTER_WAIT_ADMIN:
-    case CLUSTER_IDLE:
-        break;
-    default:
-        return refuse(error, "failover does not apply in state %s", cluster_state_name(fsm->state));
-    }
+    g_autofree char *why = NULL;
+
     if (fsm_peer_runs_primary(fsm) && !fsm->peer_paused && fsm->peer_in_group) {
-        return refuse(error, "the peer runs the VM: use switchover (or stop the peer's VM first)");
+        return refuse(error, "%s", peer_runs);
     }
     if (fsm->role == COLOD_ROLE_SYNCING) {
         return refuse(error, "this node holds no complete copy of the VM (its initial sync did not finish)");
     }
     if (fsm->vmm == VMM_NONE) {
-        fsm_start_as_primary(fsm, out, fsm_next_generation(fsm), "started here by an administrator");
+        why = g_strdup_printf("started here by %s", by);
+        fsm_start_as_primary(fsm, out, fsm_next_generation(fsm), why);
         return true;
     }
     /* A paused VM here (split brain, quorum back without the peer, state
@@ -54,8 +49,89 @@ static bool admin_failover(ClusterFsm *fsm, ClusterActions *out, GError **error)
     if (fsm->paused) {
         fsm_vmm_act(fsm, out, ACT_RESUME);
     }
-    fsm_enter(fsm, out, CLUSTER_PRIMARY_ALONE, "an administrator kept this node's VM (generation %" G_GUINT64_FORMAT ")",
+    fsm_enter(fsm, out, CLUSTER_PRIMARY_ALONE, "%s kept this node's VM (generation %" G_GUINT64_FORMAT ")", by,
           fsm->generation);
+    return true;
+}
+
+static bool admin_failover(ClusterFsm *fsm, ClusterActions *out, GError **error)
+{
+    switch (fsm->state) {
+    case CLUSTER_SECONDARY_PROTECTED:
+        fsm_claim(fsm, out, true, false, "failover requested by an administrator");
+        return true;
+    case CLUSTER_WAIT_PEER:
+    case CLUSTER_WAIT_ADMIN:
+    case CLUSTER_IDLE:
+        return take_vm_here(fsm, out, "an administrator",
+                            "the peer runs the VM: use switchover (or stop the peer's VM first)", error);
+    default:
+        return refuse(error, "failover does not apply in state %s", cluster_state_name(fsm->state));
+    }
+}
+
+/* Managed mode: pacemaker makes this node the primary. Idempotent. */
+static bool admin_promote(ClusterFsm *fsm, ClusterActions *out, GError **error)
+{
+    switch (fsm->state) {
+    case CLUSTER_PRIMARY_STARTING:
+    case CLUSTER_PRIMARY_ALONE:
+    case CLUSTER_PROTECT_REQUESTED:
+    case CLUSTER_PROTECTING:
+    case CLUSTER_PRIMARY_PROTECTED:
+    case CLUSTER_FAILOVER_CLAIMED:
+        fsm_say(fsm, out, LOG_INFO, "promote: this node is the primary already (%s)", cluster_state_name(fsm->state));
+        return true;
+    case CLUSTER_SECONDARY_PROTECTED:
+        /* A primary still in the group stops its side first (the claim);
+         * one that is gone was fenced or died: take over at once. */
+        if (fsm->peer_in_group) {
+            fsm_claim(fsm, out, true, false, "promoted by pacemaker while the primary is a member");
+        } else {
+            fsm_failover(fsm, out, fsm_next_generation(fsm), "promoted by pacemaker, the primary is gone");
+        }
+        return true;
+    case CLUSTER_SECONDARY_STARTING:
+    case CLUSTER_SECONDARY_SYNCING:
+        return refuse(error, "this node's initial sync has not finished: it holds no complete copy of the VM");
+    case CLUSTER_WAIT_PEER:
+    case CLUSTER_WAIT_ADMIN:
+    case CLUSTER_IDLE:
+        break;
+    default:
+        return refuse(error, "promote does not apply in state %s", cluster_state_name(fsm->state));
+    }
+    /* Pacemaker's promotion scores come from the generation; this guards
+     * against a promotion before the scores settled. */
+    if (fsm->peer_in_group && !fsm_peer_runs_primary(fsm) && fsm->peer_known && fsm_compare_copies(fsm) < 0) {
+        return refuse(error, "the peer holds the newer copy (generation %" G_GUINT64_FORMAT ", ours %" G_GUINT64_FORMAT
+                             "): promote the peer", fsm->peer_gen, fsm->generation);
+    }
+    return take_vm_here(fsm, out, "pacemaker", "the peer runs the VM as primary: demote it first", error);
+}
+
+/* Managed mode: pacemaker takes the primary role away; the VM stops here
+ * (a secondary takes over only when pacemaker promotes it). Idempotent. */
+static bool admin_demote(ClusterFsm *fsm, ClusterActions *out)
+{
+    bool primary = fsm->vmm == VMM_PRIMARY || fsm->state == CLUSTER_FAILOVER_CLAIMED ||
+                   (fsm->state >= CLUSTER_PRIMARY_STARTING && fsm->state <= CLUSTER_PRIMARY_PROTECTED);
+
+    if (!primary && fsm->state != CLUSTER_WAIT_ADMIN) {
+        fsm_say(fsm, out, LOG_INFO, "demote: this node is not the primary (%s)", cluster_state_name(fsm->state));
+        return true;
+    }
+    if (fsm->state == CLUSTER_PROTECTING) {
+        fsm_vmm_act(fsm, out, ACT_CANCEL_PROTECT);
+    }
+    if (fsm->vmm != VMM_NONE) {
+        fsm_vmm_act(fsm, out, ACT_STOP_VMM);
+    }
+    if (fsm->quorate) {
+        fsm_enter(fsm, out, CLUSTER_IDLE, "demoted by pacemaker: the VM stopped here, standing by");
+    } else {
+        fsm_enter(fsm, out, CLUSTER_WAIT_QUORUM, "demoted by pacemaker: the VM stopped here; no quorum");
+    }
     return true;
 }
 
@@ -66,12 +142,25 @@ bool cluster_fsm_admin(ClusterFsm *fsm, AdminCommand cmd, ClusterActions *out, G
     if (fsm->state == CLUSTER_STOPPED) {
         return refuse(error, "colod is shutting down");
     }
-    if (!fsm->quorate && cmd != ADMIN_UNPROTECT) {
+    if (!fsm->p.managed && (cmd == ADMIN_PROMOTE || cmd == ADMIN_DEMOTE)) {
+        return refuse(error, "%s is for managed mode ([cluster] managed = true, under pacemaker): use failover or "
+                             "switchover", admin_command_name(cmd));
+    }
+    if (fsm->p.managed && (cmd == ADMIN_FAILOVER || cmd == ADMIN_SWITCHOVER)) {
+        return refuse(error, "managed mode: pacemaker decides who is primary; move the promoted role with pacemaker "
+                             "(e.g. pcs resource move --promoted), not with %s", admin_command_name(cmd));
+    }
+    /* Demoting only ever stops the VM here: safe without quorum too. */
+    if (!fsm->quorate && cmd != ADMIN_UNPROTECT && cmd != ADMIN_DEMOTE) {
         return refuse(error, "no quorum: this node must not change who serves the VM");
     }
     switch (cmd) {
     case ADMIN_FAILOVER:
         return admin_failover(fsm, out, error);
+    case ADMIN_PROMOTE:
+        return admin_promote(fsm, out, error);
+    case ADMIN_DEMOTE:
+        return admin_demote(fsm, out);
     case ADMIN_SWITCHOVER:
         if (fsm->state == CLUSTER_SECONDARY_PROTECTED) {
             fsm_claim(fsm, out, true, false, "switchover requested by an administrator");
@@ -145,9 +234,10 @@ void cluster_fsm_shutdown(ClusterFsm *fsm, bool restart, ClusterActions *out)
     fsm->state = CLUSTER_STOPPED;
 }
 
-bool cluster_quorum_policy_check(bool two_node, bool qdevice, bool allow_split_brain, GError **error)
+bool cluster_quorum_policy_check(bool two_node, bool qdevice, bool allow_split_brain, bool managed,
+                                 GError **error)
 {
-    if (!two_node || qdevice) {
+    if (!two_node || qdevice || managed) {
         return true;
     }
     if (allow_split_brain) {
@@ -155,5 +245,6 @@ bool cluster_quorum_policy_check(bool two_node, bool qdevice, bool allow_split_b
     }
     return refuse(error, "corosync runs two_node without a quorum device: after a partition both nodes would "
                          "keep quorum and both would serve the VM. Add corosync-qdevice (with corosync-qnetd on a "
-                         "third host) or set allow-split-brain=true in the VM's file (unsafe)");
+                         "third host), let pacemaker with fencing manage the VM (managed = true), or set "
+                         "allow-split-brain=true in the VM's file (unsafe)");
 }

@@ -60,5 +60,8 @@ bool fsm_peer_runs_primary(const ClusterFsm *fsm);
 void fsm_start_as_primary(ClusterFsm *fsm, ClusterActions *out, uint64_t gen, const char *why);
 void fsm_maybe_protect(ClusterFsm *fsm, ClusterActions *out);
 void fsm_claim(ClusterFsm *fsm, ClusterActions *out, bool by_admin, bool unprotect, const char *why);
+void fsm_failover(ClusterFsm *fsm, ClusterActions *out, uint64_t gen, const char *why);
+/* >0: our copy is newer, <0: the peer's, 0: no way to tell. */
+int fsm_compare_copies(const ClusterFsm *fsm);
 
 #endif

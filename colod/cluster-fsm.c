@@ -20,7 +20,7 @@ static bool role_valid(ColodRole r)
 /* >0: our copy is newer, <0: the peer's, 0: no way to tell. A complete
  * copy beats an incomplete one; between complete copies the generation
  * decides. */
-static int compare_copies(const ClusterFsm *fsm)
+int fsm_compare_copies(const ClusterFsm *fsm)
 {
     bool mine = role_valid(fsm->role), theirs = role_valid(fsm->peer_role);
 
@@ -65,8 +65,29 @@ void fsm_start_as_primary(ClusterFsm *fsm, ClusterActions *out, uint64_t gen, co
     fsm_enter(fsm, out, CLUSTER_PRIMARY_STARTING, "%s", why);
 }
 
+/* Managed mode: without a VM here colod only stands by, as a future
+ * secondary or for pacemaker's promote; it never waits for an
+ * administrator's choice (pacemaker makes it). */
+static void managed_stand_by(ClusterFsm *fsm, ClusterActions *out, const char *why)
+{
+    if (fsm->state == CLUSTER_IDLE) {
+        return;
+    }
+    if (fsm_peer_runs_primary(fsm)) {
+        fsm_enter(fsm, out, CLUSTER_IDLE, "%s; managed: the peer runs the VM (generation %" G_GUINT64_FORMAT
+              ", ours %" G_GUINT64_FORMAT "), standing by to become its secondary", why, fsm->peer_gen,
+              fsm->generation);
+    } else {
+        fsm_enter(fsm, out, CLUSTER_IDLE, "%s; managed: standing by until pacemaker promotes a node", why);
+    }
+}
+
 static void wait_for_peer(ClusterFsm *fsm, ClusterActions *out, const char *why)
 {
+    if (fsm->p.managed) {
+        managed_stand_by(fsm, out, why);
+        return;
+    }
     if (fsm->state != CLUSTER_WAIT_PEER) {
         fsm_enter(fsm, out, CLUSTER_WAIT_PEER, "%s", why);
         fsm_arm(fsm, out, TIMER_PEER_WAIT, fsm->p.timeouts.peer_wait_ms);
@@ -79,6 +100,10 @@ static void decide_start(ClusterFsm *fsm, ClusterActions *out)
 {
     int c;
 
+    if (fsm->p.managed) {
+        managed_stand_by(fsm, out, fsm->peer_known ? "the peer is known" : "the peer's hello is not known yet");
+        return;
+    }
     if (!fsm->peer_known) {
         if (fsm->state != CLUSTER_WAIT_ADMIN) {
             wait_for_peer(fsm, out, fsm->peer_in_group ? "waiting for the peer's hello"
@@ -86,7 +111,7 @@ static void decide_start(ClusterFsm *fsm, ClusterActions *out)
         }
         return;
     }
-    c = compare_copies(fsm);
+    c = fsm_compare_copies(fsm);
     if (fsm->peer_vmm == VMM_PRIMARY) {
         if (c > 0) {
             fsm_wait_admin(fsm, out, WAIT_STALE_PEER,
@@ -162,7 +187,7 @@ static void protect_later(ClusterFsm *fsm, ClusterActions *out, const char *why)
 }
 
 /* This node takes the VM alone, at a new generation written first. */
-static void do_failover(ClusterFsm *fsm, ClusterActions *out, uint64_t gen, const char *why)
+void fsm_failover(ClusterFsm *fsm, ClusterActions *out, uint64_t gen, const char *why)
 {
     fsm_persist(fsm, out, COLOD_ROLE_PRIMARY, gen);
     fsm_vmm_act(fsm, out, ACT_FAILOVER);
@@ -195,13 +220,18 @@ void fsm_claim(ClusterFsm *fsm, ClusterActions *out, bool by_admin, bool unprote
  * out) and we have quorum. */
 static void peer_gone(ClusterFsm *fsm, ClusterActions *out, const char *why)
 {
+    if (fsm->p.managed && fsm->state == CLUSTER_SECONDARY_PROTECTED) {
+        fsm_say(fsm, out, LOG_WARNING, "%s: the primary is lost; managed: this node takes over only when "
+                                       "pacemaker promotes it (after fencing the peer)", why);
+        return;
+    }
     switch (fsm->state) {
     case CLUSTER_PRIMARY_PROTECTED:
     case CLUSTER_SECONDARY_PROTECTED:
-        do_failover(fsm, out, fsm_next_generation(fsm), why);
+        fsm_failover(fsm, out, fsm_next_generation(fsm), why);
         break;
     case CLUSTER_FAILOVER_CLAIMED:
-        do_failover(fsm, out, fsm->pending_gen, why);
+        fsm_failover(fsm, out, fsm->pending_gen, why);
         break;
     case CLUSTER_PROTECT_REQUESTED:
         fsm_enter(fsm, out, CLUSTER_PRIMARY_ALONE, "%s: protection abandoned", why);
@@ -213,6 +243,10 @@ static void peer_gone(ClusterFsm *fsm, ClusterActions *out, const char *why)
     case CLUSTER_SECONDARY_STARTING:
     case CLUSTER_SECONDARY_SYNCING:
         fsm_vmm_act(fsm, out, ACT_STOP_VMM);
+        if (fsm->p.managed) {
+            fsm_enter(fsm, out, CLUSTER_IDLE, "%s before the initial sync completed: secondary stopped", why);
+            break;
+        }
         fsm_enter(fsm, out, CLUSTER_WAIT_PEER, "%s before the initial sync completed: secondary stopped", why);
         fsm_arm(fsm, out, TIMER_PEER_WAIT, fsm->p.timeouts.peer_wait_ms);
         break;
@@ -463,7 +497,7 @@ static void on_claim_ack(ClusterFsm *fsm, const CpgMsg *m, ClusterActions *out)
             m->generation, cluster_state_name(fsm->state));
         return;
     }
-    do_failover(fsm, out, fsm->pending_gen, "the peer stopped its side");
+    fsm_failover(fsm, out, fsm->pending_gen, "the peer stopped its side");
 }
 
 static void on_shutdown(ClusterFsm *fsm, const CpgMsg *m, ClusterActions *out)
@@ -526,7 +560,7 @@ void cluster_fsm_message(ClusterFsm *fsm, const CpgMsg *m, ClusterActions *out)
         on_claim_ack(fsm, m, out);
         break;
     case CPG_MSG_SWITCHOVER:
-        if (fsm->state == CLUSTER_SECONDARY_PROTECTED && fsm->quorate) {
+        if (fsm->state == CLUSTER_SECONDARY_PROTECTED && fsm->quorate && !fsm->p.managed) {
             fsm_claim(fsm, out, true, false, "switchover requested by the primary");
         } else {
             fsm_say(fsm, out, LOG_WARNING, "switchover request ignored in state %s", cluster_state_name(fsm->state));
@@ -676,14 +710,17 @@ void cluster_fsm_vmm_event(ClusterFsm *fsm, VmmEvent ev, ClusterActions *out)
         if (fsm->peer_in_group) {
             fsm_claim(fsm, out, false, false, "colo-vmm lost the secondary");
         } else if (fsm->quorate) {
-            do_failover(fsm, out, fsm_next_generation(fsm), "colo-vmm lost the secondary, whose colod is gone");
+            fsm_failover(fsm, out, fsm_next_generation(fsm), "colo-vmm lost the secondary, whose colod is gone");
         }
     } else if (ev == VMM_EV_PEER_LOST && s == CLUSTER_SECONDARY_PROTECTED) {
-        if (fsm->peer_in_group) {
+        if (fsm->p.managed) {
+            fsm_say(fsm, out, LOG_WARNING, "colo-vmm lost the primary; managed: this node takes over only when "
+                                           "pacemaker promotes it");
+        } else if (fsm->peer_in_group) {
             fsm_say(fsm, out, LOG_WARNING, "colo-vmm lost the primary, whose colod is still a member: "
                                        "waiting for it to decide (or for it to leave)");
         } else if (fsm->quorate) {
-            do_failover(fsm, out, fsm_next_generation(fsm), "colo-vmm lost the primary, whose colod is gone");
+            fsm_failover(fsm, out, fsm_next_generation(fsm), "colo-vmm lost the primary, whose colod is gone");
         }
     } else {
         fsm_say(fsm, out, LOG_INFO, "colo-vmm event %s in state %s: nothing to do", vmm_event_name(ev),
@@ -714,7 +751,7 @@ static void timer_fired(ClusterFsm *fsm, ClusterTimer t, ClusterActions *out)
         break;
     case TIMER_CLAIM:
         if (fsm->state == CLUSTER_FAILOVER_CLAIMED && fsm->quorate) {
-            do_failover(fsm, out, fsm->pending_gen,
+            fsm_failover(fsm, out, fsm->pending_gen,
                         "the peer, still a member, did not answer the claim in time: its colod drives nothing");
         }
         break;

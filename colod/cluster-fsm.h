@@ -100,6 +100,8 @@ typedef enum {
     ADMIN_SWITCHOVER, /* hand the primary role to the healthy secondary */
     ADMIN_PROTECT,    /* allow (and start) protection */
     ADMIN_UNPROTECT,  /* drop the secondary, run alone, do not re-protect */
+    ADMIN_PROMOTE,    /* managed mode: become the primary (start the VM or take over) */
+    ADMIN_DEMOTE,     /* managed mode: give the primary role up (the VM stops here) */
     ADMIN__MAX
 } AdminCommand;
 
@@ -119,6 +121,10 @@ typedef struct {
     uint32_t local_id; /* corosync node id of this node */
     uint32_t peer_id;
     ColodTimeouts timeouts;
+    /* Managed mode (pacemaker, ha/colo): who is primary is decided outside,
+     * through ADMIN_PROMOTE and ADMIN_DEMOTE only; a lost peer is reported,
+     * never failed over to on its own. Protection stays colod's. */
+    bool managed;
 } ClusterFsmParams;
 
 typedef struct ClusterFsm ClusterFsm;
@@ -158,6 +164,7 @@ VmmKind cluster_fsm_vmm(const ClusterFsm *fsm);
 bool cluster_fsm_paused(const ClusterFsm *fsm);
 bool cluster_fsm_quorate(const ClusterFsm *fsm);
 bool cluster_fsm_protect_enabled(const ClusterFsm *fsm);
+bool cluster_fsm_managed(const ClusterFsm *fsm);
 WaitReason cluster_fsm_wait_reason(const ClusterFsm *fsm);
 /* The last decision's reason, for status and logs. */
 const char *cluster_fsm_reason(const ClusterFsm *fsm);
@@ -169,7 +176,9 @@ const char *wait_reason_name(WaitReason why);
 
 /* The start-up rule against split brain: a two-node cluster whose nodes
  * each have quorum alone (votequorum two_node) needs a quorum device;
- * without one colod refuses to start unless @allow_split_brain. */
-bool cluster_quorum_policy_check(bool two_node, bool qdevice, bool allow_split_brain, GError **error);
+ * without one colod refuses to start unless @managed (pacemaker's fencing
+ * breaks the tie) or @allow_split_brain. */
+bool cluster_quorum_policy_check(bool two_node, bool qdevice, bool allow_split_brain, bool managed,
+                                 GError **error);
 
 #endif

@@ -30,6 +30,7 @@ static const KeySpec keys[] = {
     { "cluster", "peer-name", KEY_STRING, true, F(peer_name), 0 },
     { "cluster", "peer-node-id", KEY_NODE_ID, true, F(peer_node_id), 0 },
     { "cluster", "allow-split-brain", KEY_BOOL, false, F(allow_split_brain), false },
+    { "cluster", "managed", KEY_BOOL, false, F(managed), false },
     { "replication", "address", KEY_ADDRESS, true, F(address), 0 },
     { "replication", "peer-address", KEY_ADDRESS, true, F(peer_address), 0 },
     { "replication", "migration-port", KEY_PORT, false, F(migration_port), 8810 },

@@ -36,6 +36,7 @@ typedef struct {
     char *peer_name;          /* [cluster] peer-name */
     uint32_t peer_node_id;    /* [cluster] peer-node-id */
     bool allow_split_brain;   /* [cluster] allow-split-brain, default false */
+    bool managed;             /* [cluster] managed (by pacemaker), default false */
     char *address;            /* [replication] address: bind here */
     char *peer_address;       /* [replication] peer-address: the only peer accepted */
     uint16_t migration_port;  /* [replication] migration-port */

@@ -190,7 +190,8 @@ static const ClusterLinkOps link_ops = {
 
 /* Everything up to the main loop; returns the exit code on failure, 0 on
  * success. */
-static int colod_setup(Colod *c, const char *config_path, bool to_syslog, const char *logfile, bool debug)
+static int colod_setup(Colod *c, const char *config_path, bool to_syslog, const char *logfile, bool debug,
+                       bool managed)
 {
     g_autoptr(GError) err = NULL;
     g_autofree char *ident = NULL;
@@ -233,12 +234,19 @@ static int colod_setup(Colod *c, const char *config_path, bool to_syslog, const 
                c->config->peer_node_id);
         return 2;
     }
+    if (managed) {
+        c->config->managed = true;
+    }
     if (!cluster_link_quorum_setup(c->link, &two_node, &qdevice, &err) ||
-        !cluster_quorum_policy_check(two_node, qdevice, c->config->allow_split_brain, &err)) {
+        !cluster_quorum_policy_check(two_node, qdevice, c->config->allow_split_brain, c->config->managed, &err)) {
         qb_log(LOG_ERR, "%s", err->message);
         return 4;
     }
-    if (two_node && !qdevice) {
+    if (c->config->managed) {
+        qb_log(LOG_INFO, "managed mode: pacemaker decides who is primary (promote/demote)%s",
+               two_node && !qdevice ? "; two_node without a quorum device: only pacemaker's fencing keeps a "
+                                      "partition from serving the VM on both sides" : "");
+    } else if (two_node && !qdevice) {
         qb_log(LOG_WARNING, "allow-split-brain=true: two_node without a quorum device, a partition lets both "
                             "nodes serve the VM (UNSAFE)");
     }
@@ -254,7 +262,7 @@ static int colod_setup(Colod *c, const char *config_path, bool to_syslog, const 
                             .qmp_ms = c->config->timeouts.qmp_ms, .poll_ms = 500 };
     c->vmm = vmm_driver_new(&vp, colod_on_vmm_event, c);
     params = (ClusterFsmParams){ .local_id = cluster_link_local_id(c->link), .peer_id = c->config->peer_node_id,
-                                 .timeouts = c->config->timeouts };
+                                 .timeouts = c->config->timeouts, .managed = c->config->managed };
     c->fsm = cluster_fsm_new(&params, &rec, &clock);
     return 0;
 }
@@ -263,10 +271,11 @@ int main(int argc, char **argv)
 {
     g_autofree char *config_path = NULL;
     g_autofree char *logfile = NULL;
-    gboolean debug = FALSE, to_syslog = FALSE, version = FALSE;
+    gboolean debug = FALSE, to_syslog = FALSE, version = FALSE, managed = FALSE;
     GOptionEntry entries[] = {
         { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path, "the VM's file (colo.conf(5))", "FILE" },
         { "debug", 'd', 0, G_OPTION_ARG_NONE, &debug, "log debug messages", NULL },
+        { "managed", 0, 0, G_OPTION_ARG_NONE, &managed, "pacemaker decides who is primary (as managed = true)", NULL },
         { "syslog", 0, 0, G_OPTION_ARG_NONE, &to_syslog, "log to syslog instead of stderr", NULL },
         { "logfile", 'l', 0, G_OPTION_ARG_FILENAME, &logfile, "also log to FILE", "FILE" },
         { "version", 'V', 0, G_OPTION_ARG_NONE, &version, "print the version", NULL },
@@ -290,7 +299,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "colod: --config FILE is required (colo.conf(5))\n");
         return 1;
     }
-    code = colod_setup(&c, config_path, to_syslog, logfile, debug);
+    code = colod_setup(&c, config_path, to_syslog, logfile, debug, managed);
     if (code == 0) {
         c.loop = g_main_loop_new(NULL, FALSE);
         g_unix_signal_add(SIGTERM, colod_on_signal, &c);

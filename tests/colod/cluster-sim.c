@@ -276,7 +276,8 @@ void sim_advance(Sim *s, int64_t ms)
 void sim_create(Sim *s, int i)
 {
     SimNode *n = &s->node[i];
-    ClusterFsmParams p = { .local_id = n->id, .peer_id = s->node[!i].id, .timeouts = s->timeouts };
+    ClusterFsmParams p = { .local_id = n->id, .peer_id = s->node[!i].id, .timeouts = s->timeouts,
+                           .managed = s->managed };
     ClusterClock clock = { sim_now, s };
 
     g_assert_null(n->fsm);

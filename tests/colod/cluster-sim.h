@@ -39,6 +39,7 @@ typedef struct {
     unsigned delivered;
     bool hold;              /* sim_run delivers nothing (to interleave inputs) */
     bool allow_both;        /* do not check the promise (allow-split-brain tests) */
+    bool managed;           /* colods created from now on run in managed mode */
 } Sim;
 
 /* Two nodes (ids 1 and 2) with these state files; colods not running. */

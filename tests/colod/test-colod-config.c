@@ -28,6 +28,7 @@ static void test_minimal_defaults(void)
     g_assert_cmpstr(c->peer_name, ==, "nodeb");
     g_assert_cmpuint(c->peer_node_id, ==, 2);
     g_assert_false(c->allow_split_brain);
+    g_assert_false(c->managed);
     g_assert_cmpstr(c->address, ==, "10.0.0.1");
     g_assert_cmpstr(c->peer_address, ==, "10.0.0.2");
     g_assert_cmpuint(c->migration_port, ==, 8810);
@@ -55,7 +56,7 @@ static void test_full_file(void)
                                       "# a comment\n[vm]\nname=db-2.prod_x\nvmm-args=-m 1G\nstate-dir=/srv/colo/db\n"
                                       "vmm-binary=/opt/colo/bin/colo-vmm\n"
                                       "[cluster]\npeer-name=node-b.example\npeer-node-id=4294967295\n"
-                                      "allow-split-brain=true\n"
+                                      "allow-split-brain=true\nmanaged=true\n"
                                       "[replication]\naddress=fd00::1\npeer-address = fd00::2 \n"
                                       "migration-port=1\nproxy-port=65535\n"
                                       "[proxy]\nguest-interface=tap0\nuplink=br0\n"
@@ -69,6 +70,7 @@ static void test_full_file(void)
     g_assert_cmpstr(c->vmm_binary, ==, "/opt/colo/bin/colo-vmm");
     g_assert_cmpuint(c->peer_node_id, ==, 4294967295u);
     g_assert_true(c->allow_split_brain);
+    g_assert_true(c->managed);
     g_assert_cmpstr(c->peer_address, ==, "fd00::2");
     g_assert_cmpuint(c->migration_port, ==, 1);
     g_assert_cmpuint(c->proxy_port, ==, 65535);
