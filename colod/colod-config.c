@@ -27,6 +27,7 @@ static const KeySpec keys[] = {
     { "vm", "vmm-args", KEY_ARGV, true, F(vmm_argv), 0 },
     { "vm", "vmm-binary", KEY_STRING, false, F(vmm_binary), 0 },
     { "vm", "state-dir", KEY_STRING, false, F(state_dir), 0 },
+    { "vm", "socket-group", KEY_STRING, false, F(socket_group), 0 },
     { "cluster", "peer-name", KEY_STRING, true, F(peer_name), 0 },
     { "cluster", "peer-node-id", KEY_NODE_ID, true, F(peer_node_id), 0 },
     { "cluster", "allow-split-brain", KEY_BOOL, false, F(allow_split_brain), false },
@@ -331,6 +332,7 @@ void colod_config_free(ColodConfig *c)
     g_strfreev(c->vmm_argv);
     g_free(c->vmm_binary);
     g_free(c->state_dir);
+    g_free(c->socket_group);
     g_free(c->peer_name);
     g_free(c->address);
     g_free(c->peer_address);

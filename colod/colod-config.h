@@ -33,6 +33,7 @@ typedef struct {
     char **vmm_argv;          /* [vm] vmm-args, split as a shell would */
     char *vmm_binary;         /* [vm] vmm-binary, default colo-vmm (in PATH) */
     char *state_dir;          /* [vm] state-dir, default /var/lib/colo/NAME */
+    char *socket_group;       /* [vm] socket-group: may use the control sockets, NULL: root only */
     char *peer_name;          /* [cluster] peer-name */
     uint32_t peer_node_id;    /* [cluster] peer-node-id */
     bool allow_split_brain;   /* [cluster] allow-split-brain, default false */

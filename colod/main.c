@@ -9,6 +9,7 @@
 #include "cluster-link.h"
 #include "colod-config.h"
 #include "common/log.h"
+#include "common/unix-socket.h"
 #include "cpg-msg.h"
 #include "state-file.h"
 #include "vmm-driver.h"
@@ -253,12 +254,18 @@ static int colod_setup(Colod *c, const char *config_path, bool to_syslog, const 
     qb_log(LOG_WARNING, "this colod drives colo-vmm but not colo-proxy yet: the guest's network output is not "
                         "compared (see colod(8))");
     run_dir = g_build_filename("/run/colo", c->config->vm_name, NULL);
+    /* 0700 (0750 with [vm] socket-group): the sockets in it are for root
+     * (and that group) only. */
+    if (!colo_run_dir_prepare(run_dir, c->config->socket_group, &err)) {
+        qb_log(LOG_ERR, "%s", err->message);
+        return 2;
+    }
     incoming = g_strdup_printf(strchr(c->config->address, ':') ? "tcp:[%s]:%u" : "tcp:%s:%u", c->config->address,
                                c->config->migration_port);
     peer_uri = g_strdup_printf(strchr(c->config->peer_address, ':') ? "tcp:[%s]:%u" : "tcp:%s:%u",
                                c->config->peer_address, c->config->migration_port);
     vp = (VmmDriverParams){ .vmm_path = c->config->vmm_binary, .vmm_argv = c->config->vmm_argv,
-                            .run_dir = run_dir, .incoming = incoming, .peer_uri = peer_uri,
+                            .run_dir = run_dir, .socket_group = c->config->socket_group, .incoming = incoming, .peer_uri = peer_uri,
                             .qmp_ms = c->config->timeouts.qmp_ms, .poll_ms = 500 };
     c->vmm = vmm_driver_new(&vp, colod_on_vmm_event, c);
     params = (ClusterFsmParams){ .local_id = cluster_link_local_id(c->link), .peer_id = c->config->peer_node_id,

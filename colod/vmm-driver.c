@@ -261,6 +261,7 @@ VmmDriver *vmm_driver_new(const VmmDriverParams *params, VmmDriverEventFunc fn, 
     d->argv_copy = g_strdupv(params->vmm_argv);
     d->p.vmm_argv = d->argv_copy;
     d->p.run_dir = g_strdup(params->run_dir);
+    d->p.socket_group = g_strdup(params->socket_group);
     d->p.incoming = g_strdup(params->incoming);
     d->p.peer_uri = g_strdup(params->peer_uri);
     d->fn = fn;
@@ -306,6 +307,7 @@ void vmm_driver_free(VmmDriver *d)
     g_free((char *)d->p.vmm_path);
     g_strfreev(d->argv_copy);
     g_free((char *)d->p.run_dir);
+    g_free((char *)d->p.socket_group);
     g_free((char *)d->p.incoming);
     g_free((char *)d->p.peer_uri);
     g_free(d);
@@ -355,7 +357,8 @@ void vmm_driver_start(VmmDriver *d, VmmKind kind)
     driver_kill_leftover(d, pidfile);
     in->qmp_path = g_build_filename(d->p.run_dir, "vmm.qmp", NULL);
     g_unlink(in->qmp_path);
-    qmp_arg = g_strdup_printf("unix:%s,server=on,wait=off", in->qmp_path);
+    qmp_arg = g_strdup_printf("unix:%s,server=on,wait=off%s%s", in->qmp_path, d->p.socket_group ? ",group=" : "",
+                              d->p.socket_group ? d->p.socket_group : "");
     g_ptr_array_add(argv, (char *)d->p.vmm_path);
     for (char **a = d->p.vmm_argv; a && *a; a++) {
         g_ptr_array_add(argv, *a);

@@ -24,6 +24,7 @@ typedef struct {
     const char *vmm_path;   /* the colo-vmm binary */
     char **vmm_argv;        /* the VM's arguments ([vm] vmm-args) */
     const char *run_dir;    /* for the QMP socket (made if missing) */
+    const char *socket_group; /* the QMP socket's group (0660), NULL: 0600 */
     const char *incoming;   /* the secondary's -incoming URI */
     const char *peer_uri;   /* where the primary migrates to */
     guint qmp_ms;           /* each QMP command's timeout */

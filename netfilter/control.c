@@ -3,8 +3,8 @@
 
 #include "control.h"
 
-QmpServer *ctl_server_new(const char *path, const struct ctl_command *table, void *opaque, const char *role,
-                          GError **error)
+QmpServer *ctl_server_new(const char *path, const char *group, const struct ctl_command *table, void *opaque,
+                          const char *role, GError **error)
 {
     QmpServer *s = qmp_server_new(NULL, "colo-proxy", COLO_VERSION_MAJOR, COLO_VERSION_MINOR, COLO_VERSION_MICRO);
     JsonObject *me = json_object_new();
@@ -17,7 +17,7 @@ QmpServer *ctl_server_new(const char *path, const struct ctl_command *table, voi
     for (const struct ctl_command *c = table; c->name; c++) {
         qmp_server_register(s, c->name, c->fn, opaque);
     }
-    if (!qmp_server_listen_unix(s, path, error)) {
+    if (!qmp_server_listen_unix_group(s, path, group, error)) {
         qmp_server_free(s);
         return NULL;
     }

@@ -33,9 +33,9 @@ struct ctl_command {
 
 /* Listen on @path (replacing a stale socket) in the default main context;
  * @table ends with a NULL name and its handlers get @opaque. @role goes
- * into the greeting. */
-QmpServer *ctl_server_new(const char *path, const struct ctl_command *table, void *opaque, const char *role,
-                          GError **error);
+ * into the greeting. The socket is 0600, or 0660 for @group (NULL: none). */
+QmpServer *ctl_server_new(const char *path, const char *group, const struct ctl_command *table, void *opaque,
+                          const char *role, GError **error);
 
 /* Send an event to every negotiated client; takes ownership of @data (a
  * JSON object node, or NULL). */

@@ -2,6 +2,8 @@
 
 #include "link.h"
 
+#include "common/peer-filter.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <gio/gio.h>
@@ -22,6 +24,7 @@ struct proxy_link {
     struct link_callbacks cb;
     char *host, *port;
     bool listening;
+    ColoPeerFilter *peer;      /* the only source accepted, or NULL */
     int lfd;                   /* listening socket, or -1 */
     int fd;                    /* the peer, or -1 */
     guint lwatch, rwatch, wwatch, retry;
@@ -198,9 +201,17 @@ static void link_down(ProxyLink *l, const char *why)
 static gboolean link_on_accept(gint fd, GIOCondition cond, gpointer data)
 {
     ProxyLink *l = data;
-    int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    int c = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
 
     if (c < 0) {
+        return G_SOURCE_CONTINUE;
+    }
+    /* A stranger must neither reach the frame decoder (a forged OUTPUT
+     * frame would release a held packet) nor drop the real peer. */
+    if (!colo_peer_filter_accept(l->peer, (struct sockaddr *)&ss)) {
+        close(c);
         return G_SOURCE_CONTINUE;
     }
     /* A new peer replaces the old one (it reconnected). */
@@ -273,7 +284,7 @@ static void link_schedule_connect(ProxyLink *l)
     }
 }
 
-ProxyLink *link_new(const char *listen_on, const char *connect_to, const struct link_callbacks *cb,
+ProxyLink *link_new(const char *listen_on, const char *connect_to, const char *peer, const struct link_callbacks *cb,
                     GError **error)
 {
     ProxyLink *l = g_new0(ProxyLink, 1);
@@ -286,7 +297,8 @@ ProxyLink *link_new(const char *listen_on, const char *connect_to, const struct 
     l->dec = frame_decoder_new();
     l->out = g_byte_array_new();
     l->listening = listen_on != NULL;
-    if (!link_parse_hostport(listen_on ? listen_on : connect_to, &l->host, &l->port, error)) {
+    if ((peer && !(l->peer = colo_peer_filter_new(peer, "link", error))) ||
+        !link_parse_hostport(listen_on ? listen_on : connect_to, &l->host, &l->port, error)) {
         link_free(l);
         return NULL;
     }
@@ -334,6 +346,7 @@ void link_free(ProxyLink *l)
     }
     frame_decoder_free(l->dec);
     g_byte_array_unref(l->out);
+    colo_peer_filter_free(l->peer);
     g_free(l->host);
     g_free(l->port);
     g_free(l);
@@ -392,4 +405,5 @@ void link_stats(const ProxyLink *l, struct link_stats *out)
 {
     *out = l->stats;
     frame_decoder_stats(l->dec, &out->rx);
+    out->refused = colo_peer_filter_refused(l->peer);
 }

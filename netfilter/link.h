@@ -26,11 +26,16 @@ struct link_stats {
     uint64_t dropped_full;     /* frames not sent: the peer reads too slowly */
     uint64_t connects;
     uint64_t writes;           /* link_push() calls that wrote: frames per write = sent / writes */
+    uint64_t refused;          /* connections from an address other than the peer's */
     struct frame_stats rx;
 };
 
-/* @listen: "ADDR:PORT" to accept the peer on; else @connect: "HOST:PORT". */
-ProxyLink *link_new(const char *listen, const char *connect, const struct link_callbacks *cb,
+/* @listen: "ADDR:PORT" to accept the peer on; else @connect: "HOST:PORT".
+ * With @listen, @peer (a numeric IPv4 or IPv6 address, or NULL for any)
+ * is the only source accepted: a connection from elsewhere is closed at
+ * once, counted and logged (rate-limited per source), and leaves the
+ * established link alone. Without it any client replaces the link. */
+ProxyLink *link_new(const char *listen, const char *connect, const char *peer, const struct link_callbacks *cb,
                     GError **error);
 void link_free(ProxyLink *l);
 

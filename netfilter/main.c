@@ -45,7 +45,7 @@ static int main_cleanup(const char *role, const char *iface)
 int main(int argc, char **argv)
 {
     g_autofree char *role = NULL, *iface = NULL, *listen_on = NULL, *connect_to = NULL, *control = NULL,
-                    *logfile = NULL, *uplink = NULL, *pidfile = NULL;
+                    *logfile = NULL, *uplink = NULL, *pidfile = NULL, *peer = NULL, *control_group = NULL;
     g_auto(GStrv) ports = NULL;
     int queue_num = 0, queue_maxlen = 16384, timeout = 3000, scan = 1000, max_queue = 16384;
     gboolean no_rules = FALSE, no_cp_mismatch = FALSE, debug = FALSE, use_syslog = FALSE, forward_all = FALSE,
@@ -57,7 +57,11 @@ int main(int argc, char **argv)
         { "queue-maxlen", 0, 0, G_OPTION_ARG_INT, &queue_maxlen, "kernel queue length (default 16384)", "N" },
         { "listen", 'L', 0, G_OPTION_ARG_STRING, &listen_on, "accept the peer proxy on ADDR:PORT", "ADDR:PORT" },
         { "connect", 'C', 0, G_OPTION_ARG_STRING, &connect_to, "connect to the peer proxy", "HOST:PORT" },
-        { "control", 'c', 0, G_OPTION_ARG_FILENAME, &control, "control socket path", "PATH" },
+        { "peer", 0, 0, G_OPTION_ARG_STRING, &peer,
+          "with --listen: accept the link only from this address (others are refused and logged)", "ADDR" },
+        { "control", 'c', 0, G_OPTION_ARG_FILENAME, &control, "control socket path (mode 0600)", "PATH" },
+        { "control-group", 0, 0, G_OPTION_ARG_STRING, &control_group,
+          "let this group's members use the control socket too (mode 0660)", "GROUP" },
         { "compare-timeout", 't', 0, G_OPTION_ARG_INT, &timeout, "ms a packet may wait (default 3000)", "MS" },
         { "scan-cycle", 0, 0, G_OPTION_ARG_INT, &scan, "ms between timeout scans (default 1000)", "MS" },
         { "max-queue-size", 0, 0, G_OPTION_ARG_INT, &max_queue, "held packets before asking for a checkpoint",
@@ -112,6 +116,10 @@ int main(int argc, char **argv)
                         "--connect (see --help)\n");
         return 1;
     }
+    if ((peer && !listen_on) || (control_group && !control)) {
+        fprintf(stderr, "colo-proxy: --peer goes with --listen, --control-group with --control\n");
+        return 1;
+    }
     cmp_params_init(&cfg.params);
     cfg.role = g_str_equal(role, "primary") ? PROXY_PRIMARY : PROXY_SECONDARY;
     cfg.guest_iface = iface;
@@ -119,7 +127,9 @@ int main(int argc, char **argv)
     cfg.queue_maxlen = (uint32_t)queue_maxlen;
     cfg.listen = listen_on;
     cfg.connect = connect_to;
+    cfg.peer = peer;
     cfg.control = control;
+    cfg.control_group = control_group;
     cfg.install_rules = !no_rules;
     cfg.uplink = uplink;
     cfg.forward_all = forward_all;

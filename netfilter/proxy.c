@@ -231,7 +231,7 @@ static bool proxy_start_primary(Proxy *p, GError **error)
 
     p->engine = cmp_engine_new(&p->cfg.params, &ccb);
     if (p->cfg.uplink) {
-        p->link = link_new(p->cfg.listen, p->cfg.connect, &lcb, error);
+        p->link = link_new(p->cfg.listen, p->cfg.connect, p->cfg.peer, &lcb, error);
         if (!p->link || !proxy_l2_start(p, error)) {
             return false;
         }
@@ -246,7 +246,7 @@ static bool proxy_start_primary(Proxy *p, GError **error)
     if (!p->cap) {
         return false;
     }
-    p->link = link_new(p->cfg.listen, p->cfg.connect, &lcb, error);
+    p->link = link_new(p->cfg.listen, p->cfg.connect, p->cfg.peer, &lcb, error);
     if (!p->link) {
         return false;
     }
@@ -275,7 +275,7 @@ static bool proxy_start_secondary(Proxy *p, GError **error)
     if (!p->cap) {
         return false;
     }
-    p->link = link_new(p->cfg.listen, p->cfg.connect, &lcb, error);
+    p->link = link_new(p->cfg.listen, p->cfg.connect, p->cfg.peer, &lcb, error);
     if (!p->link) {
         return false;
     }
@@ -300,8 +300,8 @@ Proxy *proxy_new(const struct proxy_config *cfg, GError **error)
     p->rules = rules_new(tag);
     ok = cfg->role == PROXY_PRIMARY ? proxy_start_primary(p, error) : proxy_start_secondary(p, error);
     if (ok && cfg->control) {
-        p->ctl = ctl_server_new(cfg->control, proxy_commands, p, cfg->role == PROXY_PRIMARY ? "primary" : "secondary",
-                                error);
+        p->ctl = ctl_server_new(cfg->control, cfg->control_group, proxy_commands, p,
+                                cfg->role == PROXY_PRIMARY ? "primary" : "secondary", error);
         ok = p->ctl != NULL;
     }
     if (!ok) {

@@ -24,7 +24,9 @@ struct proxy_config {
     uint32_t queue_maxlen;
     const char *listen;        /* peer link, one of the two */
     const char *connect;
-    const char *control;       /* unix socket path */
+    const char *peer;          /* with listen: the only source address accepted */
+    const char *control;       /* unix socket path (0600) */
+    const char *control_group; /* its members may use it too (0660) */
     bool install_rules;
     /* Primary: the user-space L2 path. Every frame the guest sends is held
      * and compared (ARP and IPv6 ND too) and released onto @uplink; frames

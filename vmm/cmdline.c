@@ -161,14 +161,16 @@ static bool opt_name(VmmOptions *o, const char *arg, GError **error)
 
 static bool opt_qmp(VmmOptions *o, const char *arg, GError **error)
 {
-    char *path;
+    char *path, *group;
 
-    if (!vmm_parse_qmp_spec(arg, &path, error)) {
+    if (!vmm_parse_qmp_spec(arg, &path, &group, error)) {
         g_prefix_error(error, "-qmp: ");
         return false;
     }
     g_free(o->qmp);
+    g_free(o->qmp_group);
     o->qmp = path;
+    o->qmp_group = group;
     return true;
 }
 
@@ -536,7 +538,7 @@ static const VmmOption vmm_options[] = {
     { "S", false, opt_paused, "-S               do not start the vCPUs (QMP 'cont' starts them)" },
     { "name", true, opt_name, "-name NAME       name of the guest, for logs" },
     { "serial", true, opt_serial, "-serial DEV      COM1: stdio | file:PATH | unix:PATH,server=on,wait=off | none" },
-    { "qmp", true, opt_qmp, "-qmp unix:PATH,server=on,wait=off  QMP control socket" },
+    { "qmp", true, opt_qmp, "-qmp unix:PATH,server=on,wait=off[,group=GROUP]  QMP control socket (0600; 0660 for GROUP)" },
     { "incoming", true, opt_incoming, "-incoming URI     wait for a migration on tcp:HOST:PORT or unix:PATH (or 'defer')" },
     { "colo-proxy", true, opt_colo_proxy, "-colo-proxy PATH the local colo-proxy's control socket, used while in COLO" },
     { "daemonize", false, opt_daemonize, "-daemonize       run in the background once started" },
@@ -642,6 +644,7 @@ void vmm_options_clear(VmmOptions *opts)
     g_free(opts->name);
     g_free(opts->serial);
     g_free(opts->qmp);
+    g_free(opts->qmp_group);
     g_free(opts->incoming);
     g_free(opts->colo_proxy);
     g_free(opts->pidfile);
@@ -658,8 +661,10 @@ void vmm_options_clear(VmmOptions *opts)
     memset(opts, 0, sizeof(*opts));
 }
 
-bool vmm_parse_qmp_spec(const char *spec, char **path, GError **error)
+bool vmm_parse_qmp_spec(const char *spec, char **path, char **group, GError **error)
 {
+    const char *grp = NULL;
+
     if (!g_str_has_prefix(spec, "unix:")) {
         g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD,
                     "'%s': only unix:PATH,server=on,wait=off is supported", spec);
@@ -673,9 +678,12 @@ bool vmm_parse_qmp_spec(const char *spec, char **path, GError **error)
             server = true;
         } else if (!strcmp(p, "nowait") || !strcmp(p, "wait=off")) {
             continue;
+        } else if (g_str_has_prefix(p, "group=") && p[6]) {
+            /* colo-vmm's own: QEMU has no way to open its QMP socket to a group. */
+            grp = p + 6;
         } else {
             g_set_error(error, CMDLINE_ERROR, CMDLINE_BAD,
-                        "'%s': unsupported parameter '%s' (use server=on,wait=off)", spec, p);
+                        "'%s': unsupported parameter '%s' (use server=on,wait=off[,group=GROUP])", spec, p);
             return false;
         }
     }
@@ -685,5 +693,6 @@ bool vmm_parse_qmp_spec(const char *spec, char **path, GError **error)
         return false;
     }
     *path = g_strdup(parts[0]);
+    *group = g_strdup(grp);
     return true;
 }

@@ -25,6 +25,7 @@ typedef struct VmmOptions {
     char *name;
     char *serial;               /* chardev spec; NULL = default */
     char *qmp;                  /* path of the QMP unix socket */
+    char *qmp_group;            /* -qmp ...,group=NAME: its members may connect too */
     char *incoming;             /* -incoming URI or "defer" */
     char *colo_proxy;           /* -colo-proxy PATH: the local colo-proxy's control socket */
     GPtrArray *netdevs;         /* VirtioNetConfig from -netdev tap (mac unset) */
@@ -50,6 +51,6 @@ const char *vmm_options_usage(void);
 
 /* "unix:PATH,server=on,wait=off" -> PATH; only a listening unix socket is
  * supported for QMP. */
-bool vmm_parse_qmp_spec(const char *spec, char **path, GError **error);
+bool vmm_parse_qmp_spec(const char *spec, char **path, char **group, GError **error);
 
 #endif

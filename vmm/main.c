@@ -129,7 +129,7 @@ int main(int argc, char **argv)
     if (opts.qmp) {
         qmp = qmp_server_new(ctx, "colo-vmm " PACKAGE_VERSION, COLO_VERSION_MAJOR,
                              COLO_VERSION_MINOR, COLO_VERSION_MICRO);
-        if (!qmp_server_listen_unix(qmp, opts.qmp, &error)) {
+        if (!qmp_server_listen_unix_group(qmp, opts.qmp, opts.qmp_group, &error)) {
             ret = vmm_fail("-qmp: ", error);
             goto out;
         }

@@ -280,6 +280,11 @@ static gboolean server_accept(gint fd, GIOCondition cond, gpointer data)
 
 bool qmp_server_listen_unix(QmpServer *s, const char *path, GError **error)
 {
+    return qmp_server_listen_unix_group(s, path, NULL, error);
+}
+
+bool qmp_server_listen_unix_group(QmpServer *s, const char *path, const char *group, GError **error)
+{
     int fd;
 
     if (s->listen_fd >= 0) {
@@ -287,7 +292,7 @@ bool qmp_server_listen_unix(QmpServer *s, const char *path, GError **error)
                     s->listen_path);
         return false;
     }
-    fd = colo_unix_listen(path, true, error);
+    fd = colo_unix_listen_group(path, true, group, error);
     if (fd < 0) {
         g_prefix_error(error, "QMP socket: ");
         return false;

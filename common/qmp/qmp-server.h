@@ -54,8 +54,13 @@ QmpServer *qmp_server_new(GMainContext *ctx, const char *package,
 
 /* Listen on the unix socket @path (like QEMU's -qmp unix:PATH,server=on,
  * wait=off) with common/unix-socket.c: a stale socket file at @path is replaced; the file is removed
- * again by qmp_server_free(). One listening socket per server. */
+ * again by qmp_server_free(). One listening socket per server. The file
+ * is 0600: only its owner may connect. */
 bool qmp_server_listen_unix(QmpServer *s, const char *path, GError **error);
+
+/* The same, but members of @group (name or number; NULL: owner only) may
+ * connect too (the file 0660, that group's). */
+bool qmp_server_listen_unix_group(QmpServer *s, const char *path, const char *group, GError **error);
 
 /* Serve an already-connected stream socket @fd (the server owns it from now
  * on, also on failure) and send it the greeting. */

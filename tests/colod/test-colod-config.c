@@ -25,6 +25,7 @@ static void test_minimal_defaults(void)
     g_assert_cmpstr(c->vmm_argv[3], ==, "/srv/vm/my kernel");
     g_assert_cmpstr(c->state_dir, ==, "/var/lib/colo/web1");
     g_assert_cmpstr(c->vmm_binary, ==, "colo-vmm");
+    g_assert_null(c->socket_group);
     g_assert_cmpstr(c->peer_name, ==, "nodeb");
     g_assert_cmpuint(c->peer_node_id, ==, 2);
     g_assert_false(c->allow_split_brain);
@@ -54,7 +55,7 @@ static void test_full_file(void)
     /* Every key set; [vm] name differs from the file's name. */
     g_assert_true(g_file_set_contents(path,
                                       "# a comment\n[vm]\nname=db-2.prod_x\nvmm-args=-m 1G\nstate-dir=/srv/colo/db\n"
-                                      "vmm-binary=/opt/colo/bin/colo-vmm\n"
+                                      "vmm-binary=/opt/colo/bin/colo-vmm\nsocket-group=colo-admin\n"
                                       "[cluster]\npeer-name=node-b.example\npeer-node-id=4294967295\n"
                                       "allow-split-brain=true\nmanaged=true\n"
                                       "[replication]\naddress=fd00::1\npeer-address = fd00::2 \n"
@@ -68,6 +69,7 @@ static void test_full_file(void)
     g_assert_cmpstr(c->vm_name, ==, "db-2.prod_x");
     g_assert_cmpstr(c->state_dir, ==, "/srv/colo/db");
     g_assert_cmpstr(c->vmm_binary, ==, "/opt/colo/bin/colo-vmm");
+    g_assert_cmpstr(c->socket_group, ==, "colo-admin");
     g_assert_cmpuint(c->peer_node_id, ==, 4294967295u);
     g_assert_true(c->allow_split_brain);
     g_assert_true(c->managed);

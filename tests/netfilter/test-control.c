@@ -90,7 +90,7 @@ static void test_protocol(void)
     g_autofree char *dir = g_dir_make_tmp("colo-ctl-XXXXXX", NULL);
     g_autofree char *path = g_build_filename(dir, "ctl.sock", NULL);
     GError *err = NULL;
-    QmpServer *s = ctl_server_new(path, commands, NULL, "primary", &err);
+    QmpServer *s = ctl_server_new(path, NULL, commands, NULL, "primary", &err);
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
     GString *buf = g_string_new(NULL);
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -174,7 +174,7 @@ static void test_dropped_during_own_command(void)
     const char *flood = "{\"execute\": \"qmp_capabilities\"}\n{\"execute\": \"flood\"}\n";
     gint64 end = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
 
-    server = ctl_server_new(path, commands, NULL, "primary", &err);
+    server = ctl_server_new(path, NULL, commands, NULL, "primary", &err);
     g_assert_no_error(err);
     qmp_server_set_limits(server, 0, 64 * 1024);
     strcpy(sun.sun_path, path);

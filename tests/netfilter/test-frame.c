@@ -4,8 +4,13 @@
 #include "frame.h"
 #include "link.h"
 
+#include <arpa/inet.h>
+#include <gio/gio.h>
 #include <glib.h>
+#include <netinet/in.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static size_t put_frame(uint8_t *buf, uint8_t type, uint32_t epoch, const char *payload)
 {
@@ -149,6 +154,13 @@ static bool both_up(void *data)
     return lf[0].ups == 1 && lf[1].ups == 1;
 }
 
+static bool got_one(void *data)
+{
+    struct link_fixture *lf = data;
+
+    return lf[0].got->len == 1;
+}
+
 static bool got_two(void *data)
 {
     struct link_fixture *lf = data;
@@ -170,14 +182,14 @@ static void test_link_loopback(void)
     struct link_callbacks cb0 = { .frame = on_frame, .state = on_state, .burst_done = on_burst, .opaque = &lf[0] };
     struct link_callbacks cb1 = { .frame = on_frame, .state = on_state, .opaque = &lf[1] };
     GError *err = NULL;
-    ProxyLink *server = link_new("127.0.0.1:0", NULL, &cb0, &err);
+    ProxyLink *server = link_new("127.0.0.1:0", NULL, NULL, &cb0, &err);
     ProxyLink *client;
     g_autofree char *addr = NULL;
     struct link_stats st;
 
     g_assert_no_error(err);
     addr = g_strdup_printf("127.0.0.1:%u", link_port(server));
-    client = link_new(NULL, addr, &cb1, &err);
+    client = link_new(NULL, addr, NULL, &cb1, &err);
     g_assert_no_error(err);
     iterate_until(both_up, lf);
     g_assert_true(link_is_up(client));
@@ -223,11 +235,91 @@ static void test_link_loopback(void)
     g_ptr_array_unref(lf[1].got);
 }
 
+static void spin_ms(int ms)
+{
+    gint64 end = g_get_monotonic_time() + ms * 1000;
+
+    while (g_get_monotonic_time() < end) {
+        g_main_context_iteration(NULL, FALSE);
+        g_usleep(1000);
+    }
+}
+
+static bool refused_one(void *data)
+{
+    struct link_stats st;
+
+    link_stats(data, &st);
+    return st.refused == 1;
+}
+
+/* With a peer set, a client from another address (127.0.0.2 here; the
+ * netns test does the same across a veth) is refused: its forged OUTPUT
+ * frame reaches nobody and the real peer's link stays up. */
+static void test_link_peer_only(void)
+{
+    struct link_fixture lf[2] = { { g_ptr_array_new_with_free_func(g_free), 0, 0 },
+                                  { g_ptr_array_new_with_free_func(g_free), 0, 0 } };
+    struct link_callbacks cb0 = { .frame = on_frame, .state = on_state, .opaque = &lf[0] };
+    struct link_callbacks cb1 = { .frame = on_frame, .state = on_state, .opaque = &lf[1] };
+    GError *err = NULL;
+    ProxyLink *server = link_new("0.0.0.0:0", NULL, "127.0.0.1", &cb0, &err);
+    ProxyLink *client;
+    g_autofree char *addr = NULL;
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    uint8_t forged[FRAME_HDR_LEN + 3];
+    struct link_stats st;
+    int stranger;
+
+    g_assert_no_error(err);
+    addr = g_strdup_printf("127.0.0.1:%u", link_port(server));
+    client = link_new(NULL, addr, NULL, &cb1, &err);
+    g_assert_no_error(err);
+    iterate_until(both_up, lf);
+    g_assert_true(link_is_up(server));
+
+    stranger = socket(AF_INET, SOCK_STREAM, 0);
+    inet_pton(AF_INET, "127.0.0.2", &sa.sin_addr);
+    g_assert_cmpint(bind(stranger, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    sa.sin_port = htons(link_port(server));
+    g_assert_cmpint(connect(stranger, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
+    frame_header_write(forged, FRAME_OUTPUT, 1, 3);
+    memcpy(forged + FRAME_HDR_LEN, "bad", 3);
+    (void)!write(stranger, forged, sizeof(forged));
+    iterate_until(refused_one, server);
+    spin_ms(100);
+    link_stats(server, &st);
+    g_assert_cmpuint(st.refused, ==, 1);
+    g_assert_cmpuint(st.connects, ==, 1);
+    g_assert_cmpuint(lf[0].got->len, ==, 0);
+    g_assert_true(link_is_up(server));
+    g_assert_true(link_is_up(client));
+    g_assert_cmpint(lf[0].ups, ==, 1);
+    g_assert_cmpint(lf[1].ups, ==, 1);
+    close(stranger);
+
+    /* The real peer's frames still arrive. */
+    g_assert_true(link_send(client, FRAME_OUTPUT, 7, (const uint8_t *)"abc", 3));
+    iterate_until(got_one, lf);
+    g_assert_cmpuint(lf[0].got->len, ==, 1);
+    g_assert_cmpstr(lf[0].got->pdata[0], ==, "3:7:abc");
+    link_free(client);
+    link_free(server);
+
+    g_assert_null(link_new("127.0.0.1:0", NULL, "peer.example", &cb0, &err));
+    g_assert_error(err, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+    g_clear_error(&err);
+    g_ptr_array_unref(lf[0].got);
+    g_ptr_array_unref(lf[1].got);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/frame/split-and-unknown", test_split_and_unknown);
     g_test_add_func("/frame/bad-headers", test_bad_headers);
     g_test_add_func("/frame/link-loopback", test_link_loopback);
+    g_test_add_func("/frame/link-peer-only", test_link_peer_only);
     return g_test_run();
 }

@@ -30,7 +30,7 @@ static void test_full(void)
 
     g_assert_true(parse(&o, &error, "-m", "64M", "-smp", "2", "-kernel", "k", "-initrd", "i",
                         "-append", "a=b c", "-mem-path", "/dev/hugepages", "-S", "-name", "guest=vm1,debug-threads=on",
-                        "-serial", "file:/tmp/x", "-qmp", "unix:/tmp/q.sock,server=on,wait=off",
+                        "-serial", "file:/tmp/x", "-qmp", "unix:/tmp/q.sock,server=on,wait=off,group=kvm",
                         "-daemonize", "-pidfile", "/tmp/p", "-D", "/tmp/log", "--enable-kvm",
                         "-accel", "kvm", "-cpu", "host", "-colo-proxy", "/run/colo/proxy.sock", NULL));
     g_assert_no_error(error);
@@ -45,6 +45,7 @@ static void test_full(void)
     g_assert_cmpstr(o.name, ==, "vm1");
     g_assert_cmpstr(o.serial, ==, "file:/tmp/x");
     g_assert_cmpstr(o.qmp, ==, "/tmp/q.sock");
+    g_assert_cmpstr(o.qmp_group, ==, "kvm");
     g_assert_true(o.daemonize);
     g_assert_cmpstr(o.pidfile, ==, "/tmp/p");
     g_assert_cmpstr(o.logfile, ==, "/tmp/log");
@@ -118,6 +119,7 @@ static void test_bad(void)
         { { "-kernel", "k", "-name", "" }, "empty name" },
         { { "-kernel", "k", "-smp", "" }, "-smp" },
         { { "-kernel", "k", "-qmp", "unix:" }, "needs a path" },
+        { { "-kernel", "k", "-qmp", "unix:/tmp/q,server=on,group=" }, "unsupported parameter 'group='" },
         { { "-kernel", "k", "-m", "64M,slots=x" }, "not a slot count" },
         { { "-kernel", "k", "-m", "64M,slots=2,maxmem=big" }, "maxmem" },
         { { "-kernel", "k", "-m", "64M,nodes=2" }, "unknown parameter 'nodes=2'" },
