@@ -265,7 +265,8 @@ static int colod_setup(Colod *c, const char *config_path, bool to_syslog, const 
     peer_uri = g_strdup_printf(strchr(c->config->peer_address, ':') ? "tcp:[%s]:%u" : "tcp:%s:%u",
                                c->config->peer_address, c->config->migration_port);
     vp = (VmmDriverParams){ .vmm_path = c->config->vmm_binary, .vmm_argv = c->config->vmm_argv,
-                            .run_dir = run_dir, .socket_group = c->config->socket_group, .incoming = incoming, .peer_uri = peer_uri,
+                            .run_dir = run_dir, .socket_group = c->config->socket_group, .incoming = incoming,
+                            .allowed_peer = c->config->peer_address, .peer_uri = peer_uri,
                             .qmp_ms = c->config->timeouts.qmp_ms, .poll_ms = 500 };
     c->vmm = vmm_driver_new(&vp, colod_on_vmm_event, c);
     params = (ClusterFsmParams){ .local_id = cluster_link_local_id(c->link), .peer_id = c->config->peer_node_id,

@@ -262,6 +262,7 @@ VmmDriver *vmm_driver_new(const VmmDriverParams *params, VmmDriverEventFunc fn, 
     d->p.vmm_argv = d->argv_copy;
     d->p.run_dir = g_strdup(params->run_dir);
     d->p.socket_group = g_strdup(params->socket_group);
+    d->p.allowed_peer = g_strdup(params->allowed_peer);
     d->p.incoming = g_strdup(params->incoming);
     d->p.peer_uri = g_strdup(params->peer_uri);
     d->fn = fn;
@@ -308,6 +309,7 @@ void vmm_driver_free(VmmDriver *d)
     g_strfreev(d->argv_copy);
     g_free((char *)d->p.run_dir);
     g_free((char *)d->p.socket_group);
+    g_free((char *)d->p.allowed_peer);
     g_free((char *)d->p.incoming);
     g_free((char *)d->p.peer_uri);
     g_free(d);
@@ -347,6 +349,7 @@ void vmm_driver_start(VmmDriver *d, VmmKind kind)
     g_autoptr(GPtrArray) argv = g_ptr_array_new();
     g_autoptr(GError) err = NULL;
     g_autofree char *qmp_arg = NULL;
+    g_autofree char *allowed = NULL;
 
     driver_release(d, "replaced");
     in->d = d;
@@ -368,6 +371,12 @@ void vmm_driver_start(VmmDriver *d, VmmKind kind)
     if (kind == VMM_SECONDARY) {
         g_ptr_array_add(argv, "-incoming");
         g_ptr_array_add(argv, (char *)d->p.incoming);
+        if (d->p.allowed_peer) {
+            /* Only the primary may connect (docs/qmp.md, x-allowed-peer). */
+            allowed = g_strdup_printf("migration.x-allowed-peer=%s", d->p.allowed_peer);
+            g_ptr_array_add(argv, "-global");
+            g_ptr_array_add(argv, allowed);
+        }
     }
     g_ptr_array_add(argv, NULL);
     d->cur = in;

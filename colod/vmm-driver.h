@@ -26,6 +26,7 @@ typedef struct {
     const char *run_dir;    /* for the QMP socket (made if missing) */
     const char *socket_group; /* the QMP socket's group (0660), NULL: 0600 */
     const char *incoming;   /* the secondary's -incoming URI */
+    const char *allowed_peer; /* the only source it accepts (x-allowed-peer), NULL: any */
     const char *peer_uri;   /* where the primary migrates to */
     guint qmp_ms;           /* each QMP command's timeout */
     guint poll_ms;          /* query-colo-status while in COLO */

@@ -128,6 +128,19 @@ static bool opt_incoming(VmmOptions *o, const char *a, GError **e)
     }
     return opt_string(&o->incoming, a);
 }
+/* QEMU sets migration parameters on its command line as properties of
+ * the migration object: -global migration.NAME=VALUE. colo-vmm knows one,
+ * its own x-allowed-peer (an address, checked when the VM is set up). */
+static bool opt_global(VmmOptions *o, const char *a, GError **e)
+{
+    const char *key = "migration.x-allowed-peer=";
+
+    if (!g_str_has_prefix(a, key)) {
+        g_set_error(e, CMDLINE_ERROR, CMDLINE_BAD, "-global: '%s' is not supported (only %sADDR)", a, key);
+        return false;
+    }
+    return opt_string(&o->allowed_peer, a + strlen(key));
+}
 static bool opt_logfile(VmmOptions *o, const char *a, GError **e) { return opt_string(&o->logfile, a); }
 static bool opt_colo_proxy(VmmOptions *o, const char *a, GError **e)
 {
@@ -540,6 +553,7 @@ static const VmmOption vmm_options[] = {
     { "serial", true, opt_serial, "-serial DEV      COM1: stdio | file:PATH | unix:PATH,server=on,wait=off | none" },
     { "qmp", true, opt_qmp, "-qmp unix:PATH,server=on,wait=off[,group=GROUP]  QMP control socket (0600; 0660 for GROUP)" },
     { "incoming", true, opt_incoming, "-incoming URI     wait for a migration on tcp:HOST:PORT or unix:PATH (or 'defer')" },
+    { "global", true, opt_global, "-global migration.x-allowed-peer=ADDR  accept an incoming migration only from ADDR" },
     { "colo-proxy", true, opt_colo_proxy, "-colo-proxy PATH the local colo-proxy's control socket, used while in COLO" },
     { "daemonize", false, opt_daemonize, "-daemonize       run in the background once started" },
     { "pidfile", true, opt_pidfile, "-pidfile FILE    write the process id to FILE" },
@@ -646,6 +660,7 @@ void vmm_options_clear(VmmOptions *opts)
     g_free(opts->qmp);
     g_free(opts->qmp_group);
     g_free(opts->incoming);
+    g_free(opts->allowed_peer);
     g_free(opts->colo_proxy);
     g_free(opts->pidfile);
     g_free(opts->logfile);

@@ -27,6 +27,7 @@ typedef struct VmmOptions {
     char *qmp;                  /* path of the QMP unix socket */
     char *qmp_group;            /* -qmp ...,group=NAME: its members may connect too */
     char *incoming;             /* -incoming URI or "defer" */
+    char *allowed_peer;         /* -global migration.x-allowed-peer=ADDR */
     char *colo_proxy;           /* -colo-proxy PATH: the local colo-proxy's control socket */
     GPtrArray *netdevs;         /* VirtioNetConfig from -netdev tap (mac unset) */
     GPtrArray *nets;            /* VirtioNetConfig: -device virtio-net-pci joined to its -netdev */

@@ -140,6 +140,10 @@ int main(int argc, char **argv)
         migration_commands_register(qmp, vm->migration);
         colo_commands_register(qmp, vm->migration);
     }
+    if (opts.allowed_peer && !migration_set_allowed_peer(vm->migration, opts.allowed_peer, &error)) {
+        ret = vmm_fail("-global migration.x-allowed-peer: ", error);
+        goto out;
+    }
     if (opts.incoming) {
         /* vCPUs wait parked until the stream has arrived. */
         vm_set_run_state(vm, RUN_STATE_INMIGRATE);

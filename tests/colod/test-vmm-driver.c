@@ -109,8 +109,10 @@ static void env_free(Env *e)
 static VmmDriver *driver(Env *e, const char *sub, const char *incoming, const char *peer, Seen *s)
 {
     g_autofree char *run = g_build_filename(e->dir, sub, NULL);
+    /* The secondary accepts only the primary's address, as colod sets it. */
     VmmDriverParams p = { .vmm_path = e->vmm, .vmm_argv = e->argv, .run_dir = run, .incoming = incoming,
-                          .peer_uri = peer, .qmp_ms = 1000, .poll_ms = 100, .die_with_colod = true };
+                          .allowed_peer = incoming ? "127.0.0.1" : NULL, .peer_uri = peer, .qmp_ms = 1000,
+                          .poll_ms = 100, .die_with_colod = true };
 
     s->events = g_array_new(FALSE, FALSE, sizeof(VmmEvent));
     return vmm_driver_new(&p, on_event, s);

@@ -24,6 +24,7 @@
 #include "migration/disk.h"
 #include "virtio/virtio-blk.h"
 #include "dimm.h"
+#include "common/peer-filter.h"
 
 void migration_incoming_set_status(Migration *m, MigStatus status)
 {
@@ -531,12 +532,41 @@ static gpointer incoming_connection_thread(gpointer opaque)
     }
 }
 
+bool migration_set_allowed_peer(Migration *m, const char *peer, GError **error)
+{
+    ColoPeerFilter *f = NULL;
+
+    if (peer && *peer && !(f = colo_peer_filter_new(peer, "incoming migration", error))) {
+        return false;
+    }
+    colo_peer_filter_free(m->dst.allowed_peer);
+    m->dst.allowed_peer = f;
+    return true;
+}
+
+const char *migration_allowed_peer(Migration *m)
+{
+    const char *p = colo_peer_filter_peer(m->dst.allowed_peer);
+
+    return p ? p : "";
+}
+
 static gboolean incoming_on_accept(gint fd, GIOCondition cond, gpointer opaque)
 {
     Migration *m = opaque;
-    int sock = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    int sock = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
 
     if (sock < 0) {
+        return G_SOURCE_CONTINUE;
+    }
+    /* A stranger is closed before a byte is read: its garbage as the first
+     * connection would otherwise fail (and end) the whole incoming
+     * migration. Unix sockets are guarded by their file's mode. */
+    if ((ss.ss_family == AF_INET || ss.ss_family == AF_INET6) &&
+        !colo_peer_filter_accept(m->dst.allowed_peer, (struct sockaddr *)&ss)) {
+        close(sock);
         return G_SOURCE_CONTINUE;
     }
     int buf = 4 << 20, one = 1;

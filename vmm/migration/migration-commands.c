@@ -209,10 +209,19 @@ static JsonNode *cmd_migrate_set_parameters(JsonObject *args, gpointer opaque, G
     Migration *m = opaque;
     MigParams params = m->params;
     g_autoptr(GList) members = json_object_get_members(args);
+    const char *allowed_peer = NULL;
 
     for (GList *l = members; l; l = l->next) {
         const char *name = l->data;
         const ParamField *f = NULL;
+        /* colo-vmm's own, a string: the only source of an incoming
+         * migration ("" for any). */
+        if (!strcmp(name, "x-allowed-peer")) {
+            if (!qmp_arg_string(args, name, true, &allowed_peer, error)) {
+                return NULL;
+            }
+            continue;
+        }
         for (unsigned j = 0; j < G_N_ELEMENTS(param_fields); j++) {
             if (!strcmp(param_fields[j].name, name)) {
                 f = &param_fields[j];
@@ -237,6 +246,9 @@ static JsonNode *cmd_migrate_set_parameters(JsonObject *args, gpointer opaque, G
         } else {
             *(uint64_t *)((char *)&params + f->offset) = (uint64_t)v;
         }
+    }
+    if (allowed_peer && !migration_set_allowed_peer(m, allowed_peer, error)) {
+        return NULL;
     }
     m->params = params;
     /* As QEMU, a running migration follows the new bandwidth at once: the
@@ -267,6 +279,7 @@ static JsonNode *cmd_query_migrate_parameters(JsonObject *args, gpointer opaque,
                                : *(uint64_t *)((char *)&m->params + f->offset);
         json_object_set_int_member(o, f->name, (gint64)v);
     }
+    json_object_set_string_member(o, "x-allowed-peer", migration_allowed_peer(m));
     return node_object(o);
 }
 

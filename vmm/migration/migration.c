@@ -14,6 +14,7 @@
 #include "migration/multifd.h"
 #include "migration/postcopy.h"
 #include "colo/colo.h"
+#include "common/peer-filter.h"
 
 static const char *const mig_status_names[] = {
     [MIG_STATUS_NONE] = "none",
@@ -75,6 +76,7 @@ void migration_free(Migration *m)
     g_free(m->src.uri);
     g_free(m->src.error);
     g_free(m->dst.error);
+    colo_peer_filter_free(m->dst.allowed_peer);
     colo_free(m->colo);
     g_cond_clear(&m->cond);
     g_mutex_clear(&m->dst.rp_lock);

@@ -88,6 +88,7 @@ typedef struct MigDest {
     bool source_running;
     bool colo_enabled;          /* the source sent ENABLE_COLO */
     struct MultifdRecv *multifd;
+    struct ColoPeerFilter *allowed_peer;    /* x-allowed-peer; NULL: any source */
 } MigDest;
 
 typedef struct Migration {
@@ -114,6 +115,12 @@ JsonObject *migration_query(Migration *m);
 
 /* -incoming URI / migrate-incoming URI: listen for one stream. Main thread. */
 bool migration_incoming_listen(Migration *m, const char *uri, GError **error);
+
+/* x-allowed-peer: the only address a TCP incoming migration is accepted
+ * from (NULL or "": any); connections from elsewhere are closed, logged
+ * and counted, and the listener stays for the real source. Main thread. */
+bool migration_set_allowed_peer(Migration *m, const char *peer, GError **error);
+const char *migration_allowed_peer(Migration *m);   /* "" for any */
 
 /* May RAM be added now? Not while an incoming migration loads, nor once an
  * outgoing one has stopped the VM for its last phase or runs postcopy
