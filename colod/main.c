@@ -2,7 +2,8 @@
  * docs/colod.md, colod(8)): joins the cluster, runs the decision state
  * machine, drives colo-vmm (vmm-driver.c). colo-proxy is not driven yet.
  * Exit codes: 0 clean stop, 1 bad usage, 2 configuration, 3 state file,
- * 4 corosync or quorum set-up, 5 corosync went away. */
+ * 4 corosync or quorum set-up, 5 corosync went away, 6 the control socket
+ * cannot be created. */
 #include "config.h"
 
 #include "cluster-fsm.h"
@@ -10,6 +11,7 @@
 #include "colod-config.h"
 #include "common/log.h"
 #include "common/unix-socket.h"
+#include "control.h"
 #include "cpg-msg.h"
 #include "state-file.h"
 #include "vmm-driver.h"
@@ -26,6 +28,7 @@ typedef struct {
     ClusterLink *link;
     ClusterFsm *fsm;
     VmmDriver *vmm;
+    ColodControl *control;
     GMainLoop *loop;
     guint timer;
     int exit_code;
@@ -99,6 +102,12 @@ static void colod_execute(Colod *c, ClusterActions *acts)
         }
     }
     colod_schedule(c);
+    colod_control_update(c->control);
+}
+
+static void colod_execute_cb(ClusterActions *acts, gpointer opaque)
+{
+    colod_execute(opaque, acts);
 }
 
 static gboolean colod_on_timer(gpointer data)
@@ -130,6 +139,9 @@ static void colod_on_vmm_event(VmmEvent ev, const char *detail, void *opaque)
     g_autoptr(GArray) acts = cluster_actions_new();
 
     qb_log(LOG_INFO, "colo-vmm: %s (%s)", vmm_event_name(ev), detail);
+    if (ev == VMM_EV_READY) {
+        colod_control_vmm_ready(c->control);
+    }
     cluster_fsm_vmm_event(c->fsm, ev, acts);
     colod_execute(c, acts);
 }
@@ -191,8 +203,8 @@ static const ClusterLinkOps link_ops = {
 
 /* Everything up to the main loop; returns the exit code on failure, 0 on
  * success. */
-static int colod_setup(Colod *c, const char *config_path, bool to_syslog, const char *logfile, bool debug,
-                       bool managed)
+static int colod_setup(Colod *c, const char *config_path, const char *control_path, bool to_syslog,
+                       const char *logfile, bool debug, bool managed)
 {
     g_autoptr(GError) err = NULL;
     g_autofree char *ident = NULL;
@@ -204,6 +216,8 @@ static int colod_setup(Colod *c, const char *config_path, bool to_syslog, const 
     g_autofree char *run_dir = NULL;
     g_autofree char *incoming = NULL;
     g_autofree char *peer_uri = NULL;
+    g_autofree char *default_control = NULL;
+    ColodControlParams cp;
 
     c->config = colod_config_load_file(config_path, &err);
     if (!c->config) {
@@ -272,6 +286,15 @@ static int colod_setup(Colod *c, const char *config_path, bool to_syslog, const 
     params = (ClusterFsmParams){ .local_id = cluster_link_local_id(c->link), .peer_id = c->config->peer_node_id,
                                  .timeouts = c->config->timeouts, .managed = c->config->managed };
     c->fsm = cluster_fsm_new(&params, &rec, &clock);
+    default_control = colod_control_default_path(c->config->vm_name);
+    cp = (ColodControlParams){ .vm_name = c->config->vm_name, .fsm = c->fsm, .vmm = c->vmm,
+                               .log_level = debug ? LOG_DEBUG : LOG_INFO, .socket_group = c->config->socket_group,
+                               .execute = colod_execute_cb, .opaque = c };
+    c->control = colod_control_new(&cp, control_path ? control_path : default_control, &err);
+    if (!c->control) {
+        qb_log(LOG_ERR, "%s", err->message);
+        return 6;
+    }
     return 0;
 }
 
@@ -279,9 +302,12 @@ int main(int argc, char **argv)
 {
     g_autofree char *config_path = NULL;
     g_autofree char *logfile = NULL;
+    g_autofree char *control_path = NULL;
     gboolean debug = FALSE, to_syslog = FALSE, version = FALSE, managed = FALSE;
     GOptionEntry entries[] = {
         { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path, "the VM's file (colo.conf(5))", "FILE" },
+        { "control", 0, 0, G_OPTION_ARG_FILENAME, &control_path, "the control socket (default /run/colo/VM/colod.sock)",
+          "PATH" },
         { "debug", 'd', 0, G_OPTION_ARG_NONE, &debug, "log debug messages", NULL },
         { "managed", 0, 0, G_OPTION_ARG_NONE, &managed, "pacemaker decides who is primary (as managed = true)", NULL },
         { "syslog", 0, 0, G_OPTION_ARG_NONE, &to_syslog, "log to syslog instead of stderr", NULL },
@@ -307,7 +333,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "colod: --config FILE is required (colo.conf(5))\n");
         return 1;
     }
-    code = colod_setup(&c, config_path, to_syslog, logfile, debug, managed);
+    code = colod_setup(&c, config_path, control_path, to_syslog, logfile, debug, managed);
     if (code == 0) {
         c.loop = g_main_loop_new(NULL, FALSE);
         g_unix_signal_add(SIGTERM, colod_on_signal, &c);
@@ -319,6 +345,7 @@ int main(int argc, char **argv)
     if (c.timer) {
         g_source_remove(c.timer);
     }
+    colod_control_free(c.control);
     cluster_fsm_free(c.fsm);
     vmm_driver_free(c.vmm);
     cluster_link_free(c.link);

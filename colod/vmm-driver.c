@@ -40,6 +40,7 @@ struct Instance {
     GPtrArray *calls;      /* Call * waiting for their reply */
     bool in_colo;
     bool exited;
+    JsonNode *colo_status; /* the last query-colo-status result, for status */
 };
 
 static void inst_report(Instance *in, VmmEvent ev, const char *detail)
@@ -71,6 +72,7 @@ static void inst_free(Instance *in)
     g_clear_handle_id(&in->child_watch, g_source_remove);
     qmp_client_free(in->qmp); /* no reply runs after this */
     g_ptr_array_free(in->calls, TRUE);
+    g_clear_pointer(&in->colo_status, json_node_unref);
     /* The socket file stays: a newer colo-vmm may listen on that path
      * already (the next start removes a stale one). */
     g_free(in->qmp_path);
@@ -164,6 +166,10 @@ static void on_status_reply(QmpClient *c, JsonNode *ret, const GError *error, gp
         return;
     }
     o = JSON_NODE_HOLDS_OBJECT(ret) ? json_node_get_object(ret) : NULL;
+    if (o) {
+        g_clear_pointer(&in->colo_status, json_node_unref);
+        in->colo_status = json_node_copy(ret);
+    }
     if (in->in_colo && o && json_object_get_boolean_member_with_default(o, "x-broken", FALSE)) {
         in->in_colo = false;
         inst_report(in, VMM_EV_PEER_LOST, "query-colo-status: x-broken");
@@ -449,4 +455,14 @@ void vmm_driver_resume(VmmDriver *d)
 GPid vmm_driver_pid(VmmDriver *d)
 {
     return d->cur ? d->cur->pid : 0;
+}
+
+JsonObject *vmm_driver_colo_status(VmmDriver *d)
+{
+    return d->cur && d->cur->colo_status ? json_node_get_object(d->cur->colo_status) : NULL;
+}
+
+void vmm_driver_execute(VmmDriver *d, const char *command, JsonObject *args)
+{
+    driver_command(d, command, args, VMM_EV__MAX);
 }

@@ -13,6 +13,7 @@
 #include "cluster-fsm.h"
 
 #include <glib.h>
+#include <json-glib/json-glib.h>
 #include <stdbool.h>
 
 typedef struct VmmDriver VmmDriver;
@@ -52,5 +53,12 @@ void vmm_driver_resume(VmmDriver *d);
 
 /* The running colo-vmm's pid, or 0. */
 GPid vmm_driver_pid(VmmDriver *d);
+
+/* Its last query-colo-status result (borrowed), or NULL. */
+JsonObject *vmm_driver_colo_status(VmmDriver *d);
+
+/* Runs @command (@args taken) on the running colo-vmm; a failure is
+ * logged only. */
+void vmm_driver_execute(VmmDriver *d, const char *command, JsonObject *args);
 
 #endif

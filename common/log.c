@@ -191,6 +191,18 @@ void colo_log_to_syslog(void)
     qb_log_ctl(QB_LOG_STDERR, QB_LOG_CONF_ENABLED, QB_FALSE);
 }
 
+void colo_log_set_threshold(int priority)
+{
+    int32_t targets[] = { QB_LOG_STDERR, QB_LOG_SYSLOG, log_file_target };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(targets); i++) {
+        if (targets[i] >= 0) {
+            qb_log_filter_ctl(targets[i], QB_LOG_FILTER_CLEAR_ALL, QB_LOG_FILTER_FILE, "*", LOG_TRACE);
+            qb_log_filter_ctl(targets[i], QB_LOG_FILTER_ADD, QB_LOG_FILTER_FILE, "*", priority);
+        }
+    }
+}
+
 void colo_log_route_glib(void)
 {
     g_log_set_default_handler(log_glib_handler, NULL);

@@ -28,6 +28,10 @@ void colo_log_after_fork(void);
 /* Switch from stderr to syslog, after daemonizing. */
 void colo_log_to_syslog(void);
 
+/* Log messages up to @priority (LOG_ERR .. LOG_DEBUG) from now on, on
+ * stderr, syslog and the file; the blackbox keeps everything. */
+void colo_log_set_threshold(int priority);
+
 /* Route GLib's g_warning/g_message/g_critical through qb_log too. */
 void colo_log_route_glib(void);
 

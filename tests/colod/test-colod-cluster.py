@@ -11,77 +11,27 @@ over, node2 pauses its VM; after the heal node2 is re-protected. Killing
 node2's colod makes node1 fail over; node2's colod back kills the colo-vmm
 it left and is re-protected. SIGTERM stops a colod with its VM and the
 peer takes over."""
-import os
-import shutil
 import signal
-import tempfile
-import time
 
 import cluster
+import colod_cluster
 import tap
 
-BUILD = os.path.abspath(os.environ.get("COLO_BUILDDIR", "."))
-COLOD = os.path.join(BUILD, "colod", "colod")
-VMM = os.path.join(BUILD, "vmm", "colo-vmm")
-GUEST = os.path.join(BUILD, "tests", "guest", "colo-testguest")
 the = {}
-
-CONF = """[vm]
-name=web1
-vmm-binary={vmm}
-vmm-args=-m 64M -kernel {guest}
-state-dir={state}
-[cluster]
-peer-name={peer}
-peer-node-id={peer_id}
-[replication]
-address={addr}
-peer-address={peer_addr}
-[proxy]
-guest-interface=tap-web1
-[timeouts]
-peer-wait-ms=5000
-"""
+fail_with_logs = colod_cluster.with_logs(the)
 
 
 def get():
-    """The file's cluster with corosync up and quorate (built once)."""
-    if "c" not in the:
-        cluster.require()
-        the["dir"] = tempfile.mkdtemp(prefix="colod-cluster-test-")
-        c = cluster.Cluster.create(os.path.join(the["dir"], "run"), token=1000, qdevice_timeout=3000)
-        the["c"] = c
-        c.start_corosync()
-        seeds = {"node1": ("primary", 5), "node2": ("secondary", 4)}
-        for i, n in enumerate(cluster.NODES):
-            state = c.hostdir(n, "colo-web1")
-            os.makedirs(state, exist_ok=True)
-            with open(os.path.join(state, "state"), "w") as f:
-                f.write("[colod-state]\nversion=1\nrole=%s\ngeneration=%d\n" % seeds[n])
-            peer = cluster.NODES[1 - i]
-            with open(c.hostdir(n, "web1.conf"), "w") as f:
-                f.write(CONF.format(vmm=VMM, guest=GUEST, state=state, peer=peer, peer_id=2 - i, addr=cluster.REPL[n],
-                                    peer_addr=cluster.REPL[peer]))
-    return the["c"]
+    return colod_cluster.get(the, {"node1": ("primary", 5), "node2": ("secondary", 4)})
 
 
 def start(c, node):
-    c.spawn(node, "colod", COLOD, "--config", c.hostdir(node, "web1.conf"))
+    colod_cluster.start(c, node)
 
 
 def wait_log(c, node, text, timeout=30):
     tap.wait_until(lambda: text in c.log(node, "colod", 400), timeout,
                    "%s's colod to log %r" % (node, text), interval=0.1)
-
-
-def fail_with_logs(fn):
-    def wrapped():
-        try:
-            fn()
-        except AssertionError as e:
-            raise AssertionError("%s\n%s" % (e, the["c"].logs(40) if "c" in the else "")) from None
-    wrapped.__name__ = fn.__name__
-    return wrapped
 
 
 def count(c, node, text):
@@ -103,11 +53,7 @@ def protected_counts(c, primary, secondary):
 @tap.timeout(180)
 @fail_with_logs
 def test_newest_copy_starts_and_is_protected():
-    for f in (COLOD, VMM, GUEST):
-        if not os.path.exists(f):
-            raise AssertionError("no %s (build first)" % f)
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        tap.skip("no /dev/kvm")
+    colod_cluster.require()
     c = get()
     for n in cluster.NODES:
         start(c, n)
@@ -163,11 +109,4 @@ def test_sigterm_stops_and_the_peer_takes_over():
     tap.wait_until(lambda: not c.pids("node2", "colo-vmm"), 10, "node2's colo-vmm to stop")
 
 
-def teardown():
-    if "c" in the:
-        the["c"].down()
-    if "dir" in the:
-        shutil.rmtree(the["dir"], ignore_errors=True)
-
-
-cluster.run_tests(globals(), teardown)
+cluster.run_tests(globals(), lambda: colod_cluster.teardown(the))

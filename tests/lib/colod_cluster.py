@@ -1,0 +1,94 @@
+"""colod's test cluster (tests/colod/): tests/lib/cluster.py's two nodes
+with corosync and qnetd, each with the VM web1's file (colo.conf(5)) and a
+state file, colod driving colo-vmm with the bundled test guest.
+
+    the = {}
+    c = colod_cluster.get(the, {"node1": ("primary", 5), "node2": ("secondary", 4)})
+    colod_cluster.start(c, "node1")
+    ...
+    colod_cluster.teardown(the)
+"""
+import os
+import shutil
+import tempfile
+
+import cluster
+import tap
+
+BUILD = os.path.abspath(os.environ.get("COLO_BUILDDIR", "."))
+COLOD = os.path.join(BUILD, "colod", "colod")
+VMM = os.path.join(BUILD, "vmm", "colo-vmm")
+GUEST = os.path.join(BUILD, "tests", "guest", "colo-testguest")
+
+CONF = """[vm]
+name=web1
+vmm-binary={vmm}
+vmm-args=-m 64M -kernel {guest}
+state-dir={state}
+[cluster]
+peer-name={peer}
+peer-node-id={peer_id}
+[replication]
+address={addr}
+peer-address={peer_addr}
+[proxy]
+guest-interface=tap-web1
+[timeouts]
+peer-wait-ms=5000
+"""
+
+
+def require(*binaries):
+    """Skip (capability reasons) without root, the cluster's tools or
+    /dev/kvm; a binary of ours not built is a failure."""
+    cluster.require()
+    for f in (COLOD, VMM, GUEST) + binaries:
+        if not os.path.exists(f):
+            raise AssertionError("no %s (build first)" % f)
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        tap.skip("no /dev/kvm")
+
+
+def get(the, seeds):
+    """The cluster in @the (built at the first call) with corosync up;
+    @seeds: node -> (role, generation) of its state file."""
+    if "c" not in the:
+        cluster.require()
+        the["dir"] = tempfile.mkdtemp(prefix="colod-cluster-test-")
+        c = cluster.Cluster.create(os.path.join(the["dir"], "run"), token=1000, qdevice_timeout=3000)
+        the["c"] = c
+        c.start_corosync()
+        for i, n in enumerate(cluster.NODES):
+            state = c.hostdir(n, "colo-web1")
+            os.makedirs(state, exist_ok=True)
+            with open(os.path.join(state, "state"), "w") as f:
+                f.write("[colod-state]\nversion=1\nrole=%s\ngeneration=%d\n" % seeds[n])
+            peer = cluster.NODES[1 - i]
+            with open(c.hostdir(n, "web1.conf"), "w") as f:
+                f.write(CONF.format(vmm=VMM, guest=GUEST, state=state, peer=peer, peer_id=2 - i, addr=cluster.REPL[n],
+                                    peer_addr=cluster.REPL[peer]))
+    return the["c"]
+
+
+def start(c, node, *args):
+    c.spawn(node, "colod", COLOD, "--config", c.hostdir(node, "web1.conf"), *args)
+
+
+def with_logs(the):
+    """Decorator: a failed check shows the tails of every host's logs."""
+    def mark(fn):
+        def wrapped():
+            try:
+                fn()
+            except AssertionError as e:
+                raise AssertionError("%s\n%s" % (e, the["c"].logs(40) if "c" in the else "")) from None
+        wrapped.__name__ = fn.__name__
+        return wrapped
+    return mark
+
+
+def teardown(the):
+    if "c" in the:
+        the["c"].down()
+    if "dir" in the:
+        shutil.rmtree(the["dir"], ignore_errors=True)
