@@ -64,7 +64,11 @@ def wait_state(c, node, state, timeout=90):
     last = {}
 
     def reached():
-        last["st"] = status(c, node)
+        code, out, err = coloctl(c, node, "--json", "status")
+        if code == 2:  # colod just started: no socket yet
+            return False
+        assert code == 0, "coloctl --json status on %s: exit %d: %s" % (node, code, err)
+        last["st"] = json.loads(out)
         return last["st"]["state"] == state
     try:
         tap.wait_until(reached, timeout, "%s in %s" % (node, state), interval=0.3)
