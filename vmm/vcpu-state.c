@@ -197,6 +197,27 @@ static bool vcpu_state_load(void *opaque, StateReader *r, uint32_t version, GErr
     return true;
 }
 
+GBytes *vcpu_state_capture(Vcpu *vcpu, GError **error)
+{
+    StateWriter w = { g_byte_array_new() };
+
+    if (!vcpu_state_save(vcpu, &w, error)) {
+        g_byte_array_unref(w.buf);
+        return NULL;
+    }
+    return g_byte_array_free_to_bytes(w.buf);
+}
+
+bool vcpu_state_restore(Vcpu *vcpu, GBytes *state, GError **error)
+{
+    StateReader r;
+    gsize len;
+    const uint8_t *data = g_bytes_get_data(state, &len);
+
+    state_reader_init(&r, data, len);
+    return vcpu_state_load(vcpu, &r, VCPU_STATE_VERSION, error);
+}
+
 const VmStateOps vcpu_state_ops = {
     .id = "cpu",
     .version = VCPU_STATE_VERSION,

@@ -11,4 +11,10 @@
 
 extern const VmStateOps vcpu_state_ops;     /* opaque: Vcpu * */
 
+/* The vCPU's whole state now, in the section's format. Taken right after
+ * creation it is what a system reset puts back: every MSR too (TSC, PAT,
+ * MTRRs, the paravirtual ones), as a real CPU's reset and QEMU's do. */
+GBytes *vcpu_state_capture(Vcpu *vcpu, GError **error);
+bool vcpu_state_restore(Vcpu *vcpu, GBytes *state, GError **error);
+
 #endif

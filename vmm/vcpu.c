@@ -3,6 +3,7 @@
 #include <gio/gio.h>
 
 #include "vcpu.h"
+#include "vcpu-state.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -50,19 +51,15 @@ static bool vcpu_fail(GError **error, Vcpu *vcpu, const char *what)
     return false;
 }
 
+/* Everything a system reset puts back, as it is right after creation (and
+ * SET_CPUID2, which decides which MSRs exist). */
 static bool vcpu_save_reset_state(Vcpu *vcpu, GError **error)
 {
-    VcpuResetState *s = &vcpu->reset;
-
-    if (ioctl(vcpu->fd, KVM_GET_REGS, &s->regs) < 0 ||
-        ioctl(vcpu->fd, KVM_GET_SREGS, &s->sregs) < 0 ||
-        ioctl(vcpu->fd, KVM_GET_FPU, &s->fpu) < 0 ||
-        ioctl(vcpu->fd, KVM_GET_LAPIC, &s->lapic) < 0 ||
-        ioctl(vcpu->fd, KVM_GET_MP_STATE, &s->mp_state) < 0 ||
-        ioctl(vcpu->fd, KVM_GET_VCPU_EVENTS, &s->events) < 0) {
+    if (ioctl(vcpu->fd, KVM_GET_SREGS, &vcpu->reset_sregs) < 0) {
         return vcpu_fail(error, vcpu, "reading the reset state");
     }
-    return true;
+    vcpu->reset_state = vcpu_state_capture(vcpu, error);
+    return vcpu->reset_state != NULL;
 }
 
 Vcpu *vcpu_new(Vm *vm, unsigned index, GError **error)
@@ -112,6 +109,7 @@ void vcpu_free(Vcpu *vcpu)
     if (vcpu->fd >= 0) {
         close(vcpu->fd);
     }
+    g_clear_pointer(&vcpu->reset_state, g_bytes_unref);
     g_free(vcpu);
 }
 
@@ -123,7 +121,9 @@ void vcpu_kick(Vcpu *vcpu)
 }
 
 /* KVM paravirtual MSRs that point the host at guest memory: a reset must
- * turn them off, or the host keeps writing into the rebooted guest. */
+ * turn them off, or the host keeps writing into the rebooted guest. The
+ * creation-time state has them off already when KVM lists them as
+ * saveable; this holds when it does not. */
 static const uint32_t vcpu_pv_msrs[] = {
     0x4b564d00, /* MSR_KVM_WALL_CLOCK_NEW */
     0x4b564d01, /* MSR_KVM_SYSTEM_TIME_NEW */
@@ -151,23 +151,13 @@ static bool vcpu_reset_pv_msrs(Vcpu *vcpu, GError **error)
 
 bool vcpu_reset(Vcpu *vcpu, GError **error)
 {
-    VcpuResetState *s = &vcpu->reset;
-
-    if (ioctl(vcpu->fd, KVM_SET_SREGS, &s->sregs) < 0 ||
-        ioctl(vcpu->fd, KVM_SET_REGS, &s->regs) < 0 ||
-        ioctl(vcpu->fd, KVM_SET_FPU, &s->fpu) < 0 ||
-        ioctl(vcpu->fd, KVM_SET_LAPIC, &s->lapic) < 0 ||
-        ioctl(vcpu->fd, KVM_SET_VCPU_EVENTS, &s->events) < 0 ||
-        ioctl(vcpu->fd, KVM_SET_MP_STATE, &s->mp_state) < 0) {
-        return vcpu_fail(error, vcpu, "restoring the reset state");
-    }
-    return vcpu_reset_pv_msrs(vcpu, error);
+    return vcpu_state_restore(vcpu, vcpu->reset_state, error) && vcpu_reset_pv_msrs(vcpu, error);
 }
 
 bool vcpu_set_boot_state(Vcpu *vcpu, const BootEntry *entry, GError **error)
 {
     struct kvm_regs regs;
-    struct kvm_sregs sregs = vcpu->reset.sregs;
+    struct kvm_sregs sregs = vcpu->reset_sregs;
 
     /* The loader writes the mode-defining fields; APIC base and pending
      * interrupts stay as KVM set them. */

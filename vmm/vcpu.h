@@ -13,16 +13,6 @@
 
 struct Vm;
 
-/* Architectural state right after creation, replayed on system reset. */
-typedef struct VcpuResetState {
-    struct kvm_regs regs;
-    struct kvm_sregs sregs;
-    struct kvm_fpu fpu;
-    struct kvm_lapic_state lapic;
-    struct kvm_mp_state mp_state;
-    struct kvm_vcpu_events events;
-} VcpuResetState;
-
 typedef struct Vcpu {
     struct Vm *vm;
     unsigned index;             /* also the APIC id */
@@ -31,7 +21,8 @@ typedef struct Vcpu {
     pthread_t thread;
     bool started;
     pid_t tid;                  /* for query-cpus-fast */
-    VcpuResetState reset;
+    GBytes *reset_state;        /* vcpu_state_capture() right after creation */
+    struct kvm_sregs reset_sregs; /* its sregs, the base of the boot state */
     bool paused;                /* acknowledged a pause; under vm->lock */
 } Vcpu;
 
