@@ -212,6 +212,8 @@ static const ControlCommand commands[] = {
     { "switchover", ctl_admin, ADMIN_SWITCHOVER },
     { "protect", ctl_admin, ADMIN_PROTECT },
     { "unprotect", ctl_admin, ADMIN_UNPROTECT },
+    { "promote", ctl_admin, ADMIN_PROMOTE }, /* managed mode (pacemaker) */
+    { "demote", ctl_admin, ADMIN_DEMOTE },
     { "set", ctl_set, ADMIN__MAX },
 };
 

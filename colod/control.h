@@ -2,7 +2,8 @@
  * socket (common/qmp's server; default /run/colo/VM/colod.sock, 0600, or
  * 0660 with [vm] socket-group),
  * with colod's commands: query-status, the administrator's commands of
- * the state machine (failover, switchover, protect, unprotect), set
+ * the state machine (failover, switchover, protect, unprotect; promote
+ * and demote in managed mode), set
  * {key, value} for runtime settings, and events when colod's state
  * changes (COLOD_STATE, COLOD_QUORUM, COLOD_PEER). A command the state
  * machine refuses comes back as a QMP error with its reason. */

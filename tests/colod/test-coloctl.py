@@ -257,6 +257,7 @@ def test_protect_unprotect_refusals():
     c = get()
     refused(c, "node2", ["unprotect"], "unprotect is for the primary; this node is the secondary")
     refused(c, "node1", ["failover"], "failover does not apply in state primary-protected")
+    refused(c, "node1", ["promote"], "promote is for managed mode ([cluster] managed = true, under pacemaker)")
     ok(c, "node1", "unprotect")
     st = wait_state(c, "node1", "primary-alone", 60)
     assert st["protect"] is False and st["running"] is True, st

@@ -65,7 +65,8 @@ static void fixture_setup(Fixture *f, gconstpointer data)
 {
     ClusterFsmParams p = { .local_id = 1, .peer_id = 2,
                            .timeouts = { .qmp_ms = 5000, .peer_wait_ms = 3000, .protect_ack_ms = 3000,
-                                         .protect_retry_ms = 3000, .claim_ms = 3000, .restart_grace_ms = 3000 } };
+                                         .protect_retry_ms = 3000, .claim_ms = 3000, .restart_grace_ms = 3000 },
+                           .managed = data != NULL };
     ColodStateRecord rec = { COLOD_ROLE_PRIMARY, 5 };
     ClusterClock clock = { fake_now, f };
     ColodControlParams cp;
@@ -294,6 +295,14 @@ static void test_refused(Fixture *f, gconstpointer data)
     g_assert_cmpuint(f->executed->len, ==, 0);
     {
         g_autoptr(GError) err = NULL;
+        g_autoptr(JsonObject) ret = call(cl, "promote", NULL, &err);
+
+        g_assert_error(err, QMP_ERROR, QMP_ERROR_GENERIC);
+        g_assert_cmpstr(err->message, ==, "promote is for managed mode ([cluster] managed = true, under pacemaker): "
+                                          "use failover or switchover");
+    }
+    {
+        g_autoptr(GError) err = NULL;
         g_autoptr(JsonObject) args = json_object_new();
         g_autoptr(JsonObject) ret = NULL;
 
@@ -381,26 +390,61 @@ static void test_events_and_failover(Fixture *f, gconstpointer data)
     client_free(b);
 }
 
+/* Runs @command, which must be accepted; returns the state it reports. */
+static char *accepted(Client *cl, const char *command)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(JsonObject) ret = call(cl, command, NULL, &err);
+
+    g_assert_no_error(err);
+    return g_strdup(json_object_get_string_member(ret, "state"));
+}
+
+static bool protect_enabled(Client *cl)
+{
+    g_autoptr(JsonObject) st = status(cl);
+
+    return json_object_get_boolean_member(st, "protect");
+}
+
 static void test_protect_unprotect(Fixture *f, gconstpointer data)
+{
+    Client *cl = client_new(f);
+    uint32_t self = 1;
+
+    membership(f, &self, 1, true);
+    g_free(accepted(cl, "unprotect"));
+    g_assert_false(protect_enabled(cl));
+    g_free(accepted(cl, "protect"));
+    g_assert_true(protect_enabled(cl));
+    client_free(cl);
+}
+
+/* Managed mode: promote and demote; failover is refused. */
+static void test_managed(Fixture *f, gconstpointer data)
 {
     Client *cl = client_new(f);
     uint32_t self = 1;
     g_autoptr(JsonObject) st = NULL;
     g_autoptr(GError) err = NULL;
-    JsonObject *ret;
+    g_autoptr(JsonObject) ret = NULL;
+    g_autofree char *promoted = NULL;
+    g_autofree char *demoted = NULL;
 
     membership(f, &self, 1, true);
-    ret = call(cl, "unprotect", NULL, &err);
-    g_assert_no_error(err);
-    json_object_unref(ret);
     st = status(cl);
-    g_assert_false(json_object_get_boolean_member(st, "protect"));
-    json_object_unref(st);
-    ret = call(cl, "protect", NULL, &err);
-    g_assert_no_error(err);
-    json_object_unref(ret);
-    st = status(cl);
-    g_assert_true(json_object_get_boolean_member(st, "protect"));
+    g_assert_true(json_object_get_boolean_member(st, "managed"));
+    g_assert_cmpstr(json_object_get_string_member(st, "state"), ==, "idle");
+    ret = call(cl, "failover", NULL, &err);
+    g_assert_null(ret);
+    g_assert_error(err, QMP_ERROR, QMP_ERROR_GENERIC);
+    g_assert_true(g_str_has_prefix(err->message, "managed mode: pacemaker decides who is primary"));
+    promoted = accepted(cl, "promote");
+    g_assert_cmpstr(promoted, ==, "primary-starting");
+    g_assert_true(executed(f, ACT_START_VMM));
+    demoted = accepted(cl, "demote");
+    g_assert_cmpstr(demoted, ==, "idle");
+    g_assert_true(executed(f, ACT_STOP_VMM));
     client_free(cl);
 }
 
@@ -607,6 +651,7 @@ int main(int argc, char **argv)
                fixture_teardown);
     g_test_add("/colod/control/protect-unprotect", Fixture, NULL, fixture_setup, test_protect_unprotect,
                fixture_teardown);
+    g_test_add("/colod/control/managed", Fixture, "managed", fixture_setup, test_managed, fixture_teardown);
     g_test_add("/colod/control/set", Fixture, NULL, fixture_setup, test_set, fixture_teardown);
     g_test_add("/colod/control/garbage", Fixture, NULL, fixture_setup, test_garbage, fixture_teardown);
     g_test_add_func("/colod/control/bad-path", test_bad_path);
