@@ -13,7 +13,8 @@ stopped colod (exit 4). switchover from the primary and from the
 secondary, failover on the secondary, each checked by both nodes' status
 and by the events node2's `coloctl --json events` printed; unprotect and
 protect, and commands the state machine refuses (exit 3 with its
-reason)."""
+reason); the secondary's colod killed: its stale socket (exit 2), the
+primary's events (peer gone, failover)."""
 import json
 import os
 import re
@@ -270,6 +271,31 @@ def test_protect_unprotect_refusals():
     p = c.procs[("node2", "events")]
     p.send_signal(signal.SIGTERM)
     assert p.wait(timeout=10) == 0, c.log("node2", "events")
+
+
+@tap.timeout(120)
+@fail_with_logs
+def test_killed_colod():
+    """The secondary's colod killed: its stale socket gives exit 2; the
+    primary's events show the peer gone and the failover."""
+    c = get()
+    c.spawn("node1", "events1", COLOCTL, "--json", "events")
+    tap.wait_until(lambda: "following the events" in c.log("node1", "events1"), 10, "node1's coloctl events")
+    gen = status(c, "node1")["generation"]
+    c.fault("sigkill", "node2", "colod")
+    code, out, err = coloctl(c, "node2", "status")
+    assert code == 2 and "cannot reach colod at /run/colo/web1/colod.sock" in err, (code, out, err)
+    st = wait_state(c, "node1", "primary-alone", 30)
+    assert st["peer"]["present"] is False and st["generation"] > gen and st["running"], st
+
+    def seen():
+        evs = []
+        with open(c.hostdir("node1", "events1.log"), errors="replace") as f:
+            evs = [json.loads(line) for line in f if line.startswith("{")]
+        peer = [e["data"] for e in evs if e["event"] == "COLOD_PEER"]
+        states = [e["data"]["new"] for e in evs if e["event"] == "COLOD_STATE"]
+        return peer == [{"node-id": 2, "present": False}] and states and states[-1] == "primary-alone"
+    tap.wait_until(seen, 10, "COLOD_PEER (absent) and COLOD_STATE to primary-alone in node1's events")
 
 
 cluster.run_tests(globals(), lambda: colod_cluster.teardown(the))
