@@ -151,6 +151,7 @@ static void start_events(Cli *cli)
     fprintf(stderr, "coloctl: following the events of colod (VM %s); Ctrl-C ends\n",
             coloctl_str(colod, "vm", "?"));
     qmp_client_set_event_handler(cli->qmp, on_event, cli);
+    qmp_client_set_closed_handler(cli->qmp, on_closed, cli);
     g_unix_signal_add(SIGINT, on_stop_signal, cli);
     g_unix_signal_add(SIGTERM, on_stop_signal, cli);
 }
@@ -243,7 +244,7 @@ static void on_ready(QmpClient *c, const GError *error, gpointer opaque)
         finish(cli, EXIT_UNREACHABLE);
         return;
     }
-    qmp_client_set_closed_handler(c, on_closed, cli);
+    /* A command's own reply reports a broken connection. */
     if (cli->cmd->start) {
         cli->cmd->start(cli);
     } else {

@@ -276,15 +276,21 @@ def test_protect_unprotect_refusals():
 @tap.timeout(120)
 @fail_with_logs
 def test_killed_colod():
-    """The secondary's colod killed: its stale socket gives exit 2; the
-    primary's events show the peer gone and the failover."""
+    """The secondary's colod killed: its stale socket gives exit 2, and so
+    does its coloctl events; the primary's events show the peer gone and
+    the failover."""
     c = get()
     c.spawn("node1", "events1", COLOCTL, "--json", "events")
-    tap.wait_until(lambda: "following the events" in c.log("node1", "events1"), 10, "node1's coloctl events")
+    c.spawn("node2", "events2", COLOCTL, "events")
+    for n in ("node1", "node2"):
+        tap.wait_until(lambda: "following the events" in c.log(n, "events" + n[-1]), 10, "%s's coloctl events" % n)
     gen = status(c, "node1")["generation"]
     c.fault("sigkill", "node2", "colod")
     code, out, err = coloctl(c, "node2", "status")
     assert code == 2 and "cannot reach colod at /run/colo/web1/colod.sock" in err, (code, out, err)
+    # Following the events of a colod that went: exit 2.
+    assert c.procs[("node2", "events2")].wait(timeout=10) == 2, c.log("node2", "events2")
+    assert "coloctl: colod closed the connection" in c.log("node2", "events2"), c.log("node2", "events2")
     st = wait_state(c, "node1", "primary-alone", 30)
     assert st["peer"]["present"] is False and st["generation"] > gen and st["running"], st
 
