@@ -265,16 +265,6 @@ def test_refusals():
             assert e.desc == "VM is not in COLO mode", e.desc
         else:
             raise AssertionError("x-colo-lost-heartbeat outside COLO accepted")
-        for other in ("postcopy-ram",):
-            vm.qmp.cmd("migrate-set-capabilities", capabilities=[{"capability": "x-colo", "state": True},
-                                                                {"capability": other, "state": True}])
-            try:
-                vm.qmp.cmd("migrate", uri="tcp:127.0.0.1:1")
-            except QMPError as e:
-                assert "x-colo" in e.desc and other in e.desc, e.desc
-            else:
-                raise AssertionError("x-colo with %s accepted" % other)
-            vm.qmp.cmd("migrate-set-capabilities", capabilities=[{"capability": other, "state": False}])
         vm.qmp.cmd("migrate-set-capabilities", capabilities=[{"capability": "x-colo", "state": False}])
         try:
             vm.qmp.cmd("migrate-set-parameters", args={"x-checkpoint-delay": 0})

@@ -11,6 +11,7 @@
 
 #include "common/qmp/qmp-server.h"
 #include "migration/multifd.h"
+#include "migration/snapshot.h"
 
 static const char *const colo_mode_names[] = {
     [COLO_MODE_NONE] = "none",
@@ -353,6 +354,9 @@ JsonObject *colo_query(Migration *m)
     json_object_set_boolean_member(ret, "x-broken", co->broken);
     json_object_set_boolean_member(ret, "x-unusable", co->unusable);
     json_object_set_object_member(ret, "checkpoints", colo_query_checkpoints(co));
+    /* A snapshot protect under way or done: COLO protects only from its
+     * first checkpoint on (mode "primary"). */
+    snapshot_query_locked(m, ret);
     JsonObject *proxy = colo_net_query_locked(co);
     if (proxy) {
         json_object_set_object_member(ret, "proxy", proxy);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <gio/gio.h>
 
@@ -18,6 +19,31 @@ static uint64_t block_pages(const RamBlock *b)
 static size_t block_words(const RamBlock *b)
 {
     return (block_pages(b) + WORD_BITS - 1) / WORD_BITS;
+}
+
+/* The cache starts as a copy of guest RAM. Holes of the block's file read
+ * as zero, as the fresh cache does: copy only its data (a mostly unused
+ * 1 GiB guest is copied in milliseconds instead of seconds, and the
+ * primary's guest waits for this at COLO's start). */
+static void ram_cache_copy(uint8_t *dst, const RamBlock *b)
+{
+    off_t pos = 0, end = (off_t)b->size;
+
+    while (pos < end) {
+        off_t data = lseek(b->fd, pos, SEEK_DATA);
+        if (data < 0) {
+            if (errno != ENXIO) {
+                memcpy(dst + pos, b->host + pos, (size_t)(end - pos));     /* no hole support */
+            }
+            return;
+        }
+        off_t hole = lseek(b->fd, data, SEEK_HOLE);
+        if (hole < 0 || hole > end) {
+            hole = end;
+        }
+        memcpy(dst + data, b->host + data, (size_t)(hole - data));
+        pos = hole;
+    }
 }
 
 bool ram_cache_init(RamCache *rc, const GuestMemory *mem, GError **error)
@@ -37,7 +63,7 @@ bool ram_cache_init(RamCache *rc, const GuestMemory *mem, GError **error)
         }
         rc->copy[i] = p;
         rc->nr_blocks = i + 1;
-        memcpy(p, b->host, b->size);
+        ram_cache_copy(p, b);
         rc->received[i] = g_new0(unsigned long, block_words(b));
     }
     return true;

@@ -431,8 +431,15 @@ static gboolean main_incoming_done(gpointer opaque)
          * touching a missing page stay blocked rather than read garbage. */
         qb_log(LOG_ERR, "postcopy broke: %s; the guest waits for pages (postcopy-paused)", m->dst.error);
     } else {
-        /* Guest memory is half-loaded: nothing here can run. */
-        qb_log(LOG_ERR, "incoming migration failed: %s; exiting", m->dst.error);
+        /* Guest memory is half-loaded: nothing here can run. A COLO
+         * initial sync (precopy or snapshot) that broke never made this
+         * a replica: the source runs on unprotected, nothing is lost. */
+        if (m->dst.colo_enabled) {
+            qb_log(LOG_ERR, "COLO initial sync failed: %s; discarding the partial copy (never a secondary, "
+                   "nothing was protected yet); exiting", m->dst.error);
+        } else {
+            qb_log(LOG_ERR, "incoming migration failed: %s; exiting", m->dst.error);
+        }
         m->host.ops->terminate(m->host.vm, 1);
     }
     return G_SOURCE_REMOVE;

@@ -98,6 +98,11 @@ static JsonNode *cmd_migrate_start_postcopy(JsonObject *args, gpointer opaque, G
                     "Enable postcopy with migrate_set_capability before the start of migration");
         return NULL;
     }
+    if (m->caps.x_colo) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
+                    "With x-colo, postcopy-ram selects snapshot protect, which needs no migrate-start-postcopy");
+        return NULL;
+    }
     if (m->src.status != MIG_STATUS_SETUP && m->src.status != MIG_STATUS_ACTIVE) {
         g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC, "Postcopy must be started after migration has been started");
         return NULL;
@@ -202,6 +207,7 @@ static const ParamField param_fields[] = {
     { "multifd-channels", offsetof(MigParams, multifd_channels), true, 1, 255 },
     { "max-postcopy-bandwidth", offsetof(MigParams, max_postcopy_bandwidth), false, 0, SIZE_MAX },
     { "x-checkpoint-delay", offsetof(MigParams, x_checkpoint_delay), false, 1, 3600000 },
+    { "x-snapshot-copy-limit", offsetof(MigParams, x_snapshot_copy_limit), false, 0, SIZE_MAX },
 };
 
 static JsonNode *cmd_migrate_set_parameters(JsonObject *args, gpointer opaque, GError **error)

@@ -13,6 +13,7 @@
 #include "migration/migration-priv.h"
 #include "migration/multifd.h"
 #include "migration/postcopy.h"
+#include "migration/snapshot.h"
 #include "colo/colo.h"
 #include "common/peer-filter.h"
 
@@ -48,6 +49,7 @@ Migration *migration_new(const MigrationHost *host)
     m->params.multifd_channels = 2;
     m->params.max_postcopy_bandwidth = 0;
     m->params.x_checkpoint_delay = 20000;
+    m->params.x_snapshot_copy_limit = 64ULL << 20;
     m->dst.listen_fd = -1;
     m->src.rp_shut_status = -1;
     m->colo = colo_new();
@@ -71,6 +73,7 @@ void migration_free(Migration *m)
     }
     migration_incoming_cleanup(m);
     postcopy_free(m->postcopy, m->host.mem);
+    snapshot_free(m->src.snapshot);
     mig_channel_free(m->src.out);
     mig_channel_free(m->src.rp);
     g_free(m->src.uri);
@@ -98,6 +101,7 @@ void migration_reset_outgoing(Migration *m)
     m->src.out = m->src.rp = NULL;
     postcopy_free(m->postcopy, m->host.mem);
     m->postcopy = NULL;
+    g_clear_pointer(&m->src.snapshot, snapshot_free);
     g_clear_pointer(&m->src.uri, g_free);
     g_clear_pointer(&m->src.error, g_free);
     g_atomic_int_set(&m->src.cancel, 0);
@@ -224,6 +228,7 @@ JsonObject *migration_query(Migration *m)
             json_object_set_string_member(ret, "error-desc", m->src.error);
         }
         migration_query_postcopy(m, ret);
+        snapshot_query_locked(m, ret);
     } else {
         if (m->dst.error && status == MIG_STATUS_FAILED) {
             json_object_set_string_member(ret, "error-desc", m->dst.error);

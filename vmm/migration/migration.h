@@ -39,6 +39,7 @@ typedef struct MigParams {
     uint32_t multifd_channels;  /* default 2 */
     uint64_t max_postcopy_bandwidth;    /* bytes/s, 0 = unlimited */
     uint64_t x_checkpoint_delay;        /* ms between COLO checkpoints; default 20000 */
+    uint64_t x_snapshot_copy_limit;     /* bytes of pages a snapshot protect copies aside at most */
 } MigParams;
 
 typedef struct MigCaps {
@@ -70,6 +71,7 @@ typedef struct MigSource {
     bool vm_stopped;            /* the migration stopped the VM and must restart it on failure */
     gint postcopy_requested;    /* atomic: migrate-start-postcopy */
     struct MultifdSend *multifd;    /* with the multifd capability */
+    struct Snapshot *snapshot;  /* snapshot protect (x-colo with postcopy-ram), until the next migrate */
 } MigSource;
 
 /* The incoming side: this VMM is a migration's destination (or COLO's secondary). */

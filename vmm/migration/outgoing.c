@@ -16,6 +16,7 @@
 #include "migration/format.h"
 #include "migration/migration-priv.h"
 #include "migration/multifd.h"
+#include "migration/snapshot.h"
 #include "migration/transport.h"
 
 /* Pages sent between checks of cancel and of a switch to postcopy: at most
@@ -266,7 +267,7 @@ static bool outgoing_ping_wait(Migration *m, GError **error)
     g_mutex_unlock(&m->lock);
     if (!ok) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
-                    "the destination did not confirm the RAM added during the migration");
+                    "the destination did not confirm it loaded the stream so far");
     }
     return ok;
 }
@@ -381,6 +382,26 @@ static bool outgoing_complete(Migration *m, GError **error)
     return true;
 }
 
+/* Snapshot protect (snapshot.h): one pause to take the snapshot, every
+ * page of it streamed once, the disks, then the final phase as for precopy
+ * with the pages written since the snapshot, and COLO. The final phase is
+ * the first checkpoint in all but name: like checkpoints it takes the
+ * link's full speed. */
+static bool outgoing_snapshot(Migration *m, GError **error)
+{
+    if (!snapshot_start(m, error) || !snapshot_stream(m, error)) {
+        return false;
+    }
+    snapshot_stop(m);
+    /* The guest stops only once the secondary has loaded the snapshot:
+     * its pause is the pages written since, not the secondary's backlog. */
+    if (!disk_save_pass(&m->src.disks, m->src.out, error) || !outgoing_ping_wait(m, error)) {
+        return false;
+    }
+    mig_set_rate_limit(m->src.out, 0);
+    return outgoing_complete(m, error) && colo_primary_run(m, error);
+}
+
 static void outgoing_hello(MigChannel *c, uint8_t kind, uint8_t index)
 {
     mig_put_be32(c, MIG_MAGIC);
@@ -398,7 +419,7 @@ static void outgoing_header(Migration *m)
     mig_put_u8(c, MIG_REC_COMMAND);
     mig_put_be16(c, MIG_CMD_OPEN_RETURN_PATH);
     mig_put_be16(c, 0);
-    if (m->caps.postcopy_ram) {
+    if (m->caps.postcopy_ram && !migration_snapshot_selected(m)) {
         migration_postcopy_advise(m, c);
     }
     if (m->caps.x_colo) {
@@ -459,7 +480,7 @@ static gpointer outgoing_thread(gpointer opaque)
     if (mig_flush(m->src.out)) {
         goto out;
     }
-    if (m->caps.postcopy_ram && !outgoing_connect_demand(m, &error)) {
+    if (m->caps.postcopy_ram && !migration_snapshot_selected(m) && !outgoing_connect_demand(m, &error)) {
         goto out;
     }
     if (m->caps.multifd) {
@@ -476,10 +497,12 @@ static gpointer outgoing_thread(gpointer opaque)
     m->src.setup_us = g_get_monotonic_time() - m->src.start_us;
     migration_set_status(m, MIG_STATUS_ACTIVE);
 
-    if (!outgoing_precopy(m, &error)) {
+    if (migration_snapshot_selected(m)) {
+        ok = outgoing_snapshot(m, &error);
+        colo = ok;
+    } else if (!outgoing_precopy(m, &error)) {
         goto out;
-    }
-    if (migration_postcopy_requested(m)) {
+    } else if (migration_postcopy_requested(m)) {
         ok = migration_postcopy_run(m, &error);
     } else {
         ok = outgoing_complete(m, &error);
@@ -488,6 +511,9 @@ static gpointer outgoing_thread(gpointer opaque)
     }
 
 out:
+    /* A failed snapshot protect leaves the guest running unprotected, and
+     * no page may stay write-protected behind it. */
+    snapshot_stop(m);
     if (!ok && !error) {
         int err = m->src.out ? mig_channel_error(m->src.out) : 0;
         g_set_error(&error, G_IO_ERROR, g_io_error_from_errno(-err), "migration stream: %s",
@@ -567,11 +593,6 @@ bool migration_start(Migration *m, const char *uri, GError **error)
     if (m->dst.status != MIG_STATUS_NONE && m->dst.status != MIG_STATUS_COMPLETED) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_BUSY,
                     "Guest is waiting for an incoming migration");
-        return false;
-    }
-    if (m->caps.x_colo && m->caps.postcopy_ram) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                    "x-colo and postcopy-ram cannot be used together yet");
         return false;
     }
     if (m->caps.multifd && m->caps.postcopy_ram) {

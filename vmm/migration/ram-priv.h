@@ -2,6 +2,8 @@
 #ifndef COLO_VMM_MIGRATION_RAM_PRIV_H
 #define COLO_VMM_MIGRATION_RAM_PRIV_H
 
+#include <string.h>
+
 #include "migration/ram.h"
 
 #define BITS_PER_WORD (8 * sizeof(unsigned long))
@@ -14,6 +16,19 @@ static inline uint64_t block_pages(const RamBlock *b)
 static inline size_t bitmap_words(uint64_t bits)
 {
     return (bits + BITS_PER_WORD - 1) / BITS_PER_WORD;
+}
+
+/* A bitmap of @pages bits, all set. */
+static inline unsigned long *bitmap_new_full(uint64_t pages)
+{
+    size_t words = bitmap_words(pages);
+    unsigned long *map = g_new(unsigned long, words);
+
+    memset(map, 0xff, words * sizeof(unsigned long));
+    if (pages % BITS_PER_WORD) {
+        map[words - 1] = (1UL << (pages % BITS_PER_WORD)) - 1;
+    }
+    return map;
 }
 
 /* Index of @b in mem->blocks (it must be there). */

@@ -15,15 +15,9 @@
 
 static void ram_save_adopt(RamSave *rs, unsigned index)
 {
-    const RamBlock *b = rs->mem->blocks[index];
-    uint64_t pages = block_pages(b);
-    size_t words = bitmap_words(pages);
+    uint64_t pages = block_pages(rs->mem->blocks[index]);
 
-    rs->bmap[index] = g_new(unsigned long, words);
-    memset(rs->bmap[index], 0xff, words * sizeof(unsigned long));
-    if (pages % BITS_PER_WORD) {
-        rs->bmap[index][words - 1] = (1UL << (pages % BITS_PER_WORD)) - 1;
-    }
+    rs->bmap[index] = bitmap_new_full(pages);
     rs->dirty += pages;
 }
 
