@@ -53,6 +53,7 @@ struct Snapshot {
     bool stopped;
 
     GMutex lock;                /* everything below */
+    bool armed;                 /* the pause is over: copy before letting a write through */
     bool stopping;              /* the fault thread only lets writes through */
     unsigned long *pending[GUEST_MAX_REGIONS];  /* bit = not yet taken for the stream */
     GQueue copies;              /* SnapCopy, oldest first */
@@ -125,7 +126,7 @@ static void snap_fault(Snapshot *s, uint64_t addr)
     const uint8_t *host = s->mem->blocks[bi]->host + offset;
     g_mutex_lock(&s->lock);
     s->faults++;
-    if (!s->stopping && snap_test_clear(s->pending[bi], offset / GUEST_PAGE_SIZE)) {
+    if (s->armed && !s->stopping && snap_test_clear(s->pending[bi], offset / GUEST_PAGE_SIZE)) {
         if (s->copies_held < s->limit) {
             SnapCopy *cp = g_new(SnapCopy, 1);
             cp->block = bi;
@@ -309,13 +310,27 @@ bool snapshot_start(Migration *m, GError **error)
     }
     s->thread = g_thread_new("mig/snap-wp", snap_fault_thread, s);
 
-    /* The one pause: what the stream sends is RAM as it is now, and the
-     * dirty log counts every write from now on, for the final phase. */
+    /* Write-protecting takes the kernel a walk over the page tables (some
+     * 150 ms for 4 GiB here): done before the pause, while the guest runs.
+     * A page written before the pause is let go uncopied (it stays to be
+     * sent, as it is when the stream reaches it); so is the KVM dirty log's
+     * first round, which write-protects every page for KVM. */
+    bool ok = snap_protect_all(s, error) && ram_save_sync(rs, error);
+    if (!ok) {
+        snapshot_stop(m);
+        return false;
+    }
+    /* The one pause: from here the dirty log counts every write, for the
+     * final phase, and a page written before the stream took it is copied
+     * first: what the stream sends is RAM as it is now, but for the pages
+     * let go above, which the dirty log covers from here on either way. */
     gint64 t0 = g_get_monotonic_time();
     m->host.ops->pause_vcpus(m->host.vm);
-    bool ok = ram_save_sync(rs, error);
+    ok = ram_save_sync(rs, error);
     ram_save_clear(rs);
-    ok = ok && snap_protect_all(s, error);
+    g_mutex_lock(&s->lock);
+    s->armed = true;
+    g_mutex_unlock(&s->lock);
     m->host.ops->resume_vcpus(m->host.vm);
     g_mutex_lock(&s->lock);
     s->pause_us = (uint64_t)(g_get_monotonic_time() - t0);
