@@ -49,13 +49,14 @@ def require(*binaries):
         tap.skip("no /dev/kvm")
 
 
-def get(the, seeds):
+def get(the, seeds, token=1000, qdevice_timeout=3000):
     """The cluster in @the (built at the first call) with corosync up;
-    @seeds: node -> (role, generation) of its state file."""
+    @seeds: node -> (role, generation) of its state file; @token and
+    @qdevice_timeout: corosync's, in ms."""
     if "c" not in the:
         cluster.require()
         the["dir"] = tempfile.mkdtemp(prefix="colod-cluster-test-")
-        c = cluster.Cluster.create(os.path.join(the["dir"], "run"), token=1000, qdevice_timeout=3000)
+        c = cluster.Cluster.create(os.path.join(the["dir"], "run"), token=token, qdevice_timeout=qdevice_timeout)
         the["c"] = c
         c.start_corosync()
         for i, n in enumerate(cluster.NODES):
