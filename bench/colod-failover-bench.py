@@ -72,11 +72,11 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])    # utime + stime
 
 
-def one_run(cluster, colod_cluster, coloctl, token, measure_idle, verbose):
+def one_run(cluster, colod_cluster, coloctl, token, qdevice_ms, measure_idle, verbose):
     the = {}
     try:
         c = colod_cluster.get(the, {"node1": ("primary", 5), "node2": ("secondary", 4)}, token=token,
-                              qdevice_timeout=max(1000, 3 * token))
+                              qdevice_timeout=qdevice_ms)
         for n in cluster.NODES:
             colod_cluster.start(c, n)
         wait_state(c, "node1", coloctl, "primary-protected", 180)
@@ -109,6 +109,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--tokens", default="1000,300", help="corosync token timeouts in ms, comma-separated")
+    ap.add_argument("--qdevice-timeout", type=int, default=0,
+                    help="corosync-qdevice's timeout in ms (default: the token's, at least 1000)")
     ap.add_argument("--verbose", action="store_true", help="print node2's colod log after each failover")
     ap.add_argument("--build", default=os.path.join(TOP, "_build", "normal"))
     opts = ap.parse_args()
@@ -124,12 +126,13 @@ def main():
     rows = []
     for token in [int(t) for t in opts.tokens.split(",")]:
         times, idle = [], None
+        qdevice = opts.qdevice_timeout or max(1000, token)
         for i in range(opts.runs):
-            took, got = one_run(cluster, colod_cluster, coloctl, token, i == 0, opts.verbose)
+            took, got = one_run(cluster, colod_cluster, coloctl, token, qdevice, i == 0, opts.verbose)
             idle = idle or got
             times.append(took)
-            print("token %d ms, run %d: node2 serves %.0f ms after node1's loss" % (token, i + 1, took * 1000),
-                  flush=True)
+            print("token %d ms, qdevice timeout %d ms, run %d: node2 serves %.0f ms after node1's loss"
+                  % (token, qdevice, i + 1, took * 1000), flush=True)
         detect = token + 1.2 * token
         rows.append((token, statistics.median(times), max(times), detect))
         for n, v in sorted(idle.items()):
