@@ -234,6 +234,33 @@ void cluster_fsm_shutdown(ClusterFsm *fsm, bool restart, ClusterActions *out)
     fsm->state = CLUSTER_STOPPED;
 }
 
+void cluster_fsm_adopt(ClusterFsm *fsm, VmmKind vmm, bool in_colo, bool paused, ClusterActions *out)
+{
+    ClusterState s;
+
+    if (fsm->state != CLUSTER_STARTING || vmm == VMM_NONE || vmm >= VMM__MAX || (vmm == VMM_SECONDARY && !in_colo)) {
+        return;
+    }
+    s = vmm == VMM_SECONDARY ? CLUSTER_SECONDARY_PROTECTED : in_colo ? CLUSTER_PRIMARY_PROTECTED : CLUSTER_PRIMARY_ALONE;
+    fsm->vmm = vmm;
+    fsm->paused = paused;
+    /* The earlier colod saw COLO begin but died before it wrote so. */
+    if (vmm == VMM_SECONDARY && fsm->role == COLOD_ROLE_SYNCING) {
+        fsm_persist(fsm, out, COLOD_ROLE_SECONDARY, fsm->generation);
+    }
+    if (paused) {
+        /* Paused for a reason this colod does not know (no quorum): the
+         * peer may have gone on meanwhile, so it is resolved as a pause. */
+        fsm->paused_from = s;
+        fsm->peer_at_pause = true;
+        fsm_enter(fsm, out, CLUSTER_PAUSED, "picked up the paused colo-vmm (%s%s) left by an earlier colod: "
+                  "it stays paused until quorum and the peer decide", vmm_kind_name(vmm), in_colo ? ", in COLO" : "");
+        return;
+    }
+    fsm_enter(fsm, out, s, "picked up the running colo-vmm (%s%s) left by an earlier colod: the VM runs on untouched",
+              vmm_kind_name(vmm), in_colo ? ", in COLO" : "");
+}
+
 bool cluster_quorum_policy_check(bool two_node, bool qdevice, bool allow_split_brain, bool managed,
                                  GError **error)
 {

@@ -265,6 +265,9 @@ static void peer_vm_gone(ClusterFsm *fsm, ClusterActions *out)
     g_autofree char *why = g_strdup_printf("the peer's colod reports no VM (%s)", cluster_state_name(fsm->peer_state));
 
     peer_gone(fsm, out, why);
+    /* The hello that said so may be the peer's last for a while (it stands
+     * by): protect it now, no later hello will. */
+    fsm_maybe_protect(fsm, out);
 }
 
 /* The peer serves the VM at a newer generation: our copy is stale. */

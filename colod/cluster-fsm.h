@@ -154,6 +154,13 @@ bool cluster_fsm_admin(ClusterFsm *fsm, AdminCommand cmd, ClusterActions *out, G
  * up), else colo-vmm is stopped first. */
 void cluster_fsm_shutdown(ClusterFsm *fsm, bool restart, ClusterActions *out);
 
+/* colod found its VM's colo-vmm running, left by an earlier colod that was
+ * killed or restarted, and took it over untouched: @vmm what it runs,
+ * @in_colo whether COLO runs, @paused whether its guest stands still. Only
+ * before the first membership; the state follows from what runs (a paused
+ * one waits for quorum and the peer as after a loss of quorum). */
+void cluster_fsm_adopt(ClusterFsm *fsm, VmmKind vmm, bool in_colo, bool paused, ClusterActions *out);
+
 /* Earliest armed timer, or -1. */
 int64_t cluster_fsm_next_deadline(const ClusterFsm *fsm);
 

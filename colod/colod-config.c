@@ -38,6 +38,7 @@ static const KeySpec keys[] = {
     { "replication", "proxy-port", KEY_PORT, false, F(proxy_port), 7700 },
     { "proxy", "guest-interface", KEY_IFACE, true, F(guest_iface), 0 },
     { "proxy", "uplink", KEY_IFACE, false, F(uplink), 0 },
+    { "proxy", "proxy-binary", KEY_STRING, false, F(proxy_binary), 0 },
     { "timeouts", "qmp-ms", KEY_MS, false, F(timeouts.qmp_ms), 5000 },
     { "timeouts", "peer-wait-ms", KEY_MS, false, F(timeouts.peer_wait_ms), 30000 },
     { "timeouts", "protect-ack-ms", KEY_MS, false, F(timeouts.protect_ack_ms), 30000 },
@@ -250,6 +251,9 @@ static bool check_together(ColodConfig *c, const char *origin, GError **error)
     if (!c->vmm_binary) {
         c->vmm_binary = g_strdup("colo-vmm");
     }
+    if (!c->proxy_binary) {
+        c->proxy_binary = g_strdup("colo-proxy");
+    }
     if (!c->state_dir) {
         c->state_dir = g_build_filename("/var/lib/colo", c->vm_name, NULL);
     } else if (!g_path_is_absolute(c->state_dir)) {
@@ -331,6 +335,7 @@ void colod_config_free(ColodConfig *c)
     g_free(c->vm_name);
     g_strfreev(c->vmm_argv);
     g_free(c->vmm_binary);
+    g_free(c->proxy_binary);
     g_free(c->state_dir);
     g_free(c->socket_group);
     g_free(c->peer_name);

@@ -1,6 +1,6 @@
 /* colod: the coordinator of one COLO-protected VM on this node (issue 11;
  * docs/colod.md, colod(8)): joins the cluster, runs the decision state
- * machine, drives colo-vmm (vmm-driver.c). colo-proxy is not driven yet.
+ * machine, drives colo-vmm (vmm-driver.c) and colo-proxy (proxy-driver.c).
  * Exit codes: 0 clean stop, 1 bad usage, 2 configuration, 3 state file,
  * 4 corosync or quorum set-up, 5 corosync went away, 6 the control socket
  * cannot be created. */
@@ -14,6 +14,7 @@
 #include "control.h"
 #include "cpg-msg.h"
 #include "state-file.h"
+#include "proxy-driver.h"
 #include "vmm-driver.h"
 
 #include <errno.h>
@@ -29,6 +30,7 @@ typedef struct {
     ClusterFsm *fsm;
     VmmDriver *vmm;
     ColodControl *control;
+    ProxyDriver *proxy;
     GMainLoop *loop;
     guint timer;
     int exit_code;
@@ -40,6 +42,36 @@ static int64_t colod_now_ms(void *opaque)
 }
 
 static void colod_schedule(Colod *c);
+static void colod_on_vmm_event(VmmEvent ev, const char *detail, void *opaque);
+
+/* The primary's proxy answers: the initial sync may begin. */
+static void colod_on_proxy_ready(bool ok, const char *detail, void *opaque)
+{
+    Colod *c = opaque;
+
+    if (ok) {
+        vmm_driver_protect(c->vmm);
+    } else {
+        colod_on_vmm_event(VMM_EV_PROTECT_FAILED, "colo-proxy did not start", c);
+    }
+}
+
+static bool colod_vmm_alive(void *opaque)
+{
+    return vmm_driver_pid(((Colod *)opaque)->vmm) != 0;
+}
+
+/* A primary alone holds nothing (its proxy starts at protect); a
+ * secondary's proxy keeps its guest off the wire before it ever runs. */
+static void colod_start_vmm(Colod *c, VmmKind kind)
+{
+    if (kind == VMM_SECONDARY) {
+        proxy_driver_start(c->proxy, VMM_SECONDARY, NULL, NULL);
+    } else {
+        proxy_driver_stop(c->proxy);
+    }
+    vmm_driver_start(c->vmm, kind);
+}
 
 /* Carries out @acts in order (cluster-fsm.h's contract). */
 static void colod_execute(Colod *c, ClusterActions *acts)
@@ -79,19 +111,23 @@ static void colod_execute(Colod *c, ClusterActions *acts)
             break;
         }
         case ACT_START_VMM:
-            vmm_driver_start(c->vmm, a->vmm);
+            colod_start_vmm(c, a->vmm);
             break;
         case ACT_STOP_VMM:
             vmm_driver_stop(c->vmm);
+            proxy_driver_stop(c->proxy);
             break;
         case ACT_START_PROTECT:
-            vmm_driver_protect(c->vmm);
+            /* colo-vmm connects to its proxy when COLO begins. */
+            proxy_driver_start(c->proxy, VMM_PRIMARY, colod_on_proxy_ready, c);
             break;
         case ACT_CANCEL_PROTECT:
             vmm_driver_cancel_protect(c->vmm);
+            proxy_driver_stop(c->proxy); /* the guest runs alone again: nothing to hold */
             break;
         case ACT_FAILOVER:
             vmm_driver_failover(c->vmm);
+            proxy_driver_failover(c->proxy);
             break;
         case ACT_PAUSE:
             vmm_driver_pause(c->vmm);
@@ -142,6 +178,9 @@ static void colod_on_vmm_event(VmmEvent ev, const char *detail, void *opaque)
     if (ev == VMM_EV_READY) {
         colod_control_vmm_ready(c->control);
     }
+    if (ev == VMM_EV_EXITED) {
+        proxy_driver_stop(c->proxy); /* nothing left to hold or compare */
+    }
     cluster_fsm_vmm_event(c->fsm, ev, acts);
     colod_execute(c, acts);
 }
@@ -184,15 +223,53 @@ static void colod_on_lost(const char *why, void *opaque)
     g_main_loop_quit(c->loop);
 }
 
-static gboolean colod_on_signal(gpointer data)
+static void colod_stop(Colod *c, bool restart)
 {
-    Colod *c = data;
     g_autoptr(GArray) acts = cluster_actions_new();
 
-    cluster_fsm_shutdown(c->fsm, false, acts);
+    cluster_fsm_shutdown(c->fsm, restart, acts);
     colod_execute(c, acts);
+    if (restart) {
+        /* The next colod of this VM picks them up (docs/colod.md). */
+        vmm_driver_detach(c->vmm);
+        proxy_driver_detach(c->proxy);
+    }
     g_main_loop_quit(c->loop);
+}
+
+static gboolean colod_on_signal(gpointer data)
+{
+    colod_stop(data, false);
     return G_SOURCE_CONTINUE;
+}
+
+/* SIGUSR1: colod ends for a restart (an upgrade): the VM runs on, the peer
+ * waits restart-grace-ms for the next colod, which picks the VM up. */
+static gboolean colod_on_restart_signal(gpointer data)
+{
+    colod_stop(data, true);
+    return G_SOURCE_CONTINUE;
+}
+
+/* Before the main loop: a colo-vmm (and colo-proxy) an earlier colod of
+ * this VM left running is taken over untouched if it answers; else it is
+ * killed (when the state machine starts a VM) and the proxy's rules go. */
+static void colod_pick_up(Colod *c)
+{
+    g_autoptr(GArray) acts = cluster_actions_new();
+    VmmKind kind, proxy_role;
+    bool in_colo, paused;
+
+    if (!vmm_driver_adopt(c->vmm, &kind, &in_colo, &paused)) {
+        proxy_driver_kill_leftover(c->proxy);
+        return;
+    }
+    if (!proxy_driver_adopt(c->proxy, &proxy_role) && kind == VMM_SECONDARY) {
+        /* A secondary's guest must stay off the wire. */
+        proxy_driver_start(c->proxy, VMM_SECONDARY, NULL, NULL);
+    }
+    cluster_fsm_adopt(c->fsm, kind, in_colo, paused, acts);
+    colod_execute(c, acts);
 }
 
 static const ClusterLinkOps link_ops = {
@@ -213,6 +290,10 @@ static int colod_setup(Colod *c, const char *config_path, const char *control_pa
     ClusterFsmParams params;
     ClusterClock clock = { colod_now_ms, NULL };
     VmmDriverParams vp;
+    ProxyDriverParams pp;
+    g_autofree char *proxy_sock = NULL;
+    g_autofree char *proxy_listen = NULL;
+    g_autofree char *proxy_connect = NULL;
     g_autofree char *run_dir = NULL;
     g_autofree char *incoming = NULL;
     g_autofree char *peer_uri = NULL;
@@ -265,8 +346,6 @@ static int colod_setup(Colod *c, const char *config_path, const char *control_pa
         qb_log(LOG_WARNING, "allow-split-brain=true: two_node without a quorum device, a partition lets both "
                             "nodes serve the VM (UNSAFE)");
     }
-    qb_log(LOG_WARNING, "this colod drives colo-vmm but not colo-proxy yet: the guest's network output is not "
-                        "compared (see colod(8))");
     run_dir = g_build_filename("/run/colo", c->config->vm_name, NULL);
     /* 0700 (0750 with [vm] socket-group): the sockets in it are for root
      * (and that group) only. */
@@ -278,11 +357,22 @@ static int colod_setup(Colod *c, const char *config_path, const char *control_pa
                                c->config->migration_port);
     peer_uri = g_strdup_printf(strchr(c->config->peer_address, ':') ? "tcp:[%s]:%u" : "tcp:%s:%u",
                                c->config->peer_address, c->config->migration_port);
+    proxy_sock = g_build_filename(run_dir, "proxy.sock", NULL);
+    proxy_listen = g_strdup_printf(strchr(c->config->address, ':') ? "[%s]:%u" : "%s:%u", c->config->address,
+                                   c->config->proxy_port);
+    proxy_connect = g_strdup_printf(strchr(c->config->peer_address, ':') ? "[%s]:%u" : "%s:%u",
+                                    c->config->peer_address, c->config->proxy_port);
     vp = (VmmDriverParams){ .vmm_path = c->config->vmm_binary, .vmm_argv = c->config->vmm_argv,
                             .run_dir = run_dir, .socket_group = c->config->socket_group, .incoming = incoming,
                             .allowed_peer = c->config->peer_address, .peer_uri = peer_uri,
-                            .qmp_ms = c->config->timeouts.qmp_ms, .poll_ms = 500 };
+                            .proxy_path = proxy_sock, .qmp_ms = c->config->timeouts.qmp_ms, .poll_ms = 500 };
     c->vmm = vmm_driver_new(&vp, colod_on_vmm_event, c);
+    pp = (ProxyDriverParams){ .proxy_path = c->config->proxy_binary, .run_dir = run_dir,
+                              .guest_iface = c->config->guest_iface, .uplink = c->config->uplink,
+                              .listen = proxy_listen, .connect = proxy_connect,
+                              .peer = c->config->peer_address, .socket_group = c->config->socket_group,
+                              .qmp_ms = c->config->timeouts.qmp_ms, .poll_ms = 2000 };
+    c->proxy = proxy_driver_new(&pp, colod_vmm_alive, c);
     params = (ClusterFsmParams){ .local_id = cluster_link_local_id(c->link), .peer_id = c->config->peer_node_id,
                                  .timeouts = c->config->timeouts, .managed = c->config->managed };
     c->fsm = cluster_fsm_new(&params, &rec, &clock);
@@ -295,6 +385,7 @@ static int colod_setup(Colod *c, const char *config_path, const char *control_pa
         qb_log(LOG_ERR, "%s", err->message);
         return 6;
     }
+    colod_pick_up(c);
     return 0;
 }
 
@@ -338,6 +429,7 @@ int main(int argc, char **argv)
         c.loop = g_main_loop_new(NULL, FALSE);
         g_unix_signal_add(SIGTERM, colod_on_signal, &c);
         g_unix_signal_add(SIGINT, colod_on_signal, &c);
+        g_unix_signal_add(SIGUSR1, colod_on_restart_signal, &c);
         g_main_loop_run(c.loop);
         g_main_loop_unref(c.loop);
         code = c.exit_code;
@@ -348,6 +440,7 @@ int main(int argc, char **argv)
     colod_control_free(c.control);
     cluster_fsm_free(c.fsm);
     vmm_driver_free(c.vmm);
+    proxy_driver_free(c.proxy);
     cluster_link_free(c.link);
     colod_config_free(c.config);
     colo_log_fini();

@@ -7,6 +7,7 @@
 #include "vmm-driver.h"
 
 #include "common/qmp/qmp-client.h"
+#include "leftover.h"
 
 #include <errno.h>
 #include <gio/gio.h>
@@ -37,6 +38,7 @@ struct Instance {
     gint64 connect_deadline;
     guint poll;
     guint kill_timer;
+    LeftoverWatch *foreign_watch; /* an adopted colo-vmm: not our child */
     GPtrArray *calls;      /* Call * waiting for their reply */
     bool in_colo;
     bool exited;
@@ -70,6 +72,7 @@ static void inst_free(Instance *in)
     g_clear_handle_id(&in->poll, g_source_remove);
     g_clear_handle_id(&in->kill_timer, g_source_remove);
     g_clear_handle_id(&in->child_watch, g_source_remove);
+    leftover_unwatch(in->foreign_watch);
     qmp_client_free(in->qmp); /* no reply runs after this */
     g_ptr_array_free(in->calls, TRUE);
     g_clear_pointer(&in->colo_status, json_node_unref);
@@ -87,16 +90,10 @@ static void inst_kill(Instance *in, const char *why)
     }
 }
 
-static void on_child_exit(GPid pid, gint status, gpointer data)
+static void inst_ended(Instance *in, const char *detail)
 {
-    Instance *in = data;
-    g_autofree char *detail = WIFEXITED(status) ? g_strdup_printf("exit status %d", WEXITSTATUS(status))
-                                                : g_strdup_printf("signal %d", WTERMSIG(status));
-
-    g_spawn_close_pid(pid);
-    in->child_watch = 0;
     in->exited = true;
-    qb_log(LOG_INFO, "colo-vmm (pid %d) ended: %s", pid, detail);
+    qb_log(LOG_INFO, "colo-vmm (pid %d) ended: %s", in->pid, detail);
     if (in->d) {
         VmmDriver *d = in->d;
 
@@ -105,6 +102,22 @@ static void on_child_exit(GPid pid, gint status, gpointer data)
         d->fn(VMM_EV_EXITED, detail, d->opaque);
     }
     inst_free(in);
+}
+
+static void on_child_exit(GPid pid, gint status, gpointer data)
+{
+    Instance *in = data;
+    g_autofree char *detail = WIFEXITED(status) ? g_strdup_printf("exit status %d", WEXITSTATUS(status))
+                                                : g_strdup_printf("signal %d", WTERMSIG(status));
+
+    g_spawn_close_pid(pid);
+    in->child_watch = 0;
+    inst_ended(in, detail);
+}
+
+static void on_foreign_exit(gpointer data)
+{
+    inst_ended(data, "picked up from an earlier colod: exit status unknown");
 }
 
 /* ---- QMP ---------------------------------------------------------------- */
@@ -271,6 +284,7 @@ VmmDriver *vmm_driver_new(const VmmDriverParams *params, VmmDriverEventFunc fn, 
     d->p.allowed_peer = g_strdup(params->allowed_peer);
     d->p.incoming = g_strdup(params->incoming);
     d->p.peer_uri = g_strdup(params->peer_uri);
+    d->p.proxy_path = g_strdup(params->proxy_path);
     d->fn = fn;
     d->opaque = opaque;
     return d;
@@ -318,32 +332,20 @@ void vmm_driver_free(VmmDriver *d)
     g_free((char *)d->p.allowed_peer);
     g_free((char *)d->p.incoming);
     g_free((char *)d->p.peer_uri);
+    g_free((char *)d->p.proxy_path);
     g_free(d);
 }
 
-/* A colo-vmm an earlier colod of this VM left running (it was killed):
- * this colod does not know its state, and two guests must never share the
- * VM's disks, so it goes before a new one starts. */
+/* A colo-vmm an earlier colod of this VM left running that was not picked
+ * up (vmm_driver_adopt): two guests must never share the VM's disks, so it
+ * goes before a new one starts. */
 static void driver_kill_leftover(VmmDriver *d, const char *pidfile)
 {
-    g_autofree char *text = NULL;
-    g_autofree char *exe_link = NULL;
-    g_autofree char *exe = NULL;
-    guint64 pid;
+    GPid pid = leftover_pid(pidfile, "colo-vmm");
 
-    if (!g_file_get_contents(pidfile, &text, NULL, NULL) ||
-        !g_ascii_string_to_unsigned(g_strstrip(text), 10, 2, G_MAXINT32, &pid, NULL)) {
-        return;
-    }
-    exe_link = g_strdup_printf("/proc/%" G_GUINT64_FORMAT "/exe", pid);
-    exe = g_file_read_link(exe_link, NULL);
-    if (exe && g_str_has_suffix(exe, "colo-vmm") && kill((pid_t)pid, SIGKILL) == 0) {
-        qb_log(LOG_WARNING, "killed colo-vmm pid %" G_GUINT64_FORMAT " left by an earlier colod of this VM",
-               pid);
-        /* Not our child: wait for it to be gone from /proc. */
-        for (int i = 0; i < 200 && kill((pid_t)pid, 0) == 0; i++) {
-            g_usleep(5000);
-        }
+    if (pid > 0) {
+        qb_log(LOG_WARNING, "killing colo-vmm pid %d left by an earlier colod of this VM", pid);
+        leftover_kill(pid);
     }
 }
 
@@ -374,6 +376,10 @@ void vmm_driver_start(VmmDriver *d, VmmKind kind)
     }
     g_ptr_array_add(argv, "-qmp");
     g_ptr_array_add(argv, qmp_arg);
+    if (d->p.proxy_path) {
+        g_ptr_array_add(argv, "-colo-proxy");
+        g_ptr_array_add(argv, (char *)d->p.proxy_path);
+    }
     if (kind == VMM_SECONDARY) {
         g_ptr_array_add(argv, "-incoming");
         g_ptr_array_add(argv, (char *)d->p.incoming);
@@ -402,6 +408,107 @@ void vmm_driver_start(VmmDriver *d, VmmKind kind)
     in->connect_deadline = g_get_monotonic_time() + (gint64)d->p.qmp_ms * 1000 * 4;
     in->poll = g_timeout_add(d->p.poll_ms ? d->p.poll_ms : 500, on_poll, in);
     inst_connect(in);
+}
+
+/* What the adopted colo-vmm runs, from its replies (see vmm_driver_adopt). */
+static bool adopt_decide(JsonNode **r, VmmKind *kind, bool *in_colo, bool *paused, bool *cancel, const char **why)
+{
+    JsonObject *st = r[0] && JSON_NODE_HOLDS_OBJECT(r[0]) ? json_node_get_object(r[0]) : NULL;
+    JsonObject *colo = r[1] && JSON_NODE_HOLDS_OBJECT(r[1]) ? json_node_get_object(r[1]) : NULL;
+    JsonObject *mig = r[2] && JSON_NODE_HOLDS_OBJECT(r[2]) ? json_node_get_object(r[2]) : NULL;
+    const char *status = st ? json_object_get_string_member_with_default(st, "status", "") : "";
+    const char *mode = colo ? json_object_get_string_member_with_default(colo, "mode", "none") : "none";
+    const char *migration = mig ? json_object_get_string_member_with_default(mig, "status", "") : "";
+
+    if (!st || !colo) {
+        *why = "query-status or query-colo-status failed";
+        return false;
+    }
+    *paused = !json_object_get_boolean_member_with_default(st, "running", FALSE);
+    *in_colo = g_strcmp0(mode, "none") != 0;
+    *cancel = false;
+    if (g_strcmp0(mode, "primary") == 0) {
+        *kind = VMM_PRIMARY;
+    } else if (g_strcmp0(mode, "secondary") == 0) {
+        *kind = VMM_SECONDARY;
+    } else if (g_strcmp0(status, "inmigrate") == 0) {
+        /* A secondary whose initial sync had not ended: that sync is lost
+         * with the colod that drove it (it is redone from the start). */
+        *why = "it waits for an initial sync";
+        return false;
+    } else {
+        /* A primary alone (or a secondary that took over). An initial sync
+         * under way is cancelled: its driver is gone, the peer retries. */
+        *kind = VMM_PRIMARY;
+        *cancel = g_strcmp0(migration, "active") == 0 || g_strcmp0(migration, "setup") == 0;
+    }
+    return true;
+}
+
+bool vmm_driver_adopt(VmmDriver *d, VmmKind *kind, bool *in_colo, bool *paused)
+{
+    g_autofree char *pidfile = g_build_filename(d->p.run_dir, "vmm.pid", NULL);
+    g_autofree char *qmp_path = g_build_filename(d->p.run_dir, "vmm.qmp", NULL);
+    const char *const commands[] = { "query-status", "query-colo-status", "query-migrate", NULL };
+    JsonNode *replies[G_N_ELEMENTS(commands)] = { NULL };
+    g_autoptr(JsonObject) greeting = NULL;
+    GPid pid = leftover_pid(pidfile, "colo-vmm");
+    const char *why = "its QMP socket does not answer";
+    bool cancel = false, ok;
+    Instance *in;
+
+    if (pid <= 0) {
+        return false;
+    }
+    greeting = leftover_qmp_probe(qmp_path, d->p.qmp_ms, commands, replies);
+    ok = greeting && adopt_decide(replies, kind, in_colo, paused, &cancel, &why);
+    for (size_t i = 0; i < G_N_ELEMENTS(replies); i++) {
+        if (replies[i]) {
+            json_node_unref(replies[i]);
+        }
+    }
+    if (!ok) {
+        qb_log(LOG_WARNING, "colo-vmm pid %d left by an earlier colod is not picked up: %s", pid, why);
+        return false; /* the next start kills it */
+    }
+    driver_release(d, "replaced");
+    in = g_new0(Instance, 1);
+    in->d = d;
+    in->calls = g_ptr_array_new_with_free_func(call_free);
+    in->kind = *kind;
+    in->pid = pid;
+    in->in_colo = *in_colo;
+    in->qmp_path = g_steal_pointer(&qmp_path);
+    in->foreign_watch = leftover_watch(pid, on_foreign_exit, in);
+    if (!in->foreign_watch) {
+        qb_log(LOG_WARNING, "colo-vmm pid %d ended while being picked up", pid);
+        in->d = NULL;
+        inst_free(in);
+        return false;
+    }
+    d->cur = in;
+    in->connect_deadline = g_get_monotonic_time() + (gint64)d->p.qmp_ms * 1000;
+    in->poll = g_timeout_add(d->p.poll_ms ? d->p.poll_ms : 500, on_poll, in);
+    inst_connect(in);
+    if (cancel) {
+        inst_execute(in, "migrate_cancel", NULL, VMM_EV__MAX);
+    }
+    qb_log(LOG_NOTICE, "picked up colo-vmm pid %d left by an earlier colod: %s%s%s%s", pid, vmm_kind_name(*kind),
+           *in_colo ? ", in COLO" : "", *paused ? ", paused" : ", running",
+           cancel ? " (its initial sync is cancelled)" : "");
+    return true;
+}
+
+void vmm_driver_detach(VmmDriver *d)
+{
+    Instance *in = d->cur;
+
+    if (in) {
+        qb_log(LOG_INFO, "colo-vmm (pid %d) is left running", in->pid);
+        d->cur = NULL;
+        in->d = NULL;
+        inst_free(in);
+    }
 }
 
 void vmm_driver_stop(VmmDriver *d)

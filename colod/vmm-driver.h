@@ -6,7 +6,7 @@
  * its QMP answers, EXITED when it exits (or was killed because a command
  * timed out: the hang escape), PROTECT_DONE / PROTECT_FAILED from its
  * MIGRATION events, PEER_LOST from COLO_EXIT with an error or
- * query-colo-status saying x-broken. colo-proxy is not driven yet. */
+ * query-colo-status saying x-broken. colo-proxy is proxy-driver.c's. */
 #ifndef COLOD_VMM_DRIVER_H
 #define COLOD_VMM_DRIVER_H
 
@@ -29,6 +29,7 @@ typedef struct {
     const char *incoming;   /* the secondary's -incoming URI */
     const char *allowed_peer; /* the only source it accepts (x-allowed-peer), NULL: any */
     const char *peer_uri;   /* where the primary migrates to */
+    const char *proxy_path; /* colo-proxy's control socket (-colo-proxy), or NULL */
     guint qmp_ms;           /* each QMP command's timeout */
     guint poll_ms;          /* query-colo-status while in COLO */
     bool die_with_colod;    /* tests: colo-vmm gets SIGKILL when we end (colod
@@ -50,6 +51,15 @@ void vmm_driver_cancel_protect(VmmDriver *d);
 void vmm_driver_failover(VmmDriver *d);
 void vmm_driver_pause(VmmDriver *d);
 void vmm_driver_resume(VmmDriver *d);
+
+/* Takes over the colo-vmm an earlier colod of this VM left running (its
+ * pid file names a live colo-vmm whose QMP answers) without touching its
+ * guest: what it runs in @kind, @in_colo, @paused. Returns false if there
+ * is none or it cannot be driven (vmm_driver_start() then kills it).
+ * Blocks for at most a few QMP timeouts: call it before the main loop. */
+bool vmm_driver_adopt(VmmDriver *d, VmmKind *kind, bool *in_colo, bool *paused);
+/* Forgets colo-vmm without stopping it (colod restarts, the VM runs on). */
+void vmm_driver_detach(VmmDriver *d);
 
 /* The running colo-vmm's pid, or 0. */
 GPid vmm_driver_pid(VmmDriver *d);

@@ -304,6 +304,17 @@ void sim_kill(Sim *s, int i, bool vmm_too)
     sim_membership(s);
 }
 
+void sim_start_adopt(Sim *s, int i)
+{
+    g_autoptr(GArray) acts = cluster_actions_new();
+    SimNode *n = &s->node[i];
+
+    sim_create(s, i);
+    cluster_fsm_adopt(n->fsm, n->vmm, n->in_colo, n->paused, acts);
+    exec(s, i, acts);
+    sim_membership(s);
+}
+
 void sim_partition(Sim *s, bool partitioned, bool q0, bool q1)
 {
     s->partitioned = partitioned;

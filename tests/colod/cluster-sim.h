@@ -52,6 +52,9 @@ void sim_start(Sim *s, int i);
 void sim_create(Sim *s, int i);
 /* Node @i's colod dies; with @vmm_too its colo-vmm with it (the node). */
 void sim_kill(Sim *s, int i, bool vmm_too);
+/* Starts node @i's colod over the colo-vmm its killed predecessor left
+ * (sim_kill without @vmm_too): it picks it up (cluster_fsm_adopt). */
+void sim_start_adopt(Sim *s, int i);
 /* Splits the nodes (each alone) or joins them; @q0/@q1 each side's
  * quorum verdict. Feeds membership to both. */
 void sim_partition(Sim *s, bool partitioned, bool q0, bool q1);

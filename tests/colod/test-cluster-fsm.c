@@ -219,6 +219,71 @@ static void test_primary_colod_killed(void)
     sim_free(s);
 }
 
+/* colod killed while its VM runs alone: the next one picks the VM up
+ * (no start, no stop, no pause) and protects it when the peer comes. */
+static void test_adopt_alone(void)
+{
+    Sim *s = sim_new(N, 0, N, 0);
+    unsigned starts;
+
+    sim_protect_pair(s, 0);
+    sim_kill(s, 1, true);
+    sim_expect(s, 0, "persist primary 3, failover");
+    starts = s->node[0].starts;
+    sim_kill(s, 0, false);
+    sim_start_adopt(s, 0);
+    sim_expect(s, 0, "");
+    g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PRIMARY_ALONE);
+    g_assert_cmpuint(s->node[0].starts, ==, starts);
+    g_assert_true(sim_serves(s, 0));
+    assert_reason(s, 0, "picked up the running colo-vmm (primary)");
+    sim_start(s, 1);
+    g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PROTECT_REQUESTED);
+    g_assert_cmpint(sim_state(s, 1), ==, CLUSTER_SECONDARY_STARTING);
+    sim_free(s);
+}
+
+/* The secondary's colod killed: the primary fails over; the next colod
+ * picks up the secondary's colo-vmm, learns the peer went on, stops its
+ * stale copy and is protected again. Restarted with SIGUSR1 instead
+ * (shutdown with restart), COLO goes on untouched. */
+static void test_adopt_secondary(void)
+{
+    Sim *s = sim_new(N, 0, N, 0);
+    g_autoptr(GArray) acts = cluster_actions_new();
+
+    sim_protect_pair(s, 0);
+    sim_kill(s, 1, false);
+    sim_expect(s, 0, "persist primary 3, failover");
+    sim_start_adopt(s, 1);
+    sim_expect(s, 1, "stop, persist syncing 4, start secondary");
+    g_assert_cmpint(sim_state(s, 1), ==, CLUSTER_SECONDARY_STARTING);
+    sim_vmm(s, 1, VMM_EV_READY);
+    sim_vmm(s, 0, VMM_EV_PROTECT_DONE);
+    sim_vmm(s, 1, VMM_EV_PROTECT_DONE);
+    g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PRIMARY_PROTECTED);
+    g_free(sim_take(s, 0));
+    g_free(sim_take(s, 1));
+
+    cluster_fsm_shutdown(s->node[1].fsm, true, acts);
+    for (guint i = 0; i < acts->len; i++) {
+        ClusterAction *a = cluster_action_at(acts, i);
+
+        g_assert_cmpint(a->type, !=, ACT_STOP_VMM);
+        if (a->type == ACT_SEND) {
+            g_assert_cmpint(a->msg.type, ==, CPG_MSG_SHUTDOWN);
+            sim_inject(s, 1, &a->msg); /* "restarting, my VM runs on" */
+        }
+    }
+    sim_kill(s, 1, false);
+    sim_start_adopt(s, 1);
+    g_assert_cmpint(sim_state(s, 1), ==, CLUSTER_SECONDARY_PROTECTED);
+    g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PRIMARY_PROTECTED);
+    sim_expect(s, 0, "");
+    sim_expect(s, 1, "");
+    sim_free(s);
+}
+
 /* A full partition with a third vote: the side with quorum goes on, the
  * other pauses and says why; healing re-protects the loser. */
 static void test_partition_qdevice(void)
@@ -361,9 +426,12 @@ static void test_secondary_waits_for_primary(void)
     g_assert_cmpint(sim_state(s, 1), ==, CLUSTER_SECONDARY_PROTECTED);
     /* The primary's colo-vmm hangs and is killed (QMP timeout). */
     sim_vmm(s, 0, VMM_EV_EXITED);
-    g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_IDLE);
-    sim_expect(s, 1, "persist primary 3, failover");
+    sim_expect(s, 1, "persist primary 3, failover, persist primary 4, send protect-request");
     g_assert_true(sim_serves(s, 1));
+    /* The standing-by node's hello was its last: it is protected now, not
+     * never (seen on real corosync, tests/colod/test-colod-proxy.py). */
+    g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_SECONDARY_STARTING);
+    g_assert_cmpint(sim_state(s, 1), ==, CLUSTER_PROTECT_REQUESTED);
     sim_free(s);
 }
 
@@ -675,6 +743,8 @@ int main(int argc, char **argv)
     g_test_add_func("/colod/fsm/primary-node-dies", test_primary_node_dies);
     g_test_add_func("/colod/fsm/secondary-node-dies", test_secondary_node_dies);
     g_test_add_func("/colod/fsm/primary-colod-killed", test_primary_colod_killed);
+    g_test_add_func("/colod/fsm/adopt-alone", test_adopt_alone);
+    g_test_add_func("/colod/fsm/adopt-secondary", test_adopt_secondary);
     g_test_add_func("/colod/fsm/partition-qdevice", test_partition_qdevice);
     g_test_add_func("/colod/fsm/partition-no-quorum", test_partition_no_quorum);
     g_test_add_func("/colod/fsm/split-brain-detected", test_split_brain_detected);

@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """colod on real corosync (tests/lib/cluster.py: two nodes in network
 namespaces, corosync-qnetd on a witness), driving colo-vmm with the test
-guest (colo-proxy is not driven yet). The checks read colod's log and
-colo-vmm's processes.
+guest and colo-proxy on an idle tap (the guest has no network device:
+tests/colod/test-colod-proxy.py checks the network). The checks read
+colod's log and colo-vmm's processes.
 
 node1 holds the newer copy (primary, generation 5), node2 an older one
 (secondary, 4): node1 starts the VM and protects it onto node2 (COLO on
 both). A partition leaves node1 quorate (qnetd's tie-break): node1 fails
 over, node2 pauses its VM; after the heal node2 is re-protected. Killing
-node2's colod makes node1 fail over; node2's colod back kills the colo-vmm
-it left and is re-protected. SIGTERM stops a colod with its VM and the
+node2's colod makes node1 fail over; node2's colod back picks up the
+colo-vmm it left, finds it stale (the peer went on), stops it and is
+re-protected. SIGTERM stops a colod with its VM and the
 peer takes over."""
 import signal
 
@@ -87,7 +89,10 @@ def test_killed_colod_failover_and_back():
     c.fault("sigkill", "node2", "colod")
     tap.wait_until(lambda: count(c, "node1", "-> primary-alone: failover") > failovers, 30, "node1's failover")
     start(c, "node2")
-    wait_log(c, "node2", "left by an earlier colod of this VM", timeout=60)
+    # The new colod picks up the secondary its predecessor left; the peer
+    # went on without it, so that copy is stale and goes.
+    wait_log(c, "node2", "picked up the running colo-vmm (secondary, in COLO) left by an earlier colod", timeout=60)
+    wait_log(c, "node2", "the peer runs the VM alone at a newer generation: this node's VM stopped")
     wait_protected(c, "node1", "node2", before)
     assert len(c.pids("node2", "colo-vmm")) == 1, c.pids("node2", "colo-vmm")
 

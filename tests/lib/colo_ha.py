@@ -16,6 +16,7 @@ COLOD = os.environ.get("COLO_COLOD", os.path.join(BUILD, "colod", "colod"))
 COLOCTL = os.environ.get("COLO_COLOCTL", os.path.join(BUILD, "coloctl", "coloctl"))
 VMM = os.path.join(BUILD, "vmm", "colo-vmm")
 GUEST = os.path.join(BUILD, "tests", "guest", "colo-testguest")
+PROXY = os.path.join(BUILD, "netfilter", "colo-proxy")
 VM = "web1"
 OCF_ROOT = "/usr/lib/ocf"
 # OCF return codes
@@ -35,6 +36,7 @@ address={addr}
 peer-address={peer_addr}
 [proxy]
 guest-interface=tap-{vm}
+proxy-binary={proxy}
 [timeouts]
 peer-wait-ms=5000
 """
@@ -46,7 +48,7 @@ def require():
     cluster.require()
     if not os.path.exists(os.path.join(OCF_ROOT, "lib", "heartbeat", "ocf-shellfuncs")):
         tap.skip("not installed: ocf-shellfuncs (Debian: resource-agents)")
-    for f in (AGENT, COLOD, COLOCTL, VMM, GUEST):
+    for f in (AGENT, COLOD, COLOCTL, VMM, GUEST, PROXY):
         if not os.path.exists(f):
             raise AssertionError("no %s (build first)" % f)
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
@@ -68,8 +70,13 @@ def write_conf(c, node, managed=True):
     os.makedirs(state, exist_ok=True)
     os.makedirs(c._fs(node, CONF_DIR), exist_ok=True)
     path = c._fs(node, CONF_PATH)
+    # colod drives colo-proxy on the guest's tap (the guest has no network
+    # device: an idle tap).
+    if c.run(node, "ip", "link", "show", "tap-" + VM, check=False).returncode != 0:
+        c.ip(node, "tuntap", "add", "dev", "tap-" + VM, "mode", "tap")
+        c.ip(node, "link", "set", "tap-" + VM, "up")
     with open(path, "w") as f:
-        f.write(CONF.format(vm=VM, vmm=VMM, guest=GUEST, state=state, peer=peer, peer_id=2 - i,
+        f.write(CONF.format(vm=VM, vmm=VMM, guest=GUEST, proxy=PROXY, state=state, peer=peer, peer_id=2 - i,
                             addr=cluster.REPL[node], peer_addr=cluster.REPL[peer],
                             managed="true" if managed else "false"))
     return path

@@ -19,6 +19,7 @@ BUILD = os.path.abspath(os.environ.get("COLO_BUILDDIR", "."))
 COLOD = os.path.join(BUILD, "colod", "colod")
 VMM = os.path.join(BUILD, "vmm", "colo-vmm")
 GUEST = os.path.join(BUILD, "tests", "guest", "colo-testguest")
+PROXY = os.path.join(BUILD, "netfilter", "colo-proxy")
 
 CONF = """[vm]
 name=web1
@@ -33,6 +34,7 @@ address={addr}
 peer-address={peer_addr}
 [proxy]
 guest-interface=tap-web1
+proxy-binary={proxy}
 [timeouts]
 peer-wait-ms=5000
 """
@@ -42,17 +44,20 @@ def require(*binaries):
     """Skip (capability reasons) without root, the cluster's tools or
     /dev/kvm; a binary of ours not built is a failure."""
     cluster.require()
-    for f in (COLOD, VMM, GUEST) + binaries:
+    for f in (COLOD, VMM, GUEST, PROXY) + binaries:
         if not os.path.exists(f):
             raise AssertionError("no %s (build first)" % f)
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         tap.skip("no /dev/kvm")
 
 
-def get(the, seeds, token=1000, qdevice_timeout=3000):
+def get(the, seeds, token=1000, qdevice_timeout=3000, conf=CONF, more=None):
     """The cluster in @the (built at the first call) with corosync up;
     @seeds: node -> (role, generation) of its state file; @token and
-    @qdevice_timeout: corosync's, in ms."""
+    @qdevice_timeout: corosync's, in ms. colod's file is @conf formatted
+    with vmm, guest, proxy, state, peer, peer_id, addr, peer_addr and what
+    @more(c, node) returns. Without @more each node gets an idle tap
+    tap-web1 for colo-proxy (the guest has no network device)."""
     if "c" not in the:
         cluster.require()
         the["dir"] = tempfile.mkdtemp(prefix="colod-cluster-test-")
@@ -60,14 +65,17 @@ def get(the, seeds, token=1000, qdevice_timeout=3000):
         the["c"] = c
         c.start_corosync()
         for i, n in enumerate(cluster.NODES):
+            if more is None:
+                c.ip(n, "tuntap", "add", "dev", "tap-web1", "mode", "tap")
+                c.ip(n, "link", "set", "tap-web1", "up")
             state = c.hostdir(n, "colo-web1")
             os.makedirs(state, exist_ok=True)
             with open(os.path.join(state, "state"), "w") as f:
                 f.write("[colod-state]\nversion=1\nrole=%s\ngeneration=%d\n" % seeds[n])
             peer = cluster.NODES[1 - i]
             with open(c.hostdir(n, "web1.conf"), "w") as f:
-                f.write(CONF.format(vmm=VMM, guest=GUEST, state=state, peer=peer, peer_id=2 - i, addr=cluster.REPL[n],
-                                    peer_addr=cluster.REPL[peer]))
+                f.write(conf.format(vmm=VMM, guest=GUEST, proxy=PROXY, state=state, peer=peer, peer_id=2 - i,
+                                    addr=cluster.REPL[n], peer_addr=cluster.REPL[peer], **(more(c, n) if more else {})))
     return the["c"]
 
 
