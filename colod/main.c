@@ -10,6 +10,7 @@
 #include "cluster-link.h"
 #include "colod-config.h"
 #include "common/log.h"
+#include "common/sd-notify.h"
 #include "common/unix-socket.h"
 #include "control.h"
 #include "cpg-msg.h"
@@ -33,6 +34,8 @@ typedef struct {
     ProxyDriver *proxy;
     GMainLoop *loop;
     guint timer;
+    guint watchdog;             /* WATCHDOG=1 to systemd (WatchdogSec=) */
+    bool ready;                 /* READY=1 sent */
     int exit_code;
 } Colod;
 
@@ -192,6 +195,20 @@ static void colod_on_membership(const uint32_t *members, size_t n, bool quorate,
 
     cluster_fsm_membership(c->fsm, members, n, quorate, acts);
     colod_execute(c, acts);
+    /* The first membership: joined the CPG group, quorum read. systemd
+     * (Type=notify) counts colod@VM as started from here. */
+    if (!c->ready) {
+        c->ready = true;
+        colo_sd_notify("READY=1");
+    }
+}
+
+/* From the main loop: a colod stuck anywhere stops these, and systemd
+ * kills it (colod@.service, WatchdogSec=). */
+static gboolean colod_on_watchdog(gpointer data)
+{
+    colo_sd_notify("WATCHDOG=1");
+    return G_SOURCE_CONTINUE;
 }
 
 static void colod_on_message(const uint8_t *buf, size_t len, uint32_t from, void *opaque)
@@ -227,6 +244,7 @@ static void colod_stop(Colod *c, bool restart)
 {
     g_autoptr(GArray) acts = cluster_actions_new();
 
+    colo_sd_notify("STOPPING=1");
     cluster_fsm_shutdown(c->fsm, restart, acts);
     colod_execute(c, acts);
     if (restart) {
@@ -430,10 +448,14 @@ int main(int argc, char **argv)
         g_unix_signal_add(SIGTERM, colod_on_signal, &c);
         g_unix_signal_add(SIGINT, colod_on_signal, &c);
         g_unix_signal_add(SIGUSR1, colod_on_restart_signal, &c);
+        if (colo_sd_watchdog_usec() > 0) {
+            c.watchdog = g_timeout_add((guint)MAX(colo_sd_watchdog_usec() / 2000, 1), colod_on_watchdog, &c);
+        }
         g_main_loop_run(c.loop);
         g_main_loop_unref(c.loop);
         code = c.exit_code;
     }
+    g_clear_handle_id(&c.watchdog, g_source_remove);
     if (c.timer) {
         g_source_remove(c.timer);
     }

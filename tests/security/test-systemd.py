@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""colod under systemd (issue 11, "systemd"; docs/colod.md): the unit file
+passes systemd-analyze verify, the tmpfiles.d entry creates /run/colo and
+/var/lib/colo with the documented modes, and colod speaks sd_notify's
+protocol: READY=1 once it has joined the CPG group (real corosync, the
+two-node harness of tests/lib/cluster.py), WATCHDOG=1 from its main loop
+at half the WATCHDOG_USEC interval, STOPPING=1 on SIGTERM."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import tap
+
+BUILD = os.path.abspath(os.environ.get("COLO_BUILDDIR", "."))
+SRC = os.path.abspath(os.environ.get("COLO_SRCDIR", os.path.join(os.path.dirname(__file__), "..", "..")))
+COLOD = os.path.join(BUILD, "colod", "colod")
+UNIT = os.path.join(BUILD, "systemd", "colod@.service")
+TMPFILES = os.path.join(SRC, "systemd", "colo.conf")
+
+
+def need(tool):
+    if not shutil.which(tool):
+        tap.skip("not installed: %s (Debian: systemd)" % tool)
+
+
+def verify(path):
+    r = subprocess.run(["systemd-analyze", "verify", "--man=no", path], capture_output=True, text=True, timeout=60)
+    return r.returncode, (r.stdout + r.stderr).strip()
+
+
+def test_unit_verifies():
+    need("systemd-analyze")
+    assert os.path.exists(COLOD), "colod not built: " + COLOD
+    with open(UNIT) as f:
+        text = f.read()
+    assert "@bindir@" not in text, text
+    exec_start = next(line for line in text.splitlines() if line.startswith("ExecStart="))
+    assert exec_start.split("=", 1)[1].split()[0].endswith("/colod"), exec_start
+    for key in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "KillMode=control-group"):
+        assert key in text, key
+    with tempfile.TemporaryDirectory() as d:
+        # The installed path does not exist here: the built colod stands in.
+        unit = os.path.join(d, "colod@.service")
+        with open(unit, "w") as f:
+            f.write(text.replace(exec_start.split("=", 1)[1].split()[0], COLOD))
+        rc, out = verify(unit)
+        assert rc == 0 and out == "", "systemd-analyze verify: rc %d\n%s" % (rc, out)
+        # The check itself can fail.
+        with open(unit, "w") as f:
+            f.write(text.replace("Type=notify", "Type=notifyy"))
+        rc, out = verify(unit)
+        assert "notifyy" in out, out
+
+
+def test_tmpfiles_modes():
+    need("systemd-tmpfiles")
+    if os.geteuid() != 0:
+        tap.skip("not root: systemd-tmpfiles --root creates root-owned directories")
+    with tempfile.TemporaryDirectory() as root:
+        r = subprocess.run(["systemd-tmpfiles", "--create", "--root=" + root, TMPFILES], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        for path, mode in (("run/colo", 0o711), ("var/lib/colo", 0o700)):
+            st = os.stat(os.path.join(root, path))
+            assert st.st_mode & 0o7777 == mode and st.st_uid == 0, (path, oct(st.st_mode))
+
+
+CONF = """[vm]
+name=web1
+vmm-args=-m 64M -kernel /nonexistent
+state-dir={state}
+[cluster]
+peer-name=node2
+peer-node-id=2
+[replication]
+address=10.91.0.1
+peer-address=10.91.0.2
+[proxy]
+guest-interface=tap-web1
+"""
+
+
+@tap.timeout(240)
+def test_colod_notify():
+    import cluster
+    cluster.require()
+    tmp = tempfile.mkdtemp(prefix="colod-notify-")
+    c = None
+    mgr = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        path = os.path.join(tmp, "notify")
+        mgr.bind(path)
+        c = cluster.Cluster.create(os.path.join(tmp, "run"), token=1000, qdevice_timeout=3000)
+        c.start_corosync()
+        c.wait_quorate(cluster.NODES)
+        conf = c.hostdir("node1", "web1.conf")
+        with open(conf, "w") as f:
+            f.write(CONF.format(state=c.hostdir("node1", "colo-web1")))
+        pid = c.spawn("node1", "colod", "env", "NOTIFY_SOCKET=" + path, "WATCHDOG_USEC=400000", COLOD,
+                      "--config", conf, "--debug")
+
+        def recv(timeout):
+            mgr.settimeout(timeout)
+            try:
+                return mgr.recv(4096).decode()
+            except socket.timeout:
+                return None
+        first = recv(30)
+        assert first == "READY=1", "first notification %r\n%s" % (first, c.log("node1", "colod"))
+        # Joined: colod has seen the membership (the FSM logs it) by now.
+        got, start = [], time.monotonic()
+        while time.monotonic() - start < 2.0:
+            m = recv(1.0)
+            if m:
+                got.append(m)
+        assert got.count("WATCHDOG=1") >= 6 and set(got) == {"WATCHDOG=1"}, got
+        os.kill(pid, signal.SIGTERM)
+        msgs = []
+        while True:
+            m = recv(10)
+            if m is None:
+                break
+            msgs.append(m)
+            if m == "STOPPING=1":
+                break
+        assert "STOPPING=1" in msgs, msgs
+    finally:
+        mgr.close()
+        if c:
+            c.down()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+tap.run(globals())
