@@ -90,17 +90,22 @@ int colo_unix_listen_group(const char *path, bool nonblock, const char *group, G
      * one here would race the VMM's other threads).
      * SOMAXCONN: a burst of clients (colod, coloctl, scripts) waits in the
      * backlog instead of being refused while the main loop is busy. */
-    if (fd < 0 || fchmod(fd, 0600) < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
-        listen(fd, SOMAXCONN) < 0) {
-        int err = errno;
-
-        unix_set_errno_error(error, err, "cannot listen on", path);
+    if (fd < 0 || fchmod(fd, 0600) < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        unix_set_errno_error(error, errno, "cannot listen on", path);
         if (fd >= 0) {
             close(fd);
         }
         return -1;
     }
+    /* The group's rights before listen(): whoever is accepted first sees
+     * the socket as it stays. */
     if (group && !give_to_group(path, gid, 0660, error)) {
+        close(fd);
+        unlink(path);
+        return -1;
+    }
+    if (listen(fd, SOMAXCONN) < 0) {
+        unix_set_errno_error(error, errno, "cannot listen on", path);
         close(fd);
         unlink(path);
         return -1;

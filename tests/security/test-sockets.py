@@ -1,7 +1,8 @@
 """Who may drive colo's control sockets and who may reach its replication
 ports (issue 11, "Security"; docs/colo-proxy.md and docs/qmp.md).
 
-- colo-vmm's QMP socket and colo-proxy's control socket: root connects; an
+- colod's control socket, colo-vmm's QMP socket and colo-proxy's control
+  socket: root connects; an
   unprivileged user (nobody, through setpriv) gets EACCES; with the group
   option a member of that group connects. The daemons run under umask 0
   and their directory is opened to everyone, so only the socket file's own
@@ -13,22 +14,25 @@ ports (issue 11, "Security"; docs/colo-proxy.md and docs/qmp.md).
   migration and the destination exited).
 
 colo-proxy's link with --peer is tested in test-proxy-link-peer.py.
-Needs root (setpriv, network namespaces) and KVM for the colo-vmm tests.
+Needs root (setpriv, network namespaces), KVM for the colo-vmm tests and
+corosync (tests/lib/cluster.py) for colod.
 """
-import errno
 import grp
 import os
+import signal
 import shutil
 import subprocess
 import sys
-import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import colod_cluster  # noqa: E402
 from colo_vmm import Vmm, require_kvm, wait_migration_end, wait_until
 from netns import Netns, require
 import tap
 
 BUILDDIR = os.environ.get("COLO_BUILDDIR", os.getcwd())
 PROXY = os.path.join(BUILDDIR, "netfilter", "colo-proxy")
+COLOD = os.path.join(BUILDDIR, "colod", "colod")
 NOBODY = 65534
 
 # Run as the user given to setpriv: connect, read the QMP greeting.
@@ -84,12 +88,13 @@ def spawn_umask0(fn):
 
 
 def check_socket(path, group=None):
+    # Connectable: listening, so its mode is final (set before listen()).
+    wait_until(lambda: connect_as(path, 0) == "greeting", 30, "root's connection to " + path)
     st = os.stat(path)
     mode = st.st_mode & 0o7777
     assert mode == (0o660 if group else 0o600), "%s is mode %o" % (path, mode)
     if group:
         assert st.st_gid == group, (path, st.st_gid, group)
-    assert connect_as(path, 0) == "greeting"
     got = connect_as(path, NOBODY)
     assert got == "EACCES", "nobody connecting to %s: %s" % (path, got)
     if group:
@@ -130,6 +135,24 @@ def test_proxy_control_socket():
             assert p.poll() is None, net.log_tails()
             check_socket(path, group)
             net.kill(p)
+
+
+@tap.timeout(240)
+def test_colod_control_socket():
+    """colod on node1 of the two-node harness (it needs corosync), its
+    control socket in an open directory (--control), with and without
+    [vm] socket-group."""
+    require_setpriv()
+    gid = free_gid()
+    with colod_cluster.running(tmp_mode=0o755) as (c, tmp):
+        for group in (None, gid):
+            conf = colod_cluster.write_conf(c, "web1-%s.conf" % group, "socket-group=%d" % group if group else "")
+            path = os.path.join(tmp, "colod-%s.sock" % group)
+            pid = spawn_umask0(lambda: c.spawn("node1", "colod", COLOD, "--config", conf, "--control", path))
+            wait_until(lambda: os.path.exists(path), 30, "colod's control socket")
+            check_socket(path, group)
+            os.kill(pid, signal.SIGTERM)
+            wait_until(lambda: not c.pids("node1", "colod"), 30, "colod to stop")
 
 
 def test_vmm_incoming_stranger_refused():

@@ -10,10 +10,13 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
 import tap
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 BUILD = os.path.abspath(os.environ.get("COLO_BUILDDIR", "."))
 SRC = os.path.abspath(os.environ.get("COLO_SRCDIR", os.path.join(os.path.dirname(__file__), "..", "..")))
@@ -69,37 +72,13 @@ def test_tmpfiles_modes():
             assert st.st_mode & 0o7777 == mode and st.st_uid == 0, (path, oct(st.st_mode))
 
 
-CONF = """[vm]
-name=web1
-vmm-args=-m 64M -kernel /nonexistent
-state-dir={state}
-[cluster]
-peer-name=node2
-peer-node-id=2
-[replication]
-address=10.91.0.1
-peer-address=10.91.0.2
-[proxy]
-guest-interface=tap-web1
-"""
-
-
 @tap.timeout(240)
 def test_colod_notify():
-    import cluster
-    cluster.require()
-    tmp = tempfile.mkdtemp(prefix="colod-notify-")
-    c = None
-    mgr = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    try:
+    import colod_cluster
+    with colod_cluster.running() as (c, tmp), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as mgr:
         path = os.path.join(tmp, "notify")
         mgr.bind(path)
-        c = cluster.Cluster.create(os.path.join(tmp, "run"), token=1000, qdevice_timeout=3000)
-        c.start_corosync()
-        c.wait_quorate(cluster.NODES)
-        conf = c.hostdir("node1", "web1.conf")
-        with open(conf, "w") as f:
-            f.write(CONF.format(state=c.hostdir("node1", "colo-web1")))
+        conf = colod_cluster.write_conf(c, "web1.conf")
         pid = c.spawn("node1", "colod", "env", "NOTIFY_SOCKET=" + path, "WATCHDOG_USEC=400000", COLOD,
                       "--config", conf, "--debug")
 
@@ -111,7 +90,6 @@ def test_colod_notify():
                 return None
         first = recv(30)
         assert first == "READY=1", "first notification %r\n%s" % (first, c.log("node1", "colod"))
-        # Joined: colod has seen the membership (the FSM logs it) by now.
         got, start = [], time.monotonic()
         while time.monotonic() - start < 2.0:
             m = recv(1.0)
@@ -120,19 +98,12 @@ def test_colod_notify():
         assert got.count("WATCHDOG=1") >= 6 and set(got) == {"WATCHDOG=1"}, got
         os.kill(pid, signal.SIGTERM)
         msgs = []
-        while True:
+        while "STOPPING=1" not in msgs:
             m = recv(10)
             if m is None:
                 break
             msgs.append(m)
-            if m == "STOPPING=1":
-                break
         assert "STOPPING=1" in msgs, msgs
-    finally:
-        mgr.close()
-        if c:
-            c.down()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 tap.run(globals())
