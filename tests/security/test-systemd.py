@@ -43,7 +43,7 @@ def test_unit_verifies():
     assert "@bindir@" not in text, text
     exec_start = next(line for line in text.splitlines() if line.startswith("ExecStart="))
     assert exec_start.split("=", 1)[1].split()[0].endswith("/colod"), exec_start
-    for key in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "KillMode=control-group"):
+    for key in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "KillMode=process", "ExecStopPost="):
         assert key in text, key
     with tempfile.TemporaryDirectory() as d:
         # The installed path does not exist here: the built colod stands in.
@@ -57,6 +57,52 @@ def test_unit_verifies():
             f.write(text.replace("Type=notify", "Type=notifyy"))
         rc, out = verify(unit)
         assert "notifyy" in out, out
+
+
+def stop_post(text, vm):
+    """The unit's ExecStopPost command line for @vm, as systemd would run
+    it: %i replaced, $$ made $ (argv for subprocess)."""
+    line = next(l for l in text.splitlines() if l.startswith("ExecStopPost="))
+    cmd = line.split("=", 1)[1].replace("%i", vm).replace("$$", "$")
+    assert cmd.startswith("/bin/sh -c '") and cmd.endswith("'"), cmd
+    return ["/bin/sh", "-c", cmd[len("/bin/sh -c '"):-1]]
+
+
+def test_stop_post_kills_vm_after_unclean_end():
+    """After a crash, kill or watchdog (SERVICE_RESULT not success) the
+    VM's colo-vmm and colo-proxy die at once; after a clean end (SIGTERM:
+    colod stopped them; SIGUSR1: left for the next colod) they stay."""
+    if os.geteuid() != 0:
+        tap.skip("not root: the command uses /run/colo")
+    with open(UNIT) as f:
+        text = f.read()
+    vm = "colo-test-%d" % os.getpid()
+    run = os.path.join("/run/colo", vm)
+    os.makedirs(run)
+    procs = []
+    try:
+        for name in ("vmm", "proxy"):
+            p = subprocess.Popen(["sleep", "60"])
+            procs.append(p)
+            with open(os.path.join(run, name + ".pid"), "w") as f:
+                f.write("%d\n" % p.pid)
+        cmd = stop_post(text, vm)
+        r = subprocess.run(cmd, env=dict(os.environ, SERVICE_RESULT="success"), timeout=10)
+        assert r.returncode == 0 and all(p.poll() is None for p in procs), "a clean end killed the VM"
+        for result in ("signal", "watchdog", "core-dump", "timeout", "exit-code"):
+            r = subprocess.run(cmd, env=dict(os.environ, SERVICE_RESULT=result), timeout=10)
+            assert r.returncode == 0, result
+        for p in procs:
+            assert p.wait(10) == -9, p.returncode
+        # Nothing to kill (no pid files): still a success.
+        shutil.rmtree(run)
+        assert subprocess.run(cmd, env=dict(os.environ, SERVICE_RESULT="signal"), timeout=10).returncode == 0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(run, ignore_errors=True)
 
 
 def test_tmpfiles_modes():
