@@ -635,6 +635,14 @@ static void react_to_peer(ClusterFsm *fsm, ClusterActions *out)
             peer_vm_gone(fsm, out);
         } else if (peer_primary && fsm->peer_gen > fsm->generation) {
             yield_to_peer(fsm, out, "the peer runs the VM alone at a newer generation");
+        } else if (fsm->state == CLUSTER_SECONDARY_PROTECTED && peer_primary &&
+                   peer_in(fsm, IN(CLUSTER_PRIMARY_ALONE) | IN(CLUSTER_PROTECT_REQUESTED))) {
+            /* Its side of the initial sync failed after ours completed: it
+             * runs on outside COLO and protects again only a peer that
+             * stands by. */
+            fsm_vmm_act(fsm, out, ACT_STOP_VMM);
+            fsm_enter(fsm, out, CLUSTER_IDLE, "the primary runs alone (%s): this secondary is out of date, stopped",
+                  cluster_state_name(fsm->peer_state));
         }
         break;
     case CLUSTER_SECONDARY_STARTING:

@@ -313,6 +313,35 @@ static void test_sync_interrupted(void)
     sim_free(s);
 }
 
+/* The primary's side of the initial sync fails after the secondary's
+ * completed (seen on a loaded machine): the secondary, which believed
+ * itself protected, stops its out-of-date replica so that the primary,
+ * running alone, protects it again (managed or not). */
+static void test_protect_failed_after_secondary_done(void)
+{
+    for (int managed = 0; managed < 2; managed++) {
+        Sim *s = managed ? managed_sim(N, 0, N, 0) : sim_new(N, 0, N, 0);
+
+        sim_start(s, 0);
+        sim_start(s, 1);
+        g_assert_true(sim_admin(s, 0, managed ? ADMIN_PROMOTE : ADMIN_FAILOVER, NULL));
+        sim_vmm(s, 0, VMM_EV_READY);
+        sim_vmm(s, 1, VMM_EV_READY);
+        sim_vmm(s, 1, VMM_EV_PROTECT_DONE);
+        g_assert_cmpint(sim_state(s, 1), ==, CLUSTER_SECONDARY_PROTECTED);
+        g_free(sim_take(s, 1));
+        sim_vmm(s, 0, VMM_EV_PROTECT_FAILED);
+        g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PRIMARY_ALONE);
+        sim_expect(s, 1, "stop");
+        g_assert_cmpint(sim_state(s, 1), ==, CLUSTER_IDLE);
+        sim_vmm(s, 1, VMM_EV_PEER_LOST);   /* its colo-vmm noticed too late: nothing */
+        sim_advance(s, s->timeouts.protect_retry_ms);
+        g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PROTECT_REQUESTED);
+        complete_protect(s, 0);
+        sim_free(s);
+    }
+}
+
 static void test_quorum_policy(void)
 {
     g_autoptr(GError) err = NULL;
@@ -448,6 +477,7 @@ int main(int argc, char **argv)
     g_test_add_func("/colod/managed/demote-states", test_demote_states);
     g_test_add_func("/colod/managed/modes", test_modes);
     g_test_add_func("/colod/managed/sync-interrupted", test_sync_interrupted);
+    g_test_add_func("/colod/managed/protect-failed-after-secondary-done", test_protect_failed_after_secondary_done);
     g_test_add_func("/colod/managed/quorum-policy", test_quorum_policy);
     g_test_add_func("/colod/managed/random", test_random_managed);
     return g_test_run();

@@ -1,5 +1,6 @@
 """What tests/ha/ share: the OCF agent (ha/colo, or COLO_OCF_AGENT for an
-installed one), the built colod, coloctl, colo-vmm and test guest, a VM
+installed one), the built colod, coloctl, colo-vmm (or COLO_COLOD,
+COLO_COLOCTL, COLO_VMM: installed ones) and test guest, a VM
 file per node of a tests/lib/cluster.py cluster, running the agent's
 actions on a node the way pacemaker-execd does, and colod's status."""
 import json
@@ -14,7 +15,7 @@ BUILD = os.path.abspath(os.environ.get("COLO_BUILDDIR", "."))
 AGENT = os.environ.get("COLO_OCF_AGENT", os.path.join(SRC, "ha", "colo"))
 COLOD = os.environ.get("COLO_COLOD", os.path.join(BUILD, "colod", "colod"))
 COLOCTL = os.environ.get("COLO_COLOCTL", os.path.join(BUILD, "coloctl", "coloctl"))
-VMM = os.path.join(BUILD, "vmm", "colo-vmm")
+VMM = os.environ.get("COLO_VMM", os.path.join(BUILD, "vmm", "colo-vmm"))
 GUEST = os.path.join(BUILD, "tests", "guest", "colo-testguest")
 PROXY = os.path.join(BUILD, "netfilter", "colo-proxy")
 VM = "web1"
