@@ -59,6 +59,10 @@ def colod_pids():
     return get().pids(N, "colod")
 
 
+def proxy_pids():
+    return get().pids(N, "colo-proxy")
+
+
 @tap.timeout(120)
 def test_meta_data():
     rc, out = ha.agent(get(), N, "meta-data")
@@ -143,7 +147,8 @@ def test_hung_colod():
     expect("stop", ha.SUCCESS, stop_wait="3")
     assert time.monotonic() - t < 20, time.monotonic() - t
     get().heal()
-    tap.wait_until(lambda: not colod_pids() and not vmm_pids(), 10, "colod and colo-vmm gone")
+    tap.wait_until(lambda: not colod_pids() and not vmm_pids() and not proxy_pids(), 10,
+                   "colod, colo-vmm and colo-proxy gone")
     expect("monitor", ha.NOT_RUNNING)
 
 
@@ -161,7 +166,7 @@ def test_failed_colod():
     out = expect("monitor", ha.ERR_GENERIC)
     assert "colo-vmm" in out, out
     expect("stop", ha.SUCCESS)
-    assert not vmm_pids(), vmm_pids()
+    assert not vmm_pids() and not proxy_pids(), (vmm_pids(), proxy_pids())
     expect("monitor", ha.NOT_RUNNING)
     expect("start", ha.SUCCESS)
     expect("stop", ha.SUCCESS)
