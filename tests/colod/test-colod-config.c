@@ -190,6 +190,31 @@ static void test_missing_file(void)
     g_assert_nonnull(strstr(err->message, "/nonexistent/colo/vm.conf"));
 }
 
+/* The example the colod package installs (/etc/colo/vm.conf.example) is a
+ * file colod accepts, with every key it shows uncommented left at its
+ * documented default. */
+static void test_shipped_example(void)
+{
+    const char *src = g_getenv("COLO_SRCDIR");
+    g_autofree char *path = g_build_filename(src ? src : ".", "colod", "vm.conf.example", NULL);
+    g_autoptr(GError) err = NULL;
+    g_autoptr(ColodConfig) c = colod_config_load_file(path, &err);
+
+    g_assert_no_error(err);
+    g_assert_cmpstr(c->vm_name, ==, "web1");
+    g_assert_cmpstr(c->state_dir, ==, "/var/lib/colo/web1");
+    g_assert_cmpstr(c->peer_name, ==, "node2");
+    g_assert_cmpuint(c->peer_node_id, ==, 2);
+    g_assert_false(c->allow_split_brain);
+    g_assert_false(c->managed);
+    g_assert_cmpuint(c->migration_port, ==, 8810);
+    g_assert_cmpuint(c->proxy_port, ==, 7700);
+    g_assert_cmpstr(c->guest_iface, ==, "tap-web1");
+    g_assert_cmpuint(c->timeouts.qmp_ms, ==, 5000);
+    /* vmm-args split as a shell would: the quoted -append is one word. */
+    g_assert_true(g_strv_contains((const char *const *)c->vmm_argv, "console=ttyS0 root=/dev/vda"));
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -198,5 +223,6 @@ int main(int argc, char **argv)
     g_test_add_func("/colod/config/refused", test_refused);
     g_test_add_func("/colod/config/vm-names", test_vm_names);
     g_test_add_func("/colod/config/missing-file", test_missing_file);
+    g_test_add_func("/colod/config/shipped-example", test_shipped_example);
     return g_test_run();
 }
