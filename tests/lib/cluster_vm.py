@@ -162,9 +162,11 @@ def served(c, host):
     return int(rows[0][0]) if rows else 0
 
 
-def serving(c, interval=1.0):
+def serving(c, interval=3.0):
     """The nodes that sent the guest's packets to the LAN during @interval
-    seconds: one while the client's observer runs; two is a split brain."""
+    seconds: one while the client's observer runs; two is a split brain.
+    (Seconds, not one: on a loaded machine the observer's rounds, 0.3 s
+    apart, were once all late for a whole second.)"""
     before = {h: served(c, h) for h in cluster.NODES}
     time.sleep(interval)
     return [h for h in cluster.NODES if served(c, h) > before[h]]

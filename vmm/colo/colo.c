@@ -126,10 +126,18 @@ void colo_begin(Migration *m)
 {
     Colo *co = m->colo;
 
-    /* A survivor protected again starts a new COLO: nothing of the last. */
+    /* A survivor protected again starts a new COLO: nothing of the last.
+     * The return path's queue was emptied before the stream began
+     * (colo_rp_reset): the secondary's checkpoint-ready may be in it. */
     g_mutex_lock(&m->lock);
     co->failover = co->broken = co->requested = false;
-    co->rp_count = 0;
+    g_mutex_unlock(&m->lock);
+}
+
+void colo_rp_reset(Migration *m)
+{
+    g_mutex_lock(&m->lock);
+    m->colo->rp_count = 0;
     g_mutex_unlock(&m->lock);
 }
 

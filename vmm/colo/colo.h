@@ -91,6 +91,10 @@ bool colo_secondary_run(struct Migration *m, GError **error);
 
 /* The primary's return-path reader hands over a MIG_RP_COLO payload. */
 bool colo_rp_message(struct Migration *m, const uint8_t *payload, uint16_t len);
+/* Primary, before the return path opens for a new protection: nothing a
+ * last COLO left in its queue. (Not at COLO's start: the secondary's first
+ * message may arrive before the primary's COLO thread runs.) */
+void colo_rp_reset(struct Migration *m);
 
 /* QMP (main thread). */
 bool colo_lost_heartbeat(struct Migration *m, GError **error);

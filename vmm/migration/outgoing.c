@@ -461,6 +461,7 @@ static gpointer outgoing_thread(gpointer opaque)
         goto out;
     }
     int rp_fd = dup(fd);
+    colo_rp_reset(m);
     g_mutex_lock(&m->lock);
     m->src.out = mig_channel_new(fd);
     m->src.rp = mig_channel_new(rp_fd);
