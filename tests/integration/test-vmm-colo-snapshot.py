@@ -144,9 +144,19 @@ def test_snapshot_protect_reaches_colo():
     require_kvm()
     with Primary("64M", SLOW) as p:
         pri = p.vm
-        sec = p.protect(bandwidth=16 << 20)
-        seen = wait_until(lambda: (snapshot_stats(pri) or {}).get("status") == "active" and snapshot_stats(pri),
-                          30, "the snapshot to stream")
+        # 4 MiB/s: the stream (the pages with data; zero pages cost little)
+        # stays "active" for a second or more, seen by the 50 ms polls also
+        # on a loaded machine (at 16 MiB/s a CI run once saw no "active").
+        sec = p.protect(bandwidth=4 << 20)
+        last = {}
+
+        def streaming():
+            last["snapshot"] = snapshot_stats(pri)
+            return (last["snapshot"] or {}).get("status") == "active" and last["snapshot"]
+        try:
+            seen = wait_until(streaming, 30, "the snapshot to stream")
+        except AssertionError as e:
+            raise AssertionError("%s; query-migrate's snapshot last: %s" % (e, last.get("snapshot"))) from None
         st = pri.qmp.cmd("query-colo-status")
         assert st["mode"] == "none" and st["snapshot"]["status"] == "active", st
         assert pri.qmp.cmd("query-status")["status"] == "running"
