@@ -10,7 +10,8 @@
 
 G_DEFINE_QUARK(colod-config-error-quark, colod_config_error)
 
-typedef enum { KEY_STRING, KEY_ARGV, KEY_BOOL, KEY_PORT, KEY_NODE_ID, KEY_MS, KEY_ADDRESS, KEY_IFACE } KeyType;
+typedef enum { KEY_STRING, KEY_ARGV, KEY_BOOL, KEY_PORT, KEY_NODE_ID, KEY_MS, KEY_ADDRESS, KEY_IFACE,
+               KEY_QUEUE } KeyType;
 
 typedef struct {
     const char *group;
@@ -39,6 +40,7 @@ static const KeySpec keys[] = {
     { "proxy", "guest-interface", KEY_IFACE, true, F(guest_iface), 0 },
     { "proxy", "uplink", KEY_IFACE, false, F(uplink), 0 },
     { "proxy", "proxy-binary", KEY_STRING, false, F(proxy_binary), 0 },
+    { "proxy", "queue-num", KEY_QUEUE, false, F(queue_num), 0 },
     { "timeouts", "qmp-ms", KEY_MS, false, F(timeouts.qmp_ms), 5000 },
     { "timeouts", "peer-wait-ms", KEY_MS, false, F(timeouts.peer_wait_ms), 30000 },
     { "timeouts", "protect-ack-ms", KEY_MS, false, F(timeouts.protect_ack_ms), 30000 },
@@ -145,6 +147,12 @@ static bool set_key(ColodConfig *c, const KeySpec *k, const char *value, const c
         }
         *(uint16_t *)field = (uint16_t)n;
         return true;
+    case KEY_QUEUE:
+        if (!parse_u32(value, 0, 65535, &n)) {
+            return fail(error, origin, k, "\"%s\" is not an NFQUEUE number (0-65535)", value);
+        }
+        *(uint16_t *)field = (uint16_t)n;
+        return true;
     case KEY_NODE_ID:
         if (!parse_u32(value, 1, UINT32_MAX, &n)) {
             return fail(error, origin, k, "\"%s\" is not a corosync node id (1-%u)", value, UINT32_MAX);
@@ -185,6 +193,7 @@ static void set_default(ColodConfig *c, const KeySpec *k)
         *(bool *)field = k->def != 0;
         break;
     case KEY_PORT:
+    case KEY_QUEUE:
         *(uint16_t *)field = (uint16_t)k->def;
         break;
     case KEY_NODE_ID:

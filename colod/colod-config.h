@@ -44,6 +44,7 @@ typedef struct {
     uint16_t proxy_port;      /* [replication] proxy-port */
     char *guest_iface;        /* [proxy] guest-interface */
     char *uplink;             /* [proxy] uplink, NULL if not set */
+    uint16_t queue_num;       /* [proxy] queue-num */
     char *proxy_binary;       /* [proxy] proxy-binary, default colo-proxy (in PATH) */
     ColodTimeouts timeouts;
 } ColodConfig;

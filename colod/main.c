@@ -387,7 +387,7 @@ static int colod_setup(Colod *c, const char *config_path, const char *control_pa
     c->vmm = vmm_driver_new(&vp, colod_on_vmm_event, c);
     pp = (ProxyDriverParams){ .proxy_path = c->config->proxy_binary, .run_dir = run_dir,
                               .guest_iface = c->config->guest_iface, .uplink = c->config->uplink,
-                              .listen = proxy_listen, .connect = proxy_connect,
+                              .queue_num = c->config->queue_num, .listen = proxy_listen, .connect = proxy_connect,
                               .peer = c->config->peer_address, .socket_group = c->config->socket_group,
                               .qmp_ms = c->config->timeouts.qmp_ms, .poll_ms = 2000 };
     c->proxy = proxy_driver_new(&pp, colod_vmm_alive, c);

@@ -436,8 +436,10 @@ static void driver_start_instance(ProxyDriver *d, VmmKind role, bool failover, P
     Instance *in = g_new0(Instance, 1);
     g_autoptr(GPtrArray) argv = g_ptr_array_new();
     g_autoptr(GError) err = NULL;
+    char queue[8];
 
     cleanup_finish(d);
+    snprintf(queue, sizeof(queue), "%u", d->p.queue_num);
     in->d = d;
     in->role = role;
     in->child = true;
@@ -451,6 +453,8 @@ static void driver_start_instance(ProxyDriver *d, VmmKind role, bool failover, P
     g_ptr_array_add(argv, (char *)vmm_kind_name(role));
     g_ptr_array_add(argv, "--guest-iface");
     g_ptr_array_add(argv, (char *)d->p.guest_iface);
+    g_ptr_array_add(argv, "--queue-num");
+    g_ptr_array_add(argv, queue);
     g_ptr_array_add(argv, role == VMM_PRIMARY ? "--listen" : "--connect");
     g_ptr_array_add(argv, (char *)(role == VMM_PRIMARY ? d->p.listen : d->p.connect));
     if (role == VMM_PRIMARY && d->p.peer) {

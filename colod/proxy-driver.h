@@ -27,6 +27,7 @@ typedef struct {
     const char *run_dir;     /* control socket proxy.sock, pid file proxy.pid */
     const char *guest_iface; /* [proxy] guest-interface */
     const char *uplink;      /* [proxy] uplink, NULL: the NFQUEUE path */
+    guint16 queue_num;       /* [proxy] queue-num: the NFQUEUE path's queue, one per VM on a node */
     const char *listen;      /* primary: ADDR:PORT for the peer's proxy */
     const char *connect;     /* secondary: PEER:PORT */
     const char *peer;        /* primary: the only source its link accepts (--peer), NULL: any */

@@ -36,6 +36,7 @@ static void test_minimal_defaults(void)
     g_assert_cmpuint(c->proxy_port, ==, 7700);
     g_assert_cmpstr(c->guest_iface, ==, "tap-web1");
     g_assert_null(c->uplink);
+    g_assert_cmpuint(c->queue_num, ==, 0);
     g_assert_cmpuint(c->timeouts.qmp_ms, ==, 5000);
     g_assert_cmpuint(c->timeouts.peer_wait_ms, ==, 30000);
     g_assert_cmpuint(c->timeouts.protect_ack_ms, ==, 30000);
@@ -60,7 +61,7 @@ static void test_full_file(void)
                                       "allow-split-brain=true\nmanaged=true\n"
                                       "[replication]\naddress=fd00::1\npeer-address = fd00::2 \n"
                                       "migration-port=1\nproxy-port=65535\n"
-                                      "[proxy]\nguest-interface=tap0\nuplink=br0\n"
+                                      "[proxy]\nguest-interface=tap0\nuplink=br0\nqueue-num=65535\n"
                                       "[timeouts]\nqmp-ms=2000\nclaim-ms=10\nrestart-grace-ms=86400000\n",
                                       -1, &err));
     c = colod_config_load_file(path, &err);
@@ -77,6 +78,7 @@ static void test_full_file(void)
     g_assert_cmpuint(c->migration_port, ==, 1);
     g_assert_cmpuint(c->proxy_port, ==, 65535);
     g_assert_cmpstr(c->uplink, ==, "br0");
+    g_assert_cmpuint(c->queue_num, ==, 65535);
     g_assert_cmpuint(c->timeouts.qmp_ms, ==, 2000);
     g_assert_cmpuint(c->timeouts.claim_ms, ==, 10);
     g_assert_cmpuint(c->timeouts.restart_grace_ms, ==, 86400000);
@@ -154,6 +156,8 @@ static void test_refused(void)
     expect_error("timeouts", "claim-ms=86400001\n", "claim-ms: \"86400001\" is not a time");
     expect_error("vm", "state-dir=relative/dir\n", "state-dir: \"relative/dir\" is not an absolute path");
     expect_error("vm", "vmm-args=-m 'unterminated\n", "[vm] vmm-args:");
+    expect_error("proxy", "queue-num=65536\n", "[proxy] queue-num: \"65536\" is not an NFQUEUE number (0-65535)");
+    expect_error("proxy", "queue-num=-1\n", "is not an NFQUEUE number");
     expect_error("proxy", "uplink=a/b\n", "uplink: \"a/b\" is not a network interface name");
     expect_error("proxy", "uplink=sixteen-chars-xx\n", "is not a network interface name");
     expect_error("cluster", "peer-name=\n", "[cluster] peer-name: empty");

@@ -52,6 +52,7 @@ peer-address={peer_addr}
 proxy-port={proxy_port}
 [proxy]
 guest-interface={tap}
+queue-num=9
 proxy-binary={proxy}
 [timeouts]
 peer-wait-ms=5000
@@ -178,7 +179,8 @@ def test_protected_with_proxies():
     assert proxy(c, "node1", "query-status")["role"] == "primary"
     assert proxy(c, "node2", "query-status")["role"] == "secondary"
     tap.wait_until(lambda: connected_proxies(c), 20, "both colo-vmm connected to their proxies")
-    assert any("NFQUEUE" in r for r in proxy_rules(c, "node1")), proxy_rules(c, "node1")
+    # The queue the VM's file names ([proxy] queue-num), not queue 0.
+    assert any("NFQUEUE --queue-num 9" in r for r in proxy_rules(c, "node1")), proxy_rules(c, "node1")
     assert any("DROP" in r for r in proxy_rules(c, "node2")), proxy_rules(c, "node2")
     cluster_vm.start_observer(c)
     before = proxy(c, "node1", "query-stats")
