@@ -110,6 +110,37 @@ static void proxy_metrics(Metrics *m, JsonObject *proxy)
             "Checkpoint requests for an epoch already committed.", (double)coloctl_int(proxy, "requests-ignored", 0));
 }
 
+/* colo-proxy's own counters (status "colo-proxy": colod polls its
+ * query-stats); the comparing ones only where it compares (a primary). */
+static void colo_proxy_metrics(Metrics *m, JsonObject *cp)
+{
+    JsonObject *stats = coloctl_obj(cp, "stats");
+    JsonObject *mismatches = coloctl_obj(stats, "mismatches");
+
+    counter(m, "colod_proxy_restarts_total", "colo-proxy processes colod started again after one ended unasked.",
+            (double)coloctl_int(cp, "restarts", 0));
+    if (coloctl_has_int(stats, "compared")) {
+        counter(m, "colod_proxy_packets_compared_total",
+                "Guest packets released after the secondary's output matched.", (double)coloctl_int(stats, "compared", 0));
+        counter(m, "colod_proxy_packets_released_total", "Guest packets released (compared, or at a checkpoint).",
+                (double)coloctl_int(stats, "released", 0));
+        gauge(m, "colod_proxy_packets_held", "Guest packets held now, waiting for the secondary's or a checkpoint.",
+              (double)coloctl_int(stats, "queue-depth", 0));
+    }
+    if (mismatches) {
+        g_autoptr(GList) names = json_object_get_members(mismatches);
+
+        family(m, "colod_proxy_mismatches_total", "counter", "Outputs that differed, by how.");
+        for (GList *l = names; l; l = l->next) {
+            sample(m, "colod_proxy_mismatches_total", "reason", l->data, (double)coloctl_int(mismatches, l->data, 0));
+        }
+    }
+    if (coloctl_has_int(stats, "nfq-lost")) {
+        counter(m, "colod_proxy_nfqueue_lost_total", "Packets the kernel's NFQUEUE dropped before colo-proxy read them.",
+                (double)coloctl_int(stats, "nfq-lost", 0));
+    }
+}
+
 char *coloctl_metrics_text(JsonObject *st)
 {
     static const char *const roles[] = { "none", "primary", "secondary", "syncing" };
@@ -149,6 +180,9 @@ char *coloctl_metrics_text(JsonObject *st)
     }
     if (coloctl_obj(st, "proxy")) {
         proxy_metrics(&m, coloctl_obj(st, "proxy"));
+    }
+    if (coloctl_obj(st, "colo-proxy")) {
+        colo_proxy_metrics(&m, coloctl_obj(st, "colo-proxy"));
     }
     g_free(m.vm);
     return g_string_free(m.out, FALSE);

@@ -151,6 +151,37 @@ static void colo_text(GString *s, JsonObject *colo, JsonObject *proxy)
     }
 }
 
+/* colo-proxy as colod sees it (status "colo-proxy"). */
+static void colo_proxy_text(GString *s, JsonObject *cp)
+{
+    JsonObject *stats = coloctl_obj(cp, "stats");
+    JsonObject *mismatches = coloctl_obj(stats, "mismatches");
+    gint64 restarts = coloctl_int(cp, "restarts", 0);
+    gint64 mismatched = 0;
+
+    g_string_append_printf(s, ROW "pid %" G_GINT64_FORMAT ", %s%s%s", "colo-proxy", coloctl_int(cp, "pid", 0),
+                           coloctl_str(cp, "role", "?"), coloctl_bool(cp, "ready", false) ? "" : ", NOT ready",
+                           coloctl_bool(cp, "failed-over", false) ? ", failed over (passes the guest's output)" : "");
+    if (restarts) {
+        g_string_append_printf(s, ", restarted %" G_GINT64_FORMAT " times", restarts);
+    }
+    g_string_append_c(s, '\n');
+    if (!coloctl_has_int(stats, "compared")) {
+        return; /* not comparing: a secondary's proxy */
+    }
+    if (mismatches) {
+        g_autoptr(GList) names = json_object_get_members(mismatches);
+
+        for (GList *l = names; l; l = l->next) {
+            mismatched += coloctl_int(mismatches, l->data, 0);
+        }
+    }
+    g_string_append_printf(s, ROW "%" G_GINT64_FORMAT " compared, %" G_GINT64_FORMAT " released, %" G_GINT64_FORMAT
+                              " held now, %" G_GINT64_FORMAT " mismatches\n",
+                           "packets", coloctl_int(stats, "compared", 0), coloctl_int(stats, "released", 0),
+                           coloctl_int(stats, "queue-depth", 0), mismatched);
+}
+
 char *coloctl_status_text(JsonObject *st)
 {
     GString *s = g_string_new(NULL);
@@ -187,6 +218,12 @@ char *coloctl_status_text(JsonObject *st)
     if (colo) {
         g_string_append_c(s, '\n');
         colo_text(s, colo, coloctl_obj(st, "proxy"));
+    }
+    if (coloctl_obj(st, "colo-proxy")) {
+        if (!colo) {
+            g_string_append_c(s, '\n');
+        }
+        colo_proxy_text(s, coloctl_obj(st, "colo-proxy"));
     }
     if (settings) {
         g_autoptr(GList) names = json_object_get_members(settings);

@@ -1,6 +1,7 @@
 /* query-status's object (the shape coloctl --json status prints and the
  * OCF agent reads; docs/man/coloctl.8 lists the members): the state
- * machine's snapshot, colo-vmm's pid and its last query-colo-status. */
+ * machine's snapshot, colo-vmm's pid and its last query-colo-status,
+ * colo-proxy's own status and counters. */
 #include "config.h"
 
 #include "control.h"
@@ -52,9 +53,10 @@ static JsonObject *vmm_json(const ClusterFsmStatus *st, VmmDriver *vmm)
 }
 
 JsonObject *colod_control_status_build(const char *vm_name, const ClusterFsm *fsm, VmmDriver *vmm,
-                                       JsonObject *settings)
+                                       ProxyDriver *proxy_driver, JsonObject *settings)
 {
     JsonObject *o = json_object_new();
+    JsonObject *colo_proxy = proxy_driver ? proxy_driver_query(proxy_driver) : NULL;
     JsonObject *colo = vmm ? vmm_driver_colo_status(vmm) : NULL;
     JsonObject *proxy = colo && json_object_has_member(colo, "proxy") ? json_object_get_object_member(colo, "proxy")
                                                                        : NULL;
@@ -85,6 +87,13 @@ JsonObject *colod_control_status_build(const char *vm_name, const ClusterFsm *fs
         json_object_set_object_member(o, "proxy", json_object_ref(proxy));
     } else {
         json_object_set_null_member(o, "proxy");
+    }
+    /* The proxy's own view (colod polls it): its pid, role, restarts and
+     * query-stats counters; null while no colo-proxy runs. */
+    if (colo_proxy) {
+        json_object_set_object_member(o, "colo-proxy", colo_proxy);
+    } else {
+        json_object_set_null_member(o, "colo-proxy");
     }
     json_object_set_object_member(o, "settings", settings);
     return o;

@@ -233,7 +233,8 @@ char *colod_control_default_path(const char *vm_name)
 
 JsonObject *colod_control_status(ColodControl *ctl)
 {
-    return colod_control_status_build(ctl->vm_name, ctl->p.fsm, ctl->p.vmm, settings_json(ctl));
+    return colod_control_status_build(ctl->vm_name, ctl->p.fsm, ctl->p.vmm, ctl->p.proxy,
+                                      settings_json(ctl));
 }
 
 ColodControl *colod_control_new(const ColodControlParams *params, const char *path, GError **error)

@@ -11,6 +11,7 @@
 #define COLOD_CONTROL_H
 
 #include "cluster-fsm.h"
+#include "proxy-driver.h"
 #include "vmm-driver.h"
 
 #include <glib.h>
@@ -26,6 +27,7 @@ typedef struct {
     const char *vm_name;
     ClusterFsm *fsm;
     VmmDriver *vmm;              /* NULL: no colo-vmm driver (tests) */
+    ProxyDriver *proxy;          /* NULL: no colo-proxy driver (tests) */
     int log_level;               /* the threshold colod logs at now */
     const char *socket_group;    /* may connect too ([vm] socket-group); NULL: root only */
     ColodControlExecFunc execute;
@@ -54,6 +56,6 @@ JsonObject *colod_control_status(ColodControl *ctl);
 
 /* control-status.c: query-status's object; takes @settings. */
 JsonObject *colod_control_status_build(const char *vm_name, const ClusterFsm *fsm, VmmDriver *vmm,
-                                       JsonObject *settings);
+                                       ProxyDriver *proxy, JsonObject *settings);
 
 #endif

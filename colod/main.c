@@ -395,7 +395,7 @@ static int colod_setup(Colod *c, const char *config_path, const char *control_pa
                                  .timeouts = c->config->timeouts, .managed = c->config->managed };
     c->fsm = cluster_fsm_new(&params, &rec, &clock);
     default_control = colod_control_default_path(c->config->vm_name);
-    cp = (ColodControlParams){ .vm_name = c->config->vm_name, .fsm = c->fsm, .vmm = c->vmm,
+    cp = (ColodControlParams){ .vm_name = c->config->vm_name, .fsm = c->fsm, .vmm = c->vmm, .proxy = c->proxy,
                                .log_level = debug ? LOG_DEBUG : LOG_INFO, .socket_group = c->config->socket_group,
                                .execute = colod_execute_cb, .opaque = c };
     c->control = colod_control_new(&cp, control_path ? control_path : default_control, &err);

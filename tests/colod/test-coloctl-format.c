@@ -25,6 +25,9 @@ static const char *const full_status =
     "\"requests-ignored\":0,\"failed-over\":false}},"
     "\"proxy\":{\"path\":\"/run/colo/web1/proxy.sock\",\"connected\":true,\"epoch\":41,\"requests\":2,"
     "\"requests-ignored\":0,\"failed-over\":false},"
+    "\"colo-proxy\":{\"pid\":4321,\"role\":\"primary\",\"ready\":true,\"failed-over\":false,\"restarts\":1,"
+    "\"status\":{\"role\":\"primary\"},\"stats\":{\"epoch\":41,\"compared\":900,\"released\":1000,"
+    "\"queue-depth\":3,\"mismatches\":{\"payload\":2,\"flags\":1},\"nfq-lost\":0}},"
     "\"settings\":{\"checkpoint-delay\":null,\"log-level\":\"info\"}}";
 
 static JsonObject *parse(const char *text)
@@ -62,6 +65,8 @@ static void test_status_full(void)
     assert_contains(text, "  last sent    12 pages, 49152 bytes\n");
     assert_contains(text, "  reasons      periodic 40, mismatch 2\n");
     assert_contains(text, "  proxy        connected, epoch 41, 2 checkpoint requests (0 ignored)\n");
+    assert_contains(text, "  colo-proxy   pid 4321, primary, restarted 1 times\n");
+    assert_contains(text, "  packets      900 compared, 1000 released, 3 held now, 3 mismatches\n");
     assert_contains(text, "Settings: checkpoint-delay default, log-level info\n");
     g_assert_null(strstr(text, "WAITING"));
 }
@@ -242,6 +247,12 @@ static void test_metrics_full(void)
     assert_sample(&p, "colod_colo_broken{vm=\"web1\"}", "0");
     assert_sample(&p, "colod_proxy_checkpoint_requests_total{vm=\"web1\"}", "2");
     assert_sample(&p, "colod_proxy_connected{vm=\"web1\"}", "1");
+    assert_sample(&p, "colod_proxy_restarts_total{vm=\"web1\"}", "1");
+    assert_sample(&p, "colod_proxy_packets_compared_total{vm=\"web1\"}", "900");
+    assert_sample(&p, "colod_proxy_packets_released_total{vm=\"web1\"}", "1000");
+    assert_sample(&p, "colod_proxy_packets_held{vm=\"web1\"}", "3");
+    assert_sample(&p, "colod_proxy_mismatches_total{vm=\"web1\",reason=\"payload\"}", "2");
+    assert_sample(&p, "colod_proxy_nfqueue_lost_total{vm=\"web1\"}", "0");
     g_assert_cmpstr(g_hash_table_lookup(p.type, "colod_colo_checkpoints_total"), ==, "counter");
     parsed_free(&p);
 }

@@ -267,6 +267,7 @@ static void test_status_at_start(Fixture *f, gconstpointer data)
     assert_null(st, "waiting");
     assert_null(st, "colo");
     assert_null(st, "proxy");
+    assert_null(st, "colo-proxy");
     g_assert_cmpint(json_object_get_int_member(peer, "node-id"), ==, 2);
     g_assert_false(json_object_get_boolean_member(peer, "present"));
     assert_null(peer, "role");

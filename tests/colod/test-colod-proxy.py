@@ -188,6 +188,15 @@ def test_protected_with_proxies():
     after = proxy(c, "node1", "query-stats")
     # The client's replies left node1 only after the secondary's matched.
     assert after["compared"] > before["compared"], (before, after)
+    # coloctl status shows the proxy's own counters (colod polls them).
+    def colod_proxy(node):
+        with QMPClient(rundir(c, node, "colod.sock"), timeout=5) as q:
+            return q.cmd("query-status")["colo-proxy"]
+    tap.wait_until(lambda: (colod_proxy("node1") or {}).get("stats", {}).get("compared", 0) > 0, 10,
+                   "colod's status to show node1's proxy comparing")
+    cp = colod_proxy("node1")
+    assert cp["role"] == "primary" and cp["pid"] == c.pids("node1", "colo-proxy")[0], cp
+    assert colod_proxy("node2")["role"] == "secondary"
     assert obs.get("wrong_bytes", 0) == 0 and obs.get("udp_wrong", 0) == 0, obs
     assert cluster_vm.serving(c) == ["node1"]
 
