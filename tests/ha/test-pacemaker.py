@@ -1,20 +1,31 @@
 #!/usr/bin/env python3
 """ocf:colo:colo on a real two-node pacemaker (tests/lib/pacemaker.py:
 corosync with qnetd's vote and pacemakerd per node, in network and mount
-namespaces; fencing off, the test kills nodes itself), the agent
-configured with crm as docs/operations.md shows. A fresh pair: pacemaker
-promotes one node, colod protects the VM onto the other (COLO on both).
-Killing the promoted node (every process in its namespace) makes
-pacemaker promote the other, whose guest runs on (its colo-vmm answers
-QMP with the guest running); the node coming back is started unpromoted
-and becomes the secondary again. The time from the kill to the guest
-running alone on the survivor is printed (docs/performance.md)."""
+namespaces; fencing off, the test kills nodes itself), configured with crm
+as docs/operations.md shows: the promotable clone and the LAN gateway's
+floating address (ocf:heartbeat:IPaddr2) colocated with the promoted
+instance, started after the promote. The guest has a network
+(tests/lib/colo_ha.py, net=True) and the client's observer
+(tests/lib/cluster_client.py) talks TCP and UDP to it through that address.
+
+A fresh pair: pacemaker promotes one node, colod protects the VM onto the
+other (COLO on both), the address is on the promoted node, the client's
+rounds go through, byte-checked. Killing the promoted node (its whole
+host) makes pacemaker promote the other and move the address: the client
+carries on with no broken connection and no wrong byte, and one node
+serves. The node coming back is started unpromoted and becomes the
+secondary again. The time from the kill to the client's next rounds and
+the client's longest stall are printed (docs/performance.md). The pcs
+recipe of docs/operations.md, run with pcs -f on this cluster's CIB less
+the crm configuration, makes pacemaker's scheduler place the same."""
 import os
 import shutil
 import tempfile
 import time
 
 import cluster
+import cluster_client
+import cluster_vm
 import colo_ha as ha
 import pacemaker
 import tap
@@ -22,25 +33,57 @@ from qmp import QMPClient
 
 the = {}
 CLONE = "web1-clone"
+IP = "web1-ip"
+IPADDR2 = os.path.join(pacemaker.OCF_DIR, "heartbeat", "IPaddr2")
+# docs/operations.md's recipe, the test's paths and addresses in it.
+CRM = [
+    "crm configure primitive web1 ocf:colo:colo params config=%s colod=%s coloctl=%s logfile=%s "
+    "op start timeout=60s op stop timeout=60s op promote timeout=120s "
+    "op demote timeout=60s op monitor interval=10s role=Promoted timeout=30s "
+    "op monitor interval=11s role=Unpromoted timeout=30s" % (ha.CONF_PATH, ha.COLOD, ha.COLOCTL, ha.LOG_PATH),
+    "crm configure clone %s web1 meta promotable=true promoted-max=1 promoted-node-max=1 clone-max=2 "
+    "clone-node-max=1 notify=true" % CLONE,
+    "crm configure primitive %s ocf:heartbeat:IPaddr2 params %s op monitor interval=10s timeout=20s" % (
+        IP, ha.FLOATING_IP),
+    "crm configure colocation %s-with-primary inf: %s %s:Promoted" % (IP, IP, CLONE),
+    "crm configure order %s-after-promote Mandatory: %s:promote %s:start" % (IP, CLONE, IP),
+]
+PCS = [
+    "pcs resource create web1 ocf:colo:colo config=%s colod=%s coloctl=%s logfile=%s "
+    "op start timeout=60s op stop timeout=60s op promote timeout=120s op demote timeout=60s "
+    "op monitor interval=10s role=Promoted timeout=30s op monitor interval=11s role=Unpromoted timeout=30s "
+    "promotable promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true" % (
+        ha.CONF_PATH, ha.COLOD, ha.COLOCTL, ha.LOG_PATH),
+    "pcs resource create %s ocf:heartbeat:IPaddr2 %s op monitor interval=10s timeout=20s" % (IP, ha.FLOATING_IP),
+    "pcs constraint colocation add %s with Promoted %s INFINITY" % (IP, CLONE),
+    "pcs constraint order promote %s then start %s" % (CLONE, IP),
+]
 
 
 def get():
     if "c" not in the:
         ha.require()
         pacemaker.require()
+        cluster_vm.require()
         if not ha.has_tool("crm"):
             tap.skip("not installed: crm (Debian: crmsh)")
+        if not os.path.exists(IPADDR2):
+            tap.skip("not installed: %s (Debian: resource-agents)" % IPADDR2)
         the["dir"] = tempfile.mkdtemp(prefix="colo-pcmk-test-")
         ocf = os.path.join(the["dir"], "ocf")
-        os.makedirs(os.path.join(ocf, "colo"))
-        shutil.copy(ha.AGENT, os.path.join(ocf, "colo", "colo"))
+        # The node's resource.d is this directory: the agent under test and
+        # the installed IPaddr2.
+        for provider, agent, src in (("colo", "colo", ha.AGENT), ("heartbeat", "IPaddr2", IPADDR2)):
+            os.makedirs(os.path.join(ocf, provider))
+            shutil.copy(src, os.path.join(ocf, provider, agent))
         c = pacemaker.PacemakerCluster.create(os.path.join(the["dir"], "run"), ocf_dir=ocf, token=1000,
                                               qdevice_timeout=3000)
         the["c"] = c
         c.start_corosync()
         c.start_pacemaker()
+        ha.network(c)
         for n in cluster.NODES:
-            ha.write_conf(c, n)
+            ha.write_conf(c, n, net=True)
     return the["c"]
 
 
@@ -55,6 +98,7 @@ def with_logs(fn):
                 for n in cluster.NODES:
                     diag += "--- %s colod.log\n%s--- %s failures\n%s\n--- %s pacemaker.log\n%s" % (
                         n, ha.colod_log(c, n, 40), n, c.failures(n), n, c.pacemaker_log(n, 40))
+                diag += "--- observer\n%s\n" % observed(c)
             raise AssertionError("%s\n%s" % (e, diag)) from None
     wrapped.__name__ = fn.__name__
     return wrapped
@@ -62,6 +106,11 @@ def with_logs(fn):
 
 def roles(c, host):
     return c.roles(host, "web1") or {}
+
+
+def ip_nodes(c, host):
+    """The nodes where @host's crm_mon shows the floating IP started."""
+    return sorted(c.roles(host, IP) or {})
 
 
 def wait_roles(c, host, want, timeout):
@@ -86,56 +135,117 @@ def guest_running(c, node):
         return False
 
 
-@tap.timeout(600)
+def observed(c, rounds=0):
+    """The observer's state; None before it completed @rounds rounds."""
+    obs = cluster_client.read(cluster_vm.observer_path(c)) or {}
+    return obs if obs.get("rounds", 0) >= rounds else None
+
+
+def wait_rounds(c, more, timeout=30, what="the client's rounds through the guest"):
+    """Until the observer completed @more rounds beyond now; returns its state."""
+    target = observed(c)["rounds"] + more
+    return tap.wait_until(lambda: observed(c, target), timeout, what, interval=0.05)
+
+
+def check_clean(obs, before=None):
+    """No wrong byte, no wrong UDP answer, no connection broken since @before."""
+    assert obs.get("wrong_bytes", 0) == 0 and obs.get("udp_wrong", 0) == 0, obs
+    assert obs.get("udp_duplicate", 0) == 0, obs
+    assert obs.get("broken", 0) == (before or {}).get("broken", 0), obs
+
+
+@tap.timeout(300)
 @with_logs
 def test_promoted_and_protected():
     c = get()
-    cmds = [
-        "crm configure primitive web1 ocf:colo:colo params config=%s colod=%s coloctl=%s logfile=%s "
-        "op start timeout=60s op stop timeout=60s op promote timeout=120s "
-        "op demote timeout=60s op monitor interval=10s role=Promoted timeout=30s "
-        "op monitor interval=11s role=Unpromoted timeout=30s" % (ha.CONF_PATH, ha.COLOD, ha.COLOCTL, ha.LOG_PATH),
-        "crm configure clone %s web1 meta promotable=true promoted-max=1 promoted-node-max=1 clone-max=2 "
-        "clone-node-max=1 notify=true" % CLONE,
-    ]
-    for cmd in cmds:
+    # The CIB without resources, for the pcs recipe (test_pcs_recipe).
+    the["empty_cib"] = c.cib("node1", "--query", "--local").stdout
+    for cmd in CRM:
         p = c.run("node1", "sh", "-c", cmd, check=False, timeout=60)
         assert p.returncode == 0, "%s:\n%s%s" % (cmd, p.stdout, p.stderr)
-    tap.wait_until(lambda: sorted(roles(c, "node1").values()) == ["Promoted", "Unpromoted"], 240,
+    tap.wait_until(lambda: sorted(roles(c, "node1").values()) == ["Promoted", "Unpromoted"], 150,
                    "pacemaker to promote one instance", interval=1)
     r = roles(c, "node1")
     the["primary"] = [n for n, role in r.items() if role == "Promoted"][0]
     the["secondary"] = [n for n, role in r.items() if role == "Unpromoted"][0]
-    wait_states(c, {the["primary"]: "primary-protected", the["secondary"]: "secondary-protected"}, 240)
-    assert guest_running(c, the["primary"]), "the guest does not run on " + the["primary"]
+    p, s = the["primary"], the["secondary"]
+    wait_states(c, {p: "primary-protected", s: "secondary-protected"}, 150)
+    assert guest_running(c, p), "the guest does not run on " + p
+    tap.wait_until(lambda: ip_nodes(c, "node1") == [p], 60, "the floating IP started on " + p, interval=0.5)
+    assert ha.has_floating_ip(c, p) and not ha.has_floating_ip(c, s)
+    cluster_vm.start_observer(c)
+    check_clean(wait_rounds(c, 10))
+    assert cluster_vm.serving(c) == [p]
 
 
-@tap.timeout(400)
+@tap.timeout(200)
 @with_logs
 def test_kill_promoted_node():
     c = get()
     p, s = the["primary"], the["secondary"]
+    before = observed(c)
     t0 = time.monotonic()
     c.fault("kill-host", p)
-    tap.wait_until(lambda: ha.state(c, s) == "primary-alone" and guest_running(c, s), 120,
-                   "the survivor %s to run the guest alone" % s, interval=0.1)
+    obs = wait_rounds(c, 2, timeout=60, what="the client's rounds through " + s)
     took = time.monotonic() - t0
-    print("# kill of the promoted node to the guest running alone on %s: %.2f s" % (s, took), flush=True)
+    print("# kill of the promoted node to the client's rounds through %s: %.2f s (longest stall %d ms)" % (
+        s, took, obs["longest_stall_ms"]), flush=True)
+    assert ha.state(c, s) == "primary-alone" and guest_running(c, s), ha.status(c, s)
+    assert ha.has_floating_ip(c, s)
     wait_roles(c, s, {s: "Promoted"}, 60)
+    assert ip_nodes(c, s) == [s]
     st = ha.status(c, s)
     assert st["managed"] is True and st["running"] is True, st
+    check_clean(wait_rounds(c, 10), before)
+    assert cluster_vm.serving(c) == [s]
 
 
-@tap.timeout(400)
+@tap.timeout(240)
 @with_logs
 def test_node_comes_back_as_secondary():
     c = get()
     p, s = the["primary"], the["secondary"]
+    before = observed(c)
     c.heal()
     c.restart_node(p)
-    wait_roles(c, s, {s: "Promoted", p: "Unpromoted"}, 240)
-    wait_states(c, {s: "primary-protected", p: "secondary-protected"}, 240)
+    wait_roles(c, s, {s: "Promoted", p: "Unpromoted"}, 150)
+    wait_states(c, {s: "primary-protected", p: "secondary-protected"}, 150)
     assert guest_running(c, s), "the guest does not run on " + s
+    obs = wait_rounds(c, 10)
+    check_clean(obs, before)
+    assert ip_nodes(c, s) == [s] and ha.has_floating_ip(c, s) and not ha.has_floating_ip(c, p)
+    assert cluster_vm.serving(c) == [s]
+    print("# the client's longest stall over the test: %d ms, %d rounds" % (obs["longest_stall_ms"], obs["rounds"]),
+          flush=True)
+
+
+@tap.timeout(120)
+@with_logs
+def test_pcs_recipe():
+    """docs/operations.md's pcs lines, run with pcs -f on this cluster's CIB
+    before crm configured it, configure what crm's lines did: the same
+    primitives, parameters, operations (pcs adds the agents' defaults for
+    the others), clone, colocation and order; crm_verify accepts it."""
+    c = get()
+    if not ha.has_tool("pcs"):
+        tap.skip("not installed: pcs (Debian: pcs)")
+    path = "/run/colo-test/pcs-cib.xml"
+    with open(c._fs("node1", path), "w") as f:
+        f.write(the["empty_cib"])
+    for cmd in PCS:
+        p = c.run("node1", "sh", "-c", cmd.replace("pcs ", "pcs -f %s " % path, 1), check=False, timeout=60)
+        assert p.returncode == 0, "%s:\n%s%s" % (cmd, p.stdout, p.stderr)
+    c.run("node1", "crm_verify", "--xml-file", path, timeout=30)
+    with open(c._fs("node1", path)) as f:
+        by_pcs = pacemaker.config_summary(f.read())
+    by_crm = pacemaker.config_summary(c.cib("node1", "--query", "--local").stdout)
+    for rsc, (agent, params, ops) in by_crm["primitives"].items():
+        assert rsc in by_pcs["primitives"], (rsc, by_pcs)
+        agent2, params2, ops2 = by_pcs["primitives"][rsc]
+        assert (agent, params) == (agent2, params2), (rsc, by_crm, by_pcs)
+        assert ops <= ops2, (rsc, ops - ops2)
+    for key in ("clones", "colocations", "orders"):
+        assert by_crm[key] == by_pcs[key], (key, by_crm[key], by_pcs[key])
 
 
 def teardown():

@@ -2,12 +2,19 @@
 installed one), the built colod, coloctl, colo-vmm (or COLO_COLOD,
 COLO_COLOCTL, COLO_VMM: installed ones) and test guest, a VM
 file per node of a tests/lib/cluster.py cluster, running the agent's
-actions on a node the way pacemaker-execd does, and colod's status."""
+actions on a node the way pacemaker-execd does, and colod's status.
+
+With net=True the guest has the network of tests/lib/cluster_vm.py
+(virtio-net on tap0, its gateway the tap, a disk) and network() sets up
+the nodes' side: the client reaches the guest through the LAN gateway
+address, which no node holds; pacemaker's floating IP resource
+(ocf:heartbeat:IPaddr2, FLOATING_IP) puts it on the promoted node."""
 import json
 import os
 import shutil
 
 import cluster
+import cluster_vm
 import tap
 
 SRC = os.path.abspath(os.environ.get("COLO_SRCDIR", "."))
@@ -42,6 +49,18 @@ proxy-binary={proxy}
 peer-wait-ms=5000
 """
 
+# The guest's network device, serial log and disk (the vmm-args line goes
+# on): its address and gateway as cluster_vm's.
+NET_ARGS = """ -serial file:{vmdir}/serial.log -append "ip={ip}/24 gw={gw} interval=0" \
+ -netdev tap,id=n0,ifname={tap},script=no,downscript=no -device virtio-net-pci,netdev=n0,mac={mac} \
+ -drive file={vmdir}/disk.img,if=virtio,format=raw
+"""
+# IPaddr2's parameters for the LAN gateway address on each node's LAN port.
+FLOATING_IP = "ip=%s cidr_netmask=24 nic=lan0" % cluster.LAN_GW
+# Each node's LAN port its own MAC: the client learns the one holding the
+# address from IPaddr2's gratuitous ARP, as on a real LAN.
+LAN_MACS = {"node1": "52:54:00:82:01:01", "node2": "52:54:00:82:01:02"}
+
 
 def require():
     """Skips (capability reasons) where the agent cannot run a VM here; a
@@ -63,21 +82,56 @@ CONF_PATH = CONF_DIR + "/" + VM + ".conf"
 LOG_PATH = CONF_DIR + "/colod.log"
 
 
-def write_conf(c, node, managed=True):
-    """@node's CONF_PATH and an empty state dir (a fresh node)."""
+def network(c):
+    """The guest's tap on each node (cluster_vm's addresses, forwarding,
+    the count of the guest's packets sent to the LAN for
+    cluster_vm.serving()), both LAN ports up without the gateway's
+    address, the client's route to the guest through it."""
+    for host in cluster.NODES:
+        c.ip(host, "tuntap", "add", "dev", cluster_vm.TAP, "mode", "tap", "vnet_hdr")
+        c.ip(host, "link", "set", cluster_vm.TAP, "address", cluster_vm.GW_MAC)
+        c.ip(host, "addr", "add", cluster_vm.GW_IP + "/24", "dev", cluster_vm.TAP)
+        c.ip(host, "link", "set", cluster_vm.TAP, "up")
+        c.run(host, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        c.run(host, "iptables", "-t", "mangle", "-N", "colo-served")
+        c.run(host, "iptables", "-t", "mangle", "-A", "POSTROUTING", "-o", "lan0", "-j", "colo-served")
+        c.run(host, "iptables", "-t", "mangle", "-A", "colo-served", "-s", cluster_vm.GUEST_IP)
+        c.ip(host, "link", "set", "lan0", "address", LAN_MACS[host])
+    c.ip("client", "route", "add", "10.81.0.0/24", "via", cluster.LAN_GW)
+
+
+def has_floating_ip(c, node):
+    """Whether @node's LAN port holds the LAN gateway's address."""
+    out = c.run(node, "ip", "-o", "-4", "addr", "show", "dev", "lan0", timeout=10).stdout
+    return (" %s/" % cluster.LAN_GW) in out
+
+
+def write_conf(c, node, managed=True, net=False):
+    """@node's CONF_PATH and an empty state dir (a fresh node); with @net
+    the guest's network device on cluster_vm.TAP (network() made it) and
+    an empty disk (protect copies it)."""
     i = cluster.NODES.index(node)
     peer = cluster.NODES[1 - i]
     state = c.hostdir(node, "colo-" + VM)
     os.makedirs(state, exist_ok=True)
     os.makedirs(c._fs(node, CONF_DIR), exist_ok=True)
     path = c._fs(node, CONF_PATH)
-    # colod drives colo-proxy on the guest's tap (the guest has no network
-    # device: an idle tap).
-    if c.run(node, "ip", "link", "show", "tap-" + VM, check=False).returncode != 0:
+    conf = CONF
+    if net:
+        vmdir = cluster_vm.vmdir(c, node)
+        os.makedirs(vmdir, exist_ok=True)
+        with open(os.path.join(vmdir, "disk.img"), "wb") as f:
+            f.truncate(cluster_vm.DISK_SIZE)
+        conf = conf.replace("-kernel {guest}\n", "-kernel {guest}" + NET_ARGS.format(
+            vmdir=vmdir, ip=cluster_vm.GUEST_IP, gw=cluster_vm.GW_IP, tap=cluster_vm.TAP, mac=cluster_vm.GUEST_MAC))
+        conf = conf.replace("guest-interface=tap-{vm}", "guest-interface=" + cluster_vm.TAP)
+    elif c.run(node, "ip", "link", "show", "tap-" + VM, check=False).returncode != 0:
+        # colod drives colo-proxy on the guest's tap (the guest has no
+        # network device: an idle tap).
         c.ip(node, "tuntap", "add", "dev", "tap-" + VM, "mode", "tap")
         c.ip(node, "link", "set", "tap-" + VM, "up")
     with open(path, "w") as f:
-        f.write(CONF.format(vm=VM, vmm=VMM, guest=GUEST, proxy=PROXY, state=state, peer=peer, peer_id=2 - i,
+        f.write(conf.format(vm=VM, vmm=VMM, guest=GUEST, proxy=PROXY, state=state, peer=peer, peer_id=2 - i,
                             addr=cluster.REPL[node], peer_addr=cluster.REPL[peer],
                             managed="true" if managed else "false"))
     return path

@@ -19,6 +19,7 @@ recommends with a quorum device."""
 import grp
 import os
 import pwd
+import shlex
 import shutil
 import xml.etree.ElementTree as ET
 
@@ -89,12 +90,28 @@ class PacemakerCluster(cluster.Cluster):
         tap.wait_until(lambda: all(self._online(n) for n in cluster.NODES), timeout,
                        "pacemaker: both nodes online with a DC", interval=0.5)
 
+    def fault(self, kind, host=None, name=None):
+        """cluster.Cluster's faults; kill-host also takes the host's LAN
+        port down: iptables stops IP, not ARP, and a host without power
+        answers no ARP for a floating address it held."""
+        super().fault(kind, host, name)
+        if kind == "kill-host" and host in cluster.NODES:
+            self.ip(host, "link", "set", "lan0", "down")
+
     def restart_node(self, n, keep=("colo-test",), timeout=180, pacemaker=True):
         """@n boots again after kill-host (heal() first): its /run and
-        /dev/shm start empty (less @keep in /run), its disks
-        (/var/lib/...) are as they were; corosync, corosync-qdevice and
-        pacemakerd (unless not @pacemaker) start. Returns once both nodes
-        are online again."""
+        /dev/shm start empty (less @keep in /run), its LAN port up without
+        the addresses it had (a floating IP), its disks (/var/lib/...) are
+        as they were, no colo-proxy's iptables rules (a killed one's
+        stay in the namespace, a reboot has none); corosync,
+        corosync-qdevice and pacemakerd (unless not @pacemaker) start.
+        Returns once both nodes are online again."""
+        self.ip(n, "addr", "flush", "dev", "lan0")
+        self.ip(n, "link", "set", "lan0", "up")
+        for tool in ("iptables", "ip6tables"):
+            for rule in self.run(n, tool, "-S", "FORWARD").stdout.splitlines():
+                if rule.startswith("-A ") and "colo-proxy-" in rule:
+                    self.run(n, tool, "-D", *shlex.split(rule)[1:])
         for d, spare in (("/run", keep), ("/dev/shm", ())):
             top = self._fs(n, d)
             for e in os.listdir(top):
@@ -164,3 +181,41 @@ class PacemakerCluster(cluster.Cluster):
                 return "".join(f.readlines()[-lines:])
         except OSError:
             return "(no pacemaker.log on %s)\n" % host
+
+
+def config_summary(cib):
+    """What a CIB's configuration says, without the ids tools choose:
+    {primitives: {id: (class:provider:type, {param: value},
+    {(op, interval, role, timeout)})}, clones: {id: (primitive, {meta:
+    value})}, colocations: {(rsc, rsc-role, with-rsc, with-rsc-role,
+    score)}, orders: {(first, first-action, then, then-action, kind)}};
+    the roles by their current names (Master was Promoted's)."""
+    def role(r):
+        return {"Master": "Promoted", "Slave": "Unpromoted"}.get(r, r)
+
+    def seconds(t):
+        # "0", "0s", "10s", "10000ms": crm and pcs write them differently.
+        if t is None:
+            return None
+        return float(t[:-2]) / 1000 if t.endswith("ms") else float(t.rstrip("s"))
+
+    def nvpairs(el, tag):
+        return {nv.get("name"): nv.get("value") for s in el.findall(tag) for nv in s.findall("nvpair")}
+
+    conf = ET.fromstring(cib).find("configuration")
+    out = {"primitives": {}, "clones": {}, "colocations": set(), "orders": set()}
+    for p in conf.iter("primitive"):
+        ops = {(o.get("name"), seconds(o.get("interval")), role(o.get("role")), seconds(o.get("timeout")))
+               for o in p.findall("operations/op")}
+        agent = "%s:%s:%s" % (p.get("class"), p.get("provider"), p.get("type"))
+        out["primitives"][p.get("id")] = (agent, nvpairs(p, "instance_attributes"), ops)
+    for cl in conf.iter("clone"):
+        out["clones"][cl.get("id")] = (cl.find("primitive").get("id"), nvpairs(cl, "meta_attributes"))
+    for co in conf.iter("rsc_colocation"):
+        score = {"inf": "INFINITY", "+INFINITY": "INFINITY"}.get(co.get("score"), co.get("score"))
+        out["colocations"].add((co.get("rsc"), role(co.get("rsc-role", "Started")), co.get("with-rsc"),
+                                role(co.get("with-rsc-role", "Started")), score))
+    for o in conf.iter("rsc_order"):
+        out["orders"].add((o.get("first"), o.get("first-action", "start"), o.get("then"),
+                           o.get("then-action", o.get("first-action", "start")), o.get("kind", "Mandatory")))
+    return out
