@@ -352,7 +352,8 @@ nodelist {
             os.makedirs(self._fs(host, "/run/corosync-qnetd"), exist_ok=True)
             os.makedirs(self._fs(host, "/run/corosync-qdevice"), exist_ok=True)
         self._certificates()
-        self.spawn("witness", "corosync-qnetd", "corosync-qnetd", "-f", "-l", QNETD_ADDR, "-p", str(QNETD_PORT))
+        self.spawn("witness", "corosync-qnetd", "corosync-qnetd", "-f", "-l", QNETD_ADDR, "-p", str(QNETD_PORT),
+                   *self._heartbeat_option("heartbeat_interval_min"))
         for n in NODES:
             with open(self._fs(n, "/etc/corosync/corosync.conf"), "w") as f:
                 f.write(self.corosync_conf())
@@ -360,8 +361,19 @@ nodelist {
         tap.wait_until(lambda: all(self._ipc_ready(n) for n in NODES), timeout,
                        "corosync to answer on both nodes")
         for n in NODES:
-            self.spawn(n, "corosync-qdevice", "corosync-qdevice", "-f")
+            self.spawn(n, "corosync-qdevice", "corosync-qdevice", "-f",
+                       *self._heartbeat_option("net_heartbeat_interval_min"))
         self.wait_quorate(NODES, timeout=timeout, qdevice=True)
+
+    def _heartbeat_option(self, name):
+        """qdevice's heartbeat is 0.8 x its timeout, but both qdevice and
+        qnetd raise one under 1 s to 1 s: qnetd then takes 1.5 s to find
+        a lost node's qdevice dead, the survivor's vote waits that long,
+        and a failover at token 300 took 1.2-1.6 s instead of 0.7-0.8 s.
+        The option (@name, -S of either daemon) that lets a shorter
+        timeout take effect, as docs/operations.md sets it."""
+        heartbeat = self.state["qdevice_timeout"] * 8 // 10
+        return ["-S", "%s=%d" % (name, heartbeat)] if heartbeat < 1000 else []
 
     def _ipc_ready(self, host):
         self._alive(host, "corosync")
