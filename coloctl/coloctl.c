@@ -173,7 +173,7 @@ static const Command commands[] = {
     { "promote", 0, "promote", "managed mode (pacemaker): become the primary", "promote", NULL, show_admin },
     { "demote", 0, "demote", "managed mode (pacemaker): give the primary role up, the VM stops here", "demote", NULL,
       show_admin },
-    { "set", 2, "set KEY VALUE", "change a runtime setting (checkpoint-delay MS, log-level LEVEL)", "set", start_set,
+    { "set", 2, "set KEY VALUE", "change a runtime setting (checkpoint-delay MS, log-level LEVEL, protect-mode precopy|snapshot)", "set", start_set,
       show_set },
     { "events", 0, "events", "print colod's events until Ctrl-C (--json: one object per line)", NULL, start_events,
       NULL },

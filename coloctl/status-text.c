@@ -65,6 +65,8 @@ static const struct {
                       "this node's VM" },
     { "vmm-exited", "the VM's colo-vmm exited (guest shutdown or crash): `coloctl failover` starts it again" },
     { "persist-failed", "the state file could not be written: fix its disk, then `coloctl failover`" },
+    { "relocation-lost", "a relocation by postcopy broke after its guest had moved: neither node holds the whole VM; "
+                         "check it runs nowhere, then `coloctl failover` on one node starts it again (from boot)" },
 };
 
 const char *coloctl_wait_hint(const char *why)

@@ -10,6 +10,18 @@
 
 G_DEFINE_QUARK(cluster-fsm-error-quark, cluster_fsm_error)
 
+bool fsm_refuse(GError **error, const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *msg = NULL;
+
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    g_set_error_literal(error, CLUSTER_FSM_ERROR, 0, msg);
+    return false;
+}
+
 /* ---- actions ---------------------------------------------------------- */
 
 static void action_clear(gpointer p)
@@ -114,6 +126,12 @@ void fsm_start_vmm(ClusterFsm *fsm, ClusterActions *out, VmmKind kind)
     fsm->paused = false;
 }
 
+void fsm_start_relocation_target(ClusterFsm *fsm, ClusterActions *out)
+{
+    fsm_start_vmm(fsm, out, VMM_SECONDARY);
+    cluster_action_at(out, out->len - 1)->relocation = true;
+}
+
 CpgMsg *fsm_send(ClusterFsm *fsm, ClusterActions *out, CpgMsgType type, uint32_t target)
 {
     ClusterAction *a = act(out, ACT_SEND);
@@ -156,8 +174,13 @@ void fsm_enter(ClusterFsm *fsm, ClusterActions *out, ClusterState state, const c
     fsm_disarm(fsm, TIMER_PEER_WAIT);
     fsm_disarm(fsm, TIMER_PROTECT_ACK);
     fsm_disarm(fsm, TIMER_CLAIM);
+    fsm_disarm(fsm, TIMER_RELOCATE_ACK);
     if (state != CLUSTER_PRIMARY_ALONE) {
         fsm_disarm(fsm, TIMER_PROTECT_RETRY);
+        fsm->relocate_wanted = false; /* a switchover is for the VM as it ran then */
+    }
+    if (!fsm_in_relocation(fsm)) {
+        fsm->reloc_postcopy = false;
     }
     fsm_say(fsm, out, state == CLUSTER_WAIT_ADMIN || state == CLUSTER_PAUSED ? LOG_WARNING : LOG_INFO, "%s -> %s: %s",
         cluster_state_name(old), cluster_state_name(state), why);
@@ -216,14 +239,16 @@ const char *cluster_fsm_reason(const ClusterFsm *fsm) { return fsm->reason; }
 
 const char *cluster_timer_name(ClusterTimer t)
 {
-    static const char *const names[] = { "peer-wait", "protect-ack", "protect-retry", "claim", "restart-grace" };
+    static const char *const names[] = { "peer-wait", "protect-ack", "protect-retry", "claim", "restart-grace",
+                                         "relocate-ack" };
 
     return NAME(names, t);
 }
 
 const char *vmm_event_name(VmmEvent ev)
 {
-    static const char *const names[] = { "ready", "exited", "peer-lost", "protect-done", "protect-failed" };
+    static const char *const names[] = { "ready", "exited", "peer-lost", "protect-done", "protect-failed",
+                                         "postcopy", "migrated" };
 
     return NAME(names, ev);
 }
@@ -238,7 +263,8 @@ const char *admin_command_name(AdminCommand cmd)
 const char *wait_reason_name(WaitReason why)
 {
     static const char *const names[] = { "none", "unknown-generation", "tie", "stale-peer", "split-brain",
-                                         "peer-missing", "vmm-exited", "persist-failed" };
+                                         "peer-missing", "vmm-exited", "persist-failed",
+                                         "relocation-lost" };
 
     return NAME(names, why);
 }

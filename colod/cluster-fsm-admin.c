@@ -10,19 +10,6 @@
 
 /* ---- administrator ----------------------------------------------------- */
 
-static bool refuse(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-static bool refuse(GError **error, const char *fmt, ...)
-{
-    va_list ap;
-    g_autofree char *msg = NULL;
-
-    va_start(ap, fmt);
-    msg = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    g_set_error_literal(error, CLUSTER_FSM_ERROR, 0, msg);
-    return false;
-}
-
 /* Failover or promote from a state without a protected VM here: start
  * the VM, or keep the paused one. @by names who asked, for the log. */
 static bool take_vm_here(ClusterFsm *fsm, ClusterActions *out, const char *by, const char *peer_runs,
@@ -31,10 +18,10 @@ static bool take_vm_here(ClusterFsm *fsm, ClusterActions *out, const char *by, c
     g_autofree char *why = NULL;
 
     if (fsm_peer_runs_primary(fsm) && !fsm->peer_paused && fsm->peer_in_group) {
-        return refuse(error, "%s", peer_runs);
+        return fsm_refuse(error, "%s", peer_runs);
     }
     if (fsm->role == COLOD_ROLE_SYNCING) {
-        return refuse(error, "this node holds no complete copy of the VM (its initial sync did not finish)");
+        return fsm_refuse(error, "this node holds no complete copy of the VM (its initial sync did not finish)");
     }
     if (fsm->vmm == VMM_NONE) {
         why = g_strdup_printf("started here by %s", by);
@@ -66,7 +53,7 @@ static bool admin_failover(ClusterFsm *fsm, ClusterActions *out, GError **error)
         return take_vm_here(fsm, out, "an administrator",
                             "the peer runs the VM: use switchover (or stop the peer's VM first)", error);
     default:
-        return refuse(error, "failover does not apply in state %s", cluster_state_name(fsm->state));
+        return fsm_refuse(error, "failover does not apply in state %s", cluster_state_name(fsm->state));
     }
 }
 
@@ -93,18 +80,18 @@ static bool admin_promote(ClusterFsm *fsm, ClusterActions *out, GError **error)
         return true;
     case CLUSTER_SECONDARY_STARTING:
     case CLUSTER_SECONDARY_SYNCING:
-        return refuse(error, "this node's initial sync has not finished: it holds no complete copy of the VM");
+        return fsm_refuse(error, "this node's initial sync has not finished: it holds no complete copy of the VM");
     case CLUSTER_WAIT_PEER:
     case CLUSTER_WAIT_ADMIN:
     case CLUSTER_IDLE:
         break;
     default:
-        return refuse(error, "promote does not apply in state %s", cluster_state_name(fsm->state));
+        return fsm_refuse(error, "promote does not apply in state %s", cluster_state_name(fsm->state));
     }
     /* Pacemaker's promotion scores come from the generation; this guards
      * against a promotion before the scores settled. */
     if (fsm->peer_in_group && !fsm_peer_runs_primary(fsm) && fsm->peer_known && fsm_compare_copies(fsm) < 0) {
-        return refuse(error, "the peer holds the newer copy (generation %" G_GUINT64_FORMAT ", ours %" G_GUINT64_FORMAT
+        return fsm_refuse(error, "the peer holds the newer copy (generation %" G_GUINT64_FORMAT ", ours %" G_GUINT64_FORMAT
                              "): promote the peer", fsm->peer_gen, fsm->generation);
     }
     return take_vm_here(fsm, out, "pacemaker", "the peer runs the VM as primary: demote it first", error);
@@ -140,19 +127,19 @@ bool cluster_fsm_admin(ClusterFsm *fsm, AdminCommand cmd, ClusterActions *out, G
     CpgMsg *m;
 
     if (fsm->state == CLUSTER_STOPPED) {
-        return refuse(error, "colod is shutting down");
+        return fsm_refuse(error, "colod is shutting down");
     }
     if (!fsm->p.managed && (cmd == ADMIN_PROMOTE || cmd == ADMIN_DEMOTE)) {
-        return refuse(error, "%s is for managed mode ([cluster] managed = true, under pacemaker): use failover or "
+        return fsm_refuse(error, "%s is for managed mode ([cluster] managed = true, under pacemaker): use failover or "
                              "switchover", admin_command_name(cmd));
     }
     if (fsm->p.managed && (cmd == ADMIN_FAILOVER || cmd == ADMIN_SWITCHOVER)) {
-        return refuse(error, "managed mode: pacemaker decides who is primary; move the promoted role with pacemaker "
+        return fsm_refuse(error, "managed mode: pacemaker decides who is primary; move the promoted role with pacemaker "
                              "(e.g. pcs resource move --promoted), not with %s", admin_command_name(cmd));
     }
     /* Demoting only ever stops the VM here: safe without quorum too. */
     if (!fsm->quorate && cmd != ADMIN_UNPROTECT && cmd != ADMIN_DEMOTE) {
-        return refuse(error, "no quorum: this node must not change who serves the VM");
+        return fsm_refuse(error, "no quorum: this node must not change who serves the VM");
     }
     switch (cmd) {
     case ADMIN_FAILOVER:
@@ -169,7 +156,7 @@ bool cluster_fsm_admin(ClusterFsm *fsm, AdminCommand cmd, ClusterActions *out, G
             m->generation = fsm->generation;
             fsm_say(fsm, out, LOG_INFO, "switchover: asked the secondary to take the VM");
         } else {
-            return refuse(error, "switchover needs a protected VM (state %s)", cluster_state_name(fsm->state));
+            return fsm_relocate_admin(fsm, out, false, error);
         }
         return true;
     case ADMIN_PROTECT:
@@ -186,11 +173,11 @@ bool cluster_fsm_admin(ClusterFsm *fsm, AdminCommand cmd, ClusterActions *out, G
         return true;
     case ADMIN_UNPROTECT:
         if (fsm->state >= CLUSTER_SECONDARY_STARTING && fsm->state <= CLUSTER_SECONDARY_PROTECTED) {
-            return refuse(error, "unprotect is for the primary; this node is the secondary");
+            return fsm_refuse(error, "unprotect is for the primary; this node is the secondary");
         }
         if (fsm->state == CLUSTER_PRIMARY_PROTECTED) {
             if (!fsm->quorate) {
-                return refuse(error, "no quorum: this node must not change who serves the VM");
+                return fsm_refuse(error, "no quorum: this node must not change who serves the VM");
             }
             fsm_claim(fsm, out, true, true, "unprotect requested by an administrator");
             return true;
@@ -270,7 +257,7 @@ bool cluster_quorum_policy_check(bool two_node, bool qdevice, bool allow_split_b
     if (allow_split_brain) {
         return true;
     }
-    return refuse(error, "corosync runs two_node without a quorum device: after a partition both nodes would "
+    return fsm_refuse(error, "corosync runs two_node without a quorum device: after a partition both nodes would "
                          "keep quorum and both would serve the VM. Add corosync-qdevice (with corosync-qnetd on a "
                          "third host), let pacemaker with fencing manage the VM (managed = true), or set "
                          "allow-split-brain=true in the VM's file (unsafe)");

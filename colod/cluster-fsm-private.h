@@ -35,10 +35,15 @@ struct ClusterFsm {
     bool claim_unprotect;
     ClusterState paused_from;
     bool peer_at_pause;     /* the peer was a member when quorum went */
+    bool relocate_wanted;   /* switchover: relocate once the peer stands by */
+    bool reloc_postcopy;    /* the relocation under way reached postcopy */
+    bool reloc_ready;       /* the relocation target's colo-vmm answered */
 
     int64_t deadline[TIMER__MAX]; /* -1: not armed */
 };
 
+/* Sets @error to the command's refusal; returns false. */
+bool fsm_refuse(GError **error, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 /* Appends a log action (the text also becomes the current reason). */
 void fsm_say(ClusterFsm *fsm, ClusterActions *out, int level, const char *fmt, ...) G_GNUC_PRINTF(4, 5);
 void fsm_arm(ClusterFsm *fsm, ClusterActions *out, ClusterTimer t, uint32_t ms);
@@ -48,6 +53,8 @@ void fsm_persist(ClusterFsm *fsm, ClusterActions *out, ColodRole role, uint64_t 
 /* Appends a colo-vmm action and what it does to our view of colo-vmm. */
 void fsm_vmm_act(ClusterFsm *fsm, ClusterActions *out, ClusterActionType type);
 void fsm_start_vmm(ClusterFsm *fsm, ClusterActions *out, VmmKind kind);
+/* colo-vmm -incoming for a relocation (a secondary without colo-proxy). */
+void fsm_start_relocation_target(ClusterFsm *fsm, ClusterActions *out);
 CpgMsg *fsm_send(ClusterFsm *fsm, ClusterActions *out, CpgMsgType type, uint32_t target);
 void fsm_send_hello(ClusterFsm *fsm, ClusterActions *out);
 /* Moves to @state, logs why, cancels the old state's timers, announces. */
@@ -63,5 +70,22 @@ void fsm_claim(ClusterFsm *fsm, ClusterActions *out, bool by_admin, bool unprote
 void fsm_failover(ClusterFsm *fsm, ClusterActions *out, uint64_t gen, const char *why);
 /* >0: our copy is newer, <0: the peer's, 0: no way to tell. */
 int fsm_compare_copies(const ClusterFsm *fsm);
+void fsm_protect_later(ClusterFsm *fsm, ClusterActions *out, const char *why);
+
+/* Relocation by postcopy (cluster-fsm-relocate.c). */
+bool fsm_in_relocation(const ClusterFsm *fsm);
+/* switchover without a protected pair; @from_peer: the peer asked. */
+bool fsm_relocate_admin(ClusterFsm *fsm, ClusterActions *out, bool from_peer, GError **error);
+/* Requests the relocation if one is wanted and the peer stands by;
+ * returns whether it did (or must wait for it). */
+bool fsm_maybe_relocate(ClusterFsm *fsm, ClusterActions *out);
+void fsm_relocate_message(ClusterFsm *fsm, const CpgMsg *m, ClusterActions *out);
+/* Returns false if @ev is not the relocation's (the state is not one of
+ * it). */
+bool fsm_relocate_vmm_event(ClusterFsm *fsm, VmmEvent ev, ClusterActions *out);
+void fsm_relocate_peer_gone(ClusterFsm *fsm, ClusterActions *out, const char *why);
+void fsm_relocate_react(ClusterFsm *fsm, ClusterActions *out);
+void fsm_relocate_quorum_lost(ClusterFsm *fsm, ClusterActions *out, bool peer_was_in);
+void fsm_relocate_timeout(ClusterFsm *fsm, ClusterActions *out);
 
 #endif

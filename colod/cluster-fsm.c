@@ -132,7 +132,7 @@ static void decide_start(ClusterFsm *fsm, ClusterActions *out)
         }
         return;
     }
-    if (fsm->wait == WAIT_VMM_EXITED) {
+    if (fsm->wait == WAIT_VMM_EXITED || fsm->wait == WAIT_RELOCATION_LOST) {
         return; /* the VM went down here: an administrator restarts it */
     }
     if (c > 0) {
@@ -164,6 +164,9 @@ void fsm_maybe_protect(ClusterFsm *fsm, ClusterActions *out)
     CpgMsg *m;
     uint64_t gen;
 
+    if (fsm_maybe_relocate(fsm, out)) {
+        return;
+    }
     if (fsm->state != CLUSTER_PRIMARY_ALONE || !fsm->protect_enabled || !fsm->quorate || !fsm->peer_in_group ||
         !fsm->peer_known || fsm->peer_state != CLUSTER_IDLE || fsm->paused ||
         fsm->deadline[TIMER_PROTECT_RETRY] >= 0) {
@@ -179,7 +182,7 @@ void fsm_maybe_protect(ClusterFsm *fsm, ClusterActions *out)
     fsm_arm(fsm, out, TIMER_PROTECT_ACK, fsm->p.timeouts.protect_ack_ms);
 }
 
-static void protect_later(ClusterFsm *fsm, ClusterActions *out, const char *why)
+void fsm_protect_later(ClusterFsm *fsm, ClusterActions *out, const char *why)
 {
     fsm_enter(fsm, out, CLUSTER_PRIMARY_ALONE, "%s; next protect attempt in %u ms", why,
           fsm->p.timeouts.protect_retry_ms);
@@ -252,6 +255,11 @@ static void peer_gone(ClusterFsm *fsm, ClusterActions *out, const char *why)
         break;
     case CLUSTER_IDLE:
         wait_for_peer(fsm, out, why);
+        break;
+    case CLUSTER_RELOCATE_REQUESTED:
+    case CLUSTER_RELOCATING:
+    case CLUSTER_RELOCATE_TARGET:
+        fsm_relocate_peer_gone(fsm, out, why);
         break;
     default:
         fsm_say(fsm, out, LOG_INFO, "%s", why);
@@ -346,6 +354,10 @@ static void quorum_lost(ClusterFsm *fsm, ClusterActions *out, bool peer_was_in)
     }
     if (fsm->state == CLUSTER_PAUSED || fsm->state == CLUSTER_WAIT_ADMIN) {
         return; /* paused already, and waiting for an administrator stays */
+    }
+    if (fsm_in_relocation(fsm)) {
+        fsm_relocate_quorum_lost(fsm, out, peer_was_in);
+        return;
     }
     fsm->paused_from = fsm->state;
     fsm->peer_at_pause = peer_was_in;
@@ -457,7 +469,7 @@ static void on_protect_ack(ClusterFsm *fsm, const CpgMsg *m, ClusterActions *out
         return;
     }
     if (!m->accepted) {
-        protect_later(fsm, out, "the peer refused to protect");
+        fsm_protect_later(fsm, out, "the peer refused to protect");
         return;
     }
     fsm_vmm_act(fsm, out, ACT_START_PROTECT);
@@ -565,12 +577,24 @@ void cluster_fsm_message(ClusterFsm *fsm, const CpgMsg *m, ClusterActions *out)
     case CPG_MSG_SWITCHOVER:
         if (fsm->state == CLUSTER_SECONDARY_PROTECTED && fsm->quorate && !fsm->p.managed) {
             fsm_claim(fsm, out, true, false, "switchover requested by the primary");
+        } else if (fsm->quorate && !fsm->p.managed &&
+                   (fsm->state == CLUSTER_PRIMARY_ALONE || fsm->state == CLUSTER_PROTECT_REQUESTED ||
+                    fsm->state == CLUSTER_PROTECTING)) {
+            g_autoptr(GError) err = NULL;
+
+            if (!fsm_relocate_admin(fsm, out, true, &err)) {
+                fsm_say(fsm, out, LOG_WARNING, "the peer's switchover request refused: %s", err->message);
+            }
         } else {
             fsm_say(fsm, out, LOG_WARNING, "switchover request ignored in state %s", cluster_state_name(fsm->state));
         }
         break;
     case CPG_MSG_SHUTDOWN:
         on_shutdown(fsm, m, out);
+        break;
+    case CPG_MSG_RELOCATE_REQUEST:
+    case CPG_MSG_RELOCATE_ACK:
+        fsm_relocate_message(fsm, m, out);
         break;
     default:
         g_assert_not_reached();
@@ -592,7 +616,7 @@ static void react_to_peer(ClusterFsm *fsm, ClusterActions *out)
         break;
     case CLUSTER_WAIT_ADMIN:
         if (fsm->vmm == VMM_NONE) {
-            if (fsm->wait != WAIT_VMM_EXITED || peer_primary) {
+            if ((fsm->wait != WAIT_VMM_EXITED && fsm->wait != WAIT_RELOCATION_LOST) || peer_primary) {
                 decide_start(fsm, out);
             }
         } else if (fsm->wait == WAIT_PEER_MISSING) {
@@ -618,14 +642,14 @@ static void react_to_peer(ClusterFsm *fsm, ClusterActions *out)
         } else if (!peer_in(fsm, IN(CLUSTER_SECONDARY_STARTING) | IN(CLUSTER_SECONDARY_SYNCING))) {
             /* Its hello before our request was IDLE; any hello since
              * reflects the request, and IDLE again means it gave up. */
-            protect_later(fsm, out, "the peer no longer stands by");
+            fsm_protect_later(fsm, out, "the peer no longer stands by");
         }
         break;
     case CLUSTER_PROTECTING:
         if (!peer_in(fsm, IN(CLUSTER_SECONDARY_STARTING) | IN(CLUSTER_SECONDARY_SYNCING) |
                                 IN(CLUSTER_SECONDARY_PROTECTED))) {
             fsm_vmm_act(fsm, out, ACT_CANCEL_PROTECT);
-            protect_later(fsm, out, "the peer's secondary went away during the initial sync");
+            fsm_protect_later(fsm, out, "the peer's secondary went away during the initial sync");
         }
         break;
     case CLUSTER_PRIMARY_PROTECTED:
@@ -652,6 +676,11 @@ static void react_to_peer(ClusterFsm *fsm, ClusterActions *out)
             fsm_enter(fsm, out, CLUSTER_IDLE, "the peer abandoned the protection (%s): secondary stopped",
                   cluster_state_name(fsm->peer_state));
         }
+        break;
+    case CLUSTER_RELOCATE_REQUESTED:
+    case CLUSTER_RELOCATING:
+    case CLUSTER_RELOCATE_TARGET:
+        fsm_relocate_react(fsm, out);
         break;
     case CLUSTER_STARTING:
     case CLUSTER_WAIT_QUORUM:
@@ -695,6 +724,9 @@ void cluster_fsm_vmm_event(ClusterFsm *fsm, VmmEvent ev, ClusterActions *out)
 {
     ClusterState s = fsm->state;
 
+    if (fsm_relocate_vmm_event(fsm, ev, out)) {
+        return;
+    }
     if (ev == VMM_EV_EXITED) {
         vmm_exited(fsm, out);
     } else if (ev == VMM_EV_READY && s == CLUSTER_PRIMARY_STARTING) {
@@ -713,7 +745,7 @@ void cluster_fsm_vmm_event(ClusterFsm *fsm, VmmEvent ev, ClusterActions *out)
         fsm_enter(fsm, out, CLUSTER_SECONDARY_PROTECTED, "COLO runs: this node holds a complete replica");
     } else if ((ev == VMM_EV_PROTECT_FAILED || ev == VMM_EV_PEER_LOST) && s == CLUSTER_PROTECTING) {
         fsm_vmm_act(fsm, out, ACT_CANCEL_PROTECT);
-        protect_later(fsm, out, "the initial sync failed");
+        fsm_protect_later(fsm, out, "the initial sync failed");
     } else if ((ev == VMM_EV_PROTECT_FAILED || ev == VMM_EV_PEER_LOST) && s == CLUSTER_SECONDARY_SYNCING) {
         fsm_vmm_act(fsm, out, ACT_STOP_VMM);
         fsm_enter(fsm, out, CLUSTER_IDLE, "the initial sync failed: secondary stopped");
@@ -754,7 +786,7 @@ static void timer_fired(ClusterFsm *fsm, ClusterTimer t, ClusterActions *out)
         break;
     case TIMER_PROTECT_ACK:
         if (fsm->state == CLUSTER_PROTECT_REQUESTED) {
-            protect_later(fsm, out, "no answer to the protect request");
+            fsm_protect_later(fsm, out, "no answer to the protect request");
         }
         break;
     case TIMER_PROTECT_RETRY:
@@ -773,6 +805,9 @@ static void timer_fired(ClusterFsm *fsm, ClusterTimer t, ClusterActions *out)
                 peer_gone(fsm, out, "the peer's colod did not come back after its restart");
             }
         }
+        break;
+    case TIMER_RELOCATE_ACK:
+        fsm_relocate_timeout(fsm, out);
         break;
     case TIMER__MAX:
         g_assert_not_reached();

@@ -41,14 +41,16 @@ typedef enum {
     TIMER_PROTECT_RETRY, /* next protect attempt */
     TIMER_CLAIM,         /* the answer to our failover claim */
     TIMER_RESTART_GRACE, /* a peer colod that said it restarts */
+    TIMER_RELOCATE_ACK,  /* the answer to our relocate request */
     TIMER__MAX
 } ClusterTimer;
 
 typedef enum {
-    ACT_START_VMM,      /* .vmm: start colo-vmm (and colo-proxy) as primary or secondary (-incoming) */
+    ACT_START_VMM,      /* .vmm: start colo-vmm (and colo-proxy) as primary or secondary (-incoming);
+                         * .relocation: a secondary that receives a relocation (no colo-proxy) */
     ACT_STOP_VMM,       /* kill colo-vmm and colo-proxy (their rules go too) */
     ACT_START_PROTECT,  /* primary: migrate with x-colo to the peer */
-    ACT_CANCEL_PROTECT, /* primary: migrate_cancel */
+    ACT_CANCEL_PROTECT, /* primary: migrate_cancel (of a protect or a relocation) */
     ACT_FAILOVER,       /* x-colo-lost-heartbeat: leave COLO, run on alone */
     ACT_PAUSE,          /* stop: the guest stands still */
     ACT_RESUME,         /* cont */
@@ -56,11 +58,13 @@ typedef enum {
     ACT_PERSIST,        /* .role, .generation to the state file, durably */
     ACT_ARM_TIMER,      /* .timer in .ms (also known to cluster_fsm_next_deadline) */
     ACT_LOG,            /* .text, at .level (LOG_INFO, LOG_WARNING, LOG_ERR) */
+    ACT_RELOCATE,       /* primary: migrate to the peer by postcopy (no x-colo) */
 } ClusterActionType;
 
 typedef struct {
     ClusterActionType type;
     VmmKind vmm;
+    bool relocation;
     CpgMsg msg;
     ColodRole role;
     uint64_t generation;
@@ -91,13 +95,17 @@ typedef enum {
     VMM_EV_EXITED,         /* colo-vmm exited (or was killed after a QMP timeout) */
     VMM_EV_PEER_LOST,      /* COLO broke (query-colo-status x-broken, COLO_EXIT error) */
     VMM_EV_PROTECT_DONE,   /* COLO entered (both sides) */
-    VMM_EV_PROTECT_FAILED, /* the initial sync failed */
+    VMM_EV_PROTECT_FAILED, /* the initial sync (or a relocation) failed; in a relocation's
+                            * postcopy phase also postcopy-paused */
+    VMM_EV_POSTCOPY,       /* a relocation's postcopy phase began (MIGRATION postcopy-active) */
+    VMM_EV_MIGRATED,       /* a relocation completed (MIGRATION completed), on either side */
     VMM_EV__MAX
 } VmmEvent;
 
 typedef enum {
     ADMIN_FAILOVER,   /* make this node the primary */
-    ADMIN_SWITCHOVER, /* hand the primary role to the healthy secondary */
+    ADMIN_SWITCHOVER, /* hand the primary role to the healthy secondary, or move the VM
+                       * to a peer that stands by (relocation by postcopy) */
     ADMIN_PROTECT,    /* allow (and start) protection */
     ADMIN_UNPROTECT,  /* drop the secondary, run alone, do not re-protect */
     ADMIN_PROMOTE,    /* managed mode: become the primary (start the VM or take over) */
@@ -115,6 +123,7 @@ typedef enum {
     WAIT_PEER_MISSING,   /* quorum back, but the peer that was there is not */
     WAIT_VMM_EXITED,     /* the VM's colo-vmm exited: not restarted blindly */
     WAIT_PERSIST_FAILED, /* the state file could not be written */
+    WAIT_RELOCATION_LOST, /* a relocation broke in postcopy: the VM is down */
 } WaitReason;
 
 typedef struct {
@@ -125,6 +134,9 @@ typedef struct {
      * through ADMIN_PROMOTE and ADMIN_DEMOTE only; a lost peer is reported,
      * never failed over to on its own. Protection stays colod's. */
     bool managed;
+    /* The VM has disks ([vm] vmm-args with -drive): colo-vmm carries disks
+     * only with x-colo, so it is never relocated by postcopy. */
+    bool has_disks;
 } ClusterFsmParams;
 
 typedef struct ClusterFsm ClusterFsm;

@@ -10,8 +10,10 @@
 
 G_DEFINE_QUARK(colod-config-error-quark, colod_config_error)
 
-typedef enum { KEY_STRING, KEY_ARGV, KEY_BOOL, KEY_PORT, KEY_NODE_ID, KEY_MS, KEY_ADDRESS, KEY_IFACE,
-               KEY_QUEUE } KeyType;
+typedef enum {
+    KEY_STRING, KEY_ARGV, KEY_BOOL, KEY_PORT, KEY_NODE_ID, KEY_MS, KEY_ADDRESS, KEY_IFACE, KEY_QUEUE,
+    KEY_PROTECT_MODE, /* precopy | snapshot, into a bool (snapshot) */
+} KeyType;
 
 typedef struct {
     const char *group;
@@ -37,6 +39,7 @@ static const KeySpec keys[] = {
     { "replication", "peer-address", KEY_ADDRESS, true, F(peer_address), 0 },
     { "replication", "migration-port", KEY_PORT, false, F(migration_port), 8810 },
     { "replication", "proxy-port", KEY_PORT, false, F(proxy_port), 7700 },
+    { "replication", "protect-mode", KEY_PROTECT_MODE, false, F(protect_snapshot), false },
     { "proxy", "guest-interface", KEY_IFACE, true, F(guest_iface), 0 },
     { "proxy", "uplink", KEY_IFACE, false, F(uplink), 0 },
     { "proxy", "proxy-binary", KEY_STRING, false, F(proxy_binary), 0 },
@@ -174,6 +177,11 @@ static bool set_key(ColodConfig *c, const KeySpec *k, const char *value, const c
         *(char **)field = g_strdup(value);
         return true;
     }
+    case KEY_PROTECT_MODE:
+        if (!colod_protect_mode_parse(value, (bool *)field)) {
+            return fail(error, origin, k, "\"%s\" is not precopy or snapshot", value);
+        }
+        return true;
     case KEY_IFACE:
         if (!iface_valid(value)) {
             return fail(error, origin, k, "\"%s\" is not a network interface name", value);
@@ -190,6 +198,7 @@ static void set_default(ColodConfig *c, const KeySpec *k)
 
     switch (k->type) {
     case KEY_BOOL:
+    case KEY_PROTECT_MODE:
         *(bool *)field = k->def != 0;
         break;
     case KEY_PORT:
@@ -353,4 +362,23 @@ void colod_config_free(ColodConfig *c)
     g_free(c->guest_iface);
     g_free(c->uplink);
     g_free(c);
+}
+
+bool colod_protect_mode_parse(const char *value, bool *snapshot)
+{
+    if (strcmp(value, "precopy") == 0 || strcmp(value, "snapshot") == 0) {
+        *snapshot = value[0] == 's';
+        return true;
+    }
+    return false;
+}
+
+bool colod_config_has_disks(const ColodConfig *c)
+{
+    for (char **a = c->vmm_argv; a && *a; a++) {
+        if (strcmp(*a, "-drive") == 0 || strcmp(*a, "--drive") == 0 || g_str_has_prefix(*a, "-drive=")) {
+            return true;
+        }
+    }
+    return false;
 }

@@ -42,6 +42,7 @@ typedef struct {
     char *peer_address;       /* [replication] peer-address: the only peer accepted */
     uint16_t migration_port;  /* [replication] migration-port */
     uint16_t proxy_port;      /* [replication] proxy-port */
+    bool protect_snapshot;    /* [replication] protect-mode: snapshot (true) or precopy */
     char *guest_iface;        /* [proxy] guest-interface */
     char *uplink;             /* [proxy] uplink, NULL if not set */
     uint16_t queue_num;       /* [proxy] queue-num */
@@ -57,6 +58,13 @@ ColodConfig *colod_config_load_data(const char *data, gssize len, const char *or
 ColodConfig *colod_config_load_file(const char *path, GError **error);
 
 void colod_config_free(ColodConfig *config);
+
+/* Whether [vm] vmm-args give the VM a disk (-drive): such a VM is not
+ * relocated by postcopy (colo-vmm carries disks only with x-colo). */
+bool colod_config_has_disks(const ColodConfig *config);
+
+/* "precopy" or "snapshot" (protect-mode) into @snapshot; false if neither. */
+bool colod_protect_mode_parse(const char *value, bool *snapshot);
 
 /* Whether @name is acceptable as a VM name: 1..COLOD_VM_NAME_MAX bytes of
  * [A-Za-z0-9_.-], starting with a letter or digit. */

@@ -36,6 +36,9 @@ const char *cluster_state_name(ClusterState state)
         [CLUSTER_FAILOVER_CLAIMED] = "failover-claimed",
         [CLUSTER_PAUSED] = "paused",
         [CLUSTER_STOPPED] = "stopped",
+        [CLUSTER_RELOCATE_REQUESTED] = "relocate-requested",
+        [CLUSTER_RELOCATING] = "relocating",
+        [CLUSTER_RELOCATE_TARGET] = "relocate-target",
     };
 
     return (unsigned)state < G_N_ELEMENTS(names) ? names[state] : "invalid";

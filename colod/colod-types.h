@@ -34,6 +34,11 @@ typedef enum {
     CLUSTER_FAILOVER_CLAIMED, /* claimed the VM, waiting for the peer's ack */
     CLUSTER_PAUSED,           /* quorum lost: the VM stands still here */
     CLUSTER_STOPPED,          /* colod is shutting down */
+    /* Relocation by postcopy (cluster-fsm-relocate.c); after the others, so
+     * that the values already on the wire keep their meaning. */
+    CLUSTER_RELOCATE_REQUESTED, /* asked the peer to start a relocation target */
+    CLUSTER_RELOCATING,       /* migrating the VM to the peer by postcopy */
+    CLUSTER_RELOCATE_TARGET,  /* colo-vmm -incoming receiving the VM */
     CLUSTER__MAX
 } ClusterState;
 

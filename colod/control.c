@@ -6,6 +6,7 @@
 
 #include "cluster-fsm-query.h"
 #include "common/log.h"
+#include "colod-config.h"
 #include "common/qmp/qmp-server.h"
 
 #include <errno.h>
@@ -105,12 +106,28 @@ static bool set_log_level(ColodControl *ctl, const char *value, GError **error)
     return false;
 }
 
+/* How colod protects from now on (colo.conf(5) protect-mode). */
+static bool set_protect_mode(ColodControl *ctl, const char *value, GError **error)
+{
+    bool snapshot;
+
+    if (!colod_protect_mode_parse(value, &snapshot)) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC, "protect-mode: '%s' is not precopy or snapshot", value);
+        return false;
+    }
+    if (ctl->p.vmm) {
+        vmm_driver_set_snapshot_protect(ctl->p.vmm, snapshot);
+    }
+    return true;
+}
+
 static const struct {
     const char *key;
     bool (*set)(ColodControl *ctl, const char *value, GError **error);
 } settings[] = {
     { "checkpoint-delay", set_checkpoint_delay }, /* ms between periodic checkpoints (x-checkpoint-delay) */
     { "log-level", set_log_level },
+    { "protect-mode", set_protect_mode },
 };
 
 /* The settings as query-status shows them. */
@@ -124,6 +141,10 @@ static JsonObject *settings_json(ColodControl *ctl)
         json_object_set_null_member(o, "checkpoint-delay");
     }
     json_object_set_string_member(o, "log-level", log_level_name(ctl->p.log_level));
+    if (ctl->p.vmm) {
+        json_object_set_string_member(o, "protect-mode", vmm_driver_snapshot_protect(ctl->p.vmm) ? "snapshot"
+                                                                                                  : "precopy");
+    }
     return o;
 }
 

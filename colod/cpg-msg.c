@@ -23,6 +23,8 @@ static const size_t body_len[CPG_MSG__MAX] = {
     [CPG_MSG_FAILOVER_ACK] = 8,
     [CPG_MSG_SWITCHOVER] = 8,
     [CPG_MSG_SHUTDOWN] = 4,
+    [CPG_MSG_RELOCATE_REQUEST] = 8,
+    [CPG_MSG_RELOCATE_ACK] = 12,
 };
 
 const char *cpg_msg_type_name(CpgMsgType type)
@@ -35,6 +37,8 @@ const char *cpg_msg_type_name(CpgMsgType type)
         [CPG_MSG_FAILOVER_ACK] = "failover-ack",
         [CPG_MSG_SWITCHOVER] = "switchover",
         [CPG_MSG_SHUTDOWN] = "shutdown",
+        [CPG_MSG_RELOCATE_REQUEST] = "relocate-request",
+        [CPG_MSG_RELOCATE_ACK] = "relocate-ack",
     };
 
     return (unsigned)type < CPG_MSG__MAX && names[type] ? names[type] : "unknown";
@@ -103,6 +107,7 @@ size_t cpg_msg_encode(const CpgMsg *m, const char *vm_name, uint8_t *buf)
         b[11] = (uint8_t)((m->paused ? HELLO_PAUSED : 0) | (m->protect_enabled ? HELLO_PROTECT : 0));
         break;
     case CPG_MSG_PROTECT_ACK:
+    case CPG_MSG_RELOCATE_ACK:
         put64(b, m->generation);
         b[8] = m->accepted;
         break;
@@ -113,6 +118,7 @@ size_t cpg_msg_encode(const CpgMsg *m, const char *vm_name, uint8_t *buf)
     case CPG_MSG_PROTECT_REQUEST:
     case CPG_MSG_FAILOVER_ACK:
     case CPG_MSG_SWITCHOVER:
+    case CPG_MSG_RELOCATE_REQUEST:
         put64(b, m->generation);
         break;
     case CPG_MSG_SHUTDOWN:
@@ -166,9 +172,10 @@ static bool decode_body(const uint8_t *b, CpgMsg *m, GError **error)
         m->protect_enabled = b[11] & HELLO_PROTECT;
         break;
     case CPG_MSG_PROTECT_ACK:
+    case CPG_MSG_RELOCATE_ACK:
         m->generation = get64(b);
         if (b[8] > 1 || !zero(b + 9, 3)) {
-            return bad(error, "protect-ack with accepted %u or reserved bytes set", b[8]);
+            return bad(error, "%s with accepted %u or reserved bytes set", cpg_msg_type_name(m->type), b[8]);
         }
         m->accepted = b[8];
         break;
@@ -183,6 +190,7 @@ static bool decode_body(const uint8_t *b, CpgMsg *m, GError **error)
     case CPG_MSG_PROTECT_REQUEST:
     case CPG_MSG_FAILOVER_ACK:
     case CPG_MSG_SWITCHOVER:
+    case CPG_MSG_RELOCATE_REQUEST:
         m->generation = get64(b);
         break;
     case CPG_MSG_SHUTDOWN:

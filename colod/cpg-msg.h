@@ -18,6 +18,15 @@
  *     SWITCHOVER       u64 generation (the sender's)
  *     SHUTDOWN         u8 flags (bit 0 colod restarts, its VM runs on),
  *                      3 bytes zero
+ *     RELOCATE_REQUEST u64 generation (the VM's after the move, newest + 1)
+ *     RELOCATE_ACK     u64 generation, u8 accepted (0/1), 3 bytes zero
+ *
+ * Types 8 and 9 (relocation by postcopy) came after the others in version
+ * 1: a colod without them refuses them as an unknown type, so its peer's
+ * relocate request times out and the VM stays where it runs. The states
+ * a hello may name grew the same way (relocate-requested, relocating,
+ * relocate-target): such a hello is refused by an older colod, which then
+ * keeps the peer's last state.
  *
  * A message of another VM, version, type or size is refused with a
  * reason; none is ever partly used. */
@@ -49,6 +58,8 @@ typedef enum {
     CPG_MSG_FAILOVER_ACK,
     CPG_MSG_SWITCHOVER,
     CPG_MSG_SHUTDOWN,
+    CPG_MSG_RELOCATE_REQUEST,
+    CPG_MSG_RELOCATE_ACK,
     CPG_MSG__MAX
 } CpgMsgType;
 
@@ -63,7 +74,7 @@ typedef struct {
     VmmKind vmm;
     bool paused;
     bool protect_enabled;
-    /* PROTECT_ACK */
+    /* PROTECT_ACK, RELOCATE_ACK */
     bool accepted;
     /* FAILOVER_CLAIM */
     bool by_admin;

@@ -65,9 +65,16 @@ static bool colod_vmm_alive(void *opaque)
 }
 
 /* A primary alone holds nothing (its proxy starts at protect); a
- * secondary's proxy keeps its guest off the wire before it ever runs. */
-static void colod_start_vmm(Colod *c, VmmKind kind)
+ * secondary's proxy keeps its guest off the wire before it ever runs. A
+ * relocation target's guest serves as soon as it runs (postcopy), as a
+ * primary alone: no proxy. */
+static void colod_start_vmm(Colod *c, VmmKind kind, bool relocation)
 {
+    if (relocation) {
+        proxy_driver_stop(c->proxy);
+        vmm_driver_start_relocation_target(c->vmm);
+        return;
+    }
     if (kind == VMM_SECONDARY) {
         proxy_driver_start(c->proxy, VMM_SECONDARY, NULL, NULL);
     } else {
@@ -114,7 +121,7 @@ static void colod_execute(Colod *c, ClusterActions *acts)
             break;
         }
         case ACT_START_VMM:
-            colod_start_vmm(c, a->vmm);
+            colod_start_vmm(c, a->vmm, a->relocation);
             break;
         case ACT_STOP_VMM:
             vmm_driver_stop(c->vmm);
@@ -137,6 +144,9 @@ static void colod_execute(Colod *c, ClusterActions *acts)
             break;
         case ACT_RESUME:
             vmm_driver_resume(c->vmm);
+            break;
+        case ACT_RELOCATE:
+            vmm_driver_relocate(c->vmm);
             break;
         }
     }
@@ -385,6 +395,7 @@ static int colod_setup(Colod *c, const char *config_path, const char *control_pa
                             .allowed_peer = c->config->peer_address, .peer_uri = peer_uri,
                             .proxy_path = proxy_sock, .qmp_ms = c->config->timeouts.qmp_ms, .poll_ms = 500 };
     c->vmm = vmm_driver_new(&vp, colod_on_vmm_event, c);
+    vmm_driver_set_snapshot_protect(c->vmm, c->config->protect_snapshot);
     pp = (ProxyDriverParams){ .proxy_path = c->config->proxy_binary, .run_dir = run_dir,
                               .guest_iface = c->config->guest_iface, .uplink = c->config->uplink,
                               .queue_num = c->config->queue_num, .listen = proxy_listen, .connect = proxy_connect,
@@ -392,7 +403,8 @@ static int colod_setup(Colod *c, const char *config_path, const char *control_pa
                               .qmp_ms = c->config->timeouts.qmp_ms, .poll_ms = 2000 };
     c->proxy = proxy_driver_new(&pp, colod_vmm_alive, c);
     params = (ClusterFsmParams){ .local_id = cluster_link_local_id(c->link), .peer_id = c->config->peer_node_id,
-                                 .timeouts = c->config->timeouts, .managed = c->config->managed };
+                                 .timeouts = c->config->timeouts, .managed = c->config->managed,
+                                 .has_disks = colod_config_has_disks(c->config) };
     c->fsm = cluster_fsm_new(&params, &rec, &clock);
     default_control = colod_control_default_path(c->config->vm_name);
     cp = (ColodControlParams){ .vm_name = c->config->vm_name, .fsm = c->fsm, .vmm = c->vmm, .proxy = c->proxy,

@@ -25,6 +25,7 @@ struct VmmDriver {
     VmmDriverEventFunc fn;
     void *opaque;
     Instance *cur;
+    bool snapshot_protect; /* protect-mode snapshot: x-colo with postcopy-ram */
 };
 
 struct Instance {
@@ -41,6 +42,8 @@ struct Instance {
     LeftoverWatch *foreign_watch; /* an adopted colo-vmm: not our child */
     GPtrArray *calls;      /* Call * waiting for their reply */
     bool in_colo;
+    bool relocation;       /* source or target of a relocation by postcopy */
+    bool postcopy_seen;
     bool exited;
     JsonNode *colo_status; /* the last query-colo-status result, for status */
 };
@@ -150,17 +153,20 @@ static void inst_execute(Instance *in, const char *command, JsonObject *args, Vm
     qmp_client_execute(in->qmp, command, args, in->d ? in->d->p.qmp_ms : 1000, on_reply, call);
 }
 
-static JsonObject *capabilities_args(void)
+/* migrate-set-capabilities with events on, and x-colo and postcopy-ram
+ * as given. */
+static JsonObject *capabilities_args(bool x_colo, bool postcopy)
 {
     JsonObject *args = json_object_new();
     JsonArray *caps = json_array_new();
-    const char *names[] = { "events", "x-colo" };
+    const char *names[] = { "events", "x-colo", "postcopy-ram" };
+    const bool states[] = { true, x_colo, postcopy };
 
     for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
         JsonObject *c = json_object_new();
 
         json_object_set_string_member(c, "capability", names[i]);
-        json_object_set_boolean_member(c, "state", TRUE);
+        json_object_set_boolean_member(c, "state", states[i]);
         json_array_add_object_element(caps, c);
     }
     json_object_set_array_member(args, "capabilities", caps);
@@ -209,7 +215,18 @@ static void on_event(QmpClient *c, const char *event, JsonObject *data, JsonObje
             in->in_colo = true;
             inst_report(in, VMM_EV_PROTECT_DONE, "COLO runs");
         } else if (g_strcmp0(status, "failed") == 0) {
+            in->relocation = false;
             inst_report(in, VMM_EV_PROTECT_FAILED, "migration failed");
+        } else if (in->relocation && g_strcmp0(status, "postcopy-active") == 0 && !in->postcopy_seen) {
+            in->postcopy_seen = true;
+            inst_report(in, VMM_EV_POSTCOPY, "postcopy-active");
+        } else if (in->relocation && g_strcmp0(status, "postcopy-paused") == 0) {
+            in->relocation = false;
+            inst_report(in, VMM_EV_PROTECT_FAILED, "postcopy broke (postcopy-paused)");
+        } else if (in->relocation && g_strcmp0(status, "completed") == 0) {
+            /* Not after COLO: that "completed" is a failover's. */
+            in->relocation = false;
+            inst_report(in, VMM_EV_MIGRATED, "relocation completed");
         }
     } else if (g_strcmp0(event, "COLO_EXIT") == 0) {
         const char *reason = data ? json_object_get_string_member_with_default(data, "reason", "") : "";
@@ -255,7 +272,7 @@ static void on_ready(QmpClient *c, const GError *error, gpointer opaque)
         inst_kill(in, "its QMP socket does not answer");
         return;
     }
-    inst_execute(in, "migrate-set-capabilities", capabilities_args(), VMM_EV__MAX);
+    inst_execute(in, "migrate-set-capabilities", capabilities_args(true, false), VMM_EV__MAX);
     inst_report(in, VMM_EV_READY, "QMP answers");
 }
 
@@ -349,7 +366,19 @@ static void driver_kill_leftover(VmmDriver *d, const char *pidfile)
     }
 }
 
+static void driver_start(VmmDriver *d, VmmKind kind, bool relocation_target);
+
 void vmm_driver_start(VmmDriver *d, VmmKind kind)
+{
+    driver_start(d, kind, false);
+}
+
+void vmm_driver_start_relocation_target(VmmDriver *d)
+{
+    driver_start(d, VMM_SECONDARY, true);
+}
+
+static void driver_start(VmmDriver *d, VmmKind kind, bool relocation_target)
 {
     g_autofree char *pidfile = NULL;
     g_autofree char *pidtext = NULL;
@@ -363,6 +392,7 @@ void vmm_driver_start(VmmDriver *d, VmmKind kind)
     in->d = d;
     in->calls = g_ptr_array_new_with_free_func(call_free);
     in->kind = kind;
+    in->relocation = relocation_target;
     g_mkdir_with_parents(d->p.run_dir, 0700);
     pidfile = g_build_filename(d->p.run_dir, "vmm.pid", NULL);
     driver_kill_leftover(d, pidfile);
@@ -401,7 +431,8 @@ void vmm_driver_start(VmmDriver *d, VmmKind kind)
         d->fn(VMM_EV_EXITED, "could not be started", d->opaque);
         return;
     }
-    qb_log(LOG_INFO, "colo-vmm started as %s (pid %d)", vmm_kind_name(kind), in->pid);
+    qb_log(LOG_INFO, "colo-vmm started as %s (pid %d)", relocation_target ? "relocation target" : vmm_kind_name(kind),
+           in->pid);
     pidtext = g_strdup_printf("%d\n", in->pid);
     g_file_set_contents(pidfile, pidtext, -1, NULL);
     in->child_watch = g_child_watch_add(in->pid, on_child_exit, in);
@@ -528,12 +559,45 @@ static void driver_command(VmmDriver *d, const char *command, JsonObject *args, 
     inst_execute(d->cur, command, args, on_error);
 }
 
-void vmm_driver_protect(VmmDriver *d)
+static void driver_migrate(VmmDriver *d)
 {
     JsonObject *args = json_object_new();
 
     json_object_set_string_member(args, "uri", d->p.peer_uri);
     driver_command(d, "migrate", args, VMM_EV_PROTECT_FAILED);
+}
+
+void vmm_driver_protect(VmmDriver *d)
+{
+    /* Set each time: a relocation or the other mode may have changed them. */
+    driver_command(d, "migrate-set-capabilities", capabilities_args(true, d->snapshot_protect), VMM_EV_PROTECT_FAILED);
+    driver_migrate(d);
+}
+
+void vmm_driver_set_snapshot_protect(VmmDriver *d, bool snapshot)
+{
+    d->snapshot_protect = snapshot;
+}
+
+bool vmm_driver_snapshot_protect(VmmDriver *d)
+{
+    return d->snapshot_protect;
+}
+
+void vmm_driver_relocate(VmmDriver *d)
+{
+    if (!d->cur || !d->cur->qmp) {
+        qb_log(LOG_ERR, "relocate: no colo-vmm to tell");
+        return;
+    }
+    d->cur->relocation = true;
+    d->cur->postcopy_seen = false;
+    driver_command(d, "migrate-set-capabilities", capabilities_args(false, true), VMM_EV_PROTECT_FAILED);
+    driver_migrate(d);
+    /* At once: the guest stops only for the switch (device state and the
+     * list of pages not sent), whatever its dirty rate. Refused only if the
+     * migration already ended, which its MIGRATION event reports. */
+    driver_command(d, "migrate-start-postcopy", NULL, VMM_EV__MAX);
 }
 
 void vmm_driver_cancel_protect(VmmDriver *d)

@@ -5,7 +5,7 @@
  * colo-vmm does comes back as the state machine's VmmEvents: READY once
  * its QMP answers, EXITED when it exits (or was killed because a command
  * timed out: the hang escape), PROTECT_DONE / PROTECT_FAILED from its
- * MIGRATION events, PEER_LOST from COLO_EXIT with an error or
+ * MIGRATION events (and POSTCOPY / MIGRATED in a relocation), PEER_LOST from COLO_EXIT with an error or
  * query-colo-status saying x-broken. colo-proxy is proxy-driver.c's. */
 #ifndef COLOD_VMM_DRIVER_H
 #define COLOD_VMM_DRIVER_H
@@ -45,9 +45,20 @@ void vmm_driver_free(VmmDriver *d);
  * colo-vmm that does not start: EXITED; a command refused: logged, and
  * for migrate PROTECT_FAILED). */
 void vmm_driver_start(VmmDriver *d, VmmKind kind);
+/* colo-vmm -incoming that receives a relocation: its MIGRATION events
+ * postcopy-active and completed come back as POSTCOPY and MIGRATED. */
+void vmm_driver_start_relocation_target(VmmDriver *d);
 void vmm_driver_stop(VmmDriver *d);
 void vmm_driver_protect(VmmDriver *d);
 void vmm_driver_cancel_protect(VmmDriver *d);
+/* Relocation by postcopy: migrate without x-colo, with postcopy-ram, and
+ * migrate-start-postcopy at once; POSTCOPY, MIGRATED or PROTECT_FAILED
+ * (failed, postcopy-paused) follow. */
+void vmm_driver_relocate(VmmDriver *d);
+/* protect-mode: snapshot (x-colo with postcopy-ram, issue 12's snapshot
+ * protect) or precopy (x-colo alone), for each protect from now on. */
+void vmm_driver_set_snapshot_protect(VmmDriver *d, bool snapshot);
+bool vmm_driver_snapshot_protect(VmmDriver *d);
 void vmm_driver_failover(VmmDriver *d);
 void vmm_driver_pause(VmmDriver *d);
 void vmm_driver_resume(VmmDriver *d);

@@ -92,7 +92,7 @@ static void exec_one(Sim *s, int i, ClusterAction *a, const ClusterAction **fail
         n->in_colo = false;
         n->broken = false;
         n->starts++;
-        trace(n, "start %s", vmm_kind_name(a->vmm));
+        trace(n, "start %s", a->relocation ? "target" : vmm_kind_name(a->vmm));
         break;
     case ACT_STOP_VMM:
         g_assert_cmpint(n->vmm, !=, VMM_NONE);
@@ -123,6 +123,10 @@ static void exec_one(Sim *s, int i, ClusterAction *a, const ClusterAction **fail
     case ACT_RESUME:
         n->paused = false;
         trace(n, "resume");
+        break;
+    case ACT_RELOCATE:
+        g_assert_cmpint(n->vmm, ==, VMM_PRIMARY);
+        trace(n, "relocate");
         break;
     }
     check_promise(s);
@@ -277,7 +281,7 @@ void sim_create(Sim *s, int i)
 {
     SimNode *n = &s->node[i];
     ClusterFsmParams p = { .local_id = n->id, .peer_id = s->node[!i].id, .timeouts = s->timeouts,
-                           .managed = s->managed };
+                           .managed = s->managed, .has_disks = s->has_disks };
     ClusterClock clock = { sim_now, s };
 
     g_assert_null(n->fsm);
@@ -329,6 +333,14 @@ void sim_vmm(Sim *s, int i, VmmEvent ev)
 {
     g_autoptr(GArray) acts = cluster_actions_new();
     SimNode *n = &s->node[i];
+    bool reloc_source = ev == VMM_EV_MIGRATED && sim_state(s, i) == CLUSTER_RELOCATING;
+
+    /* As the real colo-vmms: a relocation target reaches postcopy (or the
+     * end) only after its source stopped its guest for it. */
+    if ((ev == VMM_EV_POSTCOPY || ev == VMM_EV_MIGRATED) && sim_state(s, i) == CLUSTER_RELOCATE_TARGET &&
+        sim_state(s, !i) == CLUSTER_RELOCATING && !s->node[!i].paused) {
+        sim_vmm(s, !i, VMM_EV_POSTCOPY);
+    }
 
     if (ev == VMM_EV_EXITED) {
         n->vmm = VMM_NONE;
@@ -338,10 +350,20 @@ void sim_vmm(Sim *s, int i, VmmEvent ev)
         n->in_colo = true;
     } else if (ev == VMM_EV_PEER_LOST && n->in_colo) {
         n->broken = true;
+    } else if (ev == VMM_EV_POSTCOPY && sim_state(s, i) == CLUSTER_RELOCATING) {
+        n->paused = true; /* a relocation's source stops for good */
+    } else if ((ev == VMM_EV_POSTCOPY || ev == VMM_EV_MIGRATED) && sim_state(s, i) == CLUSTER_RELOCATE_TARGET &&
+               cluster_fsm_state(s->node[i].fsm) == CLUSTER_RELOCATE_TARGET &&
+               (s->node[!i].vmm != VMM_PRIMARY || s->node[!i].paused)) {
+        n->vmm = VMM_PRIMARY; /* its target runs the guest (its source stopped for it) */
     }
     cluster_fsm_vmm_event(n->fsm, ev, acts);
     exec(s, i, acts);
     sim_run(s);
+    /* ... and the source completes only once its target holds it all. */
+    if (reloc_source && sim_state(s, !i) == CLUSTER_RELOCATE_TARGET) {
+        sim_vmm(s, !i, VMM_EV_MIGRATED);
+    }
 }
 
 bool sim_admin(Sim *s, int i, AdminCommand cmd, GError **error)
@@ -385,6 +407,21 @@ char *sim_take(Sim *s, int i)
 
     g_string_truncate(s->node[i].trace, 0);
     return t;
+}
+
+void sim_assert_disk(Sim *s, int i, ColodRole role, uint64_t gen)
+{
+    g_assert_cmpstr(colod_role_name(s->node[i].disk.role), ==, colod_role_name(role));
+    g_assert_cmpuint(s->node[i].disk.generation, ==, gen);
+}
+
+void sim_assert_reason(Sim *s, int i, const char *piece)
+{
+    const char *r = cluster_fsm_reason(s->node[i].fsm);
+
+    if (!strstr(r, piece)) {
+        g_error("node %d's reason \"%s\" lacks \"%s\"", i, r, piece);
+    }
 }
 
 ClusterState sim_state(Sim *s, int i)

@@ -40,6 +40,7 @@ typedef struct {
     bool hold;              /* sim_run delivers nothing (to interleave inputs) */
     bool allow_both;        /* do not check the promise (allow-split-brain tests) */
     bool managed;           /* colods created from now on run in managed mode */
+    bool has_disks;         /* ... with a VM that has disks (no relocation by postcopy) */
 } Sim;
 
 /* Two nodes (ids 1 and 2) with these state files; colods not running. */
@@ -85,6 +86,10 @@ char *sim_take(Sim *s, int i);
 void sim_protect_pair(Sim *s, int primary);
 
 ClusterState sim_state(Sim *s, int i);
+/* Node @i's state file holds @role and @gen. */
+void sim_assert_disk(Sim *s, int i, ColodRole role, uint64_t gen);
+/* Node @i's last reason contains @piece. */
+void sim_assert_reason(Sim *s, int i, const char *piece);
 /* Whether node @i's VM serves clients now. */
 bool sim_serves(Sim *s, int i);
 

@@ -15,21 +15,6 @@
 #define N COLOD_ROLE_NONE
 #define Y COLOD_ROLE_SYNCING
 
-static void assert_disk(Sim *s, int i, ColodRole role, uint64_t gen)
-{
-    g_assert_cmpstr(colod_role_name(s->node[i].disk.role), ==, colod_role_name(role));
-    g_assert_cmpuint(s->node[i].disk.generation, ==, gen);
-}
-
-static void assert_reason(Sim *s, int i, const char *piece)
-{
-    const char *r = cluster_fsm_reason(s->node[i].fsm);
-
-    if (!strstr(r, piece)) {
-        g_error("node %d's reason \"%s\" lacks \"%s\"", i, r, piece);
-    }
-}
-
 /* A fresh pair: neither holds the VM, so neither starts it; the
  * administrator's failover starts it, then protection follows alone. */
 static void test_fresh_pair(void)
@@ -43,7 +28,7 @@ static void test_fresh_pair(void)
     g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_WAIT_ADMIN);
     g_assert_cmpint(sim_state(s, 1), ==, CLUSTER_WAIT_ADMIN);
     g_assert_cmpint(cluster_fsm_wait_reason(s->node[0].fsm), ==, WAIT_TIE);
-    assert_reason(s, 1, "run 'coloctl failover' on the node that should start the VM");
+    sim_assert_reason(s, 1, "run 'coloctl failover' on the node that should start the VM");
     sim_expect(s, 0, "");
     sim_expect(s, 1, "");
     /* Protect and switchover make no sense yet. */
@@ -65,8 +50,8 @@ static void test_fresh_pair(void)
     g_assert_cmpint(sim_state(s, 1), ==, CLUSTER_SECONDARY_PROTECTED);
     g_assert_true(sim_serves(s, 0));
     g_assert_false(sim_serves(s, 1));
-    assert_disk(s, 0, P, 2);
-    assert_disk(s, 1, S, 2);
+    sim_assert_disk(s, 0, P, 2);
+    sim_assert_disk(s, 1, S, 2);
     g_assert_false(sim_admin(s, 1, ADMIN_FAILOVER, NULL) && false);
     sim_free(s);
 }
@@ -103,7 +88,7 @@ static void test_newest_generation_starts(void)
         g_assert_cmpint(sim_state(s, !p), ==, CLUSTER_IDLE);
         sim_expect(s, p, want);
         sim_expect(s, !p, "");
-        assert_reason(s, !p, "standing by");
+        sim_assert_reason(s, !p, "standing by");
         sim_vmm(s, p, VMM_EV_READY);
         g_assert_cmpint(sim_state(s, p), ==, CLUSTER_PROTECT_REQUESTED);
         g_assert_cmpuint(s->node[p].disk.generation, ==, newest + 1);
@@ -123,7 +108,7 @@ static void test_tie_and_unknown_wait(void)
     sim_advance(s, 1);
     g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_WAIT_ADMIN);
     g_assert_cmpint(cluster_fsm_wait_reason(s->node[0].fsm), ==, WAIT_UNKNOWN);
-    assert_reason(s, 0, "its generation is unknown");
+    sim_assert_reason(s, 0, "its generation is unknown");
     sim_start(s, 1);
     g_assert_cmpint(cluster_fsm_wait_reason(s->node[0].fsm), ==, WAIT_TIE);
     g_assert_cmpint(cluster_fsm_wait_reason(s->node[1].fsm), ==, WAIT_TIE);
@@ -178,7 +163,7 @@ static void test_primary_node_dies(void)
     sim_expect(s, 1, "persist primary 3, failover");
     g_assert_cmpint(sim_state(s, 1), ==, CLUSTER_PRIMARY_ALONE);
     g_assert_true(sim_serves(s, 1));
-    assert_reason(s, 1, "the peer's colod left the group");
+    sim_assert_reason(s, 1, "the peer's colod left the group");
     /* It comes back: re-protected as the secondary, automatically. */
     sim_start(s, 0);
     g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_SECONDARY_STARTING);
@@ -189,7 +174,7 @@ static void test_primary_node_dies(void)
     sim_vmm(s, 1, VMM_EV_PROTECT_DONE);
     g_assert_cmpint(sim_state(s, 1), ==, CLUSTER_PRIMARY_PROTECTED);
     g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_SECONDARY_PROTECTED);
-    assert_disk(s, 0, S, 4);
+    sim_assert_disk(s, 0, S, 4);
     sim_free(s);
 }
 
@@ -236,7 +221,7 @@ static void test_adopt_alone(void)
     g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PRIMARY_ALONE);
     g_assert_cmpuint(s->node[0].starts, ==, starts);
     g_assert_true(sim_serves(s, 0));
-    assert_reason(s, 0, "picked up the running colo-vmm (primary)");
+    sim_assert_reason(s, 0, "picked up the running colo-vmm (primary)");
     sim_start(s, 1);
     g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PROTECT_REQUESTED);
     g_assert_cmpint(sim_state(s, 1), ==, CLUSTER_SECONDARY_STARTING);
@@ -297,7 +282,7 @@ static void test_partition_qdevice(void)
         sim_expect(s, loser, "pause");
         sim_expect(s, winner, "persist primary 3, failover");
         g_assert_cmpint(sim_state(s, loser), ==, CLUSTER_PAUSED);
-        assert_reason(s, loser, "quorum lost: VM paused");
+        sim_assert_reason(s, loser, "quorum lost: VM paused");
         g_assert_true(sim_serves(s, winner));
         /* Commands that would change who serves are refused without quorum. */
         g_assert_false(sim_admin(s, loser, ADMIN_FAILOVER, NULL));
@@ -362,8 +347,8 @@ static void test_double_failure_newest_wins(void)
     sim_protect_pair(s, 0);
     sim_kill(s, 0, true);
     sim_kill(s, 1, true);
-    assert_disk(s, 0, P, 2);
-    assert_disk(s, 1, P, 3);
+    sim_assert_disk(s, 0, P, 2);
+    sim_assert_disk(s, 1, P, 3);
     sim_start(s, 0);
     sim_advance(s, 60000);
     g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_WAIT_ADMIN);
@@ -477,7 +462,7 @@ static void test_claim_timeout(void)
     g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_FAILOVER_CLAIMED);
     sim_advance(s, 1);
     g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PRIMARY_ALONE);
-    assert_reason(s, 0, "did not answer the claim in time");
+    sim_assert_reason(s, 0, "did not answer the claim in time");
     sim_free(s);
 }
 
@@ -538,7 +523,7 @@ static void test_protect_failures(void)
     sim_vmm(s, 1, VMM_EV_EXITED);
     g_assert_cmpint(sim_state(s, 1), ==, CLUSTER_IDLE);
     g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PRIMARY_ALONE);
-    assert_reason(s, 0, "next protect attempt in 10000 ms");
+    sim_assert_reason(s, 0, "next protect attempt in 10000 ms");
     sim_advance(s, 10000);
     g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PROTECT_REQUESTED);
     sim_vmm(s, 1, VMM_EV_READY);
@@ -557,7 +542,7 @@ static void test_protect_failures(void)
     g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PROTECT_REQUESTED);
     sim_advance(s, 30000);
     g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PRIMARY_ALONE);
-    assert_reason(s, 0, "no answer to the protect request");
+    sim_assert_reason(s, 0, "no answer to the protect request");
     s->node[1].deaf = false;
     /* The sync fails on the secondary. */
     sim_advance(s, 10000);
@@ -566,7 +551,7 @@ static void test_protect_failures(void)
     sim_vmm(s, 1, VMM_EV_PROTECT_FAILED);
     g_assert_cmpint(sim_state(s, 1), ==, CLUSTER_IDLE);
     g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PRIMARY_ALONE);
-    assert_disk(s, 1, Y, s->node[1].disk.generation);
+    sim_assert_disk(s, 1, Y, s->node[1].disk.generation);
     sim_free(s);
 }
 

@@ -93,6 +93,19 @@ static Sim *reach(ClusterState target, int *who)
         cluster_fsm_shutdown(s->node[0].fsm, true, acts);
         return s;
     }
+    case CLUSTER_RELOCATE_REQUESTED:
+    case CLUSTER_RELOCATING:
+    case CLUSTER_RELOCATE_TARGET:
+        /* Unprotected, then moved to the peer that stands by. */
+        s = sim_new(N, 0, N, 0);
+        sim_protect_pair(s, 0);
+        g_assert_true(sim_admin(s, 0, ADMIN_UNPROTECT, NULL));
+        g_assert_true(sim_admin(s, 0, ADMIN_SWITCHOVER, NULL));
+        if (target == CLUSTER_RELOCATING) {
+            sim_vmm(s, 1, VMM_EV_READY);
+        }
+        *who = target == CLUSTER_RELOCATE_TARGET;
+        return s;
     case CLUSTER__MAX:
         break;
     }
@@ -259,6 +272,14 @@ static void random_step(Sim *s, GRand *r)
             }
         } else if (st == CLUSTER_PROTECTING || st == CLUSTER_SECONDARY_SYNCING) {
             sim_vmm(s, i, VMM_EV_PROTECT_FAILED);
+        } else if (st == CLUSTER_RELOCATE_TARGET && n->vmm == VMM_SECONDARY &&
+                   sim_state(s, !i) == CLUSTER_RELOCATE_REQUESTED) {
+            sim_vmm(s, i, VMM_EV_READY);
+        } else if (st == CLUSTER_RELOCATING || st == CLUSTER_RELOCATE_TARGET) {
+            /* The move's steps on this side, in any order with the other's. */
+            static const VmmEvent evs[] = { VMM_EV_POSTCOPY, VMM_EV_MIGRATED, VMM_EV_PROTECT_FAILED };
+
+            sim_vmm(s, i, evs[g_rand_int_range(r, 0, G_N_ELEMENTS(evs))]);
         } else if (n->in_colo) {
             sim_vmm(s, i, VMM_EV_PEER_LOST);
         }
@@ -300,6 +321,19 @@ static void settle(Sim *s)
             } else if (st == CLUSTER_PROTECTING && sim_state(s, !i) == CLUSTER_SECONDARY_SYNCING) {
                 sim_vmm(s, !i, VMM_EV_PROTECT_DONE);
                 sim_vmm(s, i, VMM_EV_PROTECT_DONE);
+                moved = true;
+            } else if (st == CLUSTER_RELOCATE_TARGET && s->node[i].vmm == VMM_SECONDARY &&
+                       sim_state(s, !i) == CLUSTER_RELOCATE_REQUESTED) {
+                sim_vmm(s, i, VMM_EV_READY);
+                moved = true;
+            } else if (st == CLUSTER_RELOCATING && sim_state(s, !i) == CLUSTER_RELOCATE_TARGET) {
+                /* The move completes: postcopy, then the end on both sides. */
+                sim_vmm(s, i, VMM_EV_POSTCOPY);
+                sim_vmm(s, !i, VMM_EV_POSTCOPY);
+                sim_vmm(s, !i, VMM_EV_MIGRATED);
+                if (sim_state(s, i) == CLUSTER_RELOCATING) {
+                    sim_vmm(s, i, VMM_EV_MIGRATED);
+                }
                 moved = true;
             }
         }

@@ -115,7 +115,7 @@ static void test_status_empty(void)
 /* Every wait reason of the state machine has advice. */
 static void test_wait_hints(void)
 {
-    for (WaitReason w = WAIT_UNKNOWN; w <= WAIT_PERSIST_FAILED; w++) {
+    for (WaitReason w = WAIT_UNKNOWN; w <= WAIT_RELOCATION_LOST; w++) {
         const char *name = wait_reason_name(w);
 
         if (!coloctl_wait_hint(name)) {

@@ -26,7 +26,7 @@ import colod_cluster
 import tap
 
 SRC = os.path.abspath(os.environ.get("COLO_SRCDIR", "."))
-COLOCTL = os.path.join(colod_cluster.BUILD, "coloctl", "coloctl")
+COLOCTL = colod_cluster.COLOCTL
 the = {}
 fail_with_logs = colod_cluster.with_logs(the)
 
@@ -37,10 +37,7 @@ def get():
     return colod_cluster.get(the, {"node1": ("primary", 5), "node2": ("secondary", 4)})
 
 
-def coloctl(c, node, *args, timeout=20):
-    """coloctl on @node: (exit status, stdout, stderr)."""
-    r = c.run(node, COLOCTL, *args, check=False, timeout=timeout)
-    return r.returncode, r.stdout, r.stderr
+coloctl = colod_cluster.coloctl
 
 
 def ok(c, node, *args):
@@ -191,7 +188,8 @@ def test_set_garbage_and_timeout():
     tap.wait_until(lambda: c.run("node1", "python3", "-c", probe).stdout.strip() == "2500", 10,
                    "colo-vmm's x-checkpoint-delay to be 2500")
     assert status(c, "node1")["settings"]["checkpoint-delay"] == 2500
-    refused(c, "node1", ["set", "colour", "red"], "unknown setting 'colour' (settings: checkpoint-delay, log-level)")
+    refused(c, "node1", ["set", "colour", "red"],
+            "unknown setting 'colour' (settings: checkpoint-delay, log-level, protect-mode)")
     refused(c, "node1", ["set", "log-level", "loud"], "log-level: 'loud' is none of")
     # Garbage on the control socket: colod serves on.
     junk = ("import socket, os\ns = socket.socket(socket.AF_UNIX)\ns.connect('/run/colo/web1/colod.sock')\n"
@@ -263,7 +261,8 @@ def test_protect_unprotect_refusals():
     st = wait_state(c, "node1", "primary-alone", 60)
     assert st["protect"] is False and st["running"] is True, st
     wait_state(c, "node2", "idle", 60)
-    refused(c, "node1", ["switchover"], "switchover needs a protected VM (state primary-alone)")
+    # (switchover would move the VM by postcopy now: test-colod-relocate.py)
+    refused(c, "node2", ["failover"], "the peer runs the VM: use switchover")
     ok(c, "node1", "protect")
     check_pair(c, "node1", "node2")
     assert status(c, "node1")["protect"] is True

@@ -34,6 +34,8 @@ static void test_minimal_defaults(void)
     g_assert_cmpstr(c->peer_address, ==, "10.0.0.2");
     g_assert_cmpuint(c->migration_port, ==, 8810);
     g_assert_cmpuint(c->proxy_port, ==, 7700);
+    g_assert_false(c->protect_snapshot);
+    g_assert_false(colod_config_has_disks(c));
     g_assert_cmpstr(c->guest_iface, ==, "tap-web1");
     g_assert_null(c->uplink);
     g_assert_cmpuint(c->queue_num, ==, 0);
@@ -60,7 +62,7 @@ static void test_full_file(void)
                                       "[cluster]\npeer-name=node-b.example\npeer-node-id=4294967295\n"
                                       "allow-split-brain=true\nmanaged=true\n"
                                       "[replication]\naddress=fd00::1\npeer-address = fd00::2 \n"
-                                      "migration-port=1\nproxy-port=65535\n"
+                                      "migration-port=1\nproxy-port=65535\nprotect-mode=snapshot\n"
                                       "[proxy]\nguest-interface=tap0\nuplink=br0\nqueue-num=65535\n"
                                       "[timeouts]\nqmp-ms=2000\nclaim-ms=10\nrestart-grace-ms=86400000\n",
                                       -1, &err));
@@ -74,6 +76,7 @@ static void test_full_file(void)
     g_assert_cmpuint(c->peer_node_id, ==, 4294967295u);
     g_assert_true(c->allow_split_brain);
     g_assert_true(c->managed);
+    g_assert_true(c->protect_snapshot);
     g_assert_cmpstr(c->peer_address, ==, "fd00::2");
     g_assert_cmpuint(c->migration_port, ==, 1);
     g_assert_cmpuint(c->proxy_port, ==, 65535);
@@ -146,6 +149,9 @@ static void test_refused(void)
     expect_error("replication", "proxy-port=65536\n", "[replication] proxy-port: \"65536\" is not a port");
     expect_error("replication", "proxy-port=-1\n", "is not a port");
     expect_error("replication", "proxy-port=77x\n", "is not a port");
+    expect_error("replication", "protect-mode=postcopy\n",
+                 "[replication] protect-mode: \"postcopy\" is not precopy or snapshot");
+    expect_error("replication", "protect-mode=Snapshot\n", "is not precopy or snapshot");
     expect_error("replication", "migration-port=7700\n", "[replication] proxy-port: the same as migration-port");
     expect_error("replication", "address=10.0.0.2\n", "[replication] peer-address: the same as address");
     expect_error("replication", "address=nodea\n", "[replication] address: \"nodea\" is not an IPv4 or IPv6");
@@ -215,6 +221,8 @@ static void test_shipped_example(void)
     g_assert_cmpuint(c->proxy_port, ==, 7700);
     g_assert_cmpstr(c->guest_iface, ==, "tap-web1");
     g_assert_cmpuint(c->timeouts.qmp_ms, ==, 5000);
+    g_assert_false(c->protect_snapshot);
+    g_assert_true(colod_config_has_disks(c)); /* its -drive: never relocated by postcopy */
     /* vmm-args split as a shell would: the quoted -append is one word. */
     g_assert_true(g_strv_contains((const char *const *)c->vmm_argv, "console=ttyS0 root=/dev/vda"));
 }

@@ -472,7 +472,9 @@ static void test_set(Fixture *f, gconstpointer data)
     const struct {
         const char *key, *value, *error;
     } bad[] = {
-        { "color", "red", "unknown setting 'color' (settings: checkpoint-delay, log-level)" },
+        { "color", "red", "unknown setting 'color' (settings: checkpoint-delay, log-level, protect-mode)" },
+        { "protect-mode", "postcopy", "protect-mode: 'postcopy' is not precopy or snapshot" },
+        { "protect-mode", "", "protect-mode: '' is not precopy or snapshot" },
         { "log-level", "loud", "log-level: 'loud' is none of err, warning, notice, info, debug" },
         { "checkpoint-delay", "0", "checkpoint-delay: '0' is not a number of milliseconds from 1 to 3600000" },
         { "checkpoint-delay", "3600001", "checkpoint-delay: '3600001' is not a number of milliseconds from 1 to 3600000" },
@@ -494,6 +496,13 @@ static void test_set(Fixture *f, gconstpointer data)
 
         g_assert_no_error(err);
         g_assert_cmpstr(json_object_get_string_member(ret, "value"), ==, "debug");
+    }
+    {
+        g_autoptr(GError) err = NULL;
+        g_autoptr(JsonObject) ret = set(cl, "protect-mode", str_node("snapshot"), &err);
+
+        g_assert_no_error(err);
+        g_assert_cmpstr(json_object_get_string_member(ret, "value"), ==, "snapshot");
     }
     {
         g_autoptr(GError) err = NULL;

@@ -21,6 +21,12 @@ static const CpgMsg samples[] = {
     { .type = CPG_MSG_SWITCHOVER, .sender = 1, .target = 2, .generation = 44 },
     { .type = CPG_MSG_SHUTDOWN, .sender = 0xfffffffe, .restart = true },
     { .type = CPG_MSG_SHUTDOWN, .sender = 3 },
+    /* 10-13: relocation by postcopy */
+    { .type = CPG_MSG_RELOCATE_REQUEST, .sender = 1, .target = 2, .generation = 45 },
+    { .type = CPG_MSG_RELOCATE_ACK, .sender = 2, .target = 1, .generation = 45, .accepted = true },
+    { .type = CPG_MSG_RELOCATE_ACK, .sender = 2, .target = 1, .generation = 45 },
+    { .type = CPG_MSG_HELLO, .sender = 2, .generation = 45, .role = COLOD_ROLE_PRIMARY,
+      .state = CLUSTER_RELOCATE_TARGET, .vmm = VMM_PRIMARY },
 };
 
 static void assert_same(const CpgMsg *a, const CpgMsg *b)
@@ -50,6 +56,27 @@ static void test_layout(void)
     size_t len = cpg_msg_encode(&samples[0], VM, buf);
 
     g_assert_cmpmem(buf, len, want, sizeof(want));
+}
+
+/* The relocation's messages and states came after version 1's first
+ * ones: their numbers on the wire are fixed, and the old ones unchanged. */
+static void test_layout_relocate(void)
+{
+    static const uint8_t want[] = {
+        'C', 'O', 'L', 'D', 0, 1, 0, 9, 0, 0, 0, 38, 0, 0, 0, 2, 0, 0, 0, 1, 0, 4, 'w', 'e', 'b', '1',
+        0, 0, 0, 0, 0, 0, 0, 45, 1, 0, 0, 0,
+    };
+    uint8_t buf[CPG_MSG_MAX];
+    size_t len = cpg_msg_encode(&samples[11], VM, buf);
+
+    g_assert_cmpmem(buf, len, want, sizeof(want));
+    len = cpg_msg_encode(&samples[10], VM, buf);
+    g_assert_cmpuint(len, ==, 34);
+    g_assert_cmpuint(buf[7], ==, 8);
+    g_assert_cmpint(CLUSTER_STOPPED, ==, 15);
+    g_assert_cmpint(CLUSTER_RELOCATE_REQUESTED, ==, 16);
+    g_assert_cmpint(CLUSTER_RELOCATING, ==, 17);
+    g_assert_cmpint(CLUSTER_RELOCATE_TARGET, ==, 18);
 }
 
 static void test_round_trip(void)
@@ -154,7 +181,7 @@ static void test_refused(void)
     expect_refused(0, name_ctl, "for another VM (\"\\neb1\")");
     expect_refused(0, hello_as_request, "protect-request of 38 bytes, expected 34");
     expect_refused(0, role, "role 4");
-    expect_refused(0, state, "state 16");
+    expect_refused(0, state, "state 19");
     expect_refused(0, vmm, "vmm 3");
     expect_refused(0, flags4, "unknown flags 0x07");
     expect_refused(3, accepted2, "protect-ack with accepted 2");
@@ -165,6 +192,10 @@ static void test_refused(void)
     expect_refused(9, shutdown_reserved, "reserved");
     expect_refused(2, generation_top, "protect-request with generation 9295429630892703743 out of range");
     expect_refused(6, generation_top, "out of range");
+    expect_refused(11, accepted2, "relocate-ack with accepted 2");
+    expect_refused(12, reserved9, "reserved");
+    expect_refused(10, generation_top, "relocate-request with generation 9223372036854775853 out of range");
+    expect_refused(11, generation_top, "out of range");
 }
 
 /* A message for another VM of the same length is refused even when only
@@ -196,6 +227,7 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/colod/cpg-msg/layout", test_layout);
+    g_test_add_func("/colod/cpg-msg/layout-relocate", test_layout_relocate);
     g_test_add_func("/colod/cpg-msg/round-trip", test_round_trip);
     g_test_add_func("/colod/cpg-msg/refused", test_refused);
     g_test_add_func("/colod/cpg-msg/other-vm", test_other_vm);

@@ -20,6 +20,7 @@ COLOD = os.path.join(BUILD, "colod", "colod")
 VMM = os.path.join(BUILD, "vmm", "colo-vmm")
 GUEST = os.path.join(BUILD, "tests", "guest", "colo-testguest")
 PROXY = os.path.join(BUILD, "netfilter", "colo-proxy")
+COLOCTL = os.path.join(BUILD, "coloctl", "coloctl")
 
 CONF = """[vm]
 name=web1
@@ -77,6 +78,12 @@ def get(the, seeds, token=1000, qdevice_timeout=3000, conf=CONF, more=None):
                 f.write(conf.format(vmm=VMM, guest=GUEST, proxy=PROXY, state=state, peer=peer, peer_id=2 - i,
                                     addr=cluster.REPL[n], peer_addr=cluster.REPL[peer], **(more(c, n) if more else {})))
     return the["c"]
+
+
+def coloctl(c, node, *args, timeout=20):
+    """coloctl on @node: (exit status, stdout, stderr)."""
+    r = c.run(node, COLOCTL, *args, check=False, timeout=timeout)
+    return r.returncode, r.stdout, r.stderr
 
 
 def start(c, node, *args):
