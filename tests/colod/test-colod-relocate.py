@@ -19,7 +19,6 @@ import os
 import time
 
 import cluster
-import colo_vmm
 import colod_cluster
 import tap
 from qmp import QMPClient
@@ -31,11 +30,6 @@ fail_with_logs = colod_cluster.with_logs(the)
 def get():
     colod_cluster.require(colod_cluster.COLOCTL)
     return colod_cluster.get(the, {"node1": ("primary", 5), "node2": ("secondary", 4)})
-
-
-def rundir(c, node, *name):
-    """/run/colo/web1 of @node (its /run is a directory of the test's)."""
-    return c.hostdir(node, "fs", "run", "colo", "web1", *name)
 
 
 def coloctl(c, node, *args):
@@ -60,26 +54,6 @@ def wait_state(c, node, state, timeout=60):
     return last
 
 
-class Guest(colo_vmm.Vmm):
-    """The test guest's checks (colo_vmm.Vmm's) on the colo-vmm colod runs
-    on @node: its QMP socket, guest memory saved under the node's /run."""
-
-    def __init__(self, c, node):
-        self.c, self.node = c, node
-        self.qmp = QMPClient(rundir(c, node, "vmm.qmp"), timeout=10)
-
-    def read_guest(self, gpa, size):
-        name = "pmem-%x.bin" % gpa
-        self.qmp.cmd("pmemsave", val=gpa, size=size, filename="/run/colo/web1/" + name)
-        with open(rundir(self.c, self.node, name), "rb") as f:
-            data = f.read()
-        os.unlink(rundir(self.c, self.node, name))
-        return data
-
-    def close(self):
-        self.qmp.close()
-
-
 @tap.timeout(120)
 @fail_with_logs
 def test_protected_then_alone():
@@ -99,7 +73,7 @@ def test_protected_then_alone():
 @fail_with_logs
 def test_switchover_moves_by_postcopy():
     c = get()
-    g = Guest(c, "node1")
+    g = colod_cluster.Guest(c, "node1")
     hb = g.heartbeat()
     g.close()
     gen = status(c, "node1")["generation"]
@@ -119,7 +93,7 @@ def test_switchover_moves_by_postcopy():
     with open(os.path.join(c.hostdir("node2", "colo-web1"), "state")) as f:
         assert "generation=%d" % st2["generation"] in f.read()
     # The guest goes on on node2 from where it was, its memory whole.
-    g = Guest(c, "node2")
+    g = colod_cluster.Guest(c, "node2")
     try:
         tap.wait_until(lambda: g.heartbeat() > hb, 30, "the heartbeat on node2")
         g.qmp.cmd("stop")
@@ -154,7 +128,7 @@ def test_protect_mode_snapshot():
     coloctl(c, "node2", "protect")
     wait_state(c, "node2", "primary-protected", 120)
     wait_state(c, "node1", "secondary-protected", 30)
-    with QMPClient(rundir(c, "node2", "vmm.qmp"), timeout=10) as q:
+    with QMPClient(colod_cluster.rundir(c, "node2", "vmm.qmp"), timeout=10) as q:
         snap = q.cmd("query-colo-status").get("snapshot")
     assert snap and snap["status"] == "completed", snap
 

@@ -13,7 +13,9 @@ import shutil
 import tempfile
 
 import cluster
+import colo_vmm
 import tap
+from qmp import QMPClient
 
 BUILD = os.path.abspath(os.environ.get("COLO_BUILDDIR", "."))
 COLOD = os.path.join(BUILD, "colod", "colod")
@@ -84,6 +86,32 @@ def coloctl(c, node, *args, timeout=20):
     """coloctl on @node: (exit status, stdout, stderr)."""
     r = c.run(node, COLOCTL, *args, check=False, timeout=timeout)
     return r.returncode, r.stdout, r.stderr
+
+
+def rundir(c, node, *name):
+    """/run/colo/web1 of @node (its /run is a directory of the test's)."""
+    return c.hostdir(node, "fs", "run", "colo", "web1", *name)
+
+
+class Guest(colo_vmm.Vmm):
+    """The test guest's checks (colo_vmm.Vmm's: status, heartbeat,
+    workload_problems) on the colo-vmm colod runs on @node: its QMP socket,
+    guest memory saved under the node's /run."""
+
+    def __init__(self, c, node):
+        self.c, self.node = c, node
+        self.qmp = QMPClient(rundir(c, node, "vmm.qmp"), timeout=10)
+
+    def read_guest(self, gpa, size):
+        name = "pmem-%x.bin" % gpa
+        self.qmp.cmd("pmemsave", val=gpa, size=size, filename="/run/colo/web1/" + name)
+        with open(rundir(self.c, self.node, name), "rb") as f:
+            data = f.read()
+        os.unlink(rundir(self.c, self.node, name))
+        return data
+
+    def close(self):
+        self.qmp.close()
 
 
 def start(c, node, *args):
