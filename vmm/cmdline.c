@@ -72,7 +72,8 @@ static bool opt_memory(VmmOptions *o, const char *arg, GError **error)
     return true;
 }
 
-/* -object memory-backend-*: checked when the VM exists (dimm-commands.c). */
+/* -object memory-backend-* and tls-creds-x509: checked when the VM exists
+ * (dimm-commands.c, migration/mig-tls.c). */
 static bool opt_object(VmmOptions *o, const char *arg, GError **error)
 {
     g_ptr_array_add(o->mem_objects, g_strdup(arg));
@@ -129,17 +130,28 @@ static bool opt_incoming(VmmOptions *o, const char *a, GError **e)
     return opt_string(&o->incoming, a);
 }
 /* QEMU sets migration parameters on its command line as properties of
- * the migration object: -global migration.NAME=VALUE. colo-vmm knows one,
- * its own x-allowed-peer (an address, checked when the VM is set up). */
+ * the migration object: -global migration.NAME=VALUE. colo-vmm knows its
+ * own x-allowed-peer and QEMU's tls-creds and tls-hostname (checked when
+ * the VM is set up). */
 static bool opt_global(VmmOptions *o, const char *a, GError **e)
 {
-    const char *key = "migration.x-allowed-peer=";
+    static const struct {
+        const char *key;
+        size_t offset;
+    } keys[] = {
+        { "migration.x-allowed-peer=", offsetof(VmmOptions, allowed_peer) },
+        { "migration.tls-creds=", offsetof(VmmOptions, tls_creds) },
+        { "migration.tls-hostname=", offsetof(VmmOptions, tls_hostname) },
+    };
 
-    if (!g_str_has_prefix(a, key)) {
-        g_set_error(e, CMDLINE_ERROR, CMDLINE_BAD, "-global: '%s' is not supported (only %sADDR)", a, key);
-        return false;
+    for (unsigned i = 0; i < G_N_ELEMENTS(keys); i++) {
+        if (g_str_has_prefix(a, keys[i].key)) {
+            return opt_string((char **)((char *)o + keys[i].offset), a + strlen(keys[i].key));
+        }
     }
-    return opt_string(&o->allowed_peer, a + strlen(key));
+    g_set_error(e, CMDLINE_ERROR, CMDLINE_BAD,
+                "-global: '%s' is not supported (only migration.x-allowed-peer, tls-creds, tls-hostname)", a);
+    return false;
 }
 static bool opt_logfile(VmmOptions *o, const char *a, GError **e) { return opt_string(&o->logfile, a); }
 static bool opt_colo_proxy(VmmOptions *o, const char *a, GError **e)
@@ -542,7 +554,9 @@ static bool vmm_options_join_nets(VmmOptions *o, GError **error)
 
 static const VmmOption vmm_options[] = {
     { "m", true, opt_memory, "-m SIZE[,slots=N,maxmem=SIZE]  guest RAM (64M, 1G; a plain number is MiB); slots and maxmem allow RAM hot-add" },
-    { "object", true, opt_object, "-object memory-backend-ram|memfd|file,id=ID,size=SIZE[,mem-path=PATH]  memory for a pc-dimm" },
+    { "object", true, opt_object, "-object memory-backend-ram|memfd|file,id=ID,size=SIZE[,mem-path=PATH]  memory for a pc-dimm\n"
+      "  -object tls-creds-x509,id=ID,dir=DIR,endpoint=server|client[,verify-peer=on|off][,priority=P]\n"
+      "                   TLS certificates for migration (migration parameter tls-creds=ID)" },
     { "smp", true, opt_smp, "-smp N           number of vCPUs (1-64)" },
     { "kernel", true, opt_kernel, "-kernel FILE     PVH ELF kernel or Linux bzImage" },
     { "initrd", true, opt_initrd, "-initrd FILE     initial ram disk (Linux)" },
@@ -553,7 +567,8 @@ static const VmmOption vmm_options[] = {
     { "serial", true, opt_serial, "-serial DEV      COM1: stdio | file:PATH | unix:PATH,server=on,wait=off | none" },
     { "qmp", true, opt_qmp, "-qmp unix:PATH,server=on,wait=off[,group=GROUP]  QMP control socket (0600; 0660 for GROUP)" },
     { "incoming", true, opt_incoming, "-incoming URI     wait for a migration on tcp:HOST:PORT or unix:PATH (or 'defer')" },
-    { "global", true, opt_global, "-global migration.x-allowed-peer=ADDR  accept an incoming migration only from ADDR" },
+    { "global", true, opt_global, "-global migration.x-allowed-peer=ADDR  accept an incoming migration only from ADDR\n"
+      "  -global migration.tls-creds=ID | migration.tls-hostname=NAME  the migration parameters" },
     { "colo-proxy", true, opt_colo_proxy, "-colo-proxy PATH the local colo-proxy's control socket, used while in COLO" },
     { "daemonize", false, opt_daemonize, "-daemonize       run in the background once started" },
     { "pidfile", true, opt_pidfile, "-pidfile FILE    write the process id to FILE" },
@@ -661,6 +676,8 @@ void vmm_options_clear(VmmOptions *opts)
     g_free(opts->qmp_group);
     g_free(opts->incoming);
     g_free(opts->allowed_peer);
+    g_free(opts->tls_creds);
+    g_free(opts->tls_hostname);
     g_free(opts->colo_proxy);
     g_free(opts->pidfile);
     g_free(opts->logfile);

@@ -14,7 +14,7 @@ typedef struct VmmOptions {
     uint64_t ram_size;          /* bytes */
     uint64_t maxmem;            /* -m maxmem=, bytes (0: none) */
     unsigned mem_slots;         /* -m slots= */
-    GPtrArray *mem_objects;     /* -object specs (memory backends), in order */
+    GPtrArray *mem_objects;     /* -object specs (memory backends, TLS credentials), in order */
     GPtrArray *dimms;           /* -device pc-dimm specs, in order */
     unsigned ncpus;
     char *kernel;
@@ -28,6 +28,8 @@ typedef struct VmmOptions {
     char *qmp_group;            /* -qmp ...,group=NAME: its members may connect too */
     char *incoming;             /* -incoming URI or "defer" */
     char *allowed_peer;         /* -global migration.x-allowed-peer=ADDR */
+    char *tls_creds;            /* -global migration.tls-creds=ID */
+    char *tls_hostname;         /* -global migration.tls-hostname=NAME */
     char *colo_proxy;           /* -colo-proxy PATH: the local colo-proxy's control socket */
     GPtrArray *netdevs;         /* VirtioNetConfig from -netdev tap (mac unset) */
     GPtrArray *nets;            /* VirtioNetConfig: -device virtio-net-pci joined to its -netdev */

@@ -20,6 +20,7 @@
 #include "colo/colo.h"
 #include "migration/migration-commands.h"
 #include "migration/migration.h"
+#include "migration/mig-tls.h"
 #include "common/qmp/qmp-server.h"
 #include "vm-commands.h"
 #include "virtio/virtio-commands.h"
@@ -111,7 +112,9 @@ int main(int argc, char **argv)
         goto out;
     }
     for (guint i = 0; i < opts.mem_objects->len; i++) {
-        if (!dimm_cmdline_object(vm, opts.mem_objects->pdata[i], &error)) {
+        const char *spec = opts.mem_objects->pdata[i];
+        if (mig_tls_object_spec(spec) ? !mig_tls_object_add(vm->migration->tls, spec, &error)
+                                      : !dimm_cmdline_object(vm, spec, &error)) {
             ret = vmm_fail("", error);
             goto out;
         }
@@ -142,6 +145,10 @@ int main(int argc, char **argv)
     }
     if (opts.allowed_peer && !migration_set_allowed_peer(vm->migration, opts.allowed_peer, &error)) {
         ret = vmm_fail("-global migration.x-allowed-peer: ", error);
+        goto out;
+    }
+    if (!mig_tls_set_params(vm->migration->tls, opts.tls_creds, opts.tls_hostname, &error)) {
+        ret = vmm_fail("-global migration.tls-creds: ", error);
         goto out;
     }
     if (opts.incoming) {

@@ -33,7 +33,8 @@ static void test_full(void)
                         "-serial", "file:/tmp/x", "-qmp", "unix:/tmp/q.sock,server=on,wait=off,group=kvm",
                         "-daemonize", "-pidfile", "/tmp/p", "-D", "/tmp/log", "--enable-kvm",
                         "-accel", "kvm", "-cpu", "host", "-colo-proxy", "/run/colo/proxy.sock",
-                        "-global", "migration.x-allowed-peer=10.0.0.2", NULL));
+                        "-global", "migration.x-allowed-peer=10.0.0.2", "-global", "migration.tls-creds=tls0",
+                        "-global", "migration.tls-hostname=node1", NULL));
     g_assert_no_error(error);
     g_assert_cmpstr(o.colo_proxy, ==, "/run/colo/proxy.sock");
     g_assert_cmpuint(o.ram_size, ==, 64 << 20);
@@ -48,6 +49,8 @@ static void test_full(void)
     g_assert_cmpstr(o.qmp, ==, "/tmp/q.sock");
     g_assert_cmpstr(o.qmp_group, ==, "kvm");
     g_assert_cmpstr(o.allowed_peer, ==, "10.0.0.2");
+    g_assert_cmpstr(o.tls_creds, ==, "tls0");
+    g_assert_cmpstr(o.tls_hostname, ==, "node1");
     g_assert_true(o.daemonize);
     g_assert_cmpstr(o.pidfile, ==, "/tmp/p");
     g_assert_cmpstr(o.logfile, ==, "/tmp/log");
@@ -122,7 +125,7 @@ static void test_bad(void)
         { { "-kernel", "k", "-smp", "" }, "-smp" },
         { { "-kernel", "k", "-qmp", "unix:" }, "needs a path" },
         { { "-kernel", "k", "-qmp", "unix:/tmp/q,server=on,group=" }, "unsupported parameter 'group='" },
-        { { "-kernel", "k", "-global", "virtio-net-pci.mq=on" }, "only migration.x-allowed-peer=ADDR" },
+        { { "-kernel", "k", "-global", "virtio-net-pci.mq=on" }, "only migration.x-allowed-peer, tls-creds, tls-hostname" },
         { { "-kernel", "k", "-m", "64M,slots=x" }, "not a slot count" },
         { { "-kernel", "k", "-m", "64M,slots=2,maxmem=big" }, "maxmem" },
         { { "-kernel", "k", "-m", "64M,nodes=2" }, "unknown parameter 'nodes=2'" },

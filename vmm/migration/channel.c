@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "migration/channel.h"
+#include "common/tls.h"
 
 #include <errno.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 
 struct MigChannel {
     int fd;
+    ColoTlsSession *tls;        /* NULL: plain bytes on fd */
     gint error;                 /* -errno, atomic: set from other threads on shutdown */
 
     /* writer: small data is copied into wbuf; iov lists wbuf spans and
@@ -52,6 +54,7 @@ void mig_channel_free(MigChannel *c)
     if (c->fd >= 0) {
         close(c->fd);
     }
+    colo_tls_session_unref(c->tls);
     g_free(c->wbuf);
     g_free(c->rbuf);
     g_free(c);
@@ -60,6 +63,78 @@ void mig_channel_free(MigChannel *c)
 int mig_channel_fd(const MigChannel *c)
 {
     return c->fd;
+}
+
+bool mig_channel_start_tls(MigChannel *c, ColoTlsCreds *creds, const char *hostname, GError **error)
+{
+    ColoTlsSession *s = colo_tls_session_new(creds, c->fd, hostname, error);
+
+    if (!s || !colo_tls_handshake(s, error)) {
+        colo_tls_session_unref(s);
+        return false;
+    }
+    c->tls = s;
+    return true;
+}
+
+MigChannel *mig_channel_dup(MigChannel *c, GError **error)
+{
+    int fd = dup(c->fd);
+
+    if (fd < 0) {
+        g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno), "dup: %s", g_strerror(errno));
+        return NULL;
+    }
+    MigChannel *d = mig_channel_new(fd);
+    d->tls = c->tls ? colo_tls_session_ref(c->tls) : NULL;
+    return d;
+}
+
+const char *mig_channel_tls_peer(const MigChannel *c)
+{
+    return c->tls ? colo_tls_peer_name(c->tls) : NULL;
+}
+
+/* The socket or the TLS session under it: bytes or -errno. */
+static ssize_t channel_read(MigChannel *c, void *buf, size_t len)
+{
+    if (c->tls) {
+        return colo_tls_recv(c->tls, buf, len);
+    }
+    ssize_t n = read(c->fd, buf, len);
+    return n < 0 ? -errno : n;
+}
+
+/* TLS: every span into corked records, sent at once (a page header
+ * and its page then share a record rather than take one each). */
+static ssize_t channel_writev_tls(MigChannel *c, const struct iovec *iov, unsigned niov)
+{
+    ssize_t total = 0;
+
+    colo_tls_cork(c->tls);
+    for (unsigned i = 0; i < niov; i++) {
+        size_t off = 0;
+        while (off < iov[i].iov_len) {
+            ssize_t n = colo_tls_send(c->tls, (const uint8_t *)iov[i].iov_base + off, iov[i].iov_len - off);
+            if (n < 0) {
+                colo_tls_uncork(c->tls);
+                return n;
+            }
+            off += (size_t)n;
+        }
+        total += (ssize_t)iov[i].iov_len;
+    }
+    int rc = colo_tls_uncork(c->tls);
+    return rc < 0 ? rc : total;
+}
+
+static ssize_t channel_writev(MigChannel *c, const struct iovec *iov, unsigned niov)
+{
+    if (c->tls) {
+        return channel_writev_tls(c, iov, niov);
+    }
+    ssize_t n = writev(c->fd, iov, (int)niov);
+    return n < 0 ? -errno : n;
 }
 
 int mig_channel_error(const MigChannel *c)
@@ -119,12 +194,12 @@ int mig_flush(MigChannel *c)
     size_t total = c->queued;
 
     while (niov && !mig_channel_error(c)) {
-        ssize_t n = writev(c->fd, iov, (int)niov);
+        ssize_t n = channel_writev(c, iov, niov);
         if (n < 0) {
-            if (errno == EINTR) {
+            if (n == -EINTR) {
                 continue;
             }
-            mig_channel_set_error(c, errno);
+            mig_channel_set_error(c, (int)n);
             break;
         }
         c->written += (uint64_t)n;
@@ -221,15 +296,15 @@ static bool channel_fill(MigChannel *c)
 {
     c->rpos = c->rlen = 0;
     while (!mig_channel_error(c)) {
-        ssize_t n = read(c->fd, c->rbuf, CHANNEL_BUF_SIZE);
+        ssize_t n = channel_read(c, c->rbuf, CHANNEL_BUF_SIZE);
         if (n > 0) {
             c->rlen = (size_t)n;
             return true;
         }
         if (n == 0) {
             mig_channel_set_error(c, EIO);      /* stream ended early */
-        } else if (errno != EINTR) {
-            mig_channel_set_error(c, errno);
+        } else if (n != -EINTR) {
+            mig_channel_set_error(c, (int)n);
         }
     }
     return false;
@@ -249,15 +324,15 @@ void mig_get_bytes(MigChannel *c, void *buf, size_t len)
             len -= chunk;
         } else if (len >= CHANNEL_BUF_SIZE / 4) {
             /* Large reads (pages) go straight to their destination. */
-            ssize_t n = read(c->fd, p, len);
+            ssize_t n = channel_read(c, p, len);
             if (n > 0) {
                 c->read += (uint64_t)n;
                 p += n;
                 len -= (size_t)n;
             } else if (n == 0) {
                 mig_channel_set_error(c, EIO);
-            } else if (errno != EINTR) {
-                mig_channel_set_error(c, errno);
+            } else if (n != -EINTR) {
+                mig_channel_set_error(c, (int)n);
             }
         } else {
             channel_fill(c);

@@ -12,9 +12,18 @@
 #include <glib.h>
 
 typedef struct MigChannel MigChannel;
+struct ColoTlsCreds;
 
 /* Takes ownership of @fd (a connected socket or pipe). */
 MigChannel *mig_channel_new(int fd);
+/* TLS on a fresh channel: the handshake (blocking), then every byte goes
+ * through the session. @hostname: see colo_tls_session_new(). */
+bool mig_channel_start_tls(MigChannel *c, struct ColoTlsCreds *creds, const char *hostname, GError **error);
+/* A second channel on the same connection (its own fd, the same TLS
+ * session): one side reads the return path while the other writes. */
+MigChannel *mig_channel_dup(MigChannel *c, GError **error);
+/* The peer's certificate subject, or NULL without TLS. */
+const char *mig_channel_tls_peer(const MigChannel *c);
 void mig_channel_free(MigChannel *c);
 int mig_channel_fd(const MigChannel *c);
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <netdb.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -20,6 +21,8 @@
 #include "migration/multifd.h"
 #include "migration/postcopy.h"
 #include "migration/transport.h"
+#include "migration/mig-tls.h"
+#include "common/tls.h"
 #include "colo/colo.h"
 #include "migration/disk.h"
 #include "virtio/virtio-blk.h"
@@ -186,17 +189,18 @@ static bool incoming_command(Migration *m, MigChannel *c, GHashTable *seen, bool
         if (len != 0) {
             break;
         }
-        int fd = dup(mig_channel_fd(c));
-        if (fd < 0) {
-            return incoming_fail(error, "cannot open the return path: %s", g_strerror(errno));
+        /* The same connection (and TLS session), written by any thread. */
+        g_autoptr(GError) dup_error = NULL;
+        MigChannel *rp = mig_channel_dup(c, &dup_error);
+        if (!rp) {
+            return incoming_fail(error, "cannot open the return path: %s", dup_error->message);
         }
         g_mutex_lock(&m->dst.rp_lock);
         if (!m->dst.rp) {
-            m->dst.rp = mig_channel_new(fd);
-        } else {
-            close(fd);
+            m->dst.rp = g_steal_pointer(&rp);
         }
         g_mutex_unlock(&m->dst.rp_lock);
+        mig_channel_free(rp);
         return true;
     }
     case MIG_CMD_PING:
@@ -481,6 +485,8 @@ static void incoming_main(Migration *m)
 typedef struct {
     Migration *m;
     MigChannel *c;
+    ColoTlsCreds *tls;          /* tls-creds at accept, or NULL */
+    char peer[INET6_ADDRSTRLEN + 8];
 } IncomingConn;
 
 /* Every accepted connection starts here: its hello says what it carries. */
@@ -492,6 +498,21 @@ static gpointer incoming_connection_thread(gpointer opaque)
     g_autoptr(GError) error = NULL;
     uint8_t kind, index;
 
+    if (conn->tls) {
+        /* A peer that fails the handshake is refused and logged, and the
+         * listener waits on for the real source: a stranger cannot end
+         * the incoming migration this way. */
+        bool ok = mig_channel_start_tls(c, conn->tls, NULL, &error);
+        colo_tls_creds_unref(conn->tls);
+        if (!ok) {
+            qb_log(LOG_WARNING, "incoming migration: refused a connection from %s: %s", conn->peer,
+                   error->message);
+            mig_channel_free(c);
+            g_free(conn);
+            return NULL;
+        }
+        qb_log(LOG_INFO, "incoming migration: TLS with %s (%s)", conn->peer, mig_channel_tls_peer(c));
+    }
     g_free(conn);
     bool hello = migration_read_hello(c, &kind, &index, &error);
     /* The hello had its time limit (see incoming_on_accept); the stream has none. */
@@ -576,6 +597,14 @@ static gboolean incoming_on_accept(gint fd, GIOCondition cond, gpointer opaque)
         close(sock);
         return G_SOURCE_CONTINUE;
     }
+    g_autoptr(GError) tls_error = NULL;
+    ColoTlsCreds *tls = mig_tls_creds(m->tls, true, &tls_error);
+    if (tls_error) {
+        /* No plaintext fallback: misconfigured TLS refuses everyone. */
+        qb_log(LOG_ERR, "incoming migration: refused a connection: %s", tls_error->message);
+        close(sock);
+        return G_SOURCE_CONTINUE;
+    }
     int buf = 4 << 20, one = 1;
     struct timeval hello_timeout = { 10, 0 };
     setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
@@ -583,9 +612,14 @@ static gboolean incoming_on_accept(gint fd, GIOCondition cond, gpointer opaque)
      * Fails harmlessly on a unix socket. */
     setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &hello_timeout, sizeof(hello_timeout));
-    IncomingConn *conn = g_new(IncomingConn, 1);
+    IncomingConn *conn = g_new0(IncomingConn, 1);
     conn->m = m;
     conn->c = mig_channel_new(sock);
+    conn->tls = tls;
+    if (ss.ss_family == AF_UNIX ||
+        getnameinfo((struct sockaddr *)&ss, sl, conn->peer, sizeof(conn->peer), NULL, 0, NI_NUMERICHOST)) {
+        g_strlcpy(conn->peer, "a local client", sizeof(conn->peer));
+    }
     g_ptr_array_add(m->dst.threads, g_thread_new("mig/incoming", incoming_connection_thread, conn));
     return G_SOURCE_CONTINUE;
 }

@@ -8,6 +8,7 @@
 
 #include "migration/migration-priv.h"
 #include "migration/multifd.h"
+#include "migration/mig-tls.h"
 
 static JsonNode *node_object(JsonObject *obj)
 {
@@ -215,11 +216,19 @@ static JsonNode *cmd_migrate_set_parameters(JsonObject *args, gpointer opaque, G
     Migration *m = opaque;
     MigParams params = m->params;
     g_autoptr(GList) members = json_object_get_members(args);
-    const char *allowed_peer = NULL;
+    const char *allowed_peer = NULL, *tls_creds = NULL, *tls_hostname = NULL, *tls_authz = NULL;
 
     for (GList *l = members; l; l = l->next) {
         const char *name = l->data;
         const ParamField *f = NULL;
+        /* QEMU's TLS parameters, strings ("" for none). */
+        if (!strcmp(name, "tls-creds") || !strcmp(name, "tls-hostname") || !strcmp(name, "tls-authz")) {
+            const char **v = name[4] == 'c' ? &tls_creds : name[4] == 'h' ? &tls_hostname : &tls_authz;
+            if (!qmp_arg_string(args, name, true, v, error)) {
+                return NULL;
+            }
+            continue;
+        }
         /* colo-vmm's own, a string: the only source of an incoming
          * migration ("" for any). */
         if (!strcmp(name, "x-allowed-peer")) {
@@ -252,6 +261,14 @@ static JsonNode *cmd_migrate_set_parameters(JsonObject *args, gpointer opaque, G
         } else {
             *(uint64_t *)((char *)&params + f->offset) = (uint64_t)v;
         }
+    }
+    if (tls_authz && *tls_authz) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_GENERIC,
+                    "tls-authz is not supported by colo-vmm (any certificate the CA signed is accepted)");
+        return NULL;
+    }
+    if (!mig_tls_set_params(m->tls, tls_creds, tls_hostname, error)) {
+        return NULL;
     }
     if (allowed_peer && !migration_set_allowed_peer(m, allowed_peer, error)) {
         return NULL;
@@ -286,6 +303,9 @@ static JsonNode *cmd_query_migrate_parameters(JsonObject *args, gpointer opaque,
         json_object_set_int_member(o, f->name, (gint64)v);
     }
     json_object_set_string_member(o, "x-allowed-peer", migration_allowed_peer(m));
+    json_object_set_string_member(o, "tls-creds", mig_tls_creds_id(m->tls));
+    json_object_set_string_member(o, "tls-hostname", mig_tls_hostname(m->tls));
+    json_object_set_string_member(o, "tls-authz", "");
     return node_object(o);
 }
 

@@ -16,6 +16,8 @@
 #include "migration/snapshot.h"
 #include "colo/colo.h"
 #include "common/peer-filter.h"
+#include "common/tls.h"
+#include "migration/mig-tls.h"
 
 static const char *const mig_status_names[] = {
     [MIG_STATUS_NONE] = "none",
@@ -53,6 +55,7 @@ Migration *migration_new(const MigrationHost *host)
     m->dst.listen_fd = -1;
     m->src.rp_shut_status = -1;
     m->colo = colo_new();
+    m->tls = mig_tls_new();
     return m;
 }
 
@@ -81,6 +84,9 @@ void migration_free(Migration *m)
     g_free(m->dst.error);
     colo_peer_filter_free(m->dst.allowed_peer);
     colo_free(m->colo);
+    colo_tls_creds_unref(m->src.tls);
+    g_free(m->src.tls_hostname);
+    mig_tls_free(m->tls);
     g_cond_clear(&m->cond);
     g_mutex_clear(&m->dst.rp_lock);
     g_mutex_clear(&m->lock);
@@ -104,6 +110,8 @@ void migration_reset_outgoing(Migration *m)
     g_clear_pointer(&m->src.snapshot, snapshot_free);
     g_clear_pointer(&m->src.uri, g_free);
     g_clear_pointer(&m->src.error, g_free);
+    g_clear_pointer(&m->src.tls, colo_tls_creds_unref);
+    g_clear_pointer(&m->src.tls_hostname, g_free);
     g_atomic_int_set(&m->src.cancel, 0);
     g_atomic_int_set(&m->src.postcopy_requested, 0);
     m->src.rp_shut_status = -1;

@@ -72,6 +72,8 @@ typedef struct MigSource {
     gint postcopy_requested;    /* atomic: migrate-start-postcopy */
     struct MultifdSend *multifd;    /* with the multifd capability */
     struct Snapshot *snapshot;  /* snapshot protect (x-colo with postcopy-ram), until the next migrate */
+    struct ColoTlsCreds *tls;   /* tls-creds when migrate ran, or NULL */
+    char *tls_hostname;         /* tls-hostname then ("" for the URI's host) */
 } MigSource;
 
 /* The incoming side: this VMM is a migration's destination (or COLO's secondary). */
@@ -103,6 +105,7 @@ typedef struct Migration {
     MigDest dst;
     struct Postcopy *postcopy;  /* either side, once postcopy is in play */
     struct Colo *colo;          /* COLO state, either side */
+    struct MigTls *tls;         /* tls-creds-x509 objects, tls-creds, tls-hostname (main thread) */
 } Migration;
 
 Migration *migration_new(const MigrationHost *host);

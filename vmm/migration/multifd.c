@@ -9,7 +9,7 @@
 #include <qb/qblog.h>
 
 #include "migration/format.h"
-#include "migration/transport.h"
+#include "migration/mig-tls.h"
 
 #define BITS_PER_WORD   (8 * sizeof(unsigned long))
 #define PACKET_PAGES    128     /* pages per packet: 512 KiB of data at most */
@@ -108,8 +108,8 @@ static gpointer send_thread(gpointer opaque)
     return NULL;
 }
 
-MultifdSend *multifd_send_new(const char *uri, unsigned n, uint64_t max_bandwidth, RamStats *stats,
-                              GError **error)
+MultifdSend *multifd_send_new(const char *uri, struct ColoTlsCreds *tls, const char *tls_hostname, unsigned n,
+                              uint64_t max_bandwidth, RamStats *stats, GError **error)
 {
     MultifdSend *ms = g_new0(MultifdSend, 1);
 
@@ -118,8 +118,8 @@ MultifdSend *multifd_send_new(const char *uri, unsigned n, uint64_t max_bandwidt
     g_cond_init(&ms->cond);
     ms->ch = g_new0(SendChannel, n);
     for (unsigned i = 0; i < n; i++) {
-        int fd = transport_connect(uri, error);
-        if (fd < 0) {
+        MigChannel *c = mig_tls_connect(uri, tls, tls_hostname, error);
+        if (!c) {
             g_prefix_error(error, "multifd channel %u: ", i);
             multifd_send_free(ms);
             return NULL;
@@ -127,7 +127,7 @@ MultifdSend *multifd_send_new(const char *uri, unsigned n, uint64_t max_bandwidt
         SendChannel *sc = &ms->ch[i];
         sc->ms = ms;
         sc->index = i;
-        sc->c = mig_channel_new(fd);
+        sc->c = c;
         mig_set_rate_limit(sc->c, max_bandwidth / n);
         mig_put_be32(sc->c, MIG_MAGIC);
         mig_put_be32(sc->c, MIG_VERSION);

@@ -15,8 +15,10 @@ typedef struct MultifdRecv MultifdRecv;
  * over the channels, as at the start. */
 void multifd_send_set_rate_limit(MultifdSend *ms, uint64_t max_bandwidth);
 
-MultifdSend *multifd_send_new(const char *uri, unsigned n, uint64_t max_bandwidth, RamStats *stats,
-                              GError **error);
+/* @tls, @tls_hostname: as mig_tls_connect() (NULL: no TLS). */
+struct ColoTlsCreds;
+MultifdSend *multifd_send_new(const char *uri, struct ColoTlsCreds *tls, const char *tls_hostname, unsigned n,
+                              uint64_t max_bandwidth, RamStats *stats, GError **error);
 /* Stops the threads (after what they hold is sent, unless the channels
  * broke) and closes the channels. */
 void multifd_send_free(MultifdSend *ms);

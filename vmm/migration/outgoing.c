@@ -14,6 +14,8 @@
 #include "colo/colo.h"
 #include "migration/disk.h"
 #include "migration/format.h"
+#include "migration/mig-tls.h"
+#include "common/tls.h"
 #include "migration/migration-priv.h"
 #include "migration/multifd.h"
 #include "migration/snapshot.h"
@@ -433,12 +435,11 @@ static void outgoing_header(Migration *m)
  * never waits for a connect. */
 static bool outgoing_connect_demand(Migration *m, GError **error)
 {
-    int fd = transport_connect(m->src.uri, error);
+    MigChannel *c = mig_tls_connect(m->src.uri, m->src.tls, m->src.tls_hostname, error);
 
-    if (fd < 0) {
+    if (!c) {
         return false;
     }
-    MigChannel *c = mig_channel_new(fd);
     outgoing_hello(c, MIG_CHANNEL_POSTCOPY, 0);
     if (mig_flush(c)) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE, "postcopy channel: %s",
@@ -455,19 +456,22 @@ static gpointer outgoing_thread(gpointer opaque)
     Migration *m = opaque;
     g_autoptr(GError) error = NULL;
     bool ok = false, colo = false;
-    int fd = transport_connect(m->src.uri, &error);
+    MigChannel *ch = mig_tls_connect(m->src.uri, m->src.tls, m->src.tls_hostname, &error);
 
-    if (fd < 0) {
+    if (!ch) {
         goto out;
     }
-    int rp_fd = dup(fd);
+    if (m->src.tls) {
+        qb_log(LOG_INFO, "migration to %s: TLS with %s", m->src.uri, mig_channel_tls_peer(ch));
+    }
+    /* The return path: the same connection (and TLS session), read by its own thread. */
+    MigChannel *rp = mig_channel_dup(ch, &error);
     colo_rp_reset(m);
     g_mutex_lock(&m->lock);
-    m->src.out = mig_channel_new(fd);
-    m->src.rp = mig_channel_new(rp_fd);
+    m->src.out = ch;
+    m->src.rp = rp;
     g_mutex_unlock(&m->lock);
-    if (rp_fd < 0) {
-        g_set_error(&error, G_IO_ERROR, g_io_error_from_errno(errno), "dup: %s", g_strerror(errno));
+    if (!rp) {
         goto out;
     }
     if (outgoing_cancelled(m)) {
@@ -485,7 +489,8 @@ static gpointer outgoing_thread(gpointer opaque)
         goto out;
     }
     if (m->caps.multifd) {
-        MultifdSend *ms = multifd_send_new(m->src.uri, m->params.multifd_channels, m->params.max_bandwidth,
+        MultifdSend *ms = multifd_send_new(m->src.uri, m->src.tls, m->src.tls_hostname,
+                                           m->params.multifd_channels, m->params.max_bandwidth,
                                            &m->src.ram.stats, &error);
         if (!ms) {
             goto out;
@@ -601,7 +606,15 @@ bool migration_start(Migration *m, const char *uri, GError **error)
                     "multifd and postcopy-ram cannot be used together");
         return false;
     }
+    g_autoptr(GError) tls_error = NULL;
+    ColoTlsCreds *tls = mig_tls_creds(m->tls, false, &tls_error);
+    if (tls_error) {
+        g_propagate_error(error, g_steal_pointer(&tls_error));
+        return false;
+    }
     migration_reset_outgoing(m);
+    m->src.tls = tls;
+    m->src.tls_hostname = g_strdup(mig_tls_hostname(m->tls));
     if (m->caps.x_colo) {
         disk_save_setup(&m->src.disks, m->host.disks);
     }

@@ -87,6 +87,18 @@ bool transport_check_uri(const char *uri, GError **error)
     return ok;
 }
 
+char *transport_uri_host(const char *uri)
+{
+    MigUri u;
+    char *host = NULL;
+
+    if (mig_uri_parse(uri, &u, NULL) && !u.is_unix && u.host && *u.host) {
+        host = g_steal_pointer(&u.host);
+    }
+    mig_uri_clear(&u);
+    return host;
+}
+
 static void transport_tune(int fd, bool is_unix)
 {
     int one = 1, buf = 4 << 20;

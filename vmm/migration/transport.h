@@ -16,6 +16,9 @@ int transport_listen(const char *uri, GError **error);
  * too (as in QEMU), so no stale path is left for the next -incoming. */
 void transport_close_listener(int fd);
 
+/* tcp:HOST:PORT's HOST, or NULL (unix:, or no host); g_free() it. */
+char *transport_uri_host(const char *uri);
+
 /* Just check the URI's syntax (a port number must be 1..65535). */
 bool transport_check_uri(const char *uri, GError **error);
 
