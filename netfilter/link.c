@@ -3,6 +3,7 @@
 #include "link.h"
 
 #include "common/peer-filter.h"
+#include "common/tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +20,18 @@
 #define LINK_OUT_MAX (16u << 20)
 #define LINK_RECONNECT_MS 500
 #define LINK_READ_SIZE (256 * 1024)
+#define LINK_TLS_HANDSHAKE_MS 5000
+#define LINK_TLS_PENDING_MAX 4      /* handshakes at once; the oldest goes */
+#define LINK_TLS_LOG_US (10 * G_USEC_PER_SEC)   /* the same refusal logged again after */
+
+/* A connection still shaking hands: not the link yet. */
+typedef struct link_pending {
+    struct proxy_link *l;
+    int fd;
+    ColoTlsSession *tls;
+    guint watch, timer;
+    char peer[INET6_ADDRSTRLEN + 8];
+} LinkPending;
 
 struct proxy_link {
     struct link_callbacks cb;
@@ -27,6 +40,11 @@ struct proxy_link {
     ColoPeerFilter *peer;      /* the only source accepted, or NULL */
     int lfd;                   /* listening socket, or -1 */
     int fd;                    /* the peer, or -1 */
+    ColoTlsCreds *tls_creds;   /* NULL: plain TCP */
+    ColoTlsSession *tls;       /* the link's session, with tls_creds */
+    GList *pending;            /* LinkPending, newest first */
+    char *last_refusal;        /* rate limit of the refusal log */
+    int64_t last_refusal_us;
     guint lwatch, rwatch, wwatch, retry;
     uint16_t bound_port;
     FrameDecoder *dec;
@@ -60,6 +78,33 @@ static void link_set_nonblock(int fd)
 static void link_down(ProxyLink *l, const char *why);
 static void link_schedule_connect(ProxyLink *l);
 
+/* Bytes or -errno, through TLS if the link has it. */
+static ssize_t link_io_read(ProxyLink *l, void *buf, size_t len)
+{
+    if (l->tls) {
+        return colo_tls_recv(l->tls, buf, len);
+    }
+    ssize_t n = read(l->fd, buf, len);
+    return n < 0 ? -errno : n;
+}
+
+static ssize_t link_io_write(ProxyLink *l, const void *buf, size_t len)
+{
+    if (l->tls) {
+        return colo_tls_send(l->tls, buf, len);
+    }
+    ssize_t n = write(l->fd, buf, len);
+    return n < 0 ? -errno : n;
+}
+
+static const char *link_io_error(ProxyLink *l, ssize_t n)
+{
+    if (n == -EPROTO && l->tls && colo_tls_last_error(l->tls)) {
+        return colo_tls_last_error(l->tls);
+    }
+    return g_strerror((int)-n);
+}
+
 static gboolean link_on_read(gint fd, GIOCondition cond, gpointer data)
 {
     ProxyLink *l = data;
@@ -68,13 +113,15 @@ static gboolean link_on_read(gint fd, GIOCondition cond, gpointer data)
     ssize_t n;
     int r;
 
-    /* A few reads per wakeup keep the other sources served. */
-    for (int i = 0; i < 8; i++) {
+    /* A few reads per wakeup keep the other sources served. A TLS read
+     * gives one record (16 KiB at most): more of them, and whatever the
+     * session holds already decrypted, as the socket will not wake us for it. */
+    for (int i = 0; i < (l->tls ? 64 : 8) || (l->tls && colo_tls_pending(l->tls)); i++) {
         /* Straight into the decoder's buffer: frames are handed out from
          * there, never copied in user space. */
-        n = read(fd, frame_decoder_reserve(l->dec, LINK_READ_SIZE), LINK_READ_SIZE);
+        n = link_io_read(l, frame_decoder_reserve(l->dec, LINK_READ_SIZE), LINK_READ_SIZE);
         frame_decoder_commit(l->dec, n > 0 ? (size_t)n : 0);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        if (n == -EAGAIN || n == -EINTR) {
             break;
         }
         if (n <= 0) {
@@ -83,7 +130,7 @@ static gboolean link_on_read(gint fd, GIOCondition cond, gpointer data)
                 g_clear_error(&err);
             }
             l->rwatch = 0;
-            link_down(l, n == 0 ? "peer closed the connection" : strerror(errno));
+            link_down(l, n == 0 || n == -EIO ? "peer closed the connection" : link_io_error(l, n));
             return G_SOURCE_REMOVE;
         }
         while ((r = frame_decoder_next(l->dec, &f, &err)) == 1) {
@@ -103,7 +150,7 @@ static gboolean link_on_read(gint fd, GIOCondition cond, gpointer data)
             link_down(l, "bad frame");
             return G_SOURCE_REMOVE;
         }
-        if ((size_t)n < LINK_READ_SIZE) {
+        if ((size_t)n < LINK_READ_SIZE && !l->tls) {
             break;
         }
     }
@@ -130,19 +177,19 @@ static gboolean link_on_write(gint fd, GIOCondition cond, gpointer data)
 static bool link_flush(ProxyLink *l)
 {
     while (l->out_off < l->out->len) {
-        ssize_t n = write(l->fd, l->out->data + l->out_off, l->out->len - l->out_off);
+        ssize_t n = link_io_write(l, l->out->data + l->out_off, l->out->len - l->out_off);
 
-        if (n < 0 && errno == EINTR) {
+        if (n == -EINTR) {
             continue;
         }
-        if (n < 0 && errno == EAGAIN) {
+        if (n == -EAGAIN) {
             if (!l->wwatch) {
                 l->wwatch = g_unix_fd_add(l->fd, G_IO_OUT, link_on_write, l);
             }
             break;
         }
         if (n < 0) {
-            link_down(l, strerror(errno));
+            link_down(l, link_io_error(l, n));
             return false;
         }
         l->out_off += (size_t)n;
@@ -154,7 +201,8 @@ static bool link_flush(ProxyLink *l)
     return true;
 }
 
-static void link_up(ProxyLink *l, int fd)
+/* @tls: the connection's session, taken over (NULL without TLS). */
+static void link_up(ProxyLink *l, int fd, ColoTlsSession *tls)
 {
     int one = 1;
     uint8_t hello[FRAME_HDR_LEN + 1];
@@ -162,9 +210,14 @@ static void link_up(ProxyLink *l, int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     link_set_nonblock(fd);
     l->fd = fd;
+    l->tls = tls;
     l->stats.connects++;
     l->rwatch = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, link_on_read, l);
-    qb_log(LOG_NOTICE, "link up");
+    if (tls) {
+        qb_log(LOG_NOTICE, "link up (TLS, peer %s)", colo_tls_peer_name(tls));
+    } else {
+        qb_log(LOG_NOTICE, "link up");
+    }
     frame_header_write(hello, FRAME_HELLO, 0, 1);
     hello[FRAME_HDR_LEN] = l->listening ? 1 : 0;
     g_byte_array_append(l->out, hello, sizeof(hello));
@@ -189,6 +242,7 @@ static void link_down(ProxyLink *l, const char *why)
     }
     close(l->fd);
     l->fd = -1;
+    g_clear_pointer(&l->tls, colo_tls_session_unref);
     g_byte_array_set_size(l->out, 0);
     l->out_off = 0;
     frame_decoder_eof(l->dec, NULL);
@@ -196,6 +250,127 @@ static void link_down(ProxyLink *l, const char *why)
         link_schedule_connect(l);
     }
     l->cb.state(l->cb.opaque, false);
+}
+
+/* ---- TLS handshakes ---------------------------------------------------- */
+
+static void link_pending_free(LinkPending *p)
+{
+    if (p->watch) {
+        g_source_remove(p->watch);
+    }
+    if (p->timer) {
+        g_source_remove(p->timer);
+    }
+    if (p->fd >= 0) {
+        close(p->fd);
+    }
+    colo_tls_session_unref(p->tls);
+    g_free(p);
+}
+
+/* Logged at once, the same words again only after a while: a peer with
+ * the wrong certificate retries every half second. */
+static void link_log_refusal(ProxyLink *l, const char *peer, const char *why)
+{
+    g_autofree char *msg = g_strdup_printf("link: TLS refused %s: %s", peer, why);
+    int64_t now = g_get_monotonic_time();
+
+    if (g_strcmp0(msg, l->last_refusal) || now - l->last_refusal_us >= LINK_TLS_LOG_US) {
+        qb_log(LOG_WARNING, "%s", msg);
+        g_free(l->last_refusal);
+        l->last_refusal = g_steal_pointer(&msg);
+        l->last_refusal_us = now;
+    } else {
+        qb_log(LOG_DEBUG, "%s", msg);
+    }
+}
+
+static void link_pending_fail(LinkPending *p, const char *why)
+{
+    ProxyLink *l = p->l;
+
+    l->pending = g_list_remove(l->pending, p);
+    l->stats.tls_refused++;
+    link_log_refusal(l, p->peer, why);
+    link_pending_free(p);
+    if (!l->listening && l->fd < 0) {
+        link_schedule_connect(l);
+    }
+}
+
+static gboolean link_pending_timeout(gpointer data)
+{
+    LinkPending *p = data;
+
+    p->timer = 0;
+    link_pending_fail(p, "the handshake took too long");
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean link_pending_on_io(gint fd, GIOCondition cond, gpointer data);
+
+/* One step; then wait for the socket, fail, or become the link. */
+static void link_pending_step(LinkPending *p)
+{
+    ProxyLink *l = p->l;
+    g_autoptr(GError) err = NULL;
+    int rc = colo_tls_handshake_step(p->tls, &err);
+
+    if (rc == 0) {
+        p->watch = g_unix_fd_add(p->fd, colo_tls_wants_write(p->tls) ? G_IO_OUT : G_IO_IN, link_pending_on_io, p);
+        return;
+    }
+    if (rc < 0) {
+        link_pending_fail(p, err->message);
+        return;
+    }
+    int fd = p->fd;
+    ColoTlsSession *tls = g_steal_pointer(&p->tls);
+    p->fd = -1;
+    l->pending = g_list_remove(l->pending, p);
+    link_pending_free(p);
+    /* A new peer replaces the old one (it reconnected). */
+    link_down(l, "peer reconnected");
+    link_up(l, fd, tls);
+}
+
+static gboolean link_pending_on_io(gint fd, GIOCondition cond, gpointer data)
+{
+    LinkPending *p = data;
+
+    p->watch = 0;
+    link_pending_step(p);
+    return G_SOURCE_REMOVE;
+}
+
+static void link_pending_start(ProxyLink *l, int fd, const struct sockaddr *sa, socklen_t sl)
+{
+    g_autoptr(GError) err = NULL;
+    LinkPending *p = g_new0(LinkPending, 1);
+
+    p->l = l;
+    p->fd = fd;
+    if (!sa || getnameinfo(sa, sl, p->peer, sizeof(p->peer), NULL, 0, NI_NUMERICHOST)) {
+        g_snprintf(p->peer, sizeof(p->peer), "%s:%s", l->host, l->port);
+    }
+    link_set_nonblock(fd);
+    /* A client checks the server's certificate against --connect's host. */
+    p->tls = colo_tls_session_new(l->tls_creds, fd, l->listening ? NULL : l->host, &err);
+    if (!p->tls) {
+        qb_log(LOG_ERR, "link: %s", err->message);
+        link_pending_free(p);
+        if (!l->listening) {
+            link_schedule_connect(l);
+        }
+        return;
+    }
+    if (g_list_length(l->pending) >= LINK_TLS_PENDING_MAX) {
+        link_pending_fail(g_list_last(l->pending)->data, "too many handshakes at once");
+    }
+    l->pending = g_list_prepend(l->pending, p);
+    p->timer = g_timeout_add(LINK_TLS_HANDSHAKE_MS, link_pending_timeout, p);
+    link_pending_step(p);
 }
 
 static gboolean link_on_accept(gint fd, GIOCondition cond, gpointer data)
@@ -214,9 +389,13 @@ static gboolean link_on_accept(gint fd, GIOCondition cond, gpointer data)
         close(c);
         return G_SOURCE_CONTINUE;
     }
+    if (l->tls_creds) {
+        link_pending_start(l, c, (struct sockaddr *)&ss, sl);
+        return G_SOURCE_CONTINUE;
+    }
     /* A new peer replaces the old one (it reconnected). */
     link_down(l, "peer reconnected");
-    link_up(l, c);
+    link_up(l, c, NULL);
     return G_SOURCE_CONTINUE;
 }
 
@@ -273,7 +452,11 @@ static gboolean link_on_retry(gpointer data)
         return G_SOURCE_CONTINUE;
     }
     l->retry = 0;
-    link_up(l, fd);
+    if (l->tls_creds) {
+        link_pending_start(l, fd, NULL, 0);
+    } else {
+        link_up(l, fd, NULL);
+    }
     return G_SOURCE_REMOVE;
 }
 
@@ -284,8 +467,8 @@ static void link_schedule_connect(ProxyLink *l)
     }
 }
 
-ProxyLink *link_new(const char *listen_on, const char *connect_to, const char *peer, const struct link_callbacks *cb,
-                    GError **error)
+ProxyLink *link_new(const char *listen_on, const char *connect_to, const char *peer, ColoTlsCreds *tls,
+                    const struct link_callbacks *cb, GError **error)
 {
     ProxyLink *l = g_new0(ProxyLink, 1);
     struct sockaddr_storage ss;
@@ -297,6 +480,7 @@ ProxyLink *link_new(const char *listen_on, const char *connect_to, const char *p
     l->dec = frame_decoder_new();
     l->out = g_byte_array_new();
     l->listening = listen_on != NULL;
+    l->tls_creds = tls ? colo_tls_creds_ref(tls) : NULL;
     if ((peer && !(l->peer = colo_peer_filter_new(peer, "link", error))) ||
         !link_parse_hostport(listen_on ? listen_on : connect_to, &l->host, &l->port, error)) {
         link_free(l);
@@ -335,6 +519,10 @@ void link_free(ProxyLink *l)
         }
         close(l->fd);
     }
+    colo_tls_session_unref(l->tls);
+    g_list_free_full(l->pending, (GDestroyNotify)link_pending_free);
+    colo_tls_creds_unref(l->tls_creds);
+    g_free(l->last_refusal);
     if (l->retry) {
         g_source_remove(l->retry);
     }

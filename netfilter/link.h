@@ -1,6 +1,9 @@
 /* The TCP connection between the two colo-proxies, carrying frames (see
  * frame.h). One side listens, the other connects and reconnects every
- * half second while the link is down. Runs in the GLib main loop. */
+ * half second while the link is down. Optionally TLS (common/tls.h): then
+ * a connection becomes the link only once its handshake has succeeded, so
+ * a peer without a certificate our CA signed never replaces the real one.
+ * Runs in the GLib main loop. */
 #ifndef COLO_NETFILTER_LINK_H
 #define COLO_NETFILTER_LINK_H
 
@@ -27,6 +30,7 @@ struct link_stats {
     uint64_t connects;
     uint64_t writes;           /* link_push() calls that wrote: frames per write = sent / writes */
     uint64_t refused;          /* connections from an address other than the peer's */
+    uint64_t tls_refused;      /* connections whose TLS handshake failed */
     struct frame_stats rx;
 };
 
@@ -35,8 +39,12 @@ struct link_stats {
  * is the only source accepted: a connection from elsewhere is closed at
  * once, counted and logged (rate-limited per source), and leaves the
  * established link alone. Without it any client replaces the link. */
-ProxyLink *link_new(const char *listen, const char *connect, const char *peer, const struct link_callbacks *cb,
-                    GError **error);
+struct ColoTlsCreds;
+/* @tls: credentials of the server (@listen) or client (@connect) endpoint,
+ * or NULL for plain TCP. A client checks the server's certificate against
+ * @connect's host. */
+ProxyLink *link_new(const char *listen, const char *connect, const char *peer, struct ColoTlsCreds *tls,
+                    const struct link_callbacks *cb, GError **error);
 void link_free(ProxyLink *l);
 
 bool link_is_up(const ProxyLink *l);

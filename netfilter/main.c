@@ -45,7 +45,8 @@ static int main_cleanup(const char *role, const char *iface)
 int main(int argc, char **argv)
 {
     g_autofree char *role = NULL, *iface = NULL, *listen_on = NULL, *connect_to = NULL, *control = NULL,
-                    *logfile = NULL, *uplink = NULL, *pidfile = NULL, *peer = NULL, *control_group = NULL;
+                    *logfile = NULL, *uplink = NULL, *pidfile = NULL, *peer = NULL, *control_group = NULL,
+                    *tls_dir = NULL;
     g_auto(GStrv) ports = NULL;
     int queue_num = 0, queue_maxlen = 16384, timeout = 3000, scan = 1000, max_queue = 16384;
     gboolean no_rules = FALSE, no_cp_mismatch = FALSE, debug = FALSE, use_syslog = FALSE, forward_all = FALSE,
@@ -59,6 +60,9 @@ int main(int argc, char **argv)
         { "connect", 'C', 0, G_OPTION_ARG_STRING, &connect_to, "connect to the peer proxy", "HOST:PORT" },
         { "peer", 0, 0, G_OPTION_ARG_STRING, &peer,
           "with --listen: accept the link only from this address (others are refused and logged)", "ADDR" },
+        { "tls-creds", 0, 0, G_OPTION_ARG_FILENAME, &tls_dir,
+          "TLS on the link, certificates in DIR (ca-cert.pem; server-cert.pem and server-key.pem with --listen, "
+          "client-cert.pem and client-key.pem with --connect)", "DIR" },
         { "control", 'c', 0, G_OPTION_ARG_FILENAME, &control, "control socket path (mode 0600)", "PATH" },
         { "control-group", 0, 0, G_OPTION_ARG_STRING, &control_group,
           "let this group's members use the control socket too (mode 0660)", "GROUP" },
@@ -128,6 +132,7 @@ int main(int argc, char **argv)
     cfg.listen = listen_on;
     cfg.connect = connect_to;
     cfg.peer = peer;
+    cfg.tls_dir = tls_dir;
     cfg.control = control;
     cfg.control_group = control_group;
     cfg.install_rules = !no_rules;

@@ -209,6 +209,7 @@ static JsonNode *cmd_query_stats(JsonObject *args, gpointer opaque, GError **err
     add_int(b, "link-dropped-down", (int64_t)ls.dropped_down);
     add_int(b, "link-dropped-full", (int64_t)ls.dropped_full);
     add_int(b, "link-refused", (int64_t)ls.refused);
+    add_int(b, "link-tls-refused", (int64_t)ls.tls_refused);
     add_int(b, "link-frames", (int64_t)ls.rx.frames);
     add_int(b, "link-unknown-type", (int64_t)ls.rx.unknown_type);
     add_int(b, "link-bad-header", (int64_t)ls.rx.bad_header);

@@ -2,6 +2,7 @@
 
 #include "proxy.h"
 #include "packet.h"
+#include "common/tls.h"
 
 #include <gio/gio.h>
 #include <qb/qblog.h>
@@ -231,7 +232,7 @@ static bool proxy_start_primary(Proxy *p, GError **error)
 
     p->engine = cmp_engine_new(&p->cfg.params, &ccb);
     if (p->cfg.uplink) {
-        p->link = link_new(p->cfg.listen, p->cfg.connect, p->cfg.peer, &lcb, error);
+        p->link = link_new(p->cfg.listen, p->cfg.connect, p->cfg.peer, p->tls, &lcb, error);
         if (!p->link || !proxy_l2_start(p, error)) {
             return false;
         }
@@ -246,7 +247,7 @@ static bool proxy_start_primary(Proxy *p, GError **error)
     if (!p->cap) {
         return false;
     }
-    p->link = link_new(p->cfg.listen, p->cfg.connect, p->cfg.peer, &lcb, error);
+    p->link = link_new(p->cfg.listen, p->cfg.connect, p->cfg.peer, p->tls, &lcb, error);
     if (!p->link) {
         return false;
     }
@@ -275,7 +276,7 @@ static bool proxy_start_secondary(Proxy *p, GError **error)
     if (!p->cap) {
         return false;
     }
-    p->link = link_new(p->cfg.listen, p->cfg.connect, p->cfg.peer, &lcb, error);
+    p->link = link_new(p->cfg.listen, p->cfg.connect, p->cfg.peer, p->tls, &lcb, error);
     if (!p->link) {
         return false;
     }
@@ -298,6 +299,12 @@ Proxy *proxy_new(const struct proxy_config *cfg, GError **error)
 
     p->cfg = *cfg;
     p->rules = rules_new(tag);
+    /* The link's TLS: the listening side is the server. */
+    if (cfg->tls_dir && !(p->tls = colo_tls_creds_new(cfg->tls_dir, cfg->listen != NULL, true, NULL, error))) {
+        g_prefix_error(error, "--tls-creds: ");
+        proxy_free(p);
+        return NULL;
+    }
     ok = cfg->role == PROXY_PRIMARY ? proxy_start_primary(p, error) : proxy_start_secondary(p, error);
     if (ok && cfg->control) {
         p->ctl = ctl_server_new(cfg->control, cfg->control_group, proxy_commands, p,
@@ -330,6 +337,7 @@ void proxy_free(Proxy *p)
     nfq_close_queue(p->nfq);
     cmp_engine_free(p->engine);
     rw_table_free(p->rw);
+    colo_tls_creds_unref(p->tls);
     g_free(p);
 }
 

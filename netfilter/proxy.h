@@ -25,6 +25,7 @@ struct proxy_config {
     const char *listen;        /* peer link, one of the two */
     const char *connect;
     const char *peer;          /* with listen: the only source address accepted */
+    const char *tls_dir;       /* TLS on the link with these certificates (common/tls.h), or NULL */
     const char *control;       /* unix socket path (0600) */
     const char *control_group; /* its members may use it too (0660) */
     bool install_rules;
@@ -47,6 +48,7 @@ typedef struct proxy {
     ProxyNfq *nfq;
     ProxyCapture *cap;
     ProxyLink *link;
+    struct ColoTlsCreds *tls;  /* the link's, or NULL */
     QmpServer *ctl;
     ProxyRules *rules;
     ProxyCapture *uplink_cap;  /* L2 path */

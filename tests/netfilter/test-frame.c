@@ -182,14 +182,14 @@ static void test_link_loopback(void)
     struct link_callbacks cb0 = { .frame = on_frame, .state = on_state, .burst_done = on_burst, .opaque = &lf[0] };
     struct link_callbacks cb1 = { .frame = on_frame, .state = on_state, .opaque = &lf[1] };
     GError *err = NULL;
-    ProxyLink *server = link_new("127.0.0.1:0", NULL, NULL, &cb0, &err);
+    ProxyLink *server = link_new("127.0.0.1:0", NULL, NULL, NULL, &cb0, &err);
     ProxyLink *client;
     g_autofree char *addr = NULL;
     struct link_stats st;
 
     g_assert_no_error(err);
     addr = g_strdup_printf("127.0.0.1:%u", link_port(server));
-    client = link_new(NULL, addr, NULL, &cb1, &err);
+    client = link_new(NULL, addr, NULL, NULL, &cb1, &err);
     g_assert_no_error(err);
     iterate_until(both_up, lf);
     g_assert_true(link_is_up(client));
@@ -263,7 +263,7 @@ static void test_link_peer_only(void)
     struct link_callbacks cb0 = { .frame = on_frame, .state = on_state, .opaque = &lf[0] };
     struct link_callbacks cb1 = { .frame = on_frame, .state = on_state, .opaque = &lf[1] };
     GError *err = NULL;
-    ProxyLink *server = link_new("0.0.0.0:0", NULL, "127.0.0.1", &cb0, &err);
+    ProxyLink *server = link_new("0.0.0.0:0", NULL, "127.0.0.1", NULL, &cb0, &err);
     ProxyLink *client;
     g_autofree char *addr = NULL;
     struct sockaddr_in sa = { .sin_family = AF_INET };
@@ -273,7 +273,7 @@ static void test_link_peer_only(void)
 
     g_assert_no_error(err);
     addr = g_strdup_printf("127.0.0.1:%u", link_port(server));
-    client = link_new(NULL, addr, NULL, &cb1, &err);
+    client = link_new(NULL, addr, NULL, NULL, &cb1, &err);
     g_assert_no_error(err);
     iterate_until(both_up, lf);
     g_assert_true(link_is_up(server));
@@ -307,7 +307,7 @@ static void test_link_peer_only(void)
     link_free(client);
     link_free(server);
 
-    g_assert_null(link_new("127.0.0.1:0", NULL, "peer.example", &cb0, &err));
+    g_assert_null(link_new("127.0.0.1:0", NULL, "peer.example", NULL, &cb0, &err));
     g_assert_error(err, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
     g_clear_error(&err);
     g_ptr_array_unref(lf[0].got);
