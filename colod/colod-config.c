@@ -44,6 +44,7 @@ static const KeySpec keys[] = {
     { "proxy", "uplink", KEY_IFACE, false, F(uplink), 0 },
     { "proxy", "proxy-binary", KEY_STRING, false, F(proxy_binary), 0 },
     { "proxy", "queue-num", KEY_QUEUE, false, F(queue_num), 0 },
+    { "tls", "dir", KEY_STRING, false, F(tls_dir), 0 },
     { "timeouts", "qmp-ms", KEY_MS, false, F(timeouts.qmp_ms), 5000 },
     { "timeouts", "peer-wait-ms", KEY_MS, false, F(timeouts.peer_wait_ms), 30000 },
     { "timeouts", "protect-ack-ms", KEY_MS, false, F(timeouts.protect_ack_ms), 30000 },
@@ -277,6 +278,10 @@ static bool check_together(ColodConfig *c, const char *origin, GError **error)
     } else if (!g_path_is_absolute(c->state_dir)) {
         return fail(error, origin, find_key("vm", "state-dir"), "\"%s\" is not an absolute path", c->state_dir);
     }
+    /* colo-vmm and colo-proxy load the files themselves and name the one missing. */
+    if (c->tls_dir && !g_path_is_absolute(c->tls_dir)) {
+        return fail(error, origin, find_key("tls", "dir"), "\"%s\" is not an absolute path", c->tls_dir);
+    }
     if (strcmp(c->address, c->peer_address) == 0) {
         return fail(error, origin, find_key("replication", "peer-address"), "the same as address (%s)",
                     c->address);
@@ -361,6 +366,7 @@ void colod_config_free(ColodConfig *c)
     g_free(c->peer_address);
     g_free(c->guest_iface);
     g_free(c->uplink);
+    g_free(c->tls_dir);
     g_free(c);
 }
 

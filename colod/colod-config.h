@@ -47,6 +47,7 @@ typedef struct {
     char *uplink;             /* [proxy] uplink, NULL if not set */
     uint16_t queue_num;       /* [proxy] queue-num */
     char *proxy_binary;       /* [proxy] proxy-binary, default colo-proxy (in PATH) */
+    char *tls_dir;            /* [tls] dir: certificates for the replication stream and the proxy link, NULL: no TLS */
     ColodTimeouts timeouts;
 } ColodConfig;
 

@@ -393,13 +393,14 @@ static int colod_setup(Colod *c, const char *config_path, const char *control_pa
     vp = (VmmDriverParams){ .vmm_path = c->config->vmm_binary, .vmm_argv = c->config->vmm_argv,
                             .run_dir = run_dir, .socket_group = c->config->socket_group, .incoming = incoming,
                             .allowed_peer = c->config->peer_address, .peer_uri = peer_uri,
-                            .proxy_path = proxy_sock, .qmp_ms = c->config->timeouts.qmp_ms, .poll_ms = 500 };
+                            .proxy_path = proxy_sock, .tls_dir = c->config->tls_dir, .qmp_ms = c->config->timeouts.qmp_ms, .poll_ms = 500 };
     c->vmm = vmm_driver_new(&vp, colod_on_vmm_event, c);
     vmm_driver_set_snapshot_protect(c->vmm, c->config->protect_snapshot);
     pp = (ProxyDriverParams){ .proxy_path = c->config->proxy_binary, .run_dir = run_dir,
                               .guest_iface = c->config->guest_iface, .uplink = c->config->uplink,
                               .queue_num = c->config->queue_num, .listen = proxy_listen, .connect = proxy_connect,
                               .peer = c->config->peer_address, .socket_group = c->config->socket_group,
+                              .tls_dir = c->config->tls_dir,
                               .qmp_ms = c->config->timeouts.qmp_ms, .poll_ms = 2000 };
     c->proxy = proxy_driver_new(&pp, colod_vmm_alive, c);
     params = (ClusterFsmParams){ .local_id = cluster_link_local_id(c->link), .peer_id = c->config->peer_node_id,

@@ -418,6 +418,7 @@ ProxyDriver *proxy_driver_new(const ProxyDriverParams *params, ProxyDriverVmmAli
     d->p.connect = g_strdup(params->connect);
     d->p.peer = g_strdup(params->peer);
     d->p.socket_group = g_strdup(params->socket_group);
+    d->p.tls_dir = g_strdup(params->tls_dir);
     d->sock_path = g_build_filename(params->run_dir, "proxy.sock", NULL);
     d->pid_path = g_build_filename(params->run_dir, "proxy.pid", NULL);
     d->alive = alive;
@@ -460,6 +461,10 @@ static void driver_start_instance(ProxyDriver *d, VmmKind role, bool failover, P
     if (role == VMM_PRIMARY && d->p.peer) {
         g_ptr_array_add(argv, "--peer");
         g_ptr_array_add(argv, (char *)d->p.peer);
+    }
+    if (d->p.tls_dir) {
+        g_ptr_array_add(argv, "--tls-creds");
+        g_ptr_array_add(argv, (char *)d->p.tls_dir);
     }
     if (d->p.socket_group) {
         g_ptr_array_add(argv, "--control-group");
@@ -581,6 +586,7 @@ void proxy_driver_free(ProxyDriver *d)
     g_free((char *)d->p.listen);
     g_free((char *)d->p.connect);
     g_free((char *)d->p.peer);
+    g_free((char *)d->p.tls_dir);
     g_free((char *)d->p.socket_group);
     g_free(d->sock_path);
     g_free(d->pid_path);

@@ -32,6 +32,7 @@ typedef struct {
     const char *connect;     /* secondary: PEER:PORT */
     const char *peer;        /* primary: the only source its link accepts (--peer), NULL: any */
     const char *socket_group; /* the control socket's group (0660), NULL: 0600 */
+    const char *tls_dir;     /* --tls-creds ([tls] dir), or NULL */
     guint qmp_ms;            /* each QMP command's timeout */
     guint poll_ms;           /* status and counters (also the hang check) */
     bool die_with_colod;     /* tests: SIGKILL to the proxy when colod ends */

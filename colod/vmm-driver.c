@@ -15,6 +15,10 @@
 #include <qb/qblog.h>
 #include <signal.h>
 #include <sys/prctl.h>
+
+/* colo-vmm's tls-creds-x509 objects with [tls] dir (docs/operations.md, "TLS"). */
+#define VMM_TLS_SERVER "colo-tls-server"
+#define VMM_TLS_CLIENT "colo-tls-client"
 #include <sys/wait.h>
 
 typedef struct Instance Instance;
@@ -302,6 +306,7 @@ VmmDriver *vmm_driver_new(const VmmDriverParams *params, VmmDriverEventFunc fn, 
     d->p.incoming = g_strdup(params->incoming);
     d->p.peer_uri = g_strdup(params->peer_uri);
     d->p.proxy_path = g_strdup(params->proxy_path);
+    d->p.tls_dir = g_strdup(params->tls_dir);
     d->fn = fn;
     d->opaque = opaque;
     return d;
@@ -350,6 +355,7 @@ void vmm_driver_free(VmmDriver *d)
     g_free((char *)d->p.incoming);
     g_free((char *)d->p.peer_uri);
     g_free((char *)d->p.proxy_path);
+    g_free((char *)d->p.tls_dir);
     g_free(d);
 }
 
@@ -387,6 +393,7 @@ static void driver_start(VmmDriver *d, VmmKind kind, bool relocation_target)
     g_autoptr(GError) err = NULL;
     g_autofree char *qmp_arg = NULL;
     g_autofree char *allowed = NULL;
+    g_autofree char *tls_server = NULL, *tls_client = NULL;
 
     driver_release(d, "replaced");
     in->d = d;
@@ -409,6 +416,21 @@ static void driver_start(VmmDriver *d, VmmKind kind, bool relocation_target)
     if (d->p.proxy_path) {
         g_ptr_array_add(argv, "-colo-proxy");
         g_ptr_array_add(argv, (char *)d->p.proxy_path);
+    }
+    if (d->p.tls_dir) {
+        /* Both endpoints: a secondary that takes over protects the next one
+         * as a client (vmm_driver_protect switches tls-creds). */
+        tls_server = g_strdup_printf("tls-creds-x509,id=" VMM_TLS_SERVER ",dir=%s,endpoint=server,verify-peer=on",
+                                     d->p.tls_dir);
+        tls_client = g_strdup_printf("tls-creds-x509,id=" VMM_TLS_CLIENT ",dir=%s,endpoint=client,verify-peer=on",
+                                     d->p.tls_dir);
+        g_ptr_array_add(argv, "-object");
+        g_ptr_array_add(argv, tls_server);
+        g_ptr_array_add(argv, "-object");
+        g_ptr_array_add(argv, tls_client);
+        g_ptr_array_add(argv, "-global");
+        g_ptr_array_add(argv, kind == VMM_SECONDARY ? "migration.tls-creds=" VMM_TLS_SERVER
+                                                    : "migration.tls-creds=" VMM_TLS_CLIENT);
     }
     if (kind == VMM_SECONDARY) {
         g_ptr_array_add(argv, "-incoming");
@@ -563,6 +585,11 @@ static void driver_migrate(VmmDriver *d)
 {
     JsonObject *args = json_object_new();
 
+    if (d->p.tls_dir) {
+        JsonObject *tls = json_object_new();
+        json_object_set_string_member(tls, "tls-creds", VMM_TLS_CLIENT);
+        driver_command(d, "migrate-set-parameters", tls, VMM_EV_PROTECT_FAILED);
+    }
     json_object_set_string_member(args, "uri", d->p.peer_uri);
     driver_command(d, "migrate", args, VMM_EV_PROTECT_FAILED);
 }

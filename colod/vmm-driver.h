@@ -30,6 +30,7 @@ typedef struct {
     const char *allowed_peer; /* the only source it accepts (x-allowed-peer), NULL: any */
     const char *peer_uri;   /* where the primary migrates to */
     const char *proxy_path; /* colo-proxy's control socket (-colo-proxy), or NULL */
+    const char *tls_dir;    /* TLS certificates for migration ([tls] dir), or NULL */
     guint qmp_ms;           /* each QMP command's timeout */
     guint poll_ms;          /* query-colo-status while in COLO */
     bool die_with_colod;    /* tests: colo-vmm gets SIGKILL when we end (colod

@@ -39,6 +39,7 @@ static void test_minimal_defaults(void)
     g_assert_cmpstr(c->guest_iface, ==, "tap-web1");
     g_assert_null(c->uplink);
     g_assert_cmpuint(c->queue_num, ==, 0);
+    g_assert_null(c->tls_dir);
     g_assert_cmpuint(c->timeouts.qmp_ms, ==, 5000);
     g_assert_cmpuint(c->timeouts.peer_wait_ms, ==, 30000);
     g_assert_cmpuint(c->timeouts.protect_ack_ms, ==, 30000);
@@ -64,6 +65,7 @@ static void test_full_file(void)
                                       "[replication]\naddress=fd00::1\npeer-address = fd00::2 \n"
                                       "migration-port=1\nproxy-port=65535\nprotect-mode=snapshot\n"
                                       "[proxy]\nguest-interface=tap0\nuplink=br0\nqueue-num=65535\n"
+                                      "[tls]\ndir=/etc/colo/pki\n"
                                       "[timeouts]\nqmp-ms=2000\nclaim-ms=10\nrestart-grace-ms=86400000\n",
                                       -1, &err));
     c = colod_config_load_file(path, &err);
@@ -82,6 +84,7 @@ static void test_full_file(void)
     g_assert_cmpuint(c->proxy_port, ==, 65535);
     g_assert_cmpstr(c->uplink, ==, "br0");
     g_assert_cmpuint(c->queue_num, ==, 65535);
+    g_assert_cmpstr(c->tls_dir, ==, "/etc/colo/pki");
     g_assert_cmpuint(c->timeouts.qmp_ms, ==, 2000);
     g_assert_cmpuint(c->timeouts.claim_ms, ==, 10);
     g_assert_cmpuint(c->timeouts.restart_grace_ms, ==, 86400000);
@@ -161,6 +164,8 @@ static void test_refused(void)
     expect_error("timeouts", "qmp-ms=9\n", "[timeouts] qmp-ms: \"9\" is not a time in milliseconds");
     expect_error("timeouts", "claim-ms=86400001\n", "claim-ms: \"86400001\" is not a time");
     expect_error("vm", "state-dir=relative/dir\n", "state-dir: \"relative/dir\" is not an absolute path");
+    expect_error("tls", "dir=pki\n", "[tls] dir: \"pki\" is not an absolute path");
+    expect_error("tls", "certs=/etc/colo/pki\n", "[tls] certs: unknown key");
     expect_error("vm", "vmm-args=-m 'unterminated\n", "[vm] vmm-args:");
     expect_error("proxy", "queue-num=65536\n", "[proxy] queue-num: \"65536\" is not an NFQUEUE number (0-65535)");
     expect_error("proxy", "queue-num=-1\n", "is not an NFQUEUE number");
@@ -223,6 +228,7 @@ static void test_shipped_example(void)
     g_assert_cmpuint(c->timeouts.qmp_ms, ==, 5000);
     g_assert_false(c->protect_snapshot);
     g_assert_true(colod_config_has_disks(c)); /* its -drive: never relocated by postcopy */
+    g_assert_null(c->tls_dir);
     /* vmm-args split as a shell would: the quoted -append is one word. */
     g_assert_true(g_strv_contains((const char *const *)c->vmm_argv, "console=ttyS0 root=/dev/vda"));
 }

@@ -106,16 +106,22 @@ static void env_free(Env *e)
     g_strfreev(e->argv);
 }
 
-static VmmDriver *driver(Env *e, const char *sub, const char *incoming, const char *peer, Seen *s)
+static VmmDriver *driver_tls(Env *e, const char *sub, const char *incoming, const char *peer, const char *tls_dir,
+                             Seen *s)
 {
     g_autofree char *run = g_build_filename(e->dir, sub, NULL);
     /* The secondary accepts only the primary's address, as colod sets it. */
     VmmDriverParams p = { .vmm_path = e->vmm, .vmm_argv = e->argv, .run_dir = run, .incoming = incoming,
                           .allowed_peer = incoming ? "127.0.0.1" : NULL, .peer_uri = peer, .qmp_ms = 1000,
-                          .poll_ms = 100, .die_with_colod = true };
+                          .poll_ms = 100, .die_with_colod = true, .tls_dir = tls_dir };
 
     s->events = g_array_new(FALSE, FALSE, sizeof(VmmEvent));
     return vmm_driver_new(&p, on_event, s);
+}
+
+static VmmDriver *driver(Env *e, const char *sub, const char *incoming, const char *peer, Seen *s)
+{
+    return driver_tls(e, sub, incoming, peer, NULL, s);
 }
 
 static bool pid_alive(GPid pid)
@@ -281,6 +287,77 @@ static void test_protect_lose_secondary(void)
     protect_then_lose(1);
 }
 
+/* [tls] dir: certificates made with certtool as docs/operations.md says
+ * (tests/lib/tls_certs.py's layout), both endpoints in one directory. */
+static char *make_pki(const char *dir)
+{
+    g_autofree char *script = g_strdup_printf(
+        "set -e; cd '%s'; mkdir pki; cd pki\n"
+        "printf 'cn = ca\\nca\\ncert_signing_key\\n' >ca.info\n"
+        "certtool --generate-privkey --key-type=ecdsa --outfile ca-key.pem\n"
+        "certtool --generate-self-signed --load-privkey ca-key.pem --template ca.info --outfile ca-cert.pem\n"
+        "for r in server client; do\n"
+        "  printf 'cn = node\\nip_address = 127.0.0.1\\ntls_www_%%s\\nsigning_key\\nencryption_key\\n' $r >$r.info\n"
+        "  certtool --generate-privkey --key-type=ecdsa --outfile $r-key.pem\n"
+        "  certtool --generate-certificate --load-privkey $r-key.pem --load-ca-certificate ca-cert.pem"
+        " --load-ca-privkey ca-key.pem --template $r.info --outfile $r-cert.pem\n"
+        "done\n", dir);
+    g_autoptr(GError) err = NULL;
+    int status = 0;
+    char *argv[] = { "sh", "-c", script, NULL };
+
+    g_assert_true(g_spawn_sync(NULL, argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL |
+                               G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, NULL, NULL, &status, &err));
+    g_assert_no_error(err);
+    g_assert_cmpint(status, ==, 0);
+    return g_build_filename(dir, "pki", NULL);
+}
+
+/* With tls_dir colod gives both colo-vmm TLS credentials and tls-creds:
+ * protect works over TLS; a primary without them is refused by a TLS
+ * secondary (no plaintext fallback) and reports the failure. */
+static void test_protect_tls(void)
+{
+    Env e;
+    Seen seen[3];
+    VmmDriver *d[3];
+    g_autofree char *uri = NULL, *pki = NULL, *certtool = g_find_program_in_path("certtool");
+
+    if (!certtool) {
+        g_test_skip("not installed: certtool (Debian: gnutls-bin)");
+        return;
+    }
+    if (!env_get(&e)) {
+        return;
+    }
+    pki = make_pki(e.dir);
+    uri = g_strdup_printf("tcp:127.0.0.1:%d", free_port());
+    d[1] = driver_tls(&e, "s", uri, NULL, pki, &seen[1]);
+    d[2] = driver(&e, "x", NULL, uri, &seen[2]);
+    d[0] = driver_tls(&e, "p", NULL, uri, pki, &seen[0]);
+    vmm_driver_start(d[1], VMM_SECONDARY);
+    vmm_driver_start(d[2], VMM_PRIMARY);
+    vmm_driver_start(d[0], VMM_PRIMARY);
+    for (int i = 0; i < 3; i++) {
+        g_assert_true(wait_for(&seen[i], VMM_EV_READY, 20000));
+    }
+    spin(200);
+    vmm_driver_protect(d[2]);
+    g_assert_true(wait_for(&seen[2], VMM_EV_PROTECT_FAILED, 30000));
+    g_assert_false(saw(&seen[1], VMM_EV_EXITED));
+    vmm_driver_protect(d[0]);
+    g_assert_true(wait_for(&seen[0], VMM_EV_PROTECT_DONE, 60000));
+    g_assert_true(wait_for(&seen[1], VMM_EV_PROTECT_DONE, 30000));
+    for (int i = 0; i < 3; i++) {
+        vmm_driver_free(d[i]);
+    }
+    spin(300);
+    for (int i = 0; i < 3; i++) {
+        g_array_free(seen[i].events, TRUE);
+    }
+    env_free(&e);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -290,5 +367,6 @@ int main(int argc, char **argv)
     g_test_add_func("/colod/vmm-driver/leftover-killed", test_leftover_killed);
     g_test_add_func("/colod/vmm-driver/protect-lose-primary", test_protect_lose_primary);
     g_test_add_func("/colod/vmm-driver/protect-lose-secondary", test_protect_lose_secondary);
+    g_test_add_func("/colod/vmm-driver/protect-tls", test_protect_tls);
     return g_test_run();
 }
