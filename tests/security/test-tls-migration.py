@@ -153,6 +153,35 @@ def test_running_guest_moves_over_tls():
             dst.close()
 
 
+def test_postcopy_over_tls():
+    """Postcopy's page channel is TLS too: a running guest that touches
+    pages not yet sent gets them on demand, and its workload verifies."""
+    with Pki() as pki:
+        dst, uri = destination(pki.dir, mem="128M")
+        src = source(pki.dir, mem="128M")
+        try:
+            for vm in (src, dst):
+                vm.qmp.cmd("migrate-set-capabilities", capabilities=[{"capability": "postcopy-ram", "state": True}])
+            src.qmp.cmd("migrate-set-parameters", args={"max-bandwidth": 4 << 20, "max-postcopy-bandwidth": 512 << 10})
+            src.wait_serial(BANNER, 60)
+            src.qmp.cmd("migrate", uri=uri)
+            wait_until(lambda: src.qmp.cmd("query-migrate")["status"] == "active", 30, "precopy to start")
+            src.qmp.cmd("migrate-start-postcopy")
+            q = wait_migration_end(src)
+            assert q["status"] == "completed" and q["ram"]["postcopy-requests"] > 0, q
+            wait_until(lambda: dst.qmp.cmd("query-migrate").get("status") == "completed", 30,
+                       "the destination to complete")
+            # Main stream and the postcopy channel.
+            assert log(dst).count("TLS with 127.0.0.1 (CN=node2)") == 2, log(dst)
+            hb = dst.heartbeat()
+            wait_until(lambda: dst.heartbeat() > hb, 30, "the heartbeat on the destination")
+            dst.qmp.cmd("stop")
+            assert dst.workload_problems() == []
+        finally:
+            src.close()
+            dst.close()
+
+
 def test_strangers_refused_and_logged():
     """Each wrong peer is refused with a reason on both sides; the listener
     stays, and the right source then migrates."""
