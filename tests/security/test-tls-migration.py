@@ -17,6 +17,7 @@ Needs KVM and certtool (gnutls-bin). Prints TAP."""
 import hashlib
 import os
 import shutil
+import socket
 
 from colo_vmm import Vmm, free_port, require_kvm, wait_migration_end, wait_until
 from qmp import QMPError
@@ -257,6 +258,25 @@ def test_client_checks_the_server():
         finally:
             rogue.close()
             shutil.rmtree(rogue_server, ignore_errors=True)
+
+
+def test_silent_listener_times_out():
+    """A listener that accepts and never answers: the source's handshake
+    gives up (10 s) with a reason, and its guest runs on."""
+    with Pki() as pki:
+        lsn = socket.socket()
+        lsn.bind(("127.0.0.1", 0))
+        lsn.listen(1)
+        src = source(pki.dir)
+        try:
+            src.wait_serial(BANNER, 60)
+            src.qmp.cmd("migrate", uri="tcp:127.0.0.1:%d" % lsn.getsockname()[1])
+            q = wait_migration_end(src, 40)
+            assert q["status"] == "failed" and "did not complete the handshake in time" in q["error-desc"], q
+            assert src.qmp.cmd("query-status")["status"] == "running"
+        finally:
+            src.close()
+            lsn.close()
 
 
 def test_wrong_setup_refused():

@@ -3,6 +3,8 @@
 #include "migration/mig-tls.h"
 
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 
 #include <gio/gio.h>
 
@@ -10,6 +12,7 @@
 #include "migration/transport.h"
 
 #define TLS_OBJECT_TYPE "tls-creds-x509"
+#define MIG_TLS_HANDSHAKE_S 10
 
 struct MigTls {
     GHashTable *objects;        /* id -> ColoTlsCreds */
@@ -173,10 +176,16 @@ MigChannel *mig_tls_connect(const char *uri, ColoTlsCreds *creds, const char *ho
         return c;
     }
     g_autofree char *host = hostname && *hostname ? g_strdup(hostname) : transport_uri_host(uri);
+    /* A listener that never answers must not hold the migration thread
+     * (migrate_cancel cannot reach a channel still shaking hands), as the
+     * destination bounds its side. The stream itself has no time limit. */
+    struct timeval limit = { MIG_TLS_HANDSHAKE_S, 0 }, none = { 0, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
     if (!mig_channel_start_tls(c, creds, host, error)) {
         g_prefix_error(error, "%s: ", uri);
         mig_channel_free(c);
         return NULL;
     }
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
     return c;
 }
