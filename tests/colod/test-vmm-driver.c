@@ -87,11 +87,15 @@ static bool env_get(Env *e)
     g_assert_true(g_file_test(e->guest, G_FILE_TEST_EXISTS));
     e->dir = g_dir_make_tmp("colod-vmm-XXXXXX", &err);
     g_assert_no_error(err);
-    e->argv = g_new0(char *, 5);
+    e->argv = g_new0(char *, 7);
     e->argv[0] = g_strdup("-m");
     e->argv[1] = g_strdup("64M");
     e->argv[2] = g_strdup("-kernel");
     e->argv[3] = g_strdup(e->guest);
+    /* Not stdio: the guest's console would interleave with the TAP lines
+     * (an "ok" line lost in the middle of one made the run incomplete). */
+    e->argv[4] = g_strdup("-serial");
+    e->argv[5] = g_strdup("none");
     return true;
 }
 
