@@ -51,6 +51,8 @@ static const KeySpec keys[] = {
     { "timeouts", "protect-retry-ms", KEY_MS, false, F(timeouts.protect_retry_ms), 10000 },
     { "timeouts", "claim-ms", KEY_MS, false, F(timeouts.claim_ms), 5000 },
     { "timeouts", "restart-grace-ms", KEY_MS, false, F(timeouts.restart_grace_ms), 30000 },
+    { "hooks", "role-change", KEY_STRING, false, F(role_change_hook), 0 },
+    { "hooks", "role-change-timeout-ms", KEY_MS, false, F(role_change_timeout_ms), 10000 },
 };
 #undef F
 
@@ -282,6 +284,10 @@ static bool check_together(ColodConfig *c, const char *origin, GError **error)
     if (c->tls_dir && !g_path_is_absolute(c->tls_dir)) {
         return fail(error, origin, find_key("tls", "dir"), "\"%s\" is not an absolute path", c->tls_dir);
     }
+    if (c->role_change_hook && !g_path_is_absolute(c->role_change_hook)) {
+        return fail(error, origin, find_key("hooks", "role-change"), "\"%s\" is not an absolute path",
+                    c->role_change_hook);
+    }
     if (strcmp(c->address, c->peer_address) == 0) {
         return fail(error, origin, find_key("replication", "peer-address"), "the same as address (%s)",
                     c->address);
@@ -367,6 +373,7 @@ void colod_config_free(ColodConfig *c)
     g_free(c->guest_iface);
     g_free(c->uplink);
     g_free(c->tls_dir);
+    g_free(c->role_change_hook);
     g_free(c);
 }
 

@@ -49,6 +49,8 @@ typedef struct {
     char *proxy_binary;       /* [proxy] proxy-binary, default colo-proxy (in PATH) */
     char *tls_dir;            /* [tls] dir: certificates for the replication stream and the proxy link, NULL: no TLS */
     ColodTimeouts timeouts;
+    char *role_change_hook;   /* [hooks] role-change: absolute path, NULL if not set (hooks.h) */
+    uint32_t role_change_timeout_ms; /* [hooks] role-change-timeout-ms */
 } ColodConfig;
 
 /* Parses @data (@len bytes, -1 for a NUL-terminated string); @origin names

@@ -14,6 +14,7 @@
 #include "common/unix-socket.h"
 #include "control.h"
 #include "cpg-msg.h"
+#include "hooks.h"
 #include "state-file.h"
 #include "proxy-driver.h"
 #include "vmm-driver.h"
@@ -32,6 +33,7 @@ typedef struct {
     VmmDriver *vmm;
     ColodControl *control;
     ProxyDriver *proxy;
+    ColodHooks *hooks;          /* [hooks] role-change */
     GMainLoop *loop;
     guint timer;
     guint watchdog;             /* WATCHDOG=1 to systemd (WatchdogSec=) */
@@ -152,6 +154,8 @@ static void colod_execute(Colod *c, ClusterActions *acts)
     }
     colod_schedule(c);
     colod_control_update(c->control);
+    colod_hooks_role(c->hooks, hook_role_of(cluster_fsm_vmm(c->fsm), cluster_fsm_paused(c->fsm)),
+                     cluster_fsm_reason(c->fsm));
 }
 
 static void colod_execute_cb(ClusterActions *acts, gpointer opaque)
@@ -407,6 +411,7 @@ static int colod_setup(Colod *c, const char *config_path, const char *control_pa
                                  .timeouts = c->config->timeouts, .managed = c->config->managed,
                                  .has_disks = colod_config_has_disks(c->config) };
     c->fsm = cluster_fsm_new(&params, &rec, &clock);
+    c->hooks = colod_hooks_new(c->config->role_change_hook, c->config->vm_name, c->config->role_change_timeout_ms);
     default_control = colod_control_default_path(c->config->vm_name);
     cp = (ColodControlParams){ .vm_name = c->config->vm_name, .fsm = c->fsm, .vmm = c->vmm, .proxy = c->proxy,
                                .log_level = debug ? LOG_DEBUG : LOG_INFO, .socket_group = c->config->socket_group,
@@ -476,6 +481,7 @@ int main(int argc, char **argv)
     cluster_fsm_free(c.fsm);
     vmm_driver_free(c.vmm);
     proxy_driver_free(c.proxy);
+    colod_hooks_free(c.hooks);
     cluster_link_free(c.link);
     colod_config_free(c.config);
     colo_log_fini();

@@ -46,6 +46,8 @@ static void test_minimal_defaults(void)
     g_assert_cmpuint(c->timeouts.protect_retry_ms, ==, 10000);
     g_assert_cmpuint(c->timeouts.claim_ms, ==, 5000);
     g_assert_cmpuint(c->timeouts.restart_grace_ms, ==, 30000);
+    g_assert_null(c->role_change_hook);
+    g_assert_cmpuint(c->role_change_timeout_ms, ==, 10000);
 }
 
 static void test_full_file(void)
@@ -66,7 +68,8 @@ static void test_full_file(void)
                                       "migration-port=1\nproxy-port=65535\nprotect-mode=snapshot\n"
                                       "[proxy]\nguest-interface=tap0\nuplink=br0\nqueue-num=65535\n"
                                       "[tls]\ndir=/etc/colo/pki\n"
-                                      "[timeouts]\nqmp-ms=2000\nclaim-ms=10\nrestart-grace-ms=86400000\n",
+                                      "[timeouts]\nqmp-ms=2000\nclaim-ms=10\nrestart-grace-ms=86400000\n"
+                                      "[hooks]\nrole-change=/etc/colo/role-change\nrole-change-timeout-ms=3000\n",
                                       -1, &err));
     c = colod_config_load_file(path, &err);
     g_assert_no_error(err);
@@ -89,6 +92,8 @@ static void test_full_file(void)
     g_assert_cmpuint(c->timeouts.claim_ms, ==, 10);
     g_assert_cmpuint(c->timeouts.restart_grace_ms, ==, 86400000);
     g_assert_cmpuint(c->timeouts.peer_wait_ms, ==, 30000);
+    g_assert_cmpstr(c->role_change_hook, ==, "/etc/colo/role-change");
+    g_assert_cmpuint(c->role_change_timeout_ms, ==, 3000);
     g_unlink(path);
     g_rmdir(dir);
 }
@@ -169,6 +174,8 @@ static void test_refused(void)
     expect_error("vm", "vmm-args=-m 'unterminated\n", "[vm] vmm-args:");
     expect_error("proxy", "queue-num=65536\n", "[proxy] queue-num: \"65536\" is not an NFQUEUE number (0-65535)");
     expect_error("proxy", "queue-num=-1\n", "is not an NFQUEUE number");
+    expect_error("hooks", "role-change=move-address\n", "[hooks] role-change: \"move-address\" is not an absolute path");
+    expect_error("hooks", "role-change-timeout-ms=0\n", "[hooks] role-change-timeout-ms: \"0\" is not a time");
     expect_error("proxy", "uplink=a/b\n", "uplink: \"a/b\" is not a network interface name");
     expect_error("proxy", "uplink=sixteen-chars-xx\n", "is not a network interface name");
     expect_error("cluster", "peer-name=\n", "[cluster] peer-name: empty");
@@ -229,6 +236,7 @@ static void test_shipped_example(void)
     g_assert_false(c->protect_snapshot);
     g_assert_true(colod_config_has_disks(c)); /* its -drive: never relocated by postcopy */
     g_assert_null(c->tls_dir);
+    g_assert_null(c->role_change_hook);
     /* vmm-args split as a shell would: the quoted -append is one word. */
     g_assert_true(g_strv_contains((const char *const *)c->vmm_argv, "console=ttyS0 root=/dev/vda"));
 }
