@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """tests/cluster/colo-cluster, as a person runs it, each command a fresh
-process: up (hosts, corosync with the qdevice, the test guest protected
-by COLO over QMP until colod lands), status --json, a client reaching the
-guest through the LAN, faults and heal, and down leaving nothing behind:
-no namespace, no process, no mount, nothing in /dev/shm or /tmp, no run
-dir."""
+process: up (hosts, corosync with the qdevice, colod on both nodes with
+the test guest protected by COLO), status --json with colod's view, the
+client's observer reaching the guest through the LAN gateway (which
+colod's role hook puts on the primary), node1's host killed: node2's
+colod takes over, the client goes on through node2 with every byte
+checked and no connection broken; node1 restarted comes back as the
+secondary; the client's link flapping and heal; and down leaving nothing
+behind: no namespace, no process, no mount, nothing in /dev/shm or /tmp,
+no run dir."""
 import json
 import os
 import subprocess
@@ -80,8 +84,17 @@ def proc_id(pid):
         return None
 
 
-@tap.timeout(150)
-def test_up_status_fault_heal_down():
+@tap.timeout(300)
+def test_up_failover_restart_down():
+    try:
+        up_failover_restart_down()
+    except AssertionError as e:
+        c = the.get("c")
+        logs = "".join("--- %s: colod\n%s\n" % (n, cluster_vm.colod_log(c, n)) for n in cluster.NODES) if c else ""
+        raise AssertionError("%s\n%s" % (e, logs)) from None
+
+
+def up_failover_restart_down():
     cluster.require()
     cluster_vm.require()
     the["tmp"] = tempfile.mkdtemp(prefix="colo-cluster-test-tmp-")
@@ -89,9 +102,10 @@ def test_up_status_fault_heal_down():
     shm_before = set(os.listdir("/dev/shm"))
     tmp_before = set(os.listdir("/tmp"))
     start = time.monotonic()
-    cli("up")
-    print("# up: %.1f s" % (time.monotonic() - start))
+    cli("up", timeout=240)
+    print("# up (corosync, colod on both nodes, the guest protected): %.1f s" % (time.monotonic() - start))
     c = cluster.Cluster.load(the["run"])
+    the["c"] = c
     assert all(ns.startswith(PREFIX) for ns in c.ns.values()), c.ns
     procs = {p: proc_id(p) for host in cluster.HOSTS for p in c.pids(host)}
     assert c.pids("client"), "no observer on the client host"
@@ -102,65 +116,83 @@ def test_up_status_fault_heal_down():
         assert "role" in s and "running" in s, (host, s)
     assert (st["node1"]["role"], st["node1"]["running"], st["node1"]["protected"]) == ("primary", True, True), st
     assert (st["node2"]["role"], st["node2"]["running"], st["node2"]["protected"]) == ("secondary", True, True), st
+    assert st["node1"]["colod"]["state"] == "primary-protected", st["node1"]["colod"]
+    assert st["node2"]["colod"]["state"] == "secondary-protected", st["node2"]["colod"]
     assert st["witness"]["running"] and all(st[n]["corosync"]["quorate"] for n in cluster.NODES), st
     human = cli("status").stdout
     assert "node1    primary    running; corosync quorate" in human, human
+    assert "colod primary-protected" in human and "--- coloctl status on node2" in human, human
+    assert cluster_vm.primary(c) == "node1"
+    # colod's role hook put the LAN gateway on node1 only.
+    assert cluster.LAN_GW + "/24" in c.ip("node1", "addr", "show", "lan0").stdout
+    assert cluster.LAN_GW + "/" not in c.ip("node2", "addr", "show", "lan0").stdout
     assert echo("through colo") == "through colo"
-    observer_after(10)
+    before = observer_after(10)
     assert cluster_vm.serving(c) == ["node1"]
-    q = cli("exec", "node2", "corosync-quorumtool", "-s").stdout
-    assert "Quorate:          Yes" in q and "node1" in q, q
-
-    # A frozen secondary host: its own status says so at once, and node1
-    # stays quorate alone (the qdevice's vote); heal thaws it.
-    cli("fault", "stop-host", "node2")
-    st = status()
-    assert st["node2"]["frozen"] and not st["node2"]["running"] and not st["node2"]["corosync"]["running"], st
-    c.wait_quorate(["node1"], members=["node1"], timeout=20)
-    cli("heal")
-    c.wait_quorate(cluster.NODES, timeout=30)
-    st = status()
-    assert st["node2"]["role"] == "secondary" and st["node2"]["running"], st
-    assert echo("after the thaw") == "after the thaw"
     assert cli("fault", "sigkill", "node1", "no-such-process", check=False).returncode == 1
     assert cli("fault", "bogus", check=False).returncode == 1
 
-    # The client's link flaps: a stall, nothing broken, nothing wrong.
+    # node1 loses power. node2's colod fails over on its own, its role
+    # hook takes the LAN gateway, and the client's connections go on from
+    # node2, every byte checked.
+    ping = cluster_vm.Pinger(c)
+    time.sleep(1)
     before = observer_after(0)
-    cli("fault", "flap-client")
-    cli("heal")
-    obs = observer_after(before["rounds"] + 5)
-    print("# flap-client: the client's longest stall %d ms; UDP: %d sent, %d lost, %d late" %
-          (obs["longest_stall_ms"], obs["udp_sent"], obs["udp_lost"], obs["udp_late"]))
-    assert obs["longest_stall_ms"] >= 1000, obs      # the link was down 3 x 0.5 s
-    # node1 loses power; node2 is quorate alone, fails over by hand (as
-    # colod will), takes the LAN address, and the client's connections go
-    # on from it, every byte checked.
-    before = observer_after(obs["rounds"] + 1)
+    stalled = before["longest_stall_ms"]
     killed = time.monotonic()
     cli("fault", "kill-host", "node1")
-    c.wait_quorate(["node2"], members=["node2"], timeout=20)
-    quorate = time.monotonic() - killed
-    r = cli("failover", "node2")
-    assert "node2 left COLO ({'mode': 'secondary', 'reason': 'request'})" in r.stdout, r.stdout
-    failed_over = time.monotonic() - killed
-    observer_after(before["rounds"] + 2, timeout=60)
-    resumed = time.monotonic() - killed
-    obs = observer_after(before["rounds"] + 10, timeout=60)
-    print("# node1 killed: node2 quorate alone after %.1f s, failed over by hand at %.1f s, the client's rounds "
-          "went on at %.1f s (polled every 0.3 s)" % (quorate, failed_over, resumed))
+    tap.wait_until(lambda: cluster_vm.primary(c) == "node2", 60, "node2's colod to take the VM over", interval=0.2)
+    took_over = time.monotonic() - killed
+    tap.wait_until(lambda: cluster.LAN_GW + "/" in c.ip("node2", "addr", "show", "lan0").stdout, 20,
+                   "the LAN gateway on node2 (colod's role hook)", interval=0.1)
+    # Rounds counted from here come after the outage (which stopped them):
+    # the stall, if any, is in longest_stall_ms by then.
+    obs = observer_after(observer_after(0)["rounds"] + 10, timeout=60)
+    gap = ping.stop()
+    stall = obs["longest_stall_ms"]
+    print("# node1 killed: node2's colod primary after %.1f s (polled); the guest out of reach for %.2f s "
+          "(ping every 50 ms); the client's longest stall %d ms (%d before the kill; its disk requests are "
+          "retried every 2 s); %d rounds, %d+%d bytes checked, none wrong, no connection broken" %
+          (took_over, gap, stall, stalled, obs["rounds"], obs["echo_bytes"], obs["stream_bytes"]))
+    # Token 1000 + consensus 1200 + 300 ms is the goal (measured: 2.2 s,
+    # qdevice timeout 1000); a loaded machine gets slack, a stall that is
+    # not a failover's does not.
+    assert 1.0 < gap < 6.0, gap
+    assert stall < 10000, obs
     st = status()
     assert (st["node2"]["role"], st["node2"]["running"], st["node2"]["protected"]) == ("primary", True, False), st
-    assert not st["node1"]["running"] and not st["node1"]["corosync"]["running"], st
-    assert st["client"]["observer"]["broken"] == 0 and st["client"]["observer"]["wrong_bytes"] == 0, st
-    assert "10.82.0.1/24" in c.ip("node2", "addr", "show", "lan0").stdout
-    # Only node2 answers the client now (one host, no split brain).
+    assert st["node2"]["colod"]["state"] == "primary-alone", st["node2"]["colod"]
+    assert not st["node1"]["running"] and not st["node1"]["corosync"]["running"] and not st["node1"]["colod"], st
     assert cluster_vm.serving(c) == ["node2"]
+
+    # node1 comes back (a reboot): corosync, colod again; node2 protects
+    # the guest onto it, node1 the secondary now.
+    start = time.monotonic()
+    r = cli("restart", "node1", timeout=240)
+    assert "node1 is back" in r.stdout, r.stdout
+    print("# node1 back and re-protected as the secondary in %.1f s" % (time.monotonic() - start))
+    st = status()
+    assert (st["node1"]["role"], st["node2"]["role"]) == ("secondary", "primary"), st
+    assert (st["node1"]["colod"]["state"], st["node2"]["colod"]["state"]) == \
+        ("secondary-protected", "primary-protected"), (st["node1"]["colod"], st["node2"]["colod"])
+    assert cluster.LAN_GW + "/" not in c.ip("node1", "addr", "show", "lan0").stdout
+    obs = observer_after(obs["rounds"] + 5, timeout=60)
+    assert cluster_vm.serving(c) == ["node2"]
+
+    # The client's link flaps: a stall, nothing broken, nothing wrong;
+    # heal brings it back for sure.
+    ping = cluster_vm.Pinger(c)
+    cli("fault", "flap-client")
+    cli("heal")
+    obs = observer_after(observer_after(0)["rounds"] + 5)
+    gap = ping.stop()
+    print("# flap-client: the guest out of reach for %.2f s at most" % gap)
+    assert gap >= 0.4, gap      # the link was down 3 x 0.5 s
 
     # Everything the cluster ran, to look for after down.
     procs.update({p: proc_id(p) for host in cluster.HOSTS for p in c.pids(host)})
     names = {v[0] for v in procs.values() if v}
-    assert {"corosync", "corosync-qnetd", "colo-vmm", "colo-proxy"} <= names, names
+    assert {"corosync", "corosync-qnetd", "colod", "colo-vmm", "colo-proxy"} <= names, names
     cli("down")
     assert not os.path.exists(the["run"]), os.listdir(the["run"])
     left = [n for n in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()

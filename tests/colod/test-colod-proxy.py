@@ -3,7 +3,8 @@
 nodes in network namespaces, corosync-qnetd on a witness), with the test
 guest behind a tap on each node (tests/lib/cluster_vm.py's network: the
 client reaches the guest through node1's LAN port) and the client's
-observer (tests/lib/cluster_client.py) talking TCP and UDP to the guest.
+observer (tests/lib/cluster_client.py) talking TCP and UDP to the guest;
+the LAN gateway follows the primary through colod's role hook.
 
 node1 holds the newer copy: it starts the VM and protects it onto node2;
 COLO runs with a primary colo-proxy on node1 and a secondary one on node2,
@@ -35,30 +36,7 @@ from proxyctl import ProxyCtl  # noqa: E402
 
 the = {}
 
-CONF = """[vm]
-name=web1
-vmm-binary={vmm}
-vmm-args=-m 64M -smp 1 -kernel {guest} -serial file:{vmdir}/serial.log \
- -append "ip={ip}/24 gw={gw} interval=0" \
- -netdev tap,id=n0,ifname={tap},script=no,downscript=no -device virtio-net-pci,netdev=n0,mac={mac} \
- -drive file={vmdir}/disk.img,if=virtio,format=raw
-state-dir={state}
-[cluster]
-peer-name={peer}
-peer-node-id={peer_id}
-[replication]
-address={addr}
-peer-address={peer_addr}
-proxy-port={proxy_port}
-[proxy]
-guest-interface={tap}
-queue-num=9
-proxy-binary={proxy}
-[timeouts]
-peer-wait-ms=5000
-protect-retry-ms=2000
-restart-grace-ms=20000
-"""
+CONF = cluster_vm.CONF
 
 
 def node_conf(c, node):
@@ -67,7 +45,8 @@ def node_conf(c, node):
     with open(cluster_vm.vmdir(c, node, "disk.img"), "wb") as f:
         f.truncate(cluster_vm.DISK_SIZE)
     return dict(vmdir=cluster_vm.vmdir(c, node), ip=cluster_vm.GUEST_IP, gw=cluster_vm.GW_IP, tap=cluster_vm.TAP,
-                mac=cluster_vm.GUEST_MAC, proxy_port=cluster_vm.PROXY_PORT)
+                mac=cluster_vm.GUEST_MAC, proxy_port=cluster_vm.PROXY_PORT, hook=cluster_vm.HOOK, vm=cluster_vm.VM,
+                migrate_port=cluster_vm.MIGRATE_PORT)
 
 
 def get():
@@ -237,10 +216,10 @@ def test_failover_with_proxies():
     wait_log(c, "node2", "secondary-protected -> primary-alone: failover", before=failovers)
     # colo-vmm told its proxy: the secondary guest's output goes out.
     wait_log(c, "node2", "COLO: colo-proxy failed over", before=proxy_failovers)
-    # The floating address moves (not colod's job).
-    c.ip("node1", "link", "set", "lan0", "down")
-    c.ip("node2", "addr", "add", cluster.LAN_GW + "/24", "dev", "lan0")
-    c.ip("node2", "link", "set", "lan0", "up")
+    # The LAN gateway's address moves with the primary: colod's role
+    # hook (tests/cluster/role-change) on node2.
+    tap.wait_until(lambda: cluster.LAN_GW + "/" in c.ip("node2", "addr", "show", "lan0").stdout, 20,
+                   "the LAN gateway on node2")
     # node1 comes back as the secondary at once; node2's proxy becomes a
     # primary one.
     wait_protected(c, "node2", "node1", protected, timeout=180)

@@ -457,8 +457,9 @@ nodelist {
     def fault(self, kind, host=None, name=None):
         """Inject one fault (FAULTS); recorded until heal():
         - sigkill, sigstop HOST NAME: that signal to the processes NAME on HOST
-        - kill-host HOST: HOST drops off the network, then every process
-          in its namespace gets SIGKILL (a power loss)
+        - kill-host HOST: HOST drops off the network (a node's LAN port
+          goes down too), then every process in its namespace gets
+          SIGKILL (a power loss)
         - stop-host HOST: every process on HOST gets SIGSTOP (a frozen host)
         - drop-repl, reject-repl: the replication link black-holed (DROP)
           or cut (REJECT, TCP gets a reset) on both nodes
@@ -476,6 +477,9 @@ nodelist {
         elif kind == "kill-host":
             if host in NODES:
                 self._isolate(host)
+                # A dead host's NIC answers no ARP (iptables does not
+                # filter it): the LAN address must not be claimed back.
+                self.ip(host, "link", "set", "lan0", "down")
             self._kill_all([host])
         elif kind == "stop-host":
             for p in self.pids(host):
