@@ -17,6 +17,7 @@ import tempfile
 import time
 
 import cluster
+import cluster_client
 import cluster_vm
 import tap
 
@@ -90,7 +91,11 @@ def test_up_failover_restart_down():
         up_failover_restart_down()
     except AssertionError as e:
         c = the.get("c")
-        logs = "".join("--- %s: colod\n%s\n" % (n, cluster_vm.colod_log(c, n)) for n in cluster.NODES) if c else ""
+        logs = "".join("--- %s: colod\n%s\n--- %s: coloctl --json status\n%s\n" %
+                       (n, cluster_vm.colod_log(c, n), n, cluster_vm.colod_status(c, n)) for n in cluster.NODES) \
+            if c else ""
+        if c:
+            logs += "--- the client's observer\n%s\n" % cluster_client.read(cluster_vm.observer_path(c))
         raise AssertionError("%s\n%s" % (e, logs)) from None
 
 
