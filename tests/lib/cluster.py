@@ -31,6 +31,7 @@ cluster. down() kills every process in every namespace of the cluster
 (found through the namespaces, not through pids remembered), deletes the
 namespaces and removes the run dir.
 """
+import errno
 import json
 import os
 import re
@@ -65,7 +66,10 @@ PRIVATE = ("/etc/corosync", "/var/lib/corosync", "/var/log/corosync", "/run", "/
            "/var/lib/pacemaker", "/var/log/pacemaker")
 
 FAULTS = ("sigkill", "sigstop", "kill-host", "stop-host", "drop-repl", "reject-repl", "partition",
-          "flap-client")
+          "flap-client", "disk-full")
+# Each node's disk: a small filesystem of its own (tmpfs) at RUNDIR/NODE/vm,
+# where the VM's image and state live, so disk-full can fill it.
+DISK_MB = 32
 
 TOOLS = {"corosync": "corosync", "corosync-quorumtool": "corosync", "corosync-cfgtool": "corosync",
          "corosync-qdevice": "corosync-qdevice", "corosync-qdevice-net-certutil": "corosync-qdevice",
@@ -167,6 +171,11 @@ class Cluster:
     def hostdir(self, host, *sub):
         return os.path.join(self.rundir, host, *sub)
 
+    def disk(self, node, *sub):
+        """@node's disk (DISK_MB, a tmpfs mounted by create()): where its
+        VM's files go, the filesystem disk-full fills."""
+        return self.hostdir(node, "vm", *sub)
+
     # -- running things on a host ------------------------------------------
 
     def host_argv(self, host, *cmd):
@@ -248,6 +257,9 @@ class Cluster:
                 os.makedirs(self.hostdir(host, "fs", d.strip("/").replace("/", "_")), exist_ok=True)
             sh("ip", "netns", "add", self.ns[host])
             self.ip(host, "link", "set", "lo", "up")
+        for n in NODES:
+            os.makedirs(self.disk(n))
+            sh("mount", "-t", "tmpfs", "-o", "size=%dm,mode=0755" % DISK_MB, "colo-disk-" + n, self.disk(n))
         self.ip("lan", "link", "add", "br0", "type", "bridge")
         self._up("lan", "br0")
         self._veth("client", "eth0", "lan", "client")
@@ -466,7 +478,9 @@ nodelist {
         - partition: the nodes no longer reach each other (ring and
           replication); each still reaches the witness
         - flap-client: the client's LAN link goes down and up 3 times
-          (0.5 s down, 0.5 s up), at the switch's end"""
+          (0.5 s down, 0.5 s up), at the switch's end
+        - disk-full HOST: HOST's disk (disk()) filled to the last block
+          by a file that heal() removes"""
         if kind == "sigkill":
             if not self.signal(host, name, signal.SIGKILL):
                 raise SetupError("no process %s on %s" % (name, host))
@@ -510,10 +524,33 @@ nodelist {
                 time.sleep(0.5)
                 self.ip("lan", "link", "set", "client", "up")
                 time.sleep(0.5)
+        elif kind == "disk-full":
+            if host not in NODES:
+                raise SetupError("disk-full needs a node (%s)" % ", ".join(NODES))
+            self._fill(self.disk(host, "disk-full.fill"))
         else:
             raise ValueError("unknown fault %r (one of %s)" % (kind, ", ".join(FAULTS)))
         self.state["faults"].append([kind, host, name])
         self.save()
+
+    @staticmethod
+    def _fill(path):
+        """Write @path until its filesystem has no block left (ENOSPC)."""
+        chunk = b"\0" * (1 << 20)
+        with open(path, "ab", buffering=0) as f:
+            try:
+                while True:
+                    f.write(chunk)
+            except OSError as e:
+                if e.errno != errno.ENOSPC:
+                    raise
+            # The last partial block: smaller writes until none fits.
+            size = 1 << 19
+            while size >= 512:
+                try:
+                    f.write(chunk[:size])
+                except OSError:
+                    size //= 2
 
     def _kill_all(self, hosts):
         """SIGKILL to every process on @hosts, until none is left (a
@@ -542,6 +579,11 @@ nodelist {
                 except ProcessLookupError:
                     pass
         self.ip("lan", "link", "set", "client", "up")
+        for n in NODES:
+            try:
+                os.unlink(self.disk(n, "disk-full.fill"))
+            except FileNotFoundError:
+                pass
         self.state["stopped"] = []
         self.state["faults"] = []
         self.save()
@@ -553,6 +595,9 @@ nodelist {
         the namespaces deleted, the run dir removed. Works from any
         process, and on a half-built cluster."""
         self._kill_all(HOSTS)
+        for n in NODES:
+            if os.path.ismount(self.disk(n)):
+                sh("umount", "-l", self.disk(n))
         for host in HOSTS:
             if ns_inode(self.ns[host]) is not None:
                 sh("ip", "netns", "del", self.ns[host])

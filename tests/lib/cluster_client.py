@@ -16,15 +16,19 @@ twice a second and at the end:
     disk_writes, disk_reads              a write a round through the guest's disk service
                                          (acknowledged after the guest's flush), each
                                          round a block written half a lap ago read back
-    disk_unanswered                      writes or reads without an answer (5 tries
-                                         2 s apart) or refused
+    disk_unanswered                      writes or reads without an answer (tried
+                                         0.2 s apart for 30 s) or refused
     writes_lost, lost                    read-backs older than the write acknowledged
                                          for that block, and the last 10 of them
     wrong_bytes                          bytes that differed from what was due
     broken, breaks                       connections that closed or reset (each
                                          reopened after 0.5 s), the last 100 with what
                                          happened
-    longest_stall_ms, p50_ms             a round's time, sending to all checked
+    longest_stall_ms, p50_ms             a round's time, sending to all checked; for the
+                                         first round after a broken connection, from the
+                                         start of the round that broke (the whole outage)
+    stalls                               the last 200 rounds of 200 ms or more, each
+                                         {at: wall clock its outage began, ms, broken}
     round_started                        wall clock when the round in flight began
                                          (null between rounds): a stall going on
     last_round                           wall clock of the last completed round
@@ -50,6 +54,8 @@ ECHO = 512
 STREAM = 2048
 BLOCKS = 64                 # disk blocks written round robin
 STREAM_TOTAL = 1 << 30      # the most the stream service takes; 14 h of rounds
+DISK_PATIENCE = 30          # s a disk request is tried before it counts as unanswered
+STALL_MS = 200              # rounds this long are listed in "stalls"
 
 
 class Observer:
@@ -60,18 +66,19 @@ class Observer:
                    "broken": 0, "breaks": [], "longest_stall_ms": 0, "p50_ms": 0, "round_started": None,
                    "last_round": None, "connected": False,
                    "udp_sent": 0, "udp_answered": 0, "udp_lost": 0, "udp_late": 0, "udp_duplicate": 0,
-                   "udp_wrong": 0}
+                   "udp_wrong": 0, "stalls": []}
         self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.udp.setblocking(False)
         self.udp_pending = {}       # seq: monotonic time sent
         self.udp_done = set()       # answered, or given up (then also in udp_gone)
         self.udp_gone = set()
         self.st.update(disk=False, disk_writes=0, disk_reads=0, disk_unanswered=0, writes_lost=0, lost=[])
-        self.guest = guestnet.Guest(ip, timeout=10)    # 5 tries, 2 s apart
+        self.guest = guestnet.Guest(ip, timeout=1.0)    # 5 tries, 0.2 s apart
         self.acked = {}             # block: the last seq acknowledged there
         self.sent = {}              # block: seqs sent there, not older than the acknowledged one
         self.lat = []
         self.round_start = None     # monotonic, for the round's time
+        self.outage = None          # (monotonic, wall clock) a broken round began
         self.written = 0
         self.echo = self.stream = None
         self.offset = 0
@@ -176,6 +183,19 @@ class Observer:
             self.udp_done = {q for q in self.udp_done if q > oldest}
             self.udp_gone = {q for q in self.udp_gone if q > oldest}
 
+    def patient(self, op, *args):
+        """@op(*args) tried again (the same request: a write of the same
+        seq is idempotent) until it is answered or DISK_PATIENCE s pass;
+        tries 0.2 s apart, so a stall is measured, not a retry timer."""
+        deadline = time.monotonic() + DISK_PATIENCE
+        while True:
+            try:
+                return op(*args)
+            except OSError:
+                if self.stop or time.monotonic() > deadline:
+                    raise
+                self.write()
+
     def disk_round(self, n):
         """Write block n % BLOCKS, then read back the block written half a
         lap ago: it must hold its last acknowledged seq, or a later one
@@ -183,7 +203,7 @@ class Observer:
         block, seq = n % BLOCKS, n + 1
         self.sent.setdefault(block, set()).add(seq)
         try:
-            self.guest.disk_write(block, seq)
+            self.patient(self.guest.disk_write, block, seq)
         except (OSError, guestnet.DiskError):
             self.st["disk_unanswered"] += 1
             return
@@ -192,7 +212,7 @@ class Observer:
         self.sent[block] = {q for q in self.sent[block] if q >= seq}
         check = (n + BLOCKS // 2) % BLOCKS
         try:
-            have = self.guest.disk_read(check)
+            have = self.patient(self.guest.disk_read, check)
         except (OSError, guestnet.DiskError):
             self.st["disk_unanswered"] += 1
             return
@@ -215,6 +235,14 @@ class Observer:
         want = guestnet.stream_bytes(self.offset, STREAM)
         got = self.recv_exactly(self.stream, STREAM, "stream")
         took = time.monotonic() - self.round_start
+        # What the client saw: since the broken round began, reconnecting
+        # included (the run-matrix's stall at failover).
+        began = self.outage or (self.round_start, self.st["round_started"])
+        seen = time.monotonic() - began[0]
+        if seen >= STALL_MS / 1000:
+            self.st["stalls"] = self.st["stalls"][-199:] + [{"at": began[1], "ms": int(seen * 1000),
+                                                             "broken": self.outage is not None}]
+        self.outage = None
         self.round_start = self.st["round_started"] = None
         wrong = sum(a != b for a, b in zip(back, data)) + sum(a != b for a, b in zip(got, want))
         self.st["wrong_bytes"] += wrong
@@ -222,7 +250,7 @@ class Observer:
         self.st["rounds"] += 1
         self.st["echo_bytes"] += ECHO
         self.st["stream_bytes"] += STREAM
-        self.st["longest_stall_ms"] = max(self.st["longest_stall_ms"], int(took * 1000))
+        self.st["longest_stall_ms"] = max(self.st["longest_stall_ms"], int(seen * 1000))
         self.lat = (self.lat + [took])[-1000:]
         self.st["last_round"] = time.time()
         self.udp_receive()
@@ -245,6 +273,8 @@ class Observer:
                 self.st["broken"] += 1
                 self.st["breaks"] = self.st["breaks"][-99:] + [{"at": time.time(), "round": self.st["rounds"],
                                                                 "error": str(e)}]
+                if self.outage is None and self.round_start is not None:
+                    self.outage = (self.round_start, self.st["round_started"])
                 self.round_start = self.st["round_started"] = None
                 self.close()
                 self.write(force=True)
