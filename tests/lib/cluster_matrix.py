@@ -17,6 +17,7 @@ node whose corosync or colod is gone, wait_protected; a cluster that does
 not get there is rebuilt (start_cluster).
 """
 import json
+import os
 import random
 import signal
 import statistics
@@ -41,6 +42,16 @@ RECOVER_ROUNDS = 10         # the client's rounds that prove it goes on
 STALL_BEFORE = 0.5          # s: a stall that began this long before the fault is the fault's
 
 
+def harness():
+    """The harness API: cluster_vm once it drives colod, until then the
+    stand-in over colod (matrix_colod_vm)."""
+    import cluster_vm
+    if hasattr(cluster_vm, "wait_protected"):
+        return cluster_vm
+    import matrix_colod_vm
+    return matrix_colod_vm
+
+
 def split(fault):
     kind, _, side = fault.partition(":")
     return kind, side or None
@@ -51,8 +62,9 @@ class Cell(Exception):
 
 
 class Matrix:
-    def __init__(self, c, vm, seed, token, log=print, rebuild=None):
+    def __init__(self, c, vm, seed, token, log=print, rebuild=None, diag=None):
         self.c, self.vm, self.seed, self.token = c, vm, seed, token
+        self.diag = diag            # a directory for the logs of a round that went wrong
         self.log = log
         self.rebuild = rebuild      # () -> a fresh cluster, after a round that left it broken
         self.checkpoint_s = None    # a forced checkpoint's time, measured
@@ -107,6 +119,15 @@ class Matrix:
         self.checkpoint_s = statistics.median(took)
         self.log("# a forced checkpoint takes %.1f ms (median of 3)" % (self.checkpoint_s * 1000))
 
+    @staticmethod
+    def _checkpoint(q):
+        """A checkpoint forced and completed (colo-vmm's default period
+        is 20 s: waiting for one could take that long)."""
+        q.clear_events()
+        q.cmd("x-colo-checkpoint")
+        q.wait_event("COLO_CHECKPOINT", 10)
+        q.clear_events()
+
     def _at_checkpoint(self, rng, primary, inject, half):
         """@inject() inside a forced checkpoint: in its first half (the
         transfer) or its second (the secondary's load). Whether it landed
@@ -116,8 +137,7 @@ class Matrix:
         lo, hi = (0.0, 0.5) if half == 0 else (0.5, 1.0)
         delay = rng.uniform(lo, hi) * self.checkpoint_s
         with self.qmp(primary) as q:
-            q.wait_event("COLO_CHECKPOINT", 10)     # just after one: nothing in flight
-            q.clear_events()
+            self._checkpoint(q)         # just after one: nothing in flight
             q.cmd("x-colo-checkpoint")
             time.sleep(delay)
             inject()
@@ -210,7 +230,7 @@ class Matrix:
         try:
             if point == "idle":
                 with self.qmp(primary) as q:
-                    q.wait_event("COLO_CHECKPOINT", 30)
+                    self._checkpoint(q)
                 time.sleep(rng.uniform(0, 0.05))
                 fire()
                 res["hit"] = True
@@ -225,7 +245,8 @@ class Matrix:
             res["note"] = "not run: %s" % e
             return res
         except Exception as e:  # noqa: BLE001 - the point not reached: said, and the cluster reset
-            res["note"] = "point not reached: %s" % str(e)[:200]
+            res["note"] = "point not reached: %s (colod: %s)" % (
+                str(e)[:200], ", ".join("%s %s" % (x, self.state(x)) for x in cluster.NODES))
             self._settle(watch, res, before)
             return res
         res["ran"] = True
@@ -243,6 +264,8 @@ class Matrix:
         if obs.get("round_started") and not res["recovered"]:
             stalls.append(int((time.time() - obs["round_started"]) * 1000))
         res["stall_ms"] = max(stalls, default=0)
+        res["fault_at"] = when["t"]
+        res["stalls"] = [s for s in obs.get("stalls", []) if s["at"] >= when["t"] - 5]
         after_primary = self.vm.primary(self.c)
         res["failover"] = after_primary is not None and after_primary != primary
         self._settle(watch, res, before, victim)
@@ -253,9 +276,20 @@ class Matrix:
                 pass
         return res
 
+    def _save_logs(self, res):
+        if not self.diag:
+            return
+        os.makedirs(self.diag, exist_ok=True)
+        path = os.path.join(self.diag, "%s-%s-%d.log" % (res["fault"].replace(":", "-"), res["point"], res["round"]))
+        with open(path, "w") as f:
+            f.write("%s\n--- observer\n%s\n%s" % (json.dumps(res), json.dumps(self.observer()), self.c.logs(400)))
+        res["note"] += " logs: %s;" % path
+
     def _settle(self, watch, res, before, victim=None):
         """Heal, bring back what is gone, wait for protection; count what
         the client saw from @before to now into @res."""
+        if not res["recovered"]:
+            self._save_logs(res)
         self.c.heal()
         for node in cluster.NODES:
             if not self.c.pids(node, "corosync") or not self.c.pids(node, "colod"):
@@ -272,6 +306,8 @@ class Matrix:
         res["udp_twice"] = obs.get("udp_duplicate", 0) - before.get("udp_duplicate", 0)
         if res["udp_twice"] > 0:
             res["split_brain"] += 1
+        if res["recovered"] and (res["broken"] or res["wrong"] or res["lost"] or res["split_brain"]):
+            self._save_logs(res)
 
     def _reset(self, why):
         self.log("# rebuilding the cluster: %s" % why)
@@ -355,7 +391,7 @@ def goal_ms(fault, token):
     return None
 
 
-def write_report(path, results, seed, token, command, machine=""):
+def write_report(path, results, seed, token, command, machine="", notes=""):
     rows = summarize(results)
     out = ["# Reliability: the fault matrix", "",
            "Written by `tests/cluster/run-matrix` (docs/testing.md); do not edit by hand.",
@@ -405,6 +441,8 @@ def write_report(path, results, seed, token, command, machine=""):
         out += ["", "## Failures", ""] + [
             "- %s at %s: %d broken, %d wrong bytes, %d writes lost, %d split brains, %d rounds not recovered" %
             (r["fault"], r["point"], r["broken"], r["wrong"], r["lost"], r["split"], r["unrecovered"]) for r in bad]
+    if notes:
+        out += ["", "## Findings (written by hand, --notes)", "", notes.strip()]
     with open(path, "w") as f:
         f.write("\n".join(out) + "\n")
     return bad

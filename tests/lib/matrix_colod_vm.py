@@ -9,6 +9,7 @@ soon as it has wait_protected.
 """
 import json
 import os
+import shutil
 import threading
 import time
 
@@ -134,13 +135,17 @@ def restart_node(c, node):
     gone, then corosync, corosync-qdevice and colod again."""
     c._kill_all([node])
     c.run(node, "iptables", "-F", "colo-fault")
-    c.ip(node, "link", "set", "lan0", "down")
-    for d in ("/run/colo", "/run/corosync-qdevice", "/dev/shm"):
+    # A reboot empties /run and /dev/shm (tmpfs).
+    for d in ("/run", "/dev/shm"):
         path = c._fs(node, d)
-        if d == "/dev/shm" and os.path.isdir(path):
-            for f in os.listdir(path):
+        for f in os.listdir(path):
+            if os.path.isdir(os.path.join(path, f)) and not os.path.islink(os.path.join(path, f)):
+                shutil.rmtree(os.path.join(path, f))
+            else:
                 os.unlink(os.path.join(path, f))
     os.makedirs(c._fs(node, "/run/corosync-qdevice"), exist_ok=True)
+    os.makedirs(c._fs(node, "/run/corosync-qnetd"), exist_ok=True)
+    c.run(node, colod_cluster.PROXY, "--cleanup", "--guest-iface", cluster_vm.TAP, check=False)
     c.spawn(node, "corosync", "corosync", "-f")
     tap.wait_until(lambda: c._ipc_ready(node), 30, "corosync on " + node)
     c.spawn(node, "corosync-qdevice", "corosync-qdevice", "-f")
