@@ -39,7 +39,6 @@ POINTS = ("idle", "transfer", "load", "initial-sync", "snapshot-protect", "re-pr
 # token"; the links: long enough for corosync and colod to act on them).
 HOLD_TOKENS = 4
 RECOVER_ROUNDS = 10         # the client's rounds that prove it goes on
-STALL_BEFORE = 0.5          # s: a stall that began this long before the fault is the fault's
 
 
 def harness():
@@ -68,6 +67,7 @@ class Matrix:
         self.log = log
         self.rebuild = rebuild      # () -> a fresh cluster, after a round that left it broken
         self.checkpoint_s = None    # a forced checkpoint's time, measured
+        self.protect_s = {}         # (re-protect, snapshot): a protect's time, measured
 
     # -- state -------------------------------------------------------------
 
@@ -152,18 +152,59 @@ class Matrix:
         (initial sync: the same primary protects a new secondary) or the
         primary's (re-protect: the secondary fails over and protects the
         old primary's node), then once the new primary's colod says
-        protecting, after a random delay of up to 0.5 s. Returns whether
-        it was still protecting when the fault landed."""
+        protecting, after a random delay inside such a protect's duration
+        (measured once per kind). Returns whether colod had not yet logged
+        the VM protected when the fault landed."""
         if snapshot:
             self._protect_mode(primary, "snapshot")
         victim = primary if failover else secondary
         new_primary = secondary if failover else primary
+        kind = (failover, snapshot)
+        if kind not in self.protect_s:
+            # How long such a protect takes here, once: the delay is drawn
+            # inside it.
+            self.protect_s[kind] = self._protect(victim, new_primary)
+            self.log("# a protect (%s) takes %.0f ms" % ("re-protect" if failover else "snapshot" if snapshot
+                                                          else "initial sync", self.protect_s[kind] * 1000))
+            primary = self.protected() or new_primary
+            secondary = [x for x in cluster.NODES if x != primary][0]
+            victim, new_primary = (primary, secondary) if failover else (secondary, primary)
+        seen = self._protect(victim, new_primary, wait_done=False)
+        time.sleep(rng.uniform(0, 0.9) * self.protect_s[kind])
+        done = "protecting -> primary-protected" in self.colod_log_since(new_primary, seen)
+        inject((new_primary, victim))
+        return not done
+
+    def _protect(self, victim, new_primary, wait_done=True):
+        """colo-vmm on @victim killed; returns once @new_primary's colod
+        logs that it protects (colod's log line, not coloctl status: a
+        poll misses a protect shorter than itself), with @wait_done once
+        it logs the VM protected, then how long that took (s); without,
+        the log's offset from before the kill."""
+        seen = self.colod_log_size(new_primary)
         self.c.fault("sigkill", victim, "colo-vmm")
-        tap.wait_until(lambda: self.state(new_primary) == "protecting", 120,
-                       "%s's colod to protect again" % new_primary, interval=0.05)
-        time.sleep(rng.uniform(0, 0.5))
-        inject()
-        return self.state(new_primary) == "protecting"
+        tap.wait_until(lambda: "-> protecting:" in self.colod_log_since(new_primary, seen), 120,
+                       "%s's colod to protect again" % new_primary, interval=0.01)
+        if not wait_done:
+            return seen
+        t = time.monotonic()
+        tap.wait_until(lambda: "protecting -> primary-protected" in self.colod_log_since(new_primary, seen), 120,
+                       "%s's colod to protect" % new_primary, interval=0.01)
+        return time.monotonic() - t
+
+    def colod_log_size(self, node):
+        try:
+            return os.path.getsize(self.c.hostdir(node, "colod.log"))
+        except OSError:
+            return 0
+
+    def colod_log_since(self, node, offset):
+        try:
+            with open(self.c.hostdir(node, "colod.log"), "rb") as f:
+                f.seek(offset)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
 
     def _protect_mode(self, node, mode):
         for n in cluster.NODES:
@@ -219,11 +260,14 @@ class Matrix:
                 res["note"] = "the cluster was not protected before the round"
                 return res
         secondary = [x for x in cluster.NODES if x != primary][0]
-        inject, hold, victim = self.injector(fault, primary, secondary)
+        self.injector(fault, primary, secondary)        # an unknown fault: not run
         before = self.observer()
         when = {}
 
-        def fire():
+        def fire(roles=(primary, secondary)):
+            # The sides as they are at the point (re-protect swapped them).
+            inject, when["hold"], when["victim"] = self.injector(fault, *roles)
+            when["primary"] = roles[0]
             when["t"] = time.time()
             inject()
         watch = SplitBrainWatch(self.vm, self.c)
@@ -252,23 +296,36 @@ class Matrix:
         res["ran"] = True
         self.log("# %s at %s round %d: injected%s" % (fault, point, n, "" if res["hit"] else " (after the point)"))
         watch.start()
-        if hold:
-            time.sleep(hold)
+        if when["hold"]:
+            time.sleep(when["hold"])
         self.c.heal()
         # The client goes on: RECOVER_ROUNDS rounds after the fault.
         start_rounds = self.observer().get("rounds", 0)
-        res["recovered"] = bool(tap.wait_for(lambda: self.observer().get("rounds", 0) >= start_rounds + RECOVER_ROUNDS,
-                                             timeout=90, interval=0.2))
+        waiting = {}
+
+        def went_on():
+            if self.observer().get("rounds", 0) >= start_rounds + RECOVER_ROUNDS:
+                return True
+            # colod waiting for an administrator: nothing comes by itself.
+            if time.monotonic() - waiting.setdefault("polled", time.monotonic()) > 2:
+                waiting["polled"] = time.monotonic()
+                waiting["admin"] = [x for x in cluster.NODES if self.state(x) == "wait-admin"]
+                if waiting["admin"] and len(waiting.setdefault("seen", [])) >= 2:
+                    return True
+                waiting["seen"] = waiting["seen"] + [1] if waiting["admin"] else []
+            return False
+        tap.wait_for(went_on, timeout=90, interval=0.2)
+        res["recovered"] = self.observer().get("rounds", 0) >= start_rounds + RECOVER_ROUNDS
         obs = self.observer()
-        stalls = [s["ms"] for s in obs.get("stalls", []) if s["at"] >= when["t"] - STALL_BEFORE]
-        if obs.get("round_started") and not res["recovered"]:
-            stalls.append(int((time.time() - obs["round_started"]) * 1000))
-        res["stall_ms"] = max(stalls, default=0)
         res["fault_at"] = when["t"]
-        res["stalls"] = [s for s in obs.get("stalls", []) if s["at"] >= when["t"] - 5]
+        res["stalls"] = [s for s in obs.get("stalls", []) if s["at"] >= when["t"] - 30]
+        if obs.get("round_started") and not res["recovered"]:
+            res["stalls"].append({"at": obs["round_started"], "ms": int((time.time() - obs["round_started"]) * 1000),
+                                  "broken": False, "going-on": True})
+        res["stall_ms"] = stall_of(res)
         after_primary = self.vm.primary(self.c)
-        res["failover"] = after_primary is not None and after_primary != primary
-        self._settle(watch, res, before, victim)
+        res["failover"] = after_primary is not None and after_primary != when["primary"]
+        self._settle(watch, res, before)
         if point == "snapshot-protect":
             try:
                 self._protect_mode(self.vm.primary(self.c) or primary, "precopy")
@@ -285,12 +342,15 @@ class Matrix:
             f.write("%s\n--- observer\n%s\n%s" % (json.dumps(res), json.dumps(self.observer()), self.c.logs(400)))
         res["note"] += " logs: %s;" % path
 
-    def _settle(self, watch, res, before, victim=None):
+    def _settle(self, watch, res, before):
         """Heal, bring back what is gone, wait for protection; count what
         the client saw from @before to now into @res."""
         if not res["recovered"]:
             self._save_logs(res)
         self.c.heal()
+        admin = self._admin()
+        if admin:
+            res["note"] += " %s;" % admin
         for node in cluster.NODES:
             if not self.c.pids(node, "corosync") or not self.c.pids(node, "colod"):
                 self.log("# restart_node %s" % node)
@@ -308,6 +368,22 @@ class Matrix:
             res["split_brain"] += 1
         if res["recovered"] and (res["broken"] or res["wrong"] or res["lost"] or res["split_brain"]):
             self._save_logs(res)
+
+    def _admin(self):
+        """What an administrator does when colod waits for one: `coloctl
+        failover` on the node whose colod says to run it there (its VM
+        died with no complete replica elsewhere: the guest boots again
+        from its disk). Returns what was done, or ""."""
+        for node in cluster.NODES:
+            st = self.colod(node)
+            if st and st.get("state") == "wait-admin" and "coloctl failover' to start it here" in st.get("reason", ""):
+                self.log("# %s waits for an administrator (%s): coloctl failover there" % (node, st["reason"]))
+                try:
+                    self.vm.coloctl(self.c, node, "failover")
+                except Exception as e:  # noqa: BLE001
+                    return "%s in wait-admin; coloctl failover failed: %s" % (node, str(e)[:100])
+                return "%s in wait-admin (%s): coloctl failover by hand" % (node, st["reason"][:80])
+        return ""
 
     def _reset(self, why):
         self.log("# rebuilding the cluster: %s" % why)
@@ -348,6 +424,13 @@ class SplitBrainWatch:
             self._thread.join(10)
 
 
+def stall_of(res):
+    """The longest of the client's stalls going on at the fault or begun
+    after it (one that the point's own failover began and the fault
+    prolonged counts whole), ms."""
+    return max((s["ms"] for s in res["stalls"] if s["at"] + s["ms"] / 1000 >= res["fault_at"]), default=0)
+
+
 # -- the report ----------------------------------------------------------------
 
 def pct(values, q):
@@ -363,6 +446,8 @@ def summarize(results):
     """Per (fault, point): rounds, failovers, stall p50/max, sums."""
     cells = {}
     for r in results:
+        if r["ran"] and "stalls" in r:
+            r["stall_ms"] = stall_of(r)
         cells.setdefault((r["fault"], r["point"]), []).append(r)
     rows = []
     for (fault, point), rs in cells.items():
@@ -404,8 +489,8 @@ def write_report(path, results, seed, token, command, machine="", notes=""):
            "sending UDP and writing the guest's disk), the point reached by watching state, the fault after a",
            "random delay inside the point, heal, the client's rounds going on, then restart_node and",
            "wait_protected. *hit*: rounds whose fault landed inside the point (a checkpoint not yet complete,",
-           "colod still protecting). Stall: the longest time the client's round took from the fault on",
-           "(reconnecting included). broken: TCP connections that broke; wrong: bytes that differed; lost:",
+           "colod still protecting). Stall: the longest round of the client's going on at the fault or begun",
+           "after it (reconnecting included). broken: TCP connections that broke; wrong: bytes that differed; lost:",
            "acknowledged disk writes read back older; split: both nodes' guest output on the LAN for 2 s",
            "in a row, or a UDP request answered twice. All but stalls must be 0.", "",
            "| fault | point | rounds | hit | failovers | stall p50 ms | stall max ms | broken | wrong bytes "
