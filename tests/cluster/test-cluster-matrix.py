@@ -14,6 +14,7 @@ import tempfile
 
 import cluster
 import cluster_matrix
+import cluster_vm
 import tap
 
 SEED = int(os.environ.get("COLO_MATRIX_SEED") or random.SystemRandom().randrange(1, 1 << 31))
@@ -22,7 +23,7 @@ TOKEN = 1000
 # crash, the nodes cut apart, the secondary's disk full.
 CELLS = (("kill-host:primary", "idle"), ("sigkill-colo-vmm:primary", "transfer"),
          ("sigkill-colo-proxy:secondary", "idle"), ("partition", "idle"), ("disk-full:secondary", "idle"))
-vm = cluster_matrix.harness()
+vm = cluster_vm    # the harness API
 the = {}
 
 

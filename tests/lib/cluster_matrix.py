@@ -19,7 +19,6 @@ not get there is rebuilt (start_cluster).
 import json
 import os
 import random
-import signal
 import statistics
 import threading
 import time
@@ -39,16 +38,6 @@ POINTS = ("idle", "transfer", "load", "initial-sync", "snapshot-protect", "re-pr
 # token"; the links: long enough for corosync and colod to act on them).
 HOLD_TOKENS = 4
 RECOVER_ROUNDS = 10         # the client's rounds that prove it goes on
-
-
-def harness():
-    """The harness API: cluster_vm once it drives colod, until then the
-    stand-in over colod (matrix_colod_vm)."""
-    import cluster_vm
-    if hasattr(cluster_vm, "wait_protected"):
-        return cluster_vm
-    import matrix_colod_vm
-    return matrix_colod_vm
 
 
 def split(fault):
@@ -221,14 +210,6 @@ class Matrix:
         kind, side = split(fault)
         node = {"primary": primary, "secondary": secondary}.get(side)
         hold = HOLD_TOKENS * self.token / 1000
-        if kind == "sigkill-colod":
-            def colod():
-                # As under colod@.service: its ExecStopPost kills colo-vmm
-                # and colo-proxy at once after an unclean end of colod.
-                self.c.fault("sigkill", node, "colod")
-                for name in ("colo-vmm", "colo-proxy"):
-                    self.c.signal(node, name, signal.SIGKILL)
-            return colod, None, node
         if kind.startswith("sigkill-"):
             return (lambda: self.c.fault("sigkill", node, kind[len("sigkill-"):])), None, node
         if kind in ("kill-host", "disk-full"):
@@ -354,7 +335,7 @@ class Matrix:
         for node in cluster.NODES:
             if not self.c.pids(node, "corosync") or not self.c.pids(node, "colod"):
                 self.log("# restart_node %s" % node)
-                self.vm.restart_node(self.c, node)
+                self.vm.restart_node(self.c, node, wait=False)
         if not self.protected(timeout=180):
             res["note"] += " not protected again within 180 s;"
             self._reset("not protected after the round")
