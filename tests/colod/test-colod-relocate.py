@@ -13,9 +13,12 @@ generation, its heartbeat goes on and its workload area verifies (the
 guest's own record, tests/guest/testguest.py); then `coloctl protect` on
 node2 re-protects node1 as its secondary. `coloctl set protect-mode
 snapshot` on node2 and a new protect reach protected by snapshot protect
-(query-migrate's snapshot completed)."""
+(query-migrate's snapshot completed). Last, a move whose source is lost
+after the guest began to run on the target: the VM is down, both colods
+wait for an administrator, whose failover starts it again."""
 import json
 import os
+import signal
 import time
 
 import cluster
@@ -131,6 +134,38 @@ def test_protect_mode_snapshot():
     with QMPClient(colod_cluster.rundir(c, "node2", "vmm.qmp"), timeout=10) as q:
         snap = q.cmd("query-colo-status").get("snapshot")
     assert snap and snap["status"] == "completed", snap
+
+
+
+@tap.timeout(150)
+@fail_with_logs
+def test_source_lost_in_postcopy():
+    """The source's colo-vmm killed once the guest runs on the target, its
+    memory not all there (the postcopy stream slowed to 128 KiB/s): neither
+    copy is whole, both colods stop their half and wait for an
+    administrator (relocation-lost); failover starts the VM again."""
+    c = get()
+    coloctl(c, "node2", "unprotect")
+    wait_state(c, "node2", "primary-alone")
+    wait_state(c, "node1", "idle")
+    coloctl(c, "node1", "unprotect")
+    with QMPClient(colod_cluster.rundir(c, "node2", "vmm.qmp"), timeout=10) as q:
+        q.cmd("migrate-set-parameters", **{"max-postcopy-bandwidth": 128 << 10})
+    gen = status(c, "node2")["generation"]
+    coloctl(c, "node1", "switchover")
+    tap.wait_until(lambda: "postcopy: the VM runs here now" in c.log("node1", "colod", 4000), 60,
+                   "the guest to run on node1")
+    st = status(c, "node1")
+    assert st["state"] == "relocate-target" and st["running"] and st["generation"] > gen, st
+    for pid in c.pids("node2", "colo-vmm"):
+        os.kill(pid, signal.SIGKILL)
+    for n in cluster.NODES:
+        st = wait_state(c, n, "wait-admin", 60)
+        assert st["waiting"] == "relocation-lost", st
+        tap.wait_until(lambda: not c.pids(n, "colo-vmm"), 10, "%s's colo-vmm to stop" % n)
+    coloctl(c, "node1", "failover")
+    st = wait_state(c, "node1", "primary-alone", 60)
+    assert st["running"] and st["generation"] > gen + 1, st
 
 
 cluster.run_tests(globals(), lambda: colod_cluster.teardown(the))
