@@ -81,6 +81,40 @@ CONF_DIR = "/run/colo-test"
 CONF_PATH = CONF_DIR + "/" + VM + ".conf"
 LOG_PATH = CONF_DIR + "/colod.log"
 
+IPADDR2 = OCF_ROOT + "/resource.d/heartbeat/IPaddr2"
+# docs/operations.md's crm recipe, the test's paths and addresses in it:
+# the promotable clone and the floating IP with the promoted instance.
+CLONE, IP = "web1-clone", "web1-ip"
+CRM = [
+    "crm configure primitive web1 ocf:colo:colo params config=%s colod=%s coloctl=%s logfile=%s "
+    "op start timeout=60s op stop timeout=60s op promote timeout=120s "
+    "op demote timeout=60s op monitor interval=10s role=Promoted timeout=30s "
+    "op monitor interval=11s role=Unpromoted timeout=30s" % (CONF_PATH, COLOD, COLOCTL, LOG_PATH),
+    "crm configure clone %s web1 meta promotable=true promoted-max=1 promoted-node-max=1 clone-max=2 "
+    "clone-node-max=1 notify=true" % CLONE,
+    "crm configure primitive %s ocf:heartbeat:IPaddr2 params %s op monitor interval=10s timeout=20s" % (
+        IP, FLOATING_IP),
+    "crm configure colocation %s-with-primary inf: %s %s:Promoted" % (IP, IP, CLONE),
+    "crm configure order %s-after-promote Mandatory: %s:promote %s:start" % (IP, CLONE, IP),
+]
+
+
+def ocf_dir(path):
+    """A resource.d for tests/lib/pacemaker.py (ocf_dir=): the agent under
+    test as ocf:colo:colo and the installed IPaddr2."""
+    for provider, agent, src in (("colo", "colo", AGENT), ("heartbeat", "IPaddr2", IPADDR2)):
+        os.makedirs(os.path.join(path, provider))
+        shutil.copy(src, os.path.join(path, provider, agent))
+    return path
+
+
+def start_floating_ip(c, node):
+    """IPaddr2's start on @node with FLOATING_IP's parameters, by hand
+    (where no pacemaker runs it)."""
+    env = ["OCF_ROOT=" + OCF_ROOT, "OCF_RESOURCE_INSTANCE=" + IP]
+    env += ["OCF_RESKEY_" + kv for kv in FLOATING_IP.split()]
+    c.run(node, "env", *env, IPADDR2, "start", timeout=60)
+
 
 def network(c):
     """The guest's tap on each node (cluster_vm's addresses, forwarding,

@@ -19,6 +19,7 @@ recommends with a quorum device."""
 import grp
 import os
 import pwd
+import re
 import shlex
 import shutil
 import xml.etree.ElementTree as ET
@@ -168,12 +169,41 @@ class PacemakerCluster(cluster.Cluster):
                 out[node.get("name")] = r.get("role")
         return out
 
+    def promotion_score(self, host, resource, node):
+        """@node's promotion score for @resource (a clone's primitive) as
+        @host's CIB has it, or None."""
+        p = self.run(host, "crm_attribute", "--query", "--quiet", "--node", node, "--lifetime", "reboot",
+                     "--name", "master-" + resource, check=False, timeout=15)
+        return p.stdout.strip() or None if p.returncode == 0 else None
+
     def failures(self, host):
         """crm_mon's failed actions, as text, for diagnostics."""
         m = self.mon(host)
         if m is None:
             return "(no answer)"
         return "\n".join(ET.tostring(f, encoding="unicode") for f in m.iter("failure")) or "(none)"
+
+    def transitions(self, host, after=0):
+        """{(operation, resource): the transition that ran it} from
+        @host's pacemaker.log, its lines after the first @after (the last
+        of each); with log_lines() to mark a point."""
+        out = {}
+        for line in self._log_lines(host)[after:]:
+            m = re.search(r"Requesting local execution of (\S+) operation for (\S+) on \S+ \| "
+                          r"transition_key=\d+:(\d+):", line)
+            if m:
+                out[(m.group(1), m.group(2))] = int(m.group(3))
+        return out
+
+    def log_lines(self, host):
+        return len(self._log_lines(host))
+
+    def _log_lines(self, host):
+        try:
+            with open(self._fs(host, "/var/log/pacemaker/pacemaker.log"), errors="replace") as f:
+                return f.readlines()
+        except OSError:
+            return []
 
     def pacemaker_log(self, host, lines=60):
         try:
