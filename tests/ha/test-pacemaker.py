@@ -78,6 +78,9 @@ def with_logs(fn):
                 for n in cluster.NODES:
                     diag += "--- %s colod.log\n%s--- %s failures\n%s\n--- %s pacemaker.log\n%s" % (
                         n, ha.colod_log(c, n, 40), n, c.failures(n), n, c.pacemaker_log(n, 40))
+                    diag += "--- %s coloctl status (colo-proxy's counters)\n%s\n" % (n, ha.status(c, n))
+                neigh = c.run("client", "ip", "neigh", check=False).stdout
+                diag += "--- client's neighbours\n%s" % neigh
                 diag += "--- observer\n%s\n" % observed(c)
             raise AssertionError("%s\n%s" % (e, diag)) from None
     wrapped.__name__ = fn.__name__
