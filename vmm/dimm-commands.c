@@ -9,6 +9,7 @@
 
 #include "dimm.h"
 #include "migration/migration.h"
+#include "migration/mig-tls.h"
 #include "common/qmp/qmp-args.h"
 
 static const char *const backend_types[] = {
@@ -87,6 +88,31 @@ static bool arg_size(JsonObject *args, const char *name, bool required, uint64_t
     return true;
 }
 
+/* object-add qom-type=tls-creds-x509: migration's TLS (migration/mig-tls.h). */
+static JsonNode *object_add_tls(Vm *vm, JsonObject *args, GError **error)
+{
+    static const char *const allowed[] = { "qom-type", "id", "props", "dir", "endpoint", "verify-peer", "priority",
+                                           NULL };
+    const char *id, *dir, *endpoint = "client", *priority = NULL;
+    bool verify_peer = true;
+    JsonObject *props = args;
+
+    if (!qmp_args_check(args, allowed, error) || !qmp_arg_string(args, "id", true, &id, error) ||
+        !qmp_arg_object(args, "props", false, &props, error) || !qmp_arg_string(props, "dir", true, &dir, error) ||
+        !qmp_arg_string(props, "endpoint", false, &endpoint, error) ||
+        !qmp_arg_bool(props, "verify-peer", false, &verify_peer, error) ||
+        !qmp_arg_string(props, "priority", false, &priority, error)) {
+        return NULL;
+    }
+    if (strcmp(endpoint, "server") && strcmp(endpoint, "client")) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "endpoint must be server or client, not '%s'",
+                    endpoint);
+        return NULL;
+    }
+    mig_tls_object_create(vm->migration->tls, id, dir, !strcmp(endpoint, "server"), verify_peer, priority, error);
+    return NULL;
+}
+
 static JsonNode *cmd_object_add(JsonObject *args, gpointer opaque, GError **error)
 {
     static const char *const allowed[] = {
@@ -96,7 +122,11 @@ static JsonNode *cmd_object_add(JsonObject *args, gpointer opaque, GError **erro
     Vm *vm = opaque;
     BackendArgs a = { 0 };
     JsonObject *props = args;
+    const char *type = NULL;
 
+    if (qmp_arg_string(args, "qom-type", false, &type, NULL) && type && !strcmp(type, "tls-creds-x509")) {
+        return object_add_tls(vm, args, error);
+    }
     if (!qmp_args_check(args, allowed, error) || !qmp_arg_string(args, "qom-type", true, &a.type, error) ||
         !qmp_arg_string(args, "id", true, &a.id, error) || !backend_type_known(a.type, error) ||
         !qmp_arg_object(args, "props", false, &props, error)) {
@@ -128,8 +158,15 @@ static JsonNode *cmd_object_del(JsonObject *args, gpointer opaque, GError **erro
     static const char *const allowed[] = { "id", NULL };
     Vm *vm = opaque;
     const char *id;
+    g_autoptr(GError) tls_error = NULL;
 
-    if (qmp_args_check(args, allowed, error) && qmp_arg_string(args, "id", true, &id, error)) {
+    if (!qmp_args_check(args, allowed, error) || !qmp_arg_string(args, "id", true, &id, error) ||
+        mig_tls_object_del(vm->migration->tls, id, &tls_error)) {
+        return NULL;
+    }
+    if (tls_error) {
+        g_propagate_error(error, g_steal_pointer(&tls_error));
+    } else {
         dimms_del_backend(vm->dimms, id, error);
     }
     return NULL;

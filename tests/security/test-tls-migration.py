@@ -307,6 +307,18 @@ def test_wrong_setup_refused():
                         "Expecting TLS credentials with a client endpoint")
             vm.qmp.cmd("migrate-set-parameters", args={"tls-creds": ""})
             assert vm.qmp.cmd("query-migrate-parameters")["tls-creds"] == ""
+            # QMP object-add / object-del, as with QEMU's -incoming defer.
+            qmp_refused(vm, "object-add", {"qom-type": "tls-creds-x509", "id": "tls1", "dir": pki.dir,
+                                           "endpoint": "both"}, "endpoint must be server or client")
+            qmp_refused(vm, "object-add", {"qom-type": "tls-creds-x509", "id": "tls1", "dir": empty,
+                                           "endpoint": "server"}, "server-cert.pem is missing")
+            vm.qmp.cmd("object-add", args={"qom-type": "tls-creds-x509", "id": "tls1", "dir": pki.dir,
+                                            "endpoint": "server", "verify-peer": True})
+            vm.qmp.cmd("migrate-set-parameters", args={"tls-creds": "tls1"})
+            qmp_refused(vm, "object-del", {"id": "tls1"}, "in use by tls-creds")
+            vm.qmp.cmd("migrate-set-parameters", args={"tls-creds": ""})
+            vm.qmp.cmd("object-del", id="tls1")
+            qmp_refused(vm, "migrate-set-parameters", {"tls-creds": "tls1"}, "No TLS credentials with id 'tls1'")
 
 
 def colo_checkpoints(vm):

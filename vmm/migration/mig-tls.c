@@ -100,21 +100,42 @@ bool mig_tls_object_add(MigTls *t, const char *spec, GError **error)
             return false;
         }
     }
+    if (!mig_tls_object_create(t, id, dir, server, verify_peer, priority, error)) {
+        g_prefix_error(error, "-object " TLS_OBJECT_TYPE ": ");
+        return false;
+    }
+    return true;
+}
+
+bool mig_tls_object_create(MigTls *t, const char *id, const char *dir, bool server, bool verify_peer,
+                           const char *priority, GError **error)
+{
     if (!id || !*id || !dir || !*dir) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "-object " TLS_OBJECT_TYPE ": needs id= and dir=");
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "needs an id and a dir");
         return false;
     }
     if (g_hash_table_contains(t->objects, id)) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS, "-object " TLS_OBJECT_TYPE ": duplicate id '%s'", id);
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS, "duplicate id '%s'", id);
         return false;
     }
     ColoTlsCreds *c = colo_tls_creds_new(dir, server, verify_peer, priority, error);
     if (!c) {
-        g_prefix_error(error, "-object " TLS_OBJECT_TYPE ",id=%s: ", id);
+        g_prefix_error(error, "id=%s: ", id);
         return false;
     }
     g_hash_table_insert(t->objects, g_strdup(id), c);
     return true;
+}
+
+bool mig_tls_object_del(MigTls *t, const char *id, GError **error)
+{
+    /* As QEMU, an object the parameter names stays. Sessions hold their
+     * own reference: one in use is not cut off. */
+    if (!strcmp(t->creds, id)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_BUSY, "object '%s' is in use by tls-creds", id);
+        return false;
+    }
+    return g_hash_table_remove(t->objects, id);
 }
 
 bool mig_tls_set_params(MigTls *t, const char *creds, const char *hostname, GError **error)

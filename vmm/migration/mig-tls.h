@@ -25,6 +25,11 @@ bool mig_tls_object_spec(const char *spec);
 /* "tls-creds-x509,id=ID,dir=DIR[,endpoint=server|client][,verify-peer=on|off][,priority=P]":
  * loads the files now, so a missing or bad one stops colo-vmm at start. */
 bool mig_tls_object_add(MigTls *t, const char *spec, GError **error);
+/* The same from QMP object-add (qom-type tls-creds-x509). */
+bool mig_tls_object_create(MigTls *t, const char *id, const char *dir, bool server, bool verify_peer,
+                           const char *priority, GError **error);
+/* object-del: false without @error if @id is no TLS object. */
+bool mig_tls_object_del(MigTls *t, const char *id, GError **error);
 
 /* migrate-set-parameters: NULL leaves one unchanged, "" clears it. */
 bool mig_tls_set_params(MigTls *t, const char *creds, const char *hostname, GError **error);
