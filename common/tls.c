@@ -32,6 +32,7 @@ struct ColoTlsSession {
     bool send_again;            /* the last send said EAGAIN: repeat it */
     bool shaken;                /* GnuTLS's handshake is done; the ack is next */
     char *peer_name;
+    char *desc;                 /* protocol, key exchange, cipher */
     char *last_error;
 };
 
@@ -254,6 +255,7 @@ void colo_tls_session_unref(ColoTlsSession *s)
     close(s->fd);
     colo_tls_creds_unref(s->creds);
     g_free(s->peer_name);
+    g_free(s->desc);
     g_free(s->last_error);
     g_free(s);
 }
@@ -267,6 +269,10 @@ static void tls_note_peer(ColoTlsSession *s)
     gnutls_x509_crt_t crt;
     gnutls_datum_t dn = { NULL, 0 };
 
+    char *desc = gnutls_session_get_desc(s->session);
+
+    s->desc = g_strdup(desc ? desc : "");
+    gnutls_free(desc);
     if (!certs || !n || gnutls_x509_crt_init(&crt) < 0) {
         s->peer_name = g_strdup("(no certificate)");
         return;
@@ -413,6 +419,11 @@ bool colo_tls_wants_write(const ColoTlsSession *s)
 const char *colo_tls_peer_name(const ColoTlsSession *s)
 {
     return s->peer_name ? s->peer_name : "(none)";
+}
+
+const char *colo_tls_desc(const ColoTlsSession *s)
+{
+    return s->desc ? s->desc : "";
 }
 
 /* ---- records ---------------------------------------------------------- */

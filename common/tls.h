@@ -48,6 +48,8 @@ bool colo_tls_wants_write(const ColoTlsSession *s);
 
 /* The peer's certificate subject (after the handshake), for logs. */
 const char *colo_tls_peer_name(const ColoTlsSession *s);
+/* What the handshake chose, e.g. "(TLS1.3)-(ECDHE-SECP256R1)-(ECDSA-SECP256R1-SHA256)-(AES-256-GCM)". */
+const char *colo_tls_desc(const ColoTlsSession *s);
 
 /* Hot path. Bytes sent, or -EAGAIN (non-blocking socket full: call again
  * with the same bytes), or -errno. Only part of @len may go. */

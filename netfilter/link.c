@@ -214,7 +214,7 @@ static void link_up(ProxyLink *l, int fd, ColoTlsSession *tls)
     l->stats.connects++;
     l->rwatch = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, link_on_read, l);
     if (tls) {
-        qb_log(LOG_NOTICE, "link up (TLS, peer %s)", colo_tls_peer_name(tls));
+        qb_log(LOG_NOTICE, "link up (TLS, peer %s) %s", colo_tls_peer_name(tls), colo_tls_desc(tls));
     } else {
         qb_log(LOG_NOTICE, "link up");
     }

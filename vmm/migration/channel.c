@@ -95,6 +95,11 @@ const char *mig_channel_tls_peer(const MigChannel *c)
     return c->tls ? colo_tls_peer_name(c->tls) : NULL;
 }
 
+const char *mig_channel_tls_desc(const MigChannel *c)
+{
+    return c->tls ? colo_tls_desc(c->tls) : NULL;
+}
+
 /* The socket or the TLS session under it: bytes or -errno. */
 static ssize_t channel_read(MigChannel *c, void *buf, size_t len)
 {

@@ -24,6 +24,8 @@ bool mig_channel_start_tls(MigChannel *c, struct ColoTlsCreds *creds, const char
 MigChannel *mig_channel_dup(MigChannel *c, GError **error);
 /* The peer's certificate subject, or NULL without TLS. */
 const char *mig_channel_tls_peer(const MigChannel *c);
+/* The protocol and cipher chosen, or NULL without TLS. */
+const char *mig_channel_tls_desc(const MigChannel *c);
 void mig_channel_free(MigChannel *c);
 int mig_channel_fd(const MigChannel *c);
 

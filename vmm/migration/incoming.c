@@ -511,7 +511,8 @@ static gpointer incoming_connection_thread(gpointer opaque)
             g_free(conn);
             return NULL;
         }
-        qb_log(LOG_INFO, "incoming migration: TLS with %s (%s)", conn->peer, mig_channel_tls_peer(c));
+        qb_log(LOG_INFO, "incoming migration: TLS with %s (%s) %s", conn->peer, mig_channel_tls_peer(c),
+               mig_channel_tls_desc(c));
     }
     g_free(conn);
     bool hello = migration_read_hello(c, &kind, &index, &error);

@@ -462,7 +462,8 @@ static gpointer outgoing_thread(gpointer opaque)
         goto out;
     }
     if (m->src.tls) {
-        qb_log(LOG_INFO, "migration to %s: TLS with %s", m->src.uri, mig_channel_tls_peer(ch));
+        qb_log(LOG_INFO, "migration to %s: TLS with %s %s", m->src.uri, mig_channel_tls_peer(ch),
+               mig_channel_tls_desc(ch));
     }
     /* The return path: the same connection (and TLS session), read by its own thread. */
     MigChannel *rp = mig_channel_dup(ch, &error);
