@@ -82,9 +82,11 @@ MIB = 1 << 20
 VARIANTS = ("colo", "qemu-nodelay", "qemu-stock")
 # Not in the default set: colo-vmm with the checkpoints' pages on
 # --multifd-channels multifd channels (QEMU 7.2's COLO has one channel).
-EXTRA_VARIANTS = ("colo-multifd",)
-LABEL = {"colo": "colo-vmm", "colo-multifd": "colo-vmm multifd", "qemu-nodelay": "QEMU TCP_NODELAY",
-         "qemu-stock": "QEMU stock"}
+# colo-tls: colo-vmm with the checkpoint stream under TLS (certificates
+# from tests/lib/tls_certs.py; docs/performance.md, "TLS").
+EXTRA_VARIANTS = ("colo-multifd", "colo-tls")
+LABEL = {"colo": "colo-vmm", "colo-multifd": "colo-vmm multifd", "colo-tls": "colo-vmm TLS",
+         "qemu-nodelay": "QEMU TCP_NODELAY", "qemu-stock": "QEMU stock"}
 
 # A trace line of QEMU's log backend with -msg timestamp=on:
 #   1234@1764765600.123456:colo_receive_message Receive 'checkpoint-reply' message
@@ -164,6 +166,10 @@ class Pair:
         else:
             sec_argv = colo_argv(args, append, p["sec.qmp"], p["sec.serial"], incoming="defer")
             pri_argv = colo_argv(args, append, p["pri.qmp"], p["pri.serial"])
+        if variant == "colo-tls":
+            obj = "tls-creds-x509,id=tls0,dir=%s,endpoint=%%s,verify-peer=on" % args.tls_pki
+            sec_argv += ["-object", obj % "server", "-global", "migration.tls-creds=tls0"]
+            pri_argv += ["-object", obj % "client", "-global", "migration.tls-creds=tls0"]
         if args.chrt:
             sec_argv, pri_argv = (["chrt", "-f", str(args.chrt)] + a for a in (sec_argv, pri_argv))
         self.sec = mb.Vmm(sec_argv, p["sec.qmp"], os.path.join(d, "sec.log"), args.timeout, env)
@@ -383,7 +389,7 @@ def main():
                          " to dirty 16 MiB)")
     ap.add_argument("--rate-checkpoints", type=int, default=20, help="checkpoints of the 16 MiB case (default 20)")
     ap.add_argument("--variants", default=",".join(VARIANTS),
-                    help="comma-separated, of %s (default all but colo-multifd)" % ", ".join(VARIANTS + EXTRA_VARIANTS))
+                    help="comma-separated, of %s (default all but colo-multifd and colo-tls)" % ", ".join(VARIANTS + EXTRA_VARIANTS))
     ap.add_argument("--multifd-channels", type=int, default=2, help="channels of colo-multifd (default 2)")
     ap.add_argument("--chrt", type=int, default=0,
                     help="run both sides of every VMM SCHED_FIFO at this priority (diagnosis: how much of a pause"
@@ -407,6 +413,10 @@ def main():
         else:
             log("QEMU: " + subprocess.run([QEMU, "--version"], capture_output=True, text=True).stdout.splitlines()[0])
         shim = build_shim(workdir) if "qemu-nodelay" in variants else None
+        if "colo-tls" in variants:
+            from tls_certs import CA
+            args.tls_ca = CA()
+            args.tls_pki = args.tls_ca.pki()
         if "qemu-nodelay" in variants and not shim:
             log("no C compiler (cc): QEMU with TCP_NODELAY left out")
             variants.remove("qemu-nodelay")
@@ -438,6 +448,9 @@ def main():
         sys.exit("colo-bench: %s" % e)
     finally:
         mb.kill_all()
+        if getattr(args, "tls_ca", None):
+            args.tls_ca.close()
+            shutil.rmtree(args.tls_pki, ignore_errors=True)
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
 

@@ -224,7 +224,9 @@ def capabilities(vm):
 # --- one migration ----------------------------------------------------------
 
 def migrate_once(cfg, image, args, workdir, verify):
-    """Migrate a paused VM backed by a copy of @image; a dict of results."""
+    """Migrate a paused VM backed by a copy of @image; a dict of results.
+    @cfg may add "src_args"/"dst_args" (command line) and
+    "src_params"/"dst_params" (migration parameters), as bench/tls-bench.py does."""
     d = tempfile.mkdtemp(prefix="run-", dir=workdir)
     src = dst = None
     try:
@@ -239,13 +241,15 @@ def migrate_once(cfg, image, args, workdir, verify):
             caps.append({"capability": "multifd", "state": True})
             params["multifd-channels"] = cfg["channels"]
         # The destination listens only after its capabilities are set (multifd must be).
-        dst = Vmm(mk(dst_mem if args.dst_ram == "file" else None, os.path.join(d, "dst.qmp"), "defer"), os.path.join(d, "dst.qmp"),
-                  os.path.join(d, "dst.log"), args.timeout)
-        src = Vmm(mk(src_mem, os.path.join(d, "src.qmp")), os.path.join(d, "src.qmp"),
+        dst = Vmm(mk(dst_mem if args.dst_ram == "file" else None, os.path.join(d, "dst.qmp"), "defer") +
+                  cfg.get("dst_args", []), os.path.join(d, "dst.qmp"), os.path.join(d, "dst.log"), args.timeout)
+        src = Vmm(mk(src_mem, os.path.join(d, "src.qmp")) + cfg.get("src_args", []), os.path.join(d, "src.qmp"),
                   os.path.join(d, "src.log"), args.timeout)
+        params.update(cfg.get("src_params", {}))
         for vm in (src, dst):
             vm.cmd("migrate-set-capabilities", capabilities=caps)
         dst_params = {k: v for k, v in params.items() if k == "multifd-channels"}
+        dst_params.update(cfg.get("dst_params", {}))
         if dst_params:
             dst.cmd("migrate-set-parameters", **dst_params)
         src.cmd("migrate-set-parameters", **params)
