@@ -182,6 +182,10 @@ void fsm_enter(ClusterFsm *fsm, ClusterActions *out, ClusterState state, const c
     if (!fsm_in_relocation(fsm)) {
         fsm->reloc_postcopy = false;
     }
+    if (state != CLUSTER_PRIMARY_ALONE && state != CLUSTER_PROTECT_REQUESTED && state != CLUSTER_PROTECTING &&
+        state != CLUSTER_PRIMARY_PROTECTED) {
+        fsm->switch_when_protected = false;
+    }
     fsm_say(fsm, out, state == CLUSTER_WAIT_ADMIN || state == CLUSTER_PAUSED ? LOG_WARNING : LOG_INFO, "%s -> %s: %s",
         cluster_state_name(old), cluster_state_name(state), why);
     fsm_send_hello(fsm, out);

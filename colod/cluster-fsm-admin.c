@@ -38,6 +38,8 @@ static bool take_vm_here(ClusterFsm *fsm, ClusterActions *out, const char *by, c
     }
     fsm_enter(fsm, out, CLUSTER_PRIMARY_ALONE, "%s kept this node's VM (generation %" G_GUINT64_FORMAT ")", by,
           fsm->generation);
+    /* A peer that stands by said so before and says nothing more. */
+    fsm_maybe_protect(fsm, out);
     return true;
 }
 
@@ -175,6 +177,10 @@ bool cluster_fsm_admin(ClusterFsm *fsm, AdminCommand cmd, ClusterActions *out, G
         if (fsm->state >= CLUSTER_SECONDARY_STARTING && fsm->state <= CLUSTER_SECONDARY_PROTECTED) {
             return fsm_refuse(error, "unprotect is for the primary; this node is the secondary");
         }
+        /* A switchover still waiting (for the peer, or for protection) is
+         * dropped too. */
+        fsm->relocate_wanted = false;
+        fsm->switch_when_protected = false;
         if (fsm->state == CLUSTER_PRIMARY_PROTECTED) {
             if (!fsm->quorate) {
                 return fsm_refuse(error, "no quorum: this node must not change who serves the VM");

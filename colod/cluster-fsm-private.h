@@ -38,6 +38,7 @@ struct ClusterFsm {
     bool relocate_wanted;   /* switchover: relocate once the peer stands by */
     bool reloc_postcopy;    /* the relocation under way reached postcopy */
     bool reloc_ready;       /* the relocation target's colo-vmm answered */
+    bool switch_when_protected; /* switchover of a VM with disks: protect, then hand over */
 
     int64_t deadline[TIMER__MAX]; /* -1: not armed */
 };
@@ -87,5 +88,8 @@ void fsm_relocate_peer_gone(ClusterFsm *fsm, ClusterActions *out, const char *wh
 void fsm_relocate_react(ClusterFsm *fsm, ClusterActions *out);
 void fsm_relocate_quorum_lost(ClusterFsm *fsm, ClusterActions *out, bool peer_was_in);
 void fsm_relocate_timeout(ClusterFsm *fsm, ClusterActions *out);
+/* A switchover waiting for protection: the secondary takes over now if
+ * the pair is protected. */
+void fsm_maybe_switch_when_protected(ClusterFsm *fsm, ClusterActions *out);
 
 #endif

@@ -33,17 +33,39 @@ static bool peer_in(const ClusterFsm *fsm, unsigned states)
     return fsm->peer_known && (states & IN(fsm->peer_state));
 }
 
-#define DISKS_REFUSED                                                                                        \
-    "switchover needs a protected VM here: this VM has disks, which a move by postcopy does not carry "      \
-    "(colo-vmm copies disks only with x-colo); protect it first (protect-mode snapshot bounds the pause), "  \
-    "then switch over"
+/* A VM with disks does not move by postcopy (colo-vmm copies disks only
+ * with x-colo): it is protected first (in the protect-mode set), then its
+ * secondary takes over as in the switchover of a protected pair. */
+static bool switch_after_protect(ClusterFsm *fsm, ClusterActions *out)
+{
+    fsm->switch_when_protected = true;
+    fsm->protect_enabled = true;
+    fsm_say(fsm, out, LOG_INFO, "switchover: the VM has disks, which a move by postcopy does not carry: protecting "
+            "it first, then the secondary takes over");
+    if (fsm->state == CLUSTER_PRIMARY_ALONE) {
+        fsm_disarm(fsm, TIMER_PROTECT_RETRY);
+        fsm_maybe_protect(fsm, out);
+    }
+    return true;
+}
+
+void fsm_maybe_switch_when_protected(ClusterFsm *fsm, ClusterActions *out)
+{
+    CpgMsg *m;
+
+    if (!fsm->switch_when_protected || fsm->state != CLUSTER_PRIMARY_PROTECTED ||
+        !peer_in(fsm, IN(CLUSTER_SECONDARY_PROTECTED))) {
+        return;
+    }
+    fsm->switch_when_protected = false;
+    m = fsm_send(fsm, out, CPG_MSG_SWITCHOVER, fsm->p.peer_id);
+    m->generation = fsm->generation;
+    fsm_say(fsm, out, LOG_INFO, "switchover: protected, asked the secondary to take the VM");
+}
 
 /* The primary side: wanted now, requested once the peer stands by. */
 static bool relocate_from_here(ClusterFsm *fsm, ClusterActions *out, GError **error)
 {
-    if (fsm->p.has_disks) {
-        return fsm_refuse(error, DISKS_REFUSED);
-    }
     if (!fsm->peer_in_group || !fsm->peer_known) {
         return fsm_refuse(error, "switchover needs a protected VM, or a peer that stands by: the peer's colod is %s",
                       fsm->peer_in_group ? "not known yet (no hello)" : "not in the group");
@@ -54,6 +76,9 @@ static bool relocate_from_here(ClusterFsm *fsm, ClusterActions *out, GError **er
     if (!peer_in(fsm, IN(CLUSTER_IDLE) | IN(CLUSTER_SECONDARY_STARTING) | IN(CLUSTER_SECONDARY_SYNCING))) {
         return fsm_refuse(error, "switchover needs a protected VM, or a peer that stands by (the peer is %s)",
                       cluster_state_name(fsm->peer_state));
+    }
+    if (fsm->p.has_disks) {
+        return switch_after_protect(fsm, out);
     }
     fsm->relocate_wanted = true;
     if (fsm->state == CLUSTER_PROTECTING) {
@@ -89,9 +114,6 @@ bool fsm_relocate_admin(ClusterFsm *fsm, ClusterActions *out, bool from_peer, GE
         if (from_peer) {
             break;
         }
-        if (fsm->p.has_disks) {
-            return fsm_refuse(error, DISKS_REFUSED);
-        }
         if (!fsm->peer_in_group || !fsm_peer_runs_primary(fsm) || fsm->peer_paused ||
             !peer_in(fsm, IN(CLUSTER_PRIMARY_ALONE) | IN(CLUSTER_PROTECT_REQUESTED) | IN(CLUSTER_PROTECTING))) {
             return fsm_refuse(error, "switchover needs a protected VM, or the VM running alone on the peer (state %s, "
@@ -100,7 +122,8 @@ bool fsm_relocate_admin(ClusterFsm *fsm, ClusterActions *out, bool from_peer, GE
         }
         m = fsm_send(fsm, out, CPG_MSG_SWITCHOVER, fsm->p.peer_id);
         m->generation = fsm->generation;
-        fsm_say(fsm, out, LOG_INFO, "switchover: asked the primary to move the VM here by postcopy");
+        fsm_say(fsm, out, LOG_INFO, "switchover: asked the primary to move the VM here%s",
+                fsm->p.has_disks ? " (protected first: it has disks)" : " by postcopy");
         return true;
     default:
         break;
@@ -353,10 +376,16 @@ void fsm_relocate_peer_gone(ClusterFsm *fsm, ClusterActions *out, const char *wh
 void fsm_relocate_react(ClusterFsm *fsm, ClusterActions *out)
 {
     if (fsm->reloc_postcopy) {
-        /* Only the loss of the other half matters now; its end, or a hello
-         * of the source standing by after its end, changes nothing. */
+        /* Only the loss of the other half matters now, and on the source
+         * the target's end: it leaves relocate-target only once every page
+         * arrived, so the source is done even if its own colo-vmm's end
+         * was not heard. A source standing by after its end changes
+         * nothing for the target. */
         if (peer_in(fsm, IN(CLUSTER_WAIT_ADMIN)) && fsm->peer_vmm == VMM_NONE) {
             relocation_lost(fsm, out, "the peer lost the VM");
+        } else if (fsm->state == CLUSTER_RELOCATING && fsm->peer_known && fsm->peer_vmm == VMM_PRIMARY &&
+                   !peer_in(fsm, IN(CLUSTER_RELOCATE_TARGET))) {
+            source_event(fsm, VMM_EV_MIGRATED, out);
         }
         return;
     }

@@ -655,6 +655,7 @@ static void react_to_peer(ClusterFsm *fsm, ClusterActions *out)
     case CLUSTER_PRIMARY_PROTECTED:
     case CLUSTER_SECONDARY_PROTECTED:
     case CLUSTER_FAILOVER_CLAIMED:
+        fsm_maybe_switch_when_protected(fsm, out);
         if (fsm->peer_vmm == VMM_NONE) {
             peer_vm_gone(fsm, out);
         } else if (peer_primary && fsm->peer_gen > fsm->generation) {
@@ -740,6 +741,7 @@ void cluster_fsm_vmm_event(ClusterFsm *fsm, VmmEvent ev, ClusterActions *out)
         fsm_enter(fsm, out, CLUSTER_SECONDARY_SYNCING, "the secondary's colo-vmm waits for the initial sync");
     } else if (ev == VMM_EV_PROTECT_DONE && s == CLUSTER_PROTECTING) {
         fsm_enter(fsm, out, CLUSTER_PRIMARY_PROTECTED, "COLO runs: the VM is protected");
+        fsm_maybe_switch_when_protected(fsm, out);
     } else if (ev == VMM_EV_PROTECT_DONE && s == CLUSTER_SECONDARY_SYNCING) {
         fsm_persist(fsm, out, COLOD_ROLE_SECONDARY, fsm->pending_gen);
         fsm_enter(fsm, out, CLUSTER_SECONDARY_PROTECTED, "COLO runs: this node holds a complete replica");

@@ -297,6 +297,8 @@ void sim_start(Sim *s, int i)
 void sim_kill(Sim *s, int i, bool vmm_too)
 {
     SimNode *n = &s->node[i];
+    ClusterState was = sim_state(s, i);
+    bool moving = was == CLUSTER_RELOCATING || was == CLUSTER_RELOCATE_TARGET;
 
     cluster_fsm_free(n->fsm);
     n->fsm = NULL;
@@ -306,6 +308,17 @@ void sim_kill(Sim *s, int i, bool vmm_too)
         n->in_colo = false;
     }
     sim_membership(s);
+    /* As the real colo-vmms: a relocation's stream breaks with its other
+     * end (a target that never ran exits, anything else fails). */
+    if (vmm_too && moving && s->node[!i].fsm && s->node[!i].vmm != VMM_NONE) {
+        ClusterState other = sim_state(s, !i);
+
+        if (other == CLUSTER_RELOCATE_TARGET && s->node[!i].vmm == VMM_SECONDARY) {
+            sim_vmm(s, !i, VMM_EV_EXITED);
+        } else if (other == CLUSTER_RELOCATE_TARGET || other == CLUSTER_RELOCATING) {
+            sim_vmm(s, !i, VMM_EV_PROTECT_FAILED);
+        }
+    }
 }
 
 void sim_start_adopt(Sim *s, int i)

@@ -631,6 +631,26 @@ static void test_persist_failure(void)
     sim_free(s);
 }
 
+/* The VM kept by an administrator after a failed write, its peer standing
+ * by (it said so before the failure, and says nothing more): protected
+ * at once, not left alone. */
+static void test_kept_vm_protected(void)
+{
+    Sim *s = sim_new(P, 1, N, 0);
+
+    sim_start(s, 0);
+    sim_start(s, 1);
+    g_assert_cmpint(sim_state(s, 1), ==, CLUSTER_IDLE);
+    s->node[0].fail_persist = true;
+    sim_vmm(s, 0, VMM_EV_READY);
+    g_assert_cmpint(cluster_fsm_wait_reason(s->node[0].fsm), ==, WAIT_PERSIST_FAILED);
+    g_free(sim_take(s, 0));
+    g_assert_true(sim_admin(s, 0, ADMIN_FAILOVER, NULL));
+    sim_expect(s, 0, "persist primary 2, failover, resume, persist primary 3, send protect-request");
+    g_assert_cmpint(sim_state(s, 1), ==, CLUSTER_SECONDARY_STARTING);
+    sim_free(s);
+}
+
 /* colod shutdown: with its VM (the peer takes over at once), or for a
  * restart (the peer waits for it, and takes over only after the grace). */
 static void test_shutdown(void)
@@ -746,6 +766,7 @@ int main(int argc, char **argv)
     g_test_add_func("/colod/fsm/quorum-lost-alone", test_quorum_lost_alone);
     g_test_add_func("/colod/fsm/quorum-back-peer-missing", test_quorum_back_peer_missing);
     g_test_add_func("/colod/fsm/persist-failure", test_persist_failure);
+    g_test_add_func("/colod/fsm/kept-vm-protected", test_kept_vm_protected);
     g_test_add_func("/colod/fsm/shutdown", test_shutdown);
     g_test_add_func("/colod/fsm/odd-messages", test_odd_messages);
     return g_test_run();

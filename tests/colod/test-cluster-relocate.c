@@ -62,12 +62,10 @@ static void test_relocate(void)
         g_assert_true(sim_serves(s, 1));
         sim_assert_disk(s, 0, P, 3);
         sim_assert_disk(s, 1, P, 4);
-        /* The target ends first, then the source stands by and becomes
-         * the secondary. */
+        /* The target ends first: the source, told so by its hello, stops
+         * its side (its colo-vmm's own end may come later or never), stands
+         * by and becomes the secondary. */
         sim_vmm(s, 1, VMM_EV_MIGRATED);
-        g_assert_cmpint(sim_state(s, 1), ==, CLUSTER_PRIMARY_ALONE);
-        sim_expect(s, 1, "");
-        sim_vmm(s, 0, VMM_EV_MIGRATED);
         sim_expect(s, 0, "stop, persist syncing 5, start secondary");
         sim_expect(s, 1, "persist primary 5, send protect-request");
         sim_vmm(s, 0, VMM_EV_READY);
@@ -116,35 +114,21 @@ static void test_relocate_while_protecting(void)
     sim_expect(s, 1, "stop, persist syncing 3, start target");
     g_assert_cmpint(sim_state(s, 1), ==, CLUSTER_RELOCATE_TARGET);
     sim_vmm(s, 1, VMM_EV_READY);
-    sim_vmm(s, 1, VMM_EV_MIGRATED); /* the target's end first */
-    g_assert_cmpint(sim_state(s, 1), ==, CLUSTER_PRIMARY_ALONE);
-    sim_vmm(s, 0, VMM_EV_MIGRATED);
+    sim_vmm(s, 1, VMM_EV_MIGRATED); /* the target's end: the source stops on its hello */
+    g_assert_cmpint(sim_state(s, 1), ==, CLUSTER_PROTECT_REQUESTED);
     g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_SECONDARY_STARTING);
     sim_assert_disk(s, 1, P, 4);
     g_assert_true(sim_serves(s, 1));
     sim_free(s);
 }
 
-/* When it does not apply: a VM with disks, a peer that does not stand by,
- * no peer. */
+/* When it does not apply: no peer, a move under way. */
 static void test_relocate_refused(void)
 {
     Sim *s = alone_pair();
     g_autoptr(GError) err = NULL;
 
     sim_free(s);
-    s = sim_new(N, 0, N, 0);
-    s->has_disks = true;
-    sim_protect_pair(s, 0);
-    g_assert_true(sim_admin(s, 0, ADMIN_UNPROTECT, NULL));
-    g_assert_false(sim_admin(s, 0, ADMIN_SWITCHOVER, &err));
-    g_assert_nonnull(strstr(err->message, "a move by postcopy does not carry"));
-    g_clear_error(&err);
-    g_assert_false(sim_admin(s, 1, ADMIN_SWITCHOVER, &err));
-    g_assert_nonnull(strstr(err->message, "a move by postcopy does not carry"));
-    g_clear_error(&err);
-    sim_free(s);
-
     s = alone_pair();
     sim_kill(s, 1, true);
     g_assert_false(sim_admin(s, 0, ADMIN_SWITCHOVER, &err));
@@ -161,6 +145,53 @@ static void test_relocate_refused(void)
     g_assert_false(sim_admin(s, 0, ADMIN_SWITCHOVER, &err));
     g_assert_nonnull(strstr(err->message, "(state relocating)"));
     sim_free(s);
+}
+
+/* A VM with disks is not moved by postcopy (its disks would stay behind):
+ * switchover protects it first, then the secondary takes over; from
+ * either node, also while a protect is under way. */
+static void test_switchover_with_disks(void)
+{
+    for (int by = 0; by < 2; by++) {
+        Sim *s = sim_new(N, 0, N, 0);
+
+        s->has_disks = true;
+        sim_protect_pair(s, 0);
+        g_assert_true(sim_admin(s, 0, ADMIN_UNPROTECT, NULL));
+        g_free(sim_take(s, 0));
+        g_free(sim_take(s, 1));
+        g_assert_true(sim_admin(s, by, ADMIN_SWITCHOVER, NULL));
+        sim_expect(s, 0, "persist primary 4, send protect-request");
+        sim_expect(s, 1, by ? "send switchover, persist syncing 4, start secondary" : "persist syncing 4, start secondary");
+        sim_assert_reason(s, 0, "protect-requested");
+        sim_vmm(s, 1, VMM_EV_READY);
+        sim_vmm(s, 1, VMM_EV_PROTECT_DONE);
+        sim_vmm(s, 0, VMM_EV_PROTECT_DONE);
+        /* Protected: the secondary claims the VM, the old primary stops
+         * and is protected again by the new one. */
+        g_assert_cmpint(sim_state(s, 1), ==, CLUSTER_PROTECT_REQUESTED);
+        g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_SECONDARY_STARTING);
+        sim_assert_disk(s, 1, P, 6);
+        g_assert_true(sim_serves(s, 1));
+        sim_free(s);
+    }
+    /* unprotect drops the switchover that waits for protection. */
+    {
+        Sim *s = sim_new(P, 1, N, 0);
+
+        s->has_disks = true;
+        sim_start(s, 0);
+        sim_start(s, 1);
+        sim_vmm(s, 0, VMM_EV_READY);
+        g_assert_true(sim_admin(s, 0, ADMIN_SWITCHOVER, NULL));
+        g_assert_true(sim_admin(s, 0, ADMIN_UNPROTECT, NULL));
+        g_assert_true(sim_admin(s, 0, ADMIN_PROTECT, NULL));
+        sim_vmm(s, 1, VMM_EV_READY);
+        sim_vmm(s, 1, VMM_EV_PROTECT_DONE);
+        sim_vmm(s, 0, VMM_EV_PROTECT_DONE);
+        g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PRIMARY_PROTECTED);
+        sim_free(s);
+    }
 }
 
 /* Before postcopy every failure leaves the VM running where it ran. */
@@ -309,8 +340,8 @@ static void test_relocate_generations(void)
     start_relocation(s, 0);
     sim_vmm(s, 0, VMM_EV_POSTCOPY);
     sim_vmm(s, 1, VMM_EV_POSTCOPY);
-    sim_vmm(s, 1, VMM_EV_MIGRATED);
     s->node[0].deaf = true; /* gone before it could be protected */
+    sim_vmm(s, 1, VMM_EV_MIGRATED);
     sim_vmm(s, 0, VMM_EV_MIGRATED);
     sim_kill(s, 0, true);
     sim_kill(s, 1, true);
@@ -331,6 +362,7 @@ int main(int argc, char **argv)
     g_test_add_func("/colod/relocate/source-ends-first", test_relocate_source_ends_first);
     g_test_add_func("/colod/relocate/while-protecting", test_relocate_while_protecting);
     g_test_add_func("/colod/relocate/refused", test_relocate_refused);
+    g_test_add_func("/colod/relocate/switchover-with-disks", test_switchover_with_disks);
     g_test_add_func("/colod/relocate/fails-before-postcopy", test_relocate_fails_before_postcopy);
     g_test_add_func("/colod/relocate/lost-after-postcopy", test_relocate_lost_after_postcopy);
     g_test_add_func("/colod/relocate/quorum-lost-in-postcopy", test_relocate_quorum_lost_in_postcopy);
