@@ -18,7 +18,7 @@ request sent once the killed host is off the network and its processes
 are dead. Then the node comes back and the VM is protected again before
 the next run. With pacemaker a kill waits until the secondary's promotion
 score is set: its monitor sets it, up to the monitor's interval (11 s)
-after the protect; a kill before that waits for it (measured: 8-9 s).
+after the protect; a kill before that waits for it (measured: 7.7, 8.9 s).
 
   pacemaker  ocf:colo:colo and the floating IP as in docs/operations.md
              (colod --managed): pacemaker sees the node gone, promotes the
