@@ -150,7 +150,7 @@ def conf_path(c, host):
 
 def start_colod(c, host):
     """colod on @host, under colod-unit (as systemd would run it)."""
-    c.spawn(host, "colod", UNIT, COLOD, conf_path(c, host), VM)
+    c.spawn(host, "colod", UNIT, COLOD, conf_path(c, host), VM, HOOK)
 
 
 def serial(c, host):
