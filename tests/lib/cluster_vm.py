@@ -269,8 +269,12 @@ def restart_node(c, node, wait=True, timeout=180):
 
 
 def served(c, host):
-    """How many packets from the guest @host has sent out to the LAN."""
-    out = c.run(host, "iptables", "-t", "mangle", "-L", "colo-served", "-vnx", timeout=5).stdout
+    """How many packets from the guest @host has sent out to the LAN;
+    None without the guest's network (colo-cluster up --no-guest)."""
+    r = c.run(host, "iptables", "-t", "mangle", "-L", "colo-served", "-vnx", check=False, timeout=5)
+    if r.returncode != 0:
+        return None
+    out = r.stdout
     rows = [line.split() for line in out.splitlines()[2:] if line.strip()]
     return int(rows[0][0]) if rows else 0
 
@@ -339,8 +343,9 @@ def status(c, host):
     checkpoints, served-packets (served()), colod (its `coloctl --json
     status`, None without a colod that answers)}."""
     out = {"role": "none", "running": False, "colod": colod_status(c, host)}
-    if os.path.exists(vmdir(c, host)):
-        out["served-packets"] = served(c, host)
+    packets = served(c, host)
+    if packets is not None:
+        out["served-packets"] = packets
     if not os.path.exists(rundir(c, host, "vmm.qmp")) or not c.pids(host, "colo-vmm"):
         return out
     if c.frozen(host, "colo-vmm"):
