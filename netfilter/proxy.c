@@ -291,6 +291,25 @@ static bool proxy_start_secondary(Proxy *p, GError **error)
     return true;
 }
 
+/* A proxy of the other role on this interface that died with SIGKILL left
+ * its rules (its own role's go when this one installs its own): a stale
+ * NFQUEUE rule held the new secondary's traffic, a stale DROP the new
+ * primary's. One proxy serves an interface at a time, so they are stale. */
+static bool proxy_remove_other_role_rules(const struct proxy_config *cfg, GError **error)
+{
+    g_autofree char *tag = rules_tag(cfg->role == PROXY_PRIMARY ? "secondary" : "primary", cfg->guest_iface);
+    unsigned int removed;
+
+    if (!rules_cleanup(tag, &removed, error)) {
+        return false;
+    }
+    if (removed) {
+        qb_log(LOG_NOTICE, "removed %u rule%s a %s proxy on %s left behind", removed, removed == 1 ? "" : "s",
+               cfg->role == PROXY_PRIMARY ? "secondary" : "primary", cfg->guest_iface);
+    }
+    return true;
+}
+
 Proxy *proxy_new(const struct proxy_config *cfg, GError **error)
 {
     Proxy *p = g_new0(Proxy, 1);
@@ -299,6 +318,10 @@ Proxy *proxy_new(const struct proxy_config *cfg, GError **error)
 
     p->cfg = *cfg;
     p->rules = rules_new(tag);
+    if (!proxy_remove_other_role_rules(cfg, error)) {
+        proxy_free(p);
+        return NULL;
+    }
     /* The link's TLS: the listening side is the server. */
     if (cfg->tls_dir && !(p->tls = colo_tls_creds_new(cfg->tls_dir, cfg->listen != NULL, true, NULL, error))) {
         g_prefix_error(error, "--tls-creds: ");

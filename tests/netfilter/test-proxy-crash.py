@@ -153,10 +153,16 @@ def run(tap, topo):
     tap.ok(guest_reaches_client(topo), "after --cleanup the guest's UDP still reaches the client")
     topo.kill(sender)
 
-    # 4. SIGHUP ends colo-proxy like SIGTERM: its rules go with it.
+    # 4. SIGHUP ends colo-proxy like SIGTERM: its rules go with it. The
+    # new primary also removes what a secondary proxy on its interface,
+    # killed with SIGKILL, left (its DROP would cut the guest off).
+    topo.exe("ph", "iptables", "-w", "-A", "FORWARD", "-i", "pgh", "-j", "DROP", "-m", "comment",
+             "--comment", "colo-proxy-s-pgh")
     proxy = topo.spawn("ph", PROXY, *args, "-L", "10.79.0.1:7711", "-c", ctl_path, log="primary2.log")
     ProxyCtl(ctl_path).close()
-    tap.ok(len(forward_rules(topo, "ph")) == 1, "a new colo-proxy installs its rule")
+    rules = forward_rules(topo, "ph")
+    tap.ok(len(rules) == 1 and "colo-proxy-s-pgh" not in rules[0],
+           "a new colo-proxy installs its rule, a dead secondary's is gone", "\n".join(rules))
     proxy.send_signal(signal.SIGHUP)
     proxy.wait(10)
     tap.ok(proxy.returncode == 0 and not forward_rules(topo, "ph"), "SIGHUP: clean exit, rules removed",
