@@ -367,7 +367,7 @@ class Matrix:
                     self.vm.coloctl(self.c, node, "failover")
                 except Exception as e:  # noqa: BLE001
                     return "%s in wait-admin; coloctl failover failed: %s" % (node, str(e)[:100])
-                return "%s in wait-admin (%s): coloctl failover by hand" % (node, st["reason"][:80])
+                return "%s in wait-admin (its VM down, no complete replica): coloctl failover by hand" % node
         return ""
 
     def _reset(self, why):
