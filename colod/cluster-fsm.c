@@ -494,6 +494,18 @@ static void on_claim(ClusterFsm *fsm, const CpgMsg *m, ClusterActions *out)
         fsm_say(fsm, out, LOG_INFO, "the peer's failover claim came after ours: ignored (it yields to ours)");
         return;
     }
+    /* A claim is newer than every copy its sender knows of. One that is
+     * not newer than the VM we run comes from a node that missed our
+     * failover (frozen, then thawed): its copy is behind what clients got
+     * from us. Refused; our hello (the VM, our generation) makes it yield. */
+    if (fsm->vmm == VMM_PRIMARY && m->generation <= fsm->generation) {
+        fsm_say(fsm, out, LOG_WARNING,
+                "the peer's failover claim (generation %" G_GUINT64_FORMAT ") refused: this node runs the VM at "
+                "generation %" G_GUINT64_FORMAT ", the peer's copy is older",
+                m->generation, fsm->generation);
+        fsm_send_hello(fsm, out);
+        return;
+    }
     /* Stop our side before answering: the peer serves only after the ack. */
     if (fsm->vmm != VMM_NONE) {
         fsm_vmm_act(fsm, out, ACT_STOP_VMM);
@@ -602,6 +614,25 @@ void cluster_fsm_message(ClusterFsm *fsm, const CpgMsg *m, ClusterActions *out)
 }
 
 /* A hello told us the peer's state: what it means for ours. */
+/* Both run the VM as primary, but not as equals: a newer copy on the peer
+ * (even paused) wins and ours stops; an older one on the peer stops on
+ * our hello (this rule on its side), so ours runs on. Returns false for
+ * the same generation (a split brain for an administrator). */
+static bool peer_stale_primary(ClusterFsm *fsm, ClusterActions *out)
+{
+    if (!fsm_peer_runs_primary(fsm) || fsm->peer_gen == fsm->generation) {
+        return false;
+    }
+    if (fsm->peer_gen > fsm->generation) {
+        yield_to_peer(fsm, out, "the peer runs the VM at a newer generation");
+    } else {
+        fsm_say(fsm, out, LOG_WARNING,
+                "the peer runs the VM from an older copy (generation %" G_GUINT64_FORMAT ", ours %" G_GUINT64_FORMAT
+                "): it stands down, this node runs on", fsm->peer_gen, fsm->generation);
+    }
+    return true;
+}
+
 static void react_to_peer(ClusterFsm *fsm, ClusterActions *out)
 {
     bool peer_primary = fsm_peer_runs_primary(fsm) && !fsm->peer_paused;
@@ -630,14 +661,18 @@ static void react_to_peer(ClusterFsm *fsm, ClusterActions *out)
         break;
     case CLUSTER_PRIMARY_STARTING:
     case CLUSTER_PRIMARY_ALONE:
-        if (peer_primary) {
+        if (peer_stale_primary(fsm, out)) {
+            break;
+        } else if (peer_primary) {
             split_brain(fsm, out);
         } else {
             fsm_maybe_protect(fsm, out);
         }
         break;
     case CLUSTER_PROTECT_REQUESTED:
-        if (peer_primary) {
+        if (peer_stale_primary(fsm, out)) {
+            break;
+        } else if (peer_primary) {
             split_brain(fsm, out);
         } else if (!peer_in(fsm, IN(CLUSTER_SECONDARY_STARTING) | IN(CLUSTER_SECONDARY_SYNCING))) {
             /* Its hello before our request was IDLE; any hello since
@@ -658,7 +693,8 @@ static void react_to_peer(ClusterFsm *fsm, ClusterActions *out)
         fsm_maybe_switch_when_protected(fsm, out);
         if (fsm->peer_vmm == VMM_NONE) {
             peer_vm_gone(fsm, out);
-        } else if (peer_primary && fsm->peer_gen > fsm->generation) {
+        } else if (fsm_peer_runs_primary(fsm) && fsm->peer_gen > fsm->generation) {
+            /* Paused or not: its copy is newer than ours. */
             yield_to_peer(fsm, out, "the peer runs the VM alone at a newer generation");
         } else if (fsm->state == CLUSTER_SECONDARY_PROTECTED && peer_primary &&
                    peer_in(fsm, IN(CLUSTER_PRIMARY_ALONE) | IN(CLUSTER_PROTECT_REQUESTED))) {
@@ -795,7 +831,12 @@ static void timer_fired(ClusterFsm *fsm, ClusterTimer t, ClusterActions *out)
         fsm_maybe_protect(fsm, out);
         break;
     case TIMER_CLAIM:
-        if (fsm->state == CLUSTER_FAILOVER_CLAIMED && fsm->quorate) {
+        if (fsm->state == CLUSTER_FAILOVER_CLAIMED && fsm->quorate && fsm_peer_runs_primary(fsm) &&
+            fsm->peer_gen >= fsm->pending_gen) {
+            /* Our claim was refused: the peer took over while we could
+             * not hear it, and our copy is behind. */
+            yield_to_peer(fsm, out, "the peer runs the VM at a generation as new as our claim's");
+        } else if (fsm->state == CLUSTER_FAILOVER_CLAIMED && fsm->quorate) {
             fsm_failover(fsm, out, fsm->pending_gen,
                         "the peer, still a member, did not answer the claim in time: its colod drives nothing");
         }

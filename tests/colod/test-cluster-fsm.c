@@ -466,6 +466,44 @@ static void test_claim_timeout(void)
     sim_free(s);
 }
 
+/* A frozen primary thaws after its peer took over: its colo-vmm reports
+ * the secondary lost and it claims the VM at the generation it computes
+ * from what it knew, the one the peer's failover wrote too. The peer runs
+ * the VM at that generation and must not yield to the stale copy (seen in
+ * tests/cluster/run-matrix, stop-host:primary: the client stalled for
+ * good, what the peer had acknowledged was gone). */
+static void test_stale_claim_refused(void)
+{
+    Sim *s = sim_new(N, 0, N, 0);
+    CpgMsg m = { .type = CPG_MSG_FAILOVER_CLAIM };
+    uint64_t gen;
+    ClusterState before;
+    g_autofree char *trace = NULL;
+
+    sim_protect_pair(s, 0);
+    /* node 1 loses node 0 (frozen: its colod sees nothing) and fails over. */
+    s->node[0].deaf = true;
+    sim_partition(s, true, false, true);
+    g_assert_true(sim_serves(s, 1));
+    gen = s->node[1].disk.generation;
+    sim_partition(s, false, true, true);
+    s->node[0].deaf = false;
+    before = sim_state(s, 1);
+    g_free(sim_take(s, 1));
+    /* The thawed node's claim, at the generation node 1 runs. */
+    m.generation = gen;
+    sim_inject(s, 0, &m);
+    trace = sim_take(s, 1);
+    g_assert_null(strstr(trace, "stop"));
+    g_assert_null(strstr(trace, "failover-ack"));
+    g_assert_true(sim_serves(s, 1));
+    g_assert_false(sim_serves(s, 0));
+    /* It runs on (and protects the thawed node once that stands by). */
+    g_assert_true(before == CLUSTER_PRIMARY_ALONE || before == CLUSTER_PROTECT_REQUESTED);
+    g_assert_true(sim_state(s, 1) == CLUSTER_PRIMARY_ALONE || sim_state(s, 1) == CLUSTER_PROTECT_REQUESTED);
+    sim_free(s);
+}
+
 static void test_switchover(void)
 {
     for (int from = 0; from < 2; from++) {
@@ -759,6 +797,7 @@ int main(int argc, char **argv)
     g_test_add_func("/colod/fsm/secondary-waits-for-primary", test_secondary_waits_for_primary);
     g_test_add_func("/colod/fsm/claim-race", test_claim_race);
     g_test_add_func("/colod/fsm/claim-timeout", test_claim_timeout);
+    g_test_add_func("/colod/fsm/stale-claim-refused", test_stale_claim_refused);
     g_test_add_func("/colod/fsm/switchover", test_switchover);
     g_test_add_func("/colod/fsm/unprotect-protect", test_unprotect_protect);
     g_test_add_func("/colod/fsm/protect-failures", test_protect_failures);
