@@ -144,6 +144,16 @@ static void on_confchg(cpg_handle_t h, const struct cpg_name *group, const struc
             link->down[link->n_down++] = left[i].nodeid;
         }
     }
+    /* A node that left and is a member again (this node was frozen, and
+     * CPG tells both at its thaw) is not down: kept in the list it made the
+     * change inconsistent for good, and every message after it was held. */
+    for (size_t i = 0; i < link->n_down;) {
+        if (has(link->members, link->n_members, link->down[i])) {
+            link->down[i] = link->down[--link->n_down];
+        } else {
+            i++;
+        }
+    }
     link->have_members = true;
     link->pending = true;
     link_try_report(link);
