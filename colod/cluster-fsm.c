@@ -613,7 +613,6 @@ void cluster_fsm_message(ClusterFsm *fsm, const CpgMsg *m, ClusterActions *out)
     }
 }
 
-/* A hello told us the peer's state: what it means for ours. */
 /* Both run the VM as primary, but not as equals: a newer copy on the peer
  * (even paused) wins and ours stops; an older one on the peer stops on
  * our hello (this rule on its side), so ours runs on. Returns false for
@@ -633,6 +632,7 @@ static bool peer_stale_primary(ClusterFsm *fsm, ClusterActions *out)
     return true;
 }
 
+/* A hello told us the peer's state: what it means for ours. */
 static void react_to_peer(ClusterFsm *fsm, ClusterActions *out)
 {
     bool peer_primary = fsm_peer_runs_primary(fsm) && !fsm->peer_paused;
