@@ -4,6 +4,7 @@
  * callback, so a callback may free it. */
 #include "config.h"
 
+#include "common/qmp/qmp-args.h"
 #include "common/qmp/qmp-client.h"
 #include "common/qmp/qmp-priv.h"
 #include "common/qmp/qmp-splitter.h"
@@ -224,8 +225,12 @@ static void client_send_request(QmpClient *c, const char *command, JsonObject *a
 
 static GError *client_reply_error(JsonObject *err)
 {
-    const char *cls = json_object_get_string_member_with_default(err, "class", "GenericError");
-    const char *desc = json_object_get_string_member_with_default(err, "desc", "(no description)");
+    const char *cls = "GenericError";
+    const char *desc = "(no description)";
+
+    /* A member of another type keeps the default (json-glib would give NULL). */
+    (void)qmp_arg_string(err, "class", false, &cls, NULL);
+    (void)qmp_arg_string(err, "desc", false, &desc, NULL);
 
     return g_error_new_literal(QMP_ERROR, qmp_error_code_from_class(cls), desc);
 }

@@ -417,6 +417,39 @@ static void test_timeout(void)
     fake_free(k);
 }
 
+/* An error reply whose members have the wrong types still ends the
+ * command with an error (found by fuzz-qmp-client: a numeric "desc"). */
+static void test_malformed_error_reply(void)
+{
+    Fake *k = fake_new(fake_greeting, true);
+    QmpClient *c = fake_connect_ready(k);
+    const char *replies = "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": 12}, \"id\": 2}\r\n"
+                          "{\"error\": {\"class\": [], \"desc\": null}, \"id\": 3}\r\n"
+                          "{\"error\": 5, \"id\": 4}\r\n";
+    Outcome a = { 0 }, b = { 0 }, d = { 0 };
+
+    qmp_client_execute(c, "a", NULL, 1000, on_reply, &a);
+    qmp_client_execute(c, "b", NULL, 1000, on_reply, &b);
+    qmp_client_execute(c, "d", NULL, 1000, on_reply, &d);
+    g_main_context_iteration(NULL, FALSE);
+    g_assert_cmpint(send(k->fd, replies, strlen(replies), 0), ==, (ssize_t)strlen(replies));
+    run_until(&d.done);
+    g_assert_true(a.done && b.done);
+    g_assert_error(a.error, QMP_ERROR, QMP_ERROR_COMMAND_NOT_FOUND);
+    g_assert_cmpstr(a.error->message, ==, "(no description)");
+    g_assert_error(b.error, QMP_ERROR, QMP_ERROR_GENERIC);
+    g_assert_error(d.error, QMP_ERROR, QMP_ERROR_GENERIC);
+    g_assert_null(a.ret);
+    g_assert_null(b.ret);
+    g_assert_null(d.ret);
+    g_assert_true(qmp_client_is_ready(c));
+    outcome_clear(&a);
+    outcome_clear(&b);
+    outcome_clear(&d);
+    qmp_client_free(c);
+    fake_free(k);
+}
+
 /* The server hangs up while commands wait: they fail, oldest first, and
  * the closed handler hears it once. */
 static void test_disconnect_fails_waiting(void)
@@ -516,6 +549,7 @@ int main(int argc, char **argv)
     g_test_add_func("/qmp-client/no-server", test_no_server);
     g_test_add_func("/qmp-client/timeout", test_timeout);
     g_test_add_func("/qmp-client/disconnect-fails-waiting", test_disconnect_fails_waiting);
+    g_test_add_func("/qmp-client/malformed-error-reply", test_malformed_error_reply);
     g_test_add_func("/qmp-client/not-qmp", test_not_qmp);
     g_test_add_func("/qmp-client/no-greeting-times-out", test_no_greeting_times_out);
     return g_test_run();
