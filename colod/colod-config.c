@@ -53,6 +53,8 @@ static const KeySpec keys[] = {
     { "timeouts", "restart-grace-ms", KEY_MS, false, F(timeouts.restart_grace_ms), 30000 },
     { "hooks", "role-change", KEY_STRING, false, F(role_change_hook), 0 },
     { "hooks", "role-change-timeout-ms", KEY_MS, false, F(role_change_timeout_ms), 10000 },
+    { "hooks", "state-change", KEY_STRING, false, F(state_change_hook), 0 },
+    { "hooks", "state-change-timeout-ms", KEY_MS, false, F(state_change_timeout_ms), 10000 },
 };
 #undef F
 
@@ -288,6 +290,10 @@ static bool check_together(ColodConfig *c, const char *origin, GError **error)
         return fail(error, origin, find_key("hooks", "role-change"), "\"%s\" is not an absolute path",
                     c->role_change_hook);
     }
+    if (c->state_change_hook && !g_path_is_absolute(c->state_change_hook)) {
+        return fail(error, origin, find_key("hooks", "state-change"), "\"%s\" is not an absolute path",
+                    c->state_change_hook);
+    }
     if (strcmp(c->address, c->peer_address) == 0) {
         return fail(error, origin, find_key("replication", "peer-address"), "the same as address (%s)",
                     c->address);
@@ -374,6 +380,7 @@ void colod_config_free(ColodConfig *c)
     g_free(c->uplink);
     g_free(c->tls_dir);
     g_free(c->role_change_hook);
+    g_free(c->state_change_hook);
     g_free(c);
 }
 

@@ -51,6 +51,8 @@ typedef struct {
     ColodTimeouts timeouts;
     char *role_change_hook;   /* [hooks] role-change: absolute path, NULL if not set (hooks.h) */
     uint32_t role_change_timeout_ms; /* [hooks] role-change-timeout-ms */
+    char *state_change_hook;  /* [hooks] state-change (or colod --state-change-hook): absolute path, NULL if not set */
+    uint32_t state_change_timeout_ms; /* [hooks] state-change-timeout-ms */
 } ColodConfig;
 
 /* Parses @data (@len bytes, -1 for a NUL-terminated string); @origin names

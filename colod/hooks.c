@@ -1,4 +1,4 @@
-/* colod's role hook (hooks.h): spawned with GLib, watched from the main
+/* colod's hooks (hooks.h): spawned with GLib, watched from the main
  * loop, killed with its process group after the timeout. */
 #include "config.h"
 
@@ -11,17 +11,16 @@
 #include <unistd.h>
 
 struct ColodHooks {
+    char *what;            /* "role-change", "state-change" */
     char *program;
     char *vm_name;
     uint32_t timeout_ms;
-    bool ran;              /* a run was started (or failed to start) */
-    HookRole last;         /* the role of the last run started */
+    char *last;            /* the value of the last run started, NULL before */
     GPid pid;              /* the run in progress, 0 if none */
     guint watch, timer;
     gint64 started;        /* monotonic µs */
     bool timed_out;
-    bool pending;          /* a role to run once the current run ends */
-    HookRole pending_role;
+    char *pending;         /* the value to run once the current run ends */
     char *pending_reason;
 };
 
@@ -47,10 +46,11 @@ HookRole hook_role_of(VmmKind vmm, bool paused)
     return vmm == VMM_SECONDARY ? HOOK_ROLE_SECONDARY : HOOK_ROLE_NONE;
 }
 
-ColodHooks *colod_hooks_new(const char *program, const char *vm_name, uint32_t timeout_ms)
+ColodHooks *colod_hooks_new(const char *what, const char *program, const char *vm_name, uint32_t timeout_ms)
 {
     ColodHooks *h = g_new0(ColodHooks, 1);
 
+    h->what = g_strdup(what);
     h->program = g_strdup(program);
     h->vm_name = g_strdup(vm_name);
     h->timeout_ms = timeout_ms;
@@ -63,7 +63,7 @@ static void hook_child_setup(gpointer data)
     setpgid(0, 0);
 }
 
-static void hook_start(ColodHooks *h, HookRole role, const char *reason);
+static void hook_start(ColodHooks *h, const char *value, const char *reason);
 
 static void hook_exited(GPid pid, gint status, gpointer data)
 {
@@ -71,26 +71,25 @@ static void hook_exited(GPid pid, gint status, gpointer data)
     gint64 ms = (g_get_monotonic_time() - h->started) / 1000;
 
     if (h->timed_out) {
-        qb_log(LOG_ERR, "role-change hook (%s) did not finish in %u ms: killed", hook_role_name(h->last),
-               h->timeout_ms);
+        qb_log(LOG_ERR, "%s hook (%s) did not finish in %u ms: killed", h->what, h->last, h->timeout_ms);
     } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-        qb_log(LOG_INFO, "role-change hook (%s) done in %" G_GINT64_FORMAT " ms", hook_role_name(h->last), ms);
+        qb_log(LOG_INFO, "%s hook (%s) done in %" G_GINT64_FORMAT " ms", h->what, h->last, ms);
     } else if (WIFEXITED(status)) {
-        qb_log(LOG_WARNING, "role-change hook (%s) failed: exit status %d after %" G_GINT64_FORMAT " ms",
-               hook_role_name(h->last), WEXITSTATUS(status), ms);
+        qb_log(LOG_WARNING, "%s hook (%s) failed: exit status %d after %" G_GINT64_FORMAT " ms", h->what,
+               h->last, WEXITSTATUS(status), ms);
     } else {
-        qb_log(LOG_WARNING, "role-change hook (%s) killed by signal %d after %" G_GINT64_FORMAT " ms",
-               hook_role_name(h->last), WTERMSIG(status), ms);
+        qb_log(LOG_WARNING, "%s hook (%s) killed by signal %d after %" G_GINT64_FORMAT " ms", h->what, h->last,
+               WTERMSIG(status), ms);
     }
     g_spawn_close_pid(pid);
     h->pid = 0;
     h->watch = 0;
     g_clear_handle_id(&h->timer, g_source_remove);
     if (h->pending) {
+        g_autofree char *value = g_steal_pointer(&h->pending);
         g_autofree char *reason = g_steal_pointer(&h->pending_reason);
 
-        h->pending = false;
-        hook_start(h, h->pending_role, reason);
+        hook_start(h, value, reason);
     }
 }
 
@@ -105,44 +104,51 @@ static gboolean hook_timeout(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
-static void hook_start(ColodHooks *h, HookRole role, const char *reason)
+static void hook_start(ColodHooks *h, const char *value, const char *reason)
 {
-    const char *argv[] = { h->program, h->vm_name, hook_role_name(role), reason ? reason : "", NULL };
+    const char *argv[] = { h->program, h->vm_name, value, reason ? reason : "", NULL };
+    /* COLO_HOOK tells a program run as several hooks which one this is. */
+    g_auto(GStrv) envp = g_environ_setenv(g_get_environ(), "COLO_HOOK", h->what, TRUE);
     g_autoptr(GError) err = NULL;
 
-    h->ran = true;
-    h->last = role;
+    g_free(h->last);
+    h->last = g_strdup(value);
     h->timed_out = false;
     /* No SEARCH_PATH: the program is an absolute path (colod-config.c). */
-    if (!g_spawn_async(NULL, (char **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, hook_child_setup, NULL, &h->pid,
+    if (!g_spawn_async(NULL, (char **)argv, envp, G_SPAWN_DO_NOT_REAP_CHILD, hook_child_setup, NULL, &h->pid,
                        &err)) {
-        qb_log(LOG_ERR, "role-change hook (%s) not run: %s", hook_role_name(role), err->message);
+        qb_log(LOG_ERR, "%s hook (%s) not run: %s", h->what, value, err->message);
         h->pid = 0;
         return;
     }
     h->started = g_get_monotonic_time();
-    qb_log(LOG_INFO, "role-change hook: %s %s %s (pid %d): %s", h->program, h->vm_name, hook_role_name(role),
-           (int)h->pid, reason ? reason : "");
+    qb_log(LOG_INFO, "%s hook: %s %s %s (pid %d): %s", h->what, h->program, h->vm_name, value, (int)h->pid,
+           reason ? reason : "");
     h->watch = g_child_watch_add(h->pid, hook_exited, h);
     h->timer = g_timeout_add(h->timeout_ms, hook_timeout, h);
 }
 
-void colod_hooks_role(ColodHooks *h, HookRole role, const char *reason)
+void colod_hooks_run(ColodHooks *h, const char *value, const char *reason)
 {
     if (!h || !h->program) {
         return;
     }
     if (h->pid) {
-        /* Only the latest role matters once this run ends. */
-        h->pending = role != h->last;
-        h->pending_role = role;
+        /* Only the latest value matters once this run ends. */
+        g_free(h->pending);
+        h->pending = g_strcmp0(value, h->last) != 0 ? g_strdup(value) : NULL;
         g_free(h->pending_reason);
         h->pending_reason = g_strdup(reason);
         return;
     }
-    if (!h->ran || role != h->last) {
-        hook_start(h, role, reason);
+    if (g_strcmp0(value, h->last) != 0) {
+        hook_start(h, value, reason);
     }
+}
+
+void colod_hooks_role(ColodHooks *h, HookRole role, const char *reason)
+{
+    colod_hooks_run(h, hook_role_name(role), reason);
 }
 
 bool colod_hooks_busy(const ColodHooks *h)
@@ -157,8 +163,11 @@ void colod_hooks_free(ColodHooks *h)
     }
     g_clear_handle_id(&h->watch, g_source_remove);
     g_clear_handle_id(&h->timer, g_source_remove);
+    g_free(h->what);
     g_free(h->program);
     g_free(h->vm_name);
+    g_free(h->last);
+    g_free(h->pending);
     g_free(h->pending_reason);
     g_free(h);
 }

@@ -1,10 +1,16 @@
-/* colod's role hook ([hooks] role-change in colo.conf(5)): a program run
- * as `PROGRAM VM ROLE REASON` at start and whenever this node's guest
- * starts or stops being the one that serves (ROLE: primary, secondary,
- * none), e.g. to move a floating address to the primary. Asynchronous:
- * colod never waits for it. One runs at a time; a role that changes while
- * one runs is run next (only the latest), so the last run always says the
- * current role. A run that outlives its timeout is killed. */
+/* colod's hooks: programs run as `PROGRAM VM VALUE REASON` with
+ * COLO_HOOK=WHAT in their environment, at start and whenever VALUE
+ * changes. Two kinds (colo.conf(5), [hooks]):
+ *   role-change: VALUE is this node's role for the clients (primary,
+ *     secondary, none): whether its guest serves, e.g. to move a floating
+ *     address to the primary;
+ *   state-change: VALUE is colod's state (docs/colod.md), e.g. for the
+ *     OCF agent to set pacemaker's promotion score the moment a secondary
+ *     is protected.
+ * Asynchronous: colod never waits for one. One runs at a time per kind; a
+ * value that changes while one runs is run next (only the latest), so the
+ * last run always says the current value. A run that outlives its timeout
+ * is killed. */
 #ifndef COLOD_HOOKS_H
 #define COLOD_HOOKS_H
 
@@ -26,10 +32,13 @@ HookRole hook_role_of(VmmKind vmm, bool paused);
 
 typedef struct ColodHooks ColodHooks;
 
-/* @program NULL: no hook (colod_hooks_role does nothing). */
-ColodHooks *colod_hooks_new(const char *program, const char *vm_name, uint32_t timeout_ms);
-/* Runs the program with @role and @reason if @role is not what the last
+/* @what names the kind in logs and COLO_HOOK; @program NULL: no hook
+ * (colod_hooks_run does nothing). */
+ColodHooks *colod_hooks_new(const char *what, const char *program, const char *vm_name, uint32_t timeout_ms);
+/* Runs the program with @value and @reason if @value is not what the last
  * run said (the first call always runs). */
+void colod_hooks_run(ColodHooks *h, const char *value, const char *reason);
+/* colod_hooks_run with @role's name. */
 void colod_hooks_role(ColodHooks *h, HookRole role, const char *reason);
 /* Whether a run is in progress (for tests). */
 bool colod_hooks_busy(const ColodHooks *h);

@@ -34,6 +34,7 @@ typedef struct {
     ColodControl *control;
     ProxyDriver *proxy;
     ColodHooks *hooks;          /* [hooks] role-change */
+    ColodHooks *state_hooks;    /* [hooks] state-change, --state-change-hook */
     GMainLoop *loop;
     guint timer;
     guint watchdog;             /* WATCHDOG=1 to systemd (WatchdogSec=) */
@@ -156,6 +157,7 @@ static void colod_execute(Colod *c, ClusterActions *acts)
     colod_control_update(c->control);
     colod_hooks_role(c->hooks, hook_role_of(cluster_fsm_vmm(c->fsm), cluster_fsm_paused(c->fsm)),
                      cluster_fsm_reason(c->fsm));
+    colod_hooks_run(c->state_hooks, cluster_state_name(cluster_fsm_state(c->fsm)), cluster_fsm_reason(c->fsm));
 }
 
 static void colod_execute_cb(ClusterActions *acts, gpointer opaque)
@@ -313,7 +315,7 @@ static const ClusterLinkOps link_ops = {
 /* Everything up to the main loop; returns the exit code on failure, 0 on
  * success. */
 static int colod_setup(Colod *c, const char *config_path, const char *control_path, bool to_syslog,
-                       const char *logfile, bool debug, bool managed)
+                       const char *logfile, bool debug, bool managed, const char *state_hook)
 {
     g_autoptr(GError) err = NULL;
     g_autofree char *ident = NULL;
@@ -361,6 +363,14 @@ static int colod_setup(Colod *c, const char *config_path, const char *control_pa
         qb_log(LOG_ERR, "%s: [cluster] peer-node-id %u is this node's own id", c->config->path,
                c->config->peer_node_id);
         return 2;
+    }
+    if (state_hook) {
+        if (!g_path_is_absolute(state_hook)) {
+            qb_log(LOG_ERR, "--state-change-hook: \"%s\" is not an absolute path", state_hook);
+            return 2;
+        }
+        g_free(c->config->state_change_hook);
+        c->config->state_change_hook = g_strdup(state_hook);
     }
     if (managed) {
         c->config->managed = true;
@@ -411,7 +421,10 @@ static int colod_setup(Colod *c, const char *config_path, const char *control_pa
                                  .timeouts = c->config->timeouts, .managed = c->config->managed,
                                  .has_disks = colod_config_has_disks(c->config) };
     c->fsm = cluster_fsm_new(&params, &rec, &clock);
-    c->hooks = colod_hooks_new(c->config->role_change_hook, c->config->vm_name, c->config->role_change_timeout_ms);
+    c->hooks = colod_hooks_new("role-change", c->config->role_change_hook, c->config->vm_name,
+                               c->config->role_change_timeout_ms);
+    c->state_hooks = colod_hooks_new("state-change", c->config->state_change_hook, c->config->vm_name,
+                                     c->config->state_change_timeout_ms);
     default_control = colod_control_default_path(c->config->vm_name);
     cp = (ColodControlParams){ .vm_name = c->config->vm_name, .fsm = c->fsm, .vmm = c->vmm, .proxy = c->proxy,
                                .log_level = debug ? LOG_DEBUG : LOG_INFO, .socket_group = c->config->socket_group,
@@ -429,6 +442,7 @@ int main(int argc, char **argv)
 {
     g_autofree char *config_path = NULL;
     g_autofree char *logfile = NULL;
+    g_autofree char *state_hook = NULL;
     g_autofree char *control_path = NULL;
     gboolean debug = FALSE, to_syslog = FALSE, version = FALSE, managed = FALSE;
     GOptionEntry entries[] = {
@@ -437,6 +451,8 @@ int main(int argc, char **argv)
           "PATH" },
         { "debug", 'd', 0, G_OPTION_ARG_NONE, &debug, "log debug messages", NULL },
         { "managed", 0, 0, G_OPTION_ARG_NONE, &managed, "pacemaker decides who is primary (as managed = true)", NULL },
+        { "state-change-hook", 0, 0, G_OPTION_ARG_FILENAME, &state_hook,
+          "run PROGRAM VM STATE REASON at each state change (as [hooks] state-change)", "PROGRAM" },
         { "syslog", 0, 0, G_OPTION_ARG_NONE, &to_syslog, "log to syslog instead of stderr", NULL },
         { "logfile", 'l', 0, G_OPTION_ARG_FILENAME, &logfile, "also log to FILE", "FILE" },
         { "version", 'V', 0, G_OPTION_ARG_NONE, &version, "print the version", NULL },
@@ -460,7 +476,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "colod: --config FILE is required (colo.conf(5))\n");
         return 1;
     }
-    code = colod_setup(&c, config_path, control_path, to_syslog, logfile, debug, managed);
+    code = colod_setup(&c, config_path, control_path, to_syslog, logfile, debug, managed, state_hook);
     if (code == 0) {
         c.loop = g_main_loop_new(NULL, FALSE);
         g_unix_signal_add(SIGTERM, colod_on_signal, &c);
@@ -482,6 +498,7 @@ int main(int argc, char **argv)
     vmm_driver_free(c.vmm);
     proxy_driver_free(c.proxy);
     colod_hooks_free(c.hooks);
+    colod_hooks_free(c.state_hooks);
     cluster_link_free(c.link);
     colod_config_free(c.config);
     colo_log_fini();

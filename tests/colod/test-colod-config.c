@@ -48,6 +48,8 @@ static void test_minimal_defaults(void)
     g_assert_cmpuint(c->timeouts.restart_grace_ms, ==, 30000);
     g_assert_null(c->role_change_hook);
     g_assert_cmpuint(c->role_change_timeout_ms, ==, 10000);
+    g_assert_null(c->state_change_hook);
+    g_assert_cmpuint(c->state_change_timeout_ms, ==, 10000);
 }
 
 static void test_full_file(void)
@@ -69,7 +71,8 @@ static void test_full_file(void)
                                       "[proxy]\nguest-interface=tap0\nuplink=br0\nqueue-num=65535\n"
                                       "[tls]\ndir=/etc/colo/pki\n"
                                       "[timeouts]\nqmp-ms=2000\nclaim-ms=10\nrestart-grace-ms=86400000\n"
-                                      "[hooks]\nrole-change=/etc/colo/role-change\nrole-change-timeout-ms=3000\n",
+                                      "[hooks]\nrole-change=/etc/colo/role-change\nrole-change-timeout-ms=3000\n"
+                                      "state-change=/etc/colo/state-change\nstate-change-timeout-ms=4000\n",
                                       -1, &err));
     c = colod_config_load_file(path, &err);
     g_assert_no_error(err);
@@ -94,6 +97,8 @@ static void test_full_file(void)
     g_assert_cmpuint(c->timeouts.peer_wait_ms, ==, 30000);
     g_assert_cmpstr(c->role_change_hook, ==, "/etc/colo/role-change");
     g_assert_cmpuint(c->role_change_timeout_ms, ==, 3000);
+    g_assert_cmpstr(c->state_change_hook, ==, "/etc/colo/state-change");
+    g_assert_cmpuint(c->state_change_timeout_ms, ==, 4000);
     g_unlink(path);
     g_rmdir(dir);
 }
@@ -176,6 +181,7 @@ static void test_refused(void)
     expect_error("proxy", "queue-num=-1\n", "is not an NFQUEUE number");
     expect_error("hooks", "role-change=move-address\n", "[hooks] role-change: \"move-address\" is not an absolute path");
     expect_error("hooks", "role-change-timeout-ms=0\n", "[hooks] role-change-timeout-ms: \"0\" is not a time");
+    expect_error("hooks", "state-change=colo\n", "[hooks] state-change: \"colo\" is not an absolute path");
     expect_error("proxy", "uplink=a/b\n", "uplink: \"a/b\" is not a network interface name");
     expect_error("proxy", "uplink=sixteen-chars-xx\n", "is not a network interface name");
     expect_error("cluster", "peer-name=\n", "[cluster] peer-name: empty");

@@ -1,8 +1,9 @@
-/* colod's role hook (colod/hooks.c) with real programs: what role each
+/* colod's hooks (colod/hooks.c) with real programs: what role each
  * colo-vmm state means, a run per change with the VM, role and reason as
  * arguments, no run for the same role, only the latest of the roles that
  * came while a run was in progress, a run that outlives its timeout killed
- * with what it started, and a program that cannot run. */
+ * with what it started, a program that cannot run, and the state-change
+ * kind (COLO_HOOK in the environment, colod's states as values). */
 #include "config.h"
 
 #include "hooks.h"
@@ -100,7 +101,7 @@ static void test_changes(void)
     g_autofree char *seen = NULL;
 
     fixture_make(&f, "0");
-    h = colod_hooks_new(f.program, "web1", 10000);
+    h = colod_hooks_new("role-change", f.program, "web1", 10000);
     /* The first role always runs, also "none": a node that starts without
      * its VM clears what an earlier run may have left. */
     colod_hooks_role(h, HOOK_ROLE_NONE, "starting");
@@ -130,7 +131,7 @@ static void test_latest_wins(void)
     g_autofree char *seen2 = NULL;
 
     fixture_make(&f, "0.3");
-    h = colod_hooks_new(f.program, "web1", 10000);
+    h = colod_hooks_new("role-change", f.program, "web1", 10000);
     colod_hooks_role(h, HOOK_ROLE_PRIMARY, "a");
     colod_hooks_role(h, HOOK_ROLE_NONE, "b");
     colod_hooks_role(h, HOOK_ROLE_SECONDARY, "c");
@@ -169,7 +170,7 @@ static void test_timeout(void)
                              "sleep 60 & echo $! > '%s'\nwait\n", f.out, pidfile);
     g_assert_true(g_file_set_contents(f.program, script, -1, &err));
     g_assert_cmpint(g_chmod(f.program, 0755), ==, 0);
-    h = colod_hooks_new(f.program, "web1", 300);
+    h = colod_hooks_new("role-change", f.program, "web1", 300);
     start = g_get_monotonic_time();
     colod_hooks_role(h, HOOK_ROLE_PRIMARY, "x");
     colod_hooks_role(h, HOOK_ROLE_NONE, "y");
@@ -189,19 +190,50 @@ static void test_timeout(void)
 
 static void test_no_program(void)
 {
-    ColodHooks *h = colod_hooks_new(NULL, "web1", 1000);
+    ColodHooks *h = colod_hooks_new("role-change", NULL, "web1", 1000);
 
     colod_hooks_role(h, HOOK_ROLE_PRIMARY, "x");
     g_assert_false(colod_hooks_busy(h));
     colod_hooks_free(h);
     colod_hooks_role(NULL, HOOK_ROLE_PRIMARY, "x");
     /* A program that is not there: logged, colod goes on. */
-    h = colod_hooks_new("/nonexistent/role-change", "web1", 1000);
+    h = colod_hooks_new("role-change", "/nonexistent/role-change", "web1", 1000);
     colod_hooks_role(h, HOOK_ROLE_PRIMARY, "x");
     g_assert_false(colod_hooks_busy(h));
     colod_hooks_role(h, HOOK_ROLE_NONE, "y");
     g_assert_false(colod_hooks_busy(h));
     colod_hooks_free(h);
+}
+
+/* One program as both kinds: COLO_HOOK tells it which it runs as. */
+static void test_state_change(void)
+{
+    Fixture f;
+    ColodHooks *role, *state;
+    g_autofree char *script = NULL;
+    g_autofree char *seen = NULL;
+    g_autoptr(GError) err = NULL;
+
+    fixture_make(&f, "0");
+    script = g_strdup_printf("#!/bin/sh\necho \"$COLO_HOOK|$1|$2|$3\" >> '%s'\n", f.out);
+    g_assert_true(g_file_set_contents(f.program, script, -1, &err));
+    g_assert_cmpint(g_chmod(f.program, 0755), ==, 0);
+    role = colod_hooks_new("role-change", f.program, "web1", 10000);
+    state = colod_hooks_new("state-change", f.program, "web1", 10000);
+    colod_hooks_run(state, "secondary-syncing", "initial sync");
+    g_assert_true(settle(state, 10000));
+    colod_hooks_run(state, "secondary-syncing", "again");
+    g_assert_false(colod_hooks_busy(state));
+    colod_hooks_role(role, HOOK_ROLE_SECONDARY, "x");
+    g_assert_true(settle(role, 10000));
+    colod_hooks_run(state, "secondary-protected", "COLO runs");
+    g_assert_true(settle(state, 10000));
+    seen = runs(&f);
+    g_assert_cmpstr(seen, ==, "state-change|web1|secondary-syncing|initial sync\nrole-change|web1|secondary|x\n"
+                              "state-change|web1|secondary-protected|COLO runs\n");
+    colod_hooks_free(role);
+    colod_hooks_free(state);
+    fixture_free(&f);
 }
 
 int main(int argc, char **argv)
@@ -213,5 +245,6 @@ int main(int argc, char **argv)
     g_test_add_func("/colod/hooks/latest-wins", test_latest_wins);
     g_test_add_func("/colod/hooks/timeout", test_timeout);
     g_test_add_func("/colod/hooks/no-program", test_no_program);
+    g_test_add_func("/colod/hooks/state-change", test_state_change);
     return g_test_run();
 }

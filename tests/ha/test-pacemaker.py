@@ -137,6 +137,17 @@ def check_clean(obs, before=None):
     assert obs.get("broken", 0) == (before or {}).get("broken", 0), obs
 
 
+def score_with_protection(c, node):
+    """@node's promotion score came with its protection: colod ran the
+    agent as its state-change hook at secondary-protected, and the score
+    is the primary's (a replica's), not left to the next monitor (11 s)."""
+    done = "state-change hook (secondary-protected) done"
+    tap.wait_until(lambda: done in ha.colod_log(c, node, 100000), 10, "%s's colod to run its state-change hook" % node,
+                   interval=0.2)
+    tap.wait_until(lambda: c.promotion_score(node, "web1", node) == "1000", 5,
+                   "the promotion score of %s to be set by the hook" % node, interval=0.2)
+
+
 @tap.timeout(300)
 @with_logs
 def test_promoted_and_protected():
@@ -153,6 +164,7 @@ def test_promoted_and_protected():
     the["secondary"] = [n for n, role in r.items() if role == "Unpromoted"][0]
     p, s = the["primary"], the["secondary"]
     wait_states(c, {p: "primary-protected", s: "secondary-protected"}, 150)
+    score_with_protection(c, s)
     assert guest_running(c, p), "the guest does not run on " + p
     tap.wait_until(lambda: ip_nodes(c, "node1") == [p], 60, "the floating IP started on " + p, interval=0.5)
     assert ha.has_floating_ip(c, p) and not ha.has_floating_ip(c, s)
@@ -166,10 +178,8 @@ def test_promoted_and_protected():
 def test_kill_promoted_node():
     c = get()
     p, s = the["primary"], the["secondary"]
-    # The secondary's promotion score comes with its first monitor after
-    # the protect: before it, pacemaker would not promote it (the
-    # agent's limit, docs/operations.md).
-    tap.wait_until(lambda: c.promotion_score(s, "web1", s), 30, "the promotion score of " + s, interval=0.5)
+    # The secondary is promotable (its score came with its protection).
+    assert c.promotion_score(s, "web1", s) == "1000", c.promotion_score(s, "web1", s)
     before = observed(c)
     mark = c.log_lines(s)
     t0 = time.monotonic()
@@ -213,6 +223,7 @@ def test_node_comes_back_as_secondary():
     c.restart_node(p)
     wait_roles(c, s, {s: "Promoted", p: "Unpromoted"}, 150)
     wait_states(c, {s: "primary-protected", p: "secondary-protected"}, 150)
+    score_with_protection(c, p)
     assert guest_running(c, s), "the guest does not run on " + s
     obs = wait_rounds(c, 10)
     check_clean(obs, before)
