@@ -94,6 +94,14 @@ class FakeProxy:
             if self.conn:
                 self.conn.close()
 
+    def die(self):
+        """As a killed proxy: the connection ends now (shut down first: a
+        close alone would wait for the reading thread)."""
+        with self.lock:
+            if self.conn:
+                self.conn.shutdown(socket.SHUT_RDWR)
+        self.close()
+
 
 class Pair:
     """A primary and a secondary colo-vmm in COLO, each with a FakeProxy."""
@@ -231,6 +239,33 @@ def test_primary_proxy_hangs():
 
 def test_secondary_proxy_closes():
     proxy_fails("close", "secondary")
+
+
+def test_secondary_proxy_dies_between_checkpoints():
+    """The secondary's colo-proxy dies (its socket closes) with no call in
+    progress and no checkpoint due for a minute: the secondary leaves COLO
+    at once and its primary hears of it at once, so colod can decide (before:
+    the secondary failed at the next checkpoint's commit, and the primary
+    then waited 10 s for its answer while its proxy held the guest's output)."""
+    require_kvm()
+    with tap.tempdir("cpx-") as tmp:
+        p = Pair(tmp, delay=60000)
+        try:
+            t0 = time.monotonic()
+            p.sproxy.die()
+            wait_until(lambda: status(p.sec)["x-broken"], 5, "the secondary to leave COLO")
+            wait_until(lambda: status(p.pri)["x-broken"], 5, "the primary to hear it")
+            took = time.monotonic() - t0
+            assert took < 5, took
+            assert "colo-proxy closed its control socket" in open(p.sec.log_path).read()
+            # The primary's guest runs on; failover there ends COLO.
+            hb = p.pri.heartbeat()
+            wait_until(lambda: p.pri.heartbeat() > hb, 30, "the primary's guest runs on")
+            lost_heartbeat(p.pri)
+            ev = p.pri.qmp.wait_event("COLO_EXIT", 10)
+            assert ev["data"]["reason"] == "request", ev
+        finally:
+            p.close()
 
 
 def refused(tmp, role, sec_proxy, owned):

@@ -78,6 +78,29 @@ static void colo_net_event(void *opaque, const char *event, JsonObject *data)
            take ? "" : ": already committed, ignored");
 }
 
+/* On the proxy client's thread. A secondary whose proxy is gone cannot
+ * commit its next checkpoint: it leaves COLO now rather than at that
+ * checkpoint, and by shutting the stream down it tells its primary at
+ * once, which otherwise waited for the checkpoint's answer (10 s). The
+ * primary's loop sees its own proxy fail at its next call. */
+static void colo_net_closed(void *opaque, const char *why)
+{
+    Migration *m = opaque;
+    Colo *co = m->colo;
+
+    g_mutex_lock(&m->lock);
+    bool leave = co->mode == COLO_MODE_SECONDARY && !co->broken && !colo_should_stop_locked(co);
+    if (leave) {
+        co->proxy_lost = true;
+    }
+    g_mutex_unlock(&m->lock);
+    if (!leave) {
+        return;
+    }
+    qb_log(LOG_ERR, "COLO: colo-proxy closed its control socket (%s): the secondary leaves COLO now", why);
+    mig_channel_shutdown(m->dst.in, EPIPE);
+}
+
 bool colo_net_connect(Migration *m, ColoMode mode, GError **error)
 {
     Colo *co = m->colo;
@@ -86,7 +109,7 @@ bool colo_net_connect(Migration *m, ColoMode mode, GError **error)
         return true;
     }
     ProxyClient *pc = proxy_client_connect(co->proxy_path, mode == COLO_MODE_PRIMARY ? "primary" : "secondary",
-                                           PROXY_CONNECT_MS, colo_net_event, m, error);
+                                           PROXY_CONNECT_MS, colo_net_event, colo_net_closed, m, error);
     if (!pc) {
         g_prefix_error(error, "COLO: ");
         return false;
@@ -95,6 +118,7 @@ bool colo_net_connect(Migration *m, ColoMode mode, GError **error)
     co->proxy = pc;
     co->proxy_epoch = 0;        /* until our first commit: take its requests */
     co->proxy_failed_over = false;
+    co->proxy_lost = false;
     g_mutex_unlock(&m->lock);
     qb_log(LOG_INFO, "COLO: connected to colo-proxy at %s", co->proxy_path);
     return true;

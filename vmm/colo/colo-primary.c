@@ -56,14 +56,22 @@ static bool colo_wait_msg(Migration *m, uint32_t expect, uint64_t *value, GError
     return true;
 }
 
-/* Wait for the next checkpoint's trigger; false when COLO is to end. */
-static bool colo_wait_trigger(Migration *m, gint64 *next, ColoTrigger *trigger)
+/* Wait for the next checkpoint's trigger; false when COLO is to end.
+ * *@gone: the return path broke meanwhile (the secondary died or left
+ * COLO and shut the stream): no checkpoint, the loop waits for failover
+ * now rather than at the next checkpoint. */
+static bool colo_wait_trigger(Migration *m, gint64 *next, ColoTrigger *trigger, bool *gone)
 {
     Colo *co = m->colo;
     bool go = false;
 
     g_mutex_lock(&m->lock);
     while (!colo_should_stop_locked(co)) {
+        if (m->src.rp_shut_status != -1) {
+            *gone = true;
+            go = true;
+            break;
+        }
         if (co->requested) {
             co->requested = false;
             *trigger = co->request_trigger;
@@ -205,9 +213,14 @@ bool colo_primary_run(Migration *m, GError **error)
     while (net_ok) {
         gint64 next = g_get_monotonic_time() + (gint64)m->params.x_checkpoint_delay * G_TIME_SPAN_MILLISECOND;
         ColoTrigger trigger;
+        bool gone = false;
         g_autoptr(GError) local = NULL;
 
-        if (!colo_wait_trigger(m, &next, &trigger)) {
+        if (!colo_wait_trigger(m, &next, &trigger, &gone)) {
+            break;
+        }
+        if (gone) {
+            colo_wait_failover(m, "the secondary is gone (its return path broke)");
             break;
         }
         if (!colo_checkpoint(m, trigger, &cap, &local)) {

@@ -297,8 +297,12 @@ bool colo_secondary_run(Migration *m, GError **error)
         colo_secondary_free(s);
     } else {
         int err = mig_channel_error(m->dst.in);
-        g_autofree char *why = local ? g_strdup(local->message)
-                                     : g_strdup_printf("the stream from the primary broke (%s)", g_strerror(-err));
+        g_mutex_lock(&m->lock);
+        bool proxy_lost = m->colo->proxy_lost;
+        g_mutex_unlock(&m->lock);
+        g_autofree char *why = proxy_lost ? g_strdup("colo-proxy closed its control socket")
+                               : local    ? g_strdup(local->message)
+                                          : g_strdup_printf("the stream from the primary broke (%s)", g_strerror(-err));
         colo_secondary_free(s);
         colo_wait_failover(m, why);
     }

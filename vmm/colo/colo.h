@@ -75,6 +75,7 @@ typedef struct Colo {
     uint64_t proxy_requests;    /* CHECKPOINT_REQUEST events taken */
     uint64_t proxy_stale;       /* ... ignored: from an epoch already committed */
     bool proxy_failed_over;
+    bool proxy_lost;            /* secondary: the proxy closed its socket, COLO ended for it */
 } Colo;
 
 Colo *colo_new(void);

@@ -17,6 +17,7 @@ struct ProxyClient {
     GThread *thread;            /* runs ctx: the QMP client and the events */
     QmpClient *qmp;             /* only touched on thread */
     ProxyEventFn fn;
+    ProxyClosedFn closed;
     void *opaque;
 
     GMutex call_lock;           /* one call at a time */
@@ -98,6 +99,9 @@ static void proxy_client_on_closed(QmpClient *c, const GError *error, gpointer o
     g_mutex_lock(&pc->lock);
     pc->broken = true;
     g_mutex_unlock(&pc->lock);
+    if (pc->closed) {
+        pc->closed(pc->opaque, error->message);
+    }
 }
 
 static void proxy_client_on_ready(QmpClient *c, const GError *error, gpointer opaque)
@@ -136,13 +140,14 @@ static gboolean proxy_client_start(gpointer data)
 }
 
 ProxyClient *proxy_client_connect(const char *path, const char *role, int timeout_ms, ProxyEventFn fn,
-                                  void *opaque, GError **error)
+                                  ProxyClosedFn closed, void *opaque, GError **error)
 {
     ProxyClient *pc = g_new0(ProxyClient, 1);
     ProxyConnect *pcn = g_new0(ProxyConnect, 1);
     GError *local = NULL;
 
     pc->fn = fn;
+    pc->closed = closed;
     pc->opaque = opaque;
     g_mutex_init(&pc->lock);
     g_mutex_init(&pc->call_lock);

@@ -18,11 +18,16 @@ typedef struct ProxyClient ProxyClient;
  * thread; must not call back into the client. */
 typedef void (*ProxyEventFn)(void *opaque, const char *event, JsonObject *data);
 
+/* The proxy closed the connection or it broke, after the connect (why:
+ * the error's text). Runs on the client's thread, once; must not call
+ * back into the client. */
+typedef void (*ProxyClosedFn)(void *opaque, const char *why);
+
 /* Connect to @path, read the greeting and negotiate (qmp_capabilities),
  * each within @timeout_ms; the proxy's role (the greeting's "colo-proxy"
- * member) must be @role ("primary" or "secondary"). */
+ * member) must be @role ("primary" or "secondary"). @closed may be NULL. */
 ProxyClient *proxy_client_connect(const char *path, const char *role, int timeout_ms, ProxyEventFn fn,
-                                  void *opaque, GError **error);
+                                  ProxyClosedFn closed, void *opaque, GError **error);
 
 /* Run @command (arguments: none) and wait at most @timeout_ms for its
  * reply. Its "return" object (unref it), or NULL with @error (the proxy's
