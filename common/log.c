@@ -132,7 +132,8 @@ unsigned colo_log_remove_stale_blackboxes(const char *dir)
 static void log_target_setup(int32_t target, const char *ident, int threshold)
 {
     qb_log_ctl2(target, QB_LOG_CONF_IDENT, QB_LOG_CTL2_S(ident));
-    qb_log_format_set(target, "%t %N[%P] %p: %b");
+    /* Milliseconds: failovers are measured in them. */
+    qb_log_format_set(target, "%T %N[%P] %p: %b");
     qb_log_filter_ctl(target, QB_LOG_FILTER_ADD, QB_LOG_FILTER_FILE, "*", threshold);
 }
 
