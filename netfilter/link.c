@@ -18,6 +18,10 @@
 #include <unistd.h>
 
 #define LINK_OUT_MAX (16u << 20)
+/* Reconnects start fast and back off: the peer's proxy is often a few ms
+ * from listening (both are started for a protect; until the link is up
+ * the primary holds the guest's output), or gone for a while. */
+#define LINK_RECONNECT_FIRST_MS 10
 #define LINK_RECONNECT_MS 500
 #define LINK_READ_SIZE (256 * 1024)
 #define LINK_TLS_HANDSHAKE_MS 5000
@@ -46,6 +50,7 @@ struct proxy_link {
     char *last_refusal;        /* rate limit of the refusal log */
     int64_t last_refusal_us;
     guint lwatch, rwatch, wwatch, retry;
+    guint retry_ms;            /* the next reconnect's delay */
     uint16_t bound_port;
     FrameDecoder *dec;
     GByteArray *out;
@@ -211,6 +216,7 @@ static void link_up(ProxyLink *l, int fd, ColoTlsSession *tls)
     link_set_nonblock(fd);
     l->fd = fd;
     l->tls = tls;
+    l->retry_ms = LINK_RECONNECT_FIRST_MS;
     l->stats.connects++;
     l->rwatch = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, link_on_read, l);
     if (tls) {
@@ -440,22 +446,32 @@ static int link_socket(const char *host, const char *port, bool passive, GError 
     return fd;
 }
 
-static gboolean link_on_retry(gpointer data)
+/* One connect attempt; false if the peer is not there (yet). */
+static bool link_try_connect(ProxyLink *l)
 {
-    ProxyLink *l = data;
     GError *err = NULL;
     int fd = link_socket(l->host, l->port, false, &err);
 
     if (fd < 0) {
         qb_log(LOG_DEBUG, "link: %s", err->message);
         g_error_free(err);
-        return G_SOURCE_CONTINUE;
+        return false;
     }
-    l->retry = 0;
     if (l->tls_creds) {
         link_pending_start(l, fd, NULL, 0);
     } else {
         link_up(l, fd, NULL);
+    }
+    return true;
+}
+
+static gboolean link_on_retry(gpointer data)
+{
+    ProxyLink *l = data;
+
+    l->retry = 0;
+    if (!link_try_connect(l)) {
+        link_schedule_connect(l);
     }
     return G_SOURCE_REMOVE;
 }
@@ -463,7 +479,8 @@ static gboolean link_on_retry(gpointer data)
 static void link_schedule_connect(ProxyLink *l)
 {
     if (!l->retry) {
-        l->retry = g_timeout_add(LINK_RECONNECT_MS, link_on_retry, l);
+        l->retry = g_timeout_add(l->retry_ms, link_on_retry, l);
+        l->retry_ms = MIN(l->retry_ms * 2, LINK_RECONNECT_MS);
     }
 }
 
@@ -476,6 +493,7 @@ ProxyLink *link_new(const char *listen_on, const char *connect_to, const char *p
 
     l->cb = *cb;
     l->fd = -1;
+    l->retry_ms = LINK_RECONNECT_FIRST_MS;
     l->lfd = -1;
     l->dec = frame_decoder_new();
     l->out = g_byte_array_new();
@@ -498,7 +516,7 @@ ProxyLink *link_new(const char *listen_on, const char *connect_to, const char *p
         }
         l->lwatch = g_unix_fd_add(l->lfd, G_IO_IN, link_on_accept, l);
     } else {
-        if (link_on_retry(l) == G_SOURCE_CONTINUE) {
+        if (!link_try_connect(l)) {
             link_schedule_connect(l);
         }
     }
