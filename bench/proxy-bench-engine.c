@@ -66,6 +66,7 @@ int main(int argc, char **argv)
     memset(payload, 0x5a, sizeof(payload));
     cmp_params_init(&params);
     e = cmp_engine_new(&params, &cb);
+    cmp_engine_arm(e);
     for (int f = 0; f < FLOWS; f++) {
         seq[f] = (uint32_t)f * 0x10000000u;
     }

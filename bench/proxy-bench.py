@@ -341,6 +341,7 @@ class Bench:
             pctl, sctl = ProxyCtl(psock), ProxyCtl(ssock)
             if not netns.wait_for(lambda: pctl.execute("query-status")["peer-link"]):
                 raise RuntimeError("proxies did not link up")
+            pctl.execute("checkpoint-begin")   # COLO begins: compare from here
             self.watch = CheckpointWatch(self, psock)
             self.watch.start()
             self.measure("colo-proxy", self.ProxyHooks(self, pctl, sctl,

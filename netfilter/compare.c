@@ -73,6 +73,7 @@ struct cmp_engine {
     uint32_t epoch;
     bool requested;            /* a checkpoint was asked for this epoch */
     bool failed_over;
+    bool armed;                /* COLO began (a checkpoint-begin): compare */
     struct cmp_held *adding;   /* the packet cmp_primary_add is judging */
     struct cmp_stats stats;
 };
@@ -458,6 +459,12 @@ void cmp_primary_add(CmpEngine *e, uint64_t handle, const uint8_t *pkt, size_t l
         e->cb.release(e->cb.opaque, handle);
         return;
     }
+    if (!e->armed) {
+        e->stats.unprotected++;
+        e->stats.released++;
+        e->cb.release(e->cb.opaque, handle);
+        return;
+    }
     err = eth ? pkt_parse_eth(pkt, len, &pi) : pkt_parse_ip(pkt, len, &pi);
     if (err == PKT_OK && cmp_is_passthrough(e, &pi)) {
         e->stats.passthrough++;
@@ -697,8 +704,19 @@ bool cmp_expire(CmpEngine *e, uint64_t now_ns)
     return true;
 }
 
+void cmp_engine_arm(CmpEngine *e)
+{
+    e->armed = true;
+}
+
+bool cmp_engine_armed(const CmpEngine *e)
+{
+    return e->armed;
+}
+
 unsigned int cmp_checkpoint_begin(CmpEngine *e)
 {
+    e->armed = true;
     qb_log(LOG_DEBUG, "checkpoint begin, epoch %u, %u packets held", e->epoch, e->held.length);
     return e->held.length;
 }

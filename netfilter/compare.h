@@ -48,6 +48,7 @@ struct cmp_stats {
     uint64_t released;
     uint64_t compared;               /* released after a successful compare */
     uint64_t passthrough;            /* released without compare by policy */
+    uint64_t unprotected;            /* released before COLO began (no checkpoint-begin yet) */
     uint64_t secondary;              /* secondary packets received */
     uint64_t secondary_stale;        /* dropped: older epoch */
     uint64_t secondary_unparseable;
@@ -106,7 +107,16 @@ void cmp_input_add(CmpEngine *e, const uint8_t *pkt, size_t len, bool eth);
  * expired_scan_cycle. Returns true if a checkpoint was requested. */
 bool cmp_expire(CmpEngine *e, uint64_t now_ns);
 
-/* Checkpoint begin (VM paused): returns the number of packets held. */
+/* Until the first checkpoint-begin (COLO begins: the initial sync has
+ * paused the VM) the engine holds nothing: the primary's packets are
+ * released as they come, as from a VM not yet protected. A protect's
+ * initial sync takes from a second to many (a snapshot protect of GiBs),
+ * and holding the guest's output all that time stalled its clients. */
+void cmp_engine_arm(CmpEngine *e);
+bool cmp_engine_armed(const CmpEngine *e);
+
+/* Checkpoint begin (VM paused): arms the engine; returns the number of
+ * packets held. */
 unsigned int cmp_checkpoint_begin(CmpEngine *e);
 
 /* Checkpoint commit: release every held packet in arrival order, forget

@@ -96,6 +96,7 @@ static void stats_engine(JsonBuilder *b, const Proxy *p)
     add_int(b, "released", (int64_t)st.released);
     add_int(b, "compared", (int64_t)st.compared);
     add_int(b, "passthrough", (int64_t)st.passthrough);
+    add_int(b, "unprotected", (int64_t)st.unprotected);
     add_int(b, "queue-depth", st.queue_depth);
     add_int(b, "flows", st.flows);
     add_int(b, "secondary-packets", (int64_t)st.secondary);

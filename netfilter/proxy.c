@@ -71,7 +71,9 @@ static void primary_input(void *opaque, uint8_t *buf, size_t len, bool outgoing)
 {
     Proxy *p = opaque;
 
-    if (p->failed_over) {
+    /* Before COLO began the secondary's guest is not running: what it
+     * needs is in the initial sync. */
+    if (p->failed_over || !cmp_engine_armed(p->engine)) {
         return;
     }
     link_queue(p->link, FRAME_MIRROR, cmp_engine_epoch(p->engine), buf, len);

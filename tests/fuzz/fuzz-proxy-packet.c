@@ -34,6 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         p.max_queue_size = 256;
         p.max_flow_bytes = 1 << 20;
         e = cmp_engine_new(&p, &cb);
+        cmp_engine_arm(e);
         rw = rw_table_new(64);
     }
     if (size < 1) {

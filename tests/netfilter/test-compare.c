@@ -44,6 +44,7 @@ static void fixture_start(struct fixture *f)
 
     cmp_engine_free(f->e);
     f->e = cmp_engine_new(&f->params, &cb);
+    cmp_engine_arm(f->e);   /* COLO began (test_unarmed_passes: before it) */
     g_array_set_size(f->released, 0);
     g_array_set_size(f->requests, 0);
     f->now = 1000 * MS;
@@ -493,6 +494,35 @@ static void test_failover(struct fixture *f, gconstpointer data)
     g_assert_false(cmp_expire(f->e, f->now));
 }
 
+/* Before COLO begins (no checkpoint-begin yet) nothing is held: the
+ * guest is not protected, its output passes as it comes. The first
+ * checkpoint-begin arms the engine, without a new epoch. */
+static void test_unarmed_passes(struct fixture *f, gconstpointer data)
+{
+    struct cmp_callbacks cb = { on_release, on_checkpoint, f };
+    struct cmp_stats st;
+    uint64_t h1, h2;
+
+    cmp_engine_free(f->e);
+    f->e = cmp_engine_new(&f->params, &cb);
+    g_assert_false(cmp_engine_armed(f->e));
+    h1 = p_tcp(f, 1, 1, AP, "before");
+    g_assert_true(released(f, h1));
+    f->now += 10000 * MS;
+    g_assert_false(cmp_expire(f->e, f->now));
+    g_assert_cmpuint(cmp_checkpoint_begin(f->e), ==, 0);
+    g_assert_true(cmp_engine_armed(f->e));
+    g_assert_cmpuint(cmp_engine_epoch(f->e), ==, 0);
+    h2 = p_tcp(f, 7, 1, AP, "after");
+    g_assert_false(released(f, h2));
+    s_tcp(f, 7, 1, AP, "after");
+    g_assert_true(released(f, h2));
+    cmp_engine_stats(f->e, &st);
+    g_assert_cmpuint(st.unprotected, ==, 1);
+    g_assert_cmpuint(st.compared, ==, 1);
+    g_assert_cmpuint(f->requests->len, ==, 0);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -514,5 +544,6 @@ int main(int argc, char **argv)
     ADD("passthrough", test_passthrough);
     ADD("unparseable", test_unparseable);
     ADD("failover", test_failover);
+    ADD("unarmed-passes", test_unarmed_passes);
     return g_test_run();
 }

@@ -85,6 +85,8 @@ def run(tap, topo):
     proxy = topo.spawn("ph", PROXY, *args, "-L", "10.79.0.1:7711", "-c", ctl_path, "--max-queue-size", "1",
                        log="primary.log")
     ctl = ProxyCtl(ctl_path)
+    # Held from the first checkpoint-begin (COLO begins) on.
+    ctl.execute("checkpoint-begin")
     rules = forward_rules(topo, "ph")
     tap.ok(len(rules) == 1 and "NFQUEUE" in rules[0] and "--queue-bypass" in rules[0],
            "the primary's NFQUEUE rule has --queue-bypass", "\n".join(rules))

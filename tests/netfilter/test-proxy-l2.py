@@ -38,6 +38,9 @@ def run(tap, topo):
                            "-C", "10.79.0.1:7700", "-c", ssock, "-d", log="secondary.log")
     pctl, sctl = ProxyCtl(psock), ProxyCtl(ssock)
     tap.ok(wait_for(lambda: pctl.execute("query-status")["peer-link"]) is not None, "the proxies link up")
+    # COLO begins: a primary proxy compares (and holds) from its first
+    # checkpoint-begin; before it the guest is unprotected and passes.
+    pctl.execute("checkpoint-begin")
     tap.ok(forward_rules(topo, "ph") == [], "the L2 path needs no iptables rule on the primary")
     for g in ("pg", "sg"):
         if not wait_ready(topo.spawn(g, sys.executable, PEER, "serve", "7000")):

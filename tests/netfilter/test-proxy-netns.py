@@ -42,6 +42,9 @@ def run(tap, topo):
     }
     pctl, sctl = ProxyCtl(psock), ProxyCtl(ssock)
     tap.ok(wait_for(lambda: pctl.execute("query-status")["peer-link"]) is not None, "the proxies link up")
+    # COLO begins: a primary proxy compares (and holds) from its first
+    # checkpoint-begin; before it the guest is unprotected and passes.
+    pctl.execute("checkpoint-begin")
     rules = forward_rules(topo, "ph")
     tap.ok(len(rules) == 1 and "NFQUEUE" in rules[0] and "--queue-bypass" in rules[0],
            "primary installed its NFQUEUE rule, with --queue-bypass", "\n".join(rules))

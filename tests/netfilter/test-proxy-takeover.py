@@ -79,6 +79,9 @@ def run(tap, topo):
     pctl, sctl = ProxyCtl(psock), ProxyCtl(ssock)
     if not wait_for(lambda: pctl.execute("query-status")["peer-link"]):
         raise RuntimeError("the proxies did not link up")
+    # COLO begins: a primary proxy compares (and holds) from its first
+    # checkpoint-begin; before it the guest is unprotected and passes.
+    pctl.execute("checkpoint-begin")
     for g in ("pg", "sg"):
         if not wait_ready(topo.spawn(g, sys.executable, PEER, "chat", "7010")):
             raise RuntimeError("chat server did not start")
