@@ -1,19 +1,18 @@
 /* colod's colo-proxy driver (proxy-driver.h). One Instance per started
- * (or adopted) colo-proxy: its process and its QMP connection. An
+ * (or adopted) colo-proxy: its process and its QMP connection
+ * (child-process.c), its role and last status. An
  * Instance colod let go (stopped, replaced) reports nothing more. */
 #include "config.h"
 
 #include "proxy-driver.h"
 
+#include "child-process.h"
 #include "common/qmp/qmp-client.h"
 #include "leftover.h"
 
-#include <errno.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <qb/qblog.h>
-#include <signal.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 
 /* A proxy that keeps dying is not started again forever: this many
@@ -44,17 +43,9 @@ struct ProxyDriver {
 struct Instance {
     ProxyDriver *d;         /* NULL once let go */
     VmmKind role;
-    GPid pid;
-    bool child;             /* ours (child watch), or adopted (pidfd) */
-    guint child_watch;
-    LeftoverWatch *foreign_watch;
-    QmpClient *qmp;
-    guint connect_retry;
-    gint64 connect_deadline;
-    guint poll;
+    ChildProcess *proc;     /* the process and its control connection */
     guint failover_check;
     bool ready;
-    bool exited;
     bool failed_over;       /* it said so, or was told */
     bool failover_on_ready; /* a restart that must pass traffic at once */
     ProxyDriverReadyFunc ready_fn;
@@ -65,23 +56,11 @@ struct Instance {
 
 static void inst_free(Instance *in)
 {
-    g_clear_handle_id(&in->connect_retry, g_source_remove);
-    g_clear_handle_id(&in->poll, g_source_remove);
     g_clear_handle_id(&in->failover_check, g_source_remove);
-    g_clear_handle_id(&in->child_watch, g_source_remove);
-    leftover_unwatch(in->foreign_watch);
-    qmp_client_free(in->qmp);
+    child_process_free(in->proc);
     g_clear_pointer(&in->status, json_object_unref);
     g_clear_pointer(&in->stats, json_object_unref);
     g_free(in);
-}
-
-static void inst_kill(Instance *in, const char *why)
-{
-    if (!in->exited && in->pid > 0) {
-        qb_log(LOG_WARNING, "killing colo-proxy (pid %d): %s", in->pid, why);
-        kill(in->pid, SIGKILL);
-    }
 }
 
 static void inst_ready_done(Instance *in, bool ok, const char *detail)
@@ -214,12 +193,13 @@ static void cleanup_finish(ProxyDriver *d)
     d->cleanup_pid = 0;
 }
 
-static void inst_ended(Instance *in, const char *detail)
+static void inst_ended(void *owner, const char *detail)
 {
+    Instance *in = owner;
     ProxyDriver *d = in->d;
 
-    in->exited = true;
-    qb_log(d ? LOG_WARNING : LOG_INFO, "colo-proxy (pid %d, %s) ended: %s", in->pid, vmm_kind_name(in->role), detail);
+    qb_log(d ? LOG_WARNING : LOG_INFO, "colo-proxy (pid %d, %s) ended: %s", child_process_pid(in->proc),
+           vmm_kind_name(in->role), detail);
     if (d) {
         ProxyDriverReadyFunc fn = in->ready_fn;
 
@@ -237,28 +217,12 @@ static void inst_ended(Instance *in, const char *detail)
     inst_free(in);
 }
 
-static void on_child_exit(GPid pid, gint status, gpointer data)
-{
-    Instance *in = data;
-    g_autofree char *detail = WIFEXITED(status) ? g_strdup_printf("exit status %d", WEXITSTATUS(status))
-                                                : g_strdup_printf("signal %d", WTERMSIG(status));
-
-    g_spawn_close_pid(pid);
-    in->child_watch = 0;
-    inst_ended(in, detail);
-}
-
-static void on_foreign_exit(gpointer data)
-{
-    Instance *in = data;
-
-    inst_ended(in, "it was not started by this colod: exit status unknown");
-}
-
 /* ---- QMP ---------------------------------------------------------------- */
 
-static guint driver_qmp_ms(Instance *in)
+static guint driver_qmp_ms(void *owner)
 {
+    Instance *in = owner;
+
     return in->d ? in->d->p.qmp_ms : 1000;
 }
 
@@ -269,7 +233,7 @@ static void on_failover_reply(QmpClient *c, JsonNode *ret, const GError *error, 
     if (error) {
         qb_log(LOG_ERR, "colo-proxy's failover: %s", error->message);
         if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)) {
-            inst_kill(in, "failover timed out");
+            child_process_kill(in->proc, "failover timed out");
         }
         return;
     }
@@ -279,7 +243,7 @@ static void on_failover_reply(QmpClient *c, JsonNode *ret, const GError *error, 
 
 static void inst_failover(Instance *in)
 {
-    qmp_client_execute(in->qmp, "failover", NULL, driver_qmp_ms(in) * 2, on_failover_reply, in);
+    qmp_client_execute(child_process_qmp(in->proc), "failover", NULL, driver_qmp_ms(in) * 2, on_failover_reply, in);
 }
 
 static void on_status_reply(QmpClient *c, JsonNode *ret, const GError *error, gpointer opaque)
@@ -290,7 +254,7 @@ static void on_status_reply(QmpClient *c, JsonNode *ret, const GError *error, gp
         qb_log(LOG_ERR, "colo-proxy's query-status: %s", error->message);
         if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)) {
             /* Hang escape: its exit then cleans up and restarts. */
-            inst_kill(in, "query-status timed out");
+            child_process_kill(in->proc, "query-status timed out");
         }
         return;
     }
@@ -312,49 +276,24 @@ static void on_stats_reply(QmpClient *c, JsonNode *ret, const GError *error, gpo
     }
 }
 
-static void inst_poll_now(Instance *in)
+static void on_poll(void *owner, QmpClient *qmp)
 {
-    qmp_client_execute(in->qmp, "query-status", NULL, driver_qmp_ms(in), on_status_reply, in);
-    qmp_client_execute(in->qmp, "query-stats", NULL, driver_qmp_ms(in), on_stats_reply, in);
-}
+    Instance *in = owner;
 
-static gboolean on_poll(gpointer data)
-{
-    Instance *in = data;
-
-    if (in->qmp && qmp_client_is_ready(in->qmp)) {
-        inst_poll_now(in);
-    }
-    return G_SOURCE_CONTINUE;
+    qmp_client_execute(qmp, "query-status", NULL, driver_qmp_ms(in), on_status_reply, in);
+    qmp_client_execute(qmp, "query-stats", NULL, driver_qmp_ms(in), on_stats_reply, in);
 }
 
 static gboolean on_failover_check(gpointer data)
 {
     Instance *in = data;
+    QmpClient *qmp = child_process_qmp(in->proc);
 
     in->failover_check = 0;
-    if (!in->failed_over && in->qmp && qmp_client_is_ready(in->qmp)) {
+    if (!in->failed_over && qmp && qmp_client_is_ready(qmp)) {
         qb_log(LOG_WARNING, "colo-proxy (%s) did not fail over with colo-vmm: telling it", vmm_kind_name(in->role));
         inst_failover(in);
     }
-    return G_SOURCE_REMOVE;
-}
-
-static void on_closed(QmpClient *c, const GError *error, gpointer opaque)
-{
-    /* A proxy whose control socket closed cannot be driven any more; its
-     * exit then cleans up. */
-    inst_kill(opaque, "its control connection closed");
-}
-
-static void inst_connect(Instance *in);
-
-static gboolean on_connect_retry(gpointer data)
-{
-    Instance *in = data;
-
-    in->connect_retry = 0;
-    inst_connect(in);
     return G_SOURCE_REMOVE;
 }
 
@@ -369,38 +308,43 @@ static VmmKind greeting_role(JsonObject *greeting)
     return g_strcmp0(role, "primary") == 0 ? VMM_PRIMARY : g_strcmp0(role, "secondary") == 0 ? VMM_SECONDARY : VMM_NONE;
 }
 
-static void on_ready(QmpClient *c, const GError *error, gpointer opaque)
+static void on_ready(void *owner, QmpClient *qmp)
 {
-    Instance *in = opaque;
+    Instance *in = owner;
 
-    if (error) {
-        if (g_get_monotonic_time() < in->connect_deadline && !in->exited) {
-            qmp_client_free(in->qmp);
-            in->qmp = NULL;
-            in->connect_retry = g_timeout_add(50, on_connect_retry, in);
-            return;
-        }
-        inst_kill(in, "its control socket does not answer");
-        return;
-    }
-    if (greeting_role(qmp_client_greeting(c)) != in->role) {
-        inst_kill(in, "its control socket names another role");
+    if (greeting_role(qmp_client_greeting(qmp)) != in->role) {
+        child_process_kill(in->proc, "its control socket names another role");
         return;
     }
     in->ready = true;
-    qb_log(LOG_INFO, "colo-proxy (pid %d, %s) answers", in->pid, vmm_kind_name(in->role));
+    qb_log(LOG_INFO, "colo-proxy (pid %d, %s) answers", child_process_pid(in->proc), vmm_kind_name(in->role));
     if (in->failover_on_ready) {
         inst_failover(in);
     }
-    inst_poll_now(in);
+    on_poll(in, qmp);
     inst_ready_done(in, true, "its control socket answers");
 }
 
-static void inst_connect(Instance *in)
+static const ChildProcessKind proxy_process = {
+    .name = "colo-proxy",
+    .qmp_silent = "its control socket does not answer",
+    .qmp_closed = "its control connection closed",
+    .adopted_exit = "it was not started by this colod: exit status unknown",
+    .qmp_ms = driver_qmp_ms,
+    .ready = on_ready,
+    .poll = on_poll,
+    .exited = inst_ended,
+    .event = NULL,
+};
+
+static Instance *inst_new(ProxyDriver *d, VmmKind role)
 {
-    in->qmp = qmp_client_new(NULL);
-    qmp_client_set_closed_handler(in->qmp, on_closed, in);
-    qmp_client_connect(in->qmp, in->d->sock_path, driver_qmp_ms(in), on_ready, in);
+    Instance *in = g_new0(Instance, 1);
+
+    in->d = d;
+    in->role = role;
+    in->proc = child_process_new(&proxy_process, in, d->sock_path);
+    return in;
 }
 
 /* ---- the driver ---------------------------------------------------------- */
@@ -426,24 +370,16 @@ ProxyDriver *proxy_driver_new(const ProxyDriverParams *params, ProxyDriverVmmAli
     return d;
 }
 
-static void child_die_with_parent(gpointer data)
-{
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-}
-
 static void driver_start_instance(ProxyDriver *d, VmmKind role, bool failover, ProxyDriverReadyFunc ready,
                                   void *opaque)
 {
-    Instance *in = g_new0(Instance, 1);
+    Instance *in = inst_new(d, role);
     g_autoptr(GPtrArray) argv = g_ptr_array_new();
     g_autoptr(GError) err = NULL;
     char queue[8];
 
     cleanup_finish(d);
     snprintf(queue, sizeof(queue), "%u", d->p.queue_num);
-    in->d = d;
-    in->role = role;
-    in->child = true;
     in->failover_on_ready = failover;
     in->ready_fn = ready;
     in->ready_opaque = opaque;
@@ -482,8 +418,7 @@ static void driver_start_instance(ProxyDriver *d, VmmKind role, bool failover, P
     g_ptr_array_add(argv, d->pid_path);
     g_ptr_array_add(argv, NULL);
     d->cur = in;
-    if (!g_spawn_async(NULL, (char **)argv->pdata, NULL, G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH,
-                       d->p.die_with_colod ? child_die_with_parent : NULL, NULL, &in->pid, &err)) {
+    if (!child_process_spawn(in->proc, (char **)argv->pdata, NULL, d->p.die_with_colod, &err)) {
         qb_log(LOG_ERR, "cannot start colo-proxy: %s", err->message);
         d->cur = NULL;
         inst_ready_done(in, false, "could not be started");
@@ -491,13 +426,11 @@ static void driver_start_instance(ProxyDriver *d, VmmKind role, bool failover, P
         inst_free(in);
         return;
     }
-    qb_log(LOG_INFO, "colo-proxy started as %s (pid %d) on %s", vmm_kind_name(role), in->pid, d->p.guest_iface);
-    in->child_watch = g_child_watch_add(in->pid, on_child_exit, in);
+    qb_log(LOG_INFO, "colo-proxy started as %s (pid %d) on %s", vmm_kind_name(role), child_process_pid(in->proc),
+           d->p.guest_iface);
     /* It installs its rules before its control socket listens; that may
      * take a few iptables runs. */
-    in->connect_deadline = g_get_monotonic_time() + (gint64)d->p.qmp_ms * 1000 * 4;
-    in->poll = g_timeout_add(d->p.poll_ms ? d->p.poll_ms : 2000, on_poll, in);
-    inst_connect(in);
+    child_process_connect(in->proc, d->p.qmp_ms * 4, d->p.poll_ms ? d->p.poll_ms : 2000);
 }
 
 /* Ends the current instance and waits for it (bounded): SIGTERM lets it
@@ -506,38 +439,19 @@ static void driver_start_instance(ProxyDriver *d, VmmKind role, bool failover, P
 static void driver_release(ProxyDriver *d, bool stop, const char *why)
 {
     Instance *in = d->cur;
-    bool clean = false;
-    int status = 0;
 
     if (!in) {
         return;
     }
     d->cur = NULL;
     in->d = NULL;
-    if (!stop || in->exited) {
+    if (!stop || child_process_exited(in->proc)) {
         inst_free(in);
         return;
     }
-    qb_log(LOG_INFO, "stopping colo-proxy (pid %d, %s): %s", in->pid, vmm_kind_name(in->role), why);
-    g_clear_handle_id(&in->child_watch, g_source_remove); /* reaped here instead */
-    kill(in->pid, SIGTERM);
-    for (gint64 end = g_get_monotonic_time() + (gint64)d->p.qmp_ms * 2000; g_get_monotonic_time() < end;) {
-        if (in->child ? waitpid(in->pid, &status, WNOHANG) == in->pid : kill(in->pid, 0) < 0) {
-            clean = !in->child || (WIFEXITED(status) && WEXITSTATUS(status) == 0);
-            in->exited = true;
-            break;
-        }
-        g_usleep(10000);
-    }
-    if (!in->exited) {
-        kill(in->pid, SIGKILL);
-        if (in->child) {
-            waitpid(in->pid, &status, 0);
-        } else {
-            leftover_kill(in->pid);
-        }
-    }
-    if (!clean) {
+    qb_log(LOG_INFO, "stopping colo-proxy (pid %d, %s): %s", child_process_pid(in->proc), vmm_kind_name(in->role),
+           why);
+    if (!child_process_terminate(in->proc, d->p.qmp_ms * 2)) {
         cleanup_now(d, in->role);
     }
     inst_free(in);
@@ -595,11 +509,7 @@ void proxy_driver_free(ProxyDriver *d)
 
 void proxy_driver_kill_leftover(ProxyDriver *d)
 {
-    GPid pid = leftover_pid(d->pid_path, "colo-proxy");
-
-    if (pid > 0) {
-        qb_log(LOG_WARNING, "killing colo-proxy pid %d left by an earlier colod of this VM", pid);
-        leftover_kill(pid);
+    if (child_process_kill_leftover("colo-proxy", d->pid_path)) {
         cleanup_now(d, VMM_NONE);
     }
 }
@@ -621,21 +531,14 @@ bool proxy_driver_adopt(ProxyDriver *d, VmmKind *role)
         return false;
     }
     driver_release(d, true, "replaced");
-    in = g_new0(Instance, 1);
-    in->d = d;
-    in->role = *role;
-    in->pid = pid;
-    in->foreign_watch = leftover_watch(pid, on_foreign_exit, in);
-    if (!in->foreign_watch) {
-        qb_log(LOG_WARNING, "colo-proxy pid %d ended while being picked up", pid);
+    in = inst_new(d, *role);
+    if (!child_process_adopt(in->proc, pid)) {
         inst_free(in);
         cleanup_now(d, VMM_NONE);
         return false;
     }
     d->cur = in;
-    in->poll = g_timeout_add(d->p.poll_ms ? d->p.poll_ms : 2000, on_poll, in);
-    in->connect_deadline = g_get_monotonic_time() + (gint64)d->p.qmp_ms * 1000;
-    inst_connect(in);
+    child_process_connect(in->proc, d->p.qmp_ms, d->p.poll_ms ? d->p.poll_ms : 2000);
     qb_log(LOG_NOTICE, "picked up colo-proxy pid %d (%s) left by an earlier colod", pid, vmm_kind_name(*role));
     return true;
 }
@@ -649,7 +552,7 @@ JsonObject *proxy_driver_query(ProxyDriver *d)
         return NULL;
     }
     o = json_object_new();
-    json_object_set_int_member(o, "pid", in->pid);
+    json_object_set_int_member(o, "pid", child_process_pid(in->proc));
     json_object_set_string_member(o, "role", vmm_kind_name(in->role));
     json_object_set_boolean_member(o, "ready", in->ready);
     json_object_set_boolean_member(o, "failed-over", in->failed_over);
@@ -665,7 +568,7 @@ JsonObject *proxy_driver_query(ProxyDriver *d)
 
 GPid proxy_driver_pid(ProxyDriver *d)
 {
-    return d->cur ? d->cur->pid : 0;
+    return d->cur ? child_process_pid(d->cur->proc) : 0;
 }
 
 guint proxy_driver_restarts(ProxyDriver *d)

@@ -1,25 +1,23 @@
 /* colod's colo-vmm driver (vmm-driver.h). One Instance per started
- * colo-vmm: its process, its QMP connection; a stopped or replaced one
+ * colo-vmm: its process and QMP connection (child-process.c), its pending
+ * commands and COLO state; a stopped or replaced one
  * reports nothing more, so the state machine never hears of a process it
  * already let go. */
 #include "config.h"
 
 #include "vmm-driver.h"
 
+#include "child-process.h"
 #include "common/qmp/qmp-client.h"
 #include "leftover.h"
 
-#include <errno.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <qb/qblog.h>
-#include <signal.h>
-#include <sys/prctl.h>
 
 /* colo-vmm's tls-creds-x509 objects with [tls] dir (docs/operations.md, "TLS"). */
 #define VMM_TLS_SERVER "colo-tls-server"
 #define VMM_TLS_CLIENT "colo-tls-client"
-#include <sys/wait.h>
 
 typedef struct Instance Instance;
 
@@ -35,20 +33,11 @@ struct VmmDriver {
 struct Instance {
     VmmDriver *d;          /* NULL once let go: reports nothing */
     VmmKind kind;
-    GPid pid;
-    guint child_watch;
-    QmpClient *qmp;
-    char *qmp_path;
-    guint connect_retry;
-    gint64 connect_deadline;
-    guint poll;
-    guint kill_timer;
-    LeftoverWatch *foreign_watch; /* an adopted colo-vmm: not our child */
+    ChildProcess *proc;    /* the process and its QMP */
     GPtrArray *calls;      /* Call * waiting for their reply */
     bool in_colo;
     bool relocation;       /* source or target of a relocation by postcopy */
     bool postcopy_seen;
-    bool exited;
     JsonNode *colo_status; /* the last query-colo-status result, for status */
 };
 
@@ -75,32 +64,26 @@ static void call_free(gpointer p)
 
 static void inst_free(Instance *in)
 {
-    g_clear_handle_id(&in->connect_retry, g_source_remove);
-    g_clear_handle_id(&in->poll, g_source_remove);
-    g_clear_handle_id(&in->kill_timer, g_source_remove);
-    g_clear_handle_id(&in->child_watch, g_source_remove);
-    leftover_unwatch(in->foreign_watch);
-    qmp_client_free(in->qmp); /* no reply runs after this */
-    g_ptr_array_free(in->calls, TRUE);
-    g_clear_pointer(&in->colo_status, json_node_unref);
     /* The socket file stays: a newer colo-vmm may listen on that path
      * already (the next start removes a stale one). */
-    g_free(in->qmp_path);
+    child_process_free(in->proc); /* no reply runs after this */
+    g_ptr_array_free(in->calls, TRUE);
+    g_clear_pointer(&in->colo_status, json_node_unref);
     g_free(in);
 }
 
-static void inst_kill(Instance *in, const char *why)
+static guint inst_qmp_ms(void *owner)
 {
-    if (!in->exited && in->pid > 0) {
-        qb_log(LOG_WARNING, "killing colo-vmm (pid %d): %s", in->pid, why);
-        kill(in->pid, SIGKILL);
-    }
+    Instance *in = owner;
+
+    return in->d ? in->d->p.qmp_ms : 1000;
 }
 
-static void inst_ended(Instance *in, const char *detail)
+static void inst_ended(void *owner, const char *detail)
 {
-    in->exited = true;
-    qb_log(LOG_INFO, "colo-vmm (pid %d) ended: %s", in->pid, detail);
+    Instance *in = owner;
+
+    qb_log(LOG_INFO, "colo-vmm (pid %d) ended: %s", child_process_pid(in->proc), detail);
     if (in->d) {
         VmmDriver *d = in->d;
 
@@ -109,22 +92,6 @@ static void inst_ended(Instance *in, const char *detail)
         d->fn(VMM_EV_EXITED, detail, d->opaque);
     }
     inst_free(in);
-}
-
-static void on_child_exit(GPid pid, gint status, gpointer data)
-{
-    Instance *in = data;
-    g_autofree char *detail = WIFEXITED(status) ? g_strdup_printf("exit status %d", WEXITSTATUS(status))
-                                                : g_strdup_printf("signal %d", WTERMSIG(status));
-
-    g_spawn_close_pid(pid);
-    in->child_watch = 0;
-    inst_ended(in, detail);
-}
-
-static void on_foreign_exit(gpointer data)
-{
-    inst_ended(data, "picked up from an earlier colod: exit status unknown");
 }
 
 /* ---- QMP ---------------------------------------------------------------- */
@@ -138,7 +105,7 @@ static void on_reply(QmpClient *c, JsonNode *ret, const GError *error, gpointer 
         qb_log(LOG_ERR, "colo-vmm's %s: %s", call->command, error->message);
         if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)) {
             /* A colo-vmm that does not answer is not waited for. */
-            inst_kill(in, "a QMP command timed out");
+            child_process_kill(in->proc, "a QMP command timed out");
         } else if (call->on_error != VMM_EV__MAX) {
             inst_report(in, call->on_error, error->message);
         }
@@ -154,7 +121,7 @@ static void inst_execute(Instance *in, const char *command, JsonObject *args, Vm
     call->command = g_strdup(command);
     call->on_error = on_error;
     g_ptr_array_add(in->calls, call);
-    qmp_client_execute(in->qmp, command, args, in->d ? in->d->p.qmp_ms : 1000, on_reply, call);
+    qmp_client_execute(child_process_qmp(in->proc), command, args, inst_qmp_ms(in), on_reply, call);
 }
 
 /* migrate-set-capabilities with events on, and x-colo and postcopy-ram
@@ -184,7 +151,7 @@ static void on_status_reply(QmpClient *c, JsonNode *ret, const GError *error, gp
 
     if (error) {
         if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)) {
-            inst_kill(in, "query-colo-status timed out");
+            child_process_kill(in->proc, "query-colo-status timed out");
         }
         return;
     }
@@ -199,14 +166,13 @@ static void on_status_reply(QmpClient *c, JsonNode *ret, const GError *error, gp
     }
 }
 
-static gboolean on_poll(gpointer data)
+static void on_poll(void *owner, QmpClient *qmp)
 {
-    Instance *in = data;
+    Instance *in = owner;
 
-    if (in->in_colo && qmp_client_is_ready(in->qmp)) {
-        qmp_client_execute(in->qmp, "query-colo-status", NULL, in->d ? in->d->p.qmp_ms : 1000, on_status_reply, in);
+    if (in->in_colo) {
+        qmp_client_execute(qmp, "query-colo-status", NULL, inst_qmp_ms(in), on_status_reply, in);
     }
-    return G_SOURCE_CONTINUE;
 }
 
 static void on_event(QmpClient *c, const char *event, JsonObject *data, JsonObject *ts, gpointer opaque)
@@ -242,52 +208,35 @@ static void on_event(QmpClient *c, const char *event, JsonObject *data, JsonObje
     }
 }
 
-static void on_closed(QmpClient *c, const GError *error, gpointer opaque)
+static void on_ready(void *owner, QmpClient *qmp)
 {
-    Instance *in = opaque;
+    Instance *in = owner;
 
-    /* The process's exit reports; a QMP that closed on a live process is
-     * a colo-vmm that cannot be driven any more. */
-    inst_kill(in, "its QMP connection closed");
-}
-
-static void inst_connect(Instance *in);
-
-static gboolean on_connect_retry(gpointer data)
-{
-    Instance *in = data;
-
-    in->connect_retry = 0;
-    inst_connect(in);
-    return G_SOURCE_REMOVE;
-}
-
-static void on_ready(QmpClient *c, const GError *error, gpointer opaque)
-{
-    Instance *in = opaque;
-
-    if (error) {
-        if (g_get_monotonic_time() < in->connect_deadline && !in->exited) {
-            qmp_client_free(in->qmp);
-            in->qmp = NULL;
-            in->connect_retry = g_timeout_add(50, on_connect_retry, in);
-            return;
-        }
-        inst_kill(in, "its QMP socket does not answer");
-        return;
-    }
     inst_execute(in, "migrate-set-capabilities", capabilities_args(true, false), VMM_EV__MAX);
     inst_report(in, VMM_EV_READY, "QMP answers");
 }
 
-static void inst_connect(Instance *in)
-{
-    guint ms = in->d ? in->d->p.qmp_ms : 1000;
+static const ChildProcessKind vmm_process = {
+    .name = "colo-vmm",
+    .qmp_silent = "its QMP socket does not answer",
+    .qmp_closed = "its QMP connection closed",
+    .adopted_exit = "picked up from an earlier colod: exit status unknown",
+    .qmp_ms = inst_qmp_ms,
+    .ready = on_ready,
+    .poll = on_poll,
+    .exited = inst_ended,
+    .event = on_event,
+};
 
-    in->qmp = qmp_client_new(NULL);
-    qmp_client_set_event_handler(in->qmp, on_event, in);
-    qmp_client_set_closed_handler(in->qmp, on_closed, in);
-    qmp_client_connect(in->qmp, in->qmp_path, ms, on_ready, in);
+static Instance *inst_new(VmmDriver *d, VmmKind kind, const char *qmp_path)
+{
+    Instance *in = g_new0(Instance, 1);
+
+    in->d = d;
+    in->calls = g_ptr_array_new_with_free_func(call_free);
+    in->kind = kind;
+    in->proc = child_process_new(&vmm_process, in, qmp_path);
+    return in;
 }
 
 /* ---- the driver ---------------------------------------------------------- */
@@ -318,11 +267,6 @@ static gboolean inst_free_idle(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
-static void child_die_with_parent(gpointer data)
-{
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-}
-
 /* Lets the current instance go: killed, and it reports nothing more. */
 static void driver_release(VmmDriver *d, const char *why)
 {
@@ -333,11 +277,11 @@ static void driver_release(VmmDriver *d, const char *why)
     }
     d->cur = NULL;
     in->d = NULL;
-    if (in->exited) {
+    if (child_process_exited(in->proc)) {
         g_idle_add(inst_free_idle, in); /* we may be inside one of its callbacks */
         return;
     }
-    inst_kill(in, why);
+    child_process_kill(in->proc, why);
     /* Freed by its child watch once reaped. */
 }
 
@@ -359,19 +303,6 @@ void vmm_driver_free(VmmDriver *d)
     g_free(d);
 }
 
-/* A colo-vmm an earlier colod of this VM left running that was not picked
- * up (vmm_driver_adopt): two guests must never share the VM's disks, so it
- * goes before a new one starts. */
-static void driver_kill_leftover(VmmDriver *d, const char *pidfile)
-{
-    GPid pid = leftover_pid(pidfile, "colo-vmm");
-
-    if (pid > 0) {
-        qb_log(LOG_WARNING, "killing colo-vmm pid %d left by an earlier colod of this VM", pid);
-        leftover_kill(pid);
-    }
-}
-
 static void driver_start(VmmDriver *d, VmmKind kind, bool relocation_target);
 
 void vmm_driver_start(VmmDriver *d, VmmKind kind)
@@ -386,26 +317,25 @@ void vmm_driver_start_relocation_target(VmmDriver *d)
 
 static void driver_start(VmmDriver *d, VmmKind kind, bool relocation_target)
 {
-    g_autofree char *pidfile = NULL;
-    g_autofree char *pidtext = NULL;
-    Instance *in = g_new0(Instance, 1);
+    g_autofree char *pidfile = g_build_filename(d->p.run_dir, "vmm.pid", NULL);
+    g_autofree char *qmp_path = g_build_filename(d->p.run_dir, "vmm.qmp", NULL);
     g_autoptr(GPtrArray) argv = g_ptr_array_new();
     g_autoptr(GError) err = NULL;
     g_autofree char *qmp_arg = NULL;
     g_autofree char *allowed = NULL;
     g_autofree char *tls_server = NULL, *tls_client = NULL;
+    Instance *in;
 
     driver_release(d, "replaced");
-    in->d = d;
-    in->calls = g_ptr_array_new_with_free_func(call_free);
-    in->kind = kind;
+    in = inst_new(d, kind, qmp_path);
     in->relocation = relocation_target;
     g_mkdir_with_parents(d->p.run_dir, 0700);
-    pidfile = g_build_filename(d->p.run_dir, "vmm.pid", NULL);
-    driver_kill_leftover(d, pidfile);
-    in->qmp_path = g_build_filename(d->p.run_dir, "vmm.qmp", NULL);
-    g_unlink(in->qmp_path);
-    qmp_arg = g_strdup_printf("unix:%s,server=on,wait=off%s%s", in->qmp_path, d->p.socket_group ? ",group=" : "",
+    /* A colo-vmm an earlier colod of this VM left running that was not
+     * picked up (vmm_driver_adopt): two guests must never share the VM's
+     * disks, so it goes before a new one starts. */
+    child_process_kill_leftover("colo-vmm", pidfile);
+    g_unlink(qmp_path);
+    qmp_arg = g_strdup_printf("unix:%s,server=on,wait=off%s%s", qmp_path, d->p.socket_group ? ",group=" : "",
                               d->p.socket_group ? d->p.socket_group : "");
     g_ptr_array_add(argv, (char *)d->p.vmm_path);
     for (char **a = d->p.vmm_argv; a && *a; a++) {
@@ -444,8 +374,7 @@ static void driver_start(VmmDriver *d, VmmKind kind, bool relocation_target)
     }
     g_ptr_array_add(argv, NULL);
     d->cur = in;
-    if (!g_spawn_async(NULL, (char **)argv->pdata, NULL, G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH,
-                       d->p.die_with_colod ? child_die_with_parent : NULL, NULL, &in->pid, &err)) {
+    if (!child_process_spawn(in->proc, (char **)argv->pdata, pidfile, d->p.die_with_colod, &err)) {
         qb_log(LOG_ERR, "cannot start colo-vmm: %s", err->message);
         d->cur = NULL;
         in->d = NULL;
@@ -454,13 +383,8 @@ static void driver_start(VmmDriver *d, VmmKind kind, bool relocation_target)
         return;
     }
     qb_log(LOG_INFO, "colo-vmm started as %s (pid %d)", relocation_target ? "relocation target" : vmm_kind_name(kind),
-           in->pid);
-    pidtext = g_strdup_printf("%d\n", in->pid);
-    g_file_set_contents(pidfile, pidtext, -1, NULL);
-    in->child_watch = g_child_watch_add(in->pid, on_child_exit, in);
-    in->connect_deadline = g_get_monotonic_time() + (gint64)d->p.qmp_ms * 1000 * 4;
-    in->poll = g_timeout_add(d->p.poll_ms ? d->p.poll_ms : 500, on_poll, in);
-    inst_connect(in);
+           child_process_pid(in->proc));
+    child_process_connect(in->proc, d->p.qmp_ms * 4, d->p.poll_ms ? d->p.poll_ms : 500);
 }
 
 /* What the adopted colo-vmm runs, from its replies (see vmm_driver_adopt). */
@@ -525,24 +449,15 @@ bool vmm_driver_adopt(VmmDriver *d, VmmKind *kind, bool *in_colo, bool *paused)
         return false; /* the next start kills it */
     }
     driver_release(d, "replaced");
-    in = g_new0(Instance, 1);
-    in->d = d;
-    in->calls = g_ptr_array_new_with_free_func(call_free);
-    in->kind = *kind;
-    in->pid = pid;
+    in = inst_new(d, *kind, qmp_path);
     in->in_colo = *in_colo;
-    in->qmp_path = g_steal_pointer(&qmp_path);
-    in->foreign_watch = leftover_watch(pid, on_foreign_exit, in);
-    if (!in->foreign_watch) {
-        qb_log(LOG_WARNING, "colo-vmm pid %d ended while being picked up", pid);
+    if (!child_process_adopt(in->proc, pid)) {
         in->d = NULL;
         inst_free(in);
         return false;
     }
     d->cur = in;
-    in->connect_deadline = g_get_monotonic_time() + (gint64)d->p.qmp_ms * 1000;
-    in->poll = g_timeout_add(d->p.poll_ms ? d->p.poll_ms : 500, on_poll, in);
-    inst_connect(in);
+    child_process_connect(in->proc, d->p.qmp_ms, d->p.poll_ms ? d->p.poll_ms : 500);
     if (cancel) {
         inst_execute(in, "migrate_cancel", NULL, VMM_EV__MAX);
     }
@@ -557,7 +472,7 @@ void vmm_driver_detach(VmmDriver *d)
     Instance *in = d->cur;
 
     if (in) {
-        qb_log(LOG_INFO, "colo-vmm (pid %d) is left running", in->pid);
+        qb_log(LOG_INFO, "colo-vmm (pid %d) is left running", child_process_pid(in->proc));
         d->cur = NULL;
         in->d = NULL;
         inst_free(in);
@@ -571,7 +486,7 @@ void vmm_driver_stop(VmmDriver *d)
 
 static void driver_command(VmmDriver *d, const char *command, JsonObject *args, VmmEvent on_error)
 {
-    if (!d->cur || !d->cur->qmp) {
+    if (!d->cur || !child_process_qmp(d->cur->proc)) {
         qb_log(LOG_ERR, "%s: no colo-vmm to tell", command);
         if (args) {
             json_object_unref(args);
@@ -613,7 +528,7 @@ bool vmm_driver_snapshot_protect(VmmDriver *d)
 
 void vmm_driver_relocate(VmmDriver *d)
 {
-    if (!d->cur || !d->cur->qmp) {
+    if (!d->cur || !child_process_qmp(d->cur->proc)) {
         qb_log(LOG_ERR, "relocate: no colo-vmm to tell");
         return;
     }
@@ -652,7 +567,7 @@ void vmm_driver_resume(VmmDriver *d)
 
 GPid vmm_driver_pid(VmmDriver *d)
 {
-    return d->cur ? d->cur->pid : 0;
+    return d->cur ? child_process_pid(d->cur->proc) : 0;
 }
 
 JsonObject *vmm_driver_colo_status(VmmDriver *d)
