@@ -179,7 +179,7 @@ def test_copy_limit_reached_writes_wait():
     """With no room for copies, a write to a page not yet streamed waits
     for the stream to take that page; the snapshot is still exact. The
     fast-dirtying guest: the slow one wrote into unstreamed pages only 0-2
-    times per run, and under load none (a CI failure)."""
+    times per run, and once under load none at all."""
     require_kvm()
     with Primary("64M", FAST) as p:
         sec = p.protect(bandwidth=16 << 20, params={"x-snapshot-copy-limit": 0})
