@@ -67,6 +67,9 @@ except OSError:
 def exchange(topo, pctl, word):
     """The client sends @word; the stranger forges the answer FORGE_AT s
     later. Returns the seconds until the client got its answer."""
+    # COLO begins: the primary holds and compares from its first
+    # checkpoint-begin (before it, nothing is held).
+    pctl.execute("checkpoint-begin")
     client = topo.spawn("c", sys.executable, "-c", CLIENT, word)
     assert client.stdout.readline().strip() == "sent"
     time.sleep(FORGE_AT)
