@@ -34,14 +34,15 @@ from qmp import QMPClient
 the = {}
 CLONE, IP = ha.CLONE, ha.IP
 PCS = [
-    "pcs resource create web1 ocf:colo:colo config=%s colod=%s coloctl=%s logfile=%s "
+    "pcs -f web1.xml resource create web1 ocf:colo:colo config=%s colod=%s coloctl=%s logfile=%s "
     "op start timeout=60s op stop timeout=60s op promote timeout=120s op demote timeout=60s "
     "op monitor interval=10s role=Promoted timeout=30s op monitor interval=11s role=Unpromoted timeout=30s "
     "promotable promoted-max=1 promoted-node-max=1 clone-max=2 clone-node-max=1 notify=true" % (
         ha.CONF_PATH, ha.COLOD, ha.COLOCTL, ha.LOG_PATH),
-    "pcs resource create %s ocf:heartbeat:IPaddr2 %s op monitor interval=10s timeout=20s" % (IP, ha.FLOATING_IP),
-    "pcs constraint colocation add %s with Promoted %s INFINITY" % (IP, CLONE),
-    "pcs constraint order promote %s then start %s" % (CLONE, IP),
+    "pcs -f web1.xml resource create %s ocf:heartbeat:IPaddr2 %s op monitor interval=10s timeout=20s" % (
+        IP, ha.FLOATING_IP),
+    "pcs -f web1.xml constraint colocation add %s with Promoted %s INFINITY" % (IP, CLONE),
+    "pcs -f web1.xml constraint order promote %s then start %s" % (CLONE, IP),
 ]
 
 
@@ -142,8 +143,15 @@ def score_with_protection(c, node):
     agent as its state-change hook at secondary-protected, and the score
     is the primary's (a replica's), not left to the next monitor (11 s)."""
     done = "state-change hook (secondary-protected) done"
-    tap.wait_until(lambda: done in ha.colod_log(c, node, 100000), 10, "%s's colod to run its state-change hook" % node,
-                   interval=0.2)
+    # Generous: under CI's load one run (coloctl, then crm_attribute
+    # through attrd) can take seconds, and a run for the state before
+    # may still be going; the point is the run, not its speed.
+    if not tap.wait_for(lambda: done in ha.colod_log(c, node, 100000), 30, interval=0.2):
+        runs = [line for line in ha.colod_log(c, node, 100000).splitlines() if "state-change hook" in line]
+        raise AssertionError("timed out after 30 s waiting for %s's colod to run its state-change hook; its runs:\n%s"
+                             % (node, "\n".join(runs[-12:])))
+    print("# " + [line for line in ha.colod_log(c, node, 100000).splitlines() if done in line][-1].strip(),
+          flush=True)
     tap.wait_until(lambda: c.promotion_score(node, "web1", node) == "1000", 5,
                    "the promotion score of %s to be set by the hook" % node, interval=0.2)
 
@@ -236,8 +244,8 @@ def test_node_comes_back_as_secondary():
 @tap.timeout(120)
 @with_logs
 def test_pcs_recipe():
-    """docs/operations.md's pcs lines, run with pcs -f on this cluster's CIB
-    before crm configured it, configure what crm's lines did: the same
+    """docs/operations.md's pcs -f lines, run on this cluster's CIB as it
+    was before crm configured it (what `pcs cluster cib` saves), configure what crm's lines did: the same
     primitives, parameters, operations (pcs adds the agents' defaults for
     the others), clone, colocation and order; crm_verify accepts it."""
     c = get()
@@ -247,7 +255,7 @@ def test_pcs_recipe():
     with open(c._fs("node1", path), "w") as f:
         f.write(the["empty_cib"])
     for cmd in PCS:
-        p = c.run("node1", "sh", "-c", cmd.replace("pcs ", "pcs -f %s " % path, 1), check=False, timeout=60)
+        p = c.run("node1", "sh", "-c", cmd.replace("web1.xml", path), check=False, timeout=60)
         assert p.returncode == 0, "%s:\n%s%s" % (cmd, p.stdout, p.stderr)
     c.run("node1", "crm_verify", "--xml-file", path, timeout=30)
     with open(c._fs("node1", path)) as f:

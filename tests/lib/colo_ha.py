@@ -83,19 +83,23 @@ LOG_PATH = CONF_DIR + "/colod.log"
 
 IPADDR2 = OCF_ROOT + "/resource.d/heartbeat/IPaddr2"
 # docs/operations.md's crm recipe, the test's paths and addresses in it:
-# the promotable clone and the floating IP with the promoted instance.
+# the promotable clone and the floating IP with the promoted instance, in
+# one transaction (a primitive committed alone starts before its clone or
+# its constraints exist).
 CLONE, IP = "web1-clone", "web1-ip"
 CRM = [
-    "crm configure primitive web1 ocf:colo:colo params config=%s colod=%s coloctl=%s logfile=%s "
+    "crm configure <<'EOF'\n"
+    "primitive web1 ocf:colo:colo params config=%s colod=%s coloctl=%s logfile=%s "
     "op start timeout=60s op stop timeout=60s op promote timeout=120s "
     "op demote timeout=60s op monitor interval=10s role=Promoted timeout=30s "
-    "op monitor interval=11s role=Unpromoted timeout=30s" % (CONF_PATH, COLOD, COLOCTL, LOG_PATH),
-    "crm configure clone %s web1 meta promotable=true promoted-max=1 promoted-node-max=1 clone-max=2 "
-    "clone-node-max=1 notify=true" % CLONE,
-    "crm configure primitive %s ocf:heartbeat:IPaddr2 params %s op monitor interval=10s timeout=20s" % (
-        IP, FLOATING_IP),
-    "crm configure colocation %s-with-primary inf: %s %s:Promoted" % (IP, IP, CLONE),
-    "crm configure order %s-after-promote Mandatory: %s:promote %s:start" % (IP, CLONE, IP),
+    "op monitor interval=11s role=Unpromoted timeout=30s\n" % (CONF_PATH, COLOD, COLOCTL, LOG_PATH) +
+    "clone %s web1 meta promotable=true promoted-max=1 promoted-node-max=1 clone-max=2 "
+    "clone-node-max=1 notify=true\n" % CLONE +
+    "primitive %s ocf:heartbeat:IPaddr2 params %s op monitor interval=10s timeout=20s\n" % (IP, FLOATING_IP) +
+    "colocation %s-with-primary inf: %s %s:Promoted\n" % (IP, IP, CLONE) +
+    "order %s-after-promote Mandatory: %s:promote %s:start\n" % (IP, CLONE, IP) +
+    "commit\n"
+    "EOF",
 ]
 
 
