@@ -83,8 +83,22 @@ def wait_protected(c, primary, secondary, timeout=120):
     return p, s
 
 
+def views_agree(c, primary, secondary):
+    """Both status objects once each node's view of its peer caught up
+    (a node reaches its protected state on its own colo-vmm's word; the
+    peer's hello with its new state and generation follows over CPG), or
+    None."""
+    p, s = status(c, primary), status(c, secondary)
+    if (p["peer"]["state"] == s["state"] and s["peer"]["state"] == p["state"] and
+            p["peer"]["generation"] == s["generation"] and s["peer"]["generation"] == p["generation"]):
+        return p, s
+    return None
+
+
 def check_pair(c, primary, secondary):
-    p, s = wait_protected(c, primary, secondary)
+    wait_protected(c, primary, secondary)
+    got = tap.wait_for(lambda: views_agree(c, primary, secondary), 15, interval=0.2)
+    p, s = got or (status(c, primary), status(c, secondary))
     pid = {n: c.pids(n, "colo-vmm") for n in cluster.NODES}
     assert len(pid[primary]) == 1 and len(pid[secondary]) == 1, pid
     assert p["role"] == "primary" and p["running"] is True, p
