@@ -20,6 +20,7 @@ recipe of docs/operations.md, run with pcs -f on this cluster's CIB less
 the crm configuration, makes pacemaker's scheduler place the same."""
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 
@@ -80,8 +81,15 @@ def with_logs(fn):
                     diag += "--- %s colod.log\n%s--- %s failures\n%s\n--- %s pacemaker.log\n%s" % (
                         n, ha.colod_log(c, n, 40), n, c.failures(n), n, c.pacemaker_log(n, 40))
                     diag += "--- %s coloctl status (colo-proxy's counters)\n%s\n" % (n, ha.status(c, n))
+                    diag += "--- %s iptables (FORWARD)\n%s" % (n, c.run(n, "iptables", "-vnxL", "FORWARD",
+                                                                          check=False).stdout)
                 neigh = c.run("client", "ip", "neigh", check=False).stdout
                 diag += "--- client's neighbours\n%s" % neigh
+                diag += "--- client's TCP\n%s" % c.run("client", "ss", "-tni", check=False).stdout
+                if os.environ.get("COLO_TEST_KEEP"):
+                    keep = tempfile.mkdtemp(prefix="colo-pcmk-failed-")
+                    subprocess.run(["cp", "-a", the["dir"], keep], check=False, capture_output=True)
+                    diag += "--- the run's files copied to %s\n" % keep
                 diag += "--- observer\n%s\n" % observed(c)
             raise AssertionError("%s\n%s" % (e, diag)) from None
     wrapped.__name__ = fn.__name__
