@@ -14,7 +14,9 @@ rounds go through, byte-checked. Killing the promoted node (its whole
 host) makes pacemaker promote the other and move the address: the client
 carries on with no broken connection and no wrong byte, and one node
 serves. The node coming back is started unpromoted and becomes the
-secondary again. The time from the kill to the client's next rounds and
+secondary again (the client's rounds after its re-protect fail as a known
+bug, issue 14, when the failover left the survivor's colo-proxy flows to
+rewrite: docs/colo-proxy.md, "The rewriter"). The time from the kill to the client's next rounds and
 the client's longest stall are printed (docs/performance.md). The pcs
 recipe of docs/operations.md, run with pcs -f on this cluster's CIB less
 the crm configuration, makes pacemaker's scheduler place the same."""
@@ -235,15 +237,33 @@ def test_node_comes_back_as_secondary():
     c = get()
     p, s = the["primary"], the["secondary"]
     before = observed(c)
+    # The survivor's colo-proxy (the secondary's, taken over) rewrites the
+    # flows whose sequence numbers the two guests chose differently (those
+    # opened since the last checkpoint before the failover).
+    st = ((ha.status(c, s) or {}).get("colo-proxy") or {}).get("stats") or {}
+    carried = st.get("rewriter-flows") or 0
+    print("# %s's colo-proxy before the re-protect: %s rewriter flows, %s offsets learned, %s inputs rewritten" % (
+        s, carried, st.get("offsets-learned"), st.get("rewritten-input")), flush=True)
     c.heal()
     c.restart_node(p)
     wait_roles(c, s, {s: "Promoted", p: "Unpromoted"}, 150)
     wait_states(c, {s: "primary-protected", p: "secondary-protected"}, 150)
     score_with_protection(c, p)
     assert guest_running(c, s), "the guest does not run on " + s
-    obs = wait_rounds(c, 10)
-    check_clean(obs, before)
     assert ip_nodes(c, s) == [s] and ha.has_floating_ip(c, s) and not ha.has_floating_ip(c, p)
+    try:
+        obs = wait_rounds(c, 10)
+    except AssertionError:
+        if carried:
+            # The re-protect replaced the survivor's colo-proxy with a
+            # primary one, which does not rewrite: the flows that needed it
+            # (the client's connections) get numbers the guest does not
+            # know. docs/colo-proxy.md, "Rewriting".
+            tap.known_bug(14, "the client's connections stall for good after the re-protect: %s's colo-proxy "
+                          "rewrote %d flows after the takeover and the primary colo-proxy that replaced it "
+                          "does not" % (s, carried))
+        raise
+    check_clean(obs, before)
     assert cluster_vm.serving(c) == [s]
     print("# the client's longest stall over the test: %d ms, %d rounds" % (obs["longest_stall_ms"], obs["rounds"]),
           flush=True)
