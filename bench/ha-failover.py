@@ -152,14 +152,18 @@ def setup(mode, rundir, token, qdevice_timeout):
 def one_run(c, mode, wait_score):
     """Kills the primary's host; returns (survivor, seconds to the guest
     alone there, seconds to the client's first answer, the survivor's
-    promotion score at the kill)."""
+    promotion score at the kill, pacemaker's DC at the kill)."""
     p = protected(c)
     s = [n for n in cluster.NODES if n != p][0]
     probe = Probe(c)
     try:
         tap.wait_until(lambda: probe.answer_after(0), 30, "the guest to answer the client before the kill")
-        score = None
+        score = dc = None
         if mode == "pacemaker":
+            # A lost DC costs an election and a join before any transition.
+            m = c.mon(s)
+            cur = m.find("summary/current_dc") if m is not None else None
+            dc = cur.get("name") if cur is not None else None
             if wait_score:
                 tap.wait_until(lambda: c.promotion_score(s, "web1", s), 30, "the promotion score of " + s,
                                interval=0.5)
@@ -176,7 +180,7 @@ def one_run(c, mode, wait_score):
         a = tap.wait_until(lambda: probe.answer_after(t_dead), 120, "the guest to answer through " + s, interval=0.01)
     finally:
         probe.stop()
-    return s, t_alone, a[1] - t0, score
+    return s, t_alone, a[1] - t0, score, dc
 
 
 def run_mode(mode, runs, token, qdevice_timeout, wait_score):
@@ -187,11 +191,12 @@ def run_mode(mode, runs, token, qdevice_timeout, wait_score):
         c = setup(mode, rundir, token, qdevice_timeout)
         for i in range(runs):
             p = protected(c)
-            s, t_alone, t_answer, score = one_run(c, mode, wait_score)
+            s, t_alone, t_answer, score, dc = one_run(c, mode, wait_score)
             times.append(t_answer)
             print("%s run %d: kill of %s -> guest alone on %s %.2f s, answering the client %.2f s%s" % (
                 mode, i + 1, p, s, t_alone, t_answer,
-                "" if mode != "pacemaker" else " (%s's promotion score at the kill: %s)" % (s, score)), flush=True)
+                "" if mode != "pacemaker" else " (%s's promotion score at the kill: %s; the DC: %s)" % (
+                    s, score, dc)), flush=True)
             c.heal()
             if mode == "pacemaker":
                 c.restart_node(p)
