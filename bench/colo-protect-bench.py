@@ -23,8 +23,8 @@ protecting, one after the other. Reported per run:
 Dirty rates are the test guest's workload (-append): idle (none), medium
 (2 MiB of its 8 MiB area every 20 ms) and fast (its whole 8 MiB area every
 20 ms); under this machine's emulator the guest writes less than asked
-(about 8 MiB/s of distinct pages at fast). A precopy that has not reached COLO after --timeout seconds is
-cancelled and printed as "no convergence".
+(about 8 MiB/s of distinct pages at fast). A precopy that has not reached
+COLO after --timeout seconds is cancelled and printed as "no convergence".
 
 "qemu" is QEMU 7.2's COLO protect in the same run, the same guest and link
 (`-M pc -accel kvm`, x-colo, the same max-bandwidth; its COLO has precopy
@@ -35,10 +35,10 @@ qemu-system-x86_64 those rows are left out, and the top line says so.
 """
 import argparse
 import contextlib
+import importlib.util
 import io
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,9 +48,12 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "lib"))
 os.environ.setdefault("COLO_SRCDIR", os.path.join(HERE, ".."))
 
 from colo_vmm import BUILDDIR, Vmm, free_port  # noqa: E402
-from qmp import QMPClient, QMPTimeout  # noqa: E402
+from qmp import QMPTimeout  # noqa: E402
 
-QEMU = "qemu-system-x86_64"
+# QEMU's process handling is migration-bench's (as colo-bench.py uses it).
+_spec = importlib.util.spec_from_file_location("migration_bench", os.path.join(HERE, "migration-bench.py"))
+mb = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(mb)
 
 RATES = {
     "idle": "interval=0 dirty_pages=0 area=8M",
@@ -123,42 +126,25 @@ def run(mem, rate, snapshot, bandwidth, timeout):
                 sec.close()
 
 
-class Qemu:
-    """A QEMU 7.2 with the test guest, its QMP and its output in @d."""
+def qemu_start(d, name, mem, guest, incoming=None):
+    """A QEMU 7.2 with the test guest (migration-bench's Vmm: its QMP, its
+    output in @d, killed at exit whatever happens)."""
+    qmp = os.path.join(d, name + ".qmp")
+    argv = [mb.QEMU, "-M", "pc", "-accel", "kvm", "-m", mem, "-smp", "2",
+            "-kernel", os.path.join(BUILDDIR, "tests", "guest", "colo-testguest"), "-append", guest,
+            "-nodefaults", "-display", "none", "-monitor", "none",
+            "-serial", "file:" + os.path.join(d, name + ".serial"), "-qmp", "unix:%s,server=on,wait=off" % qmp]
+    return mb.Vmm(argv + (["-incoming", incoming] if incoming else []), qmp, os.path.join(d, name + ".log"), 30)
 
-    def __init__(self, d, name, mem, guest, incoming=None):
-        self.qmp_path = os.path.join(d, name + ".qmp")
-        self.serial = os.path.join(d, name + ".serial")
-        argv = [QEMU, "-M", "pc", "-accel", "kvm", "-m", mem, "-smp", "2",
-                "-kernel", os.path.join(BUILDDIR, "tests", "guest", "colo-testguest"), "-append", guest,
-                "-nodefaults", "-display", "none", "-monitor", "none", "-serial", "file:" + self.serial,
-                "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path]
-        if incoming:
-            argv += ["-incoming", incoming]
-        self.log = open(os.path.join(d, name + ".log"), "wb")
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while not os.path.exists(self.qmp_path):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("QEMU did not start (exit %s)" % self.proc.poll())
-            time.sleep(0.02)
-        self.qmp = QMPClient(self.qmp_path, timeout=30)
 
-    def wait_serial(self, text, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with open(self.serial, "rb") as f:
-                if text.encode() in f.read():
-                    return
-            time.sleep(0.05)
-        raise RuntimeError("QEMU's guest did not print %r" % text)
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        self.qmp.close()
-        self.log.close()
+def wait_serial(path, text, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(path, "rb") as f:
+            if text.encode() in f.read():
+                return
+        time.sleep(0.05)
+    raise RuntimeError("QEMU's guest did not print %r" % text)
 
 
 def run_qemu(mem, rate, bandwidth, timeout):
@@ -167,10 +153,10 @@ def run_qemu(mem, rate, bandwidth, timeout):
     d = tempfile.mkdtemp(prefix="colo-protect-qemu-")
     pri = sec = None
     try:
-        pri = Qemu(d, "pri", mem, guest)
-        pri.wait_serial("colo-testguest ready", 60)
+        pri = qemu_start(d, "pri", mem, guest)
+        wait_serial(os.path.join(d, "pri.serial"), "colo-testguest ready", 60)
         port = free_port()
-        sec = Qemu(d, "sec", mem, guest, incoming="defer")
+        sec = qemu_start(d, "sec", mem, guest, incoming="defer")
         caps = [{"capability": "x-colo", "state": True}, {"capability": "events", "state": True}]
         for vm in (sec, pri):
             vm.qmp.cmd("migrate-set-capabilities", capabilities=caps)
@@ -209,8 +195,8 @@ def main():
     ways = args.ways.split(",")
     print("# protect: max-bandwidth %s, precopy given %.0f s" %
           ("unlimited" if not args.bandwidth else "%d MiB/s" % (args.bandwidth >> 20), args.timeout), flush=True)
-    if "qemu" in ways and not shutil.which(QEMU):
-        print("# QEMU not installed (%s): its rows are left out" % QEMU, flush=True)
+    if "qemu" in ways and not shutil.which(mb.QEMU):
+        print("# QEMU not installed (%s): its rows are left out" % mb.QEMU, flush=True)
         ways.remove("qemu")
     print("%-6s %-5s %-9s %12s %12s %10s %s" % ("RAM", "dirty", "protect", "start pause", "final pause",
                                                   "to COLO", "primary overhead"))

@@ -16,8 +16,8 @@ carries on with no broken connection and no wrong byte, and one node
 serves. The node coming back is started unpromoted and becomes the
 secondary again (the client's rounds after its re-protect fail as a known
 bug, issue 14, when the failover left the survivor's colo-proxy flows to
-rewrite: docs/colo-proxy.md, "The rewriter"). The time from the kill to the client's next rounds and
-the client's longest stall are printed (docs/performance.md). The pcs
+rewrite: docs/colo-proxy.md, "The rewriter"). The time from the kill to
+the client's next rounds and the client's longest stall are printed (docs/performance.md). The pcs
 recipe of docs/operations.md, run with pcs -f on this cluster's CIB less
 the crm configuration, makes pacemaker's scheduler place the same."""
 import os
@@ -258,7 +258,7 @@ def test_node_comes_back_as_secondary():
             # The re-protect replaced the survivor's colo-proxy with a
             # primary one, which does not rewrite: the flows that needed it
             # (the client's connections) get numbers the guest does not
-            # know. docs/colo-proxy.md, "Rewriting".
+            # know. docs/colo-proxy.md, "The rewriter (secondary)".
             tap.known_bug(14, "the client's connections stall for good after the re-protect: %s's colo-proxy "
                           "rewrote %d flows after the takeover and the primary colo-proxy that replaced it "
                           "does not" % (s, carried))
@@ -273,9 +273,10 @@ def test_node_comes_back_as_secondary():
 @with_logs
 def test_pcs_recipe():
     """docs/operations.md's pcs -f lines, run on this cluster's CIB as it
-    was before crm configured it (what `pcs cluster cib` saves), configure what crm's lines did: the same
-    primitives, parameters, operations (pcs adds the agents' defaults for
-    the others), clone, colocation and order; crm_verify accepts it."""
+    was before crm configured it (what `pcs cluster cib` saves), configure
+    what crm's lines did: the same primitives, parameters, operations
+    (pcs adds the agents' defaults for the others), clone, colocation and
+    order; crm_verify accepts it."""
     c = get()
     if not ha.has_tool("pcs"):
         tap.skip("not installed: pcs (Debian: pcs)")
