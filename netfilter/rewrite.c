@@ -3,7 +3,7 @@
 #include "rewrite.h"
 #include "packet.h"
 
-#include <glib.h>
+#include <gio/gio.h>
 #include <netinet/in.h>
 #include <qb/qblog.h>
 #include <string.h>
@@ -28,6 +28,7 @@ struct rw_flow {
 struct rw_table {
     GHashTable *flows;
     unsigned int max_flows;
+    bool frozen;               /* carried flows only: learn nothing new */
     struct rw_stats stats;
 };
 
@@ -63,6 +64,73 @@ static gboolean rw_flow_is_zero(gpointer key, gpointer value, gpointer data)
 void rw_table_takeover(RwTable *t)
 {
     g_hash_table_foreach_remove(t->flows, rw_flow_is_zero, NULL);
+}
+
+static int rw_carried_cmp(gconstpointer a, gconstpointer b)
+{
+    return memcmp(&((const struct rw_carried *)a)->key, &((const struct rw_carried *)b)->key,
+                  sizeof(struct flow_key));
+}
+
+GArray *rw_table_export(const RwTable *t)
+{
+    GArray *out = g_array_new(FALSE, TRUE, sizeof(struct rw_carried));
+    GHashTableIter it;
+    gpointer v;
+
+    g_hash_table_iter_init(&it, t->flows);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        const struct rw_flow *f = v;
+        struct rw_carried c;
+
+        if (rw_flow_is_zero(NULL, v, NULL)) {
+            continue;
+        }
+        memset(&c, 0, sizeof(c));   /* padding too: exports compare with memcmp */
+        c.key = f->key;
+        c.offset = f->offset;
+        c.ts_valid = f->ts_valid;
+        c.ts_offset = f->ts_valid ? f->ts_offset : 0;
+        g_array_append_val(out, c);
+    }
+    g_array_sort(out, rw_carried_cmp);
+    return out;
+}
+
+bool rw_table_import(RwTable *t, const struct rw_carried *c, size_t n, GError **error)
+{
+    g_autoptr(GHashTable) seen = g_hash_table_new(flow_key_hash, flow_key_equal);
+    char b[128];
+
+    if (n + g_hash_table_size(t->flows) > t->max_flows) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "%zu flows, the table holds %u", n,
+                    t->max_flows);
+        return false;
+    }
+    /* Check everything first: a table half loaded would be worse than none. */
+    for (size_t i = 0; i < n; i++) {
+        if (c[i].key.proto != IPPROTO_TCP || (c[i].key.family != 4 && c[i].key.family != 6)) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "flow %zu is not TCP over IP", i);
+            return false;
+        }
+        if (g_hash_table_contains(t->flows, &c[i].key) || !g_hash_table_add(seen, (gpointer)&c[i].key)) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "flow %s given twice",
+                        flow_key_format(&c[i].key, b, sizeof(b)));
+            return false;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct rw_flow *f = g_new0(struct rw_flow, 1);
+
+        f->key = c[i].key;
+        f->offset_valid = true;
+        f->offset = c[i].offset;
+        f->ts_valid = c[i].ts_valid;
+        f->ts_offset = c[i].ts_valid ? c[i].ts_offset : 0;
+        g_hash_table_insert(t->flows, &f->key, f);
+    }
+    t->frozen = true;
+    return true;
 }
 
 void rw_table_stats(const RwTable *t, struct rw_stats *out)
@@ -208,7 +276,7 @@ int rw_output(RwTable *t, uint8_t *buf, size_t len, bool eth, bool csum_partial)
     }
     tcp = buf + pi.l4_off;
     f = g_hash_table_lookup(t->flows, &pi.key);
-    if (!f && (pi.tcp_flags & PKT_TCP_SYN)) {
+    if (!f && (pi.tcp_flags & PKT_TCP_SYN) && !t->frozen) {
         if (g_hash_table_size(t->flows) >= t->max_flows) {
             char b[128];
 

@@ -15,6 +15,9 @@
 #ifndef COLO_NETFILTER_REWRITE_H
 #define COLO_NETFILTER_REWRITE_H
 
+#include "packet.h"
+
+#include <glib.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -53,9 +56,26 @@ void rw_table_takeover(RwTable *t);
 
 void rw_table_stats(const RwTable *t, struct rw_stats *out);
 
+/* A flow handed from a taken-over secondary's rewriter to the primary
+ * colo-proxy that replaces it at re-protection (docs/colo-proxy.md). */
+struct rw_carried {
+    struct flow_key key;       /* output direction: the guest is the source */
+    uint32_t offset;
+    bool ts_valid;
+    uint32_t ts_offset;
+};
+
+/* The flows that still need rewriting (those rw_table_takeover keeps), as
+ * struct rw_carried, sorted by key so the output is stable. */
+GArray *rw_table_export(const RwTable *t);
+
+/* Load @n flows into an empty table, which from then on only rewrites
+ * them: it learns no new flow. Fails (table unchanged) on a non-TCP key, a
+ * duplicate, or more flows than the table holds. */
+bool rw_table_import(RwTable *t, const struct rw_carried *c, size_t n, GError **error);
+
 /* The offset learned for the flow whose guest side sent @key-direction
  * packets; false if none (tests). */
-struct flow_key;
 bool rw_table_offset(const RwTable *t, const struct flow_key *key, uint32_t *offset);
 
 /* RFC 1624 incremental checksum update for a 32-bit field change. */
