@@ -4,6 +4,7 @@
 
 #include "common/daemon.h"
 #include "common/log.h"
+#include "carry.h"
 #include "proxy.h"
 
 #include <glib-unix.h>
@@ -46,7 +47,8 @@ int main(int argc, char **argv)
 {
     g_autofree char *role = NULL, *iface = NULL, *listen_on = NULL, *connect_to = NULL, *control = NULL,
                     *logfile = NULL, *uplink = NULL, *pidfile = NULL, *peer = NULL, *control_group = NULL,
-                    *tls_dir = NULL;
+                    *tls_dir = NULL, *carry_file = NULL;
+    g_autoptr(GArray) carried = NULL;
     g_auto(GStrv) ports = NULL;
     int queue_num = 0, queue_maxlen = 16384, timeout = 3000, scan = 1000, max_queue = 16384;
     gboolean no_rules = FALSE, no_cp_mismatch = FALSE, debug = FALSE, use_syslog = FALSE, forward_all = FALSE,
@@ -85,6 +87,9 @@ int main(int argc, char **argv)
         { "kernel-timestamps", 0, 0, G_OPTION_ARG_NONE, &kernel_ts,
           "primary: measure verdict latency from the kernel's receipt of each packet (turns on receive "
           "timestamps system-wide)", NULL },
+        { "carry-flows", 0, 0, G_OPTION_ARG_FILENAME, &carry_file,
+          "primary: keep rewriting the flows in FILE (JSON, a taken-over secondary's query-rewriter reply)",
+          "FILE" },
         { "debug", 'd', 0, G_OPTION_ARG_NONE, &debug, "debug logging", NULL },
         { "version", 'V', 0, G_OPTION_ARG_NONE, &version, "print the version and exit", NULL },
         { "syslog", 0, 0, G_OPTION_ARG_NONE, &use_syslog, "log to syslog instead of stderr", NULL },
@@ -124,6 +129,21 @@ int main(int argc, char **argv)
         fprintf(stderr, "colo-proxy: --peer goes with --listen, --control-group with --control\n");
         return 1;
     }
+    if (carry_file) {
+        g_autofree char *text = NULL;
+        gsize len;
+
+        if (g_strcmp0(role, "primary") || uplink || queue_num >= (int)PROXY_CARRY_QUEUE_BASE) {
+            fprintf(stderr, "colo-proxy: --carry-flows goes with --role primary, without --uplink, and a "
+                            "--queue-num below %u (its queue is --queue-num + %u)\n", PROXY_CARRY_QUEUE_BASE,
+                    PROXY_CARRY_QUEUE_BASE);
+            return 1;
+        }
+        if (!g_file_get_contents(carry_file, &text, &len, &error) || !(carried = carry_parse(text, len, &error))) {
+            fprintf(stderr, "colo-proxy: --carry-flows %s: %s\n", carry_file, error->message);
+            return 1;
+        }
+    }
     cmp_params_init(&cfg.params);
     cfg.role = g_str_equal(role, "primary") ? PROXY_PRIMARY : PROXY_SECONDARY;
     cfg.guest_iface = iface;
@@ -139,6 +159,7 @@ int main(int argc, char **argv)
     cfg.uplink = uplink;
     cfg.forward_all = forward_all;
     cfg.kernel_timestamps = kernel_ts;
+    cfg.carried = carried;
     cfg.params.compare_timeout_ms = (uint32_t)timeout;
     cfg.params.expired_scan_cycle_ms = (uint32_t)scan;
     cfg.params.max_queue_size = (uint32_t)max_queue;

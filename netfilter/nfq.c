@@ -30,6 +30,7 @@ struct nfq_entry {
     bool on_arrival;     /* released while it was being handed over */
     uint64_t arrival_ns; /* CLOCK_MONOTONIC */
     uint64_t read_ns;    /* when we read it */
+    GBytes *bytes;       /* nfq_release_with: the verdict's payload */
 };
 
 struct proxy_nfq {
@@ -44,6 +45,7 @@ struct proxy_nfq {
     GHashTable *by_id;   /* id -> GList node in entries */
     unsigned int released_pending;
     unsigned int unverdicted;   /* released, no verdict sent yet */
+    unsigned int with_bytes;    /* of those, released with new bytes */
     uint8_t *buf;        /* NFQ_BATCH buffers of NFQ_BUFSIZE */
     struct iovec iov[NFQ_BATCH];
     struct mmsghdr msg[NFQ_BATCH];
@@ -86,6 +88,16 @@ static void nfq_entry_done(ProxyNfq *q, const struct nfq_entry *e, uint64_t now)
         nfq_latency_add(&q->lat_matched, ns);
         nfq_latency_add(&q->lat_matched_read, now > e->read_ns ? now - e->read_ns : 0);
     }
+}
+
+static void nfq_entry_free(gpointer data)
+{
+    struct nfq_entry *e = data;
+
+    if (e->bytes) {
+        g_bytes_unref(e->bytes);
+    }
+    g_free(e);
 }
 
 static struct nfq_entry *nfq_entry_add(ProxyNfq *q, uint32_t id)
@@ -177,6 +189,43 @@ void nfq_release(ProxyNfq *q, uint32_t id)
     }
 }
 
+void nfq_release_with(ProxyNfq *q, uint32_t id, const uint8_t *pkt, size_t len)
+{
+    GList *l = g_hash_table_lookup(q->by_id, GUINT_TO_POINTER(id));
+    struct nfq_entry *e = l ? l->data : NULL;
+
+    if (!e || e->released) {
+        return;
+    }
+    e->bytes = g_bytes_new(pkt, len);
+    q->with_bytes++;
+    nfq_release(q, id);
+}
+
+/* Verdicts for the packets released with new bytes: each alone, since a
+ * batch verdict would let them out unchanged. */
+static void nfq_flush_with_bytes(ProxyNfq *q)
+{
+    for (GList *l = q->entries.head; l && q->with_bytes; l = l->next) {
+        struct nfq_entry *e = l->data;
+        gsize len;
+        const void *data;
+
+        if (!e->bytes || !e->released || e->verdicted) {
+            continue;
+        }
+        data = g_bytes_get_data(e->bytes, &len);
+        e->verdicted = true;
+        q->unverdicted--;
+        q->with_bytes--;
+        q->stats.single_verdicts++;
+        if (nfq_set_verdict(q->qh, e->id, NF_ACCEPT, (uint32_t)len, data) < 0) {
+            q->stats.verdict_errors++;
+        }
+        nfq_entry_done(q, e, nfq_clock(CLOCK_MONOTONIC));
+    }
+}
+
 void nfq_flush(ProxyNfq *q)
 {
     struct nfq_entry *e;
@@ -188,6 +237,7 @@ void nfq_flush(ProxyNfq *q)
     if (!q->released_pending) {
         return;
     }
+    nfq_flush_with_bytes(q);
     /* The released, gap-free head goes in one batch verdict. */
     for (GList *l = q->entries.head; l && ((struct nfq_entry *)l->data)->released; l = l->next) {
         e = l->data;
@@ -213,7 +263,7 @@ void nfq_flush(ProxyNfq *q)
         }
         q->released_pending--;
         g_hash_table_remove(q->by_id, GUINT_TO_POINTER(e->id));
-        g_free(e);
+        nfq_entry_free(e);
     }
     /* Released packets behind a held one: one by one, so they need not
      * wait. Those accepted so far stay queued until the head moves, so
@@ -239,6 +289,7 @@ void nfq_release_all(ProxyNfq *q)
     if (!q->entries.length) {
         return;
     }
+    nfq_flush_with_bytes(q);
     q->stats.batch_verdicts++;
     if (nfq_set_verdict_batch(q->qh, q->last_id, NF_ACCEPT) < 0) {
         q->stats.verdict_errors++;
@@ -246,7 +297,7 @@ void nfq_release_all(ProxyNfq *q)
     }
     /* Checkpoint-time releases are not what verdict latency measures. */
     g_hash_table_remove_all(q->by_id);
-    g_queue_clear_full(&q->entries, g_free);
+    g_queue_clear_full(&q->entries, nfq_entry_free);
     q->released_pending = 0;
     q->unverdicted = 0;
 }
@@ -302,14 +353,14 @@ unsigned int nfq_drain(ProxyNfq *q)
     return total;
 }
 
-ProxyNfq *nfq_open_queue(uint16_t num, uint32_t maxlen, bool immediate, const struct nfq_callbacks *cb,
+ProxyNfq *nfq_open_queue(uint16_t num, uint32_t maxlen, enum nfq_mode mode, const struct nfq_callbacks *cb,
                          GError **error)
 {
     ProxyNfq *q = g_new0(ProxyNfq, 1);
     int one = 1;
 
     q->cb = *cb;
-    q->immediate = immediate;
+    q->immediate = mode == NFQ_IMMEDIATE;
     q->fd = -1;
     q->ts_fd = -1;
     g_queue_init(&q->entries);
@@ -334,12 +385,13 @@ ProxyNfq *nfq_open_queue(uint16_t num, uint32_t maxlen, bool immediate, const st
         nfq_close_queue(q);
         return NULL;
     }
-    /* Immediate mode rewrites packets, and the kernel turns a mangled
-     * packet's checksum state into "complete": so it must hand us complete
-     * checksums and single segments (no F_GSO), never partial ones. */
+    /* Immediate and segmented hold mode rewrite packets, and the kernel
+     * turns a mangled packet's checksum state into "complete": so it must
+     * hand us complete checksums and single segments (no F_GSO), never
+     * partial ones. */
     if (nfq_set_mode(q->qh, NFQNL_COPY_PACKET, 0xffff) < 0 ||
         nfq_set_queue_maxlen(q->qh, maxlen) < 0 ||
-        nfq_set_queue_flags(q->qh, NFQA_CFG_F_GSO | NFQA_CFG_F_FAIL_OPEN, immediate ? 0 : NFQA_CFG_F_GSO) < 0) {
+        nfq_set_queue_flags(q->qh, NFQA_CFG_F_GSO | NFQA_CFG_F_FAIL_OPEN, mode == NFQ_HOLD ? NFQA_CFG_F_GSO : 0) < 0) {
         g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "configuring NFQUEUE %u: %s", num,
                     strerror(errno));
         nfq_close_queue(q);
@@ -372,7 +424,7 @@ void nfq_close_queue(ProxyNfq *q)
         close(q->ts_fd);
     }
     g_hash_table_destroy(q->by_id);
-    g_queue_clear_full(&q->entries, g_free);
+    g_queue_clear_full(&q->entries, nfq_entry_free);
     g_free(q->buf);
     g_free(q);
 }

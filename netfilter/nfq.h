@@ -13,6 +13,11 @@
  * kernel segments GSO packets and completes checksums before queueing:
  * it marks a rewritten packet's checksum complete on reinjection.
  *
+ * Segmented hold mode (the primary's queue for carried flows): held as in
+ * hold mode but, as in immediate mode, single segments with complete
+ * checksums, so that a packet may be released with new bytes
+ * (nfq_release_with).
+ *
  * Never FAIL_OPEN: a full queue would let packets out that were never
  * compared. The rules' --queue-bypass acts only while nobody is bound to
  * the queue, when colo-proxy was killed (docs/colo-proxy.md). */
@@ -59,12 +64,19 @@ struct nfq_stats {
     uint32_t outstanding;
 };
 
-ProxyNfq *nfq_open_queue(uint16_t num, uint32_t maxlen, bool immediate, const struct nfq_callbacks *cb,
+enum nfq_mode { NFQ_HOLD, NFQ_IMMEDIATE, NFQ_HOLD_SEGMENTED };
+
+ProxyNfq *nfq_open_queue(uint16_t num, uint32_t maxlen, enum nfq_mode mode, const struct nfq_callbacks *cb,
                          GError **error);
 void nfq_close_queue(ProxyNfq *q);
 
 /* Mark @id for release; verdicts go out in nfq_flush(). */
 void nfq_release(ProxyNfq *q, uint32_t id);
+
+/* Mark @id for release with @len bytes of @pkt (copied) in place of its
+ * own: its verdict goes out alone, before any batch could cover it.
+ * Segmented hold mode only. */
+void nfq_release_with(ProxyNfq *q, uint32_t id, const uint8_t *pkt, size_t len);
 
 /* Send the verdicts for everything released so far. */
 void nfq_flush(ProxyNfq *q);

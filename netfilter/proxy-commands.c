@@ -2,6 +2,7 @@
  * docs/colo-proxy.md for each command). @args is never NULL. */
 #include "config.h"
 
+#include "carry.h"
 #include "proxy.h"
 
 #include <gio/gio.h>
@@ -219,6 +220,16 @@ static JsonNode *cmd_query_stats(JsonObject *args, gpointer opaque, GError **err
     return cmd_reply(b);
 }
 
+/* The flows the rewriter still shifts (a taken-over secondary's, or a
+ * primary's carried ones), in --carry-flows' format. */
+static JsonNode *cmd_query_rewriter(JsonObject *args, gpointer opaque, GError **error)
+{
+    Proxy *p = opaque;
+    g_autoptr(GArray) flows = p->rw ? rw_table_export(p->rw) : g_array_new(FALSE, TRUE, sizeof(struct rw_carried));
+
+    return carry_to_json(flows);
+}
+
 static JsonNode *cmd_query_parameters(JsonObject *args, gpointer opaque, GError **error)
 {
     Proxy *p = opaque;
@@ -325,6 +336,7 @@ const struct ctl_command proxy_commands[] = {
     { "failover", cmd_failover },
     { "query-status", cmd_query_status },
     { "query-stats", cmd_query_stats },
+    { "query-rewriter", cmd_query_rewriter },
     { "query-parameters", cmd_query_parameters },
     { "set-parameters", cmd_set_parameters },
     { NULL, NULL },

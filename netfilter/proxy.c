@@ -13,7 +13,7 @@ uint64_t proxy_now_ns(void)
     return (uint64_t)g_get_monotonic_time() * 1000u;
 }
 
-static void proxy_emit_checkpoint(Proxy *p, const char *reason)
+void proxy_emit_checkpoint(Proxy *p, const char *reason)
 {
     JsonNode *data = json_node_new(JSON_NODE_OBJECT);
     JsonObject *o = json_object_new();
@@ -34,7 +34,9 @@ static void primary_release(void *opaque, uint64_t handle)
 {
     Proxy *p = opaque;
 
-    if (p->l2_held) {
+    if (handle & PROXY_CARRY_HANDLE) {
+        proxy_carry_release(p, (uint32_t)handle);
+    } else if (p->l2_held) {
         proxy_l2_release(p, handle);
     } else {
         nfq_release(p->nfq, (uint32_t)handle);
@@ -62,8 +64,15 @@ static void primary_lost(void *opaque, unsigned int count)
     proxy_emit_checkpoint(p, "queue-full");
 }
 
+/* A packet of the main queue may let a carried flow's go (and the
+ * reverse): each queue's own flush follows its burst, not the other's. */
 static void primary_burst_done(void *opaque)
 {
+    Proxy *p = opaque;
+
+    if (p->carry_nfq) {
+        nfq_flush(p->carry_nfq);
+    }
 }
 
 /* A frame on its way into the primary guest: mirror it. */
@@ -98,6 +107,9 @@ static void primary_frames_done(void *opaque)
 
     if (p->nfq) {
         nfq_flush(p->nfq);
+    }
+    if (p->carry_nfq) {
+        nfq_flush(p->carry_nfq);
     }
     proxy_l2_flush(p);
 }
@@ -233,6 +245,10 @@ static bool proxy_start_primary(Proxy *p, GError **error)
     g_autofree char *qnum = g_strdup_printf("%u", p->cfg.queue_num);
 
     p->engine = cmp_engine_new(&p->cfg.params, &ccb);
+    if (p->cfg.uplink && p->cfg.carried && p->cfg.carried->len) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "carried flows need the NFQUEUE path, not --uplink");
+        return false;
+    }
     if (p->cfg.uplink) {
         p->link = link_new(p->cfg.listen, p->cfg.connect, p->cfg.peer, p->tls, &lcb, error);
         if (!p->link || !proxy_l2_start(p, error)) {
@@ -241,8 +257,9 @@ static bool proxy_start_primary(Proxy *p, GError **error)
         proxy_set_scan_cycle(p, p->cfg.params.expired_scan_cycle_ms);
         return true;
     }
-    p->nfq = nfq_open_queue(p->cfg.queue_num, p->cfg.queue_maxlen, false, &ncb, error);
-    if (!p->nfq || (p->cfg.kernel_timestamps && !nfq_use_kernel_timestamps(p->nfq, error))) {
+    p->nfq = nfq_open_queue(p->cfg.queue_num, p->cfg.queue_maxlen, NFQ_HOLD, &ncb, error);
+    if (!p->nfq || (p->cfg.kernel_timestamps && !nfq_use_kernel_timestamps(p->nfq, error)) ||
+        !proxy_carry_start(p, error)) {
         return false;
     }
     p->cap = capture_open(p->cfg.guest_iface, true, &kcb, error);
@@ -259,7 +276,7 @@ static bool proxy_start_primary(Proxy *p, GError **error)
          * someone removes the rule (docs/colo-proxy.md, "Rules"). */
         const char *spec[] = { "-i", p->cfg.guest_iface, "-j", "NFQUEUE", "--queue-num", qnum, "--queue-bypass", NULL };
 
-        if (!rules_set_forward(p->rules, (const char *const *[]){ spec }, 1, error)) {
+        if (!proxy_carry_set_rules(p, spec, error)) {
             return false;
         }
     }
@@ -360,6 +377,7 @@ void proxy_free(Proxy *p)
     proxy_l2_free(p);
     capture_close(p->cap);
     nfq_close_queue(p->nfq);
+    proxy_carry_free(p);
     cmp_engine_free(p->engine);
     rw_table_free(p->rw);
     colo_tls_creds_unref(p->tls);
@@ -375,6 +393,9 @@ unsigned int proxy_checkpoint_begin(Proxy *p)
     if (p->nfq) {
         nfq_drain(p->nfq);
     }
+    if (p->carry_nfq) {
+        nfq_drain(p->carry_nfq);
+    }
     return cmp_checkpoint_begin(p->engine);
 }
 
@@ -388,6 +409,10 @@ unsigned int proxy_checkpoint_commit(Proxy *p, bool keep_offsets)
             /* One batch verdict for everything up to now, gaps included. */
             if (p->nfq) {
                 nfq_release_all(p->nfq);
+            }
+            /* Those released with new bytes get their own verdicts first. */
+            if (p->carry_nfq) {
+                nfq_release_all(p->carry_nfq);
             }
             proxy_l2_flush(p);
         }
@@ -412,12 +437,26 @@ bool proxy_failover(Proxy *p, GError **error)
         if (p->nfq) {
             nfq_drain(p->nfq);
         }
+        if (p->carry_nfq) {
+            nfq_drain(p->carry_nfq);
+        }
         cmp_failover(p->engine, proxy_now_ns());
         if (p->nfq) {
             nfq_release_all(p->nfq);
         }
+        if (p->carry_nfq) {
+            nfq_release_all(p->carry_nfq);
+        }
         proxy_l2_flush(p);
-        rules_remove_all(p->rules);
+        /* Carried flows keep their rules and queue: they still need
+         * rewriting for as long as they live. */
+        if (p->cfg.install_rules) {
+            g_autoptr(GError) err = NULL;
+
+            if (!proxy_carry_set_rules(p, NULL, &err)) {
+                qb_log(LOG_ERR, "failover: rules: %s", err->message);
+            }
+        }
         proxy_set_scan_cycle(p, 0);
         return true;
     }
@@ -430,7 +469,7 @@ bool proxy_failover(Proxy *p, GError **error)
         const char *in[] = { "-o", p->cfg.guest_iface, "-j", "NFQUEUE", "--queue-num", qnum, "--queue-bypass", NULL };
 
         rw_table_takeover(p->rw);
-        p->nfq = nfq_open_queue(p->cfg.queue_num, p->cfg.queue_maxlen, true, &ncb, error);
+        p->nfq = nfq_open_queue(p->cfg.queue_num, p->cfg.queue_maxlen, NFQ_IMMEDIATE, &ncb, error);
         if (!p->nfq) {
             return false;
         }

@@ -36,6 +36,9 @@ struct proxy_config {
     const char *uplink;
     bool forward_all;          /* secondary: forward ARP and multicast too */
     bool kernel_timestamps;    /* primary: verdict latency from the kernel's receipt */
+    /* Primary: flows to keep rewriting (struct rw_carried), carried from
+     * a taken-over secondary (proxy-carry.c), or NULL. */
+    const GArray *carried;
     struct cmp_params params;
 };
 
@@ -44,8 +47,10 @@ typedef struct proxy {
     uint32_t epoch;            /* the secondary's own; the primary's is the engine's */
     bool failed_over;
     CmpEngine *engine;         /* primary */
-    RwTable *rw;               /* secondary */
+    RwTable *rw;               /* secondary; primary: the carried flows */
     ProxyNfq *nfq;
+    ProxyNfq *carry_nfq;       /* primary with carried flows */
+    GHashTable *carry_held;    /* its held output: id -> GBytes (raw) */
     ProxyCapture *cap;
     ProxyLink *link;
     struct ColoTlsCreds *tls;  /* the link's, or NULL */
@@ -73,6 +78,22 @@ void proxy_l2_release(Proxy *p, uint64_t handle);
 void proxy_l2_flush(Proxy *p);
 void proxy_l2_free(Proxy *p);
 
+/* Carried flows (proxy-carry.c). Their queue is the main one's plus
+ * PROXY_CARRY_QUEUE_BASE (so two VMs' queues never collide), and their
+ * packets' handles in the engine have PROXY_CARRY_HANDLE set. */
+#define PROXY_CARRY_QUEUE_BASE 32768u
+#define PROXY_CARRY_HANDLE (UINT64_C(1) << 32)
+static inline uint16_t proxy_carry_queue(uint16_t queue_num)
+{
+    return (uint16_t)(queue_num + PROXY_CARRY_QUEUE_BASE);
+}
+bool proxy_carry_start(Proxy *p, GError **error);
+/* This proxy's rules become the carried flows' (if any), then @main_spec
+ * (NULL: none). */
+bool proxy_carry_set_rules(Proxy *p, const char *const *main_spec, GError **error);
+void proxy_carry_release(Proxy *p, uint32_t id);
+void proxy_carry_free(Proxy *p);
+
 /* Control commands (proxy-commands.c). */
 extern const struct ctl_command proxy_commands[];
 
@@ -84,6 +105,7 @@ unsigned int proxy_checkpoint_begin(Proxy *p);
 unsigned int proxy_checkpoint_commit(Proxy *p, bool keep_offsets);
 bool proxy_failover(Proxy *p, GError **error);
 void proxy_set_scan_cycle(Proxy *p, uint32_t ms);
+void proxy_emit_checkpoint(Proxy *p, const char *reason);
 uint64_t proxy_now_ns(void);
 
 #endif

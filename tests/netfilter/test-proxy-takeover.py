@@ -2,7 +2,10 @@
 """colo-proxy secondary takeover in network namespaces: a connection
 established through both proxies keeps working, byte for byte, after the
 primary host (its namespace, proxy and guest) is gone and the secondary
-took over.
+took over; and after re-protection (issue 14), when a primary colo-proxy
+started with the taken-over secondary's flows (--carry-flows, as colod
+does) replaces it: unprotected, comparing (held until each checkpoint
+commit), and failed over alone.
 
   c (client, on bridge br0) --- ph (primary host) --- pg (primary guest)
           |                      |  peer link
@@ -83,8 +86,9 @@ def run(tap, topo):
     # checkpoint-begin; before it the guest is unprotected and passes.
     pctl.execute("checkpoint-begin")
     for g in ("pg", "sg"):
-        if not wait_ready(topo.spawn(g, sys.executable, PEER, "chat", "7010")):
-            raise RuntimeError("chat server did not start")
+        for port in ("7010", "7011"):
+            if not wait_ready(topo.spawn(g, sys.executable, PEER, "chat", port)):
+                raise RuntimeError("chat server did not start")
 
     # 1. One connection through both proxies, compared all the way.
     client = topo.spawn("c", sys.executable, PEER, "converse", "10.77.0.2", "7010", str(ROUND), "3",
@@ -92,13 +96,19 @@ def run(tap, topo):
     client.stdin.write("go\n")
     client.stdin.flush()
     line = read_line(client, 30)
+    # The connection that lives on to re-protection (its own server: chat
+    # serves one connection at a time).
+    carried = topo.spawn("c", sys.executable, PEER, "converse", "10.77.0.2", "7011", str(ROUND), "5",
+                         stdin=subprocess.PIPE)
+    carried_lines = [converse_round(carried)]
     no_checkpoint(topo, pctl)
     pst, sst = pctl.execute("query-stats"), sctl.execute("query-stats")
     diag = json.dumps({"primary": pst, "secondary": sst}, indent=1)
-    tap.ok(line == "round 1 %d" % ROUND, "first %d KiB arrive through both proxies (%s)" % (ROUND >> 10, line))
+    tap.ok(line == "round 1 %d" % ROUND and carried_lines == ["round 1 %d" % ROUND],
+           "first %d KiB arrive through both proxies on each connection (%s, %s)" % (ROUND >> 10, line, carried_lines))
     tap.ok(pst["released"] == pst["compared"] and not any(pst["mismatches"].values()),
            "before takeover every released packet was compared, zero mismatches", diag)
-    tap.ok(sst["rewriter-flows"] >= 1 and sst["offsets-learned"] >= 1,
+    tap.ok(sst["rewriter-flows"] >= 2 and sst["offsets-learned"] >= 2,
            "the secondary learned the connection's offset", diag)
     pctl.close()
 
@@ -123,8 +133,9 @@ def run(tap, topo):
     rules = forward_rules(topo, "sh")
     tap.ok(len(rules) == 2 and all("NFQUEUE" in r for r in rules) and not any("DROP" in r for r in rules),
            "takeover swapped DROP for NFQUEUE both ways", "\n".join(rules))
-    tap.ok(sctl.execute("query-stats")["rewriter-flows"] >= 1, "the flow with an offset is kept")
     topo.take_over_lan()
+    carried_lines.append(converse_round(carried))
+    tap.ok(sctl.execute("query-stats")["rewriter-flows"] >= 2, "the flows with an offset are kept")
     before = sctl.execute("query-stats")
 
     # 3. The same connection goes on, served by the secondary guest.
@@ -161,10 +172,89 @@ def run(tap, topo):
         out = ["timeout"]
     tap.ok(len(out) >= 2 and out[1].strip() == digest(ROUND), "a new connection after takeover", "\n".join(out))
 
+    # 5. Re-protection, as colod does it: the taken-over secondary's flows
+    # are read, it stops, and a primary colo-proxy carries them on.
+    flows = sctl.execute("query-rewriter")
+    mine = [f for f in flows["flows"] if f["sport"] == 7011 and f["src"] == "10.77.0.2"]
+    tap.ok(len(mine) == 1 and (mine[0]["offset"] or mine[0].get("ts-offset")),
+           "query-rewriter lists the long-lived connection with its offsets", json.dumps(flows, indent=1))
     sctl.close()
     os.killpg(secondary.pid, signal.SIGTERM)
     tap.ok(secondary.wait(timeout=10) == 0 and forward_rules(topo, "sh") == [],
            "the secondary stops cleanly and removes its rules")
+    reprotect(tap, topo, flows, carried, carried_lines)
+
+
+def converse_go(client):
+    """Start a round of a converse client; False if it is gone."""
+    try:
+        client.stdin.write("go\n")
+        client.stdin.flush()
+        return True
+    except BrokenPipeError:
+        return False
+
+
+def converse_round(client, timeout=40):
+    """One round of a converse client: the line it prints."""
+    return read_line(client, timeout) if converse_go(client) else "client gone"
+
+
+def reprotect(tap, topo, flows, carried, lines):
+    """The survivor's new primary colo-proxy, started with @flows: the
+    connection @carried (which did @lines so far) goes on through it."""
+    n = len(flows["flows"])
+    path, sock = os.path.join(topo.tmp, "carried.json"), os.path.join(topo.tmp, "p2.sock")
+    with open(path, "w") as f:
+        json.dump(flows, f)
+    topo.spawn("sh", PROXY, "-r", "primary", "-i", "sgh", "-q", "7", "-L", "127.0.0.1:7701", "-c", sock,
+               "--carry-flows", path, "-d", log="reprotected.log")
+    ctl = ProxyCtl(sock)
+    tap.ok(ctl.execute("query-rewriter") == flows, "the new primary proxy carries exactly those flows")
+    rules = forward_rules(topo, "sh")
+    tap.ok(len(rules) == 2 * n + 1 and all("--queue-num 32775" in r for r in rules[:-1]) and
+           "--queue-num 7 " in rules[-1] + " " and "-s " not in rules[-1],
+           "one rule per carried flow and direction to queue 7 + 32768, ahead of the main rule",
+           "\n".join(rules))
+
+    # Unprotected (no checkpoint yet): released at once, rewritten.
+    lines.append(converse_round(carried))
+    st0 = ctl.execute("query-stats")
+    # Protected: a colod stand-in checkpoints every 20 ms; the guest's
+    # output waits in the engine for each commit (no secondary here: its
+    # guest could be no copy of this one), and leaves rewritten.
+    ctl.execute("checkpoint-begin")
+    line, deadline = None if converse_go(carried) else "client gone", time.monotonic() + 40
+    while line is None and time.monotonic() < deadline:
+        line = read_line(carried, 0.02)
+        ctl.execute("checkpoint-begin")
+        ctl.execute("checkpoint-commit")
+    lines.append(line)
+    st1 = ctl.execute("query-stats")
+    diag = json.dumps({"before": st0, "after": st1, "lines": lines}, indent=1)
+    tap.ok(lines[1:] == ["round %d %d" % (i, ROUND) for i in (2, 3, 4)],
+           "after re-protection the carried connection keeps working, unprotected and compared", diag)
+    tap.ok(st1["held"] > st0["held"] and st1["rewritten-output"] > st0["rewritten-output"] and
+           st1["rewritten-input"] > st0["rewritten-input"] and st1["nfq-verdict-errors"] == 0,
+           "its output was held, then released rewritten; its input rewritten (%d out, %d in)" %
+           (st1["rewritten-output"], st1["rewritten-input"]), diag)
+
+    # The new secondary dies before it ever synchronised: primary alone.
+    ctl.execute("failover")
+    rules = forward_rules(topo, "sh")
+    tap.ok(len(rules) == 2 * n and all("--queue-num 32775" in r for r in rules),
+           "failover alone keeps only the carried flows' rules", "\n".join(rules))
+    lines.append(converse_round(carried))
+    try:
+        carried.stdin.close()
+        carried.wait(timeout=20)
+        out = carried.stdout.read().strip()
+    except subprocess.TimeoutExpired:
+        out = "timeout"
+    diag = json.dumps({"lines": lines, "out": out, "stats": ctl.execute("query-stats")}, indent=1)
+    tap.ok(lines[4:] == ["round 5 %d" % ROUND] and out == digest(5 * ROUND),
+           "the carried connection works after the failover alone, its whole stream byte-exact", diag)
+    ctl.close()
 
 
 if __name__ == "__main__":
