@@ -156,8 +156,9 @@ static bool set_key(ColodConfig *c, const KeySpec *k, const char *value, const c
         *(uint16_t *)field = (uint16_t)n;
         return true;
     case KEY_QUEUE:
-        if (!parse_u32(value, 0, 65535, &n)) {
-            return fail(error, origin, k, "\"%s\" is not an NFQUEUE number (0-65535)", value);
+        /* colo-proxy takes the queue 32768 above for carried flows. */
+        if (!parse_u32(value, 0, 32767, &n)) {
+            return fail(error, origin, k, "\"%s\" is not an NFQUEUE number (0-32767)", value);
         }
         *(uint16_t *)field = (uint16_t)n;
         return true;

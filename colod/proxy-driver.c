@@ -31,6 +31,8 @@ struct ProxyDriver {
     Instance *cur;
     char *sock_path;
     char *pid_path;
+    char *carry_path;        /* carried-flows.json in the run dir */
+    bool carry;              /* a primary starts with --carry-flows carry_path */
     guint restarts;
     gint64 restart_window_start;
     guint restarts_in_window;
@@ -365,6 +367,7 @@ ProxyDriver *proxy_driver_new(const ProxyDriverParams *params, ProxyDriverVmmAli
     d->p.tls_dir = g_strdup(params->tls_dir);
     d->sock_path = g_build_filename(params->run_dir, "proxy.sock", NULL);
     d->pid_path = g_build_filename(params->run_dir, "proxy.pid", NULL);
+    d->carry_path = g_build_filename(params->run_dir, "carried-flows.json", NULL);
     d->alive = alive;
     d->opaque = opaque;
     return d;
@@ -405,6 +408,12 @@ static void driver_start_instance(ProxyDriver *d, VmmKind role, bool failover, P
     if (d->p.socket_group) {
         g_ptr_array_add(argv, "--control-group");
         g_ptr_array_add(argv, (char *)d->p.socket_group);
+    }
+    /* A restarted primary carries them on too: they live as long as the
+     * guest's connections. */
+    if (role == VMM_PRIMARY && d->carry) {
+        g_ptr_array_add(argv, "--carry-flows");
+        g_ptr_array_add(argv, d->carry_path);
     }
     if (d->p.uplink) {
         g_ptr_array_add(argv, role == VMM_PRIMARY ? "--uplink" : "--forward-all");
@@ -457,8 +466,58 @@ static void driver_release(ProxyDriver *d, bool stop, const char *why)
     inst_free(in);
 }
 
+/* Re-protection after a takeover: the taken-over secondary's rewriter
+ * flows go to the primary proxy that replaces it (docs/colo-proxy.md,
+ * "Carried flows"), else those connections stall. Read over a connection
+ * of its own, blocking for at most a QMP timeout (as the stop that follows
+ * does): the old proxy must still rewrite until the new one starts, so the
+ * read comes right before the swap. */
+static void driver_take_flows(ProxyDriver *d)
+{
+    Instance *in = d->cur;
+    static const char *const cmds[] = { "query-rewriter", NULL };
+    g_autoptr(JsonObject) greeting = NULL;
+    g_autoptr(JsonNode) reply = NULL;
+    g_autoptr(GError) err = NULL;
+    g_autofree char *text = NULL;
+    JsonArray *flows;
+
+    if (!in || in->role != VMM_SECONDARY || !in->failed_over || !in->ready || d->p.uplink) {
+        return;
+    }
+    greeting = leftover_qmp_probe(d->sock_path, d->p.qmp_ms, cmds, &reply);
+    flows = reply && JSON_NODE_HOLDS_OBJECT(reply) && json_object_has_member(json_node_get_object(reply), "flows")
+                ? json_object_get_array_member(json_node_get_object(reply), "flows")
+                : NULL;
+    if (!flows) {
+        qb_log(LOG_WARNING, "colo-proxy's query-rewriter failed: no rewritten flow is carried over (those "
+                            "connections will stall)");
+        return;
+    }
+    if (!json_array_get_length(flows)) {
+        qb_log(LOG_INFO, "colo-proxy rewrites no flow: nothing to carry over");
+        return;
+    }
+    text = json_to_string(reply, FALSE);
+    if (!g_file_set_contents(d->carry_path, text, -1, &err)) {
+        qb_log(LOG_ERR, "cannot write %s: %s", d->carry_path, err->message);
+        return;
+    }
+    d->carry = true;
+    qb_log(LOG_NOTICE, "carrying %u rewritten flow%s over to the primary colo-proxy", json_array_get_length(flows),
+           json_array_get_length(flows) == 1 ? "" : "s");
+}
+
 void proxy_driver_start(ProxyDriver *d, VmmKind role, ProxyDriverReadyFunc ready, void *opaque)
 {
+    /* Flows carried from an earlier takeover end with the role. */
+    if (role != VMM_PRIMARY || (d->cur && d->cur->role == VMM_SECONDARY)) {
+        d->carry = false;
+        g_unlink(d->carry_path);
+    }
+    if (role == VMM_PRIMARY) {
+        driver_take_flows(d);
+    }
     driver_release(d, true, "replaced");
     d->restart_role = VMM_NONE;
     driver_start_instance(d, role, false, ready, opaque);
@@ -504,6 +563,7 @@ void proxy_driver_free(ProxyDriver *d)
     g_free((char *)d->p.socket_group);
     g_free(d->sock_path);
     g_free(d->pid_path);
+    g_free(d->carry_path);
     g_free(d);
 }
 

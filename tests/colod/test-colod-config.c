@@ -68,7 +68,7 @@ static void test_full_file(void)
                                       "allow-split-brain=true\nmanaged=true\n"
                                       "[replication]\naddress=fd00::1\npeer-address = fd00::2 \n"
                                       "migration-port=1\nproxy-port=65535\nprotect-mode=snapshot\n"
-                                      "[proxy]\nguest-interface=tap0\nuplink=br0\nqueue-num=65535\n"
+                                      "[proxy]\nguest-interface=tap0\nuplink=br0\nqueue-num=32767\n"
                                       "[tls]\ndir=/etc/colo/pki\n"
                                       "[timeouts]\nqmp-ms=2000\nclaim-ms=10\nrestart-grace-ms=86400000\n"
                                       "[hooks]\nrole-change=/etc/colo/role-change\nrole-change-timeout-ms=3000\n"
@@ -89,7 +89,7 @@ static void test_full_file(void)
     g_assert_cmpuint(c->migration_port, ==, 1);
     g_assert_cmpuint(c->proxy_port, ==, 65535);
     g_assert_cmpstr(c->uplink, ==, "br0");
-    g_assert_cmpuint(c->queue_num, ==, 65535);
+    g_assert_cmpuint(c->queue_num, ==, 32767);
     g_assert_cmpstr(c->tls_dir, ==, "/etc/colo/pki");
     g_assert_cmpuint(c->timeouts.qmp_ms, ==, 2000);
     g_assert_cmpuint(c->timeouts.claim_ms, ==, 10);
@@ -177,7 +177,7 @@ static void test_refused(void)
     expect_error("tls", "dir=pki\n", "[tls] dir: \"pki\" is not an absolute path");
     expect_error("tls", "certs=/etc/colo/pki\n", "[tls] certs: unknown key");
     expect_error("vm", "vmm-args=-m 'unterminated\n", "[vm] vmm-args:");
-    expect_error("proxy", "queue-num=65536\n", "[proxy] queue-num: \"65536\" is not an NFQUEUE number (0-65535)");
+    expect_error("proxy", "queue-num=32768\n", "[proxy] queue-num: \"32768\" is not an NFQUEUE number (0-32767)");
     expect_error("proxy", "queue-num=-1\n", "is not an NFQUEUE number");
     expect_error("hooks", "role-change=move-address\n", "[hooks] role-change: \"move-address\" is not an absolute path");
     expect_error("hooks", "role-change-timeout-ms=0\n", "[hooks] role-change-timeout-ms: \"0\" is not a time");

@@ -212,6 +212,7 @@ def test_failover_with_proxies():
     failovers = count(c, "node2", "secondary-protected -> primary-alone: failover")
     proxy_failovers = count(c, "node2", "COLO: colo-proxy failed over")
     protected = protected_counts(c, "node2", "node1")
+    carry_reads = count(c, "node2", "over to the primary colo-proxy") + count(c, "node2", "nothing to carry over")
     c.fault("sigkill", "node1", "colo-vmm")
     wait_log(c, "node2", "secondary-protected -> primary-alone: failover", before=failovers)
     # colo-vmm told its proxy: the secondary guest's output goes out.
@@ -227,6 +228,10 @@ def test_failover_with_proxies():
     assert cluster_vm.serving(c) == ["node2"]
     assert proxy(c, "node2", "query-status")["role"] == "primary"
     assert proxy(c, "node1", "query-status")["role"] == "secondary"
+    # The taken-over proxy's rewriter flows were read before it was
+    # replaced (issue 14: carried over to the primary one, if any).
+    assert count(c, "node2", "over to the primary colo-proxy") + count(c, "node2", "nothing to carry over") > \
+        carry_reads, colod_lines()
     assert not any("DROP" in r for r in proxy_rules(c, "node2")), proxy_rules(c, "node2")
     assert any("DROP" in r for r in proxy_rules(c, "node1")), proxy_rules(c, "node1")
     tap.wait_until(lambda: connected_proxies(c), 20, "both colo-vmm connected to their proxies")

@@ -14,9 +14,10 @@ rounds go through, byte-checked. Killing the promoted node (its whole
 host) makes pacemaker promote the other and move the address: the client
 carries on with no broken connection and no wrong byte, and one node
 serves. The node coming back is started unpromoted and becomes the
-secondary again (the client's rounds after its re-protect fail as a known
-bug, issue 14, when the failover left the survivor's colo-proxy flows to
-rewrite: docs/colo-proxy.md, "The rewriter"). The time from the kill to
+secondary again, and the client's connections keep working after its
+re-protect (the survivor's colod carries its colo-proxy's rewritten flows
+over to the primary colo-proxy: issue 14, docs/colo-proxy.md, "Carried
+flows"). The time from the kill to
 the client's next rounds and the client's longest stall are printed (docs/performance.md). The pcs
 recipe of docs/operations.md, run with pcs -f on this cluster's CIB less
 the crm configuration, makes pacemaker's scheduler place the same."""
@@ -251,18 +252,13 @@ def test_node_comes_back_as_secondary():
     score_with_protection(c, p)
     assert guest_running(c, s), "the guest does not run on " + s
     assert ip_nodes(c, s) == [s] and ha.has_floating_ip(c, s) and not ha.has_floating_ip(c, p)
-    try:
-        obs = wait_rounds(c, 10)
-    except AssertionError:
-        if carried:
-            # The re-protect replaced the survivor's colo-proxy with a
-            # primary one, which does not rewrite: the flows that needed it
-            # (the client's connections) get numbers the guest does not
-            # know. docs/colo-proxy.md, "The rewriter (secondary)".
-            tap.known_bug(14, "the client's connections stall for good after the re-protect: %s's colo-proxy "
-                          "rewrote %d flows after the takeover and the primary colo-proxy that replaced it "
-                          "does not" % (s, carried))
-        raise
+    # The re-protect replaced the survivor's colo-proxy with a primary one;
+    # colod handed it the flows that need rewriting (the client's
+    # connections), or they would stall for good (issue 14).
+    obs = wait_rounds(c, 10)
+    if carried:
+        log = c.log(s, "colod", 100000)
+        assert "over to the primary colo-proxy" in log, "%s's colod carried no flow over:\n%s" % (s, log[-3000:])
     check_clean(obs, before)
     assert cluster_vm.serving(c) == [s]
     print("# the client's longest stall over the test: %d ms, %d rounds" % (obs["longest_stall_ms"], obs["rounds"]),
