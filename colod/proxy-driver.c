@@ -482,7 +482,9 @@ static void driver_take_flows(ProxyDriver *d)
     g_autofree char *text = NULL;
     JsonArray *flows;
 
-    if (!in || in->role != VMM_SECONDARY || !in->failed_over || !in->ready || d->p.uplink) {
+    /* Not "failed_over": the poll that learns it may not have run yet;
+     * a secondary that never took over exports nothing anyway. */
+    if (!in || in->role != VMM_SECONDARY || !in->ready || d->p.uplink) {
         return;
     }
     greeting = leftover_qmp_probe(d->sock_path, d->p.qmp_ms, cmds, &reply);
