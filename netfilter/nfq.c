@@ -30,7 +30,8 @@ struct nfq_entry {
     bool on_arrival;     /* released while it was being handed over */
     uint64_t arrival_ns; /* CLOCK_MONOTONIC */
     uint64_t read_ns;    /* when we read it */
-    GBytes *bytes;       /* nfq_release_with: the verdict's payload */
+    GBytes *bytes;       /* nfq_release_with: the verdict's payload, padded */
+    uint32_t bytes_len;  /* its length */
 };
 
 struct proxy_nfq {
@@ -193,11 +194,17 @@ void nfq_release_with(ProxyNfq *q, uint32_t id, const uint8_t *pkt, size_t len)
 {
     GList *l = g_hash_table_lookup(q->by_id, GUINT_TO_POINTER(id));
     struct nfq_entry *e = l ? l->data : NULL;
+    uint8_t *copy;
 
     if (!e || e->released) {
         return;
     }
-    e->bytes = g_bytes_new(pkt, len);
+    /* libnetfilter_queue's verdict reads the payload up to its 4-byte
+     * aligned length. */
+    copy = g_malloc0((len + 3) & ~(size_t)3);
+    memcpy(copy, pkt, len);
+    e->bytes = g_bytes_new_take(copy, (len + 3) & ~(size_t)3);
+    e->bytes_len = (uint32_t)len;
     q->with_bytes++;
     nfq_release(q, id);
 }
@@ -208,18 +215,15 @@ static void nfq_flush_with_bytes(ProxyNfq *q)
 {
     for (GList *l = q->entries.head; l && q->with_bytes; l = l->next) {
         struct nfq_entry *e = l->data;
-        gsize len;
-        const void *data;
 
         if (!e->bytes || !e->released || e->verdicted) {
             continue;
         }
-        data = g_bytes_get_data(e->bytes, &len);
         e->verdicted = true;
         q->unverdicted--;
         q->with_bytes--;
         q->stats.single_verdicts++;
-        if (nfq_set_verdict(q->qh, e->id, NF_ACCEPT, (uint32_t)len, data) < 0) {
+        if (nfq_set_verdict(q->qh, e->id, NF_ACCEPT, e->bytes_len, g_bytes_get_data(e->bytes, NULL)) < 0) {
             q->stats.verdict_errors++;
         }
         nfq_entry_done(q, e, nfq_clock(CLOCK_MONOTONIC));

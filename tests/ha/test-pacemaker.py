@@ -257,7 +257,7 @@ def test_node_comes_back_as_secondary():
     # connections), or they would stall for good (issue 14).
     obs = wait_rounds(c, 10)
     if carried:
-        log = c.log(s, "colod", 100000)
+        log = ha.colod_log(c, s, 100000)
         assert "over to the primary colo-proxy" in log, "%s's colod carried no flow over:\n%s" % (s, log[-3000:])
     check_clean(obs, before)
     assert cluster_vm.serving(c) == [s]

@@ -207,8 +207,8 @@ def reprotect(tap, topo, flows, carried, lines):
     path, sock = os.path.join(topo.tmp, "carried.json"), os.path.join(topo.tmp, "p2.sock")
     with open(path, "w") as f:
         json.dump(flows, f)
-    topo.spawn("sh", PROXY, "-r", "primary", "-i", "sgh", "-q", "7", "-L", "127.0.0.1:7701", "-c", sock,
-               "--carry-flows", path, "-d", log="reprotected.log")
+    primary = topo.spawn("sh", PROXY, "-r", "primary", "-i", "sgh", "-q", "7", "-L", "127.0.0.1:7701", "-c", sock,
+                         "--carry-flows", path, "-d", log="reprotected.log")
     ctl = ProxyCtl(sock)
     tap.ok(ctl.execute("query-rewriter") == flows, "the new primary proxy carries exactly those flows")
     rules = forward_rules(topo, "sh")
@@ -255,6 +255,9 @@ def reprotect(tap, topo, flows, carried, lines):
     tap.ok(lines[4:] == ["round 5 %d" % ROUND] and out == digest(5 * ROUND),
            "the carried connection works after the failover alone, its whole stream byte-exact", diag)
     ctl.close()
+    os.killpg(primary.pid, signal.SIGTERM)
+    tap.ok(primary.wait(timeout=10) == 0 and forward_rules(topo, "sh") == [],
+           "the new primary stops cleanly and removes the carried flows' rules")
 
 
 if __name__ == "__main__":
