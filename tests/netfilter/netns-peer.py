@@ -14,6 +14,9 @@
                          one connection, ROUNDS requests of N bytes; before each
                          round waits for a line on stdin, after it prints
                          "round I"; at the end prints "LEN SHA256" of everything
+  acks IFACE PORT        the acknowledgement numbers of the IPv4 TCP frames to PORT
+                         that arrive on IFACE, from "ready" until stdin closes:
+                         one line, sorted, space-separated
   uecho PORT [DELAY_US]  UDP echo server (answers DELAY_US late)
   uping HOST PORT COUNT  COUNT UDP round trips, print "p50_us p99_us"
 COLO_PEER_CC (environment) sets the servers' TCP congestion control (the benchmark's --cc).
@@ -21,6 +24,7 @@ Every socket operation has a timeout (each send and receive call, not a
 whole transfer): a stalled test fails instead of hanging."""
 import hashlib
 import os
+import select
 import socket
 import sys
 import time
@@ -151,6 +155,22 @@ def main():
             print("round %d %d" % (i + 1, got), flush=True)
         c.close()
         print(total, h.hexdigest(), flush=True)
+    elif mode == "acks":
+        r = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))   # ETH_P_ALL
+        r.bind((sys.argv[2], 0))
+        port, acks = int(sys.argv[3]), set()
+        print("ready", flush=True)
+        while True:
+            ready = select.select([r, sys.stdin], [], [])[0]
+            if sys.stdin in ready and not sys.stdin.readline():
+                break
+            if r in ready:
+                f, addr = r.recvfrom(65536)
+                ihl = (f[14] & 15) * 4 if len(f) > 34 else 0
+                if addr[2] != socket.PACKET_OUTGOING and f[12:14] == b"\x08\x00" and f[23] == 6 and \
+                        len(f) >= 14 + ihl + 20 and int.from_bytes(f[14 + ihl + 2:14 + ihl + 4], "big") == port:
+                    acks.add(int.from_bytes(f[14 + ihl + 8:14 + ihl + 12], "big"))
+        print(" ".join(str(a) for a in sorted(acks)), flush=True)
     elif mode == "uecho":
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         u.bind(("0.0.0.0", int(sys.argv[2])))

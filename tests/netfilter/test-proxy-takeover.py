@@ -219,10 +219,24 @@ def reprotect(tap, topo, flows, carried, lines):
 
     # Unprotected (no checkpoint yet): released at once, rewritten.
     lines.append(converse_round(carried))
+    # Protected: a new secondary proxy links up (its "guest" a bare veth
+    # end, no copy of this one: nothing matches), a colod stand-in
+    # checkpoints every 20 ms, so the guest's output waits in the engine
+    # for each commit and leaves rewritten. What the client sends is
+    # captured as it arrives (client numbering), as the guest gets it and
+    # as the new secondary gets it mirrored: those two must agree.
+    topo.ip("sh", "link", "add", "sxh", "type", "veth", "peer", "name", "sxg")
+    for dev in ("sxh", "sxg"):
+        topo.ip("sh", "link", "set", dev, "up")
+    secondary = topo.spawn("sh", PROXY, "-r", "secondary", "-i", "sxh", "-q", "8", "-C", "127.0.0.1:7701",
+                           "-d", log="new-secondary.log")
+    if not wait_for(lambda: ctl.execute("query-status")["peer-link"]):
+        raise RuntimeError("the new secondary proxy did not link up")
+    caps = {where: topo.spawn(ns, sys.executable, PEER, "acks", dev, "7011", stdin=subprocess.PIPE)
+            for where, ns, dev in (("client", "sh", "sc"), ("guest", "sg", "sg0"), ("mirror", "sh", "sxg"))}
+    if not all(wait_ready(p) for p in caps.values()):
+        raise RuntimeError("a capture did not start")
     st0 = ctl.execute("query-stats")
-    # Protected: a colod stand-in checkpoints every 20 ms; the guest's
-    # output waits in the engine for each commit (no secondary here: its
-    # guest could be no copy of this one), and leaves rewritten.
     ctl.execute("checkpoint-begin")
     line, deadline = None if converse_go(carried) else "client gone", time.monotonic() + 40
     while line is None and time.monotonic() < deadline:
@@ -231,6 +245,10 @@ def reprotect(tap, topo, flows, carried, lines):
         ctl.execute("checkpoint-commit")
     lines.append(line)
     st1 = ctl.execute("query-stats")
+    acks = {}
+    for where, p in caps.items():
+        p.stdin.close()
+        acks[where] = set(int(a) for a in (read_line(p, 10) or "").split())
     diag = json.dumps({"before": st0, "after": st1, "lines": lines}, indent=1)
     tap.ok(lines[1:] == ["round %d %d" % (i, ROUND) for i in (2, 3, 4)],
            "after re-protection the carried connection keeps working, unprotected and compared", diag)
@@ -238,7 +256,14 @@ def reprotect(tap, topo, flows, carried, lines):
            st1["rewritten-input"] > st0["rewritten-input"] and st1["nfq-verdict-errors"] == 0,
            "its output was held, then released rewritten; its input rewritten (%d out, %d in)" %
            (st1["rewritten-output"], st1["rewritten-input"]), diag)
+    offset = [f for f in flows["flows"] if f["sport"] == 7011][0]["offset"]
+    diag = json.dumps({k: sorted(v)[:20] for k, v in acks.items()}, indent=1)
+    tap.ok(acks["mirror"] and acks["mirror"] <= acks["guest"] and
+           (offset == 0 or not acks["mirror"] & acks["client"]),
+           "the new secondary gets the client's input mirrored in guest numbering (%d acks, offset %d)" %
+           (len(acks["mirror"]), offset), diag)
 
+    topo.kill(secondary)
     # The new secondary dies before it ever synchronised: primary alone.
     ctl.execute("failover")
     rules = forward_rules(topo, "sh")
