@@ -96,9 +96,12 @@ bool proxy_carry_set_rules(Proxy *p, const char *const *main_spec, GError **erro
 {
     g_autoptr(GPtrArray) specs = NULL;
 
+    if (!p->rw && !main_spec) {
+        rules_remove_all(p->rules);
+        return true;
+    }
     if (!p->rw) {
-        return main_spec ? rules_set_forward(p->rules, (const char *const *[]){ main_spec }, 1, error)
-                         : (rules_remove_all(p->rules), true);
+        return rules_set_forward(p->rules, (const char *const *[]){ main_spec }, 1, error);
     }
     specs = carry_specs(p, main_spec);
     return rules_set_forward(p->rules, (const char *const *const *)specs->pdata, specs->len, error);
