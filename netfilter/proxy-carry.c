@@ -58,6 +58,9 @@ static void carry_lost(void *opaque, unsigned int count)
 
 static void carry_burst_done(void *opaque)
 {
+    Proxy *p = opaque;
+
+    nfq_flush(p->nfq);
 }
 
 /* The rules of the carried flows, out and in for each, then @main (if

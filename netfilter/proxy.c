@@ -64,8 +64,8 @@ static void primary_lost(void *opaque, unsigned int count)
     proxy_emit_checkpoint(p, "queue-full");
 }
 
-/* A packet of the main queue may let a carried flow's go (and the
- * reverse): each queue's own flush follows its burst, not the other's. */
+/* Each queue's own flush follows its burst; releases the engine made
+ * meanwhile may be the other queue's (nothing to do when there are none). */
 static void primary_burst_done(void *opaque)
 {
     Proxy *p = opaque;
