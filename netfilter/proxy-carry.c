@@ -48,21 +48,6 @@ void proxy_carry_release(Proxy *p, uint32_t id)
     nfq_release_with(p->carry_nfq, id, buf, len);
 }
 
-static void carry_lost(void *opaque, unsigned int count)
-{
-    Proxy *p = opaque;
-
-    p->lost_requests++;
-    proxy_emit_checkpoint(p, "queue-full");
-}
-
-static void carry_burst_done(void *opaque)
-{
-    Proxy *p = opaque;
-
-    nfq_flush(p->nfq);
-}
-
 /* The rules of the carried flows, out and in for each, then @main (if
  * not NULL): the first match wins, so they go ahead of it. */
 static GPtrArray *carry_specs(Proxy *p, const char *const *main_spec)
@@ -112,7 +97,7 @@ bool proxy_carry_set_rules(Proxy *p, const char *const *main_spec, GError **erro
 
 bool proxy_carry_start(Proxy *p, GError **error)
 {
-    struct nfq_callbacks ncb = { carry_packet, carry_lost, carry_burst_done, p };
+    struct nfq_callbacks ncb = { carry_packet, proxy_primary_lost, proxy_primary_burst_done, p };
     const GArray *flows = p->cfg.carried;
 
     if (!flows || !flows->len) {

@@ -13,7 +13,7 @@ uint64_t proxy_now_ns(void)
     return (uint64_t)g_get_monotonic_time() * 1000u;
 }
 
-void proxy_emit_checkpoint(Proxy *p, const char *reason)
+static void proxy_emit_checkpoint(Proxy *p, const char *reason)
 {
     JsonNode *data = json_node_new(JSON_NODE_OBJECT);
     JsonObject *o = json_object_new();
@@ -55,7 +55,7 @@ static void primary_packet(void *opaque, uint32_t id, uint8_t *pkt, size_t len, 
     cmp_primary_add(p->engine, id, pkt, len, false, proxy_now_ns());
 }
 
-static void primary_lost(void *opaque, unsigned int count)
+void proxy_primary_lost(void *opaque, unsigned int count)
 {
     Proxy *p = opaque;
 
@@ -64,14 +64,16 @@ static void primary_lost(void *opaque, unsigned int count)
     proxy_emit_checkpoint(p, "queue-full");
 }
 
-/* Each queue's own flush follows its burst; releases the engine made
- * meanwhile may be the other queue's (nothing to do when there are none). */
-static void primary_burst_done(void *opaque)
+/* After a burst of either queue: releases the engine made meanwhile may
+ * be the other queue's (nothing to do when there are none; the queue's own
+ * flush follows). */
+void proxy_primary_burst_done(void *opaque)
 {
     Proxy *p = opaque;
 
     if (p->carry_nfq) {
         nfq_flush(p->carry_nfq);
+        nfq_flush(p->nfq);
     }
 }
 
@@ -238,7 +240,7 @@ void proxy_set_scan_cycle(Proxy *p, uint32_t ms)
 static bool proxy_start_primary(Proxy *p, GError **error)
 {
     struct cmp_callbacks ccb = { primary_release, primary_checkpoint, p };
-    struct nfq_callbacks ncb = { primary_packet, primary_lost, primary_burst_done, p };
+    struct nfq_callbacks ncb = { primary_packet, proxy_primary_lost, proxy_primary_burst_done, p };
     struct capture_callbacks kcb = { .frame = primary_input, .burst_done = proxy_capture_done, .opaque = p };
     struct link_callbacks lcb = { .frame = primary_frame, .state = proxy_link_state,
                                   .burst_done = primary_frames_done, .opaque = p };
@@ -463,7 +465,7 @@ bool proxy_failover(Proxy *p, GError **error)
     /* Secondary takeover: stop forwarding to the primary, let the guest's
      * traffic out, keep rewriting flows that have an offset. */
     {
-        struct nfq_callbacks ncb = { takeover_packet, nothing_lost, primary_burst_done, p };
+        struct nfq_callbacks ncb = { takeover_packet, nothing_lost, proxy_primary_burst_done, p };
         g_autofree char *qnum = g_strdup_printf("%u", p->cfg.queue_num);
         const char *out[] = { "-i", p->cfg.guest_iface, "-j", "NFQUEUE", "--queue-num", qnum, "--queue-bypass", NULL };
         const char *in[] = { "-o", p->cfg.guest_iface, "-j", "NFQUEUE", "--queue-num", qnum, "--queue-bypass", NULL };

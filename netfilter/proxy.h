@@ -105,7 +105,9 @@ unsigned int proxy_checkpoint_begin(Proxy *p);
 unsigned int proxy_checkpoint_commit(Proxy *p, bool keep_offsets);
 bool proxy_failover(Proxy *p, GError **error);
 void proxy_set_scan_cycle(Proxy *p, uint32_t ms);
-void proxy_emit_checkpoint(Proxy *p, const char *reason);
+/* NFQUEUE callbacks the primary's two queues share. */
+void proxy_primary_lost(void *opaque, unsigned int count);
+void proxy_primary_burst_done(void *opaque);
 uint64_t proxy_now_ns(void);
 
 #endif
