@@ -4,6 +4,7 @@
 
   COLO_BUILDDIR=/path/to/build COLO_SRCDIR=/path/to/src bench/ha-failover.py \
       [--runs N] [--token MS] [--qdevice-timeout MS] [--mode pacemaker|colod|both] [--wait-score]
+      [--keep DIR]
 
 Root, /dev/kvm, corosync (+ qdevice, qnetd), pacemaker, crmsh and
 resource-agents. The two-node cluster of tests/lib/pacemaker.py (corosync
@@ -183,7 +184,17 @@ def one_run(c, mode, wait_score):
     return s, t_alone, a[1] - t0, score, dc
 
 
-def run_mode(mode, runs, token, qdevice_timeout, wait_score):
+def not_logs(d, names):
+    """copytree's ignore: sockets, FIFOs and big files (disk images)."""
+    def skip(n):
+        path = os.path.join(d, n)
+        if os.path.islink(path) or os.path.isdir(path):
+            return False
+        return not os.path.isfile(path) or os.path.getsize(path) > 16 << 20
+    return [n for n in names if skip(n)]
+
+
+def run_mode(mode, runs, token, qdevice_timeout, wait_score, keep):
     rundir = tempfile.mkdtemp(prefix="colo-ha-bench-")
     times = []
     c = None
@@ -205,6 +216,12 @@ def run_mode(mode, runs, token, qdevice_timeout, wait_score):
                 start_colod(c, p)
             tap.wait_until(lambda: protected(c) == s, 300, "the VM protected again", interval=0.5)
     finally:
+        if c and keep:
+            # Each node's logs (pacemaker.log, colod's, corosync's) for
+            # reading a run's timeline afterwards; down() removes them.
+            dest = os.path.join(keep, mode)
+            shutil.copytree(c.rundir, dest, ignore=not_logs, symlinks=True, dirs_exist_ok=True)
+            print("# %s: the run's files in %s" % (mode, dest), flush=True)
         if c:
             c.down()
         shutil.rmtree(rundir, ignore_errors=True)
@@ -219,9 +236,10 @@ def main():
     ap.add_argument("--mode", choices=("pacemaker", "colod", "both"), default="both")
     ap.add_argument("--wait-score", action="store_true",
                     help="wait for the secondary's promotion score before each kill")
+    ap.add_argument("--keep", metavar="DIR", help="copy each mode's run files (the nodes' logs) to DIR/MODE")
     a = ap.parse_args()
     modes = ("colod", "pacemaker") if a.mode == "both" else (a.mode,)
-    res = {m: run_mode(m, a.runs, a.token, a.qdevice_timeout, a.wait_score) for m in modes}
+    res = {m: run_mode(m, a.runs, a.token, a.qdevice_timeout, a.wait_score, a.keep) for m in modes}
     for m, t in res.items():
         print("%-9s token %d ms, qdevice timeout %d ms, %d runs: p50 %.2f s, max %.2f s" % (
             m, a.token, a.qdevice_timeout, len(t), statistics.median(t), max(t)))
