@@ -85,7 +85,10 @@ class PacemakerCluster(cluster.Cluster):
         self.run("node1", "crm_attribute", "--type", "crm_config", "--name", "stonith-enabled", "--update", "false")
 
     def _spawn_pacemakerd(self, n):
-        self.spawn(n, "pacemakerd", "env", "PCMK_logfile=/var/log/pacemaker/pacemaker.log", "pacemakerd")
+        # COLO_PCMK_DEBUG: pacemaker's PCMK_debug (e.g. pacemaker-controld),
+        # its debug lines in pacemaker.log, for reading a run's timeline.
+        debug = ["PCMK_debug=" + os.environ["COLO_PCMK_DEBUG"]] if os.environ.get("COLO_PCMK_DEBUG") else []
+        self.spawn(n, "pacemakerd", "env", "PCMK_logfile=/var/log/pacemaker/pacemaker.log", *debug, "pacemakerd")
 
     def _wait_online(self, timeout):
         tap.wait_until(lambda: all(self._online(n) for n in cluster.NODES), timeout,
