@@ -14,10 +14,6 @@ A script that checks as it goes (the namespace tests, one topology):
     sys.exit(tap.main(run))
 
 skip("not root: ...") ends a test as skipped; skip_all() skips a whole file.
-known_bug(ISSUE, "what") ends a failing test as a TAP TODO ("not ok ... #
-TODO issue N: what"): a bug the test found and diagnosed, tracked in open
-issue N; automake counts it as XFAIL, `quickstart check` lists it after
-the summary. Raise it only once the failure is known to be that bug.
 A skip's reason must start with a missing capability of the machine
 (tests/lib/skip-reasons); under CI=true any other reason is a failure. A
 test that raises, or runs past its deadline (@tap.timeout(seconds), else
@@ -45,10 +41,6 @@ class Skip(Exception):
 
 
 class TestTimeout(Exception):
-    pass
-
-
-class KnownBug(Exception):
     pass
 
 
@@ -107,14 +99,9 @@ class _Counter:
 _tap = _Counter()
 
 
-def known_bug(issue, what):
-    """End the running test as the known bug @what of open issue @issue."""
-    raise KnownBug("issue %d: %s" % (issue, what))
-
-
 def _result(good, name, directive=""):
     _tap.n += 1
-    if not good and " # TODO " not in directive:
+    if not good:
         _tap.failed += 1
     print("%s %d - %s%s" % ("ok" if good else "not ok", _tap.n, name, directive), flush=True)
 
@@ -174,8 +161,6 @@ def run(namespace, only=None):
                     fn()
         except Skip as s:
             outcome = s
-        except KnownBug as k:
-            outcome, detail, why = k, traceback.format_exc(), str(k)
         except KeyboardInterrupt:
             raise
         except BaseException as e:  # noqa: BLE001 - a failure (SystemExit too) is reported, not raised
@@ -183,8 +168,6 @@ def run(namespace, only=None):
             why = _one_line(e)
         if isinstance(outcome, Skip):
             _skip_result(name, str(outcome))
-        elif isinstance(outcome, KnownBug):
-            _result(False, name, " # TODO " + why)
         else:
             # A failure names its cause on its own line too, so that a
             # summary that keeps only the result lines still explains it.

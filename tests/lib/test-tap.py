@@ -80,19 +80,6 @@ def test_skip_all_in_ci():
     assert results == ["FAIL"], (results, out)
 
 
-def test_known_bug_is_a_todo():
-    rc, out, results = harness("""
-        def test_known():
-            print("the rounds stopped")
-            tap.known_bug(14, "flows lost at the re-protect")
-        def test_good(): pass
-        tap.run(globals())
-    """)
-    assert results == ["XFAIL", "PASS"] and rc == 0, (rc, results, out)
-    assert "not ok 1 - test_known # TODO issue 14: flows lost at the re-protect\n" in out, out
-    assert "# the rounds stopped" in out, out
-
-
 def test_raise_is_a_failure_with_output():
     rc, out, results = harness("""
         def test_raises():
