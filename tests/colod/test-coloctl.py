@@ -58,21 +58,7 @@ def refused(c, node, args, reason):
     assert reason in err, "refusal without its reason %r: %r" % (reason, err)
 
 
-def wait_state(c, node, state, timeout=90):
-    last = {}
-
-    def reached():
-        code, out, err = coloctl(c, node, "--json", "status")
-        if code == 2:  # colod just started: no socket yet
-            return False
-        assert code == 0, "coloctl --json status on %s: exit %d: %s" % (node, code, err)
-        last["st"] = json.loads(out)
-        return last["st"]["state"] == state
-    try:
-        tap.wait_until(reached, timeout, "%s in %s" % (node, state), interval=0.3)
-    except AssertionError as e:
-        raise AssertionError("%s (last: %s)" % (e, json.dumps(last.get("st")))) from None
-    return last["st"]
+wait_state = colod_cluster.wait_state
 
 
 def wait_protected(c, primary, secondary, timeout=120):

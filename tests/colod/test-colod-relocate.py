@@ -46,15 +46,7 @@ def status(c, node):
 
 
 def wait_state(c, node, state, timeout=60):
-    last = {}
-
-    def reached():
-        code, out, _ = colod_cluster.coloctl(c, node, "--json", "status", timeout=30)
-        if code == 0:  # (colod may not listen yet)
-            last.update(json.loads(out))
-        return last.get("state") == state
-    tap.wait_until(reached, timeout, "%s in state %s (last %s)" % (node, state, last.get("state")), interval=0.2)
-    return last
+    return colod_cluster.wait_state(c, node, state, timeout)
 
 
 @tap.timeout(120)

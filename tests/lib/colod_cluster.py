@@ -8,7 +8,9 @@ state file, colod driving colo-vmm with the bundled test guest.
     ...
     colod_cluster.teardown(the)
 """
+import json
 import os
+import re
 import shutil
 import tempfile
 
@@ -88,6 +90,30 @@ def coloctl(c, node, *args, timeout=20):
     return r.returncode, r.stdout, r.stderr
 
 
+def wait_state(c, node, state, timeout=90):
+    """Until @node's colod says @state; its status. On timeout the error
+    leads with where the node is and colod's reason for it (a CI summary
+    shows only a failure's first line)."""
+    last = {}
+
+    def reached():
+        code, out, err = coloctl(c, node, "--json", "status", timeout=30)
+        if code == 2:  # colod just started: no socket yet
+            return False
+        assert code == 0, "coloctl --json status on %s: exit %d: %s" % (node, code, err)
+        last.clear()
+        last.update(json.loads(out))
+        return last["state"] == state
+    try:
+        tap.wait_until(reached, timeout, "%s in %s" % (node, state), interval=0.3)
+    except AssertionError:
+        if not last:
+            raise AssertionError("%s never answered coloctl status in %.0f s" % (node, timeout)) from None
+        raise AssertionError("%s is %s (generation %s), not %s, after %.0f s: %s (last status: %s)" % (
+            node, last["state"], last["generation"], state, timeout, last.get("reason"), json.dumps(last))) from None
+    return last
+
+
 def rundir(c, node, *name):
     """/run/colo/web1 of @node (its /run is a directory of the test's)."""
     return c.hostdir(node, "fs", "run", "colo", "web1", *name)
@@ -118,14 +144,41 @@ def start(c, node, *args):
     c.spawn(node, "colod", COLOD, "--config", c.hostdir(node, "web1.conf"), *args)
 
 
+def transitions(c, node):
+    """Every state change in @node's colod log ("a -> b: why"), oldest
+    first, each cut to 160 characters."""
+    out = []
+    try:
+        with open(c.hostdir(node, "colod.log"), errors="replace") as f:
+            for line in f:
+                m = re.search(r"\b([a-z-]+ -> [a-z-]+: .*)$", line)
+                if m:
+                    out.append(m.group(1)[:160])
+    except OSError:
+        pass
+    return out
+
+
+def history(c):
+    """Each node's colod state changes, for a failure's first lines: why
+    a node is where it is, before the logs' tails."""
+    text = ""
+    for n in cluster.NODES:
+        text += "=== %s's colod, state changes:\n" % n
+        text += "".join("  %s\n" % t for t in transitions(c, n)) or "  (none)\n"
+    return text
+
+
 def with_logs(the):
-    """Decorator: a failed check shows the tails of every host's logs."""
+    """Decorator: a failed check shows each node's state changes, then
+    the tails of every host's logs."""
     def mark(fn):
         def wrapped():
             try:
                 fn()
             except AssertionError as e:
-                raise AssertionError("%s\n%s" % (e, the["c"].logs(40) if "c" in the else "")) from None
+                more = history(the["c"]) + the["c"].logs(40) if "c" in the else ""
+                raise AssertionError("%s\n%s" % (e, more)) from None
         wrapped.__name__ = fn.__name__
         return wrapped
     return mark
