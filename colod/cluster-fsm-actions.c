@@ -233,6 +233,18 @@ ColodRole cluster_fsm_role(const ClusterFsm *fsm) { return fsm->role; }
 uint64_t cluster_fsm_generation(const ClusterFsm *fsm) { return fsm->generation; }
 VmmKind cluster_fsm_vmm(const ClusterFsm *fsm) { return fsm->vmm; }
 bool cluster_fsm_paused(const ClusterFsm *fsm) { return fsm->paused; }
+
+bool cluster_fsm_sole_copy(const ClusterFsm *fsm)
+{
+    /* Not protecting or relocating: once colo-vmm sends the VM out, the
+     * peer may end up holding a complete copy and take over. A paused VM
+     * waits for quorum and the peer, which may have gone on. */
+    if (fsm->p.managed || fsm->paused) {
+        return false;
+    }
+    return fsm->state == CLUSTER_PRIMARY_STARTING || fsm->state == CLUSTER_PRIMARY_ALONE ||
+           fsm->state == CLUSTER_PROTECT_REQUESTED;
+}
 bool cluster_fsm_quorate(const ClusterFsm *fsm) { return fsm->quorate; }
 bool cluster_fsm_protect_enabled(const ClusterFsm *fsm) { return fsm->protect_enabled; }
 bool cluster_fsm_managed(const ClusterFsm *fsm) { return fsm->p.managed; }

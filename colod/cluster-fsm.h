@@ -187,6 +187,13 @@ bool cluster_fsm_managed(const ClusterFsm *fsm);
 WaitReason cluster_fsm_wait_reason(const ClusterFsm *fsm);
 /* The last decision's reason, for status and logs. */
 const char *cluster_fsm_reason(const ClusterFsm *fsm);
+/* This node's VM is the only copy there is: it runs (or starts) here as
+ * a primary and no secondary can have a complete replica, so a peer that
+ * loses this colod cannot take over (standalone mode only: under
+ * pacemaker, pacemaker decides). Then an unclean end of colod must leave
+ * the VM running for the next colod to pick up (colod@.service's
+ * ExecStopPost reads colod's marker of it), not kill the last copy. */
+bool cluster_fsm_sole_copy(const ClusterFsm *fsm);
 
 const char *cluster_timer_name(ClusterTimer timer);
 const char *vmm_event_name(VmmEvent ev);

@@ -39,6 +39,8 @@ typedef struct {
     guint timer;
     guint watchdog;             /* WATCHDOG=1 to systemd (WatchdogSec=) */
     bool ready;                 /* READY=1 sent */
+    char *run_dir;              /* /run/colo/VM */
+    int sole_copy_marked;       /* the run dir's sole-copy marker: 1, 0, -1 not known yet */
     int exit_code;
 } Colod;
 
@@ -86,9 +88,39 @@ static void colod_start_vmm(Colod *c, VmmKind kind, bool relocation)
     vmm_driver_start(c->vmm, kind);
 }
 
+/* RUN_DIR/sole-copy exists while this node's VM is the only copy
+ * (cluster_fsm_sole_copy): after an unclean end of colod, colod@.service's
+ * ExecStopPost (and the test harness's colod-unit) leave colo-vmm and
+ * colo-proxy running for the next colod instead of killing the last copy
+ * of the VM. Updated before the actions run, so it is gone before
+ * colo-vmm starts sending the VM to a secondary. */
+static void colod_mark_sole_copy(Colod *c)
+{
+    g_autofree char *path = g_build_filename(c->run_dir, "sole-copy", NULL);
+    g_autoptr(GError) err = NULL;
+    int want = cluster_fsm_sole_copy(c->fsm);
+
+    if (want == c->sole_copy_marked) {
+        return;
+    }
+    if (want) {
+        if (!g_file_set_contents(path, "the VM runs only here: an unclean end of colod leaves it running\n", -1,
+                                 &err)) {
+            qb_log(LOG_WARNING, "%s (an unclean end of colod would take the VM down with it)", err->message);
+            return;
+        }
+    } else if (g_unlink(path) < 0 && errno != ENOENT) {
+        /* Left behind, it would spare a VM the peer may take over from. */
+        qb_log(LOG_ERR, "cannot remove %s: %s", path, g_strerror(errno));
+        return;
+    }
+    c->sole_copy_marked = want;
+}
+
 /* Carries out @acts in order (cluster-fsm.h's contract). */
 static void colod_execute(Colod *c, ClusterActions *acts)
 {
+    colod_mark_sole_copy(c);
     for (guint i = 0; i < acts->len; i++) {
         ClusterAction *a = cluster_action_at(acts, i);
         g_autoptr(GError) err = NULL;
@@ -389,6 +421,8 @@ static int colod_setup(Colod *c, const char *config_path, const char *control_pa
                             "nodes serve the VM (UNSAFE)");
     }
     run_dir = g_build_filename("/run/colo", c->config->vm_name, NULL);
+    c->run_dir = g_strdup(run_dir);
+    c->sole_copy_marked = -1;
     /* 0700 (0750 with [vm] socket-group): the sockets in it are for root
      * (and that group) only. */
     if (!colo_run_dir_prepare(run_dir, c->config->socket_group, &err)) {
@@ -501,6 +535,7 @@ int main(int argc, char **argv)
     colod_hooks_free(c.state_hooks);
     cluster_link_free(c.link);
     colod_config_free(c.config);
+    g_free(c.run_dir);
     colo_log_fini();
     return code;
 }

@@ -7,7 +7,9 @@ colod's role hook puts on the primary), node1's host killed: node2's
 colod takes over, the client goes on through node2 with every byte
 checked and no connection broken; node1 restarted comes back as the
 secondary; node2's colod killed: node1 takes over, node2 drops the
-gateway at once, its colod back is the secondary; the client's link
+gateway at once, its colod back is the secondary; node1's colod killed
+while the VM runs alone (unprotected): the VM runs on, the next colod
+picks it up and protects it again; the client's link
 flapping and heal; and down leaving nothing
 behind: no namespace, no process, no mount, nothing in /dev/shm or /tmp,
 no run dir."""
@@ -207,6 +209,38 @@ def up_failover_restart_down():
     print("# node2's colod killed: node1 took over, the gateway on node1 only after %.1f s, protected again "
           "after %.1f s; the guest out of reach for %.2f s at most" % (moved, time.monotonic() - killed, gap))
     assert gap < 3.0, gap
+
+    # The VM runs alone on node1 (unprotect) when its colod dies with
+    # SIGKILL: no peer can take over, so colod's sole-copy marker keeps the
+    # unit (colod-unit) from killing the last copy and from dropping the
+    # gateway; colo-vmm runs on untouched, colod back 5 s later picks it
+    # up and protects it again.
+    cluster_vm.coloctl(c, "node1", "unprotect")
+    tap.wait_until(lambda: (cluster_vm.colod_status(c, "node1") or {}).get("state") == "primary-alone", 30,
+                   "node1 alone after unprotect", interval=0.2)
+    tap.wait_until(lambda: os.path.exists(c.hostdir("node1", "fs", "run", "colo", cluster_vm.VM, "sole-copy")),
+                   5, "node1's sole-copy marker", interval=0.1)
+    vmm = c.pids("node1", "colo-vmm")
+    assert len(vmm) == 1, vmm
+    vmm_id = proc_id(vmm[0])
+    obs = observer_after(observer_after(0)["rounds"] + 3, timeout=60)
+    ping = cluster_vm.Pinger(c)
+    time.sleep(1)
+    killed = time.monotonic()
+    cli("fault", "sigkill", "node1", "colod")
+    tap.wait_until(lambda: "while the VM ran only here: colo-vmm left running" in c.log("node1", "colod", 100000),
+                   10,
+                   "colod-unit to spare node1's VM", interval=0.1)
+    assert proc_id(vmm[0]) == vmm_id, "node1's colo-vmm is gone: %s" % c.log("node1", "colod", 10)
+    cluster_vm.wait_protected(c, "node1", timeout=120)
+    assert proc_id(vmm[0]) == vmm_id and c.pids("node1", "colo-vmm") == vmm, "not the same colo-vmm"
+    assert "picked up the running colo-vmm (primary)" in cluster_vm.colod_log(c, "node1", 100000)
+    assert cluster.LAN_GW + "/" in c.ip("node1", "addr", "show", "lan0").stdout
+    obs = observer_after(observer_after(0)["rounds"] + 5, timeout=60)
+    gap = ping.stop()
+    print("# node1's colod killed while the VM ran alone: the same colo-vmm ran on, picked up and protected "
+          "again after %.1f s; the guest out of reach for %.2f s at most" % (time.monotonic() - killed, gap))
+    assert gap < 1.0, gap
 
     # The client's link flaps: a stall, nothing broken, nothing wrong;
     # heal brings it back for sure.

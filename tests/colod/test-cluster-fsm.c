@@ -228,6 +228,61 @@ static void test_adopt_alone(void)
     sim_free(s);
 }
 
+/* The sole copy (colod's run-dir marker, which spares the VM at an
+ * unclean end of colod): held from the start of a primary until colo-vmm
+ * begins to send it to a secondary, and again once it runs alone; never
+ * on a secondary, while paused, or in managed mode. A colod killed while
+ * it holds, its VM left running (as colod@.service does), is back and
+ * picks the VM up, and the peer, which had nothing to take over with,
+ * becomes its secondary. */
+static void test_sole_copy(void)
+{
+    Sim *s = sim_new(P, 1, N, 0);
+    unsigned starts;
+
+    sim_start(s, 0);
+    sim_start(s, 1);
+    g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PRIMARY_STARTING);
+    g_assert_true(cluster_fsm_sole_copy(s->node[0].fsm));
+    g_assert_false(cluster_fsm_sole_copy(s->node[1].fsm));
+    sim_vmm(s, 0, VMM_EV_READY);
+    g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PROTECT_REQUESTED);
+    g_assert_true(cluster_fsm_sole_copy(s->node[0].fsm));
+    sim_vmm(s, 1, VMM_EV_READY);
+    g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PROTECTING);
+    g_assert_false(cluster_fsm_sole_copy(s->node[0].fsm));
+    sim_vmm(s, 1, VMM_EV_PROTECT_DONE);
+    sim_vmm(s, 0, VMM_EV_PROTECT_DONE);
+    g_assert_false(cluster_fsm_sole_copy(s->node[0].fsm));
+    g_assert_false(cluster_fsm_sole_copy(s->node[1].fsm));
+    g_assert_true(sim_admin(s, 0, ADMIN_UNPROTECT, NULL));
+    g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PRIMARY_ALONE);
+    g_assert_true(cluster_fsm_sole_copy(s->node[0].fsm));
+    g_free(sim_take(s, 0));
+    g_free(sim_take(s, 1));
+
+    starts = s->node[0].starts;
+    sim_kill(s, 0, false);
+    g_assert_cmpint(sim_state(s, 1), !=, CLUSTER_PRIMARY_ALONE);
+    g_assert_false(sim_serves(s, 1));
+    sim_advance(s, 5000);
+    sim_start_adopt(s, 0);
+    sim_assert_reason(s, 0, "protecting the VM");
+    g_assert_true(cluster_fsm_sole_copy(s->node[0].fsm));
+    g_assert_cmpuint(s->node[0].starts, ==, starts);
+    g_assert_true(sim_serves(s, 0));
+    /* Picked up and protected again at once (unprotect was the last
+     * colod's wish, not kept). */
+    g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PROTECT_REQUESTED);
+    g_assert_cmpint(sim_state(s, 1), ==, CLUSTER_SECONDARY_STARTING);
+
+    /* Paused (no quorum): the peer may go on, nothing is spared. */
+    sim_partition(s, true, false, true);
+    g_assert_false(sim_serves(s, 0));
+    g_assert_false(cluster_fsm_sole_copy(s->node[0].fsm));
+    sim_free(s);
+}
+
 /* The secondary's colod killed: the primary fails over; the next colod
  * picks up the secondary's colo-vmm, learns the peer went on, stops its
  * stale copy and is protected again. Restarted with SIGUSR1 instead
@@ -787,6 +842,7 @@ int main(int argc, char **argv)
     g_test_add_func("/colod/fsm/secondary-node-dies", test_secondary_node_dies);
     g_test_add_func("/colod/fsm/primary-colod-killed", test_primary_colod_killed);
     g_test_add_func("/colod/fsm/adopt-alone", test_adopt_alone);
+    g_test_add_func("/colod/fsm/sole-copy", test_sole_copy);
     g_test_add_func("/colod/fsm/adopt-secondary", test_adopt_secondary);
     g_test_add_func("/colod/fsm/partition-qdevice", test_partition_qdevice);
     g_test_add_func("/colod/fsm/partition-no-quorum", test_partition_no_quorum);

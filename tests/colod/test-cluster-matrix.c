@@ -239,7 +239,13 @@ static void random_step(Sim *s, GRand *r)
 
     switch (g_rand_int_range(r, 0, 10)) {
     case 0:
-        if (n->fsm) {
+        if (n->fsm && cluster_fsm_sole_copy(n->fsm) && g_rand_boolean(r)) {
+            /* An unclean end under colod@.service: the sole copy runs on
+             * (its marker), colod is back RestartSec later and picks it up. */
+            sim_kill(s, i, false);
+            sim_advance(s, 5000);
+            sim_start_adopt(s, i);
+        } else if (n->fsm) {
             sim_kill(s, i, true);
         }
         break;
