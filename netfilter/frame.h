@@ -28,6 +28,7 @@ enum frame_type {
     FRAME_MIRROR = 2,   /* primary -> secondary: Ethernet frame for the guest */
     FRAME_OUTPUT = 3,   /* secondary -> primary: Ethernet frame the guest sent */
     FRAME_EPOCH = 4,    /* either way: the sender moved to this epoch */
+    FRAME_CARRY = 5,    /* primary -> secondary: its carried flows (carry.h's JSON), for a takeover */
 };
 
 #define FRAME_ERROR frame_error_quark()

@@ -170,6 +170,8 @@ static JsonNode *cmd_query_stats(JsonObject *args, gpointer opaque, GError **err
         add_int(b, "rewriter-table-full", (int64_t)rs.table_full);
         add_int(b, "rewriter-unparseable", (int64_t)rs.unparseable);
         add_int(b, "mirror-stale", (int64_t)p->mirror_stale);
+        add_int(b, "carried-from-primary", p->carried_in ? (int64_t)p->carried_in->len : 0);
+        add_int(b, "carry-refused", (int64_t)p->carry_refused);
         add_int(b, "not-forwarded", (int64_t)p->not_forwarded);
     }
     if (p->nfq) {

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "proxy.h"
+#include "carry.h"
 #include "packet.h"
 #include "common/tls.h"
 
@@ -165,11 +166,35 @@ static void secondary_output(void *opaque, uint8_t *buf, size_t len, bool outgoi
     link_queue(p->link, FRAME_OUTPUT, p->epoch, buf, len);
 }
 
+/* The primary's carried flows: not ours to rewrite while we are its
+ * secondary (compare and mirror use raw guest numbers), but the client
+ * knows those flows by them, so a takeover must go on shifting them. */
+static void secondary_carry(Proxy *p, const struct frame *f)
+{
+    g_autoptr(GError) err = NULL;
+    GArray *flows = carry_parse((const char *)f->payload, f->len, &err);
+
+    if (!flows) {
+        p->carry_refused++;
+        qb_log(LOG_ERR, "the primary's carried flows refused: %s (a takeover would stall those connections)",
+               err->message);
+        return;
+    }
+    g_clear_pointer(&p->carried_in, g_array_unref);
+    p->carried_in = flows;
+    qb_log(LOG_NOTICE, "the primary carries %u rewritten flow%s: kept for a takeover", flows->len,
+           flows->len == 1 ? "" : "s");
+}
+
 static void secondary_frame(void *opaque, const struct frame *f)
 {
     Proxy *p = opaque;
     uint8_t *copy;
 
+    if (f->type == FRAME_CARRY && !p->failed_over) {
+        secondary_carry(p, f);
+        return;
+    }
     if (f->type != FRAME_MIRROR || f->len < CAPTURE_VNET_LEN || p->failed_over) {
         return;
     }
@@ -212,10 +237,30 @@ static void nothing_lost(void *opaque, unsigned int count)
 
 /* --- common ---------------------------------------------------------- */
 
+/* A primary with carried flows tells each secondary that connects. */
+static void primary_send_carried(Proxy *p)
+{
+    g_autoptr(JsonNode) json = NULL;
+    g_autofree char *text = NULL;
+
+    if (!p->engine || !p->link || !p->cfg.carried || !p->cfg.carried->len) {
+        return; /* (a link up within link_new: proxy_start_primary sends) */
+    }
+    json = carry_to_json(p->cfg.carried);
+    text = json_to_string(json, FALSE);
+    if (!link_send(p->link, FRAME_CARRY, cmp_engine_epoch(p->engine), (const uint8_t *)text, strlen(text))) {
+        qb_log(LOG_ERR, "the carried flows could not be sent to the secondary (a takeover would stall them)");
+    }
+}
+
 static void proxy_link_state(void *opaque, bool up)
 {
     Proxy *p = opaque;
     JsonNode *data = json_node_new(JSON_NODE_OBJECT);
+
+    if (up) {
+        primary_send_carried(p);
+    }
 
     json_node_take_object(data, json_object_new());
     json_object_set_boolean_member(json_node_get_object(data), "up", up);
@@ -271,6 +316,9 @@ static bool proxy_start_primary(Proxy *p, GError **error)
     p->link = link_new(p->cfg.listen, p->cfg.connect, p->cfg.peer, p->tls, &lcb, error);
     if (!p->link) {
         return false;
+    }
+    if (link_is_up(p->link)) {
+        primary_send_carried(p);
     }
     if (p->cfg.install_rules) {
         /* --queue-bypass: with no colo-proxy bound to the queue (it was
@@ -382,6 +430,9 @@ void proxy_free(Proxy *p)
     proxy_carry_free(p);
     cmp_engine_free(p->engine);
     rw_table_free(p->rw);
+    if (p->carried_in) {
+        g_array_unref(p->carried_in);
+    }
     colo_tls_creds_unref(p->tls);
     g_free(p);
 }
@@ -471,6 +522,13 @@ bool proxy_failover(Proxy *p, GError **error)
         const char *in[] = { "-o", p->cfg.guest_iface, "-j", "NFQUEUE", "--queue-num", qnum, "--queue-bypass", NULL };
 
         rw_table_takeover(p->rw);
+        if (p->carried_in) {
+            unsigned int n = rw_table_add_carried(p->rw, (const struct rw_carried *)(const void *)p->carried_in->data,
+                                                  p->carried_in->len);
+
+            qb_log(LOG_NOTICE, "takeover: %u of the primary's %u carried flows rewritten on", n,
+                   p->carried_in->len);
+        }
         p->nfq = nfq_open_queue(p->cfg.queue_num, p->cfg.queue_maxlen, NFQ_IMMEDIATE, &ncb, error);
         if (!p->nfq) {
             return false;

@@ -48,6 +48,7 @@ typedef struct proxy {
     bool failed_over;
     CmpEngine *engine;         /* primary */
     RwTable *rw;               /* secondary; primary: the carried flows */
+    GArray *carried_in;        /* secondary: the primary's carried flows (FRAME_CARRY), for a takeover */
     ProxyNfq *nfq;
     ProxyNfq *carry_nfq;       /* primary with carried flows */
     GHashTable *carry_held;    /* its held output: id -> GBytes (raw) */
@@ -62,6 +63,7 @@ typedef struct proxy {
     guint scan_timer;
     uint64_t lost_requests;    /* checkpoints asked for because the kernel queue overran */
     uint64_t mirror_stale;     /* mirrored frames from an older epoch, dropped */
+    uint64_t carry_refused;    /* secondary: FRAME_CARRY payloads that did not parse */
     uint64_t not_forwarded;    /* secondary frames kept local (multicast, ARP) */
 } Proxy;
 

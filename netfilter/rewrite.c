@@ -97,6 +97,18 @@ GArray *rw_table_export(const RwTable *t)
     return out;
 }
 
+static void rw_add_carried_flow(RwTable *t, const struct rw_carried *c)
+{
+    struct rw_flow *f = g_new0(struct rw_flow, 1);
+
+    f->key = c->key;
+    f->offset_valid = true;
+    f->offset = c->offset;
+    f->ts_valid = c->ts_valid;
+    f->ts_offset = c->ts_valid ? c->ts_offset : 0;
+    g_hash_table_insert(t->flows, &f->key, f);
+}
+
 bool rw_table_import(RwTable *t, const struct rw_carried *c, size_t n, GError **error)
 {
     g_autoptr(GHashTable) seen = g_hash_table_new(flow_key_hash, flow_key_equal);
@@ -120,17 +132,24 @@ bool rw_table_import(RwTable *t, const struct rw_carried *c, size_t n, GError **
         }
     }
     for (size_t i = 0; i < n; i++) {
-        struct rw_flow *f = g_new0(struct rw_flow, 1);
-
-        f->key = c[i].key;
-        f->offset_valid = true;
-        f->offset = c[i].offset;
-        f->ts_valid = c[i].ts_valid;
-        f->ts_offset = c[i].ts_valid ? c[i].ts_offset : 0;
-        g_hash_table_insert(t->flows, &f->key, f);
+        rw_add_carried_flow(t, &c[i]);
     }
     t->frozen = true;
     return true;
+}
+
+unsigned int rw_table_add_carried(RwTable *t, const struct rw_carried *c, size_t n)
+{
+    unsigned int added = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (g_hash_table_contains(t->flows, &c[i].key) || g_hash_table_size(t->flows) >= t->max_flows) {
+            continue;
+        }
+        rw_add_carried_flow(t, &c[i]);
+        added++;
+    }
+    return added;
 }
 
 void rw_table_stats(const RwTable *t, struct rw_stats *out)

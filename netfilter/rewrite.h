@@ -74,6 +74,13 @@ GArray *rw_table_export(const RwTable *t);
  * duplicate, or more flows than the table holds. */
 bool rw_table_import(RwTable *t, const struct rw_carried *c, size_t n, GError **error);
 
+/* Secondary takeover: the primary's carried flows (its FRAME_CARRY) join
+ * the table, which goes on learning. A COLO replica numbers as the
+ * primary's guest does, so the primary's carried offsets are ours too; a
+ * flow the table already has, or one past its size, is left out. Returns
+ * how many joined. */
+unsigned int rw_table_add_carried(RwTable *t, const struct rw_carried *c, size_t n);
+
 /* The offset learned for the flow whose guest side sent @key-direction
  * packets; false if none (tests). */
 bool rw_table_offset(const RwTable *t, const struct flow_key *key, uint32_t *offset);

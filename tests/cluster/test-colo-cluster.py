@@ -15,6 +15,7 @@ behind: no namespace, no process, no mount, nothing in /dev/shm or /tmp,
 no run dir."""
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -206,6 +207,11 @@ def up_failover_restart_down():
     cluster_vm.wait_protected(c, "node1", timeout=120)
     obs = observer_after(observer_after(0)["rounds"] + 5, timeout=60)
     gap = ping.stop()
+    # The flows node2 carried (its takeover's rewrites) went on being
+    # rewritten by node1's proxy, or the observer's connections stalled.
+    carried = re.findall(r"takeover: (\d+) of the primary's (\d+) carried flows", c.log("node1", "colod", 100000))
+    print("# node1's colo-proxy at its takeover: %s" % ("%s of %s carried flows rewritten on" % carried[-1]
+                                                      if carried else "no carried flows"))
     print("# node2's colod killed: node1 took over, the gateway on node1 only after %.1f s, protected again "
           "after %.1f s; the guest out of reach for %.2f s at most" % (moved, time.monotonic() - killed, gap))
     assert gap < 3.0, gap

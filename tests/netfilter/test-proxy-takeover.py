@@ -5,7 +5,8 @@ primary host (its namespace, proxy and guest) is gone and the secondary
 took over; and after re-protection (issue 14), when a primary colo-proxy
 started with the taken-over secondary's flows (--carry-flows, as colod
 does) replaces it: unprotected, comparing (held until each checkpoint
-commit), and failed over alone.
+commit), and failed over alone; the new secondary holds those flows aside
+and rewrites them on after a takeover of its own.
 
   c (client, on bridge br0) --- ph (primary host) --- pg (primary guest)
           |                      |  peer link
@@ -228,8 +229,9 @@ def reprotect(tap, topo, flows, carried, lines):
     topo.ip("sh", "link", "add", "sxh", "type", "veth", "peer", "name", "sxg")
     for dev in ("sxh", "sxg"):
         topo.ip("sh", "link", "set", dev, "up")
+    sock2 = os.path.join(topo.tmp, "s2.sock")
     secondary = topo.spawn("sh", PROXY, "-r", "secondary", "-i", "sxh", "-q", "8", "-C", "127.0.0.1:7701",
-                           "-d", log="new-secondary.log")
+                           "-c", sock2, "-d", log="new-secondary.log")
     if not wait_for(lambda: ctl.execute("query-status")["peer-link"]):
         raise RuntimeError("the new secondary proxy did not link up")
     caps = {where: topo.spawn(ns, sys.executable, PEER, "acks", dev, "7011", stdin=subprocess.PIPE)
@@ -263,6 +265,20 @@ def reprotect(tap, topo, flows, carried, lines):
            "the new secondary gets the client's input mirrored in guest numbering (%d acks, offset %d)" %
            (len(acks["mirror"]), offset), diag)
 
+    # The client knows the carried flows shifted, the new secondary's
+    # guest numbers them raw: a takeover by it must go on shifting them,
+    # so the primary sent them over the link (FRAME_CARRY).
+    sctl2 = ProxyCtl(sock2)
+    got = sctl2.execute("query-stats")
+    tap.ok(got["carried-from-primary"] == n and got["carry-refused"] == 0 and
+           sctl2.execute("query-rewriter") == {"flows": []},
+           "the new secondary holds the primary's %d carried flows aside (rewriting none of them yet)" % n,
+           json.dumps(got, indent=1))
+    sctl2.execute("failover")
+    tap.ok(sctl2.execute("query-rewriter") == flows,
+           "its takeover rewrites them on (query-rewriter lists them for the next re-protection)",
+           json.dumps(sctl2.execute("query-rewriter"), indent=1))
+    sctl2.close()
     topo.kill(secondary)
     # The new secondary dies before it ever synchronised: primary alone.
     ctl.execute("failover")

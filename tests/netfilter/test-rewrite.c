@@ -257,6 +257,57 @@ static void test_carry_round_trip(void)
     rw_table_free(carried);
 }
 
+/* A secondary of a primary with carried flows (its FRAME_CARRY): at its
+ * takeover those flows join its own table, which still learns; a flow it
+ * already has keeps its own offset, and the table's size holds. */
+static void test_carry_into_takeover(void)
+{
+    RwTable *from = learned_table(), *t = rw_table_new(2);
+    g_autoptr(GArray) flows = rw_table_export(from);
+    struct rw_carried more[2];
+    struct rw_stats st;
+    uint32_t off;
+    size_t len;
+
+    g_assert_cmpuint(flows->len, ==, 1);
+    /* Our own flow since the last checkpoint: learned as usual. */
+    {
+        struct pktgen_tcp p = { .src = GUEST, .dst = CLIENT, .sport = 90, .dport = 40000, .seq = 500,
+                                .flags = PKT_TCP_SYN };
+
+        len = pktgen_tcp(buf, &p);
+        rw_output(t, buf, len, false, false);
+        p = (struct pktgen_tcp){ .src = CLIENT, .dst = GUEST, .sport = 40000, .dport = 90, .seq = 1, .ack = 601,
+                                 .flags = PKT_TCP_SYN | PKT_TCP_ACK };
+        len = pktgen_tcp(buf, &p);
+        rw_input(t, buf, len, false, false);
+    }
+    rw_table_takeover(t);
+    g_assert_cmpuint(rw_table_add_carried(t, (struct rw_carried *)(void *)flows->data, flows->len), ==, 1);
+    g_assert_true(rw_table_offset(t, &g_array_index(flows, struct rw_carried, 0).key, &off));
+    g_assert_cmpuint(off, ==, 7000000 - 123456);
+    /* The carried flow is shifted like on the primary that carried it. */
+    len = mk(true, 123457, 901, PKT_TCP_ACK | PKT_TCP_PSH, ts_opt(1010, 51), 12, "hello");
+    rw_output(t, buf, len, false, false);
+    g_assert_cmpuint(tcp32(4), ==, 7000001);
+    g_assert_cmpuint(tcp32(20 + 4), ==, 5010);
+    g_assert_true(pktgen_csum_ok(buf, len));
+    len = mk(false, 901, 7000006, PKT_TCP_ACK, NULL, 0, NULL);
+    rw_input(t, buf, len, false, false);
+    g_assert_cmpuint(tcp32(8), ==, 123462);
+    /* Again: nothing new; and a full table takes no more. */
+    g_assert_cmpuint(rw_table_add_carried(t, (struct rw_carried *)(void *)flows->data, flows->len), ==, 0);
+    more[0] = g_array_index(flows, struct rw_carried, 0);
+    more[0].key.sport = 91;
+    more[1] = more[0];
+    more[1].key.sport = 92;
+    g_assert_cmpuint(rw_table_add_carried(t, more, 2), ==, 0);
+    rw_table_stats(t, &st);
+    g_assert_cmpuint(st.flows, ==, 2);
+    rw_table_free(from);
+    rw_table_free(t);
+}
+
 static void test_carry_ipv6_wrap(void)
 {
     struct rw_carried c[2];
@@ -349,6 +400,7 @@ int main(int argc, char **argv)
     g_test_add_func("/rewrite/ipv6-eth", test_ipv6_eth);
     g_test_add_func("/rewrite/carry-round-trip", test_carry_round_trip);
     g_test_add_func("/rewrite/carry-ipv6-wrap", test_carry_ipv6_wrap);
+    g_test_add_func("/rewrite/carry-into-takeover", test_carry_into_takeover);
     g_test_add_func("/rewrite/carry-bad-input", test_carry_bad_input);
     return g_test_run();
 }
