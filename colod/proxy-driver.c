@@ -483,8 +483,12 @@ static void driver_take_flows(ProxyDriver *d)
     JsonArray *flows;
 
     /* Not "failed_over": the poll that learns it may not have run yet;
-     * a secondary that never took over exports nothing anyway. */
-    if (!in || in->role != VMM_SECONDARY || !in->ready || d->p.uplink) {
+     * a secondary that never took over exports nothing anyway. A primary
+     * exports the flows it carries: read when this colod did not hand
+     * them over itself (it picked that proxy up from an earlier colod,
+     * whose file it does not trust), else those connections would stall
+     * at the next protect. */
+    if (!in || !in->ready || d->p.uplink || (in->role == VMM_PRIMARY && d->carry)) {
         return;
     }
     greeting = leftover_qmp_probe(d->sock_path, d->p.qmp_ms, cmds, &reply);

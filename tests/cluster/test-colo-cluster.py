@@ -210,8 +210,10 @@ def up_failover_restart_down():
     # The flows node2 carried (its takeover's rewrites) went on being
     # rewritten by node1's proxy, or the observer's connections stalled.
     carried = re.findall(r"takeover: (\d+) of the primary's (\d+) carried flows", c.log("node1", "colod", 100000))
-    print("# node1's colo-proxy at its takeover: %s" % ("%s of %s carried flows rewritten on" % carried[-1]
-                                                      if carried else "no carried flows"))
+    sent = re.findall(r"carrying (\d+) rewritten flows? over", c.log("node2", "colod", 100000))
+    print("# node2's re-protect carried %s flows; node1's colo-proxy at its takeover: %s" % (
+        sent[-1] if sent else "no", "%s of %s carried flows rewritten on" % carried[-1] if carried else "none"))
+    assert not sent or carried and carried[-1][1] == sent[-1], (sent, carried)
     print("# node2's colod killed: node1 took over, the gateway on node1 only after %.1f s, protected again "
           "after %.1f s; the guest out of reach for %.2f s at most" % (moved, time.monotonic() - killed, gap))
     assert gap < 3.0, gap
