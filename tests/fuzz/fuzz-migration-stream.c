@@ -31,6 +31,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mig_channel_free(mig->dst.rp);
     mig->dst.rp = NULL;
     g_mutex_unlock(&mig->dst.rp_lock);
+    /* Each input its own incoming migration: postcopy state (bitmaps, a
+     * fault thread) from one must not meet the next, or a finding would
+     * not replay from its input alone. */
+    postcopy_free(mig->postcopy, mig->host.mem);
+    mig->postcopy = NULL;
     fuzz_vm_reset_memory();
     return 0;
 }

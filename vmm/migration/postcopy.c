@@ -46,6 +46,7 @@ struct Postcopy {
     bool advised;
     bool listening;
     bool running;                   /* the guest runs here: a broken stream pauses, not fails */
+    bool ended;                     /* POSTCOPY_END came: no second listen (its bitmaps are set) */
     unsigned long *received[GUEST_MAX_REGIONS];
     unsigned long *requested[GUEST_MAX_REGIONS];
     GMutex lock;                    /* fault_times, latencies */
@@ -425,12 +426,12 @@ bool migration_incoming_postcopy_command(Migration *m, MigChannel *c, uint16_t c
         m->postcopy->advised = postcopy_advise(m, error);
         return m->postcopy->advised;
     case MIG_CMD_POSTCOPY_DISCARD:
-        if (!m->postcopy->advised || m->postcopy->listening) {
+        if (!m->postcopy->advised || m->postcopy->listening || m->postcopy->ended) {
             break;
         }
         return postcopy_discard(m, payload, len, error);
     case MIG_CMD_POSTCOPY_LISTEN:
-        if (len || !m->postcopy->advised || m->postcopy->listening) {
+        if (len || !m->postcopy->advised || m->postcopy->listening || m->postcopy->ended) {
             break;
         }
         return postcopy_listen(m, error);
@@ -450,6 +451,7 @@ bool migration_incoming_postcopy_command(Migration *m, MigChannel *c, uint16_t c
             break;
         }
         postcopy_stop_faults(m->postcopy, m->host.mem);
+        m->postcopy->ended = true;
         return true;
     default:
         break;
