@@ -517,6 +517,11 @@ static bool vm_host_autostart(Vm *vm)
     return vm->autostart;
 }
 
+static int vm_dup_qmp_caller(Vm *vm)
+{
+    return vm->qmp ? qmp_server_dup_caller(vm->qmp) : -1;
+}
+
 /* What migration and COLO may use of the VM (migration/host.h). */
 static const MigrationHostOps vm_migration_host_ops = {
     .run_state = vm_host_run_state,
@@ -531,6 +536,7 @@ static const MigrationHostOps vm_migration_host_ops = {
     .hold_network = vm_hold_network,
     .release_network = vm_release_network,
     .announce = virtio_announce_all,
+    .dup_qmp_caller = vm_dup_qmp_caller,
 };
 
 MigrationHost vm_migration_host(Vm *vm)

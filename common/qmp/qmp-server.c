@@ -45,6 +45,9 @@ static void client_close(QmpConn *c)
     }
     c->dead = true;
     g_source_destroy(c->source);
+    /* A command may hold a duplicate of the socket (qmp_server_dup_caller):
+     * the client must still see its connection end. */
+    shutdown(c->fd, SHUT_RDWR);
     close(c->fd);
     c->fd = -1;
 }
@@ -355,6 +358,18 @@ void qmp_server_set_limits(QmpServer *s, size_t max_message, size_t max_output)
     if (max_output) {
         s->max_output = max_output;
     }
+}
+
+int qmp_server_dup_caller(QmpServer *s)
+{
+    for (GList *l = s->clients; s->current && l; l = l->next) {
+        QmpConn *c = l->data;
+
+        if (c->session == s->current && !c->dead) {
+            return fcntl(c->fd, F_DUPFD_CLOEXEC, 3);
+        }
+    }
+    return -1;
 }
 
 unsigned qmp_server_client_count(QmpServer *s)

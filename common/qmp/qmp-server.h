@@ -99,6 +99,13 @@ void qmp_server_set_greeting_member(QmpServer *s, const char *name, JsonNode *va
  * 0 keeps a value. For tests and tuning. */
 void qmp_server_set_limits(QmpServer *s, size_t max_message, size_t max_output);
 
+/* Inside a command handler: a duplicate (close-on-exec) of the socket of
+ * the client that sent the command, or -1 (no socket client, or dup
+ * failed). The caller owns it. It lets a command outlive its reply bound to
+ * its client: the peer's close shows on it as POLLHUP/POLLRDHUP, and the
+ * server shuts a socket down when it drops the client, so that shows too. */
+int qmp_server_dup_caller(QmpServer *s);
+
 /* Number of connected clients (for tests and status). */
 unsigned qmp_server_client_count(QmpServer *s);
 

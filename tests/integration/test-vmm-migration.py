@@ -10,7 +10,7 @@ import tempfile
 import time
 
 from colo_vmm import Vmm, free_port, require_kvm, wait_migration_end, wait_until
-from qmp import QMPError
+from qmp import QMPClient, QMPError
 import tap
 
 GUEST = "interval=0 dirty_pages=32 dirty_ms=20 area=8M"
@@ -267,6 +267,88 @@ def test_cancel_leaves_source_running():
     finally:
         src.close()
         dst.close()
+
+
+def sole_copy_migration(src, uri, marker):
+    """migrate with x-sole-copy-file from a QMP connection of its own: the
+    migration belongs to that client (docs/qmp.md)."""
+    with open(marker, "w") as f:
+        f.write("the VM runs only here\n")
+    owner = QMPClient(src.qmp_path)
+    owner.cmd("migrate", uri=uri, **{"x-sole-copy-file": marker})
+    return owner
+
+
+def test_sole_copy_owner_gone_cancels():
+    """The client that started a sole-copy migration goes away (colod
+    killed) before the destination holds a whole copy: the migration is
+    cancelled, the file stays, the guest runs on here."""
+    require_kvm()
+    src, dst, uri = pair(mem="256M")
+    marker = os.path.join(src.dir, "sole-copy")
+    try:
+        src.wait_serial("colo-testguest ready", 60)
+        src.qmp.cmd("migrate-set-parameters", args={"max-bandwidth": 8 << 20})
+        owner = sole_copy_migration(src, uri, marker)
+        wait_until(lambda: src.qmp.cmd("query-migrate")["ram"]["transferred"] > 1 << 20, 30,
+                   "some RAM to be sent")
+        owner.close()
+        q = wait_done(src)
+        assert q["status"] == "cancelled", q
+        assert os.path.exists(marker)
+        assert src.qmp.cmd("query-status")["status"] == "running"
+        hb = src.heartbeat()
+        wait_until(lambda: src.heartbeat() > hb, 30, "the source heartbeat after the cancel")
+        assert "QMP client that started it is gone" in open(src.log_path).read()
+        assert dst.wait_exit(30) == 1
+    finally:
+        src.close()
+        dst.close()
+
+
+def test_sole_copy_file_removed_at_commit():
+    """With its client there to the end, the migration completes and the
+    file is gone (the destination may hold a whole copy); the client's
+    leaving afterwards changes nothing."""
+    require_kvm()
+    for paused in (False, True):
+        src, dst, uri = pair()
+        marker = os.path.join(src.dir, "sole-copy")
+        try:
+            src.wait_serial("colo-testguest ready", 60)
+            if paused:
+                src.qmp.cmd("stop")
+            owner = sole_copy_migration(src, uri, marker)
+            q = wait_done(src)
+            assert q["status"] == "completed", q
+            assert not os.path.exists(marker)
+            owner.close()
+            time.sleep(0.2)
+            assert src.qmp.cmd("query-migrate")["status"] == "completed"
+            assert src.qmp.cmd("query-status")["status"] == "postmigrate"
+            wait_until(lambda: dst.qmp.cmd("query-status")["status"] in ("running", "paused"), 30,
+                       "the destination to load")
+        finally:
+            src.close()
+            dst.close()
+
+
+def test_sole_copy_file_bad_input():
+    require_kvm()
+    vm = Vmm(mem="32M").start()
+    try:
+        uri = "tcp:127.0.0.1:%d" % free_port()
+        for value, words in (("relative/sole-copy", "absolute path"), (5, "x-sole-copy-file")):
+            try:
+                vm.qmp.cmd("migrate", uri=uri, **{"x-sole-copy-file": value})
+            except QMPError as e:
+                assert words in e.desc, e.desc
+            else:
+                raise AssertionError("x-sole-copy-file %r accepted" % (value,))
+        assert vm.qmp.cmd("query-migrate") == {}
+        assert vm.qmp.cmd("query-status")["status"] == "running"
+    finally:
+        vm.close()
 
 
 def test_link_cut_leaves_source_running():

@@ -44,6 +44,9 @@ typedef struct MigrationHostOps {
     void (*release_network)(struct Vm *vm);
     /* Tell the network where the guest is now (it arrived here). */
     void (*announce)(struct Vm *vm);
+    /* Inside a QMP command: a duplicate of its client's socket, or -1
+     * (qmp_server_dup_caller). May be NULL (no QMP). */
+    int (*dup_qmp_caller)(struct Vm *vm);
 } MigrationHostOps;
 
 typedef struct MigrationHost {

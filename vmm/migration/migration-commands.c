@@ -36,14 +36,15 @@ static bool migration_active(Migration *m)
 
 static JsonNode *cmd_migrate(JsonObject *args, gpointer opaque, GError **error)
 {
-    static const char *const allowed[] = { "uri", "detach", "blk", "inc", "resume", NULL };
-    const char *uri;
+    static const char *const allowed[] = { "uri", "detach", "blk", "inc", "resume", "x-sole-copy-file", NULL };
+    const char *uri, *sole_copy_file = NULL;
     bool detach = true, blk = false, inc = false, resume = false;
 
     if (!qmp_args_check(args, allowed, error) || !qmp_arg_string(args, "uri", true, &uri, error) ||
         !qmp_arg_bool(args, "detach", false, &detach, error) ||
         !qmp_arg_bool(args, "blk", false, &blk, error) || !qmp_arg_bool(args, "inc", false, &inc, error) ||
-        !qmp_arg_bool(args, "resume", false, &resume, error)) {
+        !qmp_arg_bool(args, "resume", false, &resume, error) ||
+        !qmp_arg_string(args, "x-sole-copy-file", false, &sole_copy_file, error)) {
         return NULL;
     }
     if (blk || inc || resume) {
@@ -51,7 +52,7 @@ static JsonNode *cmd_migrate(JsonObject *args, gpointer opaque, GError **error)
                     "colo-vmm supports neither block migration nor resuming a migration");
         return NULL;
     }
-    migration_start(opaque, uri, error);
+    migration_start(opaque, uri, sole_copy_file, error);
     return NULL;
 }
 

@@ -10,6 +10,9 @@ void migration_set_status(Migration *m, MigStatus status);
 void migration_emit_status(Migration *m, MigStatus status);
 void migration_set_error(Migration *m, const char *message);
 void migration_reset_outgoing(Migration *m);
+/* migrate_cancel unless the commit (owner.h) has begun; true if it
+ * cancelled something. Main thread. */
+bool migration_cancel_uncommitted(Migration *m);
 
 /* Run @fn(m) on the main thread and wait for it (stop/cont the VM). */
 void migration_call_main(Migration *m, GSourceFunc fn);

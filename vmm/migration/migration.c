@@ -12,6 +12,7 @@
 
 #include "migration/migration-priv.h"
 #include "migration/multifd.h"
+#include "migration/owner.h"
 #include "migration/postcopy.h"
 #include "migration/snapshot.h"
 #include "colo/colo.h"
@@ -86,6 +87,7 @@ void migration_free(Migration *m)
     colo_free(m->colo);
     colo_tls_creds_unref(m->src.tls);
     g_free(m->src.tls_hostname);
+    mig_owner_free(m->src.owner);
     mig_tls_free(m->tls);
     g_cond_clear(&m->cond);
     g_mutex_clear(&m->dst.rp_lock);
@@ -112,6 +114,7 @@ void migration_reset_outgoing(Migration *m)
     g_clear_pointer(&m->src.error, g_free);
     g_clear_pointer(&m->src.tls, colo_tls_creds_unref);
     g_clear_pointer(&m->src.tls_hostname, g_free);
+    g_clear_pointer(&m->src.owner, mig_owner_free);
     g_atomic_int_set(&m->src.cancel, 0);
     g_atomic_int_set(&m->src.postcopy_requested, 0);
     m->src.rp_shut_status = -1;

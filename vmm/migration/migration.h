@@ -74,6 +74,7 @@ typedef struct MigSource {
     struct Snapshot *snapshot;  /* snapshot protect (x-colo with postcopy-ram), until the next migrate */
     struct ColoTlsCreds *tls;   /* tls-creds when migrate ran, or NULL */
     char *tls_hostname;         /* tls-hostname then ("" for the URI's host) */
+    struct MigOwner *owner;     /* x-sole-copy-file (owner.h), until the next migrate */
 } MigSource;
 
 /* The incoming side: this VMM is a migration's destination (or COLO's secondary). */
@@ -113,8 +114,9 @@ void migration_free(Migration *m);
 
 const char *mig_status_name(MigStatus s);
 
-/* migrate URI (tcp:HOST:PORT or unix:PATH). Main thread. */
-bool migration_start(Migration *m, const char *uri, GError **error);
+/* migrate URI (tcp:HOST:PORT or unix:PATH). With @sole_copy_file, bound
+ * to the QMP client of the command running now (owner.h). Main thread. */
+bool migration_start(Migration *m, const char *uri, const char *sole_copy_file, GError **error);
 void migration_cancel(Migration *m);
 JsonObject *migration_query(Migration *m);
 

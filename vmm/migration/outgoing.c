@@ -15,6 +15,7 @@
 #include "migration/disk.h"
 #include "migration/format.h"
 #include "migration/mig-tls.h"
+#include "migration/owner.h"
 #include "common/tls.h"
 #include "migration/migration-priv.h"
 #include "migration/multifd.h"
@@ -372,6 +373,10 @@ static bool outgoing_complete(Migration *m, GError **error)
     if (!migration_save_devices(m, c, error)) {
         return false;
     }
+    /* The end record makes the destination's copy whole. */
+    if (!mig_owner_commit(m, error)) {
+        return false;
+    }
     mig_put_u8(c, MIG_REC_EOF);
     if (mig_flush(c)) {
         return false;
@@ -577,7 +582,7 @@ out:
     return NULL;
 }
 
-bool migration_start(Migration *m, const char *uri, GError **error)
+bool migration_start(Migration *m, const char *uri, const char *sole_copy_file, GError **error)
 {
     if (!transport_check_uri(uri, error)) {
         return false;
@@ -614,6 +619,10 @@ bool migration_start(Migration *m, const char *uri, GError **error)
         return false;
     }
     migration_reset_outgoing(m);
+    if (sole_copy_file && !(m->src.owner = mig_owner_new(m, sole_copy_file, error))) {
+        colo_tls_creds_unref(tls);
+        return false;
+    }
     m->src.tls = tls;
     m->src.tls_hostname = g_strdup(mig_tls_hostname(m->tls));
     if (m->caps.x_colo) {
@@ -627,11 +636,14 @@ bool migration_start(Migration *m, const char *uri, GError **error)
     return true;
 }
 
-void migration_cancel(Migration *m)
+static bool outgoing_cancel(Migration *m, bool uncommitted_only)
 {
     g_mutex_lock(&m->lock);
     bool running = m->src.status == MIG_STATUS_SETUP || m->src.status == MIG_STATUS_ACTIVE ||
                    m->src.status == MIG_STATUS_DEVICE;
+    if (running && uncommitted_only && mig_owner_committing(m->src.owner)) {
+        running = false;
+    }
     if (running) {
         g_atomic_int_set(&m->src.cancel, 1);
         m->src.status = MIG_STATUS_CANCELLING;
@@ -645,4 +657,15 @@ void migration_cancel(Migration *m)
     if (running) {
         migration_emit_status(m, MIG_STATUS_CANCELLING);
     }
+    return running;
+}
+
+void migration_cancel(Migration *m)
+{
+    outgoing_cancel(m, false);
+}
+
+bool migration_cancel_uncommitted(Migration *m)
+{
+    return outgoing_cancel(m, true);
 }

@@ -32,6 +32,7 @@
 
 #include "migration/format.h"
 #include "migration/migration-priv.h"
+#include "migration/owner.h"
 
 #define BITS_PER_WORD     (8 * sizeof(unsigned long))
 #define DISCARD_BATCH     4000        /* ranges per discard command, < 64 KiB */
@@ -668,7 +669,8 @@ bool migration_postcopy_run(Migration *m, GError **error)
     discard_flush(&d);
     g_byte_array_free(d.ranges, TRUE);
     put_command(c, MIG_CMD_POSTCOPY_LISTEN);
-    if (!postcopy_send_package(m, c, error) || mig_flush(c)) {
+    /* The package lets the destination run the guest. */
+    if (!mig_owner_commit(m, error) || !postcopy_send_package(m, c, error) || mig_flush(c)) {
         return false;
     }
     m->src.downtime_ms = (g_get_monotonic_time() - stopped) / 1000;
