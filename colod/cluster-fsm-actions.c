@@ -234,16 +234,23 @@ uint64_t cluster_fsm_generation(const ClusterFsm *fsm) { return fsm->generation;
 VmmKind cluster_fsm_vmm(const ClusterFsm *fsm) { return fsm->vmm; }
 bool cluster_fsm_paused(const ClusterFsm *fsm) { return fsm->paused; }
 
-bool cluster_fsm_sole_copy(const ClusterFsm *fsm)
+ClusterSoleCopy cluster_fsm_sole_copy(const ClusterFsm *fsm)
 {
-    /* Not protecting or relocating: once colo-vmm sends the VM out, the
-     * peer may end up holding a complete copy and take over. A paused VM
-     * waits for quorum and the peer, which may have gone on. */
+    /* Not relocating: the peer already holds a replica. A paused VM waits
+     * for quorum and the peer, which may have gone on. */
     if (fsm->p.managed || fsm->paused) {
-        return false;
+        return CLUSTER_SOLE_COPY_NO;
     }
-    return fsm->state == CLUSTER_PRIMARY_STARTING || fsm->state == CLUSTER_PRIMARY_ALONE ||
-           fsm->state == CLUSTER_PROTECT_REQUESTED;
+    switch (fsm->state) {
+    case CLUSTER_PRIMARY_STARTING:
+    case CLUSTER_PRIMARY_ALONE:
+    case CLUSTER_PROTECT_REQUESTED:
+        return CLUSTER_SOLE_COPY_YES;
+    case CLUSTER_PROTECTING:
+        return CLUSTER_SOLE_COPY_UNTIL_COMMIT;
+    default:
+        return CLUSTER_SOLE_COPY_NO;
+    }
 }
 bool cluster_fsm_quorate(const ClusterFsm *fsm) { return fsm->quorate; }
 bool cluster_fsm_protect_enabled(const ClusterFsm *fsm) { return fsm->protect_enabled; }

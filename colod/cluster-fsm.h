@@ -187,13 +187,22 @@ bool cluster_fsm_managed(const ClusterFsm *fsm);
 WaitReason cluster_fsm_wait_reason(const ClusterFsm *fsm);
 /* The last decision's reason, for status and logs. */
 const char *cluster_fsm_reason(const ClusterFsm *fsm);
-/* This node's VM is the only copy there is: it runs (or starts) here as
- * a primary and no secondary can have a complete replica, so a peer that
- * loses this colod cannot take over (standalone mode only: under
+/* Is this node's VM the only copy there is? YES: it runs (or starts) here
+ * as a primary and no secondary can have a complete replica, so a peer
+ * that loses this colod cannot take over (standalone mode only: under
  * pacemaker, pacemaker decides). Then an unclean end of colod must leave
  * the VM running for the next colod to pick up (colod@.service's
- * ExecStopPost reads colod's marker of it), not kill the last copy. */
-bool cluster_fsm_sole_copy(const ClusterFsm *fsm);
+ * ExecStopPost reads colod's marker of it), not kill the last copy.
+ * UNTIL_COMMIT (protecting): so it is until colo-vmm commits the initial
+ * sync, the instant the secondary may hold a whole copy; colo-vmm removes
+ * the marker then, and cancels the sync instead if colod is gone
+ * (migrate's x-sole-copy-file). */
+typedef enum {
+    CLUSTER_SOLE_COPY_NO,
+    CLUSTER_SOLE_COPY_YES,
+    CLUSTER_SOLE_COPY_UNTIL_COMMIT,
+} ClusterSoleCopy;
+ClusterSoleCopy cluster_fsm_sole_copy(const ClusterFsm *fsm);
 
 const char *cluster_timer_name(ClusterTimer timer);
 const char *vmm_event_name(VmmEvent ev);

@@ -52,13 +52,22 @@ static int64_t colod_now_ms(void *opaque)
 static void colod_schedule(Colod *c);
 static void colod_on_vmm_event(VmmEvent ev, const char *detail, void *opaque);
 
+static char *colod_sole_copy_path(Colod *c)
+{
+    return g_build_filename(c->run_dir, "sole-copy", NULL);
+}
+
 /* The primary's proxy answers: the initial sync may begin. */
 static void colod_on_proxy_ready(bool ok, const char *detail, void *opaque)
 {
     Colod *c = opaque;
 
     if (ok) {
-        vmm_driver_protect(c->vmm);
+        g_autofree char *sole_copy = colod_sole_copy_path(c);
+
+        /* Not marked (paused, managed, or it could not be written): colo-vmm
+         * has no file to remove, and binds nothing to this colod. */
+        vmm_driver_protect(c->vmm, g_file_test(sole_copy, G_FILE_TEST_EXISTS) ? sole_copy : NULL);
     } else {
         colod_on_vmm_event(VMM_EV_PROTECT_FAILED, "colo-proxy did not start", c);
     }
@@ -92,14 +101,20 @@ static void colod_start_vmm(Colod *c, VmmKind kind, bool relocation)
  * (cluster_fsm_sole_copy): after an unclean end of colod, colod@.service's
  * ExecStopPost (and the test harness's colod-unit) leave colo-vmm and
  * colo-proxy running for the next colod instead of killing the last copy
- * of the VM. Updated before the actions run, so it is gone before
- * colo-vmm starts sending the VM to a secondary. */
+ * of the VM. Updated before the actions run. While protecting it is
+ * colo-vmm's: the protect hands it over (vmm_driver_protect), and colo-vmm
+ * removes it at the commit of the initial sync. */
 static void colod_mark_sole_copy(Colod *c)
 {
-    g_autofree char *path = g_build_filename(c->run_dir, "sole-copy", NULL);
+    g_autofree char *path = colod_sole_copy_path(c);
     g_autoptr(GError) err = NULL;
-    int want = cluster_fsm_sole_copy(c->fsm);
+    ClusterSoleCopy sole = cluster_fsm_sole_copy(c->fsm);
+    int want = sole == CLUSTER_SOLE_COPY_YES;
 
+    if (sole == CLUSTER_SOLE_COPY_UNTIL_COMMIT) {
+        c->sole_copy_marked = -1;   /* colo-vmm may remove it: look again after */
+        return;
+    }
     if (want == c->sole_copy_marked) {
         return;
     }

@@ -496,7 +496,7 @@ static void driver_command(VmmDriver *d, const char *command, JsonObject *args, 
     inst_execute(d->cur, command, args, on_error);
 }
 
-static void driver_migrate(VmmDriver *d)
+static void driver_migrate(VmmDriver *d, const char *sole_copy_file)
 {
     JsonObject *args = json_object_new();
 
@@ -506,14 +506,17 @@ static void driver_migrate(VmmDriver *d)
         driver_command(d, "migrate-set-parameters", tls, VMM_EV_PROTECT_FAILED);
     }
     json_object_set_string_member(args, "uri", d->p.peer_uri);
+    if (sole_copy_file) {
+        json_object_set_string_member(args, "x-sole-copy-file", sole_copy_file);
+    }
     driver_command(d, "migrate", args, VMM_EV_PROTECT_FAILED);
 }
 
-void vmm_driver_protect(VmmDriver *d)
+void vmm_driver_protect(VmmDriver *d, const char *sole_copy_file)
 {
     /* Set each time: a relocation or the other mode may have changed them. */
     driver_command(d, "migrate-set-capabilities", capabilities_args(true, d->snapshot_protect), VMM_EV_PROTECT_FAILED);
-    driver_migrate(d);
+    driver_migrate(d, sole_copy_file);
 }
 
 void vmm_driver_set_snapshot_protect(VmmDriver *d, bool snapshot)
@@ -535,7 +538,7 @@ void vmm_driver_relocate(VmmDriver *d)
     d->cur->relocation = true;
     d->cur->postcopy_seen = false;
     driver_command(d, "migrate-set-capabilities", capabilities_args(false, true), VMM_EV_PROTECT_FAILED);
-    driver_migrate(d);
+    driver_migrate(d, NULL);
     /* At once: the guest stops only for the switch (device state and the
      * list of pages not sent), whatever its dirty rate. Refused only if the
      * migration already ended, which its MIGRATION event reports. */

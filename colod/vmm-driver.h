@@ -50,7 +50,10 @@ void vmm_driver_start(VmmDriver *d, VmmKind kind);
  * postcopy-active and completed come back as POSTCOPY and MIGRATED. */
 void vmm_driver_start_relocation_target(VmmDriver *d);
 void vmm_driver_stop(VmmDriver *d);
-void vmm_driver_protect(VmmDriver *d);
+/* The initial sync; with @sole_copy_file (colod's marker, which exists),
+ * colo-vmm removes the file at its commit and cancels the sync if this
+ * colod is gone before (migrate's x-sole-copy-file). */
+void vmm_driver_protect(VmmDriver *d, const char *sole_copy_file);
 void vmm_driver_cancel_protect(VmmDriver *d);
 /* Relocation by postcopy: migrate without x-colo, with postcopy-ram, and
  * migrate-start-postcopy at once; POSTCOPY, MIGRATED or PROTECT_FAILED

@@ -442,6 +442,18 @@ ClusterState sim_state(Sim *s, int i)
     return s->node[i].fsm ? cluster_fsm_state(s->node[i].fsm) : CLUSTER__MAX;
 }
 
+void sim_start_protecting(Sim *s)
+{
+    sim_start(s, 0);
+    sim_start(s, 1);
+    sim_vmm(s, 0, VMM_EV_READY);
+    sim_vmm(s, 1, VMM_EV_READY);
+    g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PROTECTING);
+    g_assert_cmpint(sim_state(s, 1), ==, CLUSTER_SECONDARY_SYNCING);
+    g_free(sim_take(s, 0));
+    g_free(sim_take(s, 1));
+}
+
 void sim_protect_pair(Sim *s, int primary)
 {
     int sec = !primary;

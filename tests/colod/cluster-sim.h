@@ -84,6 +84,10 @@ char *sim_take(Sim *s, int i);
 /* Both nodes protected from a fresh pair: node @primary started by an
  * administrator after the tie. Clears the traces. */
 void sim_protect_pair(Sim *s, int primary);
+/* For a sim whose node 0 holds the newer copy: both started and ready,
+ * node 0 protecting, node 1 syncing (the initial sync under way); the
+ * actions so far taken. */
+void sim_start_protecting(Sim *s);
 
 ClusterState sim_state(Sim *s, int i);
 /* Node @i's state file holds @role and @gen. */

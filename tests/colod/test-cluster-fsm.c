@@ -243,21 +243,21 @@ static void test_sole_copy(void)
     sim_start(s, 0);
     sim_start(s, 1);
     g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PRIMARY_STARTING);
-    g_assert_true(cluster_fsm_sole_copy(s->node[0].fsm));
-    g_assert_false(cluster_fsm_sole_copy(s->node[1].fsm));
+    g_assert_cmpint(cluster_fsm_sole_copy(s->node[0].fsm), ==, CLUSTER_SOLE_COPY_YES);
+    g_assert_cmpint(cluster_fsm_sole_copy(s->node[1].fsm), ==, CLUSTER_SOLE_COPY_NO);
     sim_vmm(s, 0, VMM_EV_READY);
     g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PROTECT_REQUESTED);
-    g_assert_true(cluster_fsm_sole_copy(s->node[0].fsm));
+    g_assert_cmpint(cluster_fsm_sole_copy(s->node[0].fsm), ==, CLUSTER_SOLE_COPY_YES);
     sim_vmm(s, 1, VMM_EV_READY);
     g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PROTECTING);
-    g_assert_false(cluster_fsm_sole_copy(s->node[0].fsm));
+    g_assert_cmpint(cluster_fsm_sole_copy(s->node[0].fsm), ==, CLUSTER_SOLE_COPY_UNTIL_COMMIT);
     sim_vmm(s, 1, VMM_EV_PROTECT_DONE);
     sim_vmm(s, 0, VMM_EV_PROTECT_DONE);
-    g_assert_false(cluster_fsm_sole_copy(s->node[0].fsm));
-    g_assert_false(cluster_fsm_sole_copy(s->node[1].fsm));
+    g_assert_cmpint(cluster_fsm_sole_copy(s->node[0].fsm), ==, CLUSTER_SOLE_COPY_NO);
+    g_assert_cmpint(cluster_fsm_sole_copy(s->node[1].fsm), ==, CLUSTER_SOLE_COPY_NO);
     g_assert_true(sim_admin(s, 0, ADMIN_UNPROTECT, NULL));
     g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PRIMARY_ALONE);
-    g_assert_true(cluster_fsm_sole_copy(s->node[0].fsm));
+    g_assert_cmpint(cluster_fsm_sole_copy(s->node[0].fsm), ==, CLUSTER_SOLE_COPY_YES);
     g_free(sim_take(s, 0));
     g_free(sim_take(s, 1));
 
@@ -268,7 +268,7 @@ static void test_sole_copy(void)
     sim_advance(s, 5000);
     sim_start_adopt(s, 0);
     sim_assert_reason(s, 0, "protecting the VM");
-    g_assert_true(cluster_fsm_sole_copy(s->node[0].fsm));
+    g_assert_cmpint(cluster_fsm_sole_copy(s->node[0].fsm), ==, CLUSTER_SOLE_COPY_YES);
     g_assert_cmpuint(s->node[0].starts, ==, starts);
     g_assert_true(sim_serves(s, 0));
     /* Picked up and protected again at once (unprotect was the last
@@ -279,7 +279,40 @@ static void test_sole_copy(void)
     /* Paused (no quorum): the peer may go on, nothing is spared. */
     sim_partition(s, true, false, true);
     g_assert_false(sim_serves(s, 0));
-    g_assert_false(cluster_fsm_sole_copy(s->node[0].fsm));
+    g_assert_cmpint(cluster_fsm_sole_copy(s->node[0].fsm), ==, CLUSTER_SOLE_COPY_NO);
+    sim_free(s);
+}
+
+/* Killed while protecting, before colo-vmm's commit: colo-vmm cancels the
+ * initial sync itself (the client that started it is gone) and keeps the
+ * marker, so the VM runs on; the secondary's incoming colo-vmm ends with
+ * its stream. The secondary never serves, the next colod picks the VM up
+ * and protects it again. */
+static void test_sole_copy_protecting(void)
+{
+    Sim *s = sim_new(P, 1, N, 0);
+
+    sim_start_protecting(s);
+    g_assert_cmpint(cluster_fsm_sole_copy(s->node[0].fsm), ==, CLUSTER_SOLE_COPY_UNTIL_COMMIT);
+    g_assert_cmpint(cluster_fsm_sole_copy(s->node[1].fsm), ==, CLUSTER_SOLE_COPY_NO);
+
+    sim_kill(s, 0, false);
+    g_assert_false(sim_serves(s, 1));
+    sim_vmm(s, 1, VMM_EV_EXITED);
+    g_assert_false(sim_serves(s, 1));
+    sim_advance(s, 5000);
+    g_assert_false(sim_serves(s, 1));
+    sim_start_adopt(s, 0);
+    g_assert_true(sim_serves(s, 0));
+    g_assert_false(sim_serves(s, 1));
+    g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PROTECT_REQUESTED);
+    g_assert_cmpint(cluster_fsm_sole_copy(s->node[0].fsm), ==, CLUSTER_SOLE_COPY_YES);
+    sim_vmm(s, 1, VMM_EV_READY);
+    g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PROTECTING);
+    sim_vmm(s, 1, VMM_EV_PROTECT_DONE);
+    sim_vmm(s, 0, VMM_EV_PROTECT_DONE);
+    g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PRIMARY_PROTECTED);
+    g_assert_cmpint(sim_state(s, 1), ==, CLUSTER_SECONDARY_PROTECTED);
     sim_free(s);
 }
 
@@ -843,6 +876,7 @@ int main(int argc, char **argv)
     g_test_add_func("/colod/fsm/primary-colod-killed", test_primary_colod_killed);
     g_test_add_func("/colod/fsm/adopt-alone", test_adopt_alone);
     g_test_add_func("/colod/fsm/sole-copy", test_sole_copy);
+    g_test_add_func("/colod/fsm/sole-copy-protecting", test_sole_copy_protecting);
     g_test_add_func("/colod/fsm/adopt-secondary", test_adopt_secondary);
     g_test_add_func("/colod/fsm/partition-qdevice", test_partition_qdevice);
     g_test_add_func("/colod/fsm/partition-no-quorum", test_partition_no_quorum);

@@ -238,17 +238,27 @@ static void random_step(Sim *s, GRand *r)
     ClusterState st = sim_state(s, i);
 
     switch (g_rand_int_range(r, 0, 10)) {
-    case 0:
-        if (n->fsm && cluster_fsm_sole_copy(n->fsm) && g_rand_boolean(r)) {
+    case 0: {
+        ClusterSoleCopy sole = n->fsm ? cluster_fsm_sole_copy(n->fsm) : CLUSTER_SOLE_COPY_NO;
+
+        if (sole != CLUSTER_SOLE_COPY_NO && g_rand_boolean(r)) {
             /* An unclean end under colod@.service: the sole copy runs on
-             * (its marker), colod is back RestartSec later and picks it up. */
+             * (its marker), colod is back RestartSec later and picks it up.
+             * While protecting, colo-vmm had not committed (else it would
+             * have removed the marker and been killed): it cancels the
+             * sync, and the secondary's incoming colo-vmm ends. */
             sim_kill(s, i, false);
+            if (sole == CLUSTER_SOLE_COPY_UNTIL_COMMIT && s->node[!i].fsm &&
+                sim_state(s, !i) == CLUSTER_SECONDARY_SYNCING && s->node[!i].vmm != VMM_NONE) {
+                sim_vmm(s, !i, VMM_EV_EXITED);
+            }
             sim_advance(s, 5000);
             sim_start_adopt(s, i);
         } else if (n->fsm) {
             sim_kill(s, i, true);
         }
         break;
+    }
     case 1:
         if (!n->fsm) {
             sim_start(s, i);

@@ -102,13 +102,7 @@ static void test_relocate_while_protecting(void)
 {
     Sim *s = sim_new(P, 1, N, 0);
 
-    sim_start(s, 0);
-    sim_start(s, 1);
-    sim_vmm(s, 0, VMM_EV_READY);
-    sim_vmm(s, 1, VMM_EV_READY);
-    g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PROTECTING);
-    g_free(sim_take(s, 0));
-    g_free(sim_take(s, 1));
+    sim_start_protecting(s);
     g_assert_true(sim_admin(s, 0, ADMIN_SWITCHOVER, NULL));
     sim_expect(s, 0, "cancel, send relocate-request");
     sim_expect(s, 1, "stop, persist syncing 3, start target");

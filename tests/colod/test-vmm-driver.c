@@ -259,9 +259,13 @@ static void protect_then_lose(int victim)
     g_assert_true(wait_for(&seen[1], VMM_EV_READY, 20000));
     g_assert_true(wait_for(&seen[0], VMM_EV_READY, 20000));
     spin(200); /* the capabilities go first */
-    vmm_driver_protect(d[0]);
+    /* colod's sole-copy marker: colo-vmm removes it at its commit. */
+    g_autofree char *marker = g_build_filename(e.dir, "p-sole-copy", NULL);
+    g_assert_true(g_file_set_contents(marker, "the VM runs only here\n", -1, NULL));
+    vmm_driver_protect(d[0], marker);
     g_assert_true(wait_for(&seen[0], VMM_EV_PROTECT_DONE, 60000));
     g_assert_true(wait_for(&seen[1], VMM_EV_PROTECT_DONE, 30000));
+    g_assert_false(g_file_test(marker, G_FILE_TEST_EXISTS));
     kill(vmm_driver_pid(d[victim]), SIGKILL);
     g_assert_true(wait_for(&seen[victim], VMM_EV_EXITED, 5000));
     /* A primary notices at its next checkpoint: x-checkpoint-delay is
@@ -346,10 +350,10 @@ static void test_protect_tls(void)
         g_assert_true(wait_for(&seen[i], VMM_EV_READY, 20000));
     }
     spin(200);
-    vmm_driver_protect(d[2]);
+    vmm_driver_protect(d[2], NULL);
     g_assert_true(wait_for(&seen[2], VMM_EV_PROTECT_FAILED, 30000));
     g_assert_false(saw(&seen[1], VMM_EV_EXITED));
-    vmm_driver_protect(d[0]);
+    vmm_driver_protect(d[0], NULL);
     g_assert_true(wait_for(&seen[0], VMM_EV_PROTECT_DONE, 60000));
     g_assert_true(wait_for(&seen[1], VMM_EV_PROTECT_DONE, 30000));
     for (int i = 0; i < 3; i++) {
