@@ -175,6 +175,8 @@ void fsm_enter(ClusterFsm *fsm, ClusterActions *out, ClusterState state, const c
     fsm_disarm(fsm, TIMER_PROTECT_ACK);
     fsm_disarm(fsm, TIMER_CLAIM);
     fsm_disarm(fsm, TIMER_RELOCATE_ACK);
+    fsm_disarm(fsm, TIMER_SYNC_OUTCOME);
+    fsm->sync_orphaned = false;
     if (state != CLUSTER_PRIMARY_ALONE) {
         fsm_disarm(fsm, TIMER_PROTECT_RETRY);
         fsm->relocate_wanted = false; /* a switchover is for the VM as it ran then */
@@ -263,7 +265,7 @@ const char *cluster_fsm_reason(const ClusterFsm *fsm) { return fsm->reason; }
 const char *cluster_timer_name(ClusterTimer t)
 {
     static const char *const names[] = { "peer-wait", "protect-ack", "protect-retry", "claim", "restart-grace",
-                                         "relocate-ack" };
+                                         "relocate-ack", "sync-outcome" };
 
     return NAME(names, t);
 }

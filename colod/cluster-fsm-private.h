@@ -39,6 +39,7 @@ struct ClusterFsm {
     bool reloc_postcopy;    /* the relocation under way reached postcopy */
     bool reloc_ready;       /* the relocation target's colo-vmm answered */
     bool switch_when_protected; /* switchover of a VM with disks: protect, then hand over */
+    bool sync_orphaned;     /* secondary-syncing, the primary's colod gone (TIMER_SYNC_OUTCOME) */
 
     int64_t deadline[TIMER__MAX]; /* -1: not armed */
 };

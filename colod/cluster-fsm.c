@@ -49,6 +49,11 @@ bool fsm_peer_runs_primary(const ClusterFsm *fsm)
 }
 
 #define IN(s) (1u << (s))
+/* How long a secondary whose primary's colod left mid-sync waits for the
+ * sync's outcome: the commit's last bytes are already on their way, and
+ * loading them takes milliseconds; a stream that neither completes nor
+ * breaks by then lost its primary's host. */
+#define SYNC_OUTCOME_MS 3000u
 
 /* Whether the peer's last hello named one of @states (IN() bits). */
 static bool peer_in(const ClusterFsm *fsm, unsigned states)
@@ -219,6 +224,19 @@ void fsm_claim(ClusterFsm *fsm, ClusterActions *out, bool by_admin, bool unprote
     fsm_arm(fsm, out, TIMER_CLAIM, fsm->p.timeouts.claim_ms);
 }
 
+/* A secondary whose initial sync ended without COLO once the primary's
+ * colod had gone: no primary to stand by for yet (managed: pacemaker
+ * starts the next one). */
+static void secondary_abandoned(ClusterFsm *fsm, ClusterActions *out, const char *why, const char *how)
+{
+    if (fsm->p.managed) {
+        fsm_enter(fsm, out, CLUSTER_IDLE, "%s%s", why, how);
+        return;
+    }
+    fsm_enter(fsm, out, CLUSTER_WAIT_PEER, "%s%s", why, how);
+    fsm_arm(fsm, out, TIMER_PEER_WAIT, fsm->p.timeouts.peer_wait_ms);
+}
+
 /* The peer is gone (left the group, shut down, or its restart grace ran
  * out) and we have quorum. */
 static void peer_gone(ClusterFsm *fsm, ClusterActions *out, const char *why)
@@ -243,15 +261,25 @@ static void peer_gone(ClusterFsm *fsm, ClusterActions *out, const char *why)
         fsm_vmm_act(fsm, out, ACT_CANCEL_PROTECT);
         fsm_enter(fsm, out, CLUSTER_PRIMARY_ALONE, "%s: initial sync cancelled", why);
         break;
-    case CLUSTER_SECONDARY_STARTING:
     case CLUSTER_SECONDARY_SYNCING:
-        fsm_vmm_act(fsm, out, ACT_STOP_VMM);
-        if (fsm->p.managed) {
-            fsm_enter(fsm, out, CLUSTER_IDLE, "%s before the initial sync completed: secondary stopped", why);
+        if (!fsm->p.managed) {
+            /* The primary's colo-vmm may have sent the last of the copy
+             * before its colod ended (it commits only while its colod is
+             * there: migrate's x-sole-copy-file); then its unit kills it,
+             * and this copy is the only one. Its outcome comes soon: COLO
+             * begins, or the stream breaks (cancelled, or cut). */
+            if (!fsm->sync_orphaned) {
+                fsm->sync_orphaned = true;
+                fsm_arm(fsm, out, TIMER_SYNC_OUTCOME, SYNC_OUTCOME_MS);
+                fsm_say(fsm, out, LOG_WARNING, "%s during the initial sync: waiting up to %u ms for it to "
+                        "complete (then this node takes over) or to fail", why, SYNC_OUTCOME_MS);
+            }
             break;
         }
-        fsm_enter(fsm, out, CLUSTER_WAIT_PEER, "%s before the initial sync completed: secondary stopped", why);
-        fsm_arm(fsm, out, TIMER_PEER_WAIT, fsm->p.timeouts.peer_wait_ms);
+        /* fall through */
+    case CLUSTER_SECONDARY_STARTING:
+        fsm_vmm_act(fsm, out, ACT_STOP_VMM);
+        secondary_abandoned(fsm, out, why, " before the initial sync completed: secondary stopped");
         break;
     case CLUSTER_IDLE:
         wait_for_peer(fsm, out, why);
@@ -729,6 +757,17 @@ static void react_to_peer(ClusterFsm *fsm, ClusterActions *out)
 
 /* ---- the local colo-vmm ------------------------------------------------ */
 
+/* The initial sync ended without COLO: the primary runs on, or its colod
+ * had left (sync_orphaned). */
+static void sync_failed(ClusterFsm *fsm, ClusterActions *out, const char *why)
+{
+    if (fsm->sync_orphaned) {
+        secondary_abandoned(fsm, out, why, " after the primary's colod left");
+    } else {
+        fsm_enter(fsm, out, CLUSTER_IDLE, "%s", why);
+    }
+}
+
 static void vmm_exited(ClusterFsm *fsm, ClusterActions *out)
 {
     ClusterState s = fsm->state;
@@ -739,8 +778,10 @@ static void vmm_exited(ClusterFsm *fsm, ClusterActions *out)
     case CLUSTER_PRIMARY_PROTECTED:
         fsm_enter(fsm, out, CLUSTER_IDLE, "colo-vmm exited: the secondary takes over");
         break;
-    case CLUSTER_SECONDARY_STARTING:
     case CLUSTER_SECONDARY_SYNCING:
+        sync_failed(fsm, out, "the secondary's colo-vmm exited: the primary runs on");
+        break;
+    case CLUSTER_SECONDARY_STARTING:
     case CLUSTER_SECONDARY_PROTECTED:
         fsm_enter(fsm, out, CLUSTER_IDLE, "the secondary's colo-vmm exited: the primary runs on");
         break;
@@ -779,14 +820,21 @@ void cluster_fsm_vmm_event(ClusterFsm *fsm, VmmEvent ev, ClusterActions *out)
         fsm_enter(fsm, out, CLUSTER_PRIMARY_PROTECTED, "COLO runs: the VM is protected");
         fsm_maybe_switch_when_protected(fsm, out);
     } else if (ev == VMM_EV_PROTECT_DONE && s == CLUSTER_SECONDARY_SYNCING) {
+        bool orphaned = fsm->sync_orphaned;
+
         fsm_persist(fsm, out, COLOD_ROLE_SECONDARY, fsm->pending_gen);
         fsm_enter(fsm, out, CLUSTER_SECONDARY_PROTECTED, "COLO runs: this node holds a complete replica");
+        if (orphaned && !fsm->peer_in_group && fsm->quorate) {
+            fsm_failover(fsm, out, fsm_next_generation(fsm),
+                         "the initial sync completed after the primary's colod left (its colo-vmm, having "
+                         "committed, is stopped by its unit)");
+        }
     } else if ((ev == VMM_EV_PROTECT_FAILED || ev == VMM_EV_PEER_LOST) && s == CLUSTER_PROTECTING) {
         fsm_vmm_act(fsm, out, ACT_CANCEL_PROTECT);
         fsm_protect_later(fsm, out, "the initial sync failed");
     } else if ((ev == VMM_EV_PROTECT_FAILED || ev == VMM_EV_PEER_LOST) && s == CLUSTER_SECONDARY_SYNCING) {
         fsm_vmm_act(fsm, out, ACT_STOP_VMM);
-        fsm_enter(fsm, out, CLUSTER_IDLE, "the initial sync failed: secondary stopped");
+        sync_failed(fsm, out, "the initial sync failed: secondary stopped");
     } else if (ev == VMM_EV_PEER_LOST && s == CLUSTER_PRIMARY_PROTECTED) {
         if (fsm->peer_in_group) {
             fsm_claim(fsm, out, false, false, "colo-vmm lost the secondary");
@@ -851,6 +899,13 @@ static void timer_fired(ClusterFsm *fsm, ClusterTimer t, ClusterActions *out)
         break;
     case TIMER_RELOCATE_ACK:
         fsm_relocate_timeout(fsm, out);
+        break;
+    case TIMER_SYNC_OUTCOME:
+        if (fsm->state == CLUSTER_SECONDARY_SYNCING && fsm->sync_orphaned) {
+            fsm_vmm_act(fsm, out, ACT_STOP_VMM);
+            secondary_abandoned(fsm, out, "the initial sync neither completed nor failed after the primary's colod left",
+                                ": secondary stopped");
+        }
         break;
     case TIMER__MAX:
         g_assert_not_reached();

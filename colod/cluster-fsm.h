@@ -42,6 +42,7 @@ typedef enum {
     TIMER_CLAIM,         /* the answer to our failover claim */
     TIMER_RESTART_GRACE, /* a peer colod that said it restarts */
     TIMER_RELOCATE_ACK,  /* the answer to our relocate request */
+    TIMER_SYNC_OUTCOME,  /* a secondary whose primary's colod left mid-sync */
     TIMER__MAX
 } ClusterTimer;
 

@@ -316,6 +316,48 @@ static void test_sole_copy_protecting(void)
     sim_free(s);
 }
 
+/* The primary's colod killed while protecting, the other way round: after
+ * colo-vmm's commit (it removed the marker, so the unit killed it), the
+ * secondary's copy is whole. The secondary, told the peer's colod left,
+ * waits for its sync's outcome: COLO begins, and it takes over. Without
+ * an outcome (the primary's host gone mid-stream) it gives up after
+ * SYNC_OUTCOME_MS; a sync that fails ends the wait at once. */
+static void test_sync_outcome_after_primary_colod_left(void)
+{
+    for (int outcome = 0; outcome < 3; outcome++) {
+        Sim *s = sim_new(P, 1, N, 0);
+
+        sim_start_protecting(s);
+        sim_kill(s, 0, true);
+        g_assert_cmpint(sim_state(s, 1), ==, CLUSTER_SECONDARY_SYNCING);
+        g_assert_false(sim_serves(s, 1));
+        if (outcome == 0) {
+            sim_vmm(s, 1, VMM_EV_PROTECT_DONE);
+            sim_assert_reason(s, 1, "the initial sync completed after the primary's colod left");
+            g_assert_true(sim_serves(s, 1));
+            g_assert_cmpuint(cluster_fsm_generation(s->node[1].fsm), >, 1);
+            /* The old primary comes back as its secondary. */
+            sim_start(s, 0);
+            sim_vmm(s, 0, VMM_EV_READY);
+            g_assert_cmpint(sim_state(s, 1), ==, CLUSTER_PROTECTING);
+        } else if (outcome == 1) {
+            sim_advance(s, 2900);
+            g_assert_cmpint(sim_state(s, 1), ==, CLUSTER_SECONDARY_SYNCING);
+            sim_advance(s, 200);
+            sim_assert_reason(s, 1, "neither completed nor failed");
+            g_assert_cmpint(sim_state(s, 1), ==, CLUSTER_WAIT_PEER);
+            g_assert_false(sim_serves(s, 1));
+            g_assert_cmpint(s->node[1].vmm, ==, VMM_NONE);
+        } else {
+            sim_vmm(s, 1, VMM_EV_EXITED);
+            sim_assert_reason(s, 1, "after the primary's colod left");
+            g_assert_cmpint(sim_state(s, 1), ==, CLUSTER_WAIT_PEER);
+            g_assert_false(sim_serves(s, 1));
+        }
+        sim_free(s);
+    }
+}
+
 /* The secondary's colod killed: the primary fails over; the next colod
  * picks up the secondary's colo-vmm, learns the peer went on, stops its
  * stale copy and is protected again. Restarted with SIGUSR1 instead
@@ -877,6 +919,7 @@ int main(int argc, char **argv)
     g_test_add_func("/colod/fsm/adopt-alone", test_adopt_alone);
     g_test_add_func("/colod/fsm/sole-copy", test_sole_copy);
     g_test_add_func("/colod/fsm/sole-copy-protecting", test_sole_copy_protecting);
+    g_test_add_func("/colod/fsm/sync-outcome-after-primary-colod-left", test_sync_outcome_after_primary_colod_left);
     g_test_add_func("/colod/fsm/adopt-secondary", test_adopt_secondary);
     g_test_add_func("/colod/fsm/partition-qdevice", test_partition_qdevice);
     g_test_add_func("/colod/fsm/partition-no-quorum", test_partition_no_quorum);

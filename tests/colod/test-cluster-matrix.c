@@ -241,15 +241,24 @@ static void random_step(Sim *s, GRand *r)
     case 0: {
         ClusterSoleCopy sole = n->fsm ? cluster_fsm_sole_copy(n->fsm) : CLUSTER_SOLE_COPY_NO;
 
-        if (sole != CLUSTER_SOLE_COPY_NO && g_rand_boolean(r)) {
+        bool peer_syncing = s->node[!i].fsm && sim_state(s, !i) == CLUSTER_SECONDARY_SYNCING &&
+                            s->node[!i].vmm != VMM_NONE;
+
+        if (sole == CLUSTER_SOLE_COPY_UNTIL_COMMIT && g_rand_boolean(r)) {
+            /* After colo-vmm's commit: the marker is gone, the unit kills
+             * the VM, and the secondary's copy is whole: COLO begins there. */
+            sim_kill(s, i, true);
+            if (peer_syncing) {
+                sim_vmm(s, !i, VMM_EV_PROTECT_DONE);
+            }
+        } else if (sole != CLUSTER_SOLE_COPY_NO && g_rand_boolean(r)) {
             /* An unclean end under colod@.service: the sole copy runs on
              * (its marker), colod is back RestartSec later and picks it up.
              * While protecting, colo-vmm had not committed (else it would
              * have removed the marker and been killed): it cancels the
              * sync, and the secondary's incoming colo-vmm ends. */
             sim_kill(s, i, false);
-            if (sole == CLUSTER_SOLE_COPY_UNTIL_COMMIT && s->node[!i].fsm &&
-                sim_state(s, !i) == CLUSTER_SECONDARY_SYNCING && s->node[!i].vmm != VMM_NONE) {
+            if (sole == CLUSTER_SOLE_COPY_UNTIL_COMMIT && peer_syncing) {
                 sim_vmm(s, !i, VMM_EV_EXITED);
             }
             sim_advance(s, 5000);
