@@ -25,6 +25,7 @@ import cluster
 import cluster_client
 import cluster_vm
 import tap
+from qmp import QMPClient
 
 SRCDIR = os.environ.get("COLO_SRCDIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 CLI = os.path.join(SRCDIR, "tests", "cluster", "colo-cluster")
@@ -248,6 +249,38 @@ def up_failover_restart_down():
     gap = ping.stop()
     print("# node1's colod killed while the VM ran alone: the same colo-vmm ran on, picked up and protected "
           "again after %.1f s; the guest out of reach for %.2f s at most" % (time.monotonic() - killed, gap))
+    assert gap < 1.0, gap
+
+    # colod killed during the initial sync, once colo-vmm sends the VM:
+    # colo-vmm sees the client that started the migration gone before the
+    # secondary's copy is whole and cancels it, keeping the sole-copy
+    # marker (migrate's x-sole-copy-file), so the unit spares the VM again
+    # and the next colod picks it up. The sync is slowed down (1 MiB/s) so
+    # the kill lands inside it.
+    qmp_path = c.hostdir("node1", "fs", "run", "colo", cluster_vm.VM, "vmm.qmp")
+    cluster_vm.coloctl(c, "node1", "unprotect")
+    tap.wait_until(lambda: (cluster_vm.colod_status(c, "node1") or {}).get("state") == "primary-alone", 30,
+                   "node1 alone after unprotect", interval=0.2)
+    with QMPClient(qmp_path) as q:
+        q.cmd("migrate-set-parameters", args={"max-bandwidth": 1 << 20})
+        cluster_vm.coloctl(c, "node1", "protect")
+        tap.wait_until(lambda: q.cmd("query-migrate").get("status") == "active", 30,
+                       "node1's colo-vmm to send the VM", interval=0.05)
+        ping = cluster_vm.Pinger(c)
+        killed = time.monotonic()
+        cli("fault", "sigkill", "node1", "colod")
+        tap.wait_until(lambda: q.cmd("query-migrate").get("status") == "cancelled", 10,
+                       "node1's colo-vmm to cancel the initial sync", interval=0.05)
+        q.cmd("migrate-set-parameters", args={"max-bandwidth": 0})
+    tap.wait_until(lambda: "while the VM ran only here: colo-vmm left running" in c.log("node1", "colod", 100000),
+                   10, "colod-unit to spare node1's VM", interval=0.1)
+    assert "the QMP client that started it is gone" in c.log("node1", "colod", 100000)
+    cluster_vm.wait_protected(c, "node1", timeout=120)
+    assert proc_id(vmm[0]) == vmm_id and c.pids("node1", "colo-vmm") == vmm, "not the same colo-vmm"
+    obs = observer_after(observer_after(0)["rounds"] + 5, timeout=60)
+    gap = ping.stop()
+    print("# node1's colod killed during the initial sync: colo-vmm cancelled it and ran on, picked up and "
+          "protected again after %.1f s; the guest out of reach for %.2f s at most" % (time.monotonic() - killed, gap))
     assert gap < 1.0, gap
 
     # The client's link flaps: a stall, nothing broken, nothing wrong;

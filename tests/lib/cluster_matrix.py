@@ -321,6 +321,11 @@ class Matrix:
             return
         os.makedirs(self.diag, exist_ok=True)
         path = os.path.join(self.diag, "%s-%s-%d.log" % (res["fault"].replace(":", "-"), res["point"], res["round"]))
+        # A round saved twice (before a rebuild, then after) keeps both.
+        base, n = path, 1
+        while os.path.exists(path) and ("logs: %s;" % path) in res["note"]:
+            n += 1
+            path = "%s.%d" % (base, n)
         with open(path, "w") as f:
             f.write("%s\n--- observer\n%s\n%s" % (json.dumps(res), json.dumps(self.observer()), self.c.logs(400)))
         res["note"] += " logs: %s;" % path
@@ -335,7 +340,11 @@ class Matrix:
         if admin:
             res["note"] += " %s;" % admin
         for node in cluster.NODES:
-            if not self.c.pids(node, "corosync") or not self.c.pids(node, "colod"):
+            # A killed colod is started again by its colod-unit (as by
+            # systemd), over whatever it left running: rebooting the node
+            # instead would kill a VM the unit kept (its sole copy).
+            if not self.c.pids(node, "corosync") or not (self.c.pids(node, "colod") or
+                                                        self.c.pids(node, "colod-unit")):
                 self.log("# restart_node %s" % node)
                 self.vm.restart_node(self.c, node, wait=False)
         if not self.protected(timeout=120):
