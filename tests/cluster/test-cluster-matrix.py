@@ -20,9 +20,12 @@ import tap
 SEED = int(os.environ.get("COLO_MATRIX_SEED") or random.SystemRandom().randrange(1, 1 << 31))
 TOKEN = 1000
 # (fault, point): a host lost, a VMM crash inside a checkpoint, a proxy
-# crash, the nodes cut apart, the secondary's disk full.
+# crash, the nodes cut apart, the secondary's disk full, the primary's
+# colod killed during an initial sync (before colo-vmm's commit the VM
+# runs on, after it the secondary takes over).
 CELLS = (("kill-host:primary", "idle"), ("sigkill-colo-vmm:primary", "transfer"),
-         ("sigkill-colo-proxy:secondary", "idle"), ("partition", "idle"), ("disk-full:secondary", "idle"))
+         ("sigkill-colo-proxy:secondary", "idle"), ("partition", "idle"), ("disk-full:secondary", "idle"),
+         ("sigkill-colod:primary", "initial-sync"))
 vm = cluster_vm    # the harness API
 the = {}
 
