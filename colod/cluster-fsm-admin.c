@@ -254,6 +254,13 @@ void cluster_fsm_adopt(ClusterFsm *fsm, VmmKind vmm, bool in_colo, bool paused, 
               vmm_kind_name(vmm), in_colo ? ", in COLO" : "");
 }
 
+void cluster_fsm_keep_unprotected(ClusterFsm *fsm)
+{
+    if (fsm->state == CLUSTER_STARTING) {
+        fsm->protect_enabled = false;
+    }
+}
+
 bool cluster_quorum_policy_check(bool two_node, bool qdevice, bool allow_split_brain, bool managed,
                                  GError **error)
 {

@@ -174,6 +174,12 @@ void cluster_fsm_shutdown(ClusterFsm *fsm, bool restart, ClusterActions *out);
  * one waits for quorum and the peer as after a loss of quorum). */
 void cluster_fsm_adopt(ClusterFsm *fsm, VmmKind vmm, bool in_colo, bool paused, ClusterActions *out);
 
+/* Before the first membership: an administrator's `coloctl unprotect`
+ * outlives the colod that took it (colod keeps a run-dir marker while
+ * protection is off): this colod does not protect either, until
+ * `coloctl protect`. */
+void cluster_fsm_keep_unprotected(ClusterFsm *fsm);
+
 /* Earliest armed timer, or -1. */
 int64_t cluster_fsm_next_deadline(const ClusterFsm *fsm);
 

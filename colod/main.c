@@ -41,6 +41,7 @@ typedef struct {
     bool ready;                 /* READY=1 sent */
     char *run_dir;              /* /run/colo/VM */
     int sole_copy_marked;       /* the run dir's sole-copy marker: 1, 0, -1 not known yet */
+    int unprotected_marked;     /* the run dir's unprotected marker: 1, 0, -1 not known yet */
     int exit_code;
 } Colod;
 
@@ -97,6 +98,30 @@ static void colod_start_vmm(Colod *c, VmmKind kind, bool relocation)
     vmm_driver_start(c->vmm, kind);
 }
 
+/* Makes the run dir's marker file @name exist (with @text) or not, as
+ * @want says, unless *@marked already says so; @level and @if_lost tell
+ * the log what a failure means. */
+static void colod_mark(Colod *c, const char *name, int want, int *marked, const char *text, int level,
+                       const char *if_lost)
+{
+    g_autofree char *path = g_build_filename(c->run_dir, name, NULL);
+    g_autoptr(GError) err = NULL;
+
+    if (want == *marked) {
+        return;
+    }
+    if (want) {
+        if (!g_file_set_contents(path, text, -1, &err)) {
+            qb_log(level, "%s (%s)", err->message, if_lost);
+            return;
+        }
+    } else if (g_unlink(path) < 0 && errno != ENOENT) {
+        qb_log(level, "cannot remove %s: %s (%s)", path, g_strerror(errno), if_lost);
+        return;
+    }
+    *marked = want;
+}
+
 /* RUN_DIR/sole-copy exists while this node's VM is the only copy
  * (cluster_fsm_sole_copy): after an unclean end of colod, colod@.service's
  * ExecStopPost (and the test harness's colod-unit) leave colo-vmm and
@@ -106,8 +131,6 @@ static void colod_start_vmm(Colod *c, VmmKind kind, bool relocation)
  * removes it at the commit of the initial sync. */
 static void colod_mark_sole_copy(Colod *c)
 {
-    g_autofree char *path = colod_sole_copy_path(c);
-    g_autoptr(GError) err = NULL;
     ClusterSoleCopy sole = cluster_fsm_sole_copy(c->fsm);
     int want = sole == CLUSTER_SOLE_COPY_YES;
 
@@ -115,27 +138,32 @@ static void colod_mark_sole_copy(Colod *c)
         c->sole_copy_marked = -1;   /* colo-vmm may remove it: look again after */
         return;
     }
-    if (want == c->sole_copy_marked) {
-        return;
-    }
-    if (want) {
-        if (!g_file_set_contents(path, "the VM runs only here: an unclean end of colod leaves it running\n", -1,
-                                 &err)) {
-            qb_log(LOG_WARNING, "%s (an unclean end of colod would take the VM down with it)", err->message);
-            return;
-        }
-    } else if (g_unlink(path) < 0 && errno != ENOENT) {
-        /* Left behind, it would spare a VM the peer may take over from. */
-        qb_log(LOG_ERR, "cannot remove %s: %s", path, g_strerror(errno));
-        return;
-    }
-    c->sole_copy_marked = want;
+    /* Left behind, it would spare a VM the peer may take over from. */
+    colod_mark(c, "sole-copy", want, &c->sole_copy_marked,
+               "the VM runs only here: an unclean end of colod leaves it running\n", want ? LOG_WARNING : LOG_ERR,
+               want ? "an unclean end of colod would take the VM down with it"
+                    : "an unclean end of colod would leave the VM running beside the peer's");
+}
+
+/* RUN_DIR/unprotected exists while protection is off (`coloctl
+ * unprotect`, or a failover claimed with it): the administrator's wish
+ * outlives this colod when its VM does (a crash, an upgrade restart), not
+ * a stop of colod with its VM nor the node's reboot. The next colod reads
+ * it (cluster_fsm_keep_unprotected). */
+static void colod_mark_unprotected(Colod *c)
+{
+    int want = !cluster_fsm_protect_enabled(c->fsm);
+
+    colod_mark(c, "unprotected", want, &c->unprotected_marked,
+               "protection disabled by an administrator (coloctl protect enables it)\n", LOG_WARNING,
+               want ? "a restarted colod would protect the VM again" : "a restarted colod would not protect the VM");
 }
 
 /* Carries out @acts in order (cluster-fsm.h's contract). */
 static void colod_execute(Colod *c, ClusterActions *acts)
 {
     colod_mark_sole_copy(c);
+    colod_mark_unprotected(c);
     for (guint i = 0; i < acts->len; i++) {
         ClusterAction *a = cluster_action_at(acts, i);
         g_autoptr(GError) err = NULL;
@@ -314,6 +342,10 @@ static void colod_stop(Colod *c, bool restart)
         /* The next colod of this VM picks them up (docs/colod.md). */
         vmm_driver_detach(c->vmm);
         proxy_driver_detach(c->proxy);
+    } else {
+        /* Stopped with its VM: the next start is a fresh one. */
+        colod_mark(c, "unprotected", 0, &c->unprotected_marked, NULL, LOG_WARNING,
+                   "the next colod would not protect the VM");
     }
     g_main_loop_quit(c->loop);
 }
@@ -376,6 +408,7 @@ static int colod_setup(Colod *c, const char *config_path, const char *control_pa
     g_autofree char *proxy_listen = NULL;
     g_autofree char *proxy_connect = NULL;
     g_autofree char *run_dir = NULL;
+    g_autofree char *unprotected = NULL;
     g_autofree char *incoming = NULL;
     g_autofree char *peer_uri = NULL;
     g_autofree char *default_control = NULL;
@@ -438,6 +471,7 @@ static int colod_setup(Colod *c, const char *config_path, const char *control_pa
     run_dir = g_build_filename("/run/colo", c->config->vm_name, NULL);
     c->run_dir = g_strdup(run_dir);
     c->sole_copy_marked = -1;
+    c->unprotected_marked = -1;
     /* 0700 (0750 with [vm] socket-group): the sockets in it are for root
      * (and that group) only. */
     if (!colo_run_dir_prepare(run_dir, c->config->socket_group, &err)) {
@@ -470,6 +504,13 @@ static int colod_setup(Colod *c, const char *config_path, const char *control_pa
                                  .timeouts = c->config->timeouts, .managed = c->config->managed,
                                  .has_disks = colod_config_has_disks(c->config) };
     c->fsm = cluster_fsm_new(&params, &rec, &clock);
+    unprotected = g_build_filename(run_dir, "unprotected", NULL);
+    if (g_file_test(unprotected, G_FILE_TEST_EXISTS)) {
+        cluster_fsm_keep_unprotected(c->fsm);
+        c->unprotected_marked = 1;
+        qb_log(LOG_NOTICE, "protection stays disabled: 'coloctl unprotect' was given to an earlier colod (%s); "
+               "'coloctl protect' enables it", unprotected);
+    }
     c->hooks = colod_hooks_new("role-change", c->config->role_change_hook, c->config->vm_name,
                                c->config->role_change_timeout_ms);
     c->state_hooks = colod_hooks_new("state-change", c->config->state_change_hook, c->config->vm_name,

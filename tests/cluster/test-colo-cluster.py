@@ -223,7 +223,8 @@ def up_failover_restart_down():
     # SIGKILL: no peer can take over, so colod's sole-copy marker keeps the
     # unit (colod-unit) from killing the last copy and from dropping the
     # gateway; colo-vmm runs on untouched, colod back 5 s later picks it
-    # up and protects it again.
+    # up, still unprotected (the administrator's wish outlives colod: its
+    # unprotected marker), and protects it again on `coloctl protect`.
     cluster_vm.coloctl(c, "node1", "unprotect")
     tap.wait_until(lambda: (cluster_vm.colod_status(c, "node1") or {}).get("state") == "primary-alone", 30,
                    "node1 alone after unprotect", interval=0.2)
@@ -241,14 +242,23 @@ def up_failover_restart_down():
                    10,
                    "colod-unit to spare node1's VM", interval=0.1)
     assert proc_id(vmm[0]) == vmm_id, "node1's colo-vmm is gone: %s" % c.log("node1", "colod", 10)
+    tap.wait_until(lambda: "protection stays disabled" in cluster_vm.colod_log(c, "node1", 100000), 30,
+                   "node1's next colod to keep the VM unprotected", interval=0.2)
+    tap.wait_until(lambda: (cluster_vm.colod_status(c, "node1") or {}).get("state") == "primary-alone", 30,
+                   "node1's next colod to run the VM alone", interval=0.2)
+    time.sleep(2)
+    st = cluster_vm.colod_status(c, "node1")
+    assert st["state"] == "primary-alone" and st["protect"] is False, st
+    cluster_vm.coloctl(c, "node1", "protect")
     cluster_vm.wait_protected(c, "node1", timeout=120)
     assert proc_id(vmm[0]) == vmm_id and c.pids("node1", "colo-vmm") == vmm, "not the same colo-vmm"
     assert "picked up the running colo-vmm (primary)" in cluster_vm.colod_log(c, "node1", 100000)
     assert cluster.LAN_GW + "/" in c.ip("node1", "addr", "show", "lan0").stdout
     obs = observer_after(observer_after(0)["rounds"] + 5, timeout=60)
     gap = ping.stop()
-    print("# node1's colod killed while the VM ran alone: the same colo-vmm ran on, picked up and protected "
-          "again after %.1f s; the guest out of reach for %.2f s at most" % (time.monotonic() - killed, gap))
+    print("# node1's colod killed while the VM ran alone: the same colo-vmm ran on, picked up (unprotected, as "
+          "it was), protected on coloctl protect %.1f s after the kill; the guest out of reach for %.2f s at most"
+          % (time.monotonic() - killed, gap))
     assert gap < 1.0, gap
 
     # colod killed during the initial sync, once colo-vmm sends the VM:

@@ -286,6 +286,9 @@ void sim_create(Sim *s, int i)
 
     g_assert_null(n->fsm);
     n->fsm = cluster_fsm_new(&p, &n->disk, &clock);
+    if (n->unprotected) {
+        cluster_fsm_keep_unprotected(n->fsm);
+    }
 }
 
 void sim_start(Sim *s, int i)
@@ -300,6 +303,8 @@ void sim_kill(Sim *s, int i, bool vmm_too)
     ClusterState was = sim_state(s, i);
     bool moving = was == CLUSTER_RELOCATING || was == CLUSTER_RELOCATE_TARGET;
 
+    /* As colod keeps it after each decision (colod/main.c). */
+    n->unprotected = !cluster_fsm_protect_enabled(n->fsm);
     cluster_fsm_free(n->fsm);
     n->fsm = NULL;
     if (vmm_too) {

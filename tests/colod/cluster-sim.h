@@ -27,6 +27,7 @@ typedef struct {
     bool broken;            /* its COLO broke (x-broken): holds output until failover */
     unsigned starts;        /* START_VMM count */
     bool deaf;              /* its colod receives nothing (hung) */
+    bool unprotected;       /* colod's run-dir marker of `coloctl unprotect` */
 } SimNode;
 
 typedef struct {

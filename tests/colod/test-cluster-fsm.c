@@ -267,12 +267,18 @@ static void test_sole_copy(void)
     g_assert_false(sim_serves(s, 1));
     sim_advance(s, 5000);
     sim_start_adopt(s, 0);
-    sim_assert_reason(s, 0, "protecting the VM");
     g_assert_cmpint(cluster_fsm_sole_copy(s->node[0].fsm), ==, CLUSTER_SOLE_COPY_YES);
     g_assert_cmpuint(s->node[0].starts, ==, starts);
     g_assert_true(sim_serves(s, 0));
-    /* Picked up and protected again at once (unprotect was the last
-     * colod's wish, not kept). */
+    /* Picked up and left unprotected: the administrator's unprotect
+     * outlives the colod that took it (its run-dir marker), until
+     * protect. */
+    g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PRIMARY_ALONE);
+    g_assert_false(cluster_fsm_protect_enabled(s->node[0].fsm));
+    sim_advance(s, 60000);
+    g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PRIMARY_ALONE);
+    g_assert_true(sim_admin(s, 0, ADMIN_PROTECT, NULL));
+    sim_assert_reason(s, 0, "protecting the VM");
     g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PROTECT_REQUESTED);
     g_assert_cmpint(sim_state(s, 1), ==, CLUSTER_SECONDARY_STARTING);
 
