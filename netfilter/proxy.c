@@ -242,11 +242,18 @@ static void primary_send_carried(Proxy *p)
 {
     g_autoptr(JsonNode) json = NULL;
     g_autofree char *text = NULL;
+    g_autoptr(GArray) flows = NULL;
 
-    if (!p->engine || !p->link || !p->cfg.carried || !p->cfg.carried->len) {
+    if (!p->engine || !p->link || !p->rw) {
         return; /* (a link up within link_new: proxy_start_primary sends) */
     }
-    json = carry_to_json(p->cfg.carried);
+    /* The rewriter's flows as they are now: those that ended since the
+     * start are not handed on. */
+    flows = rw_table_export(p->rw);
+    if (!flows->len) {
+        return;
+    }
+    json = carry_to_json(flows);
     text = json_to_string(json, FALSE);
     if (!link_send(p->link, FRAME_CARRY, cmp_engine_epoch(p->engine), (const uint8_t *)text, strlen(text))) {
         qb_log(LOG_ERR, "the carried flows could not be sent to the secondary (a takeover would stall them)");
