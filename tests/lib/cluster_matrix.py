@@ -347,13 +347,16 @@ class Matrix:
                                                         self.c.pids(node, "colod-unit")):
                 self.log("# restart_node %s" % node)
                 self.vm.restart_node(self.c, node, wait=False)
-        if not self.protected(timeout=120):
+        protected = self.protected(timeout=120)
+        # The client's counts are read before a rebuild: the rebuilt
+        # cluster's observer starts from zero.
+        obs = self.observer()
+        if not protected:
             res["note"] += " not protected again within 120 s;"
             self._save_logs(res)
             self._reset("not protected after the round")
         watch.stop()
         res["split_brain"] = watch.seen
-        obs = self.observer()
         for key, field in (("broken", "broken"), ("wrong", "wrong_bytes"), ("lost", "writes_lost")):
             res[key] = obs.get(field, 0) - before.get(field, 0)
         res["udp_twice"] = obs.get("udp_duplicate", 0) - before.get("udp_duplicate", 0)
