@@ -50,7 +50,7 @@ int main(int argc, char **argv)
                     *tls_dir = NULL, *carry_file = NULL;
     g_autoptr(GArray) carried = NULL;
     g_auto(GStrv) ports = NULL;
-    int queue_num = 0, queue_maxlen = 16384, timeout = 3000, scan = 1000, max_queue = 16384;
+    int queue_num = 0, queue_maxlen = 16384, timeout = 3000, scan = 1000, max_queue = 16384, fence_after = 1000;
     gboolean no_rules = FALSE, no_cp_mismatch = FALSE, debug = FALSE, use_syslog = FALSE, forward_all = FALSE,
              kernel_ts = FALSE, cleanup = FALSE, daemonize = FALSE, version = FALSE;
     GOptionEntry entries[] = {
@@ -70,6 +70,9 @@ int main(int argc, char **argv)
           "let this group's members use the control socket too (mode 0660)", "GROUP" },
         { "compare-timeout", 't', 0, G_OPTION_ARG_INT, &timeout, "ms a packet may wait (default 3000)", "MS" },
         { "scan-cycle", 0, 0, G_OPTION_ARG_INT, &scan, "ms between timeout scans (default 1000)", "MS" },
+        { "fence-after-ms", 0, 0, G_OPTION_ARG_INT, &fence_after,
+          "primary: not scheduled for this long (a frozen host), hold all output until the secondary answers "
+          "on the link, since it may have taken over (default 1000, 0: never)", "MS" },
         { "max-queue-size", 0, 0, G_OPTION_ARG_INT, &max_queue, "held packets before asking for a checkpoint",
           "N" },
         { "no-checkpoint-on-mismatch", 0, 0, G_OPTION_ARG_NONE, &no_cp_mismatch,
@@ -120,7 +123,7 @@ int main(int argc, char **argv)
     }
     if (!role || (g_strcmp0(role, "primary") && g_strcmp0(role, "secondary")) || !iface ||
         !listen_on == !connect_to || queue_num < 0 || queue_num > 65535 || timeout < 1 || scan < 1 ||
-        max_queue < 1 || queue_maxlen < 1) {
+        max_queue < 1 || queue_maxlen < 1 || fence_after < 0) {
         fprintf(stderr, "colo-proxy: need --role primary|secondary, --guest-iface, and one of --listen or "
                         "--connect (see --help)\n");
         return 1;
@@ -159,6 +162,7 @@ int main(int argc, char **argv)
     cfg.uplink = uplink;
     cfg.forward_all = forward_all;
     cfg.kernel_timestamps = kernel_ts;
+    cfg.fence_after_ms = (uint32_t)fence_after;
     cfg.carried = carried;
     cfg.params.compare_timeout_ms = (uint32_t)timeout;
     cfg.params.expired_scan_cycle_ms = (uint32_t)scan;

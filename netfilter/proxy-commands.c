@@ -158,6 +158,11 @@ static JsonNode *cmd_query_stats(JsonObject *args, gpointer opaque, GError **err
     add_int(b, "epoch", cmd_epoch(p));
     if (p->engine) {
         stats_engine(b, p);
+        json_builder_set_member_name(b, "fenced");
+        json_builder_add_boolean_value(b, p->fenced);
+        add_int(b, "fences", (int64_t)p->fences);
+        add_int(b, "fence-released", (int64_t)p->fence_released);
+        add_int(b, "fence-deferred", p->fence_deferred ? (int64_t)p->fence_deferred->len : 0);
     }
     if (p->rw) {
         struct rw_stats rs;
@@ -173,6 +178,7 @@ static JsonNode *cmd_query_stats(JsonObject *args, gpointer opaque, GError **err
         add_int(b, "carried-from-primary", p->carried_in ? (int64_t)p->carried_in->len : 0);
         add_int(b, "carry-refused", (int64_t)p->carry_refused);
         add_int(b, "not-forwarded", (int64_t)p->not_forwarded);
+        add_int(b, "pings-refused", (int64_t)p->pings_refused);
     }
     if (p->nfq) {
         struct nfq_stats ns;

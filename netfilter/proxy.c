@@ -31,16 +31,23 @@ static void proxy_emit_checkpoint(Proxy *p, const char *reason)
 
 /* --- primary --------------------------------------------------------- */
 
-static void primary_release(void *opaque, uint64_t handle)
+void proxy_release(Proxy *p, uint64_t handle)
 {
-    Proxy *p = opaque;
-
     if (handle & PROXY_CARRY_HANDLE) {
         proxy_carry_release(p, (uint32_t)handle);
     } else if (p->l2_held) {
         proxy_l2_release(p, handle);
     } else {
         nfq_release(p->nfq, (uint32_t)handle);
+    }
+}
+
+static void primary_release(void *opaque, uint64_t handle)
+{
+    Proxy *p = opaque;
+
+    if (!proxy_fence_defer(p, handle)) {
+        proxy_release(p, handle);
     }
 }
 
@@ -96,6 +103,10 @@ static void primary_frame(void *opaque, const struct frame *f)
 {
     Proxy *p = opaque;
 
+    if (f->type == FRAME_PONG) {
+        proxy_fence_pong(p, f);
+        return;
+    }
     if (f->type != FRAME_OUTPUT || f->len < CAPTURE_VNET_LEN) {
         return;
     }
@@ -103,11 +114,8 @@ static void primary_frame(void *opaque, const struct frame *f)
                       proxy_now_ns());
 }
 
-/* One verdict batch per burst of the secondary's output, not per frame. */
-static void primary_frames_done(void *opaque)
+void proxy_flush_released(Proxy *p)
 {
-    Proxy *p = opaque;
-
     if (p->nfq) {
         nfq_flush(p->nfq);
     }
@@ -115,6 +123,12 @@ static void primary_frames_done(void *opaque)
         nfq_flush(p->carry_nfq);
     }
     proxy_l2_flush(p);
+}
+
+/* One verdict batch per burst of the secondary's output, not per frame. */
+static void primary_frames_done(void *opaque)
+{
+    proxy_flush_released(opaque);
 }
 
 /* A burst of captured frames (either role) goes to the peer in one write. */
@@ -195,6 +209,10 @@ static void secondary_frame(void *opaque, const struct frame *f)
         secondary_carry(p, f);
         return;
     }
+    if (f->type == FRAME_PING) {
+        proxy_fence_answer_ping(p, f);
+        return;
+    }
     if (f->type != FRAME_MIRROR || f->len < CAPTURE_VNET_LEN || p->failed_over) {
         return;
     }
@@ -267,6 +285,7 @@ static void proxy_link_state(void *opaque, bool up)
 
     if (up) {
         primary_send_carried(p);
+        proxy_fence_link_up(p);
     }
 
     json_node_take_object(data, json_object_new());
@@ -299,6 +318,7 @@ static bool proxy_start_primary(Proxy *p, GError **error)
     g_autofree char *qnum = g_strdup_printf("%u", p->cfg.queue_num);
 
     p->engine = cmp_engine_new(&p->cfg.params, &ccb);
+    proxy_fence_start(p);
     if (p->cfg.uplink && p->cfg.carried && p->cfg.carried->len) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "carried flows need the NFQUEUE path, not --uplink");
         return false;
@@ -429,6 +449,7 @@ void proxy_free(Proxy *p)
     }
     /* Rules first, so no new packet enters a queue about to vanish. */
     rules_free(p->rules);
+    proxy_fence_free(p);
     qmp_server_free(p->ctl);
     link_free(p->link);
     proxy_l2_free(p);
@@ -459,6 +480,20 @@ unsigned int proxy_checkpoint_begin(Proxy *p)
     return cmp_checkpoint_begin(p->engine);
 }
 
+/* Everything in the queues up to now goes, gaps included (packets the
+ * engine never saw): a checkpoint commit's release. */
+void proxy_release_all(Proxy *p)
+{
+    if (p->nfq) {
+        nfq_release_all(p->nfq);
+    }
+    /* Those released with new bytes get their own verdicts first. */
+    if (p->carry_nfq) {
+        nfq_release_all(p->carry_nfq);
+    }
+    proxy_l2_flush(p);
+}
+
 unsigned int proxy_checkpoint_commit(Proxy *p, bool keep_offsets)
 {
     unsigned int n = 0;
@@ -466,15 +501,13 @@ unsigned int proxy_checkpoint_commit(Proxy *p, bool keep_offsets)
     if (p->engine) {
         if (!p->failed_over) {
             n = cmp_checkpoint_commit(p->engine, proxy_now_ns());
-            /* One batch verdict for everything up to now, gaps included. */
-            if (p->nfq) {
-                nfq_release_all(p->nfq);
+            if (p->fenced) {
+                /* Perhaps a commit from before the freeze: its release
+                 * waits for the fence too (proxy_fence_lift). */
+                p->fence_commit = true;
+                return n;
             }
-            /* Those released with new bytes get their own verdicts first. */
-            if (p->carry_nfq) {
-                nfq_release_all(p->carry_nfq);
-            }
-            proxy_l2_flush(p);
+            proxy_release_all(p);
         }
     } else {
         if (!keep_offsets) {
@@ -489,6 +522,10 @@ bool proxy_failover(Proxy *p, GError **error)
 {
     if (p->failed_over) {
         return true;
+    }
+    if (p->engine) {
+        /* colod decided: this primary serves alone. */
+        proxy_fence_lift(p, "failed over alone");
     }
     p->failed_over = true;
     if (p->engine) {

@@ -36,6 +36,7 @@ struct proxy_config {
     const char *uplink;
     bool forward_all;          /* secondary: forward ARP and multicast too */
     bool kernel_timestamps;    /* primary: verdict latency from the kernel's receipt */
+    uint32_t fence_after_ms;   /* primary: a freeze this long fences the output (proxy-fence.c); 0: never */
     /* Primary: flows to keep rewriting (struct rw_carried), carried from
      * a taken-over secondary (proxy-carry.c), or NULL. */
     const GArray *carried;
@@ -65,6 +66,15 @@ typedef struct proxy {
     uint64_t mirror_stale;     /* mirrored frames from an older epoch, dropped */
     uint64_t carry_refused;    /* secondary: FRAME_CARRY payloads that did not parse */
     uint64_t not_forwarded;    /* secondary frames kept local (multicast, ARP) */
+    /* The primary's fence after a freeze (proxy-fence.c). */
+    bool fenced;
+    bool fence_commit;         /* a checkpoint committed while fenced */
+    uint32_t fence_seq;        /* of the last ping */
+    int64_t fence_last_tick;
+    guint fence_timer;
+    GArray *fence_deferred;    /* handles released while fenced */
+    uint64_t fences, fence_released;
+    uint64_t pings_refused;    /* secondary: pings after its takeover, not answered */
 } Proxy;
 
 Proxy *proxy_new(const struct proxy_config *cfg, GError **error);
@@ -95,6 +105,24 @@ bool proxy_carry_start(Proxy *p, GError **error);
 bool proxy_carry_set_rules(Proxy *p, const char *const *main_spec, GError **error);
 void proxy_carry_release(Proxy *p, uint32_t id);
 void proxy_carry_free(Proxy *p);
+
+/* The primary's fence after a freeze (proxy-fence.c). */
+void proxy_fence_start(Proxy *p);
+void proxy_fence_free(Proxy *p);
+/* While fenced, keep @handle for later: true if kept. */
+bool proxy_fence_defer(Proxy *p, uint64_t handle);
+/* Release what was kept (colod failed this primary over, or the
+ * secondary answered). */
+void proxy_fence_lift(Proxy *p, const char *why);
+void proxy_fence_link_up(Proxy *p);
+void proxy_fence_pong(Proxy *p, const struct frame *f);
+void proxy_fence_answer_ping(Proxy *p, const struct frame *f);
+/* The primary lets a compared (or passed) packet go; then
+ * proxy_flush_released. */
+void proxy_release(Proxy *p, uint64_t handle);
+void proxy_flush_released(Proxy *p);
+/* A checkpoint commit's release: all queued packets, gaps included. */
+void proxy_release_all(Proxy *p);
 
 /* Control commands (proxy-commands.c). */
 extern const struct ctl_command proxy_commands[];

@@ -1,0 +1,138 @@
+/* The primary's fence after a freeze (docs/colo-proxy.md, "A frozen
+ * primary"). A primary colo-proxy that was not scheduled for a while (its
+ * host's processes stopped, the host paused) may have been replaced
+ * meanwhile: the secondary's colod fails over once this host has been
+ * silent for corosync's token and consensus. Waking up, the proxy must not
+ * release output before it knows: what it matches with the secondary's
+ * copies still unread on the link would reach the client beside the new
+ * primary's output. So a gap in its own ticks longer than --fence-after-ms
+ * fences it: every release waits until the secondary answers a ping on the
+ * link (a secondary that took over does not, and everything it sent before
+ * the answer has been read by then), or until colod fails this proxy over
+ * alone. Otherwise colod, learning of the takeover, stops this side. */
+#include "config.h"
+
+#include "proxy.h"
+
+#include <qb/qblog.h>
+
+#define FENCE_TICK_MS 100
+
+static bool fence_applies(const Proxy *p)
+{
+    /* Only a comparing primary releases what a secondary could also send. */
+    return p->engine && !p->failed_over && cmp_engine_armed(p->engine);
+}
+
+static void fence_ping(Proxy *p)
+{
+    uint8_t seq[4] = { (uint8_t)(p->fence_seq >> 24), (uint8_t)(p->fence_seq >> 16), (uint8_t)(p->fence_seq >> 8),
+                       (uint8_t)p->fence_seq };
+
+    if (p->link && link_is_up(p->link) && link_send(p->link, FRAME_PING, cmp_engine_epoch(p->engine), seq, 4)) {
+        link_push(p->link);
+    }
+}
+
+static gboolean fence_tick(gpointer data)
+{
+    Proxy *p = data;
+    int64_t now = g_get_monotonic_time();
+    int64_t gap_ms = (now - p->fence_last_tick) / 1000;
+
+    p->fence_last_tick = now;
+    if (!p->fenced && gap_ms > (int64_t)p->cfg.fence_after_ms && fence_applies(p)) {
+        p->fenced = true;
+        p->fence_seq++;
+        p->fences++;
+        qb_log(LOG_WARNING, "not scheduled for %" G_GINT64_FORMAT " ms (over --fence-after-ms %u): the secondary "
+               "may have taken over meanwhile; output is held until it answers on the link", gap_ms,
+               p->cfg.fence_after_ms);
+        fence_ping(p);
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+void proxy_fence_start(Proxy *p)
+{
+    if (p->cfg.role != PROXY_PRIMARY || !p->cfg.fence_after_ms || p->fence_timer) {
+        return;
+    }
+    p->fence_deferred = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+    p->fence_last_tick = g_get_monotonic_time();
+    p->fence_timer = g_timeout_add(FENCE_TICK_MS, fence_tick, p);
+}
+
+void proxy_fence_free(Proxy *p)
+{
+    if (p->fence_timer) {
+        g_source_remove(p->fence_timer);
+        p->fence_timer = 0;
+    }
+    /* Deferred packets stay in the kernel's queue: dropped with it. */
+    g_clear_pointer(&p->fence_deferred, g_array_unref);
+}
+
+bool proxy_fence_defer(Proxy *p, uint64_t handle)
+{
+    if (!p->fenced) {
+        return false;
+    }
+    g_array_append_val(p->fence_deferred, handle);
+    return true;
+}
+
+void proxy_fence_lift(Proxy *p, const char *why)
+{
+    guint n;
+
+    if (!p->fenced) {
+        return;
+    }
+    p->fenced = false;
+    n = p->fence_deferred->len;
+    for (guint i = 0; i < n; i++) {
+        proxy_release(p, g_array_index(p->fence_deferred, uint64_t, i));
+    }
+    g_array_set_size(p->fence_deferred, 0);
+    if (p->fence_commit) {
+        p->fence_commit = false;
+        proxy_release_all(p);
+    }
+    p->fence_released += n;
+    qb_log(LOG_NOTICE, "fence lifted (%s): %u packets held meanwhile released", why, n);
+}
+
+void proxy_fence_link_up(Proxy *p)
+{
+    if (p->fenced) {
+        fence_ping(p);
+    }
+}
+
+void proxy_fence_pong(Proxy *p, const struct frame *f)
+{
+    uint32_t seq;
+
+    if (!p->fenced || f->len != 4) {
+        return;
+    }
+    seq = (uint32_t)f->payload[0] << 24 | (uint32_t)f->payload[1] << 16 | (uint32_t)f->payload[2] << 8 |
+          f->payload[3];
+    if (seq == p->fence_seq) {
+        proxy_fence_lift(p, "the secondary answered on the link");
+        proxy_flush_released(p);
+    }
+}
+
+void proxy_fence_answer_ping(Proxy *p, const struct frame *f)
+{
+    if (p->failed_over) {
+        /* This side serves now: the old primary must stay fenced. */
+        p->pings_refused++;
+        return;
+    }
+    if (f->len == 4 && link_send(p->link, FRAME_PONG, p->epoch, f->payload, 4)) {
+        link_push(p->link);
+    }
+}
