@@ -91,6 +91,17 @@ def wait_ready(proc, timeout=10):
     return read_line(proc, timeout) == "ready"
 
 
+def converse_go(client):
+    """Start a round of a converse client (netns-peer.py converse); False
+    if it is gone."""
+    try:
+        client.stdin.write("go\n")
+        client.stdin.flush()
+        return True
+    except BrokenPipeError:
+        return False
+
+
 def read_line(proc, timeout=10.0):
     """The next line the process prints, or None after timeout."""
     if not select.select([proc.stdout], [], [], timeout)[0]:

@@ -21,21 +21,12 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netns_topo import PEER, PROXY, read_line, tap_main, wait_for, wait_ready  # noqa: E402
+from netns_topo import PEER, PROXY, converse_go as go, read_line, tap_main, wait_for, wait_ready  # noqa: E402
 from proxyctl import ProxyCtl  # noqa: E402
 
 ROUND = 256 * 1024
 FENCE_MS = 400
 FROZEN_S = 1.5
-
-
-def go(client):
-    try:
-        client.stdin.write("go\n")
-        client.stdin.flush()
-        return True
-    except BrokenPipeError:
-        return False
 
 
 def freeze(proc, seconds):

@@ -25,7 +25,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netns_topo import PEER, PROXY, forward_rules, no_checkpoint, read_line, sh, tap_main, wait_for, wait_ready  # noqa: E402,E501
+from netns_topo import PEER, PROXY, converse_go, forward_rules, no_checkpoint, read_line, sh, tap_main, wait_for, wait_ready  # noqa: E402,E501
 from proxyctl import ProxyCtl  # noqa: E402
 
 ROUND = 512 * 1024
@@ -184,16 +184,6 @@ def run(tap, topo):
     tap.ok(secondary.wait(timeout=10) == 0 and forward_rules(topo, "sh") == [],
            "the secondary stops cleanly and removes its rules")
     reprotect(tap, topo, flows, carried, carried_lines)
-
-
-def converse_go(client):
-    """Start a round of a converse client; False if it is gone."""
-    try:
-        client.stdin.write("go\n")
-        client.stdin.flush()
-        return True
-    except BrokenPipeError:
-        return False
 
 
 def converse_round(client, timeout=40):
