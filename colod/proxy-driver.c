@@ -472,9 +472,8 @@ static void driver_release(ProxyDriver *d, bool stop, const char *why)
  * of its own, blocking for at most a QMP timeout (as the stop that follows
  * does): the old proxy must still rewrite until the new one starts, so the
  * read comes right before the swap. */
-static void driver_take_flows(ProxyDriver *d)
+static void driver_read_flows(ProxyDriver *d)
 {
-    Instance *in = d->cur;
     static const char *const cmds[] = { "query-rewriter", NULL };
     g_autoptr(JsonObject) greeting = NULL;
     g_autoptr(JsonNode) reply = NULL;
@@ -482,26 +481,19 @@ static void driver_take_flows(ProxyDriver *d)
     g_autofree char *text = NULL;
     JsonArray *flows;
 
-    /* Not "failed_over": the poll that learns it may not have run yet;
-     * a secondary that never took over exports nothing anyway. A primary
-     * exports the flows it carries: read when this colod did not hand
-     * them over itself (it picked that proxy up from an earlier colod,
-     * whose file it does not trust), else those connections would stall
-     * at the next protect. */
-    if (!in || !in->ready || d->p.uplink || (in->role == VMM_PRIMARY && d->carry)) {
-        return;
-    }
     greeting = leftover_qmp_probe(d->sock_path, d->p.qmp_ms, cmds, &reply);
     flows = reply && JSON_NODE_HOLDS_OBJECT(reply) && json_object_has_member(json_node_get_object(reply), "flows")
                 ? json_object_get_array_member(json_node_get_object(reply), "flows")
                 : NULL;
     if (!flows) {
-        qb_log(LOG_WARNING, "colo-proxy's query-rewriter failed: no rewritten flow is carried over (those "
-                            "connections will stall)");
+        qb_log(LOG_WARNING, "colo-proxy's query-rewriter failed: %s", d->carry ? "the flows read before are "
+               "carried over" : "no rewritten flow is carried over (those connections will stall)");
         return;
     }
     if (!json_array_get_length(flows)) {
         qb_log(LOG_INFO, "colo-proxy rewrites no flow: nothing to carry over");
+        d->carry = false;
+        g_unlink(d->carry_path);
         return;
     }
     text = json_to_string(reply, FALSE);
@@ -512,6 +504,19 @@ static void driver_take_flows(ProxyDriver *d)
     d->carry = true;
     qb_log(LOG_NOTICE, "carrying %u rewritten flow%s over to the primary colo-proxy", json_array_get_length(flows),
            json_array_get_length(flows) == 1 ? "" : "s");
+}
+
+/* Not "failed_over": the poll that learns it may not have run yet; a
+ * secondary that never took over exports nothing anyway. A primary exports
+ * the flows it carries still (those that ended are gone), whether this
+ * colod handed them over or picked that proxy up from an earlier colod. */
+static void driver_take_flows(ProxyDriver *d)
+{
+    Instance *in = d->cur;
+
+    if (in && in->ready && !d->p.uplink) {
+        driver_read_flows(d);
+    }
 }
 
 void proxy_driver_start(ProxyDriver *d, VmmKind role, ProxyDriverReadyFunc ready, void *opaque)
@@ -606,6 +611,10 @@ bool proxy_driver_adopt(ProxyDriver *d, VmmKind *role)
     d->cur = in;
     child_process_connect(in->proc, d->p.qmp_ms, d->p.poll_ms ? d->p.poll_ms : 2000);
     qb_log(LOG_NOTICE, "picked up colo-proxy pid %d (%s) left by an earlier colod", pid, vmm_kind_name(*role));
+    if (*role == VMM_PRIMARY && !d->p.uplink) {
+        /* Its carried flows, for a restart after its crash (--carry-flows). */
+        driver_read_flows(d);
+    }
     return true;
 }
 
