@@ -57,9 +57,17 @@ WIT_SIDE = {"node1": "10.92.1.2", "node2": "10.92.2.2"}
 QNETD_ADDR = "10.92.0.1"
 QNETD_PORT = 5403
 # The guests' LAN: the client, and each node's port (the primary's takes
-# the LAN gateway address, tests/lib/colo_net.py's plan).
+# the LAN gateway address, tests/lib/colo_net.py's plan). Each node's port
+# has an address of its own first, as a real host's LAN interface does: the
+# gateway is then a secondary address, and the kernel sources its own ARP
+# requests (to forward to the client) from the node's address. Without it a
+# node that still held the gateway address while frozen (SIGSTOP: its
+# kernel runs on) asked for the client "from" the gateway and turned the
+# client's ARP entry back to itself after the peer had taken over (an 8 s
+# stall until the entry failed over, seen at stop-host:primary).
 CLIENT_ADDR = "10.82.0.2"
 LAN_GW = "10.82.0.1"
+NODE_LAN = {"node1": "10.82.0.11", "node2": "10.82.0.12"}
 
 # Directories of a host that are its own: the bind mounts of host_argv().
 PRIVATE = ("/etc/corosync", "/var/lib/corosync", "/var/log/corosync", "/run", "/dev/shm",
@@ -251,6 +259,11 @@ class Cluster:
             self.ip(host, "addr", "add", addr, "dev", dev)
         self.ip(host, "link", "set", dev, "up")
 
+    def lan_reset(self, node):
+        """@node's LAN port as after a boot: up, its own address only."""
+        self.ip(node, "addr", "flush", "dev", "lan0")
+        self._up(node, "lan0", NODE_LAN[node] + "/24")
+
     def _build(self):
         for host in HOSTS:
             for d in PRIVATE:
@@ -270,7 +283,7 @@ class Cluster:
         for n in NODES:
             self._veth(n, "lan0", "lan", n)
             self.ip("lan", "link", "set", n, "master", "br0", "up")
-            self.ip(n, "link", "set", "lan0", "up")
+            self.lan_reset(n)
             self._up(n, "ring0", RING[n] + "/24")
             self._up(n, "repl0", REPL[n] + "/24")
             side = "w" + n[-1]

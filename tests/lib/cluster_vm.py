@@ -253,8 +253,7 @@ def restart_node(c, node, wait=True, timeout=180):
     os.makedirs(c._fs(node, "/run/corosync-qdevice"), exist_ok=True)
     c.run(node, "iptables", "-F", "colo-fault")
     c.run(node, PROXY, "--cleanup", "--guest-iface", TAP, check=False)
-    c.run(node, "ip", "addr", "flush", "dev", "lan0")
-    c.ip(node, "link", "set", "lan0", "up")
+    c.lan_reset(node)
     c.state["stopped"] = [s for s in c.state["stopped"] if s[0] != node]
     c.state["faults"] = [f for f in c.state["faults"] if f[1] != node]
     c.save()

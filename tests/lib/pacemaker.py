@@ -110,8 +110,7 @@ class PacemakerCluster(cluster.Cluster):
         stay in the namespace, a reboot has none); corosync,
         corosync-qdevice and pacemakerd (unless not @pacemaker) start.
         Returns once both nodes are online again."""
-        self.ip(n, "addr", "flush", "dev", "lan0")
-        self.ip(n, "link", "set", "lan0", "up")
+        self.lan_reset(n)
         for tool in ("iptables", "ip6tables"):
             for rule in self.run(n, tool, "-S", "FORWARD").stdout.splitlines():
                 if rule.startswith("-A ") and "colo-proxy-" in rule:
