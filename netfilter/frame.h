@@ -29,8 +29,8 @@ enum frame_type {
     FRAME_OUTPUT = 3,   /* secondary -> primary: Ethernet frame the guest sent */
     FRAME_EPOCH = 4,    /* either way: the sender moved to this epoch */
     FRAME_CARRY = 5,    /* primary -> secondary: its carried flows (carry.h's JSON), for a takeover */
-    FRAME_PING = 6,     /* primary -> secondary: 4-byte sequence, after a freeze (proxy-fence.c) */
-    FRAME_PONG = 7,     /* secondary -> primary: the same 4 bytes, from a secondary that did not take over */
+    FRAME_PING = 6,     /* primary -> secondary: 4-byte sequence (0 at link up; proxy-fence.c) */
+    FRAME_PONG = 7,     /* secondary -> primary: the same 4 bytes, then 0 (a secondary) or 1 (took over) */
 };
 
 #define FRAME_ERROR frame_error_quark()

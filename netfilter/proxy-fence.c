@@ -14,9 +14,17 @@
 
 #include "proxy.h"
 
+#include <string.h>
+
 #include <qb/qblog.h>
 
 #define FENCE_TICK_MS 100
+/* A secondary that answered no ping this long after the link came up is
+ * an older colo-proxy, which cannot: no fence against it. */
+#define FENCE_PEER_SILENT_MS 2000
+
+/* PONG's last byte. */
+enum { PONG_SECONDARY = 0, PONG_TOOK_OVER = 1 };
 
 static bool fence_applies(const Proxy *p)
 {
@@ -24,12 +32,20 @@ static bool fence_applies(const Proxy *p)
     return p->engine && !p->failed_over && cmp_engine_armed(p->engine);
 }
 
-static void fence_ping(Proxy *p)
+static void put_be32(uint8_t *b, uint32_t v)
 {
-    uint8_t seq[4] = { (uint8_t)(p->fence_seq >> 24), (uint8_t)(p->fence_seq >> 16), (uint8_t)(p->fence_seq >> 8),
-                       (uint8_t)p->fence_seq };
+    b[0] = (uint8_t)(v >> 24);
+    b[1] = (uint8_t)(v >> 16);
+    b[2] = (uint8_t)(v >> 8);
+    b[3] = (uint8_t)v;
+}
 
-    if (p->link && link_is_up(p->link) && link_send(p->link, FRAME_PING, cmp_engine_epoch(p->engine), seq, 4)) {
+static void fence_send_ping(Proxy *p, uint32_t seq)
+{
+    uint8_t b[4];
+
+    put_be32(b, seq);
+    if (p->link && link_is_up(p->link) && link_send(p->link, FRAME_PING, cmp_engine_epoch(p->engine), b, 4)) {
         link_push(p->link);
     }
 }
@@ -41,18 +57,21 @@ static gboolean fence_tick(gpointer data)
     int64_t gap_ms = (now - p->fence_last_tick) / 1000;
 
     p->fence_last_tick = now;
-    if (!p->fenced && gap_ms > (int64_t)p->cfg.fence_after_ms && fence_applies(p)) {
+    if (!p->fenced && gap_ms > (int64_t)p->cfg.fence_after_ms && fence_applies(p) && p->peer_pongs) {
         p->fenced = true;
         p->fence_seq++;
         p->fences++;
         qb_log(LOG_WARNING, "not scheduled for %" G_GINT64_FORMAT " ms (over --fence-after-ms %u): the secondary "
                "may have taken over meanwhile; output is held until it answers on the link", gap_ms,
                p->cfg.fence_after_ms);
-        fence_ping(p);
+        fence_send_ping(p, p->fence_seq);
+    } else if (p->fenced && !p->peer_pongs && p->link && link_is_up(p->link) &&
+               now - p->link_up_at > FENCE_PEER_SILENT_MS * 1000) {
+        proxy_fence_lift(p, "the secondary's colo-proxy answers no ping: an older version");
+        proxy_flush_released(p);
     }
     return G_SOURCE_CONTINUE;
 }
-
 void proxy_fence_start(Proxy *p)
 {
     if (p->cfg.role != PROXY_PRIMARY || !p->cfg.fence_after_ms || p->fence_timer) {
@@ -103,10 +122,17 @@ void proxy_fence_lift(Proxy *p, const char *why)
     qb_log(LOG_NOTICE, "fence lifted (%s): %u packets held meanwhile released", why, n);
 }
 
+/* A new link: is its secondary one that answers pings (sequence 0)? */
 void proxy_fence_link_up(Proxy *p)
 {
+    if (p->cfg.role != PROXY_PRIMARY || !p->engine) {
+        return;
+    }
+    p->peer_pongs = false;
+    p->link_up_at = g_get_monotonic_time();
+    fence_send_ping(p, 0);
     if (p->fenced) {
-        fence_ping(p);
+        fence_send_ping(p, p->fence_seq);
     }
 }
 
@@ -114,25 +140,39 @@ void proxy_fence_pong(Proxy *p, const struct frame *f)
 {
     uint32_t seq;
 
-    if (!p->fenced || f->len != 4) {
+    if (f->len != 5) {
         return;
     }
+    p->peer_pongs = true;
     seq = (uint32_t)f->payload[0] << 24 | (uint32_t)f->payload[1] << 16 | (uint32_t)f->payload[2] << 8 |
           f->payload[3];
-    if (seq == p->fence_seq) {
-        proxy_fence_lift(p, "the secondary answered on the link");
-        proxy_flush_released(p);
+    if (!p->fenced || seq != p->fence_seq) {
+        return;
     }
+    if (f->payload[4] == PONG_TOOK_OVER) {
+        if (!p->peer_took_over) {
+            p->peer_took_over = true;
+            qb_log(LOG_WARNING, "the secondary took over while this primary was not scheduled: its output stays "
+                   "held until colod stops this side");
+        }
+        return;
+    }
+    proxy_fence_lift(p, "the secondary answered on the link");
+    proxy_flush_released(p);
 }
 
 void proxy_fence_answer_ping(Proxy *p, const struct frame *f)
 {
-    if (p->failed_over) {
-        /* This side serves now: the old primary must stay fenced. */
-        p->pings_refused++;
+    uint8_t b[5];
+
+    if (f->len != 4) {
         return;
     }
-    if (f->len == 4 && link_send(p->link, FRAME_PONG, p->epoch, f->payload, 4)) {
+    memcpy(b, f->payload, 4);
+    /* Having taken over, this side serves: the old primary stays fenced. */
+    b[4] = p->failed_over ? PONG_TOOK_OVER : PONG_SECONDARY;
+    p->pings_refused += p->failed_over;
+    if (link_send(p->link, FRAME_PONG, p->epoch, b, sizeof(b))) {
         link_push(p->link);
     }
 }

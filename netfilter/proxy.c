@@ -328,6 +328,9 @@ static bool proxy_start_primary(Proxy *p, GError **error)
         if (!p->link || !proxy_l2_start(p, error)) {
             return false;
         }
+        if (link_is_up(p->link)) {
+            proxy_fence_link_up(p);
+        }
         proxy_set_scan_cycle(p, p->cfg.params.expired_scan_cycle_ms);
         return true;
     }
@@ -346,6 +349,7 @@ static bool proxy_start_primary(Proxy *p, GError **error)
     }
     if (link_is_up(p->link)) {
         primary_send_carried(p);
+        proxy_fence_link_up(p);
     }
     if (p->cfg.install_rules) {
         /* --queue-bypass: with no colo-proxy bound to the queue (it was

@@ -74,7 +74,10 @@ typedef struct proxy {
     guint fence_timer;
     GArray *fence_deferred;    /* handles released while fenced */
     uint64_t fences, fence_released;
-    uint64_t pings_refused;    /* secondary: pings after its takeover, not answered */
+    bool peer_pongs;           /* this link's secondary answers pings (an older one does not) */
+    bool peer_took_over;       /* its answer while fenced: it took over */
+    int64_t link_up_at;
+    uint64_t pings_refused;    /* secondary: pings answered "took over" */
 } Proxy;
 
 Proxy *proxy_new(const struct proxy_config *cfg, GError **error);

@@ -12,6 +12,8 @@ fails it over alone (then it does).
                   |  peer link
                  sh (secondary host) --- sg (secondary guest)
 
+An older secondary, which answers no ping, causes no fence.
+
 Needs root, ip and iptables (Debian: iproute2, iptables). Prints TAP."""
 import json
 import os
@@ -114,6 +116,36 @@ def run(tap, topo):
     client.wait(timeout=20)
     pctl.close()
     sctl.close()
+
+    # 4. An older secondary colo-proxy answers no ping (a stand-in that
+    # links up, says hello and nothing more): no fence against it, else a
+    # freeze would hold the output for good.
+    p2sock = os.path.join(topo.tmp, "p2.sock")
+    primary2 = topo.spawn("ph", PROXY, "-r", "primary", "-i", "pgh", "-q", "8", "-L", "10.79.0.1:7702",
+                          "--no-rules", "-c", p2sock, "--fence-after-ms", str(FENCE_MS), "-d", log="primary2.log")
+    topo.spawn("sh", sys.executable, "-c", OLD_SECONDARY, log="old-secondary.log")
+    p2ctl = ProxyCtl(p2sock)
+    linked = wait_for(lambda: p2ctl.execute("query-status")["peer-link"])
+    p2ctl.execute("checkpoint-begin")
+    time.sleep(0.3)
+    freeze(primary2, FROZEN_S)
+    thaw(primary2)
+    time.sleep(1.0)
+    st = p2ctl.execute("query-stats")
+    tap.ok(linked and st["fences"] == 0 and st["fenced"] is False,
+           "an older secondary (answers no ping): no fence after a freeze", json.dumps(st, indent=1))
+    p2ctl.close()
+
+
+# A secondary colo-proxy of before the fence: it connects, says hello
+# (frame.h's header, type 1, role byte 0) and never answers anything.
+OLD_SECONDARY = '''
+import socket, struct, time
+s = socket.create_connection(("10.79.0.1", 7702))
+s.sendall(struct.pack(">HBBII", 0x4350, 1, 1, 0, 1) + b"\\0")
+while s.recv(65536):
+    pass
+'''
 
 
 if __name__ == "__main__":
