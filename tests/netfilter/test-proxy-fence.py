@@ -4,9 +4,9 @@ one that was not scheduled for longer than --fence-after-ms holds every
 release until the secondary answers a ping on the link, since the
 secondary may have taken over meanwhile. Frozen (SIGSTOP) while its
 secondary stays a secondary: the answer comes at once and a connection
-goes on byte-exact. Frozen while the secondary takes over: no answer, and
-nothing the old primary compared gets out after its thaw, until colod
-fails it over alone (then it does).
+goes on byte-exact. Frozen while the secondary takes over: it answers
+that it took over, and nothing the old primary compared gets out after
+its thaw, until colod fails it over alone (then it does).
 
   c (client) --- ph (primary host) --- pg (primary guest)
                   |  peer link
