@@ -185,9 +185,12 @@ def one_run(c, mode, wait_score):
 
 
 def not_logs(d, names):
-    """copytree's ignore: sockets, FIFOs and big files (disk images)."""
+    """copytree's ignore: sockets, FIFOs, big files (disk images) and
+    libqb's IPC buffers (they come and go while the copy runs)."""
     def skip(n):
         path = os.path.join(d, n)
+        if n.startswith("qb-"):
+            return True
         if os.path.islink(path) or os.path.isdir(path):
             return False
         return not os.path.isfile(path) or os.path.getsize(path) > 16 << 20
@@ -216,15 +219,23 @@ def run_mode(mode, runs, token, qdevice_timeout, wait_score, keep):
                 start_colod(c, p)
             tap.wait_until(lambda: protected(c) == s, 300, "the VM protected again", interval=0.5)
     finally:
-        if c and keep:
-            # Each node's logs (pacemaker.log, colod's, corosync's) for
-            # reading a run's timeline afterwards; down() removes them.
-            dest = os.path.join(keep, mode)
-            shutil.copytree(c.rundir, dest, ignore=not_logs, symlinks=True, dirs_exist_ok=True)
-            print("# %s: the run's files in %s" % (mode, dest), flush=True)
-        if c:
-            c.down()
-        shutil.rmtree(rundir, ignore_errors=True)
+        try:
+            if c and keep:
+                # Each node's logs (pacemaker.log, colod's, corosync's) for
+                # reading a run's timeline afterwards; down() removes them.
+                dest = os.path.join(keep, mode)
+                try:
+                    shutil.copytree(c.rundir, dest, ignore=not_logs, symlinks=True, dirs_exist_ok=True)
+                except shutil.Error as e:
+                    # A file gone between the listing and its copy; the
+                    # others are copied.
+                    print("# %s: %d files not copied (gone meanwhile?)" % (mode, len(e.args[0])), flush=True)
+                print("# %s: the run's files in %s" % (mode, dest), flush=True)
+        finally:
+            # Whatever the copy did: a cluster left up runs its VMs on.
+            if c:
+                c.down()
+            shutil.rmtree(rundir, ignore_errors=True)
     return times
 
 

@@ -5,11 +5,16 @@ pacemaker-execd runs it, against the real colod, coloctl and colo-vmm
 with the test guest; no pacemaker (tests/ha/test-pacemaker.py has it).
 node2's corosync runs, its colod does not: node1 stands alone in managed
 mode. colod absent, running, promoted, hung (SIGSTOP) and failed (killed,
-its colo-vmm left running); then ocf-tester on the agent.
+its colo-vmm left running); then ocf-tester on the agent. First the
+promotion score alone, no cluster: a monitor against stand-ins for
+coloctl (a status), crmadmin (the DC) and crm_attribute (what it was
+given).
 COLO_OCF_AGENT, COLO_COLOD and COLO_COLOCTL test installed ones."""
+import json
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -61,6 +66,139 @@ def colod_pids():
 
 def proxy_pids():
     return get().pids(N, "colo-proxy")
+
+
+# ---- the promotion score against stand-ins ------------------------------
+
+# crmadmin -D -q's answers: the DC's name, a controller that refuses (its
+# exit code when pacemaker is down) and one that never answers.
+CRMADMIN = {
+    "node1": "echo node1",
+    "node2": "echo node2",
+    "fail": "echo 'error: Could not connect to controller: Connection refused' >&2; exit 102",
+    "hang": "exec sleep 60",
+}
+
+
+def status_json(state, role, gen, peer_present=True, peer_role=None, peer_gen=None):
+    """`coloctl --json status`'s members the score reads."""
+    return json.dumps({"vm": ha.VM, "state": state, "role": role, "generation": gen, "managed": True,
+                       "running": state.startswith("primary"),
+                       "peer": {"present": peer_present, "role": peer_role, "generation": peer_gen}})
+
+
+def score_run(status, crmadmin="node1", on_node="node1", hook=None):
+    """The agent's recurring monitor (as the state hook with @hook: its
+    state) on a node named @on_node (None: crm_node says node1) with
+    coloctl printing @status and crmadmin answering as CRMADMIN[@crmadmin].
+    Returns (exit code, the score set or "deleted", crmadmin's runs,
+    seconds taken)."""
+    if not os.path.exists(os.path.join(ha.OCF_ROOT, "lib", "heartbeat", "ocf-shellfuncs")):
+        tap.skip("not installed: ocf-shellfuncs (Debian: resource-agents)")
+    d = tempfile.mkdtemp(prefix="colo-ocf-score-")
+    try:
+        def tool(name, body):
+            path = os.path.join(d, name)
+            with open(path, "w") as f:
+                f.write("#!/bin/sh\n" + body + "\n")
+            os.chmod(path, 0o755)
+            return path
+        with open(os.path.join(d, "status.json"), "w") as f:
+            f.write(status)
+        with open(os.path.join(d, "web1.conf"), "w") as f:
+            f.write("[vm]\nname=%s\n" % ha.VM)
+        coloctl = tool("coloctl", "cat %s/status.json" % d)
+        tool("crmadmin", "echo \"$*\" >>%s/crmadmin.log\n%s" % (d, CRMADMIN[crmadmin]))
+        tool("crm_node", "echo node1")
+        tool("crm_attribute", "echo \"$*\" >>%s/crm_attribute.log" % d)
+        env = dict(os.environ, PATH=d + ":" + os.environ.get("PATH", "/usr/bin:/bin"), HA_SBIN_DIR=d,
+                   HA_RSCTMP=d, OCF_ROOT=ha.OCF_ROOT, OCF_RESOURCE_INSTANCE=ha.VM,
+                   OCF_RESKEY_crm_feature_set="3.16.2", OCF_RESKEY_config=os.path.join(d, "web1.conf"),
+                   OCF_RESKEY_colod="true", OCF_RESKEY_coloctl=coloctl,
+                   OCF_RESKEY_CRM_meta_promotable="true", OCF_RESKEY_CRM_meta_interval="11000",
+                   OCF_RESKEY_CRM_meta_timeout="30000")
+        env.pop("OCF_RESKEY_CRM_meta_on_node", None)
+        if on_node:
+            env["OCF_RESKEY_CRM_meta_on_node"] = on_node
+        argv = [ha.AGENT, "monitor"]
+        if hook:
+            env["COLO_HOOK"] = "state-change"
+            argv = [ha.AGENT, ha.VM, hook, "test"]
+        t = time.monotonic()
+        p = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+        took = time.monotonic() - t
+
+        def lines(name):
+            try:
+                with open(os.path.join(d, name)) as f:
+                    return f.read().splitlines()
+            except FileNotFoundError:
+                return []
+        attr = lines("crm_attribute.log")
+        assert len(attr) == 1, (attr, p.stdout + p.stderr)
+        words = attr[0].split()
+        score = "deleted" if "-D" in words else words[words.index("-v") + 1]
+        return p.returncode, score, lines("crmadmin.log"), took
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def score_of(status, **kw):
+    return score_run(status, **kw)[1]
+
+
+FRESH = status_json("idle", "none", 0, peer_role="none", peer_gen=0)
+EQUAL = status_json("idle", "secondary", 5, peer_role="secondary", peer_gen=5)
+EQUAL_ALONE = status_json("idle", "secondary", 5, peer_present=False)
+NEWER = status_json("idle", "secondary", 6, peer_role="secondary", peer_gen=5)
+OLDER = status_json("idle", "secondary", 4, peer_role="secondary", peer_gen=5)
+PRIMARY = status_json("primary-protected", "primary", 6, peer_role="secondary", peer_gen=6)
+REPLICA = status_json("secondary-protected", "secondary", 6, peer_role="primary", peer_gen=6)
+SYNCING = status_json("secondary-syncing", "none", 0, peer_role="primary", peer_gen=6)
+
+
+@tap.timeout(120)
+def test_score_dc_bonus():
+    """Where pacemaker's choice is free (a fresh pair, equal copies) the
+    DC's score is one more, so the primary lands with the DC (a failover
+    that kills the DC is the fast kind: docs/performance.md, issue 13)."""
+    for status, plain in ((FRESH, 1), (EQUAL, 300), (EQUAL_ALONE, 300)):
+        rc, score, runs, _ = score_run(status)
+        assert rc == ha.SUCCESS and score == str(plain + 1), (status, rc, score)
+        assert runs == ["-D -q -t 2s"], runs
+        assert score_of(status, crmadmin="node2") == str(plain), status
+    # The node's name from crm_node where pacemaker passed none.
+    assert score_of(FRESH, on_node=None) == "2"
+    assert score_of(FRESH, on_node=None, crmadmin="node2") == "1"
+    # The state hook computes the same.
+    assert score_of(FRESH, hook="idle") == "2"
+
+
+@tap.timeout(120)
+def test_score_dc_bonus_never_decides():
+    """No bonus against a generation difference (it could not reverse one,
+    and a changing score churns the CIB), nor on the primary's and the
+    replica's 1000 (the DC moves at a failover, and a score changed during
+    the promote aborts its transition): not even a crmadmin run there."""
+    for status, want in ((NEWER, "800"), (OLDER, "100"), (PRIMARY, "1000"), (REPLICA, "1000"),
+                         (SYNCING, "deleted")):
+        for dc in ("node1", "node2"):
+            rc, score, runs, _ = score_run(status, crmadmin=dc)
+            assert score == want and runs == [], (status, dc, score, runs)
+            assert rc == (ha.RUNNING_PROMOTED if status == PRIMARY else ha.SUCCESS), (status, rc)
+
+
+@tap.timeout(120)
+def test_score_dc_unknown():
+    """A controller that refuses or hangs: no bonus, and the monitor is
+    held up by 2 s at most."""
+    for dc in ("fail", "hang"):
+        for status, plain in ((FRESH, "1"), (EQUAL, "300")):
+            rc, score, runs, took = score_run(status, crmadmin=dc)
+            assert rc == ha.SUCCESS and score == plain and len(runs) == 1, (dc, status, rc, score, runs)
+            assert took < 10, (dc, took)
+            if dc == "hang":
+                assert took >= 2, took
 
 
 @tap.timeout(120)

@@ -8,7 +8,8 @@ instance, started after the promote. The guest has a network
 (tests/lib/colo_ha.py, net=True) and the client's observer
 (tests/lib/cluster_client.py) talks TCP and UDP to it through that address.
 
-A fresh pair: pacemaker promotes one node, colod protects the VM onto the
+A fresh pair: pacemaker promotes one node (its DC's: the agent's scores
+prefer it), colod protects the VM onto the
 other (COLO on both), the address is on the promoted node, the client's
 rounds go through, byte-checked. Killing the promoted node (its whole
 host) makes pacemaker promote the other and move the address: the client
@@ -108,6 +109,13 @@ def ip_nodes(c, host):
     return sorted(c.roles(host, IP) or {})
 
 
+def current_dc(c, host):
+    """Pacemaker's DC as crm_mon on @host shows it (None: none)."""
+    m = c.mon(host)
+    cur = m.find("summary/current_dc") if m is not None else None
+    return cur.get("name") if cur is not None else None
+
+
 def wait_roles(c, host, want, timeout):
     tap.wait_until(lambda: roles(c, host) == want, timeout, "crm_mon on %s to show %s" % (host, want), interval=1)
 
@@ -182,6 +190,12 @@ def test_promoted_and_protected():
     the["primary"] = [n for n, role in r.items() if role == "Promoted"][0]
     the["secondary"] = [n for n, role in r.items() if role == "Unpromoted"][0]
     p, s = the["primary"], the["secondary"]
+    # Equal scores but for the DC's bonus (ha/colo, colo_dc_bonus): a
+    # failover then loses the DC with the primary, the faster kind
+    # (docs/performance.md, issue 13).
+    dc = current_dc(c, "node1")
+    print("# promoted: %s; pacemaker's DC: %s" % (p, dc), flush=True)
+    assert p == dc, "promoted %s, not the DC %s" % (p, dc)
     wait_states(c, {p: "primary-protected", s: "secondary-protected"}, 150)
     score_with_protection(c, s)
     assert guest_running(c, p), "the guest does not run on " + p
