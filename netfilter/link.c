@@ -24,6 +24,10 @@
 #define LINK_RECONNECT_FIRST_MS 10
 #define LINK_RECONNECT_MS 500
 #define LINK_READ_SIZE (256 * 1024)
+/* A connect is not waited for in the main loop (a peer host that vanished
+ * drops the SYN, and a blocking connect would freeze the proxy for two
+ * minutes of retries); one not done after this is given up and retried. */
+#define LINK_CONNECT_MS 1000
 #define LINK_TLS_HANDSHAKE_MS 5000
 #define LINK_TLS_PENDING_MAX 4      /* handshakes at once; the oldest goes */
 #define LINK_TLS_LOG_US (10 * G_USEC_PER_SEC)   /* the same refusal logged again after */
@@ -51,6 +55,8 @@ struct proxy_link {
     int64_t last_refusal_us;
     guint lwatch, rwatch, wwatch, retry;
     guint retry_ms;            /* the next reconnect's delay */
+    int cfd;                   /* a connect under way, or -1 */
+    guint cwatch, ctimer;
     uint16_t bound_port;
     FrameDecoder *dec;
     GByteArray *out;
@@ -449,7 +455,14 @@ static int link_socket(const char *host, const char *port, bool passive, GError 
                 rc = listen(fd, 4);
             }
         } else {
+            /* Non-blocking: EINPROGRESS is a start (link_try_connect). */
+            int fl = fcntl(fd, F_GETFL);
+
+            fcntl(fd, F_SETFL, fl | O_NONBLOCK);
             rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+            if (rc < 0 && errno == EINPROGRESS) {
+                rc = 0;
+            }
         }
         if (rc == 0) {
             break;
@@ -466,7 +479,51 @@ static int link_socket(const char *host, const char *port, bool passive, GError 
     return fd;
 }
 
-/* One connect attempt; false if the peer is not there (yet). */
+static void link_connect_end(ProxyLink *l)
+{
+    g_clear_handle_id(&l->cwatch, g_source_remove);
+    g_clear_handle_id(&l->ctimer, g_source_remove);
+    l->cfd = -1;
+}
+
+static gboolean link_on_connected(gint fd, GIOCondition cond, gpointer data)
+{
+    ProxyLink *l = data;
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    (void)cond;
+    l->cwatch = 0;
+    link_connect_end(l);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) {
+        qb_log(LOG_DEBUG, "link: connect to %s:%s: %s", l->host, l->port, g_strerror(err ? err : errno));
+        close(fd);
+        link_schedule_connect(l);
+        return G_SOURCE_REMOVE;
+    }
+    if (l->tls_creds) {
+        link_pending_start(l, fd, NULL, 0);
+    } else {
+        link_up(l, fd, NULL);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean link_on_connect_timeout(gpointer data)
+{
+    ProxyLink *l = data;
+    int fd = l->cfd;
+
+    l->ctimer = 0;
+    qb_log(LOG_DEBUG, "link: connect to %s:%s: no answer in %d ms", l->host, l->port, LINK_CONNECT_MS);
+    link_connect_end(l);
+    close(fd);
+    link_schedule_connect(l);
+    return G_SOURCE_REMOVE;
+}
+
+/* One connect attempt, finished in the main loop; false if it failed at
+ * once (the peer is not there yet). */
 static bool link_try_connect(ProxyLink *l)
 {
     GError *err = NULL;
@@ -477,11 +534,9 @@ static bool link_try_connect(ProxyLink *l)
         g_error_free(err);
         return false;
     }
-    if (l->tls_creds) {
-        link_pending_start(l, fd, NULL, 0);
-    } else {
-        link_up(l, fd, NULL);
-    }
+    l->cfd = fd;
+    l->cwatch = g_unix_fd_add(fd, G_IO_OUT | G_IO_ERR | G_IO_HUP, link_on_connected, l);
+    l->ctimer = g_timeout_add(LINK_CONNECT_MS, link_on_connect_timeout, l);
     return true;
 }
 
@@ -498,7 +553,7 @@ static gboolean link_on_retry(gpointer data)
 
 static void link_schedule_connect(ProxyLink *l)
 {
-    if (!l->retry) {
+    if (!l->retry && l->cfd < 0) {
         l->retry = g_timeout_add(l->retry_ms, link_on_retry, l);
         l->retry_ms = MIN(l->retry_ms * 2, LINK_RECONNECT_MS);
     }
@@ -513,6 +568,7 @@ ProxyLink *link_new(const char *listen_on, const char *connect_to, const char *p
 
     l->cb = *cb;
     l->fd = -1;
+    l->cfd = -1;
     l->retry_ms = LINK_RECONNECT_FIRST_MS;
     l->lfd = -1;
     l->dec = frame_decoder_new();
@@ -556,6 +612,12 @@ void link_free(ProxyLink *l)
             g_source_remove(l->wwatch);
         }
         close(l->fd);
+    }
+    if (l->cfd >= 0) {
+        int fd = l->cfd;
+
+        link_connect_end(l);
+        close(fd);
     }
     colo_tls_session_unref(l->tls);
     g_list_free_full(l->pending, (GDestroyNotify)link_pending_free);
