@@ -7,9 +7,10 @@
  * copies still unread on the link would reach the client beside the new
  * primary's output. So a gap in its own ticks longer than --fence-after-ms
  * fences it: every release waits until the secondary answers a ping on the
- * link (a secondary that took over does not, and everything it sent before
- * the answer has been read by then), or until colod fails this proxy over
- * alone. Otherwise colod, learning of the takeover, stops this side. */
+ * link that it is still this primary's secondary (everything it sent
+ * before the answer has been read by then), or until colod fails this
+ * proxy over alone. A secondary that took over answers so, and colod,
+ * learning of the takeover, stops this side. */
 #include "config.h"
 
 #include "proxy.h"
@@ -59,7 +60,9 @@ static gboolean fence_tick(gpointer data)
     p->fence_last_tick = now;
     if (!p->fenced && gap_ms > (int64_t)p->cfg.fence_after_ms && fence_applies(p) && p->peer_pongs) {
         p->fenced = true;
-        p->fence_seq++;
+        if (++p->fence_seq == 0) {
+            p->fence_seq = 1;   /* 0 is the link-up probe's */
+        }
         p->fences++;
         qb_log(LOG_WARNING, "not scheduled for %" G_GINT64_FORMAT " ms (over --fence-after-ms %u): the secondary "
                "may have taken over meanwhile; output is held until it answers on the link", gap_ms,
@@ -72,6 +75,7 @@ static gboolean fence_tick(gpointer data)
     }
     return G_SOURCE_CONTINUE;
 }
+
 void proxy_fence_start(Proxy *p)
 {
     if (p->cfg.role != PROXY_PRIMARY || !p->cfg.fence_after_ms || p->fence_timer) {
