@@ -91,6 +91,33 @@ def wait_ready(proc, timeout=10):
     return read_line(proc, timeout) == "ready"
 
 
+def start_pair(topo, primary_args=(), secondary_prefix=()):
+    """A primary colo-proxy on ph (queue 7, listening on 10.79.0.1:7700,
+    with @primary_args) and its secondary on sh (run under
+    @secondary_prefix, e.g. env), linked up; the primary armed by its
+    first checkpoint-begin (it compares and holds from then on). Returns
+    (primary, secondary, their ProxyCtl)."""
+    from proxyctl import ProxyCtl
+    psock, ssock = os.path.join(topo.tmp, "p.sock"), os.path.join(topo.tmp, "s.sock")
+    primary = topo.spawn("ph", PROXY, "-r", "primary", "-i", "pgh", "-q", "7", "-L", "10.79.0.1:7700",
+                         "-c", psock, "-d", *primary_args, log="primary.log")
+    secondary = topo.spawn("sh", *secondary_prefix, PROXY, "-r", "secondary", "-i", "sgh", "-q", "7",
+                           "-C", "10.79.0.1:7700", "-c", ssock, "-d", log="secondary.log")
+    pctl, sctl = ProxyCtl(psock), ProxyCtl(ssock)
+    if not wait_for(lambda: pctl.execute("query-status")["peer-link"]):
+        raise RuntimeError("the proxies did not link up")
+    pctl.execute("checkpoint-begin")
+    return primary, secondary, pctl, sctl
+
+
+def start_chat(topo, *ports):
+    """netns-peer.py chat servers on both guests, one per port."""
+    for g in ("pg", "sg"):
+        for port in ports:
+            if not wait_ready(topo.spawn(g, sys.executable, PEER, "chat", port)):
+                raise RuntimeError("chat server did not start")
+
+
 def converse_go(client):
     """Start a round of a converse client (netns-peer.py converse); False
     if it is gone."""

@@ -23,7 +23,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netns_topo import PEER, PROXY, converse_go as go, read_line, tap_main, wait_for, wait_ready  # noqa: E402
+from netns_topo import PEER, PROXY, converse_go as go, read_line, start_chat, start_pair, tap_main, wait_for  # noqa: E402
 from proxyctl import ProxyCtl  # noqa: E402
 
 ROUND = 256 * 1024
@@ -42,18 +42,8 @@ def thaw(proc):
 
 def run(tap, topo):
     topo.setup()
-    psock, ssock = os.path.join(topo.tmp, "p.sock"), os.path.join(topo.tmp, "s.sock")
-    primary = topo.spawn("ph", PROXY, "-r", "primary", "-i", "pgh", "-q", "7", "-L", "10.79.0.1:7700",
-                         "-c", psock, "--fence-after-ms", str(FENCE_MS), "-d", log="primary.log")
-    topo.spawn("sh", PROXY, "-r", "secondary", "-i", "sgh", "-q", "7", "-C", "10.79.0.1:7700",
-               "-c", ssock, "-d", log="secondary.log")
-    pctl, sctl = ProxyCtl(psock), ProxyCtl(ssock)
-    if not wait_for(lambda: pctl.execute("query-status")["peer-link"]):
-        raise RuntimeError("the proxies did not link up")
-    pctl.execute("checkpoint-begin")
-    for g in ("pg", "sg"):
-        if not wait_ready(topo.spawn(g, sys.executable, PEER, "chat", "7010")):
-            raise RuntimeError("chat server did not start")
+    primary, _, pctl, sctl = start_pair(topo, primary_args=("--fence-after-ms", str(FENCE_MS)))
+    start_chat(topo, "7010")
     client = topo.spawn("c", sys.executable, PEER, "converse", "10.77.0.2", "7010", str(ROUND), "3",
                         stdin=subprocess.PIPE)
     go(client)

@@ -25,7 +25,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netns_topo import PEER, PROXY, converse_go, forward_rules, no_checkpoint, read_line, sh, tap_main, wait_for, wait_ready  # noqa: E402,E501
+from netns_topo import PEER, PROXY, converse_go, forward_rules, no_checkpoint, read_line, sh, start_chat, start_pair, tap_main, wait_for, wait_ready  # noqa: E402,E501
 from proxyctl import ProxyCtl  # noqa: E402
 
 ROUND = 512 * 1024
@@ -73,23 +73,12 @@ def calls_since(calls):
 
 def run(tap, topo):
     topo.setup()
-    psock, ssock = os.path.join(topo.tmp, "p.sock"), os.path.join(topo.tmp, "s.sock")
     bindir, calls = watch_tools(topo)
-    topo.spawn("ph", PROXY, "-r", "primary", "-i", "pgh", "-q", "7", "-L", "10.79.0.1:7700",
-               "-c", psock, "-d", log="primary.log")
-    secondary = topo.spawn("sh", "env", "PATH=%s:%s" % (bindir, os.environ.get("PATH", "/usr/bin:/bin")),
-                           PROXY, "-r", "secondary", "-i", "sgh", "-q", "7", "-C", "10.79.0.1:7700",
-                           "-c", ssock, "-d", log="secondary.log")
-    pctl, sctl = ProxyCtl(psock), ProxyCtl(ssock)
-    if not wait_for(lambda: pctl.execute("query-status")["peer-link"]):
-        raise RuntimeError("the proxies did not link up")
-    # COLO begins: a primary proxy compares (and holds) from its first
+    # COLO begins: the primary compares (and holds) from its first
     # checkpoint-begin; before it the guest is unprotected and passes.
-    pctl.execute("checkpoint-begin")
-    for g in ("pg", "sg"):
-        for port in ("7010", "7011"):
-            if not wait_ready(topo.spawn(g, sys.executable, PEER, "chat", port)):
-                raise RuntimeError("chat server did not start")
+    _, secondary, pctl, sctl = start_pair(
+        topo, secondary_prefix=("env", "PATH=%s:%s" % (bindir, os.environ.get("PATH", "/usr/bin:/bin"))))
+    start_chat(topo, "7010", "7011")
 
     # 1. One connection through both proxies, compared all the way.
     client = topo.spawn("c", sys.executable, PEER, "converse", "10.77.0.2", "7010", str(ROUND), "3",
