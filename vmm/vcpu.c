@@ -253,13 +253,27 @@ static bool vcpu_handle_exit(Vcpu *vcpu)
 }
 
 /* Park while the VM wants the vCPUs out of the guest. Returns false when
- * the thread is to end. */
+ * the thread is to end.
+ *
+ * KVM finishes an exit to user space (stores what an I/O or MMIO read
+ * returned, moves RIP past the instruction) only when the vCPU enters
+ * KVM_RUN again. Parked before that, the vCPU's saved state would show the
+ * instruction not yet done although its device access was (a destination
+ * would do it twice), and a reset's restored state would get the old
+ * instruction's completion on top of it. So a vCPU that has had an exit
+ * goes in once more with immediate_exit, which completes the instruction
+ * and runs no guest code, before it parks (as QEMU does). */
 static bool vcpu_wait_runnable(Vcpu *vcpu)
 {
     Vm *vm = vcpu->vm;
     bool go_on;
 
     g_mutex_lock(&vm->lock);
+    if (vcpu->exit_unfinished && vm->pause_count > 0 && !vm->exiting) {
+        g_mutex_unlock(&vm->lock);
+        vcpu->run->immediate_exit = 1;
+        return true;
+    }
     while (vm->pause_count > 0 && !vm->exiting) {
         if (!vcpu->paused) {
             vcpu->paused = true;
@@ -290,6 +304,7 @@ static void *vcpu_thread(void *opaque)
 
     while (vcpu_wait_runnable(vcpu)) {
         if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
+            vcpu->exit_unfinished = false;
             if (errno == EINTR || errno == EAGAIN) {
                 vcpu->run->immediate_exit = 0;
                 continue;
@@ -298,6 +313,7 @@ static void *vcpu_thread(void *opaque)
             vm_request_internal_error(vcpu->vm, vcpu->index);
             continue;
         }
+        vcpu->exit_unfinished = true;
         if (!vcpu_handle_exit(vcpu)) {
             vm_request_internal_error(vcpu->vm, vcpu->index);
         }

@@ -24,6 +24,7 @@ typedef struct Vcpu {
     GBytes *reset_state;        /* vcpu_state_capture() right after creation */
     struct kvm_sregs reset_sregs; /* its sregs, the base of the boot state */
     bool paused;                /* acknowledged a pause; under vm->lock */
+    bool exit_unfinished;       /* KVM_RUN returned an exit; the vCPU thread's own */
 } Vcpu;
 
 Vcpu *vcpu_new(struct Vm *vm, unsigned index, GError **error);
