@@ -250,10 +250,13 @@ def test_cancel_leaves_source_running():
     src, dst, uri = pair(mem="256M")
     try:
         src.wait_serial("colo-testguest ready", 60)
-        # Slow enough that the cancel lands mid-stream.
-        src.qmp.cmd("migrate-set-parameters", args={"max-bandwidth": 8 << 20})
+        # Slow enough that the cancel lands mid-stream: the idle guest's
+        # RAM is some 1.6 MB on the wire (zero pages are a few bytes each,
+        # and reading untouched anonymous memory costs nothing), so at
+        # 512 KiB/s about 3 s.
+        src.qmp.cmd("migrate-set-parameters", args={"max-bandwidth": 512 << 10})
         src.qmp.cmd("migrate", uri=uri)
-        wait_until(lambda: src.qmp.cmd("query-migrate")["ram"]["transferred"] > 1 << 20, 30,
+        wait_until(lambda: src.qmp.cmd("query-migrate")["ram"]["transferred"] > 256 << 10, 30,
                    "some RAM to be sent")
         src.qmp.cmd("migrate_cancel")
         q = wait_done(src)
@@ -288,9 +291,9 @@ def test_sole_copy_owner_gone_cancels():
     marker = os.path.join(src.dir, "sole-copy")
     try:
         src.wait_serial("colo-testguest ready", 60)
-        src.qmp.cmd("migrate-set-parameters", args={"max-bandwidth": 8 << 20})
+        src.qmp.cmd("migrate-set-parameters", args={"max-bandwidth": 512 << 10})     # as above
         owner = sole_copy_migration(src, uri, marker)
-        wait_until(lambda: src.qmp.cmd("query-migrate")["ram"]["transferred"] > 1 << 20, 30,
+        wait_until(lambda: src.qmp.cmd("query-migrate")["ram"]["transferred"] > 256 << 10, 30,
                    "some RAM to be sent")
         owner.close()
         q = wait_done(src)
