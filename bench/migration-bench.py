@@ -254,7 +254,7 @@ def colo_ram_equals(pid, image):
             f = line.split()
             if f and "-" in f[0] and not f[0].endswith(":"):
                 cur = f
-            elif f and f[0] == "VmFlags:" and cur and ({"dd", "dc"} <= set(f[1:]) or cur[-1] == "/memfd:pc.ram"):
+            elif f and f[0] == "VmFlags:" and cur and ({"dd", "dc"} <= set(f[1:]) or cur[5:6] == ["/memfd:pc.ram"]):
                 ram.append(cur)
     if len(ram) != 1:
         raise RuntimeError("cannot find colo-vmm's guest RAM in /proc/%d/smaps" % pid)
