@@ -55,9 +55,9 @@ def start_protect(pri, mem, guest, snapshot=True, bandwidth=0, delay=200, params
 class Primary:
     """A primary with the test guest booted, and the secondaries protect
     started for it; all closed on exit."""
-    def __init__(self, mem, guest, smp=2):
+    def __init__(self, mem, guest, smp=2, extra=()):
         self.mem, self.guest = mem, guest
-        self.vm = Vmm(smp=smp, mem=mem, append=guest)
+        self.vm = Vmm(smp=smp, mem=mem, append=guest, extra=extra)
         self.secs = []
 
     def __enter__(self):
@@ -146,12 +146,9 @@ def guest_ram_mapped(pid):
     return bool(guest_ram_ranges(pid))
 
 
-def test_snapshot_protect_reaches_colo():
-    """Snapshot protect of a guest writing its memory: the stream reports
-    its progress (pages left, faults, copies) while the guest runs; COLO
-    begins once it is all out, and the secondary's memory is the primary's."""
+def snapshot_protect_reaches_colo(extra=()):
     require_kvm()
-    with Primary("64M", SLOW) as p:
+    with Primary("64M", SLOW, extra=extra) as p:
         pri = p.vm
         # 4 MiB/s: the stream (the pages with data; zero pages cost little)
         # stays "active" for a second or more, seen by the 50 ms polls also
@@ -182,6 +179,19 @@ def test_snapshot_protect_reaches_colo():
         assert 0 < snap["pause-us"], snap
         assert wp_pages(pri.proc.pid) == 0
         assert_replica(pri, sec, 64 << 20)
+
+
+def test_snapshot_protect_reaches_colo():
+    """Snapshot protect of a guest writing its memory: the stream reports
+    its progress (pages left, faults, copies) while the guest runs; COLO
+    begins once it is all out, and the secondary's memory is the primary's.
+    Default RAM: anonymous memory."""
+    snapshot_protect_reaches_colo()
+
+
+def test_snapshot_protect_memfd():
+    """The same with the primary's RAM in a memfd (-mem-share)."""
+    snapshot_protect_reaches_colo(["-mem-share"])
 
 
 def test_copy_limit_reached_writes_wait():

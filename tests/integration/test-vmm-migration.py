@@ -16,10 +16,10 @@ import tap
 GUEST = "interval=0 dirty_pages=32 dirty_ms=20 area=8M"
 
 
-def pair(uri=None, mem="64M", smp=2, append=GUEST):
+def pair(uri=None, mem="64M", smp=2, append=GUEST, extra=()):
     uri = uri or "tcp:127.0.0.1:%d" % free_port()
-    src = Vmm(smp=smp, mem=mem, append=append).start()
-    dst = Vmm(smp=smp, mem=mem, append=append, extra=["-incoming", uri]).start()
+    src = Vmm(smp=smp, mem=mem, append=append, extra=extra).start()
+    dst = Vmm(smp=smp, mem=mem, append=append, extra=list(extra) + ["-incoming", uri]).start()
     for vm in (src, dst):
         vm.qmp.cmd("migrate-set-capabilities", capabilities=[{"capability": "events", "state": True}])
     return src, dst, uri
@@ -81,16 +81,16 @@ def test_multifd_running_guest_moves():
     precopy_running_guest_moves(3)
 
 
-def postcopy_pair(mem="128M"):
-    src, dst, uri = pair(mem=mem)
+def postcopy_pair(mem="128M", extra=()):
+    src, dst, uri = pair(mem=mem, extra=extra)
     for vm in (src, dst):
         vm.qmp.cmd("migrate-set-capabilities", capabilities=[{"capability": "postcopy-ram", "state": True}])
     return src, dst, uri
 
 
-def test_postcopy_running_guest_moves():
+def postcopy_running_guest_moves(extra=()):
     require_kvm()
-    src, dst, uri = postcopy_pair()
+    src, dst, uri = postcopy_pair(extra=extra)
     try:
         src.wait_serial("colo-testguest ready", 60)
         # Slow precopy and a slow background stream, so the running guest
@@ -119,6 +119,16 @@ def test_postcopy_running_guest_moves():
     finally:
         src.close()
         dst.close()
+
+
+def test_postcopy_running_guest_moves():
+    """Default RAM: anonymous memory (huge pages where the host allows)."""
+    postcopy_running_guest_moves()
+
+
+def test_postcopy_running_guest_moves_memfd():
+    """-mem-share: RAM in a memfd (discards punch holes, shmem faults)."""
+    postcopy_running_guest_moves(["-mem-share"])
 
 
 def test_postcopy_link_cut_pauses_both():

@@ -32,11 +32,11 @@
 #define SNAP_BATCH_MAX 256
 #define SNAP_BATCH_MIN 16
 
-/* A page written before the stream reached it, as it was at the snapshot. */
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22
 #endif
 
+/* A page written before the stream reached it, as it was at the snapshot. */
 typedef struct SnapCopy {
     unsigned block;
     uint64_t offset;
