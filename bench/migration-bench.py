@@ -8,14 +8,20 @@ the destination's file) and about 3 minutes with the defaults.
 
 A paused VM whose RAM comes from a file (-mem-path for colo-vmm,
 memory-backend-file,share=on for QEMU) migrates over 127.0.0.1 to a
-destination backed by an empty file of its own (--dst-ram memfd: by a
-memfd, as without -mem-path). Two images: random data,
+destination with each VMM's default RAM (--dst-ram default: colo-vmm without
+-mem-path, QEMU's memory-backend-ram, anonymous memory with huge pages where
+the host allows), a memfd (--dst-ram memfd: colo-vmm -mem-share where the
+build has it, QEMU memory-backend-memfd) or an empty file of its own
+(--dst-ram file). Two images: random data,
 and the same with every second 4 KiB page zero ("half-zero"). Both VMMs get
 the same downtime-limit and max-bandwidth. Configurations run interleaved
 (the order rotates each round); every run starts from a fresh copy of the
 image, so the source RAM is exactly the file's (under -S no guest code runs).
 The first run of each configuration also checks that the destination's RAM
-file equals the source's afterwards.
+equals the source's afterwards (its file; colo-vmm's anonymous memory or
+memfd through /proc/PID/mem; QEMU's anonymous memory is not checked). Each
+run prints the destination's AnonHugePages and RSS (/proc/PID/smaps_rollup)
+at completion: how much of its RAM transparent huge pages back.
 
 Time is measured from the `migrate` command to the destination's MIGRATION
 "completed" event (its QMP timestamp): the moment the whole VM has arrived.
@@ -195,26 +201,73 @@ def kill_all():
         procs.remove(v)
 
 
-def colo_argv(build, mib, mem, qmp, incoming=None, append=None, serial=None):
-    """A paused VM, or with @append a running test guest printing to @serial."""
+def colo_has_mem_share(build):
+    out = subprocess.run([os.path.join(build, "vmm", "colo-vmm"), "-help"], capture_output=True, text=True).stdout
+    return "-mem-share" in out
+
+
+def colo_argv(build, mib, mem, qmp, incoming=None, append=None, serial=None, share=False):
+    """A paused VM, or with @append a running test guest printing to @serial.
+    @mem None: the default RAM (@share: a memfd, -mem-share)."""
     argv = [os.path.join(build, "vmm", "colo-vmm"), "-m", "%dM" % mib,
             "-kernel", os.path.join(build, "tests", "guest", "colo-testguest"),
             "-serial", "file:" + serial if serial else "none",
             "-qmp", "unix:%s,server=on,wait=off" % qmp]
     argv += ["-append", append] if append else ["-S"]
-    argv += ["-mem-path", mem] if mem else []      # else a memfd
+    argv += ["-mem-path", mem] if mem else (["-mem-share"] if share else [])
     return argv + (["-incoming", incoming] if incoming else [])
 
 
-def qemu_argv(mib, mem, qmp, incoming=None):
-    # mem None: a memfd (the same id, "mem", so that the stream's RAM block matches).
-    backend = "memory-backend-memfd,id=mem,size=%dM,share=on" % mib if mem is None else \
-        "memory-backend-file,id=mem,size=%dM,mem-path=%s,share=on" % (mib, mem)
+def qemu_argv(mib, mem, qmp, incoming=None, share=False):
+    # mem None: memory-backend-ram, QEMU's default RAM (anonymous, MADV_HUGEPAGE),
+    # or with @share a memfd; the same id, "mem", so that the stream's RAM block matches.
+    if mem is None:
+        backend = "memory-backend-%s,id=mem,size=%dM%s" % ("memfd" if share else "ram", mib,
+                                                          ",share=on" if share else "")
+    else:
+        backend = "memory-backend-file,id=mem,size=%dM,mem-path=%s,share=on" % (mib, mem)
     argv = [QEMU, "-accel", "tcg", "-machine", "pc,memory-backend=mem", "-m", "%dM" % mib,
             "-object", backend,
             "-S", "-nodefaults", "-display", "none", "-serial", "none", "-monitor", "none",
             "-qmp", "unix:%s,server=on,wait=off" % qmp]
     return argv + (["-incoming", incoming] if incoming else [])
+
+
+def smaps_rollup(pid):
+    """kB counters of /proc/PID/smaps_rollup."""
+    out = {}
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 3 and parts[2] == "kB":
+                out[parts[0].rstrip(":")] = int(parts[1])
+    return out
+
+
+def colo_ram_equals(pid, image):
+    """colo-vmm's guest RAM (the one mapping it marks MADV_DONTDUMP and
+    MADV_DONTFORK, smaps VmFlags dd and dc; a memfd before those builds)
+    read through /proc/PID/mem equals @image."""
+    ram, cur = [], None
+    with open("/proc/%d/smaps" % pid) as smaps:
+        for line in smaps:
+            f = line.split()
+            if f and "-" in f[0] and not f[0].endswith(":"):
+                cur = f
+            elif f and f[0] == "VmFlags:" and cur and ({"dd", "dc"} <= set(f[1:]) or cur[5:6] == ["/memfd:pc.ram"]):
+                ram.append(cur)
+    if len(ram) != 1:
+        raise RuntimeError("cannot find colo-vmm's guest RAM in /proc/%d/smaps" % pid)
+    start, end = (int(x, 16) for x in ram[0][0].split("-"))
+    with open("/proc/%d/mem" % pid, "rb", buffering=0) as mem, open(image, "rb") as f:
+        mem.seek(start)
+        left = end - start
+        while left:
+            x = mem.read(min(CHUNK, left))
+            if not x or x != f.read(len(x)):
+                return False
+            left -= len(x)
+        return not f.read(1)
 
 
 def capabilities(vm):
@@ -233,8 +286,10 @@ def migrate_once(cfg, image, args, workdir, verify):
         src_mem, dst_mem = os.path.join(d, "src.ram"), os.path.join(d, "dst.ram")
         shutil.copyfile(image, src_mem)
         uri = "tcp:127.0.0.1:%d" % free_port()
-        mk = (lambda mem, q, inc=None: colo_argv(args.build, args.mib, mem, q, inc)) if cfg["vmm"] == "colo" \
-            else (lambda mem, q, inc=None: qemu_argv(args.mib, mem, q, inc))
+        share = args.dst_ram == "memfd"
+        colo_share = share and getattr(args, "mem_share", False)
+        mk = (lambda mem, q, inc=None: colo_argv(args.build, args.mib, mem, q, inc, share=colo_share)) \
+            if cfg["vmm"] == "colo" else (lambda mem, q, inc=None: qemu_argv(args.mib, mem, q, inc, share=share))
         caps = [{"capability": "events", "state": True}]
         params = {"max-bandwidth": args.max_bandwidth, "downtime-limit": args.downtime_limit}
         if cfg["channels"] > 1:
@@ -265,6 +320,9 @@ def migrate_once(cfg, image, args, workdir, verify):
         if q.get("status") != "completed":
             raise RuntimeError("source: %s: %s" % (q, src.output()))
         cpu_src, cpu_dst = src.cpu_seconds(), dst.cpu_seconds()
+        smaps = smaps_rollup(dst.proc.pid)
+        if verify and args.dst_ram != "file" and cfg["vmm"] == "colo" and not colo_ram_equals(dst.proc.pid, src_mem):
+            raise RuntimeError("%s: the destination's RAM differs from the source's" % cfg["name"])
         for vm in (src, dst):
             vm.close()
         if verify and args.dst_ram == "file" and not files_equal(src_mem, dst_mem):
@@ -272,7 +330,8 @@ def migrate_once(cfg, image, args, workdir, verify):
         ram = q.get("ram", {})
         return {"wall": t_end - t0, "total": q.get("total-time", 0) / 1e3, "downtime": q.get("downtime", 0),
                 "transferred": ram.get("transferred", 0), "normal": ram.get("normal", 0),
-                "duplicate": ram.get("duplicate", 0), "cpu_src": cpu_src, "cpu_dst": cpu_dst}
+                "duplicate": ram.get("duplicate", 0), "cpu_src": cpu_src, "cpu_dst": cpu_dst,
+                "anon_huge_kb": smaps.get("AnonHugePages", 0), "rss_kb": smaps.get("Rss", 0)}
     finally:
         for vm in (src, dst):
             if vm:
@@ -295,7 +354,9 @@ def postcopy_once(image, args, workdir):
         append = "interval=0 dirty_pages=%d dirty_ms=10 area_base=%dM area=%dM" % (
             args.postcopy_dirty_pages, half, half - 16)
         serial = os.path.join(d, "serial.log")
-        dst = Vmm(colo_argv(args.build, args.mib, dst_mem, os.path.join(d, "dst.qmp"), "defer", append),
+        dst = Vmm(colo_argv(args.build, args.mib, dst_mem if args.dst_ram == "file" else None,
+                            os.path.join(d, "dst.qmp"), "defer", append,
+                            share=args.dst_ram == "memfd" and args.mem_share),
                   os.path.join(d, "dst.qmp"), os.path.join(d, "dst.log"), args.timeout)
         src = Vmm(colo_argv(args.build, args.mib, src_mem, os.path.join(d, "src.qmp"), None, append, serial),
                   os.path.join(d, "src.qmp"), os.path.join(d, "src.log"), args.timeout)
@@ -321,9 +382,11 @@ def postcopy_once(image, args, workdir):
         src.wait_status(("completed", "failed"), args.timeout)
         q = src.cmd("query-migrate")
         f = dq.get("x-postcopy-faults", {})
+        smaps = smaps_rollup(dst.proc.pid)
         return {"count": f.get("count", 0), "p50": f.get("latency-p50-us", 0), "p99": f.get("latency-p99-us", 0),
                 "max": f.get("latency-max-us", 0), "blocktime": dq.get("postcopy-blocktime", 0),
-                "requests": q.get("ram", {}).get("postcopy-requests", 0), "total": q.get("total-time", 0) / 1e3}
+                "requests": q.get("ram", {}).get("postcopy-requests", 0), "total": q.get("total-time", 0) / 1e3,
+                "anon_huge_kb": smaps.get("AnonHugePages", 0), "rss_kb": smaps.get("Rss", 0)}
     finally:
         for vm in (src, dst):
             if vm:
@@ -337,8 +400,9 @@ def postcopy_report(images, args, workdir):
         r = postcopy_once(images["random"], args, workdir)
         res.append(r)
         log("  postcopy run %d: %d faults, p50 %d us, p99 %d us, max %d us, blocktime %d ms, %d page requests,"
-            " total-time %.2f s" % (i + 1, r["count"], r["p50"], r["p99"], r["max"], r["blocktime"], r["requests"],
-                                    r["total"]))
+            " total-time %.2f s, destination AnonHugePages %d of %d MiB RSS"
+            % (i + 1, r["count"], r["p50"], r["p99"], r["max"], r["blocktime"], r["requests"],
+               r["total"], r["anon_huge_kb"] >> 10, r["rss_kb"] >> 10))
     res = [r for r in res if r["count"]]
     if not res:
         log("colo postcopy: no demand faults happened (guest too slow, or the stream too fast): no latency")
@@ -434,9 +498,10 @@ def main():
                     help="max-bandwidth before the switch to postcopy, bytes/s (default 32 MiB/s)")
     ap.add_argument("--postcopy-dirty-pages", type=int, default=256,
                     help="pages the running guest writes per 10 ms in postcopy (default 256)")
-    ap.add_argument("--dst-ram", choices=("file", "memfd"), default="file",
-                    help="destination RAM: a fresh empty file in --dir (default; checked against the source's"
-                         " on the first run), or a memfd as a VMM allocates without -mem-path")
+    ap.add_argument("--dst-ram", choices=("default", "file", "memfd"), default="default",
+                    help="destination RAM: each VMM's default (colo-vmm without -mem-path, QEMU"
+                         " memory-backend-ram; the default), a fresh empty file in --dir, or a memfd"
+                         " (colo-vmm -mem-share where the build has it, else its default)")
     ap.add_argument("--dir", default=DEFAULT_DIR,
                     help="where the RAM files go (default /dev/shm, a tmpfs like guest RAM's memfd; else /tmp)")
     ap.add_argument("--no-qemu", action="store_true", help="colo-vmm only")
@@ -447,6 +512,7 @@ def main():
                     help="build directory (default $COLO_BUILDDIR, else the current directory)")
     args = ap.parse_args()
     check_build(args)
+    args.mem_share = colo_has_mem_share(args.build)
 
     free = shutil.disk_usage(args.dir).free >> 20
     if free < 4 * args.mib + 256:
@@ -470,8 +536,10 @@ def main():
             for cfg in cfgs[k:] + cfgs[:k]:
                 r = migrate_once(cfg, images[cfg["image"]], args, workdir, verify=(i == 0))
                 results[cfg["name"]].append(r)
-                log("  run %d %-26s %.3f s (total-time %.3f s, downtime %d ms, CPU source %.2f s destination %.2f s)" %
-                    (i + 1, cfg["name"], r["wall"], r["total"], r["downtime"], r["cpu_src"], r["cpu_dst"]))
+                log("  run %d %-26s %.3f s (total-time %.3f s, downtime %d ms, CPU source %.2f s destination %.2f s,"
+                    " destination AnonHugePages %d of %d MiB RSS)" %
+                    (i + 1, cfg["name"], r["wall"], r["total"], r["downtime"], r["cpu_src"], r["cpu_dst"],
+                     r["anon_huge_kb"] >> 10, r["rss_kb"] >> 10))
         postcopy = postcopy_report(images, args, workdir) if args.postcopy_runs else None
         gib = args.mib / 1024
         log("")

@@ -166,6 +166,7 @@ static bool opt_colo_proxy(VmmOptions *o, const char *a, GError **e)
     return opt_string(&o->colo_proxy, a);
 }
 static bool opt_paused(VmmOptions *o, const char *a, GError **e) { return o->start_paused = true; }
+static bool opt_mem_share(VmmOptions *o, const char *a, GError **e) { return o->mem_share = true; }
 static bool opt_daemonize(VmmOptions *o, const char *a, GError **e) { return o->daemonize = true; }
 static bool opt_debug(VmmOptions *o, const char *a, GError **e) { return o->debug = true; }
 static bool opt_help(VmmOptions *o, const char *a, GError **e) { return o->help = true; }
@@ -562,6 +563,7 @@ static const VmmOption vmm_options[] = {
     { "initrd", true, opt_initrd, "-initrd FILE     initial ram disk (Linux)" },
     { "append", true, opt_append, "-append CMDLINE  kernel command line" },
     { "mem-path", true, opt_mem_path, "-mem-path PATH   back guest RAM with a file (or a file in this directory, e.g. hugetlbfs)" },
+    { "mem-share", false, opt_mem_share, "-mem-share       back guest RAM with a memfd (shared memory) instead of anonymous memory" },
     { "S", false, opt_paused, "-S               do not start the vCPUs (QMP 'cont' starts them)" },
     { "name", true, opt_name, "-name NAME       name of the guest, for logs" },
     { "serial", true, opt_serial, "-serial DEV      COM1: stdio | file:PATH | unix:PATH,server=on,wait=off | none" },

@@ -21,6 +21,7 @@ typedef struct VmmOptions {
     char *initrd;
     char *append;
     char *mem_path;
+    bool mem_share;             /* -mem-share: boot RAM in a memfd, not anonymous memory */
     bool start_paused;          /* -S */
     char *name;
     char *serial;               /* chardev spec; NULL = default */

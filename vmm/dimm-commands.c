@@ -297,7 +297,9 @@ static JsonNode *cmd_query_memdev(JsonObject *args, gpointer opaque, GError **er
         json_object_set_boolean_member(o, "merge", FALSE);
         json_object_set_boolean_member(o, "dump", FALSE);
         json_object_set_boolean_member(o, "prealloc", b->prealloc);
-        json_object_set_boolean_member(o, "share", TRUE);    /* memfd or a shared file mapping */
+        /* memfd and files are mapped shared; memory-backend-ram is
+         * anonymous private memory unless share=on (then a memfd). */
+        json_object_set_boolean_member(o, "share", strcmp(b->type, "memory-backend-ram") || b->share);
         json_object_set_array_member(o, "host-nodes", json_array_new());
         json_object_set_string_member(o, "policy", "default");
         json_array_add_object_element(list, o);

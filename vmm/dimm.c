@@ -148,7 +148,10 @@ static bool backend_add_locked(Dimms *d, const char *type, const char *id, uint6
                     type);
         return false;
     }
-    RamBlock *block = ram_block_new(id, size, mem_path, error);
+    /* As QEMU: memory-backend-ram is anonymous memory unless share=on,
+     * memory-backend-memfd a memfd. */
+    bool memfd = !strcmp(type, "memory-backend-memfd") || (!mem_path && share);
+    RamBlock *block = ram_block_new(id, size, mem_path, memfd, error);
     if (!block) {
         return false;
     }

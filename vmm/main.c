@@ -97,7 +97,7 @@ int main(int argc, char **argv)
     VmConfig cfg = {
         .name = opts.name,
         .ncpus = opts.ncpus,
-        .memory = { .size = opts.ram_size, .mem_path = opts.mem_path },
+        .memory = { .size = opts.ram_size, .mem_path = opts.mem_path, .mem_share = opts.mem_share },
         .maxmem = opts.maxmem,
         .mem_slots = opts.mem_slots,
         .boot = { .kernel = opts.kernel, .initrd = opts.initrd, .cmdline = opts.append,

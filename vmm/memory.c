@@ -7,15 +7,57 @@
 #include <inttypes.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <gio/gio.h>
 #include <qb/qblog.h>
 
-RamBlock *ram_block_new(const char *id, uint64_t size, const char *mem_path, GError **error)
+#ifndef MADV_HUGEPAGE
+#define MADV_HUGEPAGE 14
+#endif
+#ifndef PR_SET_VMA
+#define PR_SET_VMA 0x53564d41
+#define PR_SET_VMA_ANON_NAME 0
+#endif
+
+#define RAM_HUGE_ALIGN (2ULL << 20)
+
+/* Anonymous private memory, aligned to 2 MiB so that transparent huge pages
+ * can back all of it (with THP "madvise", as here, only with
+ * MADV_HUGEPAGE; for shmem and so a memfd THP is commonly "never"). */
+static void *ram_map_anonymous(const char *id, uint64_t size)
 {
-    int fd;
+    uint64_t len = size + RAM_HUGE_ALIGN;
+    uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+    if (p == MAP_FAILED) {
+        return MAP_FAILED;
+    }
+    uint8_t *host = (uint8_t *)(((uintptr_t)p + RAM_HUGE_ALIGN - 1) & ~(uintptr_t)(RAM_HUGE_ALIGN - 1));
+    if (host > p) {
+        munmap(p, (size_t)(host - p));
+    }
+    if (host + size < p + len) {
+        munmap(host + size, (size_t)(p + len - (host + size)));
+    }
+    /* Best effort all: a kernel without THP, or without VMA names, runs
+     * the same with 4 KiB pages and an unnamed mapping. */
+    madvise(host, size, MADV_HUGEPAGE);
+    g_autofree char *name = g_strdup_printf("guest-ram:%s", id);
+    for (char *c = name; *c; c++) {
+        if (!g_ascii_isgraph(*c) || strchr("[]\\$`", *c)) {
+            *c = '_';
+        }
+    }
+    prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)host, (unsigned long)size, (unsigned long)name);
+    return host;
+}
+
+RamBlock *ram_block_new(const char *id, uint64_t size, const char *mem_path, bool share, GError **error)
+{
+    int fd = -1;
 
     if (mem_path && g_file_test(mem_path, G_FILE_TEST_IS_DIR)) {
         /* As QEMU: a private file in the directory, gone once unmapped. */
@@ -26,18 +68,18 @@ RamBlock *ram_block_new(const char *id, uint64_t size, const char *mem_path, GEr
         }
     } else if (mem_path) {
         fd = open(mem_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    } else {
+    } else if (share) {
         fd = memfd_create(id, MFD_CLOEXEC);
     }
-    if (fd < 0) {
+    if ((mem_path || share) && fd < 0) {
         g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
                     "cannot create guest RAM%s%s: %s", mem_path ? " in " : "",
                     mem_path ? mem_path : "", g_strerror(errno));
         return NULL;
     }
     struct stat st;
-    if (fstat(fd, &st) < 0 || (S_ISREG(st.st_mode) && (uint64_t)st.st_size < size &&
-                               ftruncate(fd, (off_t)size) < 0)) {
+    if (fd >= 0 && (fstat(fd, &st) < 0 || (S_ISREG(st.st_mode) && (uint64_t)st.st_size < size &&
+                                           ftruncate(fd, (off_t)size) < 0))) {
         g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
                     "cannot size guest RAM to %" PRIu64 " MiB%s%s: %s", size >> 20,
                     mem_path ? " in " : "", mem_path ? mem_path : "",
@@ -46,15 +88,22 @@ RamBlock *ram_block_new(const char *id, uint64_t size, const char *mem_path, GEr
         return NULL;
     }
 
-    void *host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    void *host = fd >= 0 ? mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+                         : ram_map_anonymous(id, size);
     if (host == MAP_FAILED) {
         g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(errno),
                     "cannot map %" PRIu64 " MiB of guest RAM: %s", size >> 20, g_strerror(errno));
-        close(fd);
+        if (fd >= 0) {
+            close(fd);
+        }
         return NULL;
     }
-    /* Guest RAM is not worth a core dump of gigabytes. */
+    /* Guest RAM is not worth a core dump of gigabytes; and a child (none is
+     * forked once RAM exists, a library might) must not make every private
+     * guest page copy-on-write under KVM. Both also mark guest RAM in
+     * /proc/PID/smaps (VmFlags dd and dc), where tests look for it. */
     madvise(host, size, MADV_DONTDUMP);
+    madvise(host, size, MADV_DONTFORK);
 
     RamBlock *block = g_new0(RamBlock, 1);
     block->id = g_strdup(id);
@@ -70,10 +119,103 @@ void ram_block_free(RamBlock *block)
         return;
     }
     munmap(block->host, block->size);
-    close(block->fd);
+    if (block->fd >= 0) {
+        close(block->fd);
+    }
     g_free(block->id);
     g_free(block->device_id);
     g_free(block);
+}
+
+#define MAP_WORD_BITS (8 * sizeof(unsigned long))
+
+static void map_set_range(unsigned long *map, uint64_t first, uint64_t end)
+{
+    for (uint64_t p = first; p < end; p++) {
+        map[p / MAP_WORD_BITS] |= 1UL << (p % MAP_WORD_BITS);
+    }
+}
+
+/* A file: its holes read as zero (SEEK_DATA counts swapped-out pages of
+ * tmpfs as data, unlike mincore). */
+static bool data_map_file(const RamBlock *b, unsigned long *map)
+{
+    off_t pos = 0, end = (off_t)b->size;
+
+    while (pos < end) {
+        off_t data = lseek(b->fd, pos, SEEK_DATA);
+        if (data < 0) {
+            return errno == ENXIO;
+        }
+        off_t hole = lseek(b->fd, data, SEEK_HOLE);
+        if (hole < 0 || hole > end) {
+            hole = end;
+        }
+        map_set_range(map, (uint64_t)data / GUEST_PAGE_SIZE,
+                      ((uint64_t)hole + GUEST_PAGE_SIZE - 1) / GUEST_PAGE_SIZE);
+        pos = hole;
+    }
+    return true;
+}
+
+#define PAGEMAP_PRESENT (1ULL << 63)
+#define PAGEMAP_SWAPPED (1ULL << 62)
+
+/* Anonymous memory: a page neither present nor swapped out was never
+ * written (or was discarded) and reads as zero. The present and swapped
+ * bits of /proc/self/pagemap need no privilege. */
+static bool data_map_anonymous(const RamBlock *b, unsigned long *map)
+{
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0) {
+        return false;
+    }
+    enum { CHUNK = 4096 };
+    g_autofree uint64_t *ent = g_new(uint64_t, CHUNK);
+    uint64_t pages = b->size / GUEST_PAGE_SIZE, vpage = (uintptr_t)b->host / GUEST_PAGE_SIZE;
+    bool ok = true;
+
+    for (uint64_t p = 0; p < pages && ok; p += CHUNK) {
+        size_t want = (size_t)MIN((uint64_t)CHUNK, pages - p) * sizeof(uint64_t);
+        ssize_t n = pread(fd, ent, want, (off_t)((vpage + p) * sizeof(uint64_t)));
+        if (n != (ssize_t)want) {
+            ok = false;
+            break;
+        }
+        for (size_t i = 0; i < want / sizeof(uint64_t); i++) {
+            if (ent[i] & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED)) {
+                map[(p + i) / MAP_WORD_BITS] |= 1UL << ((p + i) % MAP_WORD_BITS);
+            }
+        }
+    }
+    close(fd);
+    return ok;
+}
+
+void ram_block_data_map(const RamBlock *b, unsigned long *map)
+{
+    uint64_t pages = b->size / GUEST_PAGE_SIZE;
+
+    if (!(b->fd >= 0 ? data_map_file(b, map) : data_map_anonymous(b, map))) {
+        map_set_range(map, 0, pages);       /* cannot tell: anything may hold data */
+    }
+}
+
+bool ram_block_discard(const RamBlock *b, uint64_t offset, uint64_t len, GError **error)
+{
+    /* A file's page is shared by every mapping of it: only a hole drops it.
+     * MADV_DONTNEED on a private anonymous mapping leaves zero-fill-on-
+     * demand (and a userfaultfd "missing" fault) behind. */
+    int r = b->fd >= 0 ? fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)len)
+                       : madvise(b->host + offset, len, MADV_DONTNEED);
+
+    if (r < 0) {
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "cannot discard pages of '%s': %s",
+                    b->id, g_strerror(errno));
+        return false;
+    }
+    return true;
 }
 
 static void guest_memory_add_region(GuestMemory *mem, uint64_t gpa, uint64_t size,
@@ -96,7 +238,7 @@ GuestMemory *guest_memory_new(const GuestMemoryConfig *cfg, GError **error)
                     "guest RAM must be a multiple of 4 KiB and at least 2 MiB");
         return NULL;
     }
-    RamBlock *block = ram_block_new("pc.ram", cfg->size, cfg->mem_path, error);
+    RamBlock *block = ram_block_new("pc.ram", cfg->size, cfg->mem_path, cfg->mem_share, error);
     if (!block) {
         return NULL;
     }
@@ -113,8 +255,8 @@ GuestMemory *guest_memory_new(const GuestMemoryConfig *cfg, GError **error)
         guest_memory_add_region(mem, GUEST_HIGH_RAM_BASE, cfg->size - low, block, low);
     }
     dirty_log_init(&mem->dirty, cfg->size / GUEST_PAGE_SIZE);
-    qb_log(LOG_DEBUG, "guest RAM: %" PRIu64 " MiB (%" PRIu64 " MiB below 4 GiB)%s%s",
-           cfg->size >> 20, low >> 20, cfg->mem_path ? " backed by " : "",
+    qb_log(LOG_DEBUG, "guest RAM: %" PRIu64 " MiB (%" PRIu64 " MiB below 4 GiB), %s%s",
+           cfg->size >> 20, low >> 20, cfg->mem_path ? "backed by " : cfg->mem_share ? "a memfd" : "anonymous",
            cfg->mem_path ? cfg->mem_path : "");
     return mem;
 }

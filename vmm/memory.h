@@ -27,7 +27,7 @@ typedef struct RamBlock {
     char *id;           /* "pc.ram" */
     uint8_t *host;      /* mapping of the whole block */
     uint64_t size;      /* bytes, a multiple of GUEST_PAGE_SIZE */
-    int fd;             /* memfd or the -mem-path file */
+    int fd;             /* memfd or the -mem-path file; -1: anonymous memory */
     uint64_t ram_offset; /* first byte in the page numbering of the dirty log */
     /* RAM of a pc-dimm: the device's id, slot and guest-physical address
      * (device_id NULL for the boot RAM). */
@@ -63,18 +63,37 @@ typedef struct GuestMemory {
 
 typedef struct GuestMemoryConfig {
     uint64_t size;              /* bytes */
-    const char *mem_path;       /* NULL: anonymous memfd; a directory (such as
-                                 * a hugetlbfs mount): an unlinked file in it */
+    const char *mem_path;       /* NULL: anonymous memory (or a memfd with
+                                 * mem_share); a directory (such as a
+                                 * hugetlbfs mount): an unlinked file in it */
+    bool mem_share;             /* a memfd (MAP_SHARED) instead of anonymous memory */
 } GuestMemoryConfig;
 
 /* Allocate guest RAM and lay it out; does not touch KVM. */
 GuestMemory *guest_memory_new(const GuestMemoryConfig *cfg, GError **error);
 void guest_memory_free(GuestMemory *mem);
 
-/* A RamBlock of @size bytes named @id, not yet in any layout: memfd, or a
- * file at @mem_path (a directory: an unlinked file in it). */
-RamBlock *ram_block_new(const char *id, uint64_t size, const char *mem_path, GError **error);
+/* A RamBlock of @size bytes named @id, not yet in any layout: a file at
+ * @mem_path (a directory: an unlinked file in it), else with @share a memfd,
+ * else (the default) anonymous private memory, aligned to 2 MiB with
+ * MADV_HUGEPAGE so that transparent huge pages back it where the host
+ * allows them, and named "guest-ram:ID" in /proc/PID/maps where the kernel
+ * names anonymous mappings. All of them MADV_DONTDUMP and MADV_DONTFORK.
+ * Nothing in colo-vmm needs a file: postcopy, snapshot protect, dirty
+ * logging and the COLO RAM cache work on either (ram_block_data_map,
+ * ram_block_discard). */
+RamBlock *ram_block_new(const char *id, uint64_t size, const char *mem_path, bool share, GError **error);
 void ram_block_free(RamBlock *block);
+
+/* Sets the bit of every page of @b that may hold data in @map (one bit per
+ * guest page, cleared by the caller); a page left clear reads as zero.
+ * Holes of a file; pages neither present nor swapped out (pagemap) of
+ * anonymous memory. Where neither can be told, every page is set. */
+void ram_block_data_map(const RamBlock *b, unsigned long *map);
+
+/* Drops [offset, offset+len) of @b (page aligned): it reads as zero after,
+ * and a userfaultfd registered for missing pages sees it missing. */
+bool ram_block_discard(const RamBlock *b, uint64_t offset, uint64_t len, GError **error);
 
 /* Add @block to the layout at guest-physical @gpa, as one region: numbers
  * its pages after all others, grows the device dirty log, calls @map (the

@@ -55,9 +55,9 @@ def start_protect(pri, mem, guest, snapshot=True, bandwidth=0, delay=200, params
 class Primary:
     """A primary with the test guest booted, and the secondaries protect
     started for it; all closed on exit."""
-    def __init__(self, mem, guest, smp=2):
+    def __init__(self, mem, guest, smp=2, extra=()):
         self.mem, self.guest = mem, guest
-        self.vm = Vmm(smp=smp, mem=mem, append=guest)
+        self.vm = Vmm(smp=smp, mem=mem, append=guest, extra=extra)
         self.secs = []
 
     def __enter__(self):
@@ -115,17 +115,27 @@ def snapshot_stats(vm):
     return vm.qmp.cmd("query-migrate").get("snapshot")
 
 
+def guest_ram_ranges(pid):
+    """colo-vmm's guest RAM mappings, anonymous memory (the default) or a
+    memfd: the ones it marks MADV_DONTDUMP and MADV_DONTFORK (smaps VmFlags
+    dd and dc)."""
+    ranges, cur = [], None
+    with open("/proc/%d/smaps" % pid) as smaps:
+        for line in smaps:
+            first = line.split(" ", 1)[0]
+            if "-" in first and not first.endswith(":"):
+                cur = tuple(int(x, 16) for x in first.split("-"))
+            elif first == "VmFlags:" and cur and {"dd", "dc"} <= set(line.split()[1:]):
+                ranges.append(cur)
+    return ranges
+
+
 def wp_pages(pid):
     """Pages of @pid's guest RAM mappings still userfaultfd write-protected
     (pagemap bit 57)."""
     n = 0
-    with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/pagemap" % pid, "rb") as pm:
-        for line in maps:
-            fields = line.split()
-            # Guest RAM: shared memfd mappings (memfd:<block id>).
-            if len(fields) < 6 or not fields[5].startswith("/memfd:") or fields[1][3] != "s":
-                continue
-            start, end = (int(x, 16) for x in fields[0].split("-"))
+    with open("/proc/%d/pagemap" % pid, "rb") as pm:
+        for start, end in guest_ram_ranges(pid):
             pm.seek(start // 4096 * 8)
             data = pm.read((end - start) // 4096 * 8)
             n += sum(1 for (e,) in struct.iter_unpack("<Q", data) if e & PM_UFFD_WP)
@@ -133,16 +143,12 @@ def wp_pages(pid):
 
 
 def guest_ram_mapped(pid):
-    with open("/proc/%d/maps" % pid) as maps:
-        return any("/memfd:" in line for line in maps)
+    return bool(guest_ram_ranges(pid))
 
 
-def test_snapshot_protect_reaches_colo():
-    """Snapshot protect of a guest writing its memory: the stream reports
-    its progress (pages left, faults, copies) while the guest runs; COLO
-    begins once it is all out, and the secondary's memory is the primary's."""
+def snapshot_protect_reaches_colo(extra=()):
     require_kvm()
-    with Primary("64M", SLOW) as p:
+    with Primary("64M", SLOW, extra=extra) as p:
         pri = p.vm
         # 4 MiB/s: the stream (the pages with data; zero pages cost little)
         # stays "active" for a second or more, seen by the 50 ms polls also
@@ -173,6 +179,19 @@ def test_snapshot_protect_reaches_colo():
         assert 0 < snap["pause-us"], snap
         assert wp_pages(pri.proc.pid) == 0
         assert_replica(pri, sec, 64 << 20)
+
+
+def test_snapshot_protect_reaches_colo():
+    """Snapshot protect of a guest writing its memory: the stream reports
+    its progress (pages left, faults, copies) while the guest runs; COLO
+    begins once it is all out, and the secondary's memory is the primary's.
+    Default RAM: anonymous memory."""
+    snapshot_protect_reaches_colo()
+
+
+def test_snapshot_protect_memfd():
+    """The same with the primary's RAM in a memfd (-mem-share)."""
+    snapshot_protect_reaches_colo(["-mem-share"])
 
 
 def test_copy_limit_reached_writes_wait():

@@ -29,7 +29,7 @@ static void test_full(void)
     g_autoptr(GError) error = NULL;
 
     g_assert_true(parse(&o, &error, "-m", "64M", "-smp", "2", "-kernel", "k", "-initrd", "i",
-                        "-append", "a=b c", "-mem-path", "/dev/hugepages", "-S", "-name", "guest=vm1,debug-threads=on",
+                        "-append", "a=b c", "-mem-path", "/dev/hugepages", "-mem-share", "-S", "-name", "guest=vm1,debug-threads=on",
                         "-serial", "file:/tmp/x", "-qmp", "unix:/tmp/q.sock,server=on,wait=off,group=kvm",
                         "-daemonize", "-pidfile", "/tmp/p", "-D", "/tmp/log", "--enable-kvm",
                         "-accel", "kvm", "-cpu", "host", "-colo-proxy", "/run/colo/proxy.sock",
@@ -43,6 +43,7 @@ static void test_full(void)
     g_assert_cmpstr(o.initrd, ==, "i");
     g_assert_cmpstr(o.append, ==, "a=b c");
     g_assert_cmpstr(o.mem_path, ==, "/dev/hugepages");
+    g_assert_true(o.mem_share);
     g_assert_true(o.start_paused);
     g_assert_cmpstr(o.name, ==, "vm1");
     g_assert_cmpstr(o.serial, ==, "file:/tmp/x");
@@ -64,6 +65,7 @@ static void test_defaults(void)
     g_assert_true(parse(&o, NULL, "-kernel", "k", "-smp", "cpus=3,sockets=3", "-m", "size=1G", NULL));
     g_assert_cmpuint(o.ncpus, ==, 3);
     g_assert_cmpuint(o.ram_size, ==, 1ULL << 30);
+    g_assert_false(o.mem_share);
     g_assert_false(o.start_paused);
     g_assert_null(o.serial);
     vmm_options_clear(&o);

@@ -27,8 +27,8 @@ static void test_layout_small(void)
     guest_memory_free(mem);
 }
 
-/* RAM above 3 GiB moves to 4 GiB; a copy across the hole fails. Uses a
- * sparse memfd, so 4 GiB of address space costs nothing. */
+/* RAM above 3 GiB moves to 4 GiB; a copy across the hole fails. Untouched
+ * anonymous memory, so 4 GiB of address space costs nothing. */
 static void test_layout_split(void)
 {
     GuestMemoryConfig cfg = { .size = 4ULL << 30 };
@@ -156,12 +156,91 @@ static void test_iobus(void)
     iobus_free(bus);
 }
 
+static bool map_bit(const unsigned long *map, uint64_t page)
+{
+    return map[page / (8 * sizeof(long))] & (1UL << (page % (8 * sizeof(long))));
+}
+
+/* Pages written are data, pages never written or discarded are known zero;
+ * a discarded page reads as zero. Anonymous memory (the default), a memfd
+ * (-mem-share) and a file (-mem-path) alike. */
+static void check_data_map_and_discard(const GuestMemoryConfig *cfg)
+{
+    g_autoptr(GError) error = NULL;
+    GuestMemory *mem = guest_memory_new(cfg, &error);
+    g_assert_no_error(error);
+    RamBlock *b = mem->blocks[0];
+    uint64_t pages = b->size / GUEST_PAGE_SIZE;
+    g_autofree unsigned long *map = g_new0(unsigned long, pages / (8 * sizeof(long)) + 1);
+    uint8_t one = 1, got = 0xff;
+
+    g_assert_true(guest_memory_write(mem, 5 * GUEST_PAGE_SIZE, &one, 1));
+    g_assert_true(guest_memory_write(mem, 700 * GUEST_PAGE_SIZE + 17, &one, 1));
+    g_assert_true(guest_memory_write(mem, (pages - 1) * GUEST_PAGE_SIZE, &one, 1));
+    ram_block_data_map(b, map);
+    /* A transparent huge page is present whole: the 2 MiB around a written
+     * page may be data too, the 2 MiB from page 1024 up must not. */
+    for (uint64_t p = 0; p < pages; p++) {
+        if (p == 5 || p == 700 || p == pages - 1) {
+            g_assert_true(map_bit(map, p));
+        } else if (p >= 1024 && p < 1536) {
+            g_assert_false(map_bit(map, p));
+        }
+    }
+    g_assert_true(ram_block_discard(b, 700 * GUEST_PAGE_SIZE, GUEST_PAGE_SIZE, &error));
+    g_assert_no_error(error);
+    memset(map, 0, (pages / (8 * sizeof(long)) + 1) * sizeof(long));
+    ram_block_data_map(b, map);
+    g_assert_true(map_bit(map, 5) && !map_bit(map, 700) && map_bit(map, pages - 1));
+    /* (Reading it maps the zero page: data again for the map, harmlessly.) */
+    g_assert_true(guest_memory_read(mem, 700 * GUEST_PAGE_SIZE + 17, &got, 1));
+    g_assert_cmpuint(got, ==, 0);
+    g_assert_true(guest_memory_read(mem, 5 * GUEST_PAGE_SIZE, &got, 1));
+    g_assert_cmpuint(got, ==, 1);
+    guest_memory_free(mem);
+}
+
+static void test_data_map(void)
+{
+    GuestMemoryConfig cfg = { .size = 8 << 20 };
+    g_autofree char *dir = g_dir_make_tmp("colo-mem-XXXXXX", NULL);
+
+    check_data_map_and_discard(&cfg);           /* anonymous */
+    cfg.mem_share = true;
+    check_data_map_and_discard(&cfg);           /* memfd */
+    cfg.mem_share = false;
+    cfg.mem_path = dir;
+    check_data_map_and_discard(&cfg);           /* an unlinked file in a directory */
+    g_rmdir(dir);
+}
+
+/* The default: anonymous memory aligned to 2 MiB (room for huge pages),
+ * no file behind it; -mem-share gives a memfd. */
+static void test_backing(void)
+{
+    GuestMemoryConfig cfg = { .size = 6 << 20 };
+    g_autoptr(GError) error = NULL;
+    GuestMemory *mem = guest_memory_new(&cfg, &error);
+
+    g_assert_no_error(error);
+    g_assert_cmpint(mem->blocks[0]->fd, ==, -1);
+    g_assert_cmpuint((uintptr_t)mem->blocks[0]->host % (2 << 20), ==, 0);
+    guest_memory_free(mem);
+    cfg.mem_share = true;
+    mem = guest_memory_new(&cfg, &error);
+    g_assert_no_error(error);
+    g_assert_cmpint(mem->blocks[0]->fd, >=, 0);
+    guest_memory_free(mem);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/memory/layout-small", test_layout_small);
     g_test_add_func("/memory/layout-split", test_layout_split);
     g_test_add_func("/memory/mem-path", test_mem_path);
+    g_test_add_func("/memory/backing", test_backing);
+    g_test_add_func("/memory/data-map", test_data_map);
     g_test_add_func("/memory/parse-size", test_parse_size);
     g_test_add_func("/iobus/dispatch", test_iobus);
     return g_test_run();

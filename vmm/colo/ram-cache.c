@@ -21,28 +21,27 @@ static size_t block_words(const RamBlock *b)
     return (block_pages(b) + WORD_BITS - 1) / WORD_BITS;
 }
 
-/* The cache starts as a copy of guest RAM. Holes of the block's file read
- * as zero, as the fresh cache does: copy only its data (a mostly unused
- * 1 GiB guest is copied in milliseconds instead of seconds, and the
- * primary's guest waits for this at COLO's start). */
+/* The cache starts as a copy of guest RAM. Pages that never held data
+ * (ram_block_data_map) read as zero, as the fresh cache does: copy only
+ * the others (a mostly unused 1 GiB guest is copied in milliseconds instead
+ * of seconds, and the primary's guest waits for this at COLO's start). */
 static void ram_cache_copy(uint8_t *dst, const RamBlock *b)
 {
-    off_t pos = 0, end = (off_t)b->size;
+    g_autofree unsigned long *map = g_new0(unsigned long, block_words(b));
+    uint64_t pages = block_pages(b), p = 0;
 
-    while (pos < end) {
-        off_t data = lseek(b->fd, pos, SEEK_DATA);
-        if (data < 0) {
-            if (errno != ENXIO) {
-                memcpy(dst + pos, b->host + pos, (size_t)(end - pos));     /* no hole support */
-            }
-            return;
+    ram_block_data_map(b, map);
+    while (p < pages) {
+        if (!(map[p / WORD_BITS] & (1UL << (p % WORD_BITS)))) {
+            p++;
+            continue;
         }
-        off_t hole = lseek(b->fd, data, SEEK_HOLE);
-        if (hole < 0 || hole > end) {
-            hole = end;
+        uint64_t end = p + 1;
+        while (end < pages && (map[end / WORD_BITS] & (1UL << (end % WORD_BITS)))) {
+            end++;
         }
-        memcpy(dst + data, b->host + data, (size_t)(hole - data));
-        pos = hole;
+        memcpy(dst + p * GUEST_PAGE_SIZE, b->host + p * GUEST_PAGE_SIZE, (size_t)((end - p) * GUEST_PAGE_SIZE));
+        p = end;
     }
 }
 

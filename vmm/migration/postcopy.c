@@ -380,10 +380,8 @@ static bool postcopy_discard(Migration *m, const uint8_t *p, uint16_t len, GErro
         if (first >= pages || count > pages - first) {
             goto bad;
         }
-        if (fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                      (off_t)(first * GUEST_PAGE_SIZE), (off_t)(count * GUEST_PAGE_SIZE)) < 0) {
-            g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno),
-                        "postcopy: cannot discard pages of '%s': %s", id, g_strerror(errno));
+        if (!ram_block_discard(b, first * GUEST_PAGE_SIZE, count * GUEST_PAGE_SIZE, error)) {
+            g_prefix_error(error, "postcopy: ");
             return false;
         }
     }

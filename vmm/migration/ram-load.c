@@ -14,35 +14,15 @@
 
 #include "migration/format.h"
 
-/* Pages in holes of the block's file (memfd, tmpfs, or a sparse file) hold
- * nothing; SEEK_DATA also counts swapped-out pages as data, unlike mincore. */
+/* Pages that never held data (holes of the block's file, or anonymous
+ * pages never touched) read as zero: see ram_block_data_map. */
 void ram_load_state_init(RamLoadState *st, const GuestMemory *mem)
 {
     for (unsigned i = 0; i < mem->nr_blocks; i++) {
         const RamBlock *b = mem->blocks[i];
-        size_t words = bitmap_words(block_pages(b));
-        unsigned long *map = g_new0(unsigned long, words);
-        off_t pos = 0, end = (off_t)b->size;
+        unsigned long *map = g_new0(unsigned long, bitmap_words(block_pages(b)));
 
-        while (pos < end) {
-            off_t data = lseek(b->fd, pos, SEEK_DATA);
-            if (data < 0) {
-                if (errno != ENXIO) {
-                    /* No hole support: everything may hold data. */
-                    memset(map, 0xff, words * sizeof(unsigned long));
-                }
-                break;
-            }
-            off_t hole = lseek(b->fd, data, SEEK_HOLE);
-            if (hole < 0 || hole > end) {
-                hole = end;
-            }
-            for (uint64_t p = (uint64_t)data / GUEST_PAGE_SIZE;
-                 p < ((uint64_t)hole + GUEST_PAGE_SIZE - 1) / GUEST_PAGE_SIZE; p++) {
-                map[p / BITS_PER_WORD] |= 1UL << (p % BITS_PER_WORD);
-            }
-            pos = hole;
-        }
+        ram_block_data_map(b, map);
         g_free(st->maybe_data[i]);
         st->maybe_data[i] = map;
     }
@@ -89,7 +69,10 @@ void ram_load_store(RamLoadState *st, const GuestMemory *mem, const RamBlock *b,
 {
     int bi = st ? (int)ram_block_index(mem, b) : -1;
 
-    if (bi >= 0 && !g_atomic_int_get(&st->no_pwrite[bi])) {
+    /* A file: pwrite allocates its pages without clearing them first.
+     * Anonymous memory (with huge pages, one fault and clear per 2 MiB)
+     * takes the copy into the mapping. */
+    if (bi >= 0 && b->fd >= 0 && !g_atomic_int_get(&st->no_pwrite[bi])) {
         const uint8_t *p = data;
         size_t done = 0;
         while (done < len) {

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -31,6 +32,10 @@
 #define SNAP_BATCH_MAX 256
 #define SNAP_BATCH_MIN 16
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+
 /* A page written before the stream reached it, as it was at the snapshot. */
 typedef struct SnapCopy {
     unsigned block;
@@ -48,6 +53,7 @@ struct Snapshot {
     unsigned nr_blocks;         /* the blocks at the snapshot; RAM added later
                                  * goes whole in the final phase */
     int uffd, quit_fd;
+    bool wp_unpopulated;        /* the kernel write-protects pages not populated yet */
     GThread *thread;
     bool registered[GUEST_MAX_REGIONS];
     bool stopped;
@@ -190,7 +196,7 @@ static gpointer snap_fault_thread(gpointer opaque)
 
 /* ---- set-up and the pause ---------------------------------------------------- */
 
-static int snap_uffd_open(GError **error)
+static int snap_uffd_open(bool *unpopulated, GError **error)
 {
     /* Not UFFD_USER_MODE_ONLY: KVM writes guest memory from the kernel on
      * the guest's behalf, and those writes must trap too. */
@@ -207,7 +213,9 @@ static int snap_uffd_open(GError **error)
      * there anyway (pte markers). */
     const uint64_t base = UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
     struct uffdio_api api = { .api = UFFD_API, .features = base | UFFD_FEATURE_WP_UNPOPULATED };
+    *unpopulated = true;
     if (ioctl(fd, UFFDIO_API, &api) < 0) {
+        *unpopulated = false;
         /* A refused UFFDIO_API leaves the fd unusable: open another. */
         close(fd);
         fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
@@ -234,6 +242,14 @@ static bool snap_register(Snapshot *s, GError **error)
         if (b->fd >= 0 && fstatfs(b->fd, &fs) == 0 && fs.f_type == HUGETLBFS_MAGIC) {
             g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
                         "snapshot protect: RAM block %s is on hugetlbfs (4 KiB pages only)", b->id);
+            return false;
+        }
+        /* Anonymous memory on a kernel that protects only populated pages
+         * (before 6.4): map the zero page wherever nothing is, as QEMU's
+         * background snapshot does, so that a first write traps too. */
+        if (b->fd < 0 && !s->wp_unpopulated && madvise(b->host, b->size, MADV_POPULATE_READ) < 0) {
+            g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno),
+                        "snapshot protect: populating RAM block %s: %s", b->id, g_strerror(errno));
             return false;
         }
         struct uffdio_register reg = {
@@ -297,7 +313,7 @@ bool snapshot_start(Migration *m, GError **error)
     m->src.snapshot = s;
     g_mutex_unlock(&m->lock);
 
-    s->uffd = snap_uffd_open(error);
+    s->uffd = snap_uffd_open(&s->wp_unpopulated, error);
     s->quit_fd = eventfd(0, EFD_CLOEXEC);
     if (s->uffd < 0 || !snap_register(s, error)) {
         snapshot_stop(m);
