@@ -306,8 +306,11 @@ class Matrix:
             res["stalls"].append({"at": obs["round_started"], "ms": int((time.time() - obs["round_started"]) * 1000),
                                   "broken": False, "going-on": True})
         res["stall_ms"] = stall_of(res)
-        after_primary = self.vm.primary(self.c)
-        res["failover"] = after_primary is not None and after_primary != when["primary"]
+        # A failover: the node that was the secondary runs the VM now. (Not
+        # "the primary is another node": a thawed old primary may still
+        # call itself primary for a moment, and then there is no one.)
+        former_secondary = cluster.NODES[1 - cluster.NODES.index(when["primary"])]
+        res["failover"] = self.vm.runs_primary(self.c, former_secondary)
         self._settle(watch, res, before)
         if point == "snapshot-protect":
             try:

@@ -184,14 +184,16 @@ def colod_status(c, node, timeout=2.0):
         return None
 
 
+def runs_primary(c, node):
+    """Whether colod on @node runs the VM as primary, not paused, now."""
+    st = colod_status(c, node)
+    return bool(st and st["vmm"]["kind"] == "primary" and not st["vmm"]["paused"])
+
+
 def primary(c):
     """The node whose colod runs the VM as primary, not paused, now; None
     if none does (or, a split brain, both)."""
-    found = []
-    for n in cluster.NODES:
-        st = colod_status(c, n)
-        if st and st["vmm"]["kind"] == "primary" and not st["vmm"]["paused"]:
-            found.append(n)
+    found = [n for n in cluster.NODES if runs_primary(c, n)]
     return found[0] if len(found) == 1 else None
 
 
