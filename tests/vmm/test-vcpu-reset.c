@@ -150,8 +150,8 @@ static void count_reads(void *opaque, uint64_t offset, uint8_t *data, unsigned l
 /* KVM finishes an MMIO read (stores the value, moves RIP on) only when
  * the vCPU enters KVM_RUN again. A vCPU that parked right after the exit
  * left it pending: its saved state had RIP on the read already served, a
- * restored state (a reset) got the old instruction's register write and
- * RIP on top (a suspect in the 2-vCPU Linux reboot of issue 16). The
+ * restored state (a reset, a COLO checkpoint loaded on the secondary) got
+ * the old instruction's register write and RIP on top. The
  * guest reads a counting register in a loop and counts in EBX: at every
  * pause the two agree. */
 static void test_pause_completes_mmio(void)
