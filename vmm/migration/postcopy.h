@@ -31,7 +31,9 @@ void migration_incoming_postcopy_cleanup(Migration *m);
 void migration_query_postcopy(Migration *m, JsonObject *ret);
 
 /* The threads on a demand fault's path (fault thread, return path, demand
- * channel) run ahead of the bulk stream's: a vCPU waits on them. */
+ * channel; snapshot protect's fault thread) run ahead of the bulk stream's,
+ * at SCHED_FIFO priority 1 where allowed, else nice -10: a vCPU waits on
+ * them. */
 void postcopy_thread_urgent(void);
 
 #endif

@@ -176,6 +176,10 @@ static gpointer snap_fault_thread(gpointer opaque)
         if (fds[1].revents) {
             break;
         }
+        if (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {     /* no spinning at real-time priority */
+            qb_log(LOG_ERR, "snapshot: userfaultfd reports an error (poll 0x%x)", (unsigned)fds[0].revents);
+            break;
+        }
         struct uffd_msg msgs[16];
         ssize_t n = read(s->uffd, msgs, sizeof(msgs));
         if (n < 0) {
