@@ -130,9 +130,9 @@ void postcopy_free(Postcopy *pc, GuestMemory *mem)
 
 /* A vCPU waits on every page this thread handles, while the background
  * stream keeps every core busy. A raised nice value still left some
- * faults waiting milliseconds for a time slice (p99 up to 3.2 ms on 2
- * cores); the lowest real-time priority preempts the stream at once (all
- * under 0.6 ms). Such a thread blocks between pages, and the kernel's
+ * faults waiting milliseconds for a time slice (the slowest of a run 4-8
+ * ms on 2 cores); the lowest real-time priority preempts the stream at
+ * once (under 1 ms). Such a thread blocks between pages, and the kernel's
  * real-time throttling bounds it should it ever spin. Without
  * CAP_SYS_NICE (or under systemd's RestrictRealtime=), nice -10; without
  * that either, the thread keeps its priority. */
