@@ -129,10 +129,15 @@ void ram_block_free(RamBlock *block)
 
 #define MAP_WORD_BITS (8 * sizeof(unsigned long))
 
+static void map_set(unsigned long *map, uint64_t page)
+{
+    map[page / MAP_WORD_BITS] |= 1UL << (page % MAP_WORD_BITS);
+}
+
 static void map_set_range(unsigned long *map, uint64_t first, uint64_t end)
 {
     for (uint64_t p = first; p < end; p++) {
-        map[p / MAP_WORD_BITS] |= 1UL << (p % MAP_WORD_BITS);
+        map_set(map, p);
     }
 }
 
@@ -185,7 +190,7 @@ static bool data_map_anonymous(const RamBlock *b, unsigned long *map)
         }
         for (size_t i = 0; i < want / sizeof(uint64_t); i++) {
             if (ent[i] & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED)) {
-                map[(p + i) / MAP_WORD_BITS] |= 1UL << ((p + i) % MAP_WORD_BITS);
+                map_set(map, p + i);
             }
         }
     }

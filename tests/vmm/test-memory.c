@@ -50,9 +50,10 @@ static void test_layout_split(void)
 
 static void test_mem_path(void)
 {
-    g_autofree char *dir = g_dir_make_tmp("colo-mem-XXXXXX", NULL);
-    g_autofree char *file = g_build_filename(dir, "ram", NULL);
     g_autoptr(GError) error = NULL;
+    g_autofree char *dir = g_dir_make_tmp("colo-mem-XXXXXX", &error);
+    g_assert_no_error(error);
+    g_autofree char *file = g_build_filename(dir, "ram", NULL);
     GuestMemoryConfig cfg = { .size = 4 << 20, .mem_path = file };
     GuestMemory *mem = guest_memory_new(&cfg, &error);
 
@@ -203,8 +204,10 @@ static void check_data_map_and_discard(const GuestMemoryConfig *cfg)
 static void test_data_map(void)
 {
     GuestMemoryConfig cfg = { .size = 8 << 20 };
-    g_autofree char *dir = g_dir_make_tmp("colo-mem-XXXXXX", NULL);
+    g_autoptr(GError) error = NULL;
+    g_autofree char *dir = g_dir_make_tmp("colo-mem-XXXXXX", &error);
 
+    g_assert_no_error(error);
     check_data_map_and_discard(&cfg);           /* anonymous */
     cfg.mem_share = true;
     check_data_map_and_discard(&cfg);           /* memfd */
