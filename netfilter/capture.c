@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <gio/gio.h>
+#include <limits.h>
 #include <glib-unix.h>
 #include <linux/if_ether.h>
 #include <linux/filter.h>
@@ -45,19 +46,18 @@ bool capture_csum_partial(const uint8_t *vnet)
     return (vnet[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM) != 0;
 }
 
-static gboolean capture_on_readable(gint fd, GIOCondition cond, gpointer data)
+/* Up to @rounds batches, fewer if the socket runs dry. */
+static void capture_read(ProxyCapture *c, int rounds)
 {
-    ProxyCapture *c = data;
     unsigned int delivered = 0;
 
-    /* Two batches per wakeup at most, so the other sources are served. */
-    for (int round = 0; round < 2; round++) {
+    for (int round = 0; round < rounds; round++) {
         int n;
 
         for (int i = 0; i < CAPTURE_BATCH; i++) {
             c->rx_msg[i].msg_hdr.msg_namelen = sizeof(c->rx_addr[i]);
         }
-        n = recvmmsg(fd, c->rx_msg, CAPTURE_BATCH, MSG_DONTWAIT, NULL);
+        n = recvmmsg(c->fd, c->rx_msg, CAPTURE_BATCH, MSG_DONTWAIT, NULL);
         if (n <= 0) {
             break;
         }
@@ -80,7 +80,18 @@ static gboolean capture_on_readable(gint fd, GIOCondition cond, gpointer data)
     if (delivered && c->cb.burst_done) {
         c->cb.burst_done(c->cb.opaque);
     }
+}
+
+static gboolean capture_on_readable(gint fd, GIOCondition cond, gpointer data)
+{
+    /* Two batches per wakeup at most, so the other sources are served. */
+    capture_read(data, 2);
     return G_SOURCE_CONTINUE;
+}
+
+void capture_drain(ProxyCapture *c)
+{
+    capture_read(c, INT_MAX);
 }
 
 /* Frames the host sends only: the guest's own output (a primary's 64 KiB

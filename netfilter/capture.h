@@ -41,6 +41,10 @@ void capture_flush(ProxyCapture *c);
 
 unsigned int capture_ifindex(const ProxyCapture *c);
 
+/* Deliver every frame the socket holds now (the callbacks run before it
+ * returns), e.g. what a guest sent before it was paused. */
+void capture_drain(ProxyCapture *c);
+
 struct capture_stats {
     uint64_t frames;
     uint64_t sent;

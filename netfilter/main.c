@@ -50,7 +50,8 @@ int main(int argc, char **argv)
                     *tls_dir = NULL, *carry_file = NULL;
     g_autoptr(GArray) carried = NULL;
     g_auto(GStrv) ports = NULL;
-    int queue_num = 0, queue_maxlen = 16384, timeout = 3000, scan = 1000, max_queue = 16384, fence_after = 1000;
+    int queue_num = 0, queue_maxlen = 16384, timeout = 3000, scan = 1000, max_queue = 16384, fence_after = 1000,
+        replay_kib = 4096;
     gboolean no_rules = FALSE, no_cp_mismatch = FALSE, debug = FALSE, use_syslog = FALSE, forward_all = FALSE,
              kernel_ts = FALSE, cleanup = FALSE, daemonize = FALSE, version = FALSE;
     GOptionEntry entries[] = {
@@ -73,6 +74,9 @@ int main(int argc, char **argv)
         { "fence-after-ms", 0, 0, G_OPTION_ARG_INT, &fence_after,
           "primary: not scheduled for this long (a frozen host), hold all output until the secondary answers "
           "on the link, since it may have taken over (default 1000, 0: never)", "MS" },
+        { "replay-kib", 0, 0, G_OPTION_ARG_INT, &replay_kib,
+          "secondary: keep up to KIB of the guest's TCP output since the last checkpoint, sent once more after a "
+          "takeover by replay-output (default 4096, 0: none)", "KIB" },
         { "max-queue-size", 0, 0, G_OPTION_ARG_INT, &max_queue, "held packets before asking for a checkpoint",
           "N" },
         { "no-checkpoint-on-mismatch", 0, 0, G_OPTION_ARG_NONE, &no_cp_mismatch,
@@ -128,6 +132,10 @@ int main(int argc, char **argv)
                         "--connect (see --help)\n");
         return 1;
     }
+    if (replay_kib < 0 || replay_kib > 1048576) {
+        fprintf(stderr, "colo-proxy: --replay-kib %d: give 0 to 1048576 (1 GiB)\n", replay_kib);
+        return 1;
+    }
     if ((peer && !listen_on) || (control_group && !control)) {
         fprintf(stderr, "colo-proxy: --peer goes with --listen, --control-group with --control\n");
         return 1;
@@ -163,6 +171,7 @@ int main(int argc, char **argv)
     cfg.forward_all = forward_all;
     cfg.kernel_timestamps = kernel_ts;
     cfg.fence_after_ms = (uint32_t)fence_after;
+    cfg.replay_max_bytes = (size_t)replay_kib * 1024;
     cfg.carried = carried;
     cfg.params.compare_timeout_ms = (uint32_t)timeout;
     cfg.params.expired_scan_cycle_ms = (uint32_t)scan;

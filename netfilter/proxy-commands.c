@@ -71,6 +71,27 @@ static JsonNode *cmd_failover(JsonObject *args, gpointer opaque, GError **error)
     return cmd_reply(b);
 }
 
+static JsonNode *cmd_replay_output(JsonObject *args, gpointer opaque, GError **error)
+{
+    Proxy *p = opaque;
+    JsonBuilder *b;
+    unsigned int frames;
+    bool pending;
+    int packets = proxy_replay_output(p, &frames, &pending, error);
+
+    if (packets < 0) {
+        return NULL;
+    }
+    b = json_builder_new();
+    json_builder_begin_object(b);
+    add_int(b, "frames", frames);
+    add_int(b, "packets", packets);
+    json_builder_set_member_name(b, "at-failover");
+    json_builder_add_boolean_value(b, pending);
+    json_builder_end_object(b);
+    return cmd_reply(b);
+}
+
 static JsonNode *cmd_query_status(JsonObject *args, gpointer opaque, GError **error)
 {
     Proxy *p = opaque;
@@ -179,6 +200,20 @@ static JsonNode *cmd_query_stats(JsonObject *args, gpointer opaque, GError **err
         add_int(b, "carry-refused", (int64_t)p->carry_refused);
         add_int(b, "not-forwarded", (int64_t)p->not_forwarded);
         add_int(b, "pings-refused", (int64_t)p->pings_refused);
+    }
+    if (p->replay) {
+        struct replay_stats rs;
+
+        replay_get_stats(p->replay, &rs);
+        add_int(b, "replay-kept", (int64_t)rs.kept);
+        add_int(b, "replay-evicted", (int64_t)rs.evicted);
+        add_int(b, "replay-cleared", (int64_t)rs.cleared);
+        add_int(b, "replay-held-frames", rs.held_frames);
+        add_int(b, "replay-held-bytes", (int64_t)rs.held_bytes);
+        add_int(b, "replay-frames-sent", (int64_t)rs.frames_sent);
+        add_int(b, "replay-packets-sent", (int64_t)rs.packets_sent);
+        add_int(b, "replay-skipped", (int64_t)rs.skipped);
+        add_int(b, "replay-send-failed", (int64_t)rs.send_failed);
     }
     if (p->nfq) {
         struct nfq_stats ns;
@@ -342,6 +377,7 @@ const struct ctl_command proxy_commands[] = {
     { "checkpoint-begin", cmd_checkpoint_begin },
     { "checkpoint-commit", cmd_checkpoint_commit },
     { "failover", cmd_failover },
+    { "replay-output", cmd_replay_output },
     { "query-status", cmd_query_status },
     { "query-stats", cmd_query_stats },
     { "query-rewriter", cmd_query_rewriter },

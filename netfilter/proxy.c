@@ -178,6 +178,9 @@ static void secondary_output(void *opaque, uint8_t *buf, size_t len, bool outgoi
     }
     rw_output(p->rw, frame, flen, true, capture_csum_partial(buf));
     link_queue(p->link, FRAME_OUTPUT, p->epoch, buf, len);
+    if (p->replay) {
+        replay_keep(p->replay, buf, len);
+    }
 }
 
 /* The primary's carried flows: not ours to rewrite while we are its
@@ -221,6 +224,9 @@ static void secondary_frame(void *opaque, const struct frame *f)
     if ((int32_t)(f->epoch - p->epoch) < 0) {
         p->mirror_stale++;
         return;
+    }
+    if (p->replay) {
+        replay_note_input(p->replay, f->payload + CAPTURE_VNET_LEN, f->len - CAPTURE_VNET_LEN);
     }
     copy = capture_queue(p->cap, f->payload, f->len);
     if (copy) {
@@ -372,6 +378,17 @@ static bool proxy_start_secondary(Proxy *p, GError **error)
                                   .burst_done = secondary_frames_done, .opaque = p };
 
     p->rw = rw_table_new(p->cfg.params.max_flows);
+    if (p->cfg.replay_max_bytes) {
+        g_autoptr(GError) err = NULL;
+
+        /* Without it a takeover only waits longer for retransmissions. */
+        p->replay_raw = replay_raw_open(&err);
+        if (p->replay_raw) {
+            p->replay = replay_new(p->cfg.replay_max_bytes);
+        } else {
+            qb_log(LOG_WARNING, "the guest's output will not be replayed at a takeover: %s", err->message);
+        }
+    }
     p->cap = capture_open(p->cfg.guest_iface, false, &kcb, error);
     if (!p->cap) {
         return false;
@@ -462,6 +479,8 @@ void proxy_free(Proxy *p)
     proxy_carry_free(p);
     cmp_engine_free(p->engine);
     rw_table_free(p->rw);
+    replay_free(p->replay);
+    replay_raw_close(p->replay_raw);
     if (p->carried_in) {
         g_array_unref(p->carried_in);
     }
@@ -514,12 +533,50 @@ unsigned int proxy_checkpoint_commit(Proxy *p, bool keep_offsets)
             proxy_release_all(p);
         }
     } else {
+        /* The guest is paused: what it sent before goes out under the
+         * epoch it was sent in, and is not replayed after this. */
+        if (p->cap) {
+            capture_drain(p->cap);
+        }
+        if (p->replay) {
+            replay_clear(p->replay);
+        }
         if (!keep_offsets) {
             rw_table_reset(p->rw);
         }
         p->epoch++;
     }
     return n;
+}
+
+int proxy_replay_output(Proxy *p, unsigned int *frames, bool *pending, GError **error)
+{
+    struct replay_stats before, after;
+    unsigned int packets;
+
+    *frames = 0;
+    *pending = false;
+    if (p->engine) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "a primary has no output to replay (only a secondary "
+                    "that takes over)");
+        return -1;
+    }
+    if (!p->replay) {
+        return 0; /* --replay-kib 0, or no raw socket (logged at the start) */
+    }
+    if (!p->failed_over) {
+        p->replay_at_failover = true;
+        *pending = true;
+        return 0;
+    }
+    replay_get_stats(p->replay, &before);
+    packets = replay_flush(p->replay, replay_raw_send, p->replay_raw);
+    replay_get_stats(p->replay, &after);
+    *frames = (unsigned int)(after.frames_sent - before.frames_sent);
+    qb_log(LOG_NOTICE, "takeover: the guest's last output sent again: %u frame%s, %u packet%s%s", *frames,
+           *frames == 1 ? "" : "s", packets, packets == 1 ? "" : "s",
+           after.send_failed > before.send_failed ? " (some could not be sent)" : "");
+    return (int)packets;
 }
 
 bool proxy_failover(Proxy *p, GError **error)
@@ -584,6 +641,13 @@ bool proxy_failover(Proxy *p, GError **error)
         /* DROP becomes NFQUEUE both ways in one step (rules_set_forward). */
         if (p->cfg.install_rules && !rules_set_forward(p->rules, (const char *const *[]){ out, in }, 2, error)) {
             return false;
+        }
+        if (p->replay_at_failover) {
+            unsigned int frames;
+            bool pending;
+
+            p->replay_at_failover = false;
+            proxy_replay_output(p, &frames, &pending, NULL);
         }
     }
     return true;

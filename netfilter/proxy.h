@@ -9,6 +9,7 @@
 #include "control.h"
 #include "link.h"
 #include "nfq.h"
+#include "replay.h"
 #include "rewrite.h"
 #include "rules.h"
 
@@ -37,6 +38,7 @@ struct proxy_config {
     bool forward_all;          /* secondary: forward ARP and multicast too */
     bool kernel_timestamps;    /* primary: verdict latency from the kernel's receipt */
     uint32_t fence_after_ms;   /* primary: a freeze this long fences the output (proxy-fence.c); 0: never */
+    size_t replay_max_bytes;   /* secondary: guest output kept for a takeover (replay.h); 0: none */
     /* Primary: flows to keep rewriting (struct rw_carried), carried from
      * a taken-over secondary (proxy-carry.c), or NULL. */
     const GArray *carried;
@@ -50,6 +52,9 @@ typedef struct proxy {
     CmpEngine *engine;         /* primary */
     RwTable *rw;               /* secondary; primary: the carried flows */
     GArray *carried_in;        /* secondary: the primary's carried flows (FRAME_CARRY), for a takeover */
+    OutputReplay *replay;      /* secondary: its guest's output since the last checkpoint */
+    ReplayRaw *replay_raw;
+    bool replay_at_failover;   /* replay-output came first */
     ProxyNfq *nfq;
     ProxyNfq *carry_nfq;       /* primary with carried flows */
     GHashTable *carry_held;    /* its held output: id -> GBytes (raw) */
@@ -137,6 +142,11 @@ unsigned int proxy_checkpoint_begin(Proxy *p);
  * synchronised by a checkpoint. */
 unsigned int proxy_checkpoint_commit(Proxy *p, bool keep_offsets);
 bool proxy_failover(Proxy *p, GError **error);
+/* A taken-over secondary sends its guest's output since the last
+ * checkpoint once more (replay.h): called once the clients reach this
+ * host. A secondary not failed over yet does it at its failover (*pending
+ * set). Returns the packets sent, or -1 with @error (a primary). */
+int proxy_replay_output(Proxy *p, unsigned int *frames, bool *pending, GError **error);
 void proxy_set_scan_cycle(Proxy *p, uint32_t ms);
 /* NFQUEUE callbacks the primary's two queues share. */
 void proxy_primary_lost(void *opaque, unsigned int count);

@@ -1,9 +1,11 @@
-/* libFuzzer target: the packet parser, the compare engine and the
- * rewriter on arbitrary bytes. The first byte picks the path. */
+/* libFuzzer target: the packet parser, the compare engine, the rewriter
+ * and the secondary's output replay on arbitrary bytes. The first byte
+ * picks the path. */
 #include "config.h"
 
 #include "compare.h"
 #include "packet.h"
+#include "replay.h"
 #include "rewrite.h"
 
 #include <glib.h>
@@ -15,10 +17,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void fuzz_release(void *opaque, uint64_t handle) { (*(unsigned int *)opaque)++; }
 static void fuzz_checkpoint(void *opaque, enum cmp_reason reason) {}
 
+/* Every replayed packet is one IP packet that parses, of its own length. */
+static bool fuzz_replay_send(void *opaque, const uint8_t *ip, size_t len)
+{
+    struct pkt_info pi;
+
+    memset(&pi, 0, sizeof(pi));
+    if (pkt_parse_ip(ip, len, &pi) != PKT_OK || pi.end != len) {
+        __builtin_trap();
+    }
+    return true;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static CmpEngine *e;
     static RwTable *rw;
+    static OutputReplay *replay;
     static unsigned int released;
     static uint64_t handle;
     struct pkt_info pi;
@@ -36,6 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         e = cmp_engine_new(&p, &cb);
         cmp_engine_arm(e);
         rw = rw_table_new(64);
+        replay = replay_new(1 << 20);
     }
     if (size < 1) {
         return 0;
@@ -67,6 +83,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (data[0] & 0x80) {
             cmp_checkpoint_commit(e, handle);
             rw_table_reset(rw);
+        }
+        break;
+    case 6:
+        /* As captured: a virtio_net_hdr, then the frame. */
+        replay_keep(replay, data + 1, size - 1);
+        break;
+    case 7:
+        if (data[0] & 0x80) {
+            replay_note_input(replay, data + 1, size - 1);
+        } else if (data[0] & 0x40) {
+            replay_clear(replay);
+        } else {
+            replay_flush(replay, fuzz_replay_send, NULL);
         }
         break;
     default:

@@ -1,0 +1,356 @@
+#include "config.h"
+
+#include "replay.h"
+#include "capture.h"
+#include "packet.h"
+
+#include <errno.h>
+#include <gio/gio.h>
+#include <linux/virtio_net.h>
+#include <netinet/in.h>
+#include <qb/qblog.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Flows tracked at most; past it, new ones are sent whole. */
+#define REPLAY_MAX_FLOWS 65536
+
+struct kept_frame {
+    size_t len;
+    uint8_t data[];
+};
+
+/* Per flow, guest to client. */
+struct replay_flow {
+    struct flow_key key;     /* first: the hash table's key */
+    uint32_t acked;          /* the client's highest acknowledgement */
+    uint32_t sent_upto;      /* during a flush: the end of what went */
+    bool ack_valid, sent_valid;
+};
+
+struct output_replay {
+    GQueue frames;           /* struct kept_frame *, oldest first */
+    size_t bytes;
+    size_t max_bytes;
+    GHashTable *flows;       /* struct flow_key * -> struct replay_flow * */
+    uint8_t *scratch;        /* one segment */
+    struct replay_stats st;
+};
+
+OutputReplay *replay_new(size_t max_bytes)
+{
+    OutputReplay *r = g_new0(OutputReplay, 1);
+
+    g_queue_init(&r->frames);
+    r->max_bytes = max_bytes;
+    r->flows = g_hash_table_new_full(flow_key_hash, flow_key_equal, NULL, g_free);
+    r->scratch = g_malloc(65536);
+    return r;
+}
+
+static void replay_drop_all(OutputReplay *r)
+{
+    g_queue_clear_full(&r->frames, g_free);
+    r->bytes = 0;
+    g_hash_table_remove_all(r->flows);
+}
+
+void replay_free(OutputReplay *r)
+{
+    if (!r) {
+        return;
+    }
+    replay_drop_all(r);
+    g_hash_table_unref(r->flows);
+    g_free(r->scratch);
+    g_free(r);
+}
+
+static struct replay_flow *replay_flow(OutputReplay *r, const struct flow_key *key)
+{
+    struct replay_flow *f = g_hash_table_lookup(r->flows, key);
+
+    if (!f && g_hash_table_size(r->flows) < REPLAY_MAX_FLOWS) {
+        f = g_new0(struct replay_flow, 1);
+        f->key = *key;
+        g_hash_table_insert(r->flows, &f->key, f);
+    }
+    return f;
+}
+
+static bool parse_tcp(const uint8_t *frame, size_t len, struct pkt_info *pi)
+{
+    memset(pi, 0, sizeof(*pi));
+    return pkt_parse_eth(frame, len, pi) == PKT_OK && pi->key.proto == IPPROTO_TCP && !pi->fragment &&
+           (pi->ethertype == PKT_ETHERTYPE_IPV4 || pi->ethertype == PKT_ETHERTYPE_IPV6);
+}
+
+void replay_note_input(OutputReplay *r, const uint8_t *frame, size_t len)
+{
+    struct replay_flow *f;
+    struct flow_key out;
+    struct pkt_info pi;
+
+    if (!parse_tcp(frame, len, &pi) || !(pi.tcp_flags & PKT_TCP_ACK)) {
+        return;
+    }
+    flow_key_reverse(&pi.key, &out);
+    f = replay_flow(r, &out);
+    if (f && (!f->ack_valid || seq_gt(pi.ack, f->acked))) {
+        f->acked = pi.ack;
+        f->ack_valid = true;
+    }
+}
+
+void replay_keep(OutputReplay *r, const uint8_t *buf, size_t len)
+{
+    struct kept_frame *k;
+    struct pkt_info pi;
+
+    if (len <= CAPTURE_VNET_LEN || !parse_tcp(buf + CAPTURE_VNET_LEN, len - CAPTURE_VNET_LEN, &pi) ||
+        (pi.tcp_flags & PKT_TCP_RST) || !(pi.payload_len > 0 || (pi.tcp_flags & (PKT_TCP_SYN | PKT_TCP_FIN)))) {
+        return;
+    }
+    replay_flow(r, &pi.key);
+    if (len > r->max_bytes) {
+        r->st.evicted++;
+        return;
+    }
+    while (r->bytes + len > r->max_bytes) {
+        k = g_queue_pop_head(&r->frames);
+        r->bytes -= k->len;
+        r->st.evicted++;
+        g_free(k);
+    }
+    k = g_malloc(sizeof(*k) + len);
+    k->len = len;
+    memcpy(k->data, buf, len);
+    g_queue_push_tail(&r->frames, k);
+    r->bytes += len;
+    r->st.kept++;
+}
+
+void replay_clear(OutputReplay *r)
+{
+    r->st.cleared += r->frames.length;
+    replay_drop_all(r);
+}
+
+static uint64_t csum_add(uint64_t sum, const uint8_t *p, size_t n)
+{
+    for (; n > 1; p += 2, n -= 2) {
+        sum += pkt_get16(p);
+    }
+    if (n) {
+        sum += (uint64_t)p[0] << 8;
+    }
+    return sum;
+}
+
+static uint16_t csum_fold(uint64_t sum)
+{
+    while (sum >> 16) {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    return (uint16_t)~sum;
+}
+
+/* The TCP checksum of @tcp (@len bytes) in the IP packet @ip, in full:
+ * a frame the guest left to its NIC has only the pseudo-header's. */
+static void tcp_checksum(uint8_t *ip, uint8_t *tcp, size_t len)
+{
+    uint64_t sum = 0;
+    uint8_t l[4];
+
+    if ((ip[0] >> 4) == 4) {
+        sum = csum_add(sum, ip + 12, 8);
+    } else {
+        sum = csum_add(sum, ip + 8, 32);
+    }
+    pkt_put32(l, (uint32_t)len);
+    sum = csum_add(sum, l, 4) + IPPROTO_TCP;
+    pkt_put16(tcp + 16, 0);
+    sum = csum_add(sum, tcp, len);
+    pkt_put16(tcp + 16, csum_fold(sum));
+}
+
+/* Whether the segment [@seq, @end) of @f is to go: not acknowledged by
+ * the client, not sent already. */
+static bool segment_needed(struct replay_flow *f, uint32_t seq, uint32_t end)
+{
+    if (!f) {
+        return true;
+    }
+    if ((f->ack_valid && seq_leq(end, f->acked)) || (f->sent_valid && seq_leq(end, f->sent_upto))) {
+        return false;
+    }
+    if (!f->sent_valid || seq_gt(end, f->sent_upto)) {
+        f->sent_upto = end;
+        f->sent_valid = true;
+    }
+    return true;
+}
+
+/* Sends one kept frame as packets of at most its GSO size. */
+static unsigned int replay_frame(OutputReplay *r, const struct kept_frame *k, replay_send_fn send, void *opaque)
+{
+    const uint8_t *vnet = k->data, *frame = k->data + CAPTURE_VNET_LEN;
+    size_t flen = k->len - CAPTURE_VNET_LEN, hlen, l4hlen, plen, seg, off = 0;
+    uint8_t gso = vnet[1] & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN;
+    uint16_t gso_size = (uint16_t)(vnet[4] | vnet[5] << 8); /* little-endian, as PACKET_VNET_HDR gives it */
+    unsigned int sent = 0, n_seg = 0;
+    struct replay_flow *f;
+    struct pkt_info pi;
+    bool v4;
+
+    memset(&pi, 0, sizeof(pi));
+    if (pkt_parse_eth(frame, flen, &pi) != PKT_OK) {
+        return 0; /* kept only after it parsed */
+    }
+    f = g_hash_table_lookup(r->flows, &pi.key);
+    v4 = pi.ethertype == PKT_ETHERTYPE_IPV4;
+    hlen = pi.payload_off - pi.l3_off;
+    l4hlen = pi.payload_off - pi.l4_off;
+    plen = pi.payload_len;
+    seg = plen;
+    if ((gso == VIRTIO_NET_HDR_GSO_TCPV4 || gso == VIRTIO_NET_HDR_GSO_TCPV6) && gso_size && gso_size < plen) {
+        seg = gso_size;
+    }
+    do {
+        size_t n = MIN(seg, plen - off), total = hlen + n;
+        uint8_t *ip = r->scratch, *tcp = ip + (pi.l4_off - pi.l3_off);
+        bool first = off == 0, last = off + n >= plen;
+        /* SYN and FIN take a sequence number each. */
+        uint32_t end = pi.seq + (uint32_t)(off + n) + (first && (pi.tcp_flags & PKT_TCP_SYN) ? 1 : 0) +
+                       (last && (pi.tcp_flags & PKT_TCP_FIN) ? 1 : 0);
+
+        n_seg++;
+        if (!segment_needed(f, pi.seq + (uint32_t)off, end)) {
+            r->st.skipped++;
+            off += n;
+            continue;
+        }
+        if (total > 65535 + (v4 ? 0 : 40)) {
+            r->st.send_failed++;
+            return sent; /* a super-packet without a GSO size: cannot be sent as one */
+        }
+        memcpy(ip, frame + pi.l3_off, hlen);
+        memcpy(ip + hlen, frame + pi.payload_off + off, n);
+        if (v4) {
+            pkt_put16(ip + 2, (uint16_t)total);
+            pkt_put16(ip + 4, (uint16_t)(pkt_get16(ip + 4) + n_seg - 1));
+            pkt_put16(ip + 10, 0);
+            pkt_put16(ip + 10, csum_fold(csum_add(0, ip, pi.l4_off - pi.l3_off)));
+        } else {
+            pkt_put16(ip + 4, (uint16_t)(total - 40));
+        }
+        pkt_put32(tcp + 4, pi.seq + (uint32_t)off);
+        if (!last) {
+            tcp[13] &= (uint8_t)~(PKT_TCP_FIN | PKT_TCP_PSH);
+        }
+        if (!first) {
+            tcp[13] &= (uint8_t)~0x80; /* CWR: on the first segment only */
+        }
+        tcp_checksum(ip, tcp, l4hlen + n);
+        if (send(opaque, ip, total)) {
+            sent++;
+        } else {
+            r->st.send_failed++;
+        }
+        off += n;
+    } while (off < plen);
+    return sent;
+}
+
+unsigned int replay_flush(OutputReplay *r, replay_send_fn send, void *opaque)
+{
+    unsigned int packets = 0;
+    struct kept_frame *k;
+    GHashTableIter it;
+    gpointer v;
+
+    g_hash_table_iter_init(&it, r->flows);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+        ((struct replay_flow *)v)->sent_valid = false;
+    }
+    while ((k = g_queue_pop_head(&r->frames))) {
+        packets += replay_frame(r, k, send, opaque);
+        r->st.frames_sent++;
+        g_free(k);
+    }
+    r->bytes = 0;
+    r->st.packets_sent += packets;
+    return packets;
+}
+
+void replay_get_stats(const OutputReplay *r, struct replay_stats *out)
+{
+    *out = r->st;
+    out->held_frames = r->frames.length;
+    out->held_bytes = r->bytes;
+}
+
+/* --- raw IP sockets -------------------------------------------------- */
+
+struct replay_raw {
+    int fd4, fd6;
+};
+
+ReplayRaw *replay_raw_open(GError **error)
+{
+    ReplayRaw *s = g_new0(ReplayRaw, 1);
+
+    /* IPPROTO_RAW: we give the whole IP header (IP_HDRINCL, and for IPv6
+     * its equivalent), so the source stays the guest's address. */
+    s->fd4 = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+    if (s->fd4 < 0) {
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "raw IPv4 socket: %s", g_strerror(errno));
+        g_free(s);
+        return NULL;
+    }
+    /* A host without IPv6 still replays IPv4. */
+    s->fd6 = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+    if (s->fd6 < 0) {
+        qb_log(LOG_INFO, "no raw IPv6 socket (%s): IPv6 output is not replayed", g_strerror(errno));
+    }
+    return s;
+}
+
+bool replay_raw_send(void *opaque, const uint8_t *ip, size_t len)
+{
+    ReplayRaw *s = opaque;
+    ssize_t n;
+
+    if ((ip[0] >> 4) == 4) {
+        struct sockaddr_in to = { .sin_family = AF_INET };
+
+        memcpy(&to.sin_addr, ip + 16, 4);
+        n = sendto(s->fd4, ip, len, MSG_DONTWAIT, (struct sockaddr *)&to, sizeof(to));
+    } else {
+        struct sockaddr_in6 to = { .sin6_family = AF_INET6 };
+
+        if (s->fd6 < 0) {
+            return false;
+        }
+        memcpy(&to.sin6_addr, ip + 24, 16);
+        n = sendto(s->fd6, ip, len, MSG_DONTWAIT, (struct sockaddr *)&to, sizeof(to));
+    }
+    if (n < 0) {
+        qb_log(LOG_DEBUG, "replay: send: %s", g_strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+void replay_raw_close(ReplayRaw *s)
+{
+    if (!s) {
+        return;
+    }
+    close(s->fd4);
+    if (s->fd6 >= 0) {
+        close(s->fd6);
+    }
+    g_free(s);
+}
