@@ -22,6 +22,8 @@ struct ColodHooks {
     bool timed_out;
     char *pending;         /* the value to run once the current run ends */
     char *pending_reason;
+    ColodHookDoneFunc done;
+    void *done_opaque;
 };
 
 const char *hook_role_name(HookRole role)
@@ -69,6 +71,7 @@ static void hook_exited(GPid pid, gint status, gpointer data)
 {
     ColodHooks *h = data;
     gint64 ms = (g_get_monotonic_time() - h->started) / 1000;
+    bool ok = !h->timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 
     if (h->timed_out) {
         qb_log(LOG_ERR, "%s hook (%s) did not finish in %u ms: killed", h->what, h->last, h->timeout_ms);
@@ -85,6 +88,9 @@ static void hook_exited(GPid pid, gint status, gpointer data)
     h->pid = 0;
     h->watch = 0;
     g_clear_handle_id(&h->timer, g_source_remove);
+    if (h->done) {
+        h->done(h->done_opaque, h->last, ok);
+    }
     if (h->pending) {
         g_autofree char *value = g_steal_pointer(&h->pending);
         g_autofree char *reason = g_steal_pointer(&h->pending_reason);
@@ -119,6 +125,9 @@ static void hook_start(ColodHooks *h, const char *value, const char *reason)
                        &err)) {
         qb_log(LOG_ERR, "%s hook (%s) not run: %s", h->what, value, err->message);
         h->pid = 0;
+        if (h->done) {
+            h->done(h->done_opaque, h->last, false);
+        }
         return;
     }
     h->started = g_get_monotonic_time();
@@ -149,6 +158,17 @@ void colod_hooks_run(ColodHooks *h, const char *value, const char *reason)
 void colod_hooks_role(ColodHooks *h, HookRole role, const char *reason)
 {
     colod_hooks_run(h, hook_role_name(role), reason);
+}
+
+void colod_hooks_on_done(ColodHooks *h, ColodHookDoneFunc done, void *opaque)
+{
+    h->done = done;
+    h->done_opaque = opaque;
+}
+
+bool colod_hooks_configured(const ColodHooks *h)
+{
+    return h && h->program;
 }
 
 bool colod_hooks_busy(const ColodHooks *h)

@@ -40,6 +40,12 @@ ColodHooks *colod_hooks_new(const char *what, const char *program, const char *v
 void colod_hooks_run(ColodHooks *h, const char *value, const char *reason);
 /* colod_hooks_run with @role's name. */
 void colod_hooks_role(ColodHooks *h, HookRole role, const char *reason);
+/* @done is called as each run ends (exited, failed, killed or not
+ * started), with the value it ran for and whether it exited 0. */
+typedef void (*ColodHookDoneFunc)(void *opaque, const char *value, bool ok);
+void colod_hooks_on_done(ColodHooks *h, ColodHookDoneFunc done, void *opaque);
+/* Whether a program is configured. */
+bool colod_hooks_configured(const ColodHooks *h);
 /* Whether a run is in progress (for tests). */
 bool colod_hooks_busy(const ColodHooks *h);
 /* A run in progress goes on without colod (it is not killed). */

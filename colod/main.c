@@ -42,6 +42,8 @@ typedef struct {
     char *run_dir;              /* /run/colo/VM */
     int sole_copy_marked;       /* the run dir's sole-copy marker: 1, 0, -1 not known yet */
     int unprotected_marked;     /* the run dir's unprotected marker: 1, 0, -1 not known yet */
+    bool replay_after_hook;     /* a takeover: the proxy replays once the role hook made us primary */
+    bool protect_after_hook;    /* and a protect waits for that (its new proxy replaces the old) */
     int exit_code;
 } Colod;
 
@@ -202,20 +204,39 @@ static void colod_execute(Colod *c, ClusterActions *acts)
             colod_start_vmm(c, a->vmm, a->relocation);
             break;
         case ACT_STOP_VMM:
+            c->replay_after_hook = c->protect_after_hook = false;
             vmm_driver_stop(c->vmm);
             proxy_driver_stop(c->proxy);
             break;
         case ACT_START_PROTECT:
+            if (c->replay_after_hook) {
+                /* The new proxy replaces the one holding the guest's last
+                 * output: the role hook (a few ms) goes first. */
+                c->protect_after_hook = true;
+                break;
+            }
             /* colo-vmm connects to its proxy when COLO begins. */
             proxy_driver_start(c->proxy, VMM_PRIMARY, colod_on_proxy_ready, c);
             break;
         case ACT_CANCEL_PROTECT:
+            c->protect_after_hook = false;
             vmm_driver_cancel_protect(c->vmm);
             proxy_driver_stop(c->proxy); /* the guest runs alone again: nothing to hold */
             break;
         case ACT_FAILOVER:
             vmm_driver_failover(c->vmm);
             proxy_driver_failover(c->proxy);
+            /* The guest's last output goes to the clients once they
+             * reach this node: after the role hook moved the address.
+             * An idle hook runs for this change next (colod_execute's
+             * end), so its end is the moment. */
+            if (proxy_driver_role(c->proxy) == VMM_SECONDARY) {
+                if (colod_hooks_configured(c->hooks) && !colod_hooks_busy(c->hooks)) {
+                    c->replay_after_hook = true;
+                } else {
+                    proxy_driver_replay_output(c->proxy);
+                }
+            }
             break;
         case ACT_PAUSE:
             vmm_driver_pause(c->vmm);
@@ -233,6 +254,27 @@ static void colod_execute(Colod *c, ClusterActions *acts)
     colod_hooks_role(c->hooks, hook_role_of(cluster_fsm_vmm(c->fsm), cluster_fsm_paused(c->fsm)),
                      cluster_fsm_reason(c->fsm));
     colod_hooks_run(c->state_hooks, cluster_state_name(cluster_fsm_state(c->fsm)), cluster_fsm_reason(c->fsm));
+}
+
+static void colod_on_role_hook_done(void *opaque, const char *value, bool ok)
+{
+    Colod *c = opaque;
+
+    /* The run started by the takeover (see ACT_FAILOVER). Replayed even
+     * after a failed hook: the address may have moved by other means, and
+     * a replay that reaches nobody costs nothing. Another role (the VM
+     * paused at once) serves nobody: nothing to replay. */
+    if (!c->replay_after_hook) {
+        return;
+    }
+    c->replay_after_hook = false;
+    if (c->protect_after_hook) {
+        /* Its swap of the proxies replays first (proxy-driver.c). */
+        c->protect_after_hook = false;
+        proxy_driver_start(c->proxy, VMM_PRIMARY, colod_on_proxy_ready, c);
+    } else if (g_strcmp0(value, "primary") == 0) {
+        proxy_driver_replay_output(c->proxy);
+    }
 }
 
 static void colod_execute_cb(ClusterActions *acts, gpointer opaque)
@@ -513,6 +555,7 @@ static int colod_setup(Colod *c, const char *config_path, const char *control_pa
     }
     c->hooks = colod_hooks_new("role-change", c->config->role_change_hook, c->config->vm_name,
                                c->config->role_change_timeout_ms);
+    colod_hooks_on_done(c->hooks, colod_on_role_hook_done, c);
     c->state_hooks = colod_hooks_new("state-change", c->config->state_change_hook, c->config->vm_name,
                                      c->config->state_change_timeout_ms);
     default_control = colod_control_default_path(c->config->vm_name);

@@ -466,22 +466,46 @@ static void driver_release(ProxyDriver *d, bool stop, const char *why)
     inst_free(in);
 }
 
+static void on_replay_reply(QmpClient *c, JsonNode *ret, const GError *error, gpointer opaque)
+{
+    JsonObject *o = !error && JSON_NODE_HOLDS_OBJECT(ret) ? json_node_get_object(ret) : NULL;
+
+    if (!o) {
+        qb_log(LOG_WARNING, "colo-proxy's replay-output: %s", error ? error->message : "not an object");
+        return;
+    }
+    qb_log(LOG_INFO, "colo-proxy sent the guest's last output again: %" G_GINT64_FORMAT " packets%s",
+           json_object_get_int_member_with_default(o, "packets", 0),
+           json_object_get_boolean_member_with_default(o, "at-failover", FALSE) ? " (at its failover)" : "");
+}
+
 /* Re-protection after a takeover: the taken-over secondary's rewriter
  * flows go to the primary proxy that replaces it (docs/colo-proxy.md,
  * "Carried flows"), else those connections stall. Read over a connection
  * of its own, blocking for at most a QMP timeout (as the stop that follows
  * does): the old proxy must still rewrite until the new one starts, so the
- * read comes right before the swap. */
+ * read comes right before the swap. A taken-over secondary first sends
+ * its guest's last output again (proxy_driver_replay_output; a second
+ * time is a no-op): it is about to go. */
 static void driver_read_flows(ProxyDriver *d)
 {
-    static const char *const cmds[] = { "query-rewriter", NULL };
+    static const char *const cmds[] = { "replay-output", "query-rewriter", NULL };
+    bool secondary = d->cur->role == VMM_SECONDARY;
     g_autoptr(JsonObject) greeting = NULL;
+    JsonNode *replies[2] = { NULL, NULL };
+    g_autoptr(JsonNode) replayed = NULL;
     g_autoptr(JsonNode) reply = NULL;
     g_autoptr(GError) err = NULL;
     g_autofree char *text = NULL;
     JsonArray *flows;
 
-    greeting = leftover_qmp_probe(d->sock_path, d->p.qmp_ms, cmds, &reply);
+    greeting = leftover_qmp_probe(d->sock_path, d->p.qmp_ms, secondary ? cmds : cmds + 1,
+                                  secondary ? replies : replies + 1);
+    replayed = replies[0];
+    reply = replies[1];
+    if (replayed) {
+        on_replay_reply(NULL, replayed, NULL, NULL);
+    }
     flows = reply && JSON_NODE_HOLDS_OBJECT(reply) && json_object_has_member(json_node_get_object(reply), "flows")
                 ? json_object_get_array_member(json_node_get_object(reply), "flows")
                 : NULL;
@@ -549,6 +573,17 @@ void proxy_driver_failover(ProxyDriver *d)
     }
     g_clear_handle_id(&in->failover_check, g_source_remove);
     in->failover_check = g_timeout_add(FAILOVER_CHECK_MS, on_failover_check, in);
+}
+
+void proxy_driver_replay_output(ProxyDriver *d)
+{
+    Instance *in = d->cur;
+    QmpClient *qmp = in ? child_process_qmp(in->proc) : NULL;
+
+    if (!in || in->role != VMM_SECONDARY || !qmp || !qmp_client_is_ready(qmp)) {
+        return;
+    }
+    qmp_client_execute(qmp, "replay-output", NULL, driver_qmp_ms(in), on_replay_reply, in);
 }
 
 void proxy_driver_detach(ProxyDriver *d)
@@ -639,6 +674,11 @@ JsonObject *proxy_driver_query(ProxyDriver *d)
         json_object_set_object_member(o, "stats", json_object_ref(in->stats));
     }
     return o;
+}
+
+VmmKind proxy_driver_role(ProxyDriver *d)
+{
+    return d->cur ? d->cur->role : VMM_NONE;
 }
 
 GPid proxy_driver_pid(ProxyDriver *d)

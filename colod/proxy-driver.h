@@ -59,6 +59,10 @@ void proxy_driver_stop(ProxyDriver *d);
  * (docs/colo.md). If the proxy has not failed over a little after colo-vmm's
  * own deadline for that call, colod tells it. */
 void proxy_driver_failover(ProxyDriver *d);
+/* A secondary's proxy that takes over sends its guest's last output once
+ * more (colo-proxy's replay-output), once the clients reach this node;
+ * nothing for a primary's. */
+void proxy_driver_replay_output(ProxyDriver *d);
 
 /* Takes over a colo-proxy an earlier colod left running (its pid file
  * names a live colo-proxy whose control socket answers); its role in
@@ -75,6 +79,8 @@ void proxy_driver_detach(ProxyDriver *d);
  * without one. Unref it. */
 JsonObject *proxy_driver_query(ProxyDriver *d);
 GPid proxy_driver_pid(ProxyDriver *d);
+/* The running proxy's role, VMM_NONE without one. */
+VmmKind proxy_driver_role(ProxyDriver *d);
 /* How many times a proxy that ended unasked for was started again. */
 guint proxy_driver_restarts(ProxyDriver *d);
 

@@ -2,8 +2,9 @@
  * colo-vmm state means, a run per change with the VM, role and reason as
  * arguments, no run for the same role, only the latest of the roles that
  * came while a run was in progress, a run that outlives its timeout killed
- * with what it started, a program that cannot run, and the state-change
- * kind (COLO_HOOK in the environment, colod's states as values). */
+ * with what it started, a program that cannot run, the report of each
+ * run's end, and the state-change kind (COLO_HOOK in the environment,
+ * colod's states as values). */
 #include "config.h"
 
 #include "hooks.h"
@@ -205,6 +206,53 @@ static void test_no_program(void)
     colod_hooks_free(h);
 }
 
+static void record_done(void *opaque, const char *value, bool ok)
+{
+    g_string_append_printf(opaque, "%s:%s\n", value, ok ? "ok" : "failed");
+}
+
+/* The end of each run is reported with its value and whether it exited 0
+ * (colod replays a taken-over guest's output then): a run that succeeds,
+ * one that fails, one killed at its timeout, one that cannot start. */
+static void test_done(void)
+{
+    g_autoptr(GString) done = g_string_new("");
+    g_autofree char *script = NULL;
+    g_autoptr(GError) err = NULL;
+    ColodHooks *h;
+    Fixture f;
+
+    fixture_make(&f, "0");
+    h = colod_hooks_new("role-change", f.program, "web1", 10000);
+    g_assert_true(colod_hooks_configured(h));
+    colod_hooks_on_done(h, record_done, done);
+    colod_hooks_role(h, HOOK_ROLE_PRIMARY, "failover");
+    g_assert_cmpstr(done->str, ==, "");
+    g_assert_true(settle(h, 10000));
+    g_assert_cmpstr(done->str, ==, "primary:ok\n");
+    script = g_strdup_printf("#!/bin/sh\n[ \"$2\" = none ] && sleep 5\nexit 3\n");
+    g_assert_true(g_file_set_contents(f.program, script, -1, &err));
+    colod_hooks_role(h, HOOK_ROLE_SECONDARY, "protected");
+    g_assert_true(settle(h, 10000));
+    g_assert_cmpstr(done->str, ==, "primary:ok\nsecondary:failed\n");
+    colod_hooks_free(h);
+    h = colod_hooks_new("role-change", f.program, "web1", 100);
+    colod_hooks_on_done(h, record_done, done);
+    colod_hooks_role(h, HOOK_ROLE_NONE, "stopped");
+    g_assert_true(settle(h, 10000));
+    g_assert_cmpstr(done->str, ==, "primary:ok\nsecondary:failed\nnone:failed\n");
+    colod_hooks_free(h);
+    h = colod_hooks_new("role-change", "/nonexistent/role-change", "web1", 1000);
+    colod_hooks_on_done(h, record_done, done);
+    colod_hooks_role(h, HOOK_ROLE_PRIMARY, "x");
+    g_assert_cmpstr(done->str, ==, "primary:ok\nsecondary:failed\nnone:failed\nprimary:failed\n");
+    colod_hooks_free(h);
+    h = colod_hooks_new("role-change", NULL, "web1", 1000);
+    g_assert_false(colod_hooks_configured(h));
+    colod_hooks_free(h);
+    fixture_free(&f);
+}
+
 /* One program as both kinds: COLO_HOOK tells it which it runs as. */
 static void test_state_change(void)
 {
@@ -245,6 +293,7 @@ int main(int argc, char **argv)
     g_test_add_func("/colod/hooks/latest-wins", test_latest_wins);
     g_test_add_func("/colod/hooks/timeout", test_timeout);
     g_test_add_func("/colod/hooks/no-program", test_no_program);
+    g_test_add_func("/colod/hooks/done", test_done);
     g_test_add_func("/colod/hooks/state-change", test_state_change);
     return g_test_run();
 }

@@ -213,6 +213,7 @@ def test_failover_with_proxies():
     proxy_failovers = count(c, "node2", "COLO: colo-proxy failed over")
     protected = protected_counts(c, "node2", "node1")
     carry_reads = count(c, "node2", "over to the primary colo-proxy") + count(c, "node2", "nothing to carry over")
+    replays = count(c, "node2", "colo-proxy sent the guest's last output again")
     c.fault("sigkill", "node1", "colo-vmm")
     wait_log(c, "node2", "secondary-protected -> primary-alone: failover", before=failovers)
     # colo-vmm told its proxy: the secondary guest's output goes out.
@@ -232,6 +233,13 @@ def test_failover_with_proxies():
     # replaced (issue 14: carried over to the primary one, if any).
     assert count(c, "node2", "over to the primary colo-proxy") + count(c, "node2", "nothing to carry over") > \
         carry_reads, colod_lines()
+    # The taken-over proxy sent its guest's output once more after the role
+    # hook moved the address, before the re-protection replaced it
+    # (docs/colo-proxy.md, "Replay at a takeover").
+    log = c.log("node2", "colod", 100000)
+    assert count(c, "node2", "colo-proxy sent the guest's last output again") > replays, colod_lines()
+    assert log.rindex("role-change hook (primary) done") < log.rindex("sent the guest's last output again") < \
+        log.rindex("stopping colo-proxy"), colod_lines()
     assert not any("DROP" in r for r in proxy_rules(c, "node2")), proxy_rules(c, "node2")
     assert any("DROP" in r for r in proxy_rules(c, "node1")), proxy_rules(c, "node1")
     tap.wait_until(lambda: connected_proxies(c), 20, "both colo-vmm connected to their proxies")
