@@ -4,7 +4,9 @@
 #include "common/tls.h"
 
 #include <errno.h>
+#include <linux/sockios.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -224,6 +226,16 @@ int mig_flush(MigChannel *c)
     c->niov = 0;
     c->wlen = c->wspan_start = 0;
     c->queued = 0;
+    return mig_channel_error(c);
+}
+
+int mig_drain(MigChannel *c)
+{
+    int queued = 0;
+
+    while (!mig_flush(c) && ioctl(c->fd, SIOCOUTQ, &queued) == 0 && queued > 0) {
+        g_usleep(500);
+    }
     return mig_channel_error(c);
 }
 

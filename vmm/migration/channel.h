@@ -50,6 +50,10 @@ void mig_put_bytes(MigChannel *c, const void *data, size_t len);
 void mig_put_bytes_ref(MigChannel *c, const void *data, size_t len);
 /* Send everything queued; returns mig_channel_error(). */
 int mig_flush(MigChannel *c);
+/* mig_flush, then wait until the peer's kernel has acknowledged every byte
+ * (the socket's send queue is empty; at once for a pipe); returns
+ * mig_channel_error(), which a shutdown sets to end the wait. */
+int mig_drain(MigChannel *c);
 
 /* Bytes per second, 0 = unlimited; applies to what is flushed from now on. */
 void mig_set_rate_limit(MigChannel *c, uint64_t bytes_per_second);

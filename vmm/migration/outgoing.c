@@ -373,7 +373,16 @@ static bool outgoing_complete(Migration *m, GError **error)
     if (!migration_save_devices(m, c, error)) {
         return false;
     }
-    /* The end record makes the destination's copy whole. */
+    /* The end record makes the destination's copy whole. With an owner,
+     * everything before it is in the destination's hands first: a source
+     * killed right after its commit (the file says the copy is elsewhere
+     * now) must leave only the end record to send, not the device state
+     * and the last pages still queued here. */
+    if (m->src.owner && mig_drain(c)) {
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(-mig_channel_error(c)),
+                    "migration stream broke before the commit: %s", g_strerror(-mig_channel_error(c)));
+        return false;
+    }
     if (!mig_owner_commit(m, error)) {
         return false;
     }
