@@ -39,6 +39,7 @@ POINTS = ("idle", "transfer", "load", "initial-sync", "snapshot-protect", "re-pr
 # token"; the links: long enough for corosync and colod to act on them).
 HOLD_TOKENS = 4
 RECOVER_ROUNDS = 10         # the client's rounds that prove it goes on
+GOING_ROUNDS = 3            # before a round: the client's rounds that show it is not still recovering
 SLOW_MS = 5000              # a stall this long keeps the round's logs too
 
 
@@ -244,6 +245,13 @@ class Matrix:
                 return res
         secondary = [x for x in cluster.NODES if x != primary][0]
         self.injector(fault, primary, secondary)        # an unknown fault: not run
+        # The client going again first: a previous round's outage (a VM
+        # lost by design, the client reconnecting) is not this round's.
+        going = self.observer().get("rounds", 0)
+        if not tap.wait_for(lambda: self.observer().get("rounds", 0) >= going + GOING_ROUNDS, timeout=60,
+                            interval=0.1):
+            res["note"] += " the client had not recovered from the round before;"
+        began = time.time()
         before = self.observer()
         when = {}
 
@@ -301,7 +309,9 @@ class Matrix:
         res["recovered"] = self.observer().get("rounds", 0) >= start_rounds + RECOVER_ROUNDS
         obs = self.observer()
         res["fault_at"] = when["t"]
-        res["stalls"] = [s for s in obs.get("stalls", []) if s["at"] >= when["t"] - 30]
+        # From the round's start: the point's own set-up (a protect's
+        # failover) counts, the round before does not.
+        res["stalls"] = [s for s in obs.get("stalls", []) if s["at"] >= max(when["t"] - 30, began)]
         if obs.get("round_started") and not res["recovered"]:
             res["stalls"].append({"at": obs["round_started"], "ms": int((time.time() - obs["round_started"]) * 1000),
                                   "broken": False, "going-on": True})
