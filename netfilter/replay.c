@@ -217,16 +217,18 @@ static unsigned int replay_frame(OutputReplay *r, const struct kept_frame *k, re
     if ((gso == VIRTIO_NET_HDR_GSO_TCPV4 || gso == VIRTIO_NET_HDR_GSO_TCPV6) && gso_size && gso_size < plen) {
         seg = gso_size;
     }
+    /* A SYN takes the first sequence number, data the next ones. */
+    uint32_t data_seq = pi.seq + ((pi.tcp_flags & PKT_TCP_SYN) ? 1 : 0);
+
     do {
         size_t n = MIN(seg, plen - off), total = hlen + n;
         uint8_t *ip = r->scratch, *tcp = ip + (pi.l4_off - pi.l3_off);
         bool first = off == 0, last = off + n >= plen;
-        /* SYN and FIN take a sequence number each. */
-        uint32_t end = pi.seq + (uint32_t)(off + n) + (first && (pi.tcp_flags & PKT_TCP_SYN) ? 1 : 0) +
-                       (last && (pi.tcp_flags & PKT_TCP_FIN) ? 1 : 0);
+        uint32_t seq = first ? pi.seq : data_seq + (uint32_t)off;
+        uint32_t end = data_seq + (uint32_t)(off + n) + (last && (pi.tcp_flags & PKT_TCP_FIN) ? 1 : 0);
 
         n_seg++;
-        if (!segment_needed(f, pi.seq + (uint32_t)off, end)) {
+        if (!segment_needed(f, seq, end)) {
             r->st.skipped++;
             off += n;
             continue;
@@ -245,12 +247,12 @@ static unsigned int replay_frame(OutputReplay *r, const struct kept_frame *k, re
         } else {
             pkt_put16(ip + 4, (uint16_t)(total - 40));
         }
-        pkt_put32(tcp + 4, pi.seq + (uint32_t)off);
+        pkt_put32(tcp + 4, seq);
         if (!last) {
             tcp[13] &= (uint8_t)~(PKT_TCP_FIN | PKT_TCP_PSH);
         }
         if (!first) {
-            tcp[13] &= (uint8_t)~0x80; /* CWR: on the first segment only */
+            tcp[13] &= (uint8_t)~(PKT_TCP_SYN | 0x80); /* SYN and CWR: on the first segment only */
         }
         tcp_checksum(ip, tcp, l4hlen + n);
         if (send(opaque, ip, total)) {

@@ -160,6 +160,36 @@ static void test_segmented(gconstpointer data)
     replay_free(r);
 }
 
+/* A SYN with data cut in two: the SYN and the first data on the first
+ * segment, the rest numbered after the SYN's sequence number. */
+static void test_syn_with_data(void)
+{
+    OutputReplay *r = replay_new(1 << 20);
+    g_autofree uint8_t *buf = g_malloc(70000);
+    Sink s;
+
+    sink_init(&s);
+    replay_keep(r, buf, frame(buf, false, 5000, PKT_TCP_SYN | PKT_TCP_ACK, 2000, 1000, false));
+    g_assert_cmpuint(replay_flush(r, sink_send, &s), ==, 2);
+    check_segment(&s, 0, false, 5000, 1000, PKT_TCP_SYN | PKT_TCP_ACK);
+    {
+        size_t len, hl = 20;
+        const uint8_t *ip = pkt(&s, 1, &len);
+        struct pkt_info pi;
+
+        memset(&pi, 0, sizeof(pi));
+        g_assert_cmpint(pkt_parse_ip(ip, len, &pi), ==, PKT_OK);
+        g_assert_cmpuint(pi.seq, ==, 5001 + 1000);
+        g_assert_cmpuint(pi.payload_len, ==, 1000);
+        g_assert_cmphex(pi.tcp_flags, ==, PKT_TCP_ACK);
+        g_assert_true(pktgen_csum_ok(ip, len));
+        /* The payload's second half: bytes 1000.. of the frame's. */
+        g_assert_cmpuint(ip[hl + 20], ==, (uint8_t)(5000 + 1000));
+    }
+    g_ptr_array_unref(s.pkts);
+    replay_free(r);
+}
+
 /* A partial checksum on a frame that needs no cut is completed too. */
 static void test_partial_checksum(void)
 {
@@ -265,6 +295,7 @@ int main(int argc, char **argv)
     g_test_add_data_func("/replay/segmented/ipv4", GINT_TO_POINTER(0), test_segmented);
     g_test_add_data_func("/replay/segmented/ipv6", GINT_TO_POINTER(1), test_segmented);
     g_test_add_func("/replay/partial-checksum", test_partial_checksum);
+    g_test_add_func("/replay/syn-with-data", test_syn_with_data);
     g_test_add_func("/replay/budget-and-checkpoint", test_budget_and_checkpoint);
     g_test_add_func("/replay/acked-and-duplicates", test_acked_and_duplicates);
     return g_test_run();
