@@ -18,6 +18,9 @@
 #include <unistd.h>
 
 #define LINK_OUT_MAX (16u << 20)
+/* Frames queued by reference between two link_push() calls (a capture
+ * burst is 32); past it they are copied. */
+#define LINK_REFS_MAX 64
 /* Reconnects start fast and back off: the peer's proxy is often a few ms
  * from listening (both are started for a protect; until the link is up
  * the primary holds the guest's output), or gone for a while. */
@@ -61,6 +64,15 @@ struct proxy_link {
     FrameDecoder *dec;
     GByteArray *out;
     size_t out_off;
+    /* Frames queued by link_queue_ref(): written from the caller's memory
+     * at link_push(). Never behind bytes still in @out. */
+    struct link_ref {
+        uint8_t hdr[FRAME_HDR_LEN];
+        const uint8_t *data;
+        size_t len;
+    } refs[LINK_REFS_MAX];
+    unsigned int n_refs;
+    size_t ref_bytes;
     struct link_stats stats;
 };
 
@@ -104,7 +116,8 @@ static ssize_t link_io_write(ProxyLink *l, const void *buf, size_t len)
     if (l->tls) {
         return colo_tls_send(l->tls, buf, len);
     }
-    ssize_t n = write(l->fd, buf, len);
+    /* A peer gone must not end us with SIGPIPE: the caller sees EPIPE. */
+    ssize_t n = send(l->fd, buf, len, MSG_NOSIGNAL);
     return n < 0 ? -errno : n;
 }
 
@@ -277,6 +290,8 @@ static void link_down(ProxyLink *l, const char *why)
     g_clear_pointer(&l->tls, colo_tls_session_unref);
     g_byte_array_set_size(l->out, 0);
     l->out_off = 0;
+    l->n_refs = 0;
+    l->ref_bytes = 0;
     frame_decoder_eof(l->dec, NULL);
     if (!l->listening) {
         link_schedule_connect(l);
@@ -650,29 +665,134 @@ uint16_t link_port(const ProxyLink *l)
     return l->bound_port;
 }
 
-bool link_queue(ProxyLink *l, enum frame_type type, uint32_t epoch, const uint8_t *data, size_t len)
+/* The frames queued by reference go into @out after what it holds. */
+static void link_copy_refs(ProxyLink *l)
 {
-    uint8_t hdr[FRAME_HDR_LEN];
+    for (unsigned int i = 0; i < l->n_refs; i++) {
+        g_byte_array_append(l->out, l->refs[i].hdr, FRAME_HDR_LEN);
+        g_byte_array_append(l->out, l->refs[i].data, (guint)l->refs[i].len);
+    }
+    l->n_refs = 0;
+    l->ref_bytes = 0;
+}
 
+static bool link_may_queue(ProxyLink *l, size_t len)
+{
     if (l->fd < 0) {
         l->stats.dropped_down++;
         return false;
     }
-    if (len > FRAME_MAX_PAYLOAD || l->out->len - l->out_off + len > LINK_OUT_MAX) {
+    if (len > FRAME_MAX_PAYLOAD || l->out->len - l->out_off + l->ref_bytes + len > LINK_OUT_MAX) {
         l->stats.dropped_full++;
         return false;
     }
-    frame_header_write(hdr, type, epoch, (uint32_t)len);
-    g_byte_array_append(l->out, hdr, sizeof(hdr));
-    g_byte_array_append(l->out, data, (guint)len);
     l->stats.sent++;
     return true;
 }
 
+bool link_queue(ProxyLink *l, enum frame_type type, uint32_t epoch, const uint8_t *data, size_t len)
+{
+    uint8_t hdr[FRAME_HDR_LEN];
+
+    if (!link_may_queue(l, len)) {
+        return false;
+    }
+    link_copy_refs(l);   /* frames keep their order */
+    frame_header_write(hdr, type, epoch, (uint32_t)len);
+    g_byte_array_append(l->out, hdr, sizeof(hdr));
+    g_byte_array_append(l->out, data, (guint)len);
+    return true;
+}
+
+bool link_queue_ref(ProxyLink *l, enum frame_type type, uint32_t epoch, const uint8_t *data, size_t len)
+{
+    struct link_ref *r;
+
+    if (!link_may_queue(l, len)) {
+        return false;
+    }
+    if (l->n_refs == LINK_REFS_MAX) {
+        link_copy_refs(l);
+    }
+    r = &l->refs[l->n_refs++];
+    frame_header_write(r->hdr, type, epoch, (uint32_t)len);
+    r->data = data;
+    r->len = len;
+    l->ref_bytes += len;
+    return true;
+}
+
+/* Write the frames queued by reference straight from their memory; what
+ * the socket does not take is copied into @out for the write watch. */
+static void link_write_refs(ProxyLink *l)
+{
+    struct iovec iov[2 * LINK_REFS_MAX];
+    unsigned int n = 0, first = 0;
+
+    for (unsigned int i = 0; i < l->n_refs; i++) {
+        iov[n++] = (struct iovec){ l->refs[i].hdr, FRAME_HDR_LEN };
+        iov[n++] = (struct iovec){ (void *)l->refs[i].data, l->refs[i].len };
+    }
+    l->n_refs = 0;
+    l->ref_bytes = 0;
+    for (;;) {
+        struct msghdr msg = { 0 };
+        ssize_t w;
+
+        while (first < n && !iov[first].iov_len) {
+            first++;
+        }
+        if (first == n) {
+            return;
+        }
+        msg.msg_iov = iov + first;
+        msg.msg_iovlen = n - first;
+        w = sendmsg(l->fd, &msg, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w < 0 && errno != EAGAIN) {
+            link_down(l, g_strerror(errno));
+            return;
+        }
+        for (size_t done = w > 0 ? (size_t)w : 0; done && first < n;) {
+            size_t take = MIN(done, iov[first].iov_len);
+
+            iov[first].iov_base = (uint8_t *)iov[first].iov_base + take;
+            iov[first].iov_len -= take;
+            done -= take;
+            if (!iov[first].iov_len) {
+                first++;
+            }
+        }
+        if (w < 0) {
+            for (; first < n; first++) {
+                g_byte_array_append(l->out, iov[first].iov_base, (guint)iov[first].iov_len);
+            }
+            l->wwatch = g_unix_fd_add(l->fd, G_IO_OUT, link_on_write, l);
+            return;
+        }
+    }
+}
+
 void link_push(ProxyLink *l)
 {
+    if (l->fd < 0) {
+        l->n_refs = 0;
+        l->ref_bytes = 0;
+        return;
+    }
+    /* Behind bytes a write watch waits to send, or through TLS: copied. */
+    if (l->n_refs && (l->wwatch || l->tls || l->out_off < l->out->len)) {
+        link_copy_refs(l);
+    }
+    if (l->n_refs) {
+        l->stats.writes++;
+        link_write_refs(l);
+        return;
+    }
     /* A pending write watch flushes when the socket has room again. */
-    if (l->fd >= 0 && !l->wwatch && l->out_off < l->out->len) {
+    if (!l->wwatch && l->out_off < l->out->len) {
         l->stats.writes++;
         link_flush(l);
     }

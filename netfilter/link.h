@@ -56,6 +56,10 @@ bool link_send(ProxyLink *l, enum frame_type type, uint32_t epoch, const uint8_t
 /* Queue one frame without writing it: a burst of frames then goes out in
  * one write (one TCP segment, one wakeup of the peer) at link_push(). */
 bool link_queue(ProxyLink *l, enum frame_type type, uint32_t epoch, const uint8_t *data, size_t len);
+/* The same without copying @data, which must stay as it is until
+ * link_push(): that writes it from there (a 64 KiB GSO frame is copied
+ * once, into the kernel). */
+bool link_queue_ref(ProxyLink *l, enum frame_type type, uint32_t epoch, const uint8_t *data, size_t len);
 void link_push(ProxyLink *l);
 
 /* The port actually bound (for "ADDR:0" in tests). */

@@ -175,24 +175,35 @@ static bool got_five(void *data)
     return lf[0].got->len == 5;
 }
 
-static void test_link_loopback(void)
+/* A server link on loopback and a client connected to it, both up; @lf[0]
+ * is the server's. */
+static void link_pair_up(struct link_fixture lf[2], void (*frame)(void *, const struct frame *),
+                         ProxyLink **server, ProxyLink **client)
 {
-    struct link_fixture lf[2] = { { g_ptr_array_new_with_free_func(g_free), 0, 0 },
-                                  { g_ptr_array_new_with_free_func(g_free), 0, 0 } };
-    struct link_callbacks cb0 = { .frame = on_frame, .state = on_state, .burst_done = on_burst, .opaque = &lf[0] };
-    struct link_callbacks cb1 = { .frame = on_frame, .state = on_state, .opaque = &lf[1] };
+    struct link_callbacks cb0 = { .frame = frame, .state = on_state, .burst_done = on_burst, .opaque = &lf[0] };
+    struct link_callbacks cb1 = { .frame = frame, .state = on_state, .opaque = &lf[1] };
     GError *err = NULL;
-    ProxyLink *server = link_new("127.0.0.1:0", NULL, NULL, NULL, &cb0, &err);
-    ProxyLink *client;
     g_autofree char *addr = NULL;
-    struct link_stats st;
 
+    for (int i = 0; i < 2; i++) {
+        lf[i] = (struct link_fixture){ g_ptr_array_new_with_free_func(g_free), 0, 0 };
+    }
+    *server = link_new("127.0.0.1:0", NULL, NULL, NULL, &cb0, &err);
     g_assert_no_error(err);
-    addr = g_strdup_printf("127.0.0.1:%u", link_port(server));
-    client = link_new(NULL, addr, NULL, NULL, &cb1, &err);
+    addr = g_strdup_printf("127.0.0.1:%u", link_port(*server));
+    *client = link_new(NULL, addr, NULL, NULL, &cb1, &err);
     g_assert_no_error(err);
     iterate_until(both_up, lf);
-    g_assert_true(link_is_up(client));
+    g_assert_true(link_is_up(*client));
+}
+
+static void test_link_loopback(void)
+{
+    struct link_fixture lf[2];
+    ProxyLink *server, *client;
+    struct link_stats st;
+
+    link_pair_up(lf, on_frame, &server, &client);
     g_assert_true(link_send(client, FRAME_OUTPUT, 7, (const uint8_t *)"abc", 3));
     g_assert_true(link_send(client, FRAME_OUTPUT, 8, (const uint8_t *)"defg", 4));
     iterate_until(got_two, lf);
@@ -231,6 +242,101 @@ static void test_link_loopback(void)
     g_assert_cmpstr(lf[0].got->pdata[4], ==, "2:10:klm");
     link_free(client);
     link_free(server);
+    g_ptr_array_unref(lf[0].got);
+    g_ptr_array_unref(lf[1].got);
+}
+
+/* Frames by reference: each payload byte j of a frame of epoch e is
+ * (e + j * 131) & 0xff, so a frame copied late or from memory reused
+ * after the push shows. */
+static uint8_t ref_byte(uint32_t epoch, size_t j)
+{
+    return (uint8_t)(epoch + j * 131u);
+}
+
+static void on_frame_check(void *opaque, const struct frame *f)
+{
+    struct link_fixture *lf = opaque;
+    bool ok = true;
+
+    if (f->type == FRAME_HELLO) {
+        return;
+    }
+    for (size_t j = 0; j < f->len && ok; j++) {
+        ok = f->payload[j] == ref_byte(f->epoch, j);
+    }
+    g_ptr_array_add(lf->got, g_strdup_printf("%u:%u:%u:%s", f->type, f->epoch, f->len, ok ? "ok" : "bad"));
+}
+
+#define REF_FRAMES 111
+
+static bool got_all_ref(void *data)
+{
+    struct link_fixture *lf = data;
+
+    return lf[0].got->len == REF_FRAMES;
+}
+
+static void test_link_by_reference(void)
+{
+    struct link_fixture lf[2];
+    ProxyLink *server, *client;
+    uint8_t *bufs[REF_FRAMES];
+    size_t lens[REF_FRAMES];
+
+    link_pair_up(lf, on_frame_check, &server, &client);
+    /* 40 large frames (8 MiB, more than the sockets take at once: the
+     * push leaves a tail for the write watch), pushed; then one frame
+     * copied and 70 small ones, more than are kept by reference at once. */
+    for (uint32_t i = 0; i < REF_FRAMES; i++) {
+        lens[i] = i < 40 ? 200 * 1024 : 1 + i % 7;
+        bufs[i] = g_malloc(lens[i]);
+        for (size_t j = 0; j < lens[i]; j++) {
+            bufs[i][j] = ref_byte(i, j);
+        }
+        if (i == 40) {
+            g_assert_true(link_queue(client, FRAME_MIRROR, i, bufs[i], lens[i]));
+        } else {
+            g_assert_true(link_queue_ref(client, FRAME_OUTPUT, i, bufs[i], lens[i]));
+        }
+        if (i == 39 || i == REF_FRAMES - 1) {
+            link_push(client);
+        }
+    }
+    /* The memory is the caller's again after the push. */
+    for (uint32_t i = 0; i < REF_FRAMES; i++) {
+        memset(bufs[i], 0xaa, lens[i]);
+        g_free(bufs[i]);
+    }
+    iterate_until(got_all_ref, lf);
+    g_assert_cmpuint(lf[0].got->len, ==, REF_FRAMES);
+    for (uint32_t i = 0; i < REF_FRAMES; i++) {
+        g_autofree char *want = g_strdup_printf("%u:%u:%zu:ok", i == 40 ? FRAME_MIRROR : FRAME_OUTPUT, i, lens[i]);
+
+        g_assert_cmpstr(lf[0].got->pdata[i], ==, want);
+    }
+    /* Down: frames queued by reference are dropped, never written later. */
+    link_free(server);
+    server = NULL;
+    {
+        gint64 end = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+
+        while (link_is_up(client) && g_get_monotonic_time() < end) {
+            uint8_t b = 1;
+
+            link_send(client, FRAME_OUTPUT, 0, &b, 1);
+            g_main_context_iteration(NULL, FALSE);
+            g_usleep(1000);
+        }
+    }
+    g_assert_false(link_is_up(client));
+    {
+        uint8_t b = 2;
+
+        g_assert_false(link_queue_ref(client, FRAME_OUTPUT, 1, &b, 1));
+        link_push(client);
+    }
+    link_free(client);
     g_ptr_array_unref(lf[0].got);
     g_ptr_array_unref(lf[1].got);
 }
@@ -320,6 +426,7 @@ int main(int argc, char **argv)
     g_test_add_func("/frame/split-and-unknown", test_split_and_unknown);
     g_test_add_func("/frame/bad-headers", test_bad_headers);
     g_test_add_func("/frame/link-loopback", test_link_loopback);
+    g_test_add_func("/frame/link-by-reference", test_link_by_reference);
     g_test_add_func("/frame/link-peer-only", test_link_peer_only);
     return g_test_run();
 }
