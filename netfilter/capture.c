@@ -19,7 +19,7 @@
 
 #define CAPTURE_BUFSIZE (CAPTURE_VNET_LEN + 65536 + 64)
 /* Frames per recvmmsg()/sendmmsg(): one syscall per burst, not per frame. */
-#define CAPTURE_BATCH 32
+#define CAPTURE_BATCH CAPTURE_BURST_MAX
 /* Room for the frames of one send batch; a full arena is sent early. */
 #define CAPTURE_TX_ARENA (1u << 20)
 
@@ -29,8 +29,7 @@ struct proxy_capture {
     guint watch;
     unsigned int ifindex;
     bool want_outgoing;
-    uint8_t *rx;                                 /* CAPTURE_BATCH buffers */
-    struct iovec rx_iov[CAPTURE_BATCH];
+    struct iovec rx_iov[CAPTURE_BATCH];          /* a g_malloc'd buffer each */
     struct sockaddr_ll rx_addr[CAPTURE_BATCH];
     struct mmsghdr rx_msg[CAPTURE_BATCH];
     uint8_t *tx;                                 /* CAPTURE_TX_ARENA */
@@ -46,12 +45,12 @@ bool capture_csum_partial(const uint8_t *vnet)
     return (vnet[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM) != 0;
 }
 
-/* Up to @rounds batches, fewer if the socket runs dry. */
+/* Up to @rounds batches, fewer if the socket runs dry. The burst ends
+ * with each batch: the next one reads into the same buffers. */
 static void capture_read(ProxyCapture *c, int rounds)
 {
-    unsigned int delivered = 0;
-
     for (int round = 0; round < rounds; round++) {
+        unsigned int delivered = 0;
         int n;
 
         for (int i = 0; i < CAPTURE_BATCH; i++) {
@@ -73,13 +72,24 @@ static void capture_read(ProxyCapture *c, int rounds)
             delivered++;
             c->cb.frame(c->cb.opaque, c->rx_iov[i].iov_base, len, outgoing);
         }
+        if (delivered && c->cb.burst_done) {
+            c->cb.burst_done(c->cb.opaque);
+        }
         if (n < CAPTURE_BATCH) {
             break;
         }
     }
-    if (delivered && c->cb.burst_done) {
-        c->cb.burst_done(c->cb.opaque);
+}
+
+uint8_t *capture_take(ProxyCapture *c, uint8_t *buf)
+{
+    for (int i = 0; i < CAPTURE_BATCH; i++) {
+        if (c->rx_iov[i].iov_base == buf) {
+            c->rx_iov[i].iov_base = g_malloc(CAPTURE_BUFSIZE);
+            return buf;
+        }
     }
+    return NULL;
 }
 
 static gboolean capture_on_readable(gint fd, GIOCondition cond, gpointer data)
@@ -143,10 +153,9 @@ ProxyCapture *capture_open(const char *ifname, bool want_outgoing, const struct 
     c->fd = fd;
     c->ifindex = ifindex;
     c->want_outgoing = want_outgoing;
-    c->rx = g_malloc((size_t)CAPTURE_BATCH * CAPTURE_BUFSIZE);
     c->tx = g_malloc(CAPTURE_TX_ARENA);
     for (int i = 0; i < CAPTURE_BATCH; i++) {
-        c->rx_iov[i] = (struct iovec){ c->rx + (size_t)i * CAPTURE_BUFSIZE, CAPTURE_BUFSIZE };
+        c->rx_iov[i] = (struct iovec){ g_malloc(CAPTURE_BUFSIZE), CAPTURE_BUFSIZE };
         c->rx_msg[i].msg_hdr.msg_iov = &c->rx_iov[i];
         c->rx_msg[i].msg_hdr.msg_iovlen = 1;
         c->rx_msg[i].msg_hdr.msg_name = &c->rx_addr[i];
@@ -165,7 +174,9 @@ void capture_close(ProxyCapture *c)
     g_source_remove(c->watch);
     capture_flush(c);
     close(c->fd);
-    g_free(c->rx);
+    for (int i = 0; i < CAPTURE_BATCH; i++) {
+        g_free(c->rx_iov[i].iov_base);
+    }
     g_free(c->tx);
     g_free(c);
 }

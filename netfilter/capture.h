@@ -11,12 +11,15 @@
 #include <stdint.h>
 
 #define CAPTURE_VNET_LEN 10
+/* Frames per receive burst at most. */
+#define CAPTURE_BURST_MAX 32
 
 typedef struct proxy_capture ProxyCapture;
 
 struct capture_callbacks {
     /* @buf: virtio_net_hdr then the Ethernet frame; may be changed in
-     * place. @outgoing: sent by this host towards the guest. */
+     * place, and stays valid until burst_done returns. @outgoing: sent by
+     * this host towards the guest. */
     void (*frame)(void *opaque, uint8_t *buf, size_t len, bool outgoing);
     /* After the frames of one receive burst (may be NULL). */
     void (*burst_done)(void *opaque);
@@ -38,6 +41,12 @@ bool capture_send(ProxyCapture *c, const uint8_t *buf, size_t len);
  * sendmmsg() sends the batch. */
 uint8_t *capture_queue(ProxyCapture *c, const uint8_t *buf, size_t len);
 void capture_flush(ProxyCapture *c);
+
+/* Hands the caller @buf, a receive buffer of the burst under way (from
+ * the frame callback, until burst_done returns): a block of at least the
+ * frame's length to g_free() or g_realloc(); a new one takes its place.
+ * Keeping a large frame then costs no copy. NULL if @buf is not one. */
+uint8_t *capture_take(ProxyCapture *c, uint8_t *buf);
 
 unsigned int capture_ifindex(const ProxyCapture *c);
 

@@ -95,7 +95,7 @@ static void primary_input(void *opaque, uint8_t *buf, size_t len, bool outgoing)
     if (p->failed_over || !cmp_engine_armed(p->engine)) {
         return;
     }
-    link_queue(p->link, FRAME_MIRROR, cmp_engine_epoch(p->engine), buf, len);
+    link_queue_ref(p->link, FRAME_MIRROR, cmp_engine_epoch(p->engine), buf, len);
     cmp_input_add(p->engine, buf + CAPTURE_VNET_LEN, len - CAPTURE_VNET_LEN, true);
 }
 
@@ -131,7 +131,7 @@ static void primary_frames_done(void *opaque)
     proxy_flush_released(opaque);
 }
 
-/* A burst of captured frames (either role) goes to the peer in one write. */
+/* A burst of mirrored frames goes to the secondary in one write. */
 static void proxy_capture_done(void *opaque)
 {
     Proxy *p = opaque;
@@ -177,10 +177,36 @@ static void secondary_output(void *opaque, uint8_t *buf, size_t len, bool outgoi
         return;
     }
     rw_output(p->rw, frame, flen, true, capture_csum_partial(buf));
-    link_queue(p->link, FRAME_OUTPUT, p->epoch, buf, len);
+    link_queue_ref(p->link, FRAME_OUTPUT, p->epoch, buf, len);
     if (p->replay) {
-        replay_keep(p->replay, buf, len);
+        if (p->n_replay_burst == G_N_ELEMENTS(p->replay_burst)) {
+            replay_keep(p->replay, buf, len);
+        } else {
+            p->replay_burst[p->n_replay_burst].buf = buf;
+            p->replay_burst[p->n_replay_burst++].len = len;
+        }
     }
+}
+
+static uint8_t *secondary_take_buffer(void *opaque, uint8_t *buf)
+{
+    Proxy *p = opaque;
+
+    return capture_take(p->cap, buf);
+}
+
+/* A burst of our guest's output goes to the primary in one write, from
+ * the capture's buffers; then the replay keeps it, taking the buffers of
+ * the large frames rather than copying them. */
+static void secondary_output_done(void *opaque)
+{
+    Proxy *p = opaque;
+
+    link_push(p->link);
+    for (unsigned int i = 0; i < p->n_replay_burst; i++) {
+        replay_keep_take(p->replay, p->replay_burst[i].buf, p->replay_burst[i].len, secondary_take_buffer, p);
+    }
+    p->n_replay_burst = 0;
 }
 
 /* The primary's carried flows: not ours to rewrite while we are its
@@ -373,7 +399,7 @@ static bool proxy_start_primary(Proxy *p, GError **error)
 
 static bool proxy_start_secondary(Proxy *p, GError **error)
 {
-    struct capture_callbacks kcb = { .frame = secondary_output, .burst_done = proxy_capture_done, .opaque = p };
+    struct capture_callbacks kcb = { .frame = secondary_output, .burst_done = secondary_output_done, .opaque = p };
     struct link_callbacks lcb = { .frame = secondary_frame, .state = proxy_link_state,
                                   .burst_done = secondary_frames_done, .opaque = p };
 

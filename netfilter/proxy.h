@@ -53,6 +53,10 @@ typedef struct proxy {
     RwTable *rw;               /* secondary; primary: the carried flows */
     GArray *carried_in;        /* secondary: the primary's carried flows (FRAME_CARRY), for a takeover */
     OutputReplay *replay;      /* secondary: its guest's output since the last checkpoint */
+    /* The frames of the capture burst under way, kept for the replay once
+     * the link has written them (their buffers may then be taken). */
+    struct { uint8_t *buf; size_t len; } replay_burst[CAPTURE_BURST_MAX];
+    unsigned int n_replay_burst;
     ReplayRaw *replay_raw;
     bool replay_at_failover;   /* replay-output came first */
     ProxyNfq *nfq;

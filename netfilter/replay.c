@@ -16,10 +16,25 @@
 /* Flows tracked at most; past it, new ones are sent whole. */
 #define REPLAY_MAX_FLOWS 65536
 
+/* Frames at least this long are taken from the caller when it can give
+ * its buffer up (replay_keep_take), not copied: GSO super-packets. */
+#define REPLAY_TAKE_MIN 4096
+
 struct kept_frame {
     size_t len;
-    uint8_t data[];
+    uint8_t *data;           /* copy[], or a buffer taken from the caller */
+    uint8_t copy[];
 };
+
+static void kept_frame_free(gpointer data)
+{
+    struct kept_frame *k = data;
+
+    if (k->data != k->copy) {
+        g_free(k->data);
+    }
+    g_free(k);
+}
 
 /* Per flow, guest to client. */
 struct replay_flow {
@@ -51,7 +66,7 @@ OutputReplay *replay_new(size_t max_bytes)
 
 static void replay_drop_all(OutputReplay *r)
 {
-    g_queue_clear_full(&r->frames, g_free);
+    g_queue_clear_full(&r->frames, kept_frame_free);
     r->bytes = 0;
     g_hash_table_remove_all(r->flows);
 }
@@ -103,9 +118,10 @@ void replay_note_input(OutputReplay *r, const uint8_t *frame, size_t len)
     }
 }
 
-void replay_keep(OutputReplay *r, const uint8_t *buf, size_t len)
+void replay_keep_take(OutputReplay *r, uint8_t *buf, size_t len, replay_take_fn take, void *opaque)
 {
     struct kept_frame *k;
+    uint8_t *taken;
     struct pkt_info pi;
 
     if (len <= CAPTURE_VNET_LEN || !parse_tcp(buf + CAPTURE_VNET_LEN, len - CAPTURE_VNET_LEN, &pi) ||
@@ -121,14 +137,25 @@ void replay_keep(OutputReplay *r, const uint8_t *buf, size_t len)
         k = g_queue_pop_head(&r->frames);
         r->bytes -= k->len;
         r->st.evicted++;
-        g_free(k);
+        kept_frame_free(k);
     }
-    k = g_malloc(sizeof(*k) + len);
+    if (take && len >= REPLAY_TAKE_MIN && (taken = take(opaque, buf))) {
+        k = g_new(struct kept_frame, 1);
+        k->data = g_realloc(taken, len);   /* gives the rest of the buffer back */
+    } else {
+        k = g_malloc(sizeof(*k) + len);
+        k->data = k->copy;
+        memcpy(k->copy, buf, len);
+    }
     k->len = len;
-    memcpy(k->data, buf, len);
     g_queue_push_tail(&r->frames, k);
     r->bytes += len;
     r->st.kept++;
+}
+
+void replay_keep(OutputReplay *r, const uint8_t *buf, size_t len)
+{
+    replay_keep_take(r, (uint8_t *)buf, len, NULL, NULL);
 }
 
 void replay_clear(OutputReplay *r)
@@ -279,7 +306,7 @@ unsigned int replay_flush(OutputReplay *r, replay_send_fn send, void *opaque)
     while ((k = g_queue_pop_head(&r->frames))) {
         packets += replay_frame(r, k, send, opaque);
         r->st.frames_sent++;
-        g_free(k);
+        kept_frame_free(k);
     }
     r->bytes = 0;
     r->st.packets_sent += packets;

@@ -36,6 +36,14 @@ void replay_free(OutputReplay *r);
  * rewriter). Copied if it is a segment worth sending again. */
 void replay_keep(OutputReplay *r, const uint8_t *buf, size_t len);
 
+/* Gives @buf up to the replay (capture_take(): a block of at least the
+ * frame's length that g_realloc() and g_free() take), or returns NULL. */
+typedef uint8_t *(*replay_take_fn)(void *opaque, uint8_t *buf);
+
+/* replay_keep() for a frame whose buffer the caller can give up: a large
+ * one kept is taken through @take instead of copied. */
+void replay_keep_take(OutputReplay *r, uint8_t *buf, size_t len, replay_take_fn take, void *opaque);
+
 /* @frame: an Ethernet frame from the client on its way into the guest,
  * before the rewriter (in the primary's numbers, as the kept ones are):
  * what it acknowledges is not sent again. */

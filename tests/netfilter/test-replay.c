@@ -288,6 +288,72 @@ static void test_budget_and_checkpoint(void)
     replay_free(r);
 }
 
+/* A capture that gives its buffers up (capture_take), or refuses to. */
+typedef struct {
+    unsigned int calls;
+    bool refuse;
+} Taker;
+
+static uint8_t *take_buffer(void *opaque, uint8_t *buf)
+{
+    Taker *t = opaque;
+
+    t->calls++;
+    return t->refuse ? NULL : buf;
+}
+
+/* Large frames are taken from the caller instead of copied, and freed by
+ * the replay once sent, evicted or cleared; small ones, those not kept
+ * and those the caller keeps are copied (or left alone). */
+static void test_taken(void)
+{
+    g_autofree uint8_t *scratch = g_malloc(70000);
+    size_t one = frame(scratch, false, 0, PKT_TCP_ACK, 20000, 1448, false);
+    OutputReplay *r = replay_new(3 * one);
+    uint8_t small[2048], *big;
+    struct replay_stats st;
+    Taker t = { 0 };
+    Sink s;
+
+    sink_init(&s);
+    /* Not kept (a pure ACK), kept small: never taken. */
+    replay_keep_take(r, small, frame(small, false, 0, PKT_TCP_ACK, 0, 0, false), take_buffer, &t);
+    replay_keep_take(r, small, frame(small, false, 0, PKT_TCP_ACK, 1000, 0, false), take_buffer, &t);
+    g_assert_cmpuint(t.calls, ==, 0);
+    /* Three large ones taken (the small one and the first then evicted),
+     * two refused. */
+    for (uint32_t i = 0; i < 3; i++) {
+        big = g_malloc(70000);
+        replay_keep_take(r, big, frame(big, false, 1000 + i * 20000, PKT_TCP_ACK, 20000, 1448, false),
+                         take_buffer, &t);
+    }
+    g_assert_cmpuint(t.calls, ==, 3);
+    t.refuse = true;
+    big = g_malloc(70000);
+    replay_keep_take(r, big, frame(big, false, 61000, PKT_TCP_ACK, 1000, 0, false), take_buffer, &t);
+    replay_keep_take(r, big, frame(big, false, 62000, PKT_TCP_ACK, 8000, 1448, false), take_buffer, &t);
+    g_assert_cmpuint(t.calls, ==, 4);
+    memset(big, 0, 70000);   /* refused: the caller's, and copied */
+    g_free(big);
+    replay_get_stats(r, &st);
+    g_assert_cmpuint(st.kept, ==, 6);
+    g_assert_cmpuint(st.evicted, ==, 2);
+    g_assert_cmpuint(st.held_frames, ==, 4);
+    /* What is sent comes from the taken buffers and the copies. */
+    g_assert_cmpuint(replay_flush(r, sink_send, &s), ==, 2 * 14 + 1 + 6);
+    check_segment(&s, 0, false, 21000, 1448, PKT_TCP_ACK);
+    check_segment(&s, 27, false, 41000 + 13 * 1448, 20000 - 13 * 1448, PKT_TCP_ACK);
+    check_segment(&s, 28, false, 61000, 1000, PKT_TCP_ACK);
+    check_segment(&s, 29, false, 62000, 1448, PKT_TCP_ACK);
+    /* Taken again, then cleared at a checkpoint. */
+    t.refuse = false;
+    big = g_malloc(70000);
+    replay_keep_take(r, big, frame(big, false, 70000, PKT_TCP_ACK, 5000, 1448, false), take_buffer, &t);
+    replay_clear(r);
+    g_ptr_array_unref(s.pkts);
+    replay_free(r);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -298,5 +364,6 @@ int main(int argc, char **argv)
     g_test_add_func("/replay/syn-with-data", test_syn_with_data);
     g_test_add_func("/replay/budget-and-checkpoint", test_budget_and_checkpoint);
     g_test_add_func("/replay/acked-and-duplicates", test_acked_and_duplicates);
+    g_test_add_func("/replay/taken", test_taken);
     return g_test_run();
 }
