@@ -8,6 +8,7 @@
 #include "proxy.h"
 
 #include <glib-unix.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -202,6 +203,11 @@ int main(int argc, char **argv)
         }
         colo_log_after_fork();
     }
+    /* Packets of up to 64 KiB are held, kept and freed all the time: keep
+     * the freed memory (up to 64 MiB) for the next ones rather than give
+     * it back and have every new packet fault in and clear fresh pages. */
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
     loop = g_main_loop_new(NULL, FALSE);
     p = proxy_new(&cfg, &error);
     if (p && pidfile && !daemon_write_pidfile(pidfile, &error)) {
