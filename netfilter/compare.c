@@ -8,10 +8,6 @@
 #include <qb/qblog.h>
 #include <string.h>
 
-/* Secondary bytes kept below what the client acknowledged, so that a
- * spurious retransmission by the primary can still be compared. */
-#define CMP_HISTORY_BYTES (1u << 20)
-
 /* Secondary packets from the next epoch (sent after the secondary resumed
  * but before our commit) are kept for it, up to this many. */
 #define CMP_MAX_FUTURE 4096
@@ -62,6 +58,9 @@ struct cmp_flow {
     /* End of the highest primary byte released. */
     bool rel_valid;
     uint32_t rel_seq;
+    /* The client's highest acknowledgement (the mirrored input). */
+    bool c_ack_valid;
+    uint32_t c_ack;
 };
 
 struct cmp_engine {
@@ -285,6 +284,21 @@ static GSequenceIter *cmp_sdata_find(const struct cmp_flow *f, uint32_t seq)
     return it;
 }
 
+/* Primary bytes below the returned @settled were released after a compare
+ * and the client acknowledged them: it drops them if they come again, so a
+ * retransmission of them needs no compare (and their secondary copy no
+ * keeping). A guest's retransmission can reach us well after the client's
+ * ack: it waited in NFQUEUE's backlog, milliseconds in which a fast stream
+ * moves megabytes. An ack past what was released counts up to the release. */
+static bool cmp_flow_settled(const struct cmp_flow *f, uint32_t *settled)
+{
+    if (!f->c_ack_valid || !f->rel_valid) {
+        return false;
+    }
+    *settled = seq_lt(f->c_ack, f->rel_seq) ? f->c_ack : f->rel_seq;
+    return true;
+}
+
 /* Compare the primary byte range [seq, seq+len) with the secondary's
  * bytes. @reason is set on a mismatch. */
 static enum cmp_verdict cmp_tcp_bytes(const struct cmp_flow *f, uint32_t seq, const uint8_t *data,
@@ -292,6 +306,18 @@ static enum cmp_verdict cmp_tcp_bytes(const struct cmp_flow *f, uint32_t seq, co
 {
     uint32_t covered = 0;   /* bytes of the range found in the secondary's data */
     bool missing_low = false;
+    uint32_t settled;
+
+    if (cmp_flow_settled(f, &settled) && seq_lt(seq, settled)) {
+        uint32_t skip = seq_lt(settled, seq + len) ? settled - seq : len;
+
+        seq += skip;
+        data += skip;
+        len -= skip;
+        if (!len) {
+            return CMP_MATCH;
+        }
+    }
 
     for (GSequenceIter *it = cmp_sdata_find(f, seq); !g_sequence_iter_is_end(it) && covered < len;
          it = g_sequence_iter_next(it)) {
@@ -675,6 +701,7 @@ void cmp_input_add(CmpEngine *e, const uint8_t *pkt, size_t len, bool eth)
     struct pkt_info pi;
     struct flow_key rev;
     struct cmp_flow *f;
+    uint32_t settled;
 
     e->stats.input++;
     if ((eth ? pkt_parse_eth(pkt, len, &pi) : pkt_parse_ip(pkt, len, &pi)) != PKT_OK) {
@@ -685,8 +712,15 @@ void cmp_input_add(CmpEngine *e, const uint8_t *pkt, size_t len, bool eth)
     }
     flow_key_reverse(&pi.key, &rev);
     f = g_hash_table_lookup(e->flows, &rev);
-    if (f) {
-        cmp_flow_trim(f, pi.ack - CMP_HISTORY_BYTES);
+    if (!f) {
+        return;
+    }
+    if (!f->c_ack_valid || seq_gt(pi.ack, f->c_ack)) {
+        f->c_ack_valid = true;
+        f->c_ack = pi.ack;
+    }
+    if (cmp_flow_settled(f, &settled)) {
+        cmp_flow_trim(f, settled);
     }
 }
 

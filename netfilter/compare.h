@@ -99,8 +99,9 @@ void cmp_secondary_add(CmpEngine *e, uint32_t epoch, const uint8_t *pkt, size_t 
                        uint64_t now_ns);
 
 /* A client-to-guest packet (the mirrored input): its TCP ack tells which
- * secondary bytes will not be needed again (1 MiB below the ack is kept
- * for spurious retransmissions). */
+ * bytes the client has. A primary retransmission of those (already
+ * released, so compared once) goes through unjudged, as the client drops
+ * them, and their secondary copy is no longer kept. */
 void cmp_input_add(CmpEngine *e, const uint8_t *pkt, size_t len, bool eth);
 
 /* Look for packets held longer than compare_timeout; call every

@@ -218,13 +218,19 @@ static void test_mismatch_no_checkpoint(struct fixture *f, gconstpointer data)
     g_assert_false(released(f, h));
 }
 
+/* The client acknowledges up to @ack (its input, mirrored). */
+static void client_acks(struct fixture *f, uint32_t ack)
+{
+    uint8_t in[256];
+    struct pktgen_tcp t = { .src = CLIENT, .dst = GUEST, .sport = 40000, .dport = 80, .seq = 1,
+                            .ack = ack, .flags = A };
+
+    cmp_input_add(f->e, in, pktgen_tcp(in, &t), false);
+}
+
 static void test_retransmission(struct fixture *f, gconstpointer data)
 {
     uint64_t h;
-    uint8_t in[2048];
-    struct pktgen_tcp t = { .src = CLIENT, .dst = GUEST, .sport = 40000, .dport = 80, .seq = 1,
-                            .ack = 1010, .flags = A };
-    size_t len;
 
     g_assert_true(released(f, (s_tcp(f, 1000, 1, AP, "0123456789"), p_tcp(f, 1000, 1, AP, "0123456789"))));
     /* The primary retransmits what was already released: still judged
@@ -239,18 +245,49 @@ static void test_retransmission(struct fixture *f, gconstpointer data)
     g_assert_cmpint(last_request(f), ==, CMP_REASON_PAYLOAD);
     cmp_checkpoint_commit(f->e, f->now);
 
-    /* A spurious retransmission of bytes the client acknowledged is still
-     * judged: a window below the ack is kept. */
-    s_tcp(f, 1000, 1, AP, "0123456789");
-    len = pktgen_tcp(in, &t);
-    cmp_input_add(f->e, in, len, false);
-    h = p_tcp(f, 1000, 1, AP, "0123456789");
-    g_assert_true(released(f, h));
-    /* Far below the ack the copy is gone: the retransmission cannot be
-     * judged and costs a checkpoint. */
-    t.ack = 1010 + (2u << 20);
-    len = pktgen_tcp(in, &t);
-    cmp_input_add(f->e, in, len, false);
+    /* Bytes released and then acknowledged by the client: a retransmission
+     * of them goes through unjudged, whatever it carries (the client drops
+     * what it has), and the secondary's copy is dropped. */
+    g_assert_true(released(f, (s_tcp(f, 1000, 1, AP, "0123456789"), p_tcp(f, 1000, 1, AP, "0123456789"))));
+    client_acks(f, 1006);
+    g_assert_true(released(f, p_tcp(f, 1000, 1, AP, "01234")));
+    g_assert_true(released(f, p_tcp(f, 1001, 1, AP, "XXXXX")));
+    /* Past the ack it is still judged, against the copy still kept. */
+    g_assert_true(released(f, p_tcp(f, 1002, 1, AP, "XXXX6789")));
+    h = p_tcp(f, 1004, 1, AP, "XX6X89");
+    g_assert_false(released(f, h));
+    g_assert_cmpint(last_request(f), ==, CMP_REASON_PAYLOAD);
+    cmp_checkpoint_commit(f->e, f->now);
+
+    /* An ack past what was released counts only up to the release: the
+     * bytes above are judged as ever. */
+    g_assert_true(released(f, (s_tcp(f, 1000, 1, AP, "0123456789"), p_tcp(f, 1000, 1, AP, "01234"))));
+    client_acks(f, 1010 + (2u << 20));
+    h = p_tcp(f, 1000, 1, AP, "012345678X");
+    g_assert_false(released(f, h));
+    g_assert_cmpint(last_request(f), ==, CMP_REASON_PAYLOAD);
+    cmp_checkpoint_commit(f->e, f->now);
+
+    /* The secondary's bytes below the release and the ack are gone, those
+     * above kept: a retransmission of released bytes the client has not
+     * acknowledged is judged, and one whose copy was given up for room
+     * costs a checkpoint (below, with max_flow_bytes). */
+    g_assert_true(released(f, (s_tcp(f, 1000, 1, AP, "0123456789"), p_tcp(f, 1000, 1, AP, "0123456789"))));
+    client_acks(f, 1004);
+    g_assert_true(released(f, p_tcp(f, 1003, 1, AP, "3456789")));
+}
+
+/* Short of room, the secondary's copy of released bytes not yet
+ * acknowledged is given up: a retransmission of them cannot be judged. */
+static void test_retransmission_no_room(struct fixture *f, gconstpointer data)
+{
+    g_autofree char *big = g_strnfill(600, 'a');
+    uint64_t h;
+
+    f->params.max_flow_bytes = 1000;
+    fixture_start(f);
+    g_assert_true(released(f, (s_tcp(f, 1000, 1, AP, "0123456789"), p_tcp(f, 1000, 1, AP, "0123456789"))));
+    s_tcp(f, 1010, 1, AP, big);   /* over half the room: the released bytes go */
     h = p_tcp(f, 1000, 1, AP, "0123456789");
     g_assert_false(released(f, h));
     g_assert_cmpint(last_request(f), ==, CMP_REASON_HISTORY);
@@ -533,6 +570,7 @@ int main(int argc, char **argv)
     ADD("mismatch", test_mismatch);
     ADD("mismatch-no-checkpoint", test_mismatch_no_checkpoint);
     ADD("retransmission", test_retransmission);
+    ADD("retransmission-no-room", test_retransmission_no_room);
     ADD("reorder", test_reorder);
     ADD("syn-fin-rst", test_syn_fin_rst);
     ADD("fin-mismatch", test_fin_mismatch);
