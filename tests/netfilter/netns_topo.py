@@ -80,6 +80,16 @@ class Topology(Netns):
         for g in ("pg", "sg"):
             self.exe(g, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1")
 
+    def primary_host_dies(self):
+        """The primary host and its guest vanish. A dead host sends
+        nothing, so its links go down first: killing the guest's servers
+        would have its kernel send FINs, and a deleted namespace is torn
+        down in the background, answering with RSTs meanwhile."""
+        for link in ("pc", "ps", "pgh"):
+            self.ip("ph", "link", "set", link, "down")
+        self.remove("pg")
+        self.remove("ph")
+
     def take_over_lan(self):
         """The secondary host answers for the primary's LAN address."""
         self.up("sh", "sc", "10.78.0.1/24")

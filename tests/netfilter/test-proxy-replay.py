@@ -67,13 +67,7 @@ def run(tap, topo):
 
     # 3. The primary host dies; the secondary takes over with its guest cut
     # off, so whatever reaches the client now is the replay.
-    # A dead host sends nothing: its links go down first. (Killing the
-    # primary guest's server would have its kernel send a FIN, and a deleted
-    # namespace is torn down in the background, answering meanwhile.)
-    for link in ("pc", "ps", "pgh"):
-        topo.ip("ph", "link", "set", link, "down")
-    topo.remove("pg")
-    topo.remove("ph")
+    topo.primary_host_dies()
     topo.exe("sh", "iptables", "-D", "OUTPUT", "-o", "sp", "-p", "tcp", "--dport", "7700", "-j", "DROP")
     topo.ip("sg", "link", "set", "sg0", "down")
     topo.take_over_lan()

@@ -103,8 +103,7 @@ def run(tap, topo):
     pctl.close()
 
     # 2. The primary host dies: proxy, guest and namespaces gone.
-    topo.remove("pg")
-    topo.remove("ph")
+    topo.primary_host_dies()
     calls_since(calls)      # those of the start-up
     t0 = time.monotonic()
     reply = sctl.execute("failover")
