@@ -198,6 +198,16 @@ static void on_event(QmpClient *c, const char *event, JsonObject *data, JsonObje
             in->relocation = false;
             inst_report(in, VMM_EV_MIGRATED, "relocation completed");
         }
+    } else if (g_strcmp0(event, "COLO_BROKEN") == 0) {
+        /* The peer or the stream failed: the same as query-colo-status's
+         * x-broken, without waiting for the next poll. */
+        if (in->in_colo) {
+            g_autofree char *why = g_strdup_printf(
+                "COLO_BROKEN: %s", data ? json_object_get_string_member_with_default(data, "reason", "") : "");
+
+            in->in_colo = false;
+            inst_report(in, VMM_EV_PEER_LOST, why);
+        }
     } else if (g_strcmp0(event, "COLO_EXIT") == 0) {
         const char *reason = data ? json_object_get_string_member_with_default(data, "reason", "") : "";
 

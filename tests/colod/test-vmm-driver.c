@@ -20,7 +20,11 @@
 
 typedef struct {
     GArray *events; /* VmmEvent */
+    char *peer_lost; /* the detail of the last VMM_EV_PEER_LOST */
 } Seen;
+
+/* How often the drivers poll colo-vmm (query-status, query-colo-status). */
+static unsigned int poll_ms = 100;
 
 static void on_event(VmmEvent ev, const char *detail, void *opaque)
 {
@@ -28,6 +32,16 @@ static void on_event(VmmEvent ev, const char *detail, void *opaque)
 
     g_test_message("event %s (%s)", vmm_event_name(ev), detail);
     g_array_append_val(s->events, ev);
+    if (ev == VMM_EV_PEER_LOST) {
+        g_free(s->peer_lost);
+        s->peer_lost = g_strdup(detail);
+    }
+}
+
+static void seen_free(Seen *s)
+{
+    g_array_free(s->events, TRUE);
+    g_free(s->peer_lost);
 }
 
 static bool saw(Seen *s, VmmEvent ev)
@@ -117,9 +131,10 @@ static VmmDriver *driver_tls(Env *e, const char *sub, const char *incoming, cons
     /* The secondary accepts only the primary's address, as colod sets it. */
     VmmDriverParams p = { .vmm_path = e->vmm, .vmm_argv = e->argv, .run_dir = run, .incoming = incoming,
                           .allowed_peer = incoming ? "127.0.0.1" : NULL, .peer_uri = peer, .qmp_ms = 1000,
-                          .poll_ms = 100, .die_with_colod = true, .tls_dir = tls_dir };
+                          .poll_ms = poll_ms, .die_with_colod = true, .tls_dir = tls_dir };
 
     s->events = g_array_new(FALSE, FALSE, sizeof(VmmEvent));
+    s->peer_lost = NULL;
     return vmm_driver_new(&p, on_event, s);
 }
 
@@ -165,7 +180,7 @@ static void test_life(void)
     g_assert_true(wait_for(&s, VMM_EV_EXITED, 5000));
     g_assert_cmpint(vmm_driver_pid(d), ==, 0);
     vmm_driver_free(d);
-    g_array_free(s.events, TRUE);
+    seen_free(&s);
     env_free(&e);
 }
 
@@ -194,8 +209,8 @@ static void test_leftover_killed(void)
     vmm_driver_free(d1);
     vmm_driver_free(d2);
     spin(300);
-    g_array_free(s1.events, TRUE);
-    g_array_free(s2.events, TRUE);
+    seen_free(&s1);
+    seen_free(&s2);
     env_free(&e);
 }
 
@@ -221,7 +236,7 @@ static void test_hang_escape(void)
     g_test_message("killed %.2f s after the command", (g_get_monotonic_time() - t0) / 1e6);
     g_assert_cmpint(g_get_monotonic_time() - t0, <, 3000000);
     vmm_driver_free(d);
-    g_array_free(s.events, TRUE);
+    seen_free(&s);
     env_free(&e);
 }
 
@@ -239,8 +254,9 @@ static int free_port(void)
 
 /* Protect between a primary and a secondary here, then one of them dies
  * (@victim 0: the primary): the survivor's colo-vmm reports the peer lost
- * (x-broken), fails over on request and runs on. */
-static void protect_then_lose(int victim)
+ * (x-broken, or at once its COLO_BROKEN event: @by_event polls only once a
+ * minute), fails over on request and runs on. */
+static void protect_then_lose(int victim, bool by_event)
 {
     Env e;
     Seen seen[2];
@@ -268,8 +284,13 @@ static void protect_then_lose(int victim)
     g_assert_false(g_file_test(marker, G_FILE_TEST_EXISTS));
     kill(vmm_driver_pid(d[victim]), SIGKILL);
     g_assert_true(wait_for(&seen[victim], VMM_EV_EXITED, 5000));
-    /* A primary notices at its next checkpoint: x-checkpoint-delay is
-     * QEMU's 20 s by default. */
+    if (by_event) {
+        /* Its return path breaks: the primary hears of it at once. */
+        g_assert_true(wait_for(&seen[survivor], VMM_EV_PEER_LOST, 5000));
+        g_assert_true(g_str_has_prefix(seen[survivor].peer_lost, "COLO_BROKEN: "));
+    }
+    /* Else a primary may notice only at its next checkpoint:
+     * x-checkpoint-delay is QEMU's 20 s by default. */
     g_assert_true(wait_for(&seen[survivor], VMM_EV_PEER_LOST, 45000));
     vmm_driver_failover(d[survivor]);
     spin(500);
@@ -280,19 +301,26 @@ static void protect_then_lose(int victim)
     }
     spin(300);
     for (int i = 0; i < 2; i++) {
-        g_array_free(seen[i].events, TRUE);
+        seen_free(&seen[i]);
     }
     env_free(&e);
 }
 
 static void test_protect_lose_primary(void)
 {
-    protect_then_lose(0);
+    protect_then_lose(0, false);
 }
 
 static void test_protect_lose_secondary(void)
 {
-    protect_then_lose(1);
+    protect_then_lose(1, false);
+}
+
+static void test_peer_lost_event(void)
+{
+    poll_ms = 60000;
+    protect_then_lose(1, true);
+    poll_ms = 100;
 }
 
 /* [tls] dir: certificates made with certtool as docs/operations.md says
@@ -361,7 +389,7 @@ static void test_protect_tls(void)
     }
     spin(300);
     for (int i = 0; i < 3; i++) {
-        g_array_free(seen[i].events, TRUE);
+        seen_free(&seen[i]);
     }
     env_free(&e);
 }
@@ -375,6 +403,7 @@ int main(int argc, char **argv)
     g_test_add_func("/colod/vmm-driver/leftover-killed", test_leftover_killed);
     g_test_add_func("/colod/vmm-driver/protect-lose-primary", test_protect_lose_primary);
     g_test_add_func("/colod/vmm-driver/protect-lose-secondary", test_protect_lose_secondary);
+    g_test_add_func("/colod/vmm-driver/peer-lost-event", test_peer_lost_event);
     g_test_add_func("/colod/vmm-driver/protect-tls", test_protect_tls);
     return g_test_run();
 }

@@ -258,6 +258,11 @@ def test_secondary_proxy_dies_between_checkpoints():
             took = time.monotonic() - t0
             assert took < 5, took
             assert "colo-proxy closed its control socket" in open(p.sec.log_path).read()
+            # Each side says so in an event, for colod to act at once.
+            ev = p.sec.qmp.wait_event("COLO_BROKEN", 5)
+            assert ev["data"]["mode"] == "secondary" and "colo-proxy" in ev["data"]["reason"], ev
+            ev = p.pri.qmp.wait_event("COLO_BROKEN", 5)
+            assert ev["data"]["mode"] == "primary" and "return path" in ev["data"]["reason"], ev
             # The primary's guest runs on; failover there ends COLO.
             hb = p.pri.heartbeat()
             wait_until(lambda: p.pri.heartbeat() > hb, 30, "the primary's guest runs on")

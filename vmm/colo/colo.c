@@ -183,10 +183,19 @@ bool colo_should_stop_locked(const Colo *co)
 void colo_wait_failover(Migration *m, const char *why)
 {
     Colo *co = m->colo;
+    JsonObject *data = json_object_new();
 
     qb_log(LOG_ERR, "COLO: %s; the guest runs on unprotected until x-colo-lost-heartbeat", why);
     g_mutex_lock(&m->lock);
     co->broken = true;
+    json_object_set_string_member(data, "mode", colo_mode_names[co->mode]);
+    g_mutex_unlock(&m->lock);
+    /* colod decides the failover: at once, not at its next poll of
+     * query-colo-status (the primary's proxy holds the guest's output
+     * meanwhile). */
+    json_object_set_string_member(data, "reason", why);
+    m->host.ops->emit_event(m->host.vm, "COLO_BROKEN", data);
+    g_mutex_lock(&m->lock);
     while (!colo_should_stop_locked(co)) {
         g_cond_wait(&m->cond, &m->lock);
     }
