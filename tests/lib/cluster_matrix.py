@@ -53,9 +53,10 @@ class Cell(Exception):
 
 
 class Matrix:
-    def __init__(self, c, vm, seed, token, log=print, rebuild=None, diag=None):
+    def __init__(self, c, vm, seed, token, log=print, rebuild=None, diag=None, slow_ms=SLOW_MS):
         self.c, self.vm, self.seed, self.token = c, vm, seed, token
         self.diag = diag            # a directory for the logs of a round that went wrong
+        self.slow_ms = slow_ms      # or stalled longer
         self.log = log
         self.rebuild = rebuild      # () -> a fresh cluster, after a round that left it broken
         self.checkpoint_s = None    # a forced checkpoint's time, measured
@@ -376,7 +377,7 @@ class Matrix:
         if res["udp_twice"] > 0:
             res["split_brain"] += 1
         if res["recovered"] and (res["broken"] or res["wrong"] or res["lost"] or res["split_brain"] or
-                                 (res["stall_ms"] or 0) > SLOW_MS):
+                                 (res["stall_ms"] or 0) > self.slow_ms):
             self._save_logs(res)
 
     def _admin(self):
