@@ -221,7 +221,8 @@ static void colod_execute(Colod *c, ClusterActions *acts)
         case ACT_CANCEL_PROTECT:
             c->protect_after_hook = false;
             vmm_driver_cancel_protect(c->vmm);
-            proxy_driver_stop(c->proxy); /* the guest runs alone again: nothing to hold */
+            /* The guest runs alone again: nothing to hold. */
+            proxy_driver_protect_cancelled(c->proxy);
             break;
         case ACT_FAILOVER:
             vmm_driver_failover(c->vmm);

@@ -575,6 +575,20 @@ void proxy_driver_failover(ProxyDriver *d)
     in->failover_check = g_timeout_add(FAILOVER_CHECK_MS, on_failover_check, in);
 }
 
+void proxy_driver_protect_cancelled(ProxyDriver *d)
+{
+    Instance *in = d->cur;
+    QmpClient *qmp = in ? child_process_qmp(in->proc) : NULL;
+
+    if (!d->carry || !in || in->role != VMM_PRIMARY || !qmp || !qmp_client_is_ready(qmp)) {
+        proxy_driver_stop(d);
+        return;
+    }
+    qb_log(LOG_NOTICE, "colo-proxy stays, passing traffic: it rewrites the connections carried from the takeover");
+    g_clear_handle_id(&in->failover_check, g_source_remove);
+    inst_failover(in);
+}
+
 void proxy_driver_replay_output(ProxyDriver *d)
 {
     Instance *in = d->cur;

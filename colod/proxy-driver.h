@@ -59,6 +59,11 @@ void proxy_driver_stop(ProxyDriver *d);
  * (docs/colo.md). If the proxy has not failed over a little after colo-vmm's
  * own deadline for that call, colod tells it. */
 void proxy_driver_failover(ProxyDriver *d);
+/* A protect was given up: the primary's proxy stops, unless it rewrites
+ * connections carried from a takeover. Then it is told to fail over at
+ * once (it passes everything and rewrites those on) and stays until the
+ * next protect replaces it: without it they would stall until then. */
+void proxy_driver_protect_cancelled(ProxyDriver *d);
 /* A secondary's proxy that takes over sends its guest's last output once
  * more (colo-proxy's replay-output), once the clients reach this node;
  * nothing for a primary's. */
