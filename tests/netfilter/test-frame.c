@@ -351,6 +351,35 @@ static void spin_ms(int ms)
     }
 }
 
+/* The peer's socket is gone (its kernel answers with a RST): the next
+ * write fails with EPIPE and the link goes down; SIGPIPE, which nothing
+ * ignores in colo-proxy, must not end the process. */
+static void test_link_peer_reset(gconstpointer data)
+{
+    bool by_ref = GPOINTER_TO_INT(data);
+    struct link_fixture lf[2];
+    ProxyLink *server, *client;
+    uint8_t b = 7;
+
+    link_pair_up(lf, on_frame, &server, &client);
+    spin_ms(50);   /* the server read the hello: its close is a FIN, not a RST */
+    link_free(server);
+    /* The first write draws the RST; no main loop in between, so the
+     * client has not seen the close yet. */
+    g_assert_true(link_send(client, FRAME_OUTPUT, 1, &b, 1));
+    g_usleep(100 * 1000);
+    if (by_ref) {
+        g_assert_true(link_queue_ref(client, FRAME_OUTPUT, 2, &b, 1));
+        link_push(client);
+    } else {
+        g_assert_false(link_send(client, FRAME_OUTPUT, 2, &b, 1));
+    }
+    g_assert_false(link_is_up(client));
+    link_free(client);
+    g_ptr_array_unref(lf[0].got);
+    g_ptr_array_unref(lf[1].got);
+}
+
 static bool refused_one(void *data)
 {
     struct link_stats st;
@@ -427,6 +456,8 @@ int main(int argc, char **argv)
     g_test_add_func("/frame/bad-headers", test_bad_headers);
     g_test_add_func("/frame/link-loopback", test_link_loopback);
     g_test_add_func("/frame/link-by-reference", test_link_by_reference);
+    g_test_add_data_func("/frame/link-peer-reset/copied", GINT_TO_POINTER(0), test_link_peer_reset);
+    g_test_add_data_func("/frame/link-peer-reset/by-reference", GINT_TO_POINTER(1), test_link_peer_reset);
     g_test_add_func("/frame/link-peer-only", test_link_peer_only);
     return g_test_run();
 }
