@@ -371,6 +371,8 @@ class Matrix:
             self._reset("not protected after the round")
         watch.stop()
         res["split_brain"] = watch.seen
+        if watch.both:
+            res["both_served"] = watch.both
         for key, field in (("broken", "broken"), ("wrong", "wrong_bytes"), ("lost", "writes_lost")):
             res[key] = obs.get(field, 0) - before.get(field, 0)
         res["udp_twice"] = obs.get("udp_duplicate", 0) - before.get("udp_duplicate", 0)
@@ -411,6 +413,9 @@ class SplitBrainWatch:
     def __init__(self, vm, c, interval=1.0):
         self.vm, self.c, self.interval = vm, c, interval
         self.seen = 0
+        # Every interval with both nodes' output: [start, end, {node:
+        # packets}], for the round's log (when, and how much of each).
+        self.both = []
         self._stop = threading.Event()
         self._thread = None
 
@@ -421,11 +426,14 @@ class SplitBrainWatch:
     def _run(self):
         both = 0
         while not self._stop.is_set():
+            start = time.time()
             try:
-                nodes = self.vm.serving(self.c, interval=self.interval)
+                sent = self.vm.serving(self.c, interval=self.interval, counts=True)
             except Exception:  # noqa: BLE001 - a node's namespace busy or gone
-                nodes = []
-            both = both + 1 if len(nodes) > 1 else 0
+                sent = {}
+            both = both + 1 if len(sent) > 1 else 0
+            if both:
+                self.both.append([round(start, 3), round(time.time(), 3), sent])
             if both == 2:
                 self.seen += 1
 

@@ -82,6 +82,9 @@ restart-grace-ms=20000
 role-change={hook}
 role-change-timeout-ms=5000
 """
+# The NFQUEUE of the primary's colo-proxy ([proxy] queue-num above).
+QUEUE_NUM = 9
+assert "queue-num=%d\n" % QUEUE_NUM in CONF
 
 
 def require():
@@ -280,14 +283,17 @@ def served(c, host):
     return int(rows[0][0]) if rows else 0
 
 
-def serving(c, interval=3.0):
+def serving(c, interval=3.0, counts=False):
     """The nodes that sent the guest's packets to the LAN during @interval
     seconds: one while the client's observer runs; two is a split brain.
     (Seconds, not one: on a loaded machine the observer's rounds, 0.3 s
-    apart, were once all late for a whole second.)"""
+    apart, were once all late for a whole second.) With @counts, a dict
+    of those nodes and how many packets each sent."""
     before = {h: served(c, h) for h in cluster.NODES}
     time.sleep(interval)
-    return [h for h in cluster.NODES if served(c, h) > before[h]]
+    sent = {h: served(c, h) - before[h] for h in cluster.NODES}
+    sent = {h: n for h, n in sent.items() if n > 0}
+    return sent if counts else list(sent)
 
 
 def start_observer(c):
