@@ -55,6 +55,20 @@ static JsonNode *cmd_checkpoint_commit(JsonObject *args, gpointer opaque, GError
     return cmd_reply(b);
 }
 
+static JsonNode *cmd_hold(JsonObject *args, gpointer opaque, GError **error)
+{
+    Proxy *p = opaque;
+    JsonBuilder *b;
+
+    if (!proxy_fence_hold(p, error)) {
+        return NULL;
+    }
+    b = json_builder_new();
+    json_builder_begin_object(b);
+    json_builder_end_object(b);
+    return cmd_reply(b);
+}
+
 static JsonNode *cmd_failover(JsonObject *args, gpointer opaque, GError **error)
 {
     Proxy *p = opaque;
@@ -105,6 +119,9 @@ static JsonNode *cmd_query_status(JsonObject *args, gpointer opaque, GError **er
     json_builder_add_boolean_value(b, link_is_up(p->link));
     json_builder_set_member_name(b, "failed-over");
     json_builder_add_boolean_value(b, p->failed_over);
+    if (p->nfq) {
+        add_int(b, "queue-fd", nfq_socket(p->nfq));
+    }
     json_builder_end_object(b);
     return cmd_reply(b);
 }
@@ -377,6 +394,7 @@ const struct ctl_command proxy_commands[] = {
     { "checkpoint-begin", cmd_checkpoint_begin },
     { "checkpoint-commit", cmd_checkpoint_commit },
     { "failover", cmd_failover },
+    { "hold", cmd_hold },
     { "replay-output", cmd_replay_output },
     { "query-status", cmd_query_status },
     { "query-stats", cmd_query_stats },

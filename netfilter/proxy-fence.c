@@ -68,7 +68,7 @@ static gboolean fence_tick(gpointer data)
                "may have taken over meanwhile; output is held until it answers on the link", gap_ms,
                p->cfg.fence_after_ms);
         fence_send_ping(p, p->fence_seq);
-    } else if (p->fenced && !p->peer_pongs && p->link && link_is_up(p->link) &&
+    } else if (p->fenced && !p->fence_hold && !p->peer_pongs && p->link && link_is_up(p->link) &&
                now - p->link_up_at > FENCE_PEER_SILENT_MS * 1000) {
         proxy_fence_lift(p, "the secondary's colo-proxy answers no ping: an older version");
         proxy_flush_released(p);
@@ -113,6 +113,7 @@ void proxy_fence_lift(Proxy *p, const char *why)
         return;
     }
     p->fenced = false;
+    p->fence_hold = false;
     n = p->fence_deferred->len;
     for (guint i = 0; i < n; i++) {
         proxy_release(p, g_array_index(p->fence_deferred, uint64_t, i));
@@ -124,6 +125,25 @@ void proxy_fence_lift(Proxy *p, const char *why)
     }
     p->fence_released += n;
     qb_log(LOG_NOTICE, "fence lifted (%s): %u packets held meanwhile released", why, n);
+}
+
+bool proxy_fence_hold(Proxy *p, GError **error)
+{
+    if (!p->engine) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "a secondary's colo-proxy holds nothing");
+        return false;
+    }
+    if (p->failed_over || p->fence_hold) {
+        return true;    /* colod decided already; or asked twice */
+    }
+    if (!p->fence_deferred) {
+        p->fence_deferred = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+    }
+    p->fence_hold = true;
+    p->fenced = true;
+    p->fences++;
+    qb_log(LOG_WARNING, "COLO broke: nothing leaves until colod fails this primary over (or stops it)");
+    return true;
 }
 
 /* A new link: is its secondary one that answers pings (sequence 0)? */
@@ -150,7 +170,7 @@ void proxy_fence_pong(Proxy *p, const struct frame *f)
     p->peer_pongs = true;
     seq = (uint32_t)f->payload[0] << 24 | (uint32_t)f->payload[1] << 16 | (uint32_t)f->payload[2] << 8 |
           f->payload[3];
-    if (!p->fenced || seq != p->fence_seq) {
+    if (!p->fenced || p->fence_hold || seq != p->fence_seq) {
         return;
     }
     if (f->payload[4] == PONG_TOOK_OVER) {

@@ -85,6 +85,7 @@ typedef struct proxy {
     uint64_t fences, fence_released;
     bool peer_pongs;           /* this link's secondary answers pings (an older one does not) */
     bool peer_took_over;       /* its answer while fenced: it took over */
+    bool fence_hold;           /* fenced by `hold`: only failover lifts it */
     int64_t link_up_at;
     uint64_t pings_refused;    /* secondary: pings answered "took over" */
 } Proxy;
@@ -126,6 +127,9 @@ bool proxy_fence_defer(Proxy *p, uint64_t handle);
 /* Release what was kept (colod failed this primary over, or the
  * secondary answered). */
 void proxy_fence_lift(Proxy *p, const char *why);
+/* `hold`: a primary whose COLO broke keeps every release until colod
+ * decides (failover: it runs on alone; a stop drops them). */
+bool proxy_fence_hold(Proxy *p, GError **error);
 void proxy_fence_link_up(Proxy *p);
 void proxy_fence_pong(Proxy *p, const struct frame *f);
 void proxy_fence_answer_ping(Proxy *p, const struct frame *f);

@@ -4,7 +4,8 @@
  * (checkpoint-commit: the primary's held packets go out, both proxies
  * advance the epoch); the proxy's CHECKPOINT_REQUEST events become
  * checkpoint triggers; failover tells the proxy to pass (primary) or to
- * hand the guest's traffic out (secondary).
+ * hand the guest's traffic out (secondary); a primary whose COLO broke
+ * tells its proxy to hold everything until colod decides.
  *
  * Every call has a deadline: a proxy that hangs or dies fails the
  * checkpoint like a failed peer would (the guest runs on, x-broken), never
@@ -168,6 +169,23 @@ bool colo_net_commit(Migration *m, GError **error)
     }
     g_mutex_unlock(&m->lock);
     return true;
+}
+
+void colo_net_hold(Migration *m)
+{
+    Colo *co = m->colo;
+    g_autoptr(GError) error = NULL;
+
+    g_mutex_lock(&m->lock);
+    ProxyClient *pc = co->mode == COLO_MODE_PRIMARY ? co->proxy : NULL;
+    g_mutex_unlock(&m->lock);
+    if (!pc || proxy_client_broken(pc)) {
+        return;
+    }
+    g_autoptr(JsonObject) ret = proxy_client_call(pc, "hold", PROXY_CALL_MS, &error);
+    if (!ret) {
+        qb_log(LOG_WARNING, "COLO: colo-proxy's hold: %s", error->message);
+    }
 }
 
 void colo_net_leave(Migration *m)

@@ -186,6 +186,7 @@ void colo_wait_failover(Migration *m, const char *why)
     JsonObject *data = json_object_new();
 
     qb_log(LOG_ERR, "COLO: %s; the guest runs on unprotected until x-colo-lost-heartbeat", why);
+    colo_net_hold(m);
     g_mutex_lock(&m->lock);
     co->broken = true;
     json_object_set_string_member(data, "mode", colo_mode_names[co->mode]);
