@@ -9,11 +9,13 @@
 #include "child-process.h"
 #include "common/qmp/qmp-client.h"
 #include "leftover.h"
+#include "proxy-queue.h"
 
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <qb/qblog.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 /* A proxy that keeps dying is not started again forever: this many
  * restarts within RESTART_WINDOW_US, then colod gives up (and says so). */
@@ -54,11 +56,17 @@ struct Instance {
     void *ready_opaque;
     JsonObject *status;     /* last query-status */
     JsonObject *stats;      /* last query-stats */
+    int queue_fd;           /* our copy of its NFQUEUE socket (proxy-queue.h), or -1 */
+    gint64 queue_remote_fd; /* that socket's number in the proxy, as its status said */
 };
 
 static void inst_free(Instance *in)
 {
     g_clear_handle_id(&in->failover_check, g_source_remove);
+    /* The last copy: the kernel drops what the queue still holds. */
+    if (in->queue_fd >= 0) {
+        close(in->queue_fd);
+    }
     child_process_free(in->proc);
     g_clear_pointer(&in->status, json_object_unref);
     g_clear_pointer(&in->stats, json_object_unref);
@@ -195,6 +203,30 @@ static void cleanup_finish(ProxyDriver *d)
     d->cleanup_pid = 0;
 }
 
+/* A primary proxy that died unasked held the guest's output it had not
+ * compared yet: the restarted one passes everything (below), so that
+ * goes out now rather than after the guest's retransmission timer. Its
+ * queue's carried flows (a queue of their own) are not ours to let out
+ * unrewritten; a secondary's queue rewrites every packet it takes. */
+static void inst_release_queue(Instance *in, ProxyDriver *d)
+{
+    g_autoptr(GError) err = NULL;
+    int held;
+
+    if (in->queue_fd < 0 || in->role != VMM_PRIMARY) {
+        return;
+    }
+    held = proxy_queue_held(d->p.queue_num);
+    if (!proxy_queue_release_all(in->queue_fd, d->p.queue_num, &err)) {
+        qb_log(LOG_ERR, "the dead colo-proxy's held packets: %s (dropped)", err->message);
+    } else if (held > 0) {
+        qb_log(LOG_NOTICE, "let out the %d packet%s the dead colo-proxy held: the primary runs on alone", held,
+               held == 1 ? "" : "s");
+    }
+    close(in->queue_fd);
+    in->queue_fd = -1;
+}
+
 static void inst_ended(void *owner, const char *detail)
 {
     Instance *in = owner;
@@ -205,6 +237,7 @@ static void inst_ended(void *owner, const char *detail)
     if (d) {
         ProxyDriverReadyFunc fn = in->ready_fn;
 
+        inst_release_queue(in, d);
         d->cur = NULL;
         in->d = NULL;
         /* A primary's COLO cannot go on with a fresh proxy (its epochs start
@@ -248,6 +281,31 @@ static void inst_failover(Instance *in)
     qmp_client_execute(child_process_qmp(in->proc), "failover", NULL, driver_qmp_ms(in) * 2, on_failover_reply, in);
 }
 
+/* A copy of the proxy's queue socket, taken once per socket its status
+ * names: the queue then outlives the process (inst_release_queue). */
+static void inst_keep_queue(Instance *in)
+{
+    gint64 remote = json_object_get_int_member_with_default(in->status, "queue-fd", -1);
+    g_autoptr(GError) err = NULL;
+
+    if (remote == in->queue_remote_fd || !in->d) {
+        return;
+    }
+    if (in->queue_fd >= 0) {
+        close(in->queue_fd);
+        in->queue_fd = -1;
+    }
+    in->queue_remote_fd = remote;
+    if (remote < 0 || remote > G_MAXINT) {
+        return;
+    }
+    in->queue_fd = proxy_queue_grab(child_process_pid(in->proc), (int)remote, &err);
+    if (in->queue_fd < 0) {
+        qb_log(LOG_WARNING, "no copy of colo-proxy's queue socket: %s (if it dies, what it holds is dropped)",
+               err->message);
+    }
+}
+
 static void on_status_reply(QmpClient *c, JsonNode *ret, const GError *error, gpointer opaque)
 {
     Instance *in = opaque;
@@ -266,6 +324,7 @@ static void on_status_reply(QmpClient *c, JsonNode *ret, const GError *error, gp
     g_clear_pointer(&in->status, json_object_unref);
     in->status = json_object_ref(json_node_get_object(ret));
     in->failed_over |= json_object_get_boolean_member_with_default(in->status, "failed-over", FALSE);
+    inst_keep_queue(in);
 }
 
 static void on_stats_reply(QmpClient *c, JsonNode *ret, const GError *error, gpointer opaque)
@@ -345,6 +404,8 @@ static Instance *inst_new(ProxyDriver *d, VmmKind role)
 
     in->d = d;
     in->role = role;
+    in->queue_fd = -1;
+    in->queue_remote_fd = -1;
     in->proc = child_process_new(&proxy_process, in, d->sock_path);
     return in;
 }

@@ -433,6 +433,11 @@ void nfq_close_queue(ProxyNfq *q)
     g_free(q);
 }
 
+int nfq_socket(const ProxyNfq *q)
+{
+    return q->fd;
+}
+
 bool nfq_use_kernel_timestamps(ProxyNfq *q, GError **error)
 {
     int one = 1;

@@ -91,6 +91,10 @@ void nfq_release_all(ProxyNfq *q);
 
 void nfq_get_stats(const ProxyNfq *q, struct nfq_stats *out);
 
+/* The queue's netlink socket (query-status: colod keeps a copy, so that
+ * the queue outlives a crashed proxy; docs/colod.md). */
+int nfq_socket(const ProxyNfq *q);
+
 /* Ask the kernel to timestamp received packets (system-wide, as any
  * SO_TIMESTAMP socket does), so verdict latency counts the time a packet
  * waited in the kernel queue too. */

@@ -9,8 +9,8 @@ the LAN gateway follows the primary through colod's role hook.
 node1 holds the newer copy: it starts the VM and protects it onto node2;
 COLO runs with a primary colo-proxy on node1 and a secondary one on node2,
 and the client's replies are compared before they leave node1. Killing
-node1's colo-proxy: colod removes its rules, starts it again (passing
-traffic), the guest stays reachable, and the VM is protected again with
+node1's colo-proxy while it holds the guest's replies: colod lets them
+out, removes its rules, starts it again (passing traffic), the guest stays reachable, and the VM is protected again with
 fresh proxies. A failover with proxies: node1's colo-vmm dies, node2's
 guest takes over (its proxy lets its output out), the client goes on
 through node2, node1 comes back as the secondary. Pick-up: with the VM
@@ -130,6 +130,14 @@ def proxy_rules(c, node):
     return [line for line in out.splitlines() if "colo-proxy" in line]
 
 
+def queued(c, node):
+    """How many packets node's NFQUEUE holds (the kernel's count), -1
+    when no program is bound to it."""
+    out = c.run(node, "cat", "/proc/net/netfilter/nfnetlink_queue").stdout
+    rows = [line.split() for line in out.splitlines() if line.split()[:1] == [str(cluster_vm.QUEUE_NUM)]]
+    return int(rows[0][2]) if rows else -1
+
+
 def observed(c):
     return cluster_client.read(cluster_vm.observer_path(c)) or {}
 
@@ -187,8 +195,18 @@ def test_killed_primary_proxy():
     protected = protected_counts(c, "node1", "node2")
     cleanups = count(c, "node1", "the dead proxy's rules are gone")
     restarts = count(c, "node1", "starting colo-proxy again as primary")
+    released = count(c, "node1", "the dead colo-proxy held")
     old = c.pids("node1", "colo-proxy")
+    # With the secondary's proxy stopped, node1's holds the guest's replies
+    # (nothing to compare them with) when it is killed: colod, which kept a
+    # copy of its queue's socket, lets them out (the primary runs on alone),
+    # rather than the kernel dropping them with the queue.
+    c.fault("sigstop", "node2", "colo-proxy")
+    tap.wait_until(lambda: queued(c, "node1") > 0, 10, "node1's proxy to hold the guest's output")
     c.fault("sigkill", "node1", "colo-proxy")
+    wait_log(c, "node1", "the dead colo-proxy held: the primary runs on alone", before=released)
+    print("# " + [line for line in c.log("node1", "colod", 100000).splitlines() if "the dead colo-proxy held" in line][-1])
+    c.heal()
     wait_log(c, "node1", "the dead proxy's rules are gone", before=cleanups)
     wait_log(c, "node1", "starting colo-proxy again as primary", before=restarts)
     tap.wait_until(lambda: c.pids("node1", "colo-proxy") and c.pids("node1", "colo-proxy") != old, 20,
