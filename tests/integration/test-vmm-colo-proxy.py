@@ -263,12 +263,17 @@ def test_secondary_proxy_dies_between_checkpoints():
             assert ev["data"]["mode"] == "secondary" and "colo-proxy" in ev["data"]["reason"], ev
             ev = p.pri.qmp.wait_event("COLO_BROKEN", 5)
             assert ev["data"]["mode"] == "primary" and "return path" in ev["data"]["reason"], ev
+            # Before saying so the primary told its proxy to hold everything
+            # (the secondary may have taken over), and failover then.
+            seen = p.pproxy.seen()
+            assert "hold" in seen and "failover" not in seen[seen.index("hold"):], seen
             # The primary's guest runs on; failover there ends COLO.
             hb = p.pri.heartbeat()
             wait_until(lambda: p.pri.heartbeat() > hb, 30, "the primary's guest runs on")
             lost_heartbeat(p.pri)
             ev = p.pri.qmp.wait_event("COLO_EXIT", 10)
             assert ev["data"]["reason"] == "request", ev
+            assert "failover" in p.pproxy.seen()[p.pproxy.seen().index("hold"):], p.pproxy.seen()
         finally:
             p.close()
 
