@@ -223,6 +223,10 @@ def proxy_fails(mode, side):
             with proxy.lock:
                 proxy.mode = mode
             wait_until(lambda: status(vm)["x-broken"], 10, "COLO to break on the %s proxy" % mode)
+            if side == "primary" and mode == "hang":
+                # Not asked to hold: that would only wait out another
+                # deadline before colod hears of the break.
+                assert "hold" not in proxy.seen(), proxy.seen()
             hb = vm.heartbeat()
             wait_until(lambda: vm.heartbeat() > hb, 30, "the guest runs on")
             lost_heartbeat(vm)

@@ -120,6 +120,7 @@ bool colo_net_connect(Migration *m, ColoMode mode, GError **error)
     co->proxy_epoch = 0;        /* until our first commit: take its requests */
     co->proxy_failed_over = false;
     co->proxy_lost = false;
+    co->proxy_silent = false;
     g_mutex_unlock(&m->lock);
     qb_log(LOG_INFO, "COLO: connected to colo-proxy at %s", co->proxy_path);
     return true;
@@ -133,9 +134,11 @@ static bool colo_net_call(Migration *m, const char *command, uint32_t *epoch, GE
     if (!pc) {
         return true;
     }
-    g_autoptr(JsonObject) ret = proxy_client_call(pc, command, PROXY_CALL_MS, error);
+    GError *local = NULL;
+    g_autoptr(JsonObject) ret = proxy_client_call(pc, command, PROXY_CALL_MS, &local);
     if (!ret) {
-        g_prefix_error(error, "COLO: ");
+        m->colo->proxy_silent |= g_error_matches(local, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+        g_propagate_prefixed_error(error, local, "COLO: ");
         return false;
     }
     *epoch = (uint32_t)json_object_get_int_member_with_default(ret, "epoch", 0);
@@ -179,7 +182,9 @@ void colo_net_hold(Migration *m)
     g_mutex_lock(&m->lock);
     ProxyClient *pc = co->mode == COLO_MODE_PRIMARY ? co->proxy : NULL;
     g_mutex_unlock(&m->lock);
-    if (!pc || proxy_client_broken(pc)) {
+    /* One that did not answer in time would only add its deadline before
+     * colod hears of the break (and colod kills a hung proxy). */
+    if (!pc || proxy_client_broken(pc) || co->proxy_silent) {
         return;
     }
     g_autoptr(JsonObject) ret = proxy_client_call(pc, "hold", PROXY_CALL_MS, &error);

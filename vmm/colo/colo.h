@@ -76,6 +76,7 @@ typedef struct Colo {
     uint64_t proxy_stale;       /* ... ignored: from an epoch already committed */
     bool proxy_failed_over;
     bool proxy_lost;            /* secondary: the proxy closed its socket, COLO ended for it */
+    bool proxy_silent;          /* a call to the proxy got no reply in time (COLO thread only) */
 } Colo;
 
 Colo *colo_new(void);
