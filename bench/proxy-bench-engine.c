@@ -54,7 +54,7 @@ int main(int argc, char **argv)
 {
     uint64_t packets = argc > 1 ? strtoull(argv[1], NULL, 10) : 2000000;
     struct cmp_params params;
-    struct cmp_callbacks cb = { .release = on_release, .checkpoint = on_checkpoint, .opaque = NULL };
+    struct cmp_callbacks cb = { on_release, on_checkpoint, NULL };
     CmpEngine *e;
     uint8_t pkt[FLOWS][256], payload[PAYLOAD];
     size_t len[FLOWS];

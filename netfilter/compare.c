@@ -25,17 +25,11 @@ struct cmp_held {
     uint8_t flags;
     uint32_t len;
     /* The caller's bytes while cmp_primary_add runs (most packets whose
-     * partner is already there are released then, never copied); ours
-     * once the packet has to wait: in the caller's buffer, taken
-     * (cmp_callbacks.take), or copied. */
+     * partner is already there are released then, never copied); our own
+     * copy once the packet has to wait. */
     const uint8_t *payload;
-    uint8_t *owned;            /* what we free: the taken buffer or the copy */
+    bool owned;
 };
-
-/* A held payload this large keeps the caller's buffer rather than a copy
- * of it (a copy of a 64 KiB GSO packet costs more than the buffer's
- * slack; small ones are copied). */
-#define CMP_TAKE_MIN 4096
 
 /* A piece of the secondary's output: a TCP byte range (sorted, never
  * overlapping) or one whole packet payload (other protocols, FIFO). */
@@ -149,7 +143,9 @@ void cmp_engine_free(CmpEngine *e)
         struct cmp_held *h = l->data;
 
         g_queue_unlink(&e->held, l);
-        g_free(h->owned);
+        if (h->owned) {
+            g_free((uint8_t *)h->payload);
+        }
         g_free(h);
     }
     g_queue_clear_full(&e->future, g_free);
@@ -225,7 +221,9 @@ static void cmp_release(CmpEngine *e, struct cmp_held *h, uint64_t now_ns)
     if (e->adding == h) {
         e->adding = NULL;
     }
-    g_free(h->owned);
+    if (h->owned) {
+        g_free((uint8_t *)h->payload);
+    }
     g_free(h);
 }
 
@@ -528,12 +526,9 @@ void cmp_primary_add(CmpEngine *e, uint64_t handle, const uint8_t *pkt, size_t l
     /* Still held: keep the bytes, the caller's buffer is about to go. */
     if (e->adding) {
         e->adding = NULL;
-        if (h->len >= CMP_TAKE_MIN && e->cb.take) {
-            h->owned = e->cb.take(e->cb.opaque, h->payload);
-        }
-        if (!h->owned && h->len) {
-            h->owned = g_memdup2(h->payload, h->len);
-            h->payload = h->owned;
+        if (h->len) {
+            h->payload = g_memdup2(h->payload, h->len);
+            h->owned = true;
         }
     }
 }

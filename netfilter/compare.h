@@ -69,11 +69,6 @@ struct cmp_callbacks {
     void (*release)(void *opaque, uint64_t handle);
     /* Ask the coordinator for a checkpoint. */
     void (*checkpoint)(void *opaque, enum cmp_reason reason);
-    /* May be NULL. A large primary packet has to wait: the start of the
-     * buffer that holds @pkt, handed over (the engine g_free()s it once
-     * the packet is released), or NULL if it cannot be (then the engine
-     * copies the payload). */
-    uint8_t *(*take)(void *opaque, const uint8_t *pkt);
     void *opaque;
 };
 

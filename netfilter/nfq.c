@@ -47,7 +47,7 @@ struct proxy_nfq {
     unsigned int released_pending;
     unsigned int unverdicted;   /* released, no verdict sent yet */
     unsigned int with_bytes;    /* of those, released with new bytes */
-    uint8_t *buf[NFQ_BATCH]; /* one per message slot, NFQ_BUFSIZE each (nfq_take) */
+    uint8_t *buf;        /* NFQ_BATCH buffers of NFQ_BUFSIZE */
     struct iovec iov[NFQ_BATCH];
     struct mmsghdr msg[NFQ_BATCH];
     struct nfq_stats stats;
@@ -369,9 +369,9 @@ ProxyNfq *nfq_open_queue(uint16_t num, uint32_t maxlen, enum nfq_mode mode, cons
     q->ts_fd = -1;
     g_queue_init(&q->entries);
     q->by_id = g_hash_table_new(g_direct_hash, g_direct_equal);
+    q->buf = g_malloc((size_t)NFQ_BATCH * NFQ_BUFSIZE);
     for (int i = 0; i < NFQ_BATCH; i++) {
-        q->buf[i] = g_malloc(NFQ_BUFSIZE);
-        q->iov[i] = (struct iovec){ q->buf[i], NFQ_BUFSIZE };
+        q->iov[i] = (struct iovec){ q->buf + (size_t)i * NFQ_BUFSIZE, NFQ_BUFSIZE };
         q->msg[i].msg_hdr.msg_iov = &q->iov[i];
         q->msg[i].msg_hdr.msg_iovlen = 1;
     }
@@ -429,28 +429,8 @@ void nfq_close_queue(ProxyNfq *q)
     }
     g_hash_table_destroy(q->by_id);
     g_queue_clear_full(&q->entries, nfq_entry_free);
-    for (int i = 0; i < NFQ_BATCH; i++) {
-        g_free(q->buf[i]);
-    }
+    g_free(q->buf);
     g_free(q);
-}
-
-/* Each datagram holds one packet's message (the kernel sends one per
- * packet), so a slot handed over while its packet is handled is not read
- * again before the next recvmmsg, which gets a fresh buffer. */
-uint8_t *nfq_take(ProxyNfq *q, const uint8_t *pkt)
-{
-    for (int i = 0; i < NFQ_BATCH; i++) {
-        uint8_t *base = q->buf[i];
-
-        if (pkt >= base && pkt < base + NFQ_BUFSIZE) {
-            q->buf[i] = g_malloc(NFQ_BUFSIZE);
-            q->iov[i].iov_base = q->buf[i];
-            q->stats.taken++;
-            return base;
-        }
-    }
-    return NULL;
 }
 
 int nfq_socket(const ProxyNfq *q)

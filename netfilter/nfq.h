@@ -62,7 +62,6 @@ struct nfq_stats {
     uint64_t single_verdicts;
     uint64_t verdict_errors;
     uint32_t outstanding;
-    uint64_t taken;            /* buffers handed over with a held packet (nfq_take) */
 };
 
 enum nfq_mode { NFQ_HOLD, NFQ_IMMEDIATE, NFQ_HOLD_SEGMENTED };
@@ -78,11 +77,6 @@ void nfq_release(ProxyNfq *q, uint32_t id);
  * own: its verdict goes out alone, before any batch could cover it.
  * Segmented hold mode only. */
 void nfq_release_with(ProxyNfq *q, uint32_t id, const uint8_t *pkt, size_t len);
-
-/* The buffer @pkt (handed to the packet callback just now) lies in,
- * handed over to the caller (g_free() it); the queue reads into a new
- * one. NULL if @pkt is not in one of this queue's buffers. */
-uint8_t *nfq_take(ProxyNfq *q, const uint8_t *pkt);
 
 /* Send the verdicts for everything released so far. */
 void nfq_flush(ProxyNfq *q);

@@ -242,7 +242,6 @@ static JsonNode *cmd_query_stats(JsonObject *args, gpointer opaque, GError **err
         add_int(b, "nfq-batch-verdicts", (int64_t)ns.batch_verdicts);
         add_int(b, "nfq-single-verdicts", (int64_t)ns.single_verdicts);
         add_int(b, "nfq-verdict-errors", (int64_t)ns.verdict_errors);
-        add_int(b, "nfq-taken", (int64_t)ns.taken);
         stats_latency(b, "verdict-latency-us", nfq_get_latency(p->nfq, NFQ_LAT_ALL));
         stats_latency(b, "matched-verdict-latency-us", nfq_get_latency(p->nfq, NFQ_LAT_MATCHED));
         stats_latency(b, "matched-read-latency-us", nfq_get_latency(p->nfq, NFQ_LAT_MATCHED_READ));

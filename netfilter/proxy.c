@@ -51,15 +51,6 @@ static void primary_release(void *opaque, uint64_t handle)
     }
 }
 
-/* A large held packet from the main queue keeps its receive buffer
- * (nfq_take); the carried flows' queue and the L2 path copy. */
-static uint8_t *primary_take(void *opaque, const uint8_t *pkt)
-{
-    Proxy *p = opaque;
-
-    return p->nfq ? nfq_take(p->nfq, pkt) : NULL;
-}
-
 static void primary_checkpoint(void *opaque, enum cmp_reason reason)
 {
     proxy_emit_checkpoint(opaque, cmp_reason_name(reason));
@@ -351,7 +342,7 @@ void proxy_set_scan_cycle(Proxy *p, uint32_t ms)
 
 static bool proxy_start_primary(Proxy *p, GError **error)
 {
-    struct cmp_callbacks ccb = { .release = primary_release, .checkpoint = primary_checkpoint, .take = primary_take, .opaque = p };
+    struct cmp_callbacks ccb = { primary_release, primary_checkpoint, p };
     struct nfq_callbacks ncb = { primary_packet, proxy_primary_lost, proxy_primary_burst_done, p };
     struct capture_callbacks kcb = { .frame = primary_input, .burst_done = proxy_capture_done, .opaque = p };
     struct link_callbacks lcb = { .frame = primary_frame, .state = proxy_link_state,

@@ -42,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (!e) {
         struct cmp_params p;
-        struct cmp_callbacks cb = { .release = fuzz_release, .checkpoint = fuzz_checkpoint, .opaque = &released };
+        struct cmp_callbacks cb = { fuzz_release, fuzz_checkpoint, &released };
 
         cmp_params_init(&p);
         p.max_flows = 64;

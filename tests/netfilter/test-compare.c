@@ -20,9 +20,6 @@ struct fixture {
     uint64_t now;
     uint64_t next_handle;
     uint8_t buf[70000];
-    uint8_t *take_buf;         /* a buffer on_take may hand over, of take_len */
-    size_t take_len;
-    unsigned int takes;
 };
 
 static void on_release(void *opaque, uint64_t handle)
@@ -40,23 +37,10 @@ static void on_checkpoint(void *opaque, enum cmp_reason reason)
     g_array_append_val(f->requests, r);
 }
 
-static uint8_t *on_take(void *opaque, const uint8_t *pkt)
-{
-    struct fixture *f = opaque;
-    uint8_t *b = f->take_buf;
-
-    if (!b || pkt < b || pkt >= b + f->take_len) {
-        return NULL;
-    }
-    f->take_buf = NULL;
-    f->takes++;
-    return b;
-}
-
 /* (Re)create the engine with f->params. */
 static void fixture_start(struct fixture *f)
 {
-    struct cmp_callbacks cb = { .release = on_release, .checkpoint = on_checkpoint, .take = on_take, .opaque = f };
+    struct cmp_callbacks cb = { on_release, on_checkpoint, f };
 
     cmp_engine_free(f->e);
     f->e = cmp_engine_new(&f->params, &cb);
@@ -79,7 +63,6 @@ static void fixture_setup(struct fixture *f, gconstpointer data)
 static void fixture_teardown(struct fixture *f, gconstpointer data)
 {
     cmp_engine_free(f->e);
-    g_free(f->take_buf);
     g_array_free(f->released, TRUE);
     g_array_free(f->requests, TRUE);
 }
@@ -168,41 +151,6 @@ static void test_held_copy(struct fixture *f, gconstpointer data)
     s_tcp(f, 1017, 500, AP, "mime");
     g_assert_false(released(f, h));
     g_assert_cmpint(last_request(f), ==, CMP_REASON_PAYLOAD);
-}
-
-/* A large held packet keeps the caller's buffer (taken, freed by the
- * engine at its release: ASan sees a leak or a double free); a small one
- * is copied and its buffer stays the caller's. */
-static void test_held_taken(struct fixture *f, gconstpointer data)
-{
-    g_autofree char *text = g_malloc(8001);
-    size_t len;
-    uint64_t h;
-
-    memset(text, 'x', 8000);
-    text[8000] = '\0';
-    len = tcp_pkt(f, 1000, 500, AP, text);
-    f->take_len = len + 64;
-    f->take_buf = g_malloc(f->take_len);
-    memcpy(f->take_buf + 64, f->buf, len);
-    h = f->next_handle++;
-    cmp_primary_add(f->e, h, f->take_buf + 64, len, false, f->now);
-    g_assert_cmpuint(f->takes, ==, 1);
-    g_assert_null(f->take_buf);
-    g_assert_false(released(f, h));
-    s_tcp(f, 1000, 500, AP, text);
-    g_assert_true(released(f, h));
-    /* Small: not offered (the fixture's buffer is not takeable anyway). */
-    h = p_tcp(f, 9000, 500, AP, "small");
-    g_assert_cmpuint(f->takes, ==, 1);
-    s_tcp(f, 9000, 500, AP, "small");
-    g_assert_true(released(f, h));
-    /* Large, but the caller cannot hand its buffer over: copied. */
-    memset(text, 'y', 8000);
-    h = p_tcp(f, 9005, 500, AP, text);
-    memset(f->buf, 0, sizeof(f->buf));
-    s_tcp(f, 9005, 500, AP, text);
-    g_assert_true(released(f, h));
 }
 
 static void test_ack_gating(struct fixture *f, gconstpointer data)
@@ -588,7 +536,7 @@ static void test_failover(struct fixture *f, gconstpointer data)
  * checkpoint-begin arms the engine, without a new epoch. */
 static void test_unarmed_passes(struct fixture *f, gconstpointer data)
 {
-    struct cmp_callbacks cb = { .release = on_release, .checkpoint = on_checkpoint, .opaque = f };
+    struct cmp_callbacks cb = { on_release, on_checkpoint, f };
     struct cmp_stats st;
     uint64_t h1, h2;
 
@@ -618,7 +566,6 @@ int main(int argc, char **argv)
 #define ADD(name, fn) g_test_add("/compare/" name, struct fixture, NULL, fixture_setup, fn, fixture_teardown)
     ADD("resegment", test_resegment);
     ADD("held-copy", test_held_copy);
-    ADD("held-taken", test_held_taken);
     ADD("ack-gating", test_ack_gating);
     ADD("mismatch", test_mismatch);
     ADD("mismatch-no-checkpoint", test_mismatch_no_checkpoint);
