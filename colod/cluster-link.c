@@ -31,11 +31,18 @@ struct ClusterLink {
      * verdict with its ring (libquorum): reported together only once they
      * describe the same ring, see link_consistent(). */
     uint32_t members[MAX_NODES];
+    uint32_t member_pids[MAX_NODES]; /* each member's colod */
     size_t n_members;
     uint32_t totem[MAX_NODES];
     size_t n_totem;
     uint32_t down[MAX_NODES]; /* left the group with their node, not yet reported */
+    uint32_t down_pids[MAX_NODES];
     size_t n_down;
+    /* Members whose node went down and whose colod is a new one already
+     * (the host restarted within corosync's consensus): reported as gone,
+     * then as members again. */
+    uint32_t rejoined[MAX_NODES];
+    size_t n_rejoined;
     bool have_members, have_totem, have_quorum;
     uint64_t totem_ring, quorum_ring;
     bool quorate;
@@ -93,6 +100,18 @@ static void link_try_report(ClusterLink *link)
     }
     link->pending = false;
     link->n_down = 0;
+    if (link->n_rejoined) {
+        uint32_t without[MAX_NODES];
+        size_t n = 0;
+
+        for (size_t i = 0; i < link->n_members; i++) {
+            if (!has(link->rejoined, link->n_rejoined, link->members[i])) {
+                without[n++] = link->members[i];
+            }
+        }
+        link->n_rejoined = 0;
+        link->ops->membership(without, n, link->quorate, link->opaque);
+    }
     link->ops->membership(link->members, link->n_members, link->quorate, link->opaque);
     /* What CPG delivered while the change was held back, in order. */
     while (!link->pending && (h = g_queue_pop_head(&link->held))) {
@@ -137,22 +156,37 @@ static void on_confchg(cpg_handle_t h, const struct cpg_name *group, const struc
 
     link->n_members = 0;
     for (size_t i = 0; i < n_members && link->n_members < MAX_NODES; i++) {
+        link->member_pids[link->n_members] = members[i].pid;
         link->members[link->n_members++] = members[i].nodeid;
     }
     for (size_t i = 0; i < n_left && link->n_down < MAX_NODES; i++) {
         if (left[i].reason == CPG_REASON_NODEDOWN) {
+            link->down_pids[link->n_down] = left[i].pid;
             link->down[link->n_down++] = left[i].nodeid;
         }
     }
-    /* A node that left and is a member again (this node was frozen, and
-     * CPG tells both at its thaw) is not down: kept in the list it made the
-     * change inconsistent for good, and every message after it was held. */
+    /* A node that left and is a member again is not down: kept in the
+     * list it made the change inconsistent for good, and every message
+     * after it was held. The same colod (this node or that one was
+     * frozen, and CPG tells both at the thaw) never left for us; a new one
+     * (its host restarted) did, and the state machine must see it go and
+     * come, or it would wait on the old one's word for good. */
     for (size_t i = 0; i < link->n_down;) {
-        if (has(link->members, link->n_members, link->down[i])) {
-            link->down[i] = link->down[--link->n_down];
-        } else {
-            i++;
+        size_t m = 0;
+
+        while (m < link->n_members && link->members[m] != link->down[i]) {
+            m++;
         }
+        if (m == link->n_members) {
+            i++;
+            continue;
+        }
+        if (link->member_pids[m] != link->down_pids[i] && link->n_rejoined < MAX_NODES &&
+            !has(link->rejoined, link->n_rejoined, link->down[i])) {
+            link->rejoined[link->n_rejoined++] = link->down[i];
+        }
+        link->down_pids[i] = link->down_pids[link->n_down - 1];
+        link->down[i] = link->down[--link->n_down];
     }
     link->have_members = true;
     link->pending = true;
