@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "cluster-link.h"
+#include "cpg-members.h"
 
 #include <corosync/cpg.h>
 #include <corosync/quorum.h>
@@ -10,7 +11,7 @@
 #include <glib-unix.h>
 #include <string.h>
 
-#define MAX_NODES 64 /* CPG allows more; two are used */
+#define MAX_NODES CPG_MEMBERS_MAX
 
 typedef struct {
     uint32_t from;
@@ -30,19 +31,9 @@ struct ClusterLink {
     /* The group (CPG confchg), the ring (CPG totem confchg) and quorum's
      * verdict with its ring (libquorum): reported together only once they
      * describe the same ring, see link_consistent(). */
-    uint32_t members[MAX_NODES];
-    uint32_t member_pids[MAX_NODES]; /* each member's colod */
-    size_t n_members;
+    CpgMembers group;
     uint32_t totem[MAX_NODES];
     size_t n_totem;
-    uint32_t down[MAX_NODES]; /* left the group with their node, not yet reported */
-    uint32_t down_pids[MAX_NODES];
-    size_t n_down;
-    /* Members whose node went down and whose colod is a new one already
-     * (the host restarted within corosync's consensus): reported as gone,
-     * then as members again. */
-    uint32_t rejoined[MAX_NODES];
-    size_t n_rejoined;
     bool have_members, have_totem, have_quorum;
     uint64_t totem_ring, quorum_ring;
     bool quorate;
@@ -58,16 +49,6 @@ static void link_error(GError **error, const char *what, cs_error_t err)
                 err == CS_ERR_LIBRARY ? " (is corosync running? systemctl status corosync)" : "");
 }
 
-static bool has(const uint32_t *list, size_t n, uint32_t id)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (list[i] == id) {
-            return true;
-        }
-    }
-    return false;
-}
-
 /* Whether group, ring and verdict agree. CPG may tell that a member left
  * with its node before or after it tells the new ring, and quorum's verdict
  * comes on its own connection: a node that vanished must be gone from the
@@ -78,13 +59,15 @@ static bool link_consistent(const ClusterLink *link)
     if (!link->have_members || !link->have_totem || !link->have_quorum || link->totem_ring != link->quorum_ring) {
         return false;
     }
-    for (size_t i = 0; i < link->n_members; i++) {
-        if (!has(link->totem, link->n_totem, link->members[i])) {
+    const CpgMembers *g = &link->group;
+
+    for (size_t i = 0; i < g->n_members; i++) {
+        if (!cpg_members_has(link->totem, link->n_totem, g->members[i])) {
             return false;
         }
     }
-    for (size_t i = 0; i < link->n_down; i++) {
-        if (has(link->totem, link->n_totem, link->down[i])) {
+    for (size_t i = 0; i < g->n_down; i++) {
+        if (cpg_members_has(link->totem, link->n_totem, g->down[i])) {
             return false;
         }
     }
@@ -99,20 +82,15 @@ static void link_try_report(ClusterLink *link)
         return;
     }
     link->pending = false;
-    link->n_down = 0;
-    if (link->n_rejoined) {
+    link->group.n_down = 0;
+    if (link->group.n_rejoined) {
         uint32_t without[MAX_NODES];
-        size_t n = 0;
+        size_t n = cpg_members_without_rejoined(&link->group, without);
 
-        for (size_t i = 0; i < link->n_members; i++) {
-            if (!has(link->rejoined, link->n_rejoined, link->members[i])) {
-                without[n++] = link->members[i];
-            }
-        }
-        link->n_rejoined = 0;
+        link->group.n_rejoined = 0;
         link->ops->membership(without, n, link->quorate, link->opaque);
     }
-    link->ops->membership(link->members, link->n_members, link->quorate, link->opaque);
+    link->ops->membership(link->group.members, link->group.n_members, link->quorate, link->opaque);
     /* What CPG delivered while the change was held back, in order. */
     while (!link->pending && (h = g_queue_pop_head(&link->held))) {
         gsize len;
@@ -154,40 +132,16 @@ static void on_confchg(cpg_handle_t h, const struct cpg_name *group, const struc
 {
     ClusterLink *link = cpg_link(h);
 
-    link->n_members = 0;
-    for (size_t i = 0; i < n_members && link->n_members < MAX_NODES; i++) {
-        link->member_pids[link->n_members] = members[i].pid;
-        link->members[link->n_members++] = members[i].nodeid;
-    }
-    for (size_t i = 0; i < n_left && link->n_down < MAX_NODES; i++) {
-        if (left[i].reason == CPG_REASON_NODEDOWN) {
-            link->down_pids[link->n_down] = left[i].pid;
-            link->down[link->n_down++] = left[i].nodeid;
-        }
-    }
-    /* A node that left and is a member again is not down: kept in the
-     * list it made the change inconsistent for good, and every message
-     * after it was held. The same colod (this node or that one was
-     * frozen, and CPG tells both at the thaw) never left for us; a new one
-     * (its host restarted) did, and the state machine must see it go and
-     * come, or it would wait on the old one's word for good. */
-    for (size_t i = 0; i < link->n_down;) {
-        size_t m = 0;
+    CpgMember now[MAX_NODES], gone[MAX_NODES];
+    size_t n_now = MIN(n_members, MAX_NODES), n_gone = MIN(n_left, MAX_NODES);
 
-        while (m < link->n_members && link->members[m] != link->down[i]) {
-            m++;
-        }
-        if (m == link->n_members) {
-            i++;
-            continue;
-        }
-        if (link->member_pids[m] != link->down_pids[i] && link->n_rejoined < MAX_NODES &&
-            !has(link->rejoined, link->n_rejoined, link->down[i])) {
-            link->rejoined[link->n_rejoined++] = link->down[i];
-        }
-        link->down_pids[i] = link->down_pids[link->n_down - 1];
-        link->down[i] = link->down[--link->n_down];
+    for (size_t i = 0; i < n_now; i++) {
+        now[i] = (CpgMember){ members[i].nodeid, members[i].pid, false };
     }
+    for (size_t i = 0; i < n_gone; i++) {
+        gone[i] = (CpgMember){ left[i].nodeid, left[i].pid, left[i].reason == CPG_REASON_NODEDOWN };
+    }
+    cpg_members_change(&link->group, now, n_now, gone, n_gone);
     link->have_members = true;
     link->pending = true;
     link_try_report(link);
