@@ -27,10 +27,11 @@ enum frame_type {
     FRAME_HELLO = 1,    /* payload: role byte, then nothing */
     FRAME_MIRROR = 2,   /* primary -> secondary: Ethernet frame for the guest */
     FRAME_OUTPUT = 3,   /* secondary -> primary: Ethernet frame the guest sent */
-    FRAME_EPOCH = 4,    /* either way: the sender moved to this epoch */
+    FRAME_EPOCH = 4,    /* secondary -> primary: it committed a checkpoint and is now in this epoch (no payload) */
     FRAME_CARRY = 5,    /* primary -> secondary: its carried flows (carry.h's JSON), for a takeover */
     FRAME_PING = 6,     /* primary -> secondary: 4-byte sequence (0 at link up; proxy-fence.c) */
     FRAME_PONG = 7,     /* secondary -> primary: the same 4 bytes, then 0 (a secondary) or 1 (took over) */
+    FRAME_SERVING = 8,  /* secondary -> primary: it took over and the clients reach it now (no payload) */
 };
 
 #define FRAME_ERROR frame_error_quark()

@@ -69,6 +69,24 @@ static JsonNode *cmd_hold(JsonObject *args, gpointer opaque, GError **error)
     return cmd_reply(b);
 }
 
+static JsonNode *cmd_vmm_lost(JsonObject *args, gpointer opaque, GError **error)
+{
+    Proxy *p = opaque;
+    unsigned int released;
+    JsonBuilder *b;
+
+    if (!proxy_vmm_lost(p, &released, error)) {
+        return NULL;
+    }
+    b = json_builder_new();
+    json_builder_begin_object(b);
+    add_int(b, "released", released);
+    json_builder_set_member_name(b, "peer-serving");
+    json_builder_add_boolean_value(b, p->peer_serving);
+    json_builder_end_object(b);
+    return cmd_reply(b);
+}
+
 static JsonNode *cmd_failover(JsonObject *args, gpointer opaque, GError **error)
 {
     Proxy *p = opaque;
@@ -119,6 +137,10 @@ static JsonNode *cmd_query_status(JsonObject *args, gpointer opaque, GError **er
     json_builder_add_boolean_value(b, link_is_up(p->link));
     json_builder_set_member_name(b, "failed-over");
     json_builder_add_boolean_value(b, p->failed_over);
+    if (p->engine) {
+        json_builder_set_member_name(b, "vmm-lost");
+        json_builder_add_boolean_value(b, p->vmm_lost);
+    }
     if (p->nfq) {
         add_int(b, "queue-fd", nfq_socket(p->nfq));
     }
@@ -201,6 +223,7 @@ static JsonNode *cmd_query_stats(JsonObject *args, gpointer opaque, GError **err
         add_int(b, "fences", (int64_t)p->fences);
         add_int(b, "fence-released", (int64_t)p->fence_released);
         add_int(b, "fence-deferred", p->fence_deferred ? (int64_t)p->fence_deferred->len : 0);
+        add_int(b, "vmm-lost-released", (int64_t)p->vmm_lost_released);
     }
     if (p->rw) {
         struct rw_stats rs;
@@ -213,6 +236,7 @@ static JsonNode *cmd_query_stats(JsonObject *args, gpointer opaque, GError **err
         add_int(b, "rewriter-table-full", (int64_t)rs.table_full);
         add_int(b, "rewriter-unparseable", (int64_t)rs.unparseable);
         add_int(b, "mirror-stale", (int64_t)p->mirror_stale);
+        add_int(b, "mirror-after-takeover", (int64_t)p->mirror_after_takeover);
         add_int(b, "carried-from-primary", p->carried_in ? (int64_t)p->carried_in->len : 0);
         add_int(b, "carry-refused", (int64_t)p->carry_refused);
         add_int(b, "not-forwarded", (int64_t)p->not_forwarded);
@@ -395,6 +419,7 @@ const struct ctl_command proxy_commands[] = {
     { "checkpoint-commit", cmd_checkpoint_commit },
     { "failover", cmd_failover },
     { "hold", cmd_hold },
+    { "vmm-lost", cmd_vmm_lost },
     { "replay-output", cmd_replay_output },
     { "query-status", cmd_query_status },
     { "query-stats", cmd_query_stats },

@@ -62,7 +62,7 @@ static void l2_uplink_frame(void *opaque, uint8_t *buf, size_t len, bool outgoin
     Proxy *p = opaque;
 
     if (!p->failed_over && cmp_engine_armed(p->engine)) {
-        link_queue(p->link, FRAME_MIRROR, cmp_engine_epoch(p->engine), buf, len);
+        link_queue(p->link, FRAME_MIRROR, proxy_mirror_epoch(p), buf, len);
         cmp_input_add(p->engine, buf + CAPTURE_VNET_LEN, len - CAPTURE_VNET_LEN, true);
     }
     capture_queue(p->cap, buf, len);

@@ -85,6 +85,17 @@ void proxy_primary_burst_done(void *opaque)
     }
 }
 
+uint32_t proxy_mirror_epoch(const Proxy *p)
+{
+    /* Input that arrives after a checkpoint's copy is not in it: the
+     * secondary delivers it also once it committed that checkpoint (it
+     * may, before this side commits: the state and the mirror come over
+     * different connections), and also when the checkpoint never gets
+     * there whole (its guest goes on from its own state, which lacks the
+     * input as much). */
+    return cmp_engine_epoch(p->engine) + (p->checkpointing ? 1 : 0);
+}
+
 /* A frame on its way into the primary guest: mirror it. */
 static void primary_input(void *opaque, uint8_t *buf, size_t len, bool outgoing)
 {
@@ -95,7 +106,7 @@ static void primary_input(void *opaque, uint8_t *buf, size_t len, bool outgoing)
     if (p->failed_over || !cmp_engine_armed(p->engine)) {
         return;
     }
-    link_queue_ref(p->link, FRAME_MIRROR, cmp_engine_epoch(p->engine), buf, len);
+    link_queue_ref(p->link, FRAME_MIRROR, proxy_mirror_epoch(p), buf, len);
     cmp_input_add(p->engine, buf + CAPTURE_VNET_LEN, len - CAPTURE_VNET_LEN, true);
 }
 
@@ -105,6 +116,14 @@ static void primary_frame(void *opaque, const struct frame *f)
 
     if (f->type == FRAME_PONG) {
         proxy_fence_pong(p, f);
+        return;
+    }
+    if (f->type == FRAME_EPOCH) {
+        proxy_peer_committed(p, f->epoch);
+        return;
+    }
+    if (f->type == FRAME_SERVING) {
+        proxy_peer_serving(p);
         return;
     }
     if (f->type != FRAME_OUTPUT || f->len < CAPTURE_VNET_LEN) {
@@ -242,7 +261,11 @@ static void secondary_frame(void *opaque, const struct frame *f)
         proxy_fence_answer_ping(p, f);
         return;
     }
-    if (f->type != FRAME_MIRROR || f->len < CAPTURE_VNET_LEN || p->failed_over) {
+    /* Also after our takeover: what the client sent to the old primary
+     * before the address moved here, mirrored by its colo-proxy, which
+     * colod keeps running a moment for that (docs/colo-proxy.md, "A
+     * primary whose colo-vmm died"). */
+    if (f->type != FRAME_MIRROR || f->len < CAPTURE_VNET_LEN) {
         return;
     }
     /* Input from before our last checkpoint is already in the state we
@@ -251,6 +274,7 @@ static void secondary_frame(void *opaque, const struct frame *f)
         p->mirror_stale++;
         return;
     }
+    p->mirror_after_takeover += p->failed_over;
     if (p->replay) {
         replay_note_input(p->replay, f->payload + CAPTURE_VNET_LEN, f->len - CAPTURE_VNET_LEN);
     }
@@ -496,6 +520,19 @@ void proxy_free(Proxy *p)
     }
     /* Rules first, so no new packet enters a queue about to vanish. */
     rules_free(p->rules);
+    /* What entered it while they went: a proxy that passes everything (a
+     * takeover's, replaced by a primary's at the re-protect) lets it out
+     * rather than have the kernel drop it with the queue, which costs the
+     * client a retransmission. One that compares drops what it holds. */
+    if (p->failed_over) {
+        if (p->nfq) {
+            nfq_drain(p->nfq);
+        }
+        if (p->carry_nfq) {
+            nfq_drain(p->carry_nfq);
+        }
+        proxy_flush_released(p);
+    }
     proxy_fence_free(p);
     qmp_server_free(p->ctl);
     link_free(p->link);
@@ -526,6 +563,7 @@ unsigned int proxy_checkpoint_begin(Proxy *p)
     if (p->carry_nfq) {
         nfq_drain(p->carry_nfq);
     }
+    p->checkpointing = true;
     return cmp_checkpoint_begin(p->engine);
 }
 
@@ -549,6 +587,7 @@ unsigned int proxy_checkpoint_commit(Proxy *p, bool keep_offsets)
 
     if (p->engine) {
         if (!p->failed_over) {
+            p->checkpointing = false;
             n = cmp_checkpoint_commit(p->engine, proxy_now_ns());
             if (p->fenced) {
                 /* Perhaps a commit from before the freeze: its release
@@ -571,6 +610,11 @@ unsigned int proxy_checkpoint_commit(Proxy *p, bool keep_offsets)
             rw_table_reset(p->rw);
         }
         p->epoch++;
+        /* The primary's colo-proxy outlives a dead colo-vmm for a moment
+         * and must know whether this checkpoint got here whole. */
+        if (link_is_up(p->link)) {
+            link_send(p->link, FRAME_EPOCH, p->epoch, NULL, 0);
+        }
     }
     return n;
 }
@@ -587,13 +631,19 @@ int proxy_replay_output(Proxy *p, unsigned int *frames, bool *pending, GError **
                     "that takes over)");
         return -1;
     }
-    if (!p->replay) {
-        return 0; /* --replay-kib 0, or no raw socket (logged at the start) */
-    }
     if (!p->failed_over) {
         p->replay_at_failover = true;
         *pending = true;
         return 0;
+    }
+    /* colod asks once the clients reach this host: the old primary's
+     * colo-proxy, if its colo-vmm died, mirrors no more for us after this. */
+    if (!p->serving_told && link_is_up(p->link)) {
+        p->serving_told = true;
+        link_send(p->link, FRAME_SERVING, p->epoch, NULL, 0);
+    }
+    if (!p->replay) {
+        return 0; /* --replay-kib 0, or no raw socket (logged at the start) */
     }
     replay_get_stats(p->replay, &before);
     packets = replay_flush(p->replay, replay_raw_send, p->replay_raw);

@@ -88,6 +88,15 @@ typedef struct proxy {
     bool fence_hold;           /* fenced by `hold`: only failover lifts it */
     int64_t link_up_at;
     uint64_t pings_refused;    /* secondary: pings answered "took over" */
+    /* A primary whose colo-vmm died (proxy-vmm-lost.c). */
+    bool vmm_lost;             /* colod said so (`vmm-lost`) */
+    bool peer_epoch_known;
+    uint32_t peer_epoch;       /* the secondary's, from its last FRAME_EPOCH */
+    uint64_t vmm_lost_released; /* packets its checkpoint covered, released after */
+    uint64_t mirror_after_takeover; /* secondary: mirrored frames delivered after our takeover */
+    bool checkpointing;        /* primary: between checkpoint-begin and its commit */
+    bool serving_told;         /* secondary: FRAME_SERVING sent */
+    bool peer_serving;         /* primary: FRAME_SERVING received */
 } Proxy;
 
 Proxy *proxy_new(const struct proxy_config *cfg, GError **error);
@@ -133,6 +142,13 @@ bool proxy_fence_hold(Proxy *p, GError **error);
 void proxy_fence_link_up(Proxy *p);
 void proxy_fence_pong(Proxy *p, const struct frame *f);
 void proxy_fence_answer_ping(Proxy *p, const struct frame *f);
+/* A primary whose colo-vmm died (proxy-vmm-lost.c): `vmm-lost` from
+ * colod, and each checkpoint the secondary says it committed. */
+bool proxy_vmm_lost(Proxy *p, unsigned int *released, GError **error);
+void proxy_peer_committed(Proxy *p, uint32_t epoch);
+/* The secondary took over and serves the clients (FRAME_SERVING): the
+ * PEER_SERVING event tells colod that a lingering proxy may go. */
+void proxy_peer_serving(Proxy *p);
 /* The primary lets a compared (or passed) packet go; then
  * proxy_flush_released. */
 void proxy_release(Proxy *p, uint64_t handle);
@@ -156,6 +172,8 @@ bool proxy_failover(Proxy *p, GError **error);
  * set). Returns the packets sent, or -1 with @error (a primary). */
 int proxy_replay_output(Proxy *p, unsigned int *frames, bool *pending, GError **error);
 void proxy_set_scan_cycle(Proxy *p, uint32_t ms);
+/* The epoch a mirrored frame carries now (primary). */
+uint32_t proxy_mirror_epoch(const Proxy *p);
 /* NFQUEUE callbacks the primary's two queues share. */
 void proxy_primary_lost(void *opaque, unsigned int count);
 void proxy_primary_burst_done(void *opaque);

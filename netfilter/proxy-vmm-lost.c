@@ -1,0 +1,80 @@
+/* A primary colo-proxy whose colo-vmm died (docs/colo-proxy.md, "A
+ * primary whose colo-vmm died"). colod keeps such a proxy running until
+ * the secondary says it serves the clients (FRAME_SERVING, passed on as
+ * the PEER_SERVING event), and says `vmm-lost`:
+ *
+ *  - The guest's input goes on being mirrored: what a client sends to this
+ *    host before the address moves reaches the secondary's guest, which
+ *    answers once it serves, instead of waiting for the client's
+ *    retransmission (200 ms and more).
+ *  - The output held here is released only where the secondary committed
+ *    the checkpoint that covers it. colo-vmm releases a checkpoint's output
+ *    once the secondary has loaded it; if colo-vmm died after sending the
+ *    state, the secondary may load and commit it alone, and its guest then
+ *    runs on as if that output had gone out: it would never send it again
+ *    before its retransmission timer. The secondary tells the primary's
+ *    proxy each commit (FRAME_EPOCH), so this proxy commits it in colo-vmm's
+ *    place. A checkpoint that did not get there whole keeps its output
+ *    held: the secondary runs on from its own state and sends its own.
+ *  - Everything else stays as it was: packets the secondary matched go
+ *    out, a `hold` (colo-vmm's COLO had broken) holds everything. */
+#include "config.h"
+
+#include "proxy.h"
+
+#include <gio/gio.h>
+#include <qb/qblog.h>
+
+static unsigned int vmm_lost_commit(Proxy *p)
+{
+    unsigned int n;
+
+    if (!p->vmm_lost || p->failed_over || !p->peer_epoch_known ||
+        p->peer_epoch != cmp_engine_epoch(p->engine) + 1) {
+        return 0;
+    }
+    n = proxy_checkpoint_commit(p, false);
+    p->vmm_lost_released += n;
+    qb_log(LOG_NOTICE, "the secondary committed the checkpoint of epoch %u after this primary's colo-vmm died: "
+           "its %u held packet%s released%s", p->peer_epoch - 1, n, n == 1 ? "" : "s",
+           p->fenced ? " once the fence lifts" : "");
+    return n;
+}
+
+bool proxy_vmm_lost(Proxy *p, unsigned int *released, GError **error)
+{
+    *released = 0;
+    if (!p->engine) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "a secondary's colo-proxy has no primary "
+                    "colo-vmm to lose");
+        return false;
+    }
+    if (p->failed_over || p->vmm_lost) {
+        return true;    /* nothing left to compare; or asked twice */
+    }
+    p->vmm_lost = true;
+    qb_log(LOG_WARNING, "this primary's colo-vmm died: the guest's input is still mirrored to the secondary, and "
+           "only a checkpoint the secondary committed releases what it covers");
+    *released = vmm_lost_commit(p);
+    return true;
+}
+
+void proxy_peer_committed(Proxy *p, uint32_t epoch)
+{
+    p->peer_epoch = epoch;
+    p->peer_epoch_known = true;
+    vmm_lost_commit(p);
+}
+
+void proxy_peer_serving(Proxy *p)
+{
+    if (p->peer_serving) {
+        return;
+    }
+    p->peer_serving = true;
+    qb_log(p->vmm_lost ? LOG_NOTICE : LOG_WARNING, "the secondary took over and serves the clients%s",
+           p->vmm_lost ? ": nothing more to mirror" : "");
+    if (p->ctl) {
+        ctl_server_emit(p->ctl, "PEER_SERVING", NULL);
+    }
+}
