@@ -14,6 +14,7 @@
 #include "common/unix-socket.h"
 #include "control.h"
 #include "cpg-msg.h"
+#include "guest-tap.h"
 #include "hooks.h"
 #include "state-file.h"
 #include "proxy-driver.h"
@@ -44,8 +45,22 @@ typedef struct {
     int unprotected_marked;     /* the run dir's unprotected marker: 1, 0, -1 not known yet */
     bool replay_after_hook;     /* a takeover: the proxy replays once the role hook made us primary */
     bool protect_after_hook;    /* and a protect waits for that (its new proxy replaces the old) */
+    /* A protected primary's colo-vmm died: its proxy lingers until the
+     * secondary serves (proxy_driver_linger), with the guest's tap kept up,
+     * and a colo-vmm to start meanwhile waits for that. */
+    GuestTap *tap;
+    pid_t tap_refused_pid;      /* its tap could not be copied (logged once) */
+    bool lingering;
+    bool start_deferred;
+    VmmKind deferred_kind;
+    bool deferred_relocation;
     int exit_code;
 } Colod;
+
+/* How long the proxy of a primary whose colo-vmm died may wait for the
+ * secondary to serve: the takeover takes a CPG round and the secondary's
+ * failover, tens of milliseconds; an older secondary never says. */
+#define LINGER_MS 1000
 
 static int64_t colod_now_ms(void *opaque)
 {
@@ -87,6 +102,15 @@ static bool colod_vmm_alive(void *opaque)
  * primary alone: no proxy. */
 static void colod_start_vmm(Colod *c, VmmKind kind, bool relocation)
 {
+    if (c->lingering) {
+        c->start_deferred = true;
+        c->deferred_kind = kind;
+        c->deferred_relocation = relocation;
+        qb_log(LOG_INFO, "colo-vmm starts once the dead one's colo-proxy has handed over to the secondary");
+        return;
+    }
+    /* A tap takes one queue: the new colo-vmm's, not our copy. */
+    guest_tap_release(c->tap);
     if (relocation) {
         proxy_driver_stop(c->proxy);
         vmm_driver_start_relocation_target(c->vmm);
@@ -98,6 +122,49 @@ static void colod_start_vmm(Colod *c, VmmKind kind, bool relocation)
         proxy_driver_stop(c->proxy);
     }
     vmm_driver_start(c->vmm, kind);
+}
+
+/* The proxy of the dead colo-vmm is gone (proxy_driver_linger): the tap
+ * may go down, and a colo-vmm asked for meanwhile starts. */
+static void colod_on_linger_done(void *opaque)
+{
+    Colod *c = opaque;
+
+    c->lingering = false;
+    guest_tap_release(c->tap);
+    if (c->start_deferred) {
+        c->start_deferred = false;
+        colod_start_vmm(c, c->deferred_kind, c->deferred_relocation);
+    }
+}
+
+/* colod stops or replaces the lingering proxy itself. */
+static void colod_linger_cancel(Colod *c)
+{
+    c->lingering = false;
+    c->start_deferred = false;
+}
+
+/* A protected primary's tap is kept up by a copy (guest-tap.h), else
+ * released: it must not hold a tap another colo-vmm opens. */
+static void colod_keep_tap(Colod *c)
+{
+    g_autoptr(GError) err = NULL;
+    pid_t pid = vmm_driver_pid(c->vmm);
+
+    if (c->lingering) {
+        return;
+    }
+    if (cluster_fsm_state(c->fsm) != CLUSTER_PRIMARY_PROTECTED || pid <= 0) {
+        guest_tap_release(c->tap);
+        return;
+    }
+    if (pid == c->tap_refused_pid || guest_tap_keep(c->tap, pid, &err)) {
+        return;
+    }
+    c->tap_refused_pid = pid;
+    qb_log(LOG_WARNING, "no copy of the guest's tap: %s (should colo-vmm die, what clients send here before the "
+           "secondary takes over is lost)", err->message);
 }
 
 /* Makes the run dir's marker file @name exist (with @text) or not, as
@@ -205,6 +272,7 @@ static void colod_execute(Colod *c, ClusterActions *acts)
             break;
         case ACT_STOP_VMM:
             c->replay_after_hook = c->protect_after_hook = false;
+            colod_linger_cancel(c);
             vmm_driver_stop(c->vmm);
             proxy_driver_stop(c->proxy);
             break;
@@ -216,6 +284,7 @@ static void colod_execute(Colod *c, ClusterActions *acts)
                 break;
             }
             /* colo-vmm connects to its proxy when COLO begins. */
+            colod_linger_cancel(c);
             proxy_driver_start(c->proxy, VMM_PRIMARY, colod_on_proxy_ready, c);
             break;
         case ACT_CANCEL_PROTECT:
@@ -250,6 +319,7 @@ static void colod_execute(Colod *c, ClusterActions *acts)
             break;
         }
     }
+    colod_keep_tap(c);
     colod_schedule(c);
     colod_control_update(c->control);
     colod_hooks_role(c->hooks, hook_role_of(cluster_fsm_vmm(c->fsm), cluster_fsm_paused(c->fsm)),
@@ -316,7 +386,16 @@ static void colod_on_vmm_event(VmmEvent ev, const char *detail, void *opaque)
         colod_control_vmm_ready(c->control);
     }
     if (ev == VMM_EV_EXITED) {
-        proxy_driver_stop(c->proxy); /* nothing left to hold or compare */
+        /* A protected primary's proxy goes on mirroring the clients' input
+         * to the secondary until it serves them (docs/colod.md, "A primary
+         * whose colo-vmm died"); else nothing is left to hold or compare. */
+        if (cluster_fsm_state(c->fsm) == CLUSTER_PRIMARY_PROTECTED &&
+            proxy_driver_linger(c->proxy, LINGER_MS, colod_on_linger_done, c)) {
+            c->lingering = true;
+        } else {
+            proxy_driver_stop(c->proxy);
+            guest_tap_release(c->tap);
+        }
     }
     cluster_fsm_vmm_event(c->fsm, ev, acts);
     colod_execute(c, acts);
@@ -543,6 +622,7 @@ static int colod_setup(Colod *c, const char *config_path, const char *control_pa
                               .tls_dir = c->config->tls_dir,
                               .qmp_ms = c->config->timeouts.qmp_ms, .poll_ms = 2000 };
     c->proxy = proxy_driver_new(&pp, colod_vmm_alive, c);
+    c->tap = guest_tap_new(c->config->guest_iface);
     params = (ClusterFsmParams){ .local_id = cluster_link_local_id(c->link), .peer_id = c->config->peer_node_id,
                                  .timeouts = c->config->timeouts, .managed = c->config->managed,
                                  .has_disks = colod_config_has_disks(c->config) };
@@ -631,6 +711,7 @@ int main(int argc, char **argv)
     cluster_fsm_free(c.fsm);
     vmm_driver_free(c.vmm);
     proxy_driver_free(c.proxy);
+    guest_tap_free(c.tap);
     colod_hooks_free(c.hooks);
     colod_hooks_free(c.state_hooks);
     cluster_link_free(c.link);

@@ -58,11 +58,18 @@ struct Instance {
     JsonObject *stats;      /* last query-stats */
     int queue_fd;           /* our copy of its NFQUEUE socket (proxy-queue.h), or -1 */
     gint64 queue_remote_fd; /* that socket's number in the proxy, as its status said */
+    /* proxy_driver_linger() */
+    bool lingering;
+    guint linger_timer;     /* its bound, then its end (linger_end_soon) */
+    const char *linger_why;
+    ProxyDriverLingerDoneFunc linger_done;
+    void *linger_opaque;
 };
 
 static void inst_free(Instance *in)
 {
     g_clear_handle_id(&in->failover_check, g_source_remove);
+    g_clear_handle_id(&in->linger_timer, g_source_remove);
     /* The last copy: the kernel drops what the queue still holds. */
     if (in->queue_fd >= 0) {
         close(in->queue_fd);
@@ -234,6 +241,18 @@ static void inst_ended(void *owner, const char *detail)
 
     qb_log(d ? LOG_WARNING : LOG_INFO, "colo-proxy (pid %d, %s) ended: %s", child_process_pid(in->proc),
            vmm_kind_name(in->role), detail);
+    if (d && in->lingering) {
+        /* Its colo-vmm is gone too: nothing to restart it for, and what it
+         * held is not ours to let out (the secondary takes over). */
+        ProxyDriverLingerDoneFunc done = in->linger_done;
+        void *opaque = in->linger_opaque;
+
+        d->cur = NULL;
+        in->d = NULL;
+        inst_free(in);
+        done(opaque);
+        return;
+    }
     if (d) {
         ProxyDriverReadyFunc fn = in->ready_fn;
 
@@ -386,6 +405,66 @@ static void on_ready(void *owner, QmpClient *qmp)
     inst_ready_done(in, true, "its control socket answers");
 }
 
+static void driver_release(ProxyDriver *d, bool stop, const char *why);
+
+/* Stops a lingering proxy (proxy_driver_linger) and says so: from the main
+ * loop, never inside a callback of its own QMP connection, which the stop
+ * frees. */
+static gboolean on_linger_end(gpointer data)
+{
+    Instance *in = data;
+    ProxyDriver *d = in->d;
+    ProxyDriverLingerDoneFunc done = in->linger_done;
+    void *opaque = in->linger_opaque;
+
+    in->linger_timer = 0;
+    if (d) {
+        driver_release(d, true, in->linger_why);    /* frees @in */
+        done(opaque);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+static void linger_end_soon(Instance *in, const char *why)
+{
+    if (!in->lingering) {
+        return;
+    }
+    g_clear_handle_id(&in->linger_timer, g_source_remove);
+    in->linger_why = why;
+    in->linger_timer = g_idle_add(on_linger_end, in);
+}
+
+static void on_event(QmpClient *c, const char *event, JsonObject *data, JsonObject *ts, gpointer opaque)
+{
+    Instance *in = opaque;
+
+    if (g_strcmp0(event, "PEER_SERVING") == 0) {
+        linger_end_soon(in, "the secondary serves the clients");
+    }
+}
+
+static void on_vmm_lost_reply(QmpClient *c, JsonNode *ret, const GError *error, gpointer opaque)
+{
+    Instance *in = opaque;
+    JsonObject *o = !error && JSON_NODE_HOLDS_OBJECT(ret) ? json_node_get_object(ret) : NULL;
+    gint64 released;
+
+    if (!o) {
+        /* It mirrors anyway; only the commit after colo-vmm is lost. */
+        qb_log(LOG_WARNING, "colo-proxy's vmm-lost: %s", error ? error->message : "not an object");
+        return;
+    }
+    released = json_object_get_int_member_with_default(o, "released", 0);
+    if (released) {
+        qb_log(LOG_NOTICE, "colo-proxy released the %" G_GINT64_FORMAT " packets of the checkpoint the secondary "
+               "committed", released);
+    }
+    if (json_object_get_boolean_member_with_default(o, "peer-serving", FALSE)) {
+        linger_end_soon(in, "the secondary serves the clients");
+    }
+}
+
 static const ChildProcessKind proxy_process = {
     .name = "colo-proxy",
     .qmp_silent = "its control socket does not answer",
@@ -395,7 +474,7 @@ static const ChildProcessKind proxy_process = {
     .ready = on_ready,
     .poll = on_poll,
     .exited = inst_ended,
-    .event = NULL,
+    .event = on_event,
 };
 
 static Instance *inst_new(ProxyDriver *d, VmmKind role)
@@ -659,6 +738,35 @@ void proxy_driver_replay_output(ProxyDriver *d)
         return;
     }
     qmp_client_execute(qmp, "replay-output", NULL, driver_qmp_ms(in), on_replay_reply, in);
+}
+
+bool proxy_driver_linger(ProxyDriver *d, guint bound_ms, ProxyDriverLingerDoneFunc done, void *opaque)
+{
+    Instance *in = d->cur;
+    QmpClient *qmp = in ? child_process_qmp(in->proc) : NULL;
+
+    if (!in || in->role != VMM_PRIMARY || in->failed_over || !qmp || !qmp_client_is_ready(qmp) ||
+        child_process_exited(in->proc)) {
+        return false;
+    }
+    if (in->lingering) {
+        return true;
+    }
+    d->restart_role = VMM_NONE;
+    in->lingering = true;
+    in->linger_done = done;
+    in->linger_opaque = opaque;
+    in->linger_why = "the secondary did not say it serves the clients in time";
+    in->linger_timer = g_timeout_add(bound_ms, on_linger_end, in);
+    qb_log(LOG_NOTICE, "colo-proxy stays until the secondary serves the clients (at most %u ms): it mirrors what "
+           "they still send here", bound_ms);
+    qmp_client_execute(qmp, "vmm-lost", NULL, driver_qmp_ms(in), on_vmm_lost_reply, in);
+    return true;
+}
+
+bool proxy_driver_lingering(ProxyDriver *d)
+{
+    return d->cur && d->cur->lingering;
 }
 
 void proxy_driver_detach(ProxyDriver *d)

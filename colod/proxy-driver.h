@@ -69,6 +69,18 @@ void proxy_driver_protect_cancelled(ProxyDriver *d);
  * nothing for a primary's. */
 void proxy_driver_replay_output(ProxyDriver *d);
 
+/* The lingering proxy of a primary whose colo-vmm died went away. */
+typedef void (*ProxyDriverLingerDoneFunc)(void *opaque);
+/* This node's colo-vmm died while it was the protected primary: its proxy
+ * stays (told `vmm-lost`: it mirrors the clients' input to the secondary
+ * and releases what a checkpoint the secondary committed covers) until the
+ * secondary says it serves the clients (PEER_SERVING), it dies, or
+ * @bound_ms passed; then it is stopped and @done runs. False, and nothing
+ * done, without a primary proxy that answers. proxy_driver_start() and
+ * proxy_driver_stop() end it without @done. */
+bool proxy_driver_linger(ProxyDriver *d, guint bound_ms, ProxyDriverLingerDoneFunc done, void *opaque);
+bool proxy_driver_lingering(ProxyDriver *d);
+
 /* Takes over a colo-proxy an earlier colod left running (its pid file
  * names a live colo-proxy whose control socket answers); its role in
  * @role. Returns false if there is none or it is not healthy (then it was

@@ -3,6 +3,8 @@
 
 #include "proxy-queue.h"
 
+#include "process-fd.h"
+
 #include <errno.h>
 #include <gio/gio.h>
 #include <libnetfilter_queue/libnetfilter_queue.h>
@@ -11,7 +13,6 @@
 #include <linux/netlink.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -19,20 +20,11 @@
 
 int proxy_queue_grab(pid_t pid, int remote_fd, GError **error)
 {
-    int pidfd = pidfd_open(pid, 0);
-    int fd, domain = 0, proto = 0;
+    int fd = process_fd_copy(pid, remote_fd, error);
+    int domain = 0, proto = 0;
     socklen_t len = sizeof(int);
 
-    if (pidfd < 0) {
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "pidfd_open(%d): %s", (int)pid, strerror(errno));
-        return -1;
-    }
-    /* Close-on-exec, like every descriptor colod holds. */
-    fd = pidfd_getfd(pidfd, remote_fd, 0);
-    close(pidfd);
     if (fd < 0) {
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), "pidfd_getfd(%d, %d): %s", (int)pid, remote_fd,
-                    strerror(errno));
         return -1;
     }
     if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 || domain != AF_NETLINK ||

@@ -232,6 +232,8 @@ def test_failover_with_proxies():
     protected = protected_counts(c, "node2", "node1")
     carry_reads = count(c, "node2", "over to the primary colo-proxy") + count(c, "node2", "nothing to carry over")
     replays = count(c, "node2", "colo-proxy sent the guest's last output again")
+    lingers = count(c, "node1", "colo-proxy stays until the secondary serves the clients")
+    linger_ends = count(c, "node1", "primary): the secondary serves the clients")
     c.fault("sigkill", "node1", "colo-vmm")
     wait_log(c, "node2", "secondary-protected -> primary-alone: failover", before=failovers)
     # colo-vmm told its proxy: the secondary guest's output goes out.
@@ -258,6 +260,14 @@ def test_failover_with_proxies():
     assert count(c, "node2", "colo-proxy sent the guest's last output again") > replays, colod_lines()
     assert log.rindex("role-change hook (primary) done") < log.rindex("sent the guest's last output again") < \
         log.rindex("stopping colo-proxy"), colod_lines()
+    # node1's proxy outlived its colo-vmm, mirroring the clients' input to
+    # node2, until node2 said it serves them (docs/colod.md, "A primary
+    # whose colo-vmm died"); only then did node1 start its secondary.
+    log1 = c.log("node1", "colod", 100000)
+    assert count(c, "node1", "colo-proxy stays until the secondary serves the clients") > lingers, colod_lines()
+    assert count(c, "node1", "primary): the secondary serves the clients") > linger_ends, colod_lines()
+    assert log1.rindex("primary): the secondary serves the clients") < log1.rindex("colo-vmm started as secondary"), \
+        colod_lines()
     assert not any("DROP" in r for r in proxy_rules(c, "node2")), proxy_rules(c, "node2")
     assert any("DROP" in r for r in proxy_rules(c, "node1")), proxy_rules(c, "node1")
     tap.wait_until(lambda: connected_proxies(c), 20, "both colo-vmm connected to their proxies")
