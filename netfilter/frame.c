@@ -58,7 +58,7 @@ void frame_decoder_feed(FrameDecoder *d, const uint8_t *data, size_t len)
 
 static bool frame_type_known(uint8_t type)
 {
-    return type >= FRAME_HELLO && type <= FRAME_SERVING;
+    return type >= FRAME_HELLO && type <= FRAME_PRIMARY_LOST;
 }
 
 int frame_decoder_next(FrameDecoder *d, struct frame *out, GError **error)

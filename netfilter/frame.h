@@ -32,6 +32,7 @@ enum frame_type {
     FRAME_PING = 6,     /* primary -> secondary: 4-byte sequence (0 at link up; proxy-fence.c) */
     FRAME_PONG = 7,     /* secondary -> primary: the same 4 bytes, then 0 (a secondary) or 1 (took over) */
     FRAME_SERVING = 8,  /* secondary -> primary: it took over and the clients reach it now (no payload) */
+    FRAME_PRIMARY_LOST = 9, /* secondary -> primary: its colo-vmm lost the primary; release nothing more on its copies */
 };
 
 #define FRAME_ERROR frame_error_quark()

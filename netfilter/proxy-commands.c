@@ -87,6 +87,20 @@ static JsonNode *cmd_vmm_lost(JsonObject *args, gpointer opaque, GError **error)
     return cmd_reply(b);
 }
 
+static JsonNode *cmd_primary_lost(JsonObject *args, gpointer opaque, GError **error)
+{
+    Proxy *p = opaque;
+    JsonBuilder *b;
+
+    if (!proxy_secondary_lost_primary(p, error)) {
+        return NULL;
+    }
+    b = json_builder_new();
+    json_builder_begin_object(b);
+    json_builder_end_object(b);
+    return cmd_reply(b);
+}
+
 static JsonNode *cmd_failover(JsonObject *args, gpointer opaque, GError **error)
 {
     Proxy *p = opaque;
@@ -255,6 +269,8 @@ static JsonNode *cmd_query_stats(JsonObject *args, gpointer opaque, GError **err
         add_int(b, "replay-packets-sent", (int64_t)rs.packets_sent);
         add_int(b, "replay-skipped", (int64_t)rs.skipped);
         add_int(b, "replay-send-failed", (int64_t)rs.send_failed);
+        add_int(b, "replay-datagrams-kept", (int64_t)rs.datagrams_kept);
+        add_int(b, "replay-datagrams-sent", (int64_t)rs.datagrams_sent);
     }
     if (p->nfq) {
         struct nfq_stats ns;
@@ -420,6 +436,7 @@ const struct ctl_command proxy_commands[] = {
     { "failover", cmd_failover },
     { "hold", cmd_hold },
     { "vmm-lost", cmd_vmm_lost },
+    { "primary-lost", cmd_primary_lost },
     { "replay-output", cmd_replay_output },
     { "query-status", cmd_query_status },
     { "query-stats", cmd_query_stats },

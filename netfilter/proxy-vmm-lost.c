@@ -78,3 +78,32 @@ void proxy_peer_serving(Proxy *p)
         ctl_server_emit(p->ctl, "PEER_SERVING", NULL);
     }
 }
+
+bool proxy_secondary_lost_primary(Proxy *p, GError **error)
+{
+    if (p->engine) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "a primary's colo-proxy has no primary to lose");
+        return false;
+    }
+    if (p->failed_over || p->primary_lost) {
+        return true;
+    }
+    /* The mark goes before any output kept after it: the link keeps order,
+     * so the primary's proxy has released nothing on what follows. */
+    p->primary_lost = true;
+    if (link_is_up(p->link)) {
+        link_send(p->link, FRAME_PRIMARY_LOST, p->epoch, NULL, 0);
+    }
+    qb_log(LOG_WARNING, "colo-vmm lost the primary: the guest's datagrams are kept for a takeover from now on");
+    return true;
+}
+
+void proxy_peer_lost_primary(Proxy *p)
+{
+    if (p->peer_lost_primary) {
+        return;
+    }
+    p->peer_lost_primary = true;
+    qb_log(LOG_WARNING, "the secondary lost this primary's checkpoints: nothing more is released on its copies "
+           "(it keeps its guest's output for a takeover)");
+}

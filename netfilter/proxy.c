@@ -46,6 +46,12 @@ static void primary_release(void *opaque, uint64_t handle)
 {
     Proxy *p = opaque;
 
+    /* The secondary keeps its answers for its takeover from now on: a
+     * packet released on its copy would reach the client twice. It stays
+     * in the queue: a commit or failover lets it out, a stop drops it. */
+    if (p->peer_lost_primary && !p->releasing_all) {
+        return;
+    }
     if (!proxy_fence_defer(p, handle)) {
         proxy_release(p, handle);
     }
@@ -126,6 +132,10 @@ static void primary_frame(void *opaque, const struct frame *f)
         proxy_peer_serving(p);
         return;
     }
+    if (f->type == FRAME_PRIMARY_LOST) {
+        proxy_peer_lost_primary(p);
+        return;
+    }
     if (f->type != FRAME_OUTPUT || f->len < CAPTURE_VNET_LEN) {
         return;
     }
@@ -197,6 +207,9 @@ static void secondary_output(void *opaque, uint8_t *buf, size_t len, bool outgoi
     }
     rw_output(p->rw, frame, flen, true, capture_csum_partial(buf));
     link_queue_ref(p->link, FRAME_OUTPUT, p->epoch, buf, len);
+    if (p->replay && p->primary_lost) {
+        replay_keep_datagram(p->replay, buf, len);
+    }
     if (p->replay) {
         if (p->n_replay_burst == G_N_ELEMENTS(p->replay_burst)) {
             replay_keep(p->replay, buf, len);
@@ -588,7 +601,9 @@ unsigned int proxy_checkpoint_commit(Proxy *p, bool keep_offsets)
     if (p->engine) {
         if (!p->failed_over) {
             p->checkpointing = false;
+            p->releasing_all = true;
             n = cmp_checkpoint_commit(p->engine, proxy_now_ns());
+            p->releasing_all = false;
             if (p->fenced) {
                 /* Perhaps a commit from before the freeze: its release
                  * waits for the fence too (proxy_fence_lift). */
@@ -674,7 +689,9 @@ bool proxy_failover(Proxy *p, GError **error)
         if (p->carry_nfq) {
             nfq_drain(p->carry_nfq);
         }
+        p->releasing_all = true;
         cmp_failover(p->engine, proxy_now_ns());
+        p->releasing_all = false;
         if (p->nfq) {
             nfq_release_all(p->nfq);
         }

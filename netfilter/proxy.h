@@ -95,6 +95,9 @@ typedef struct proxy {
     uint64_t vmm_lost_released; /* packets its checkpoint covered, released after */
     uint64_t mirror_after_takeover; /* secondary: mirrored frames delivered after our takeover */
     bool checkpointing;        /* primary: between checkpoint-begin and its commit */
+    bool releasing_all;        /* primary: inside a commit's or failover's release of everything */
+    bool primary_lost;         /* secondary: told `primary-lost` (its datagrams kept since) */
+    bool peer_lost_primary;    /* primary: FRAME_PRIMARY_LOST received (no release on its copies) */
     bool serving_told;         /* secondary: FRAME_SERVING sent */
     bool peer_serving;         /* primary: FRAME_SERVING received */
 } Proxy;
@@ -149,6 +152,11 @@ void proxy_peer_committed(Proxy *p, uint32_t epoch);
 /* The secondary took over and serves the clients (FRAME_SERVING): the
  * PEER_SERVING event tells colod that a lingering proxy may go. */
 void proxy_peer_serving(Proxy *p);
+/* Secondary: its colo-vmm lost the primary (`primary-lost`): keep the
+ * guest's datagrams for a takeover and tell the primary's proxy, which
+ * then releases nothing on this side's copies (FRAME_PRIMARY_LOST). */
+bool proxy_secondary_lost_primary(Proxy *p, GError **error);
+void proxy_peer_lost_primary(Proxy *p);
 /* The primary lets a compared (or passed) packet go; then
  * proxy_flush_released. */
 void proxy_release(Proxy *p, uint64_t handle);

@@ -46,7 +46,8 @@ struct replay_flow {
 
 struct output_replay {
     GQueue frames;           /* struct kept_frame *, oldest first */
-    size_t bytes;
+    GQueue datagrams;        /* struct kept_frame *: replay_keep_datagram */
+    size_t bytes;            /* of both */
     size_t max_bytes;
     GHashTable *flows;       /* struct flow_key * -> struct replay_flow * */
     uint8_t *scratch;        /* one segment */
@@ -58,15 +59,19 @@ OutputReplay *replay_new(size_t max_bytes)
     OutputReplay *r = g_new0(OutputReplay, 1);
 
     g_queue_init(&r->frames);
+    g_queue_init(&r->datagrams);
     r->max_bytes = max_bytes;
     r->flows = g_hash_table_new_full(flow_key_hash, flow_key_equal, NULL, g_free);
-    r->scratch = g_malloc(65536);
+    /* One IP packet: up to 65535 bytes, plus IPv6's fixed header, which its
+     * payload length does not count. */
+    r->scratch = g_malloc(65535 + 40);
     return r;
 }
 
 static void replay_drop_all(OutputReplay *r)
 {
     g_queue_clear_full(&r->frames, kept_frame_free);
+    g_queue_clear_full(&r->datagrams, kept_frame_free);
     r->bytes = 0;
     g_hash_table_remove_all(r->flows);
 }
@@ -158,6 +163,49 @@ void replay_keep(OutputReplay *r, const uint8_t *buf, size_t len)
     replay_keep_take(r, (uint8_t *)buf, len, NULL, NULL);
 }
 
+/* The IP packet's length by its own header (an Ethernet frame may carry
+ * padding after it), or 0 if the frame does not hold it whole. */
+static size_t ip_packet_len(const uint8_t *frame, size_t flen, const struct pkt_info *pi)
+{
+    const uint8_t *ip = frame + pi->l3_off;
+    size_t n = pi->ethertype == PKT_ETHERTYPE_IPV4 ? pkt_get16(ip + 2) : 40 + (size_t)pkt_get16(ip + 4);
+    struct pkt_info alone;
+
+    if (pi->l3_off + n > flen || n <= pi->l4_off - pi->l3_off + 8) {
+        return 0;
+    }
+    /* What goes out must parse as the packet it claims to be. */
+    memset(&alone, 0, sizeof(alone));
+    return pkt_parse_ip(ip, n, &alone) == PKT_OK && alone.end == n ? n : 0;
+}
+
+void replay_keep_datagram(OutputReplay *r, const uint8_t *buf, size_t len)
+{
+    const uint8_t *frame = buf + CAPTURE_VNET_LEN;
+    struct kept_frame *k;
+    struct pkt_info pi;
+
+    memset(&pi, 0, sizeof(pi));
+    if (len <= CAPTURE_VNET_LEN || (buf[1] & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN) != VIRTIO_NET_HDR_GSO_NONE ||
+        pkt_parse_eth(frame, len - CAPTURE_VNET_LEN, &pi) != PKT_OK || pi.fragment ||
+        (pi.ethertype != PKT_ETHERTYPE_IPV4 && pi.ethertype != PKT_ETHERTYPE_IPV6) ||
+        (pi.key.proto != IPPROTO_UDP && pi.key.proto != IPPROTO_ICMP && pi.key.proto != IPPROTO_ICMPV6) ||
+        !ip_packet_len(frame, len - CAPTURE_VNET_LEN, &pi)) {
+        return;
+    }
+    if (r->bytes + len > r->max_bytes) {
+        r->st.evicted++;     /* the oldest matter most here: keep those */
+        return;
+    }
+    k = g_malloc(sizeof(*k) + len);
+    k->data = k->copy;
+    memcpy(k->copy, buf, len);
+    k->len = len;
+    g_queue_push_tail(&r->datagrams, k);
+    r->bytes += len;
+    r->st.datagrams_kept++;
+}
+
 void replay_clear(OutputReplay *r)
 {
     r->st.cleared += r->frames.length;
@@ -183,23 +231,62 @@ static uint16_t csum_fold(uint64_t sum)
     return (uint16_t)~sum;
 }
 
+/* The sum of the pseudo-header of @len bytes of @proto in the IP packet
+ * @ip: addresses, length, protocol. */
+static uint64_t pseudo_header_sum(const uint8_t *ip, size_t len, uint8_t proto)
+{
+    uint64_t sum;
+    uint8_t l[4];
+
+    if ((ip[0] >> 4) == 4) {
+        sum = csum_add(0, ip + 12, 8);
+    } else {
+        sum = csum_add(0, ip + 8, 32);
+    }
+    pkt_put32(l, (uint32_t)len);
+    return csum_add(sum, l, 4) + proto;
+}
+
 /* The TCP checksum of @tcp (@len bytes) in the IP packet @ip, in full:
  * a frame the guest left to its NIC has only the pseudo-header's. */
 static void tcp_checksum(uint8_t *ip, uint8_t *tcp, size_t len)
 {
-    uint64_t sum = 0;
-    uint8_t l[4];
-
-    if ((ip[0] >> 4) == 4) {
-        sum = csum_add(sum, ip + 12, 8);
-    } else {
-        sum = csum_add(sum, ip + 8, 32);
-    }
-    pkt_put32(l, (uint32_t)len);
-    sum = csum_add(sum, l, 4) + IPPROTO_TCP;
     pkt_put16(tcp + 16, 0);
-    sum = csum_add(sum, tcp, len);
-    pkt_put16(tcp + 16, csum_fold(sum));
+    pkt_put16(tcp + 16, csum_fold(csum_add(pseudo_header_sum(ip, len, IPPROTO_TCP), tcp, len)));
+}
+
+/* The checksum of a datagram's L4 header and payload (@len bytes at @l4)
+ * in the IP packet @ip, in full: a guest that left it to its NIC
+ * (VIRTIO_NET_HDR_F_NEEDS_CSUM) put only the pseudo-header's there. */
+static void datagram_checksum(uint8_t *ip, uint8_t *l4, size_t len, uint8_t proto)
+{
+    size_t at = proto == IPPROTO_UDP ? 6 : 2;
+    /* UDP and ICMPv6 cover a pseudo-header, ICMP does not. */
+    uint64_t sum = proto != IPPROTO_ICMP ? pseudo_header_sum(ip, len, proto) : 0;
+    uint16_t c;
+
+    pkt_put16(l4 + at, 0);
+    c = csum_fold(csum_add(sum, l4, len));
+    pkt_put16(l4 + at, proto == IPPROTO_UDP && c == 0 ? 0xffff : c);
+}
+
+static bool replay_datagram(OutputReplay *r, const struct kept_frame *k, replay_send_fn send, void *opaque)
+{
+    const uint8_t *frame = k->data + CAPTURE_VNET_LEN;
+    size_t flen = k->len - CAPTURE_VNET_LEN, n;
+    struct pkt_info pi;
+
+    memset(&pi, 0, sizeof(pi));
+    if (pkt_parse_eth(frame, flen, &pi) != PKT_OK || !(n = ip_packet_len(frame, flen, &pi))) {
+        return false; /* kept only after it parsed */
+    }
+    memcpy(r->scratch, frame + pi.l3_off, n);
+    if (k->data[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+        size_t l4 = pi.l4_off - pi.l3_off;
+
+        datagram_checksum(r->scratch, r->scratch + l4, n - l4, pi.key.proto);
+    }
+    return send(opaque, r->scratch, n);
 }
 
 /* Whether the segment [@seq, @end) of @f is to go: not acknowledged by
@@ -308,6 +395,15 @@ unsigned int replay_flush(OutputReplay *r, replay_send_fn send, void *opaque)
         r->st.frames_sent++;
         kept_frame_free(k);
     }
+    while ((k = g_queue_pop_head(&r->datagrams))) {
+        if (replay_datagram(r, k, send, opaque)) {
+            packets++;
+            r->st.datagrams_sent++;
+        } else {
+            r->st.send_failed++;
+        }
+        kept_frame_free(k);
+    }
     r->bytes = 0;
     r->st.packets_sent += packets;
     return packets;
@@ -316,7 +412,7 @@ unsigned int replay_flush(OutputReplay *r, replay_send_fn send, void *opaque)
 void replay_get_stats(const OutputReplay *r, struct replay_stats *out)
 {
     *out = r->st;
-    out->held_frames = r->frames.length;
+    out->held_frames = r->frames.length + r->datagrams.length;
     out->held_bytes = r->bytes;
 }
 

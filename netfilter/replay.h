@@ -16,7 +16,9 @@
  * once. A TCP receiver drops bytes it already has, so the odd one the
  * primary did release does no harm; but a burst of them would draw as many
  * duplicate ACKs, which a slow guest must all process. A UDP answer or a
- * RST sent twice would do harm, so they are never kept. */
+ * RST sent twice would do harm, so they are not kept, except datagrams
+ * after `primary-lost` (replay_keep_datagram), which cannot have gone out
+ * before. */
 #ifndef COLO_NETFILTER_REPLAY_H
 #define COLO_NETFILTER_REPLAY_H
 
@@ -49,6 +51,14 @@ void replay_keep_take(OutputReplay *r, uint8_t *buf, size_t len, replay_take_fn 
  * what it acknowledges is not sent again. */
 void replay_note_input(OutputReplay *r, const uint8_t *frame, size_t len);
 
+/* A datagram (UDP, ICMP, ICMPv6; @buf as for replay_keep) the guest sent
+ * after its secondary lost the primary (`primary-lost`): from then on the
+ * primary's proxy releases nothing on the secondary's copies, so nothing
+ * of it reached the client, and the takeover sends it once. (Before that
+ * point a datagram may have gone out as the primary's, and one sent twice
+ * would do harm: never kept.) Copied; GSO frames and fragments are not. */
+void replay_keep_datagram(OutputReplay *r, const uint8_t *buf, size_t len);
+
 /* A checkpoint: the guest now runs from the primary's state, and what it
  * sent before is released or superseded. */
 void replay_clear(OutputReplay *r);
@@ -70,6 +80,8 @@ struct replay_stats {
     uint64_t packets_sent;  /* after segmentation */
     uint64_t skipped;       /* segments the client had acknowledged, or sent already in this replay */
     uint64_t send_failed;
+    uint64_t datagrams_kept;
+    uint64_t datagrams_sent;
     uint32_t held_frames;   /* kept now */
     uint64_t held_bytes;
 };

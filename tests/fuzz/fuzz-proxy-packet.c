@@ -86,8 +86,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         break;
     case 6:
-        /* As captured: a virtio_net_hdr, then the frame. */
-        replay_keep(replay, data + 1, size - 1);
+        /* As captured: a virtio_net_hdr, then the frame (a datagram after
+         * primary-lost, or a TCP segment). */
+        if (data[0] & 0x80) {
+            replay_keep_datagram(replay, data + 1, size - 1);
+        } else {
+            replay_keep(replay, data + 1, size - 1);
+        }
         break;
     case 7:
         if (data[0] & 0x80) {

@@ -205,6 +205,73 @@ static void test_partial_checksum(void)
     replay_free(r);
 }
 
+/* virtio_net_hdr + Ethernet frame of a UDP answer from the guest, its
+ * checksum left to the NIC if @partial; an Ethernet pad after it. */
+static size_t udp_frame(uint8_t *buf, bool v6, const char *text, bool partial)
+{
+    size_t len = pktgen_udp(buf + CAPTURE_VNET_LEN, v6 ? GUEST6 : GUEST, v6 ? CLIENT6 : CLIENT, 7, 40001, text,
+                            strlen(text));
+
+    len = pktgen_eth_wrap(buf + CAPTURE_VNET_LEN, len);
+    memset(buf, 0, CAPTURE_VNET_LEN);
+    if (partial) {
+        buf[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+        pkt_put16(buf + CAPTURE_VNET_LEN + PKT_ETH_HLEN + (v6 ? 40 : 20) + 6, 0x4321);
+    }
+    memset(buf + CAPTURE_VNET_LEN + len, 0, 16);
+    return CAPTURE_VNET_LEN + len + 16;
+}
+
+/* Datagrams kept after the primary was lost go at the takeover, once, after
+ * the TCP segments, whole (not the Ethernet pad) and checksummed; TCP,
+ * GSO frames and ARP are not datagrams; a checkpoint forgets them. */
+static void test_datagrams(void)
+{
+    OutputReplay *r = replay_new(1 << 20);
+    struct replay_stats st;
+    uint8_t buf[4096];
+    size_t len;
+    Sink s;
+
+    sink_init(&s);
+    replay_keep(r, buf, frame(buf, false, 77, PKT_TCP_ACK | PKT_TCP_PSH, 100, 0, false));
+    replay_keep_datagram(r, buf, udp_frame(buf, false, "answer one", true));
+    replay_keep_datagram(r, buf, udp_frame(buf, true, "answer two", false));
+    replay_keep_datagram(r, buf, frame(buf, false, 177, PKT_TCP_ACK, 100, 0, false));
+    len = udp_frame(buf, false, "a GSO frame", false);
+    buf[1] = VIRTIO_NET_HDR_GSO_UDP;
+    replay_keep_datagram(r, buf, len);
+    len = pktgen_arp(buf + CAPTURE_VNET_LEN, 2, GUEST, CLIENT);
+    memset(buf, 0, CAPTURE_VNET_LEN);
+    replay_keep_datagram(r, buf, CAPTURE_VNET_LEN + len);
+    replay_get_stats(r, &st);
+    g_assert_cmpuint(st.datagrams_kept, ==, 2);
+    g_assert_cmpuint(st.held_frames, ==, 3);
+
+    g_assert_cmpuint(replay_flush(r, sink_send, &s), ==, 3);
+    g_assert_cmpuint(s.pkts->len, ==, 3);
+    check_segment(&s, 0, false, 77, 100, PKT_TCP_ACK | PKT_TCP_PSH);
+    for (guint i = 1; i < 3; i++) {
+        const char *text = i == 1 ? "answer one" : "answer two";
+        size_t hl = i == 1 ? 20 : 40, plen;
+        const uint8_t *ip = pkt(&s, i, &plen);
+
+        g_assert_cmpuint(plen, ==, hl + 8 + strlen(text));
+        g_assert_cmpmem(ip + hl + 8, strlen(text), text, strlen(text));
+        g_assert_true(pktgen_csum_ok(ip, plen));
+    }
+    replay_get_stats(r, &st);
+    g_assert_cmpuint(st.datagrams_sent, ==, 2);
+    g_assert_cmpuint(st.held_frames, ==, 0);
+    g_assert_cmpuint(replay_flush(r, sink_send, &s), ==, 0);
+
+    replay_keep_datagram(r, buf, udp_frame(buf, false, "before a checkpoint", false));
+    replay_clear(r);
+    g_assert_cmpuint(replay_flush(r, sink_send, &s), ==, 0);
+    g_ptr_array_unref(s.pkts);
+    replay_free(r);
+}
+
 /* The client's acknowledgement (mirrored input) spares what it covers; a
  * range the guest sent twice (a retransmission) goes once; what is left
  * of a GSO frame past the acknowledgement goes. */
@@ -365,5 +432,6 @@ int main(int argc, char **argv)
     g_test_add_func("/replay/budget-and-checkpoint", test_budget_and_checkpoint);
     g_test_add_func("/replay/acked-and-duplicates", test_acked_and_duplicates);
     g_test_add_func("/replay/taken", test_taken);
+    g_test_add_func("/replay/datagrams", test_datagrams);
     return g_test_run();
 }

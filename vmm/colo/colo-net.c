@@ -180,16 +180,22 @@ void colo_net_hold(Migration *m)
     g_autoptr(GError) error = NULL;
 
     g_mutex_lock(&m->lock);
-    ProxyClient *pc = co->mode == COLO_MODE_PRIMARY ? co->proxy : NULL;
+    ProxyClient *pc = co->proxy;
+    bool primary = co->mode == COLO_MODE_PRIMARY;
     g_mutex_unlock(&m->lock);
     /* One that did not answer in time would only add its deadline before
      * colod hears of the break (and colod kills a hung proxy). */
     if (!pc || proxy_client_broken(pc) || co->proxy_silent) {
         return;
     }
-    g_autoptr(JsonObject) ret = proxy_client_call(pc, "hold", PROXY_CALL_MS, &error);
+    /* A secondary's proxy keeps its guest's answers from now on, for a
+     * takeover, and tells the primary's to release nothing more on them
+     * (docs/colo-proxy.md, "A primary whose colo-vmm died"). An older
+     * colo-proxy does not know the command: nothing lost but that. */
+    const char *command = primary ? "hold" : "primary-lost";
+    g_autoptr(JsonObject) ret = proxy_client_call(pc, command, PROXY_CALL_MS, &error);
     if (!ret) {
-        qb_log(LOG_WARNING, "COLO: colo-proxy's hold: %s", error->message);
+        qb_log(LOG_WARNING, "COLO: colo-proxy's %s: %s", command, error->message);
     }
 }
 

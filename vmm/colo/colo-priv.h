@@ -54,9 +54,11 @@ bool colo_net_checkpoint_begin(Migration *m, GError **error);
  * here): the primary's proxy releases what it held, both advance the epoch.
  * The initial sync counts as a checkpoint too. */
 bool colo_net_commit(Migration *m, GError **error);
-/* The primary's COLO broke: its proxy keeps every release back (even
- * those that need no compare) until failover, so a secondary that took
- * over meanwhile is the only one heard (docs/colo-proxy.md). */
+/* COLO broke. The primary's proxy keeps every release back (even those
+ * that need no compare) until failover, so a secondary that took over
+ * meanwhile is the only one heard; the secondary's keeps its guest's
+ * answers for a takeover from now on, and tells the primary's to release
+ * nothing more on them (docs/colo-proxy.md). */
 void colo_net_hold(Migration *m);
 /* Leaving COLO: on failover the proxy releases and passes (primary) or
  * hands the guest's traffic out (secondary); then disconnect. */
