@@ -100,7 +100,9 @@ bool proxy_secondary_lost_primary(Proxy *p, GError **error)
 
 void proxy_peer_lost_primary(Proxy *p)
 {
-    if (p->peer_lost_primary) {
+    /* A primary failed over alone (or restarted so) passes everything:
+     * the secondary's copies no longer matter to it. */
+    if (p->peer_lost_primary || p->failed_over) {
         return;
     }
     p->peer_lost_primary = true;

@@ -49,7 +49,7 @@ static void primary_release(void *opaque, uint64_t handle)
     /* The secondary keeps its answers for its takeover from now on: a
      * packet released on its copy would reach the client twice. It stays
      * in the queue: a commit or failover lets it out, a stop drops it. */
-    if (p->peer_lost_primary && !p->releasing_all) {
+    if (p->peer_lost_primary && !p->releasing_all && !p->failed_over) {
         return;
     }
     if (!proxy_fence_defer(p, handle)) {
