@@ -243,12 +243,16 @@ static void inst_ended(void *owner, const char *detail)
            vmm_kind_name(in->role), detail);
     if (d && in->lingering) {
         /* Its colo-vmm is gone too: nothing to restart it for, and what it
-         * held is not ours to let out (the secondary takes over). */
+         * held is not ours to let out (the secondary takes over). Its rules
+         * go (a leftover --queue-bypass rule would pass the next
+         * secondary's guest output); the next proxy waits for that. */
         ProxyDriverLingerDoneFunc done = in->linger_done;
         void *opaque = in->linger_opaque;
 
         d->cur = NULL;
         in->d = NULL;
+        cleanup_and_restart(d, in->role, true);
+        d->restart_role = VMM_NONE;
         inst_free(in);
         done(opaque);
         return;
