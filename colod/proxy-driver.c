@@ -768,11 +768,6 @@ bool proxy_driver_linger(ProxyDriver *d, guint bound_ms, ProxyDriverLingerDoneFu
     return true;
 }
 
-bool proxy_driver_lingering(ProxyDriver *d)
-{
-    return d->cur && d->cur->lingering;
-}
-
 void proxy_driver_detach(ProxyDriver *d)
 {
     driver_release(d, false, NULL);

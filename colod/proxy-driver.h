@@ -79,7 +79,6 @@ typedef void (*ProxyDriverLingerDoneFunc)(void *opaque);
  * done, without a primary proxy that answers. proxy_driver_start() and
  * proxy_driver_stop() end it without @done. */
 bool proxy_driver_linger(ProxyDriver *d, guint bound_ms, ProxyDriverLingerDoneFunc done, void *opaque);
-bool proxy_driver_lingering(ProxyDriver *d);
 
 /* Takes over a colo-proxy an earlier colod left running (its pid file
  * names a live colo-proxy whose control socket answers); its role in
