@@ -57,16 +57,8 @@ static JsonNode *cmd_checkpoint_commit(JsonObject *args, gpointer opaque, GError
 
 static JsonNode *cmd_hold(JsonObject *args, gpointer opaque, GError **error)
 {
-    Proxy *p = opaque;
-    JsonBuilder *b;
-
-    if (!proxy_fence_hold(p, error)) {
-        return NULL;
-    }
-    b = json_builder_new();
-    json_builder_begin_object(b);
-    json_builder_end_object(b);
-    return cmd_reply(b);
+    proxy_fence_hold(opaque, error);
+    return NULL;    /* {} or the error */
 }
 
 static JsonNode *cmd_vmm_lost(JsonObject *args, gpointer opaque, GError **error)
@@ -89,16 +81,8 @@ static JsonNode *cmd_vmm_lost(JsonObject *args, gpointer opaque, GError **error)
 
 static JsonNode *cmd_primary_lost(JsonObject *args, gpointer opaque, GError **error)
 {
-    Proxy *p = opaque;
-    JsonBuilder *b;
-
-    if (!proxy_secondary_lost_primary(p, error)) {
-        return NULL;
-    }
-    b = json_builder_new();
-    json_builder_begin_object(b);
-    json_builder_end_object(b);
-    return cmd_reply(b);
+    proxy_secondary_lost_primary(opaque, error);
+    return NULL;    /* {} or the error */
 }
 
 static JsonNode *cmd_failover(JsonObject *args, gpointer opaque, GError **error)

@@ -17,7 +17,12 @@
  *    place. A checkpoint that did not get there whole keeps its output
  *    held: the secondary runs on from its own state and sends its own.
  *  - Everything else stays as it was: packets the secondary matched go
- *    out, a `hold` (colo-vmm's COLO had broken) holds everything. */
+ *    out, a `hold` (colo-vmm's COLO had broken) holds everything.
+ *
+ * The secondary's side of the same loss is here too: its colo-vmm, seeing
+ * the primary's stream break, says `primary-lost`; its proxy then keeps
+ * its guest's datagrams for the takeover and tells the primary's
+ * (FRAME_PRIMARY_LOST), which releases nothing more on its copies. */
 #include "config.h"
 
 #include "proxy.h"

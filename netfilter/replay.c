@@ -36,6 +36,16 @@ static void kept_frame_free(gpointer data)
     g_free(k);
 }
 
+static struct kept_frame *kept_frame_copy(const uint8_t *buf, size_t len)
+{
+    struct kept_frame *k = g_malloc(sizeof(*k) + len);
+
+    k->data = k->copy;
+    k->len = len;
+    memcpy(k->copy, buf, len);
+    return k;
+}
+
 /* Per flow, guest to client. */
 struct replay_flow {
     struct flow_key key;     /* first: the hash table's key */
@@ -138,21 +148,24 @@ void replay_keep_take(OutputReplay *r, uint8_t *buf, size_t len, replay_take_fn 
         r->st.evicted++;
         return;
     }
-    while (r->bytes + len > r->max_bytes) {
-        k = g_queue_pop_head(&r->frames);
+    /* The oldest segments make room; datagrams (kept after primary-lost)
+     * share the budget but are not pushed out. */
+    while (r->bytes + len > r->max_bytes && (k = g_queue_pop_head(&r->frames))) {
         r->bytes -= k->len;
         r->st.evicted++;
         kept_frame_free(k);
     }
+    if (r->bytes + len > r->max_bytes) {
+        r->st.evicted++;
+        return;
+    }
     if (take && len >= REPLAY_TAKE_MIN && (taken = take(opaque, buf))) {
         k = g_new(struct kept_frame, 1);
         k->data = g_realloc(taken, len);   /* gives the rest of the buffer back */
+        k->len = len;
     } else {
-        k = g_malloc(sizeof(*k) + len);
-        k->data = k->copy;
-        memcpy(k->copy, buf, len);
+        k = kept_frame_copy(buf, len);
     }
-    k->len = len;
     g_queue_push_tail(&r->frames, k);
     r->bytes += len;
     r->st.kept++;
@@ -197,10 +210,7 @@ void replay_keep_datagram(OutputReplay *r, const uint8_t *buf, size_t len)
         r->st.evicted++;     /* the oldest matter most here: keep those */
         return;
     }
-    k = g_malloc(sizeof(*k) + len);
-    k->data = k->copy;
-    memcpy(k->copy, buf, len);
-    k->len = len;
+    k = kept_frame_copy(buf, len);
     g_queue_push_tail(&r->datagrams, k);
     r->bytes += len;
     r->st.datagrams_kept++;

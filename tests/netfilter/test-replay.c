@@ -270,6 +270,19 @@ static void test_datagrams(void)
     g_assert_cmpuint(replay_flush(r, sink_send, &s), ==, 0);
     g_ptr_array_unref(s.pkts);
     replay_free(r);
+
+    /* Datagrams share the byte budget but segments do not push them out:
+     * with the budget theirs, a segment is not kept (and nothing breaks). */
+    len = udp_frame(buf, false, "fills the budget", false);
+    r = replay_new(len + 100);
+    replay_keep_datagram(r, buf, len);
+    replay_keep(r, buf, frame(buf, false, 300, PKT_TCP_ACK | PKT_TCP_PSH, 200, 0, false));
+    replay_get_stats(r, &st);
+    g_assert_cmpuint(st.datagrams_kept, ==, 1);
+    g_assert_cmpuint(st.kept, ==, 0);
+    g_assert_cmpuint(st.evicted, ==, 1);
+    g_assert_cmpuint(st.held_frames, ==, 1);
+    replay_free(r);
 }
 
 /* The client's acknowledgement (mirrored input) spares what it covers; a
