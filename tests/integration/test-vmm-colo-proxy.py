@@ -28,6 +28,7 @@ class FakeProxy:
         self.mode = "answer"
         self.epoch = 0
         self.commands = []
+        self.times = []             # time.monotonic() of each command's arrival
         self.conn = None
         self.lock = threading.Lock()
         self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -68,6 +69,7 @@ class FakeProxy:
                     continue
                 with self.lock:
                     self.commands.append(name)
+                    self.times.append(time.monotonic())
                     mode = self.mode
                 if mode == "hang":
                     continue
@@ -87,6 +89,11 @@ class FakeProxy:
     def seen(self):
         with self.lock:
             return list(self.commands)
+
+    def first(self, name):
+        """When @name first arrived (time.monotonic()), or None."""
+        with self.lock:
+            return next((t for c, t in zip(self.commands, self.times) if c == name), None)
 
     def close(self):
         self.srv.close()
@@ -186,6 +193,25 @@ def test_checkpoints_drive_both_proxies():
             assert p.pproxy.seen()[-1] == "failover", p.pproxy.seen()
             assert status(p.pri)["proxy"] == dict(st["proxy"], connected=False, epoch=n, requests=7,
                                                   **{"requests-ignored": 1, "failed-over": True}), status(p.pri)
+        finally:
+            p.close()
+
+
+def test_sync_begins_at_the_stop():
+    """The initial sync's checkpoint-begin reaches the primary's proxy when
+    the primary stops its guest for the sync's last pass, before the
+    secondary loads the copy (its proxy's first commit), not after: input
+    that reaches the primary's guest from its stop on is not in the copy,
+    and the proxy mirrors only once armed."""
+    require_kvm()
+    with tap.tempdir("cpx-") as tmp:
+        p = Pair(tmp)
+        try:
+            wait_until(lambda: p.sproxy.first("checkpoint-commit") is not None, 10,
+                       "the initial sync committed on the secondary's proxy")
+            begin, loaded = p.pproxy.first("checkpoint-begin"), p.sproxy.first("checkpoint-commit")
+            assert begin is not None and begin < loaded, (p.pproxy.seen(), begin, loaded)
+            assert p.pproxy.seen()[:2] == ["checkpoint-begin", "checkpoint-commit"], p.pproxy.seen()
         finally:
             p.close()
 
@@ -306,15 +332,18 @@ def refused(tmp, role, sec_proxy, owned):
 
 def test_no_proxy_refuses_colo():
     """-colo-proxy names no socket on the secondary: it refuses COLO with
-    the reason and exits; the primary runs on outside COLO."""
+    the reason and exits; the primary runs on outside COLO, and its proxy,
+    armed when the sync's last pass began, is failed over (it passes)."""
     require_kvm()
     with tap.tempdir("cpx-") as tmp:
         owned = []
         try:
             refused(tmp, "primary", os.path.join(tmp, "none.sock"), owned)
-            sec = owned[2]
+            proxy, sec = owned[0], owned[2]
             assert sec.wait_exit(30) == 1
             assert "colo-proxy" in open(sec.log_path).read()
+            # Armed at the sync's stop, it passes the guest's traffic again.
+            assert proxy.seen() == ["checkpoint-begin", "failover"], proxy.seen()
         finally:
             for x in owned:
                 x.close()

@@ -28,7 +28,10 @@ twice a second and at the end:
                                          first round after a broken connection, from the
                                          start of the round that broke (the whole outage)
     stalls                               the last 200 rounds of 200 ms or more, each
-                                         {at: wall clock its outage began, ms, broken}
+                                         {at: wall clock its outage began, ms, broken,
+                                         steps: ms each step of the round took (disk_write,
+                                         disk_read, echo, stream), so a stall names what
+                                         the client waited for}
     round_started                        wall clock when the round in flight began
                                          (null between rounds): a stall going on
     last_round                           wall clock of the last completed round
@@ -78,6 +81,8 @@ class Observer:
         self.sent = {}              # block: seqs sent there, not older than the acknowledged one
         self.lat = []
         self.round_start = None     # monotonic, for the round's time
+        self.step_start = None      # monotonic, when the round's current step began
+        self.steps = {}             # step: ms, this round's
         self.outage = None          # (monotonic, wall clock) a broken round began
         self.written = 0
         self.echo = self.stream = None
@@ -207,6 +212,8 @@ class Observer:
         except (OSError, guestnet.DiskError):
             self.st["disk_unanswered"] += 1
             return
+        finally:
+            self.step("disk_write")
         self.st["disk_writes"] += 1
         self.acked[block] = seq
         self.sent[block] = {q for q in self.sent[block] if q >= seq}
@@ -216,15 +223,23 @@ class Observer:
         except (OSError, guestnet.DiskError):
             self.st["disk_unanswered"] += 1
             return
+        finally:
+            self.step("disk_read")
         self.st["disk_reads"] += 1
         last = self.acked.get(check, 0)
         if (have or 0) < last or (have is not None and have not in self.sent.get(check, ())):
             self.st["writes_lost"] += 1
             self.st["lost"] = self.st["lost"][-9:] + [{"block": check, "acknowledged": last, "read": have}]
 
+    def step(self, name):
+        now = time.monotonic()
+        self.steps[name] = int((now - self.step_start) * 1000)
+        self.step_start = now
+
     def round(self):
         n = self.st["rounds"]
-        self.round_start = time.monotonic()
+        self.round_start = self.step_start = time.monotonic()
+        self.steps = {}
         self.st["round_started"] = time.time()
         self.udp_send()
         if self.st["disk"]:
@@ -232,8 +247,10 @@ class Observer:
         data = bytes((n * 31 + i) % 251 for i in range(ECHO))
         self.echo.sendall(data)
         back = self.recv_exactly(self.echo, ECHO, "echo")
+        self.step("echo")
         want = guestnet.stream_bytes(self.offset, STREAM)
         got = self.recv_exactly(self.stream, STREAM, "stream")
+        self.step("stream")
         took = time.monotonic() - self.round_start
         # What the client saw: since the broken round began, reconnecting
         # included (the run-matrix's stall at failover).
@@ -241,7 +258,8 @@ class Observer:
         seen = time.monotonic() - began[0]
         if seen >= STALL_MS / 1000:
             self.st["stalls"] = self.st["stalls"][-199:] + [{"at": began[1], "ms": int(seen * 1000),
-                                                             "broken": self.outage is not None}]
+                                                             "broken": self.outage is not None,
+                                                             "steps": self.steps}]
         self.outage = None
         self.round_start = self.st["round_started"] = None
         wrong = sum(a != b for a, b in zip(back, data)) + sum(a != b for a, b in zip(got, want))

@@ -199,13 +199,12 @@ void colo_net_hold(Migration *m)
     }
 }
 
-void colo_net_leave(Migration *m)
+static void colo_net_disconnect(Migration *m, bool failover)
 {
     Colo *co = m->colo;
 
     g_mutex_lock(&m->lock);
     ProxyClient *pc = co->proxy;
-    bool failover = co->failover;
     g_mutex_unlock(&m->lock);
     if (!pc) {
         return;
@@ -226,6 +225,19 @@ void colo_net_leave(Migration *m)
     co->proxy = NULL;
     g_mutex_unlock(&m->lock);
     proxy_client_free(pc);
+}
+
+void colo_net_leave(Migration *m)
+{
+    g_mutex_lock(&m->lock);
+    bool failover = m->colo->failover;
+    g_mutex_unlock(&m->lock);
+    colo_net_disconnect(m, failover);
+}
+
+void colo_net_abandon(Migration *m)
+{
+    colo_net_disconnect(m, true);
 }
 
 JsonObject *colo_net_query_locked(const Colo *co)

@@ -179,17 +179,26 @@ static gboolean main_colo_run_vm(gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
+bool colo_primary_sync_begin(Migration *m, GError **error)
+{
+    colo_begin(m);
+    /* Input that reaches the guest's tap from now on is not in the copy:
+     * the secondary must get it, as after any checkpoint's copy. Until
+     * COLO runs, its proxy keeps it in its guest's tap. */
+    return colo_net_connect(m, COLO_MODE_PRIMARY, error) && colo_net_checkpoint_begin(m, error);
+}
+
+void colo_primary_abandon(Migration *m)
+{
+    colo_net_abandon(m);
+}
+
 bool colo_primary_run(Migration *m, GError **error)
 {
     Colo *co = m->colo;
     uint64_t value;
 
-    colo_begin(m);
-    if (!colo_net_connect(m, COLO_MODE_PRIMARY, error)) {
-        return false;
-    }
     if (!colo_wait_msg(m, COLO_MSG_CHECKPOINT_READY, &value, error)) {
-        colo_net_leave(m);
         return false;
     }
     /* Checkpoints are the latency path of every held packet: no limit. */
@@ -200,10 +209,11 @@ bool colo_primary_run(Migration *m, GError **error)
     Capture cap = { 0 };
     disk_save_cleanup(&m->src.disks);
     colo_disk_primary_start(&cap.disks, m->host.disks);
-    /* For the proxy the initial sync is a checkpoint: what the guest sent
-     * before it stopped is in the secondary now. */
+    /* For the proxy the initial sync is a checkpoint (its begin was at the
+     * stop, colo_primary_sync_begin): what the guest sent before it
+     * stopped is in the secondary now. */
     g_autoptr(GError) net_error = NULL;
-    bool net_ok = colo_net_checkpoint_begin(m, &net_error) && colo_net_commit(m, &net_error);
+    bool net_ok = colo_net_commit(m, &net_error);
     migration_call_main(m, main_colo_run_vm);
     colo_enter(m, COLO_MODE_PRIMARY);   /* both guests run now */
     if (!net_ok) {

@@ -63,6 +63,9 @@ void colo_net_hold(Migration *m);
 /* Leaving COLO: on failover the proxy releases and passes (primary) or
  * hands the guest's traffic out (secondary); then disconnect. */
 void colo_net_leave(Migration *m);
+/* COLO never began after the proxy was armed (colo_primary_sync_begin):
+ * it releases and passes, as on failover; then disconnect. */
+void colo_net_abandon(Migration *m);
 /* query-colo-status "proxy", with the lock; NULL without a proxy. */
 JsonObject *colo_net_query_locked(const Colo *co);
 

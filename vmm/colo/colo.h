@@ -82,10 +82,17 @@ typedef struct Colo {
 Colo *colo_new(void);
 void colo_free(Colo *co);
 
-/* Both sides. The primary's loop, after the initial sync has been sent
- * with the VM stopped; returns once COLO is over, with the VM running on.
- * False with @error if COLO never began (no READY from the secondary). */
+/* Both sides. The primary's initial sync enters its final phase: the VM
+ * has just stopped. The proxy mirrors the clients' input from here on: it
+ * is not in the copy about to be sent. */
+bool colo_primary_sync_begin(struct Migration *m, GError **error);
+/* The primary's loop, after the initial sync has been sent with the VM
+ * stopped; returns once COLO is over, with the VM running on. False with
+ * @error if COLO never began (no READY from the secondary). */
 bool colo_primary_run(struct Migration *m, GError **error);
+/* The initial sync failed after colo_primary_sync_begin: the VM runs on
+ * alone, so the proxy passes its traffic instead of holding it. */
+void colo_primary_abandon(struct Migration *m);
 /* The secondary's loop, after the initial sync has loaded; returns once
  * COLO is over, with the guest running on as a primary. False with @error
  * if COLO could not begin. */

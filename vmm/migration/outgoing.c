@@ -358,6 +358,9 @@ static bool outgoing_complete(Migration *m, GError **error)
     migration_stop_vm(m);
     int64_t stopped = g_get_monotonic_time();
     migration_set_status(m, MIG_STATUS_DEVICE);
+    if (m->caps.x_colo && !colo_primary_sync_begin(m, error)) {
+        return false;
+    }
     if (!outgoing_sync(m, error)) {
         return false;
     }
@@ -575,6 +578,9 @@ out:
                G_GINT64_FORMAT " ms", m->src.uri, m->src.total_ms, m->src.downtime_ms);
         migration_set_status(m, MIG_STATUS_COMPLETED);
     } else {
+        if (m->caps.x_colo) {
+            colo_primary_abandon(m);    /* before the guest runs again */
+        }
         if (m->src.vm_stopped) {
             migration_call_main(m, main_after_failure);
         }
