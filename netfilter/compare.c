@@ -32,10 +32,14 @@ struct cmp_held {
 };
 
 /* A piece of the secondary's output: a TCP byte range (sorted, never
- * overlapping) or one whole packet payload (other protocols, FIFO). */
+ * overlapping) or one packet of another protocol (FIFO), kept whole from
+ * its IP header: its payload, which is compared, starts @off bytes in. A
+ * primary whose guest died sends such packets on (cmp_take_datagrams). */
 struct cmp_sseg {
     uint32_t seq;
     uint32_t len;
+    uint32_t off;
+    uint32_t pkt_len;
     uint8_t data[];
 };
 
@@ -405,7 +409,7 @@ static enum cmp_verdict cmp_judge_packet(struct cmp_flow *f, const struct cmp_he
     if (s->len != h->len) {
         *reason = CMP_REASON_FLAGS;
         v = CMP_MISMATCH;
-    } else if (memcmp(s->data, h->payload, h->len) != 0) {
+    } else if (memcmp(s->data + s->off, h->payload, h->len) != 0) {
         *reason = CMP_REASON_PAYLOAD;
         v = CMP_MISMATCH;
     }
@@ -562,8 +566,24 @@ static struct cmp_sseg *cmp_sseg_new(uint32_t seq, const uint8_t *data, uint32_t
     struct cmp_sseg *s = g_malloc(sizeof(*s) + len);
 
     s->seq = seq;
-    s->len = len;
+    s->len = s->pkt_len = len;
+    s->off = 0;
     memcpy(s->data, data, len);
+    return s;
+}
+
+/* A non-TCP packet of the secondary, from its IP header (@pkt at the
+ * frame or packet as parsed into @pi). */
+static struct cmp_sseg *cmp_sseg_packet(const uint8_t *pkt, const struct pkt_info *pi)
+{
+    uint32_t n = (uint32_t)(pi->end - pi->l3_off);
+    struct cmp_sseg *s = g_malloc(sizeof(*s) + n);
+
+    s->seq = 0;
+    s->len = (uint32_t)pi->payload_len;
+    s->off = (uint32_t)(pi->payload_off - pi->l3_off);
+    s->pkt_len = n;
+    memcpy(s->data, pkt + pi->l3_off, n);
     return s;
 }
 
@@ -645,7 +665,7 @@ static void cmp_secondary_parsed(CmpEngine *e, const uint8_t *pkt, const struct 
             f->s_fin_seq = dseq + (uint32_t)pi->payload_len;
         }
     } else {
-        g_sequence_append(f->sdata, cmp_sseg_new(0, pkt + pi->payload_off, (uint32_t)pi->payload_len));
+        g_sequence_append(f->sdata, cmp_sseg_packet(pkt, pi));
         f->sbytes += pi->payload_len;
     }
     /* Short of room: give up the history of bytes already released (a
@@ -694,6 +714,31 @@ void cmp_secondary_add(CmpEngine *e, uint32_t epoch, const uint8_t *pkt, size_t 
         return;
     }
     cmp_secondary_parsed(e, pkt, &pi, now_ns);
+}
+
+unsigned int cmp_take_datagrams(CmpEngine *e, cmp_datagram_fn fn, void *opaque)
+{
+    GHashTableIter it;
+    struct cmp_flow *f;
+    unsigned int n = 0;
+
+    g_hash_table_iter_init(&it, e->flows);
+    while (g_hash_table_iter_next(&it, NULL, (gpointer *)&f)) {
+        if (f->tcp || (f->key.proto != IPPROTO_UDP && f->key.proto != IPPROTO_ICMP &&
+                       f->key.proto != IPPROTO_ICMPV6)) {
+            continue;
+        }
+        for (GSequenceIter *si = g_sequence_get_begin_iter(f->sdata); !g_sequence_iter_is_end(si);
+             si = g_sequence_iter_next(si)) {
+            const struct cmp_sseg *sg = g_sequence_get(si);
+
+            fn(opaque, sg->data, sg->pkt_len);
+            n++;
+        }
+        g_sequence_remove_range(g_sequence_get_begin_iter(f->sdata), g_sequence_get_end_iter(f->sdata));
+        f->sbytes = 0;
+    }
+    return n;
 }
 
 void cmp_input_add(CmpEngine *e, const uint8_t *pkt, size_t len, bool eth)

@@ -104,6 +104,14 @@ void cmp_secondary_add(CmpEngine *e, uint32_t epoch, const uint8_t *pkt, size_t 
  * them, and their secondary copy is no longer kept. */
 void cmp_input_add(CmpEngine *e, const uint8_t *pkt, size_t len, bool eth);
 
+/* The secondary's UDP, ICMP and ICMPv6 packets that no primary packet has
+ * matched yet, each as its whole IP packet (checksum as the guest left
+ * it), oldest first within a flow; the engine forgets them. For a primary
+ * whose guest died: its secondary's answers to input ours never answered
+ * reach nobody else (docs/colo-proxy.md). Returns how many. */
+typedef void (*cmp_datagram_fn)(void *opaque, const uint8_t *ip, size_t len);
+unsigned int cmp_take_datagrams(CmpEngine *e, cmp_datagram_fn fn, void *opaque);
+
 /* Look for packets held longer than compare_timeout; call every
  * expired_scan_cycle. Returns true if a checkpoint was requested. */
 bool cmp_expire(CmpEngine *e, uint64_t now_ns);

@@ -222,6 +222,7 @@ static JsonNode *cmd_query_stats(JsonObject *args, gpointer opaque, GError **err
         add_int(b, "fence-released", (int64_t)p->fence_released);
         add_int(b, "fence-deferred", p->fence_deferred ? (int64_t)p->fence_deferred->len : 0);
         add_int(b, "vmm-lost-released", (int64_t)p->vmm_lost_released);
+        add_int(b, "vmm-lost-datagrams-sent", (int64_t)p->vmm_lost_datagrams_sent);
     }
     if (p->rw) {
         struct rw_stats rs;

@@ -22,7 +22,17 @@
  * The secondary's side of the same loss is here too: its colo-vmm, seeing
  * the primary's stream break, says `primary-lost`; its proxy then keeps
  * its guest's datagrams for the takeover and tells the primary's
- * (FRAME_PRIMARY_LOST), which releases nothing more on its copies. */
+ * (FRAME_PRIMARY_LOST, "the mark"), which releases nothing more on its
+ * copies and takes none after the mark into its engine.
+ *
+ * Its datagrams (UDP, ICMP) from before the mark that nothing of ours
+ * matched are sent to the clients from here, once both the mark and
+ * `vmm-lost` are in: its guest answered input that ours, dead, never
+ * will, and those answers came only here, for comparison. Not before the
+ * mark: a checkpoint the secondary commits alone (its FRAME_EPOCH comes
+ * before the mark, the link keeps order) supersedes them, and whatever
+ * follows the mark it sends itself. TCP needs nothing of the kind: the
+ * takeover sends its unacknowledged output again (replay.c). */
 #include "config.h"
 
 #include "proxy.h"
@@ -46,6 +56,43 @@ static unsigned int vmm_lost_commit(Proxy *p)
     return n;
 }
 
+struct orphans {
+    Proxy *p;
+    ReplayRaw *raw;
+};
+
+static void orphan_send(void *opaque, const uint8_t *ip, size_t len)
+{
+    struct orphans *o = opaque;
+
+    if (replay_raw_send_datagram(o->raw, ip, len)) {
+        o->p->vmm_lost_datagrams_sent++;
+    }
+}
+
+static void vmm_lost_send_orphans(Proxy *p)
+{
+    g_autoptr(GError) err = NULL;
+    struct orphans o = { p, NULL };
+
+    if (!p->vmm_lost || !p->peer_lost_primary || p->orphans_sent || p->failed_over) {
+        return;
+    }
+    p->orphans_sent = true;
+    o.raw = replay_raw_open(&err);
+    if (!o.raw) {
+        qb_log(LOG_WARNING, "the secondary's answers to input this guest never answered are not sent: %s",
+               err->message);
+        return;
+    }
+    unsigned int n = cmp_take_datagrams(p->engine, orphan_send, &o);
+    if (n) {
+        qb_log(LOG_NOTICE, "%" G_GUINT64_FORMAT " of %u datagrams the secondary's guest sent that this dead "
+               "guest never matched went to the clients from here", p->vmm_lost_datagrams_sent, n);
+    }
+    replay_raw_close(o.raw);
+}
+
 bool proxy_vmm_lost(Proxy *p, unsigned int *released, GError **error)
 {
     *released = 0;
@@ -60,7 +107,13 @@ bool proxy_vmm_lost(Proxy *p, unsigned int *released, GError **error)
     p->vmm_lost = true;
     qb_log(LOG_WARNING, "this primary's colo-vmm died: the guest's input is still mirrored to the secondary, and "
            "only a checkpoint the secondary committed releases what it covers");
+    /* What the guest sent before it died is in the queue's socket: judged
+     * first, so nothing of ours comes after a copy is sent as unmatched. */
+    if (p->nfq) {
+        nfq_drain(p->nfq);
+    }
     *released = vmm_lost_commit(p);
+    vmm_lost_send_orphans(p);
     return true;
 }
 
@@ -113,4 +166,5 @@ void proxy_peer_lost_primary(Proxy *p)
     p->peer_lost_primary = true;
     qb_log(LOG_WARNING, "the secondary lost this primary's checkpoints: nothing more is released on its copies "
            "(it keeps its guest's output for a takeover)");
+    vmm_lost_send_orphans(p);
 }

@@ -136,7 +136,9 @@ static void primary_frame(void *opaque, const struct frame *f)
         proxy_peer_lost_primary(p);
         return;
     }
-    if (f->type != FRAME_OUTPUT || f->len < CAPTURE_VNET_LEN) {
+    /* After the mark the secondary keeps its output for its takeover:
+     * nothing here may go out on it (proxy-vmm-lost.c). */
+    if (f->type != FRAME_OUTPUT || f->len < CAPTURE_VNET_LEN || p->peer_lost_primary) {
         return;
     }
     cmp_secondary_add(p->engine, f->epoch, f->payload + CAPTURE_VNET_LEN, f->len - CAPTURE_VNET_LEN, true,

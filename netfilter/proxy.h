@@ -93,6 +93,8 @@ typedef struct proxy {
     bool peer_epoch_known;
     uint32_t peer_epoch;       /* the secondary's, from its last FRAME_EPOCH */
     uint64_t vmm_lost_released; /* packets its checkpoint covered, released after */
+    uint64_t vmm_lost_datagrams_sent; /* the secondary's, that nothing of ours matched */
+    bool orphans_sent;         /* those were sent (once) */
     uint64_t mirror_after_takeover; /* secondary: mirrored frames delivered after our takeover */
     bool checkpointing;        /* primary: between checkpoint-begin and its commit */
     bool releasing_all;        /* primary: inside a commit's or failover's release of everything */

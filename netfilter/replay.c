@@ -478,6 +478,22 @@ bool replay_raw_send(void *opaque, const uint8_t *ip, size_t len)
     return true;
 }
 
+bool replay_raw_send_datagram(ReplayRaw *s, const uint8_t *ip, size_t len)
+{
+    struct pkt_info pi;
+
+    memset(&pi, 0, sizeof(pi));
+    if (pkt_parse_ip(ip, len, &pi) != PKT_OK || pi.fragment ||
+        (pi.key.proto != IPPROTO_UDP && pi.key.proto != IPPROTO_ICMP && pi.key.proto != IPPROTO_ICMPV6)) {
+        return false;
+    }
+    g_autofree uint8_t *copy = g_memdup2(ip, pi.end);
+
+    /* Whether the guest left it to its NIC is not known here: in full. */
+    datagram_checksum(copy, copy + pi.l4_off, pi.payload_off + pi.payload_len - pi.l4_off, pi.key.proto);
+    return replay_raw_send(s, copy, pi.end);
+}
+
 void replay_raw_close(ReplayRaw *s)
 {
     if (!s) {

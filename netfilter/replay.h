@@ -93,6 +93,9 @@ typedef struct replay_raw ReplayRaw;
 ReplayRaw *replay_raw_open(GError **error);
 /* A replay_send_fn; @opaque is the ReplayRaw. */
 bool replay_raw_send(void *opaque, const uint8_t *ip, size_t len);
+/* A UDP, ICMP or ICMPv6 packet (@ip, @len bytes) sent with its checksum
+ * completed; false for anything else (a fragment too) or a failed send. */
+bool replay_raw_send_datagram(ReplayRaw *s, const uint8_t *ip, size_t len);
 void replay_raw_close(ReplayRaw *s);
 
 #endif

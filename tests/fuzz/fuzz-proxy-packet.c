@@ -1,5 +1,6 @@
-/* libFuzzer target: the packet parser, the compare engine, the rewriter
- * and the secondary's output replay on arbitrary bytes. The first byte
+/* libFuzzer target: the packet parser, the compare engine (a dead
+ * primary's taking of the secondary's datagrams too), the rewriter and
+ * the secondary's output replay on arbitrary bytes. The first byte
  * picks the path. */
 #include "config.h"
 
@@ -27,6 +28,12 @@ static bool fuzz_replay_send(void *opaque, const uint8_t *ip, size_t len)
         __builtin_trap();
     }
     return true;
+}
+
+/* Every datagram a dead primary's proxy takes is one whole IP packet. */
+static void fuzz_take(void *opaque, const uint8_t *ip, size_t len)
+{
+    fuzz_replay_send(opaque, ip, len);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -83,6 +90,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (data[0] & 0x80) {
             cmp_checkpoint_commit(e, handle);
             rw_table_reset(rw);
+        } else if (data[0] & 0x40) {
+            cmp_take_datagrams(e, fuzz_take, NULL);
         }
         break;
     case 6:

@@ -560,6 +560,60 @@ static void test_unarmed_passes(struct fixture *f, gconstpointer data)
     g_assert_cmpuint(f->requests->len, ==, 0);
 }
 
+static void take_one(void *opaque, const uint8_t *ip, size_t len)
+{
+    g_ptr_array_add(opaque, g_bytes_new(ip, len));
+}
+
+/* A primary whose guest died sends the secondary's unmatched datagrams:
+ * whole (from the IP header, an Ethernet frame's too), in order, once;
+ * not a matched one, not TCP. */
+static void test_take_datagrams(struct fixture *f, gconstpointer data)
+{
+    g_autoptr(GPtrArray) got = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    uint8_t first[128], second[128];
+    size_t len, flen, slen;
+
+    /* Matched: not given. */
+    len = pktgen_udp(f->buf, GUEST, CLIENT, 53, 5353, "matched", 7);
+    cmp_primary_add(f->e, 1, f->buf, len, false, f->now);
+    cmp_secondary_add(f->e, 0, f->buf, len, false, f->now);
+    g_assert_true(released(f, 1));
+    /* Two unmatched answers on one flow, one in an Ethernet frame. */
+    flen = pktgen_udp(first, GUEST, CLIENT, 53, 5353, "one", 3);
+    cmp_secondary_add(f->e, 0, first, flen, false, f->now);
+    slen = pktgen_udp(second, GUEST, CLIENT, 53, 5353, "two!", 4);
+    memcpy(f->buf, second, slen);
+    len = pktgen_eth_wrap(f->buf, slen);
+    cmp_secondary_add(f->e, 0, f->buf, len, true, f->now);
+    /* An unmatched ICMP echo reply, and TCP bytes. */
+    len = pktgen_icmp_echo(f->buf, "fd00::2", "fd00::9", 7, 1, "ping", 4);
+    cmp_secondary_add(f->e, 0, f->buf, len, false, f->now);
+    s_tcp(f, 7, 1, AP, "tcp");
+
+    g_assert_cmpuint(cmp_take_datagrams(f->e, take_one, got), ==, 3);
+    g_assert_cmpuint(got->len, ==, 3);
+    for (guint i = 0, seen = 0; i < got->len; i++) {
+        gsize n;
+        const uint8_t *ip = g_bytes_get_data(got->pdata[i], &n);
+
+        if ((ip[0] >> 4) == 6) {
+            continue;
+        }
+        /* The flow's order kept. */
+        if (seen++ == 0) {
+            g_assert_cmpmem(ip, n, first, flen);
+        } else {
+            g_assert_cmpmem(ip, n, second, slen);
+        }
+    }
+    g_assert_cmpuint(cmp_take_datagrams(f->e, take_one, got), ==, 0);
+    /* Given means forgotten: a late primary twin no longer matches. */
+    len = pktgen_udp(f->buf, GUEST, CLIENT, 53, 5353, "one", 3);
+    cmp_primary_add(f->e, 2, f->buf, len, false, f->now);
+    g_assert_false(released(f, 2));
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -583,5 +637,6 @@ int main(int argc, char **argv)
     ADD("unparseable", test_unparseable);
     ADD("failover", test_failover);
     ADD("unarmed-passes", test_unarmed_passes);
+    ADD("take-datagrams", test_take_datagrams);
     return g_test_run();
 }
