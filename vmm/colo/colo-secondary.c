@@ -13,6 +13,7 @@
 
 #include "colo/colo-disk.h"
 #include "colo/ram-cache.h"
+#include "colo/ram-populate.h"
 #include "migration/multifd.h"
 
 struct ColoSecondary {
@@ -27,6 +28,7 @@ struct ColoSecondary {
     uint64_t bytes_at;          /* stream position at VMSTATE_SEND */
     bool receiving;             /* between VMSTATE_SEND and VMSTATE_SIZE */
     bool unusable;              /* a commit failed halfway: the guest stays paused */
+    RamPopulate *populate;      /* the guest's RAM faulted in ahead of the commits */
 } Secondary;
 
 /* Pages loaded so far, over every channel (multifd ones add atomically). */
@@ -239,6 +241,7 @@ ColoSecondary *colo_secondary_new(Migration *m, GError **error)
 
 void colo_secondary_free(ColoSecondary *s)
 {
+    ram_populate_stop(s->populate);
     if (s->paused && !s->unusable) {
         /* A checkpoint that had not arrived whole is dropped: the guest goes
          * on from its own state, which the cache never touched. */
@@ -281,6 +284,7 @@ bool colo_secondary_run(Migration *m, GError **error)
     migration_call_main(m, main_colo_start_guest);
     colo_enter(m, COLO_MODE_SECONDARY);
     colo_rp_send(m, COLO_MSG_CHECKPOINT_READY, 0);
+    s->populate = ram_populate_start(m->host.mem);
 
     colo_secondary_loop(s, m->dst.in, &local);     /* returns only when the stream ends */
     if (s->unusable) {

@@ -60,6 +60,9 @@ bool ram_cache_init(RamCache *rc, const GuestMemory *mem, GError **error)
             ram_cache_fini(rc);
             return false;
         }
+        /* Pages land here one by one, sparse: a 4 KiB fault each, where a
+         * huge page would clear 2 MiB inside a checkpoint's pause. */
+        madvise(p, b->size, MADV_NOHUGEPAGE);
         rc->copy[i] = p;
         rc->nr_blocks = i + 1;
         ram_cache_copy(p, b);
