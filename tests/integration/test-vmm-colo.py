@@ -148,6 +148,29 @@ def checkpoints_carry_the_primary_state(multifd=0):
         sec.close()
 
 
+def rss_kib(vm):
+    with open("/proc/%d/smaps_rollup" % vm.proc.pid) as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("Rss:"))
+
+
+def test_secondary_ram_populated():
+    """Once COLO runs, the secondary faults its guest's whole RAM in (in the
+    background) rather than inside the checkpoints' commits; checkpoints
+    go on meanwhile."""
+    require_kvm()
+    pri, sec = colo_pair()
+    try:
+        wait_until(lambda: "the guest's RAM is populated (64 MiB" in open(sec.log_path).read(), 30,
+                   "the secondary's RAM populated")
+        rss = rss_kib(sec)
+        print("# RSS: secondary %d KiB, primary %d KiB" % (rss, rss_kib(pri)))
+        assert rss >= 64 << 10, rss
+        wait_checkpoints(pri, 3)
+    finally:
+        pri.close()
+        sec.close()
+
+
 def failover_after_checkpoints(primary_dies, multifd=0):
     require_kvm()
     pri, sec = colo_pair(multifd=multifd)
