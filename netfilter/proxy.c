@@ -680,6 +680,13 @@ bool proxy_failover(Proxy *p, GError **error)
     if (p->engine) {
         /* colod decided: this primary serves alone. */
         proxy_fence_lift(p, "failed over alone");
+    } else if (p->cap) {
+        /* What our guest sent before is in the capture's socket, and the
+         * kernel dropped it (the DROP rule): the peer and the replay get
+         * it as before the takeover. colo-vmm holds the guest's network
+         * around this command, so nothing is sent while the rules change;
+         * otherwise a frame read after the flag below is lost. */
+        capture_drain(p->cap);
     }
     p->failed_over = true;
     if (p->engine) {

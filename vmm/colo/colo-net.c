@@ -211,7 +211,13 @@ static void colo_net_disconnect(Migration *m, bool failover)
     }
     if (failover) {
         g_autoptr(GError) error = NULL;
+        /* The guest's output waits in its queues while the proxy changes
+         * its rules: a secondary's, sent meanwhile, met the old DROP rule
+         * after the proxy had stopped taking it from its capture, and was
+         * lost (the client's retransmission, 200 ms and more). */
+        m->host.ops->hold_network(m->host.vm);
         g_autoptr(JsonObject) ret = proxy_client_call(pc, "failover", PROXY_FAILOVER_MS, &error);
+        m->host.ops->release_network(m->host.vm);
         if (ret) {
             qb_log(LOG_NOTICE, "COLO: colo-proxy failed over");
         } else {
