@@ -54,6 +54,7 @@ struct Instance {
     bool failover_on_ready; /* a restart that must pass traffic at once */
     ProxyDriverReadyFunc ready_fn;
     void *ready_opaque;
+    guint link_wait;        /* a primary's ready waits for its peer link (LINK_WAIT_MS) */
     JsonObject *status;     /* last query-status */
     JsonObject *stats;      /* last query-stats */
     int queue_fd;           /* our copy of its NFQUEUE socket (proxy-queue.h), or -1 */
@@ -69,6 +70,7 @@ struct Instance {
 static void inst_free(Instance *in)
 {
     g_clear_handle_id(&in->failover_check, g_source_remove);
+    g_clear_handle_id(&in->link_wait, g_source_remove);
     g_clear_handle_id(&in->linger_timer, g_source_remove);
     /* The last copy: the kernel drops what the queue still holds. */
     if (in->queue_fd >= 0) {
@@ -84,10 +86,38 @@ static void inst_ready_done(Instance *in, bool ok, const char *detail)
 {
     ProxyDriverReadyFunc fn = in->ready_fn;
 
+    g_clear_handle_id(&in->link_wait, g_source_remove);
     in->ready_fn = NULL;
     if (fn && in->d) {
         fn(ok, detail, in->ready_opaque);
     }
+}
+
+/* A primary's proxy for a protect is ready once its link to the
+ * secondary's is up: what the clients send after the sync's stop is
+ * mirrored only over that link, and a frame with no link is dropped. A
+ * small guest's sync ended before the secondary's proxy, retrying its
+ * connect, had linked up, and the secondary never got a request the
+ * primary's guest then answered: the answer waited for a copy until the
+ * client retried. Past the bound COLO begins anyway, as it did. */
+#define LINK_WAIT_MS 3000
+
+static void inst_link_up(Instance *in)
+{
+    if (in->link_wait) {
+        inst_ready_done(in, true, "its control socket answers and its link to the secondary's proxy is up");
+    }
+}
+
+static gboolean on_link_wait_timeout(gpointer data)
+{
+    Instance *in = data;
+
+    in->link_wait = 0;
+    qb_log(LOG_WARNING, "colo-proxy's link to the secondary's proxy is not up after %d ms: COLO begins without it "
+           "(the clients' input is not mirrored until it is)", LINK_WAIT_MS);
+    inst_ready_done(in, true, "its control socket answers (no peer link yet)");
+    return G_SOURCE_REMOVE;
 }
 
 /* ---- cleanup and restart ----------------------------------------------- */
@@ -348,6 +378,9 @@ static void on_status_reply(QmpClient *c, JsonNode *ret, const GError *error, gp
     in->status = json_object_ref(json_node_get_object(ret));
     in->failed_over |= json_object_get_boolean_member_with_default(in->status, "failed-over", FALSE);
     inst_keep_queue(in);
+    if (json_object_get_boolean_member_with_default(in->status, "peer-link", FALSE)) {
+        inst_link_up(in);
+    }
 }
 
 static void on_stats_reply(QmpClient *c, JsonNode *ret, const GError *error, gpointer opaque)
@@ -406,6 +439,11 @@ static void on_ready(void *owner, QmpClient *qmp)
         inst_failover(in);
     }
     on_poll(in, qmp);
+    if (in->role == VMM_PRIMARY && in->ready_fn) {
+        /* The status just asked, or PEER_LINK, ends the wait. */
+        in->link_wait = g_timeout_add(LINK_WAIT_MS, on_link_wait_timeout, in);
+        return;
+    }
     inst_ready_done(in, true, "its control socket answers");
 }
 
@@ -445,6 +483,9 @@ static void on_event(QmpClient *c, const char *event, JsonObject *data, JsonObje
 
     if (g_strcmp0(event, "PEER_SERVING") == 0) {
         linger_end_soon(in, "the secondary serves the clients");
+    } else if (g_strcmp0(event, "PEER_LINK") == 0 && data &&
+               json_object_get_boolean_member_with_default(data, "up", FALSE)) {
+        inst_link_up(in);
     }
 }
 

@@ -186,6 +186,11 @@ def test_protected_with_proxies():
     assert colod_proxy("node2")["role"] == "secondary"
     assert obs.get("wrong_bytes", 0) == 0 and obs.get("udp_wrong", 0) == 0, obs
     assert cluster_vm.serving(c) == ["node1"]
+    # The protect began only once the proxies were linked: the input from
+    # the sync's stop on is mirrored over that link.
+    log = c.log("node1", "colod", 20000)
+    link, stop = log.find("notice: link up"), log.find("running -> finish-migrate")
+    assert 0 <= link < stop, (link, stop)
 
 
 @tap.timeout(240)
