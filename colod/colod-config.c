@@ -51,6 +51,8 @@ static const KeySpec keys[] = {
     { "timeouts", "protect-retry-ms", KEY_MS, false, F(timeouts.protect_retry_ms), 10000 },
     { "timeouts", "claim-ms", KEY_MS, false, F(timeouts.claim_ms), 5000 },
     { "timeouts", "restart-grace-ms", KEY_MS, false, F(timeouts.restart_grace_ms), 30000 },
+    { "timeouts", "linger-ms", KEY_MS, false, F(timeouts.linger_ms), 1000 },
+    { "timeouts", "proxy-link-ms", KEY_MS, false, F(timeouts.proxy_link_ms), 3000 },
     { "hooks", "role-change", KEY_STRING, false, F(role_change_hook), 0 },
     { "hooks", "role-change-timeout-ms", KEY_MS, false, F(role_change_timeout_ms), 10000 },
     { "hooks", "state-change", KEY_STRING, false, F(state_change_hook), 0 },

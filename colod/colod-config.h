@@ -25,6 +25,8 @@ typedef struct {
     uint32_t protect_retry_ms;  /* between failed protect attempts */
     uint32_t claim_ms;          /* the peer's answer to a failover claim */
     uint32_t restart_grace_ms;  /* a peer colod that said it restarts */
+    uint32_t linger_ms;         /* a dead primary colo-vmm's proxy, until the secondary serves */
+    uint32_t proxy_link_ms;     /* a protect waits for the proxies' link */
 } ColodTimeouts;
 
 typedef struct {

@@ -57,11 +57,6 @@ typedef struct {
     int exit_code;
 } Colod;
 
-/* How long the proxy of a primary whose colo-vmm died may wait for the
- * secondary to serve: the takeover takes a CPG round and the secondary's
- * failover, tens of milliseconds; an older secondary never says. */
-#define LINGER_MS 1000
-
 static int64_t colod_now_ms(void *opaque)
 {
     return g_get_monotonic_time() / 1000;
@@ -390,7 +385,7 @@ static void colod_on_vmm_event(VmmEvent ev, const char *detail, void *opaque)
          * to the secondary until it serves them (docs/colod.md, "A primary
          * whose colo-vmm died"); else nothing is left to hold or compare. */
         if (cluster_fsm_state(c->fsm) == CLUSTER_PRIMARY_PROTECTED &&
-            proxy_driver_linger(c->proxy, LINGER_MS, colod_on_linger_done, c)) {
+            proxy_driver_linger(c->proxy, c->config->timeouts.linger_ms, colod_on_linger_done, c)) {
             c->lingering = true;
         } else {
             proxy_driver_stop(c->proxy);
@@ -620,7 +615,8 @@ static int colod_setup(Colod *c, const char *config_path, const char *control_pa
                               .queue_num = c->config->queue_num, .listen = proxy_listen, .connect = proxy_connect,
                               .peer = c->config->peer_address, .socket_group = c->config->socket_group,
                               .tls_dir = c->config->tls_dir,
-                              .qmp_ms = c->config->timeouts.qmp_ms, .poll_ms = 2000 };
+                              .qmp_ms = c->config->timeouts.qmp_ms, .poll_ms = 2000,
+                              .link_wait_ms = c->config->timeouts.proxy_link_ms };
     c->proxy = proxy_driver_new(&pp, colod_vmm_alive, c);
     c->tap = guest_tap_new(c->config->guest_iface);
     params = (ClusterFsmParams){ .local_id = cluster_link_local_id(c->link), .peer_id = c->config->peer_node_id,

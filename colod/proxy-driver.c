@@ -99,9 +99,8 @@ static void inst_ready_done(Instance *in, bool ok, const char *detail)
  * small guest's sync ended before the secondary's proxy, retrying its
  * connect, had linked up, and the secondary never got a request the
  * primary's guest then answered: the answer waited for a copy until the
- * client retried. Past the bound COLO begins anyway, as it did. */
-#define LINK_WAIT_MS 3000
-
+ * client retried. Past the bound ([timeouts] proxy-link-ms) COLO begins
+ * anyway, as it did. */
 static void inst_link_up(Instance *in)
 {
     if (in->link_wait) {
@@ -114,8 +113,8 @@ static gboolean on_link_wait_timeout(gpointer data)
     Instance *in = data;
 
     in->link_wait = 0;
-    qb_log(LOG_WARNING, "colo-proxy's link to the secondary's proxy is not up after %d ms: COLO begins without it "
-           "(the clients' input is not mirrored until it is)", LINK_WAIT_MS);
+    qb_log(LOG_WARNING, "colo-proxy's link to the secondary's proxy is not up after %u ms: COLO begins without it "
+           "(the clients' input is not mirrored until it is)", in->d ? in->d->p.link_wait_ms : 0);
     inst_ready_done(in, true, "its control socket answers (no peer link yet)");
     return G_SOURCE_REMOVE;
 }
@@ -439,9 +438,9 @@ static void on_ready(void *owner, QmpClient *qmp)
         inst_failover(in);
     }
     on_poll(in, qmp);
-    if (in->role == VMM_PRIMARY && in->ready_fn) {
+    if (in->role == VMM_PRIMARY && in->ready_fn && in->d && in->d->p.link_wait_ms) {
         /* The status just asked, or PEER_LINK, ends the wait. */
-        in->link_wait = g_timeout_add(LINK_WAIT_MS, on_link_wait_timeout, in);
+        in->link_wait = g_timeout_add(in->d->p.link_wait_ms, on_link_wait_timeout, in);
         return;
     }
     inst_ready_done(in, true, "its control socket answers");

@@ -34,6 +34,7 @@ typedef struct {
     const char *socket_group; /* the control socket's group (0660), NULL: 0600 */
     const char *tls_dir;     /* --tls-creds ([tls] dir), or NULL */
     guint qmp_ms;            /* each QMP command's timeout */
+    guint link_wait_ms;      /* a protect's proxy waits this long for its peer link (0: not at all) */
     guint poll_ms;           /* status and counters (also the hang check) */
     bool die_with_colod;     /* tests: SIGKILL to the proxy when colod ends */
 } ProxyDriverParams;

@@ -46,6 +46,8 @@ static void test_minimal_defaults(void)
     g_assert_cmpuint(c->timeouts.protect_retry_ms, ==, 10000);
     g_assert_cmpuint(c->timeouts.claim_ms, ==, 5000);
     g_assert_cmpuint(c->timeouts.restart_grace_ms, ==, 30000);
+    g_assert_cmpuint(c->timeouts.linger_ms, ==, 1000);
+    g_assert_cmpuint(c->timeouts.proxy_link_ms, ==, 3000);
     g_assert_null(c->role_change_hook);
     g_assert_cmpuint(c->role_change_timeout_ms, ==, 10000);
     g_assert_null(c->state_change_hook);
@@ -70,7 +72,8 @@ static void test_full_file(void)
                                       "migration-port=1\nproxy-port=65535\nprotect-mode=snapshot\n"
                                       "[proxy]\nguest-interface=tap0\nuplink=br0\nqueue-num=32767\n"
                                       "[tls]\ndir=/etc/colo/pki\n"
-                                      "[timeouts]\nqmp-ms=2000\nclaim-ms=10\nrestart-grace-ms=86400000\n"
+                                      "[timeouts]\nqmp-ms=2000\nclaim-ms=10\nrestart-grace-ms=86400000\nlinger-ms=5000\n"
+                                      "proxy-link-ms=250\n"
                                       "[hooks]\nrole-change=/etc/colo/role-change\nrole-change-timeout-ms=3000\n"
                                       "state-change=/etc/colo/state-change\nstate-change-timeout-ms=4000\n",
                                       -1, &err));
@@ -95,6 +98,8 @@ static void test_full_file(void)
     g_assert_cmpuint(c->timeouts.claim_ms, ==, 10);
     g_assert_cmpuint(c->timeouts.restart_grace_ms, ==, 86400000);
     g_assert_cmpuint(c->timeouts.peer_wait_ms, ==, 30000);
+    g_assert_cmpuint(c->timeouts.linger_ms, ==, 5000);
+    g_assert_cmpuint(c->timeouts.proxy_link_ms, ==, 250);
     g_assert_cmpstr(c->role_change_hook, ==, "/etc/colo/role-change");
     g_assert_cmpuint(c->role_change_timeout_ms, ==, 3000);
     g_assert_cmpstr(c->state_change_hook, ==, "/etc/colo/state-change");
