@@ -54,7 +54,7 @@ struct Instance {
     bool failover_on_ready; /* a restart that must pass traffic at once */
     ProxyDriverReadyFunc ready_fn;
     void *ready_opaque;
-    guint link_wait;        /* a primary's ready waits for its peer link (LINK_WAIT_MS) */
+    guint link_wait;        /* a primary's ready waits for its peer link ([timeouts] proxy-link-ms) */
     JsonObject *status;     /* last query-status */
     JsonObject *stats;      /* last query-stats */
     int queue_fd;           /* our copy of its NFQUEUE socket (proxy-queue.h), or -1 */
