@@ -724,8 +724,7 @@ unsigned int cmp_take_datagrams(CmpEngine *e, cmp_datagram_fn fn, void *opaque)
 
     g_hash_table_iter_init(&it, e->flows);
     while (g_hash_table_iter_next(&it, NULL, (gpointer *)&f)) {
-        if (f->tcp || (f->key.proto != IPPROTO_UDP && f->key.proto != IPPROTO_ICMP &&
-                       f->key.proto != IPPROTO_ICMPV6)) {
+        if (!flow_key_is_datagram(&f->key)) {
             continue;
         }
         for (GSequenceIter *si = g_sequence_get_begin_iter(f->sdata); !g_sequence_iter_is_end(si);

@@ -264,6 +264,11 @@ int pkt_parse_eth(const uint8_t *buf, size_t len, struct pkt_info *pi)
     }
 }
 
+bool flow_key_is_datagram(const struct flow_key *k)
+{
+    return k->proto == IPPROTO_UDP || k->proto == IPPROTO_ICMP || k->proto == IPPROTO_ICMPV6;
+}
+
 void flow_key_reverse(const struct flow_key *in, struct flow_key *out)
 {
     struct flow_key tmp = *in;

@@ -71,6 +71,10 @@ const char *pkt_strerror(int err);
 /* The key of the opposite direction of the same flow. */
 void flow_key_reverse(const struct flow_key *in, struct flow_key *out);
 
+/* UDP, ICMP or ICMPv6: an answer that must not reach a client twice, which
+ * a dead primary's proxy or a secondary's takeover sends whole. */
+bool flow_key_is_datagram(const struct flow_key *k);
+
 /* GHashTable callbacks for struct flow_key. */
 unsigned int flow_key_hash(const void *key);
 int flow_key_equal(const void *a, const void *b);

@@ -202,8 +202,7 @@ void replay_keep_datagram(OutputReplay *r, const uint8_t *buf, size_t len)
     if (len <= CAPTURE_VNET_LEN || (buf[1] & (uint8_t)~VIRTIO_NET_HDR_GSO_ECN) != VIRTIO_NET_HDR_GSO_NONE ||
         pkt_parse_eth(frame, len - CAPTURE_VNET_LEN, &pi) != PKT_OK || pi.fragment ||
         (pi.ethertype != PKT_ETHERTYPE_IPV4 && pi.ethertype != PKT_ETHERTYPE_IPV6) ||
-        (pi.key.proto != IPPROTO_UDP && pi.key.proto != IPPROTO_ICMP && pi.key.proto != IPPROTO_ICMPV6) ||
-        !ip_packet_len(frame, len - CAPTURE_VNET_LEN, &pi)) {
+        !flow_key_is_datagram(&pi.key) || !ip_packet_len(frame, len - CAPTURE_VNET_LEN, &pi)) {
         return;
     }
     if (r->bytes + len > r->max_bytes) {
@@ -483,8 +482,7 @@ bool replay_raw_send_datagram(ReplayRaw *s, const uint8_t *ip, size_t len)
     struct pkt_info pi;
 
     memset(&pi, 0, sizeof(pi));
-    if (pkt_parse_ip(ip, len, &pi) != PKT_OK || pi.fragment ||
-        (pi.key.proto != IPPROTO_UDP && pi.key.proto != IPPROTO_ICMP && pi.key.proto != IPPROTO_ICMPV6)) {
+    if (pkt_parse_ip(ip, len, &pi) != PKT_OK || pi.fragment || !flow_key_is_datagram(&pi.key)) {
         return false;
     }
     g_autofree uint8_t *copy = g_memdup2(ip, pi.end);
