@@ -163,9 +163,13 @@ def main():
         while True:
             ready = select.select([r, sys.stdin], [], [])[0]
             if sys.stdin in ready and not sys.stdin.readline():
-                break
+                r.setblocking(False)    # what already arrived counts too
+                ready = [r]
             if r in ready:
-                f, addr = r.recvfrom(65536)
+                try:
+                    f, addr = r.recvfrom(65536)
+                except BlockingIOError:
+                    break
                 ihl = (f[14] & 15) * 4 if len(f) > 34 else 0
                 if addr[2] != socket.PACKET_OUTGOING and f[12:14] == b"\x08\x00" and f[23] == 6 and \
                         len(f) >= 14 + ihl + 20 and int.from_bytes(f[14 + ihl + 2:14 + ihl + 4], "big") == port:
