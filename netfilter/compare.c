@@ -12,6 +12,11 @@
  * but before our commit) are kept for it, up to this many. */
 #define CMP_MAX_FUTURE 4096
 
+/* Datagrams our guest sent, remembered per epoch (this one and the last)
+ * up to this many each, and the bytes of each that count. */
+#define CMP_MAX_SENT 16384
+#define CMP_SENT_DIGEST_BYTES 64
+
 /* One primary packet held back. Linked into the engine's arrival-ordered
  * queue and its flow's queue without extra allocations. */
 struct cmp_held {
@@ -78,6 +83,9 @@ struct cmp_engine {
     bool failed_over;
     bool armed;                /* COLO began (a checkpoint-begin): compare */
     struct cmp_held *adding;   /* the packet cmp_primary_add is judging */
+    /* Digests of the datagrams released in this epoch and the last: the
+     * secondary's guest can answer an input twice (cmp_take_datagrams). */
+    GHashTable *sent_now, *sent_before;
     struct cmp_stats stats;
 };
 
@@ -134,6 +142,8 @@ CmpEngine *cmp_engine_new(const struct cmp_params *params, const struct cmp_call
     e->flows = g_hash_table_new_full(flow_key_hash, flow_key_equal, NULL, cmp_flow_free);
     g_queue_init(&e->held);
     g_queue_init(&e->future);
+    e->sent_now = g_hash_table_new(g_direct_hash, g_direct_equal);
+    e->sent_before = g_hash_table_new(g_direct_hash, g_direct_equal);
     return e;
 }
 
@@ -154,6 +164,8 @@ void cmp_engine_free(CmpEngine *e)
     }
     g_queue_clear_full(&e->future, g_free);
     g_hash_table_destroy(e->flows);
+    g_hash_table_destroy(e->sent_now);
+    g_hash_table_destroy(e->sent_before);
     g_free(e);
 }
 
@@ -213,11 +225,26 @@ static unsigned int cmp_hist_bucket(uint64_t ns)
     return b;
 }
 
+/* A datagram told apart by its flow, length and first bytes (FNV-1a):
+ * enough to know an answer sent already, and cheap on every release. */
+static gpointer cmp_datagram_digest(const struct flow_key *k, const uint8_t *payload, uint32_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ull ^ ((uint64_t)flow_key_hash(k) << 32) ^ len;
+
+    for (uint32_t i = 0; i < MIN(len, CMP_SENT_DIGEST_BYTES); i++) {
+        h = (h ^ payload[i]) * 0x100000001b3ull;
+    }
+    return GSIZE_TO_POINTER((gsize)(h ? h : 1));
+}
+
 static void cmp_release(CmpEngine *e, struct cmp_held *h, uint64_t now_ns)
 {
     g_queue_unlink(&e->held, &h->glink);
     if (h->flow) {
         g_queue_unlink(&h->flow->held, &h->flink);
+        if (!h->flow->tcp && g_hash_table_size(e->sent_now) < CMP_MAX_SENT) {
+            g_hash_table_add(e->sent_now, cmp_datagram_digest(&h->flow->key, h->payload, h->len));
+        }
     }
     e->stats.released++;
     e->stats.hold_hist[cmp_hist_bucket(now_ns > h->arrival_ns ? now_ns - h->arrival_ns : 0)]++;
@@ -730,7 +757,16 @@ unsigned int cmp_take_datagrams(CmpEngine *e, cmp_datagram_fn fn, void *opaque)
         for (GSequenceIter *si = g_sequence_get_begin_iter(f->sdata); !g_sequence_iter_is_end(si);
              si = g_sequence_iter_next(si)) {
             const struct cmp_sseg *sg = g_sequence_get(si);
+            gpointer d = cmp_datagram_digest(&f->key, sg->data + sg->off, sg->len);
 
+            /* Input our guest took before the checkpoint's copy can reach
+             * the secondary's after its guest paused for that checkpoint:
+             * it waits in the tap and, the copy loaded, is taken again
+             * and answered again. Ours answered it already. */
+            if (g_hash_table_contains(e->sent_now, d) || g_hash_table_contains(e->sent_before, d)) {
+                e->stats.secondary_answered_already++;
+                continue;
+            }
             fn(opaque, sg->data, sg->pkt_len);
             n++;
         }
@@ -816,6 +852,10 @@ unsigned int cmp_checkpoint_commit(CmpEngine *e, uint64_t now_ns)
     GQueue future = e->future;
 
     g_hash_table_remove_all(e->flows);
+    GHashTable *t = e->sent_before;
+    e->sent_before = e->sent_now;
+    e->sent_now = t;
+    g_hash_table_remove_all(e->sent_now);
     e->epoch++;
     e->requested = false;
     g_queue_init(&e->future);

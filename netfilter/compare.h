@@ -56,6 +56,7 @@ struct cmp_stats {
     uint64_t input;                  /* client-to-guest packets seen */
     uint64_t mismatches[CMP_REASON_COUNT];
     uint64_t checkpoint_requests;
+    uint64_t secondary_answered_already; /* datagrams cmp_take_datagrams kept back */
     uint32_t queue_depth;            /* held now */
     uint32_t flows;
     uint32_t epoch;
@@ -108,7 +109,9 @@ void cmp_input_add(CmpEngine *e, const uint8_t *pkt, size_t len, bool eth);
  * matched yet, each as its whole IP packet (checksum as the guest left
  * it), oldest first within a flow; the engine forgets them. For a primary
  * whose guest died: its secondary's answers to input ours never answered
- * reach nobody else (docs/colo-proxy.md). Returns how many. */
+ * reach nobody else (docs/colo-proxy.md). Not one that equals a datagram
+ * released in this epoch or the last (counted secondary_answered_already):
+ * that is a second answer to the same input. Returns how many. */
 typedef void (*cmp_datagram_fn)(void *opaque, const uint8_t *ip, size_t len);
 unsigned int cmp_take_datagrams(CmpEngine *e, cmp_datagram_fn fn, void *opaque);
 

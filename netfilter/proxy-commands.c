@@ -223,6 +223,9 @@ static JsonNode *cmd_query_stats(JsonObject *args, gpointer opaque, GError **err
         add_int(b, "fence-deferred", p->fence_deferred ? (int64_t)p->fence_deferred->len : 0);
         add_int(b, "vmm-lost-released", (int64_t)p->vmm_lost_released);
         add_int(b, "vmm-lost-datagrams-sent", (int64_t)p->vmm_lost_datagrams_sent);
+        struct cmp_stats st;
+        cmp_engine_stats(p->engine, &st);
+        add_int(b, "vmm-lost-datagrams-withheld", (int64_t)st.secondary_answered_already);
     }
     if (p->rw) {
         struct rw_stats rs;

@@ -614,6 +614,50 @@ static void test_take_datagrams(struct fixture *f, gconstpointer data)
     g_assert_false(released(f, 2));
 }
 
+/* A second answer of the secondary's guest to input ours answered already
+ * (it took the input again after loading a checkpoint that held it) is
+ * not given: ours sent the same datagram in this epoch or the last. One
+ * our guest sent two epochs back no longer counts. */
+static void test_take_datagrams_answered(struct fixture *f, gconstpointer data)
+{
+    g_autoptr(GPtrArray) got = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    struct cmp_stats st;
+    size_t len;
+
+    /* Ours answered "seq 1" and "seq 2" in epoch 0, released by the commit. */
+    len = pktgen_udp(f->buf, GUEST, CLIENT, 7, 4000, "seq 1", 5);
+    cmp_primary_add(f->e, 1, f->buf, len, false, f->now);
+    len = pktgen_udp(f->buf, GUEST, CLIENT, 7, 4000, "seq 2", 5);
+    cmp_primary_add(f->e, 2, f->buf, len, false, f->now);
+    g_assert_cmpuint(cmp_checkpoint_commit(f->e, f->now), ==, 2);
+    /* Epoch 1: the secondary answers "seq 1" again; "seq 3" only it. */
+    len = pktgen_udp(f->buf, GUEST, CLIENT, 7, 4000, "seq 1", 5);
+    cmp_secondary_add(f->e, 1, f->buf, len, false, f->now);
+    len = pktgen_udp(f->buf, GUEST, CLIENT, 7, 4000, "seq 3", 5);
+    cmp_secondary_add(f->e, 1, f->buf, len, false, f->now);
+    /* The same bytes on another flow are another answer. */
+    len = pktgen_udp(f->buf, GUEST, CLIENT, 7, 4001, "seq 1", 5);
+    cmp_secondary_add(f->e, 1, f->buf, len, false, f->now);
+    g_assert_cmpuint(cmp_take_datagrams(f->e, take_one, got), ==, 2);
+    for (guint i = 0; i < got->len; i++) {
+        gsize n;
+        const uint8_t *ip = g_bytes_get_data(got->pdata[i], &n);
+
+        g_assert_cmpuint(n, ==, len);
+        g_assert_true(memcmp(ip + n - 5, "seq 3", 5) == 0 || pkt_get16(ip + 22) == 4001);
+    }
+    cmp_engine_stats(f->e, &st);
+    g_assert_cmpuint(st.secondary_answered_already, ==, 1);
+
+    /* Two epochs on, "seq 2" is forgotten: a copy of it is given. */
+    cmp_checkpoint_commit(f->e, f->now);
+    len = pktgen_udp(f->buf, GUEST, CLIENT, 7, 4000, "seq 2", 5);
+    cmp_secondary_add(f->e, 2, f->buf, len, false, f->now);
+    g_assert_cmpuint(cmp_take_datagrams(f->e, take_one, got), ==, 1);
+    cmp_engine_stats(f->e, &st);
+    g_assert_cmpuint(st.secondary_answered_already, ==, 1);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -638,5 +682,6 @@ int main(int argc, char **argv)
     ADD("failover", test_failover);
     ADD("unarmed-passes", test_unarmed_passes);
     ADD("take-datagrams", test_take_datagrams);
+    ADD("take-datagrams-answered", test_take_datagrams_answered);
     return g_test_run();
 }
