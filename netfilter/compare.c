@@ -237,6 +237,14 @@ static gpointer cmp_datagram_digest(const struct flow_key *k, const uint8_t *pay
     return GSIZE_TO_POINTER((gsize)(h ? h : 1));
 }
 
+/* @sg equals a datagram we released in this epoch or the last. */
+static bool cmp_sent_lately(const CmpEngine *e, const struct cmp_flow *f, const struct cmp_sseg *sg)
+{
+    gpointer d = cmp_datagram_digest(&f->key, sg->data + sg->off, sg->len);
+
+    return g_hash_table_contains(e->sent_now, d) || g_hash_table_contains(e->sent_before, d);
+}
+
 static void cmp_release(CmpEngine *e, struct cmp_held *h, uint64_t now_ns)
 {
     g_queue_unlink(&e->held, &h->glink);
@@ -757,13 +765,12 @@ unsigned int cmp_take_datagrams(CmpEngine *e, cmp_datagram_fn fn, void *opaque)
         for (GSequenceIter *si = g_sequence_get_begin_iter(f->sdata); !g_sequence_iter_is_end(si);
              si = g_sequence_iter_next(si)) {
             const struct cmp_sseg *sg = g_sequence_get(si);
-            gpointer d = cmp_datagram_digest(&f->key, sg->data + sg->off, sg->len);
 
             /* Input our guest took before the checkpoint's copy can reach
              * the secondary's after its guest paused for that checkpoint:
              * it waits in the tap and, the copy loaded, is taken again
              * and answered again. Ours answered it already. */
-            if (g_hash_table_contains(e->sent_now, d) || g_hash_table_contains(e->sent_before, d)) {
+            if (cmp_sent_lately(e, f, sg)) {
                 e->stats.secondary_answered_already++;
                 continue;
             }
@@ -846,11 +853,31 @@ static unsigned int cmp_release_all(CmpEngine *e, uint64_t now_ns)
     return n;
 }
 
+/* The secondary's datagrams left unmatched that equal one we sent: its
+ * guest answered one input twice (cmp_take_datagrams). Only counted. */
+static void cmp_count_repeats(CmpEngine *e)
+{
+    GHashTableIter it;
+    struct cmp_flow *f;
+
+    g_hash_table_iter_init(&it, e->flows);
+    while (g_hash_table_iter_next(&it, NULL, (gpointer *)&f)) {
+        if (f->tcp) {
+            continue;
+        }
+        for (GSequenceIter *si = g_sequence_get_begin_iter(f->sdata); !g_sequence_iter_is_end(si);
+             si = g_sequence_iter_next(si)) {
+            e->stats.secondary_repeats += cmp_sent_lately(e, f, g_sequence_get(si));
+        }
+    }
+}
+
 unsigned int cmp_checkpoint_commit(CmpEngine *e, uint64_t now_ns)
 {
     unsigned int n = cmp_release_all(e, now_ns);
     GQueue future = e->future;
 
+    cmp_count_repeats(e);
     g_hash_table_remove_all(e->flows);
     GHashTable *t = e->sent_before;
     e->sent_before = e->sent_now;

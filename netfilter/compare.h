@@ -57,6 +57,7 @@ struct cmp_stats {
     uint64_t mismatches[CMP_REASON_COUNT];
     uint64_t checkpoint_requests;
     uint64_t secondary_answered_already; /* datagrams cmp_take_datagrams kept back */
+    uint64_t secondary_repeats;      /* unmatched at a commit, equal to one we sent lately */
     uint32_t queue_depth;            /* held now */
     uint32_t flows;
     uint32_t epoch;

@@ -162,6 +162,7 @@ static void stats_engine(JsonBuilder *b, const Proxy *p)
     add_int(b, "secondary-stale", (int64_t)st.secondary_stale);
     add_int(b, "secondary-unparseable", (int64_t)st.secondary_unparseable);
     add_int(b, "secondary-dropped", (int64_t)st.secondary_dropped);
+    add_int(b, "secondary-repeats", (int64_t)st.secondary_repeats);
     add_int(b, "input-packets", (int64_t)st.input);
     add_int(b, "checkpoint-requests", (int64_t)(st.checkpoint_requests + p->lost_requests));
     json_builder_set_member_name(b, "mismatches");

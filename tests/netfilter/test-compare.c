@@ -656,6 +656,18 @@ static void test_take_datagrams_answered(struct fixture *f, gconstpointer data)
     g_assert_cmpuint(cmp_take_datagrams(f->e, take_one, got), ==, 1);
     cmp_engine_stats(f->e, &st);
     g_assert_cmpuint(st.secondary_answered_already, ==, 1);
+
+    /* A second answer left at a commit is counted, nothing more. */
+    len = pktgen_udp(f->buf, GUEST, CLIENT, 7, 4000, "seq 9", 5);
+    cmp_primary_add(f->e, 9, f->buf, len, false, f->now);
+    cmp_secondary_add(f->e, 2, f->buf, len, false, f->now);
+    g_assert_true(released(f, 9));
+    cmp_secondary_add(f->e, 2, f->buf, len, false, f->now);
+    len = pktgen_udp(f->buf, GUEST, CLIENT, 7, 4000, "seq 10", 6);
+    cmp_secondary_add(f->e, 2, f->buf, len, false, f->now);
+    g_assert_cmpuint(cmp_checkpoint_commit(f->e, f->now), ==, 0);
+    cmp_engine_stats(f->e, &st);
+    g_assert_cmpuint(st.secondary_repeats, ==, 1);
 }
 
 int main(int argc, char **argv)
