@@ -29,8 +29,16 @@ static uint32_t cmd_epoch(const Proxy *p)
 static JsonNode *cmd_checkpoint_begin(JsonObject *args, gpointer opaque, GError **error)
 {
     Proxy *p = opaque;
+    JsonNode *since = args ? json_object_get_member(args, "input-since-ns") : NULL;
+
+    if (since && (!JSON_NODE_HOLDS_VALUE(since) || json_node_get_value_type(since) != G_TYPE_INT64 ||
+                  json_node_get_int(since) < 0)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "input-since-ns must be a time of CLOCK_MONOTONIC in nanoseconds (an integer, 0 or more)");
+        return NULL;
+    }
     JsonBuilder *b = json_builder_new();
-    unsigned int held = proxy_checkpoint_begin(p);
+    unsigned int held = proxy_checkpoint_begin(p, since != NULL, since ? (uint64_t)json_node_get_int(since) : 0);
 
     json_builder_begin_object(b);
     add_int(b, "held", held);
@@ -222,6 +230,7 @@ static JsonNode *cmd_query_stats(JsonObject *args, gpointer opaque, GError **err
         add_int(b, "fences", (int64_t)p->fences);
         add_int(b, "fence-released", (int64_t)p->fence_released);
         add_int(b, "fence-deferred", p->fence_deferred ? (int64_t)p->fence_deferred->len : 0);
+        add_int(b, "sync-input-mirrored", (int64_t)p->sync_input_mirrored);
         add_int(b, "vmm-lost-released", (int64_t)p->vmm_lost_released);
         add_int(b, "vmm-lost-datagrams-sent", (int64_t)p->vmm_lost_datagrams_sent);
         struct cmp_stats st;

@@ -64,6 +64,8 @@ static void l2_uplink_frame(void *opaque, uint8_t *buf, size_t len, bool outgoin
     if (!p->failed_over && cmp_engine_armed(p->engine)) {
         link_queue(p->link, FRAME_MIRROR, proxy_mirror_epoch(p), buf, len);
         cmp_input_add(p->engine, buf + CAPTURE_VNET_LEN, len - CAPTURE_VNET_LEN, true);
+    } else if (!p->failed_over) {
+        proxy_sync_input_keep(p, buf, len);
     }
     capture_queue(p->cap, buf, len);
 }

@@ -107,9 +107,13 @@ static void primary_input(void *opaque, uint8_t *buf, size_t len, bool outgoing)
 {
     Proxy *p = opaque;
 
+    if (p->failed_over) {
+        return;
+    }
     /* Before COLO began the secondary's guest is not running: what it
-     * needs is in the initial sync. */
-    if (p->failed_over || !cmp_engine_armed(p->engine)) {
+     * needs is in the initial sync, or comes at its checkpoint-begin. */
+    if (!cmp_engine_armed(p->engine)) {
+        proxy_sync_input_keep(p, buf, len);
         return;
     }
     link_queue_ref(p->link, FRAME_MIRROR, proxy_mirror_epoch(p), buf, len);
@@ -563,11 +567,15 @@ void proxy_free(Proxy *p)
         g_array_unref(p->carried_in);
     }
     colo_tls_creds_unref(p->tls);
+    proxy_sync_input_clear(p);
     g_free(p);
 }
 
-unsigned int proxy_checkpoint_begin(Proxy *p)
+unsigned int proxy_checkpoint_begin(Proxy *p, bool input_since, uint64_t input_since_ns)
 {
+    bool arming;
+    unsigned int held;
+
     if (!p->engine || p->failed_over) {
         return 0;
     }
@@ -579,7 +587,13 @@ unsigned int proxy_checkpoint_begin(Proxy *p)
         nfq_drain(p->carry_nfq);
     }
     p->checkpointing = true;
-    return cmp_checkpoint_begin(p->engine);
+    arming = !cmp_engine_armed(p->engine);
+    held = cmp_checkpoint_begin(p->engine);
+    if (arming && input_since) {
+        proxy_sync_input_mirror(p, input_since_ns);
+    }
+    proxy_sync_input_clear(p);
+    return held;
 }
 
 /* Everything in the queues up to now goes, gaps included (packets the
@@ -689,6 +703,7 @@ bool proxy_failover(Proxy *p, GError **error)
         capture_drain(p->cap);
     }
     p->failed_over = true;
+    proxy_sync_input_clear(p);
     if (p->engine) {
         /* Primary alone: release everything, then stop queueing (the L2
          * path keeps carrying frames, uncompared). */

@@ -102,6 +102,11 @@ typedef struct proxy {
     bool peer_lost_primary;    /* primary: FRAME_PRIMARY_LOST received (no release on its copies) */
     bool serving_told;         /* secondary: FRAME_SERVING sent */
     bool peer_serving;         /* primary: FRAME_SERVING received */
+    /* Input before COLO began, for the sync's checkpoint-begin
+     * (proxy-sync-input.c). */
+    GQueue sync_input;
+    size_t sync_input_bytes;
+    uint64_t sync_input_mirrored;
 } Proxy;
 
 Proxy *proxy_new(const struct proxy_config *cfg, GError **error);
@@ -169,8 +174,18 @@ void proxy_release_all(Proxy *p);
 /* Control commands (proxy-commands.c). */
 extern const struct ctl_command proxy_commands[];
 
-/* Actions shared by the commands and the tests. */
-unsigned int proxy_checkpoint_begin(Proxy *p);
+/* A primary's input during the initial sync (proxy-sync-input.c). Keep
+ * a frame for the guest (vnet header first) read before COLO began. */
+void proxy_sync_input_keep(Proxy *p, const uint8_t *buf, size_t len);
+/* COLO begins: mirror the frames kept that were read at @since_ns or
+ * later (proxy_now_ns's clock), forget all. Returns how many went. */
+unsigned int proxy_sync_input_mirror(Proxy *p, uint64_t since_ns);
+void proxy_sync_input_clear(Proxy *p);
+
+/* Actions shared by the commands and the tests. The first checkpoint-begin
+ * (the sync's) mirrors the input read since @input_since_ns, if
+ * @input_since (proxy-sync-input.c). */
+unsigned int proxy_checkpoint_begin(Proxy *p, bool input_since, uint64_t input_since_ns);
 /* @keep_offsets (secondary only): advance the epoch but keep the
  * rewriter's offsets; for test set-ups whose "guests" are not really
  * synchronised by a checkpoint. */

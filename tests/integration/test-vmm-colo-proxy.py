@@ -28,6 +28,7 @@ class FakeProxy:
         self.mode = "answer"
         self.epoch = 0
         self.commands = []
+        self.arguments = []         # each command's, or None
         self.times = []             # time.monotonic() of each command's arrival
         self.conn = None
         self.lock = threading.Lock()
@@ -69,6 +70,7 @@ class FakeProxy:
                     continue
                 with self.lock:
                     self.commands.append(name)
+                    self.arguments.append(req.get("arguments"))
                     self.times.append(time.monotonic())
                     mode = self.mode
                 if mode == "hang":
@@ -212,6 +214,13 @@ def test_sync_begins_at_the_stop():
             begin, loaded = p.pproxy.first("checkpoint-begin"), p.sproxy.first("checkpoint-commit")
             assert begin is not None and begin < loaded, (p.pproxy.seen(), begin, loaded)
             assert p.pproxy.seen()[:2] == ["checkpoint-begin", "checkpoint-commit"], p.pproxy.seen()
+            # It says when the stop began (CLOCK_MONOTONIC, ns): the proxy
+            # mirrors the input it read since (docs/colo-proxy.md, "Input
+            # during the initial sync").
+            with p.pproxy.lock:
+                args = p.pproxy.arguments[0]
+            since = (args or {}).get("input-since-ns")
+            assert isinstance(since, int) and begin - 1.0 < since / 1e9 <= begin, (args, begin)
         finally:
             p.close()
 

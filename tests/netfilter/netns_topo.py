@@ -101,12 +101,12 @@ def wait_ready(proc, timeout=10):
     return read_line(proc, timeout) == "ready"
 
 
-def start_pair(topo, primary_args=(), secondary_prefix=()):
+def start_pair(topo, primary_args=(), secondary_prefix=(), arm=True):
     """A primary colo-proxy on ph (queue 7, listening on 10.79.0.1:7700,
     with @primary_args) and its secondary on sh (run under
-    @secondary_prefix, e.g. env), linked up; the primary armed by its
-    first checkpoint-begin (it compares and holds from then on). Returns
-    (primary, secondary, their ProxyCtl)."""
+    @secondary_prefix, e.g. env), linked up; with @arm the primary armed by
+    its first checkpoint-begin (it compares and holds from then on).
+    Returns (primary, secondary, their ProxyCtl)."""
     from proxyctl import ProxyCtl
     psock, ssock = os.path.join(topo.tmp, "p.sock"), os.path.join(topo.tmp, "s.sock")
     primary = topo.spawn("ph", PROXY, "-r", "primary", "-i", "pgh", "-q", "7", "-L", "10.79.0.1:7700",
@@ -116,7 +116,8 @@ def start_pair(topo, primary_args=(), secondary_prefix=()):
     pctl, sctl = ProxyCtl(psock), ProxyCtl(ssock)
     if not wait_for(lambda: pctl.execute("query-status")["peer-link"]):
         raise RuntimeError("the proxies did not link up")
-    pctl.execute("checkpoint-begin")
+    if arm:
+        pctl.execute("checkpoint-begin")
     return primary, secondary, pctl, sctl
 
 

@@ -126,16 +126,20 @@ bool colo_net_connect(Migration *m, ColoMode mode, GError **error)
     return true;
 }
 
-/* @command on the proxy; its reply's "epoch" in *@epoch. */
-static bool colo_net_call(Migration *m, const char *command, uint32_t *epoch, GError **error)
+/* @command with @args (taken; NULL: none) on the proxy; its reply's
+ * "epoch" in *@epoch. */
+static bool colo_net_call(Migration *m, const char *command, JsonObject *args, uint32_t *epoch, GError **error)
 {
     ProxyClient *pc = m->colo->proxy;
 
     if (!pc) {
+        if (args) {
+            json_object_unref(args);
+        }
         return true;
     }
     GError *local = NULL;
-    g_autoptr(JsonObject) ret = proxy_client_call(pc, command, PROXY_CALL_MS, &local);
+    g_autoptr(JsonObject) ret = proxy_client_call_args(pc, command, args, PROXY_CALL_MS, &local);
     if (!ret) {
         m->colo->proxy_silent |= g_error_matches(local, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
         g_propagate_prefixed_error(error, local, "COLO: ");
@@ -149,7 +153,17 @@ bool colo_net_checkpoint_begin(Migration *m, GError **error)
 {
     uint32_t epoch;
 
-    return colo_net_call(m, "checkpoint-begin", &epoch, error);
+    return colo_net_call(m, "checkpoint-begin", NULL, &epoch, error);
+}
+
+bool colo_net_sync_begin(Migration *m, int64_t stopping_us, GError **error)
+{
+    JsonObject *args = json_object_new();
+    uint32_t epoch;
+
+    /* Both sides' clock is CLOCK_MONOTONIC (g_get_monotonic_time). */
+    json_object_set_int_member(args, "input-since-ns", stopping_us * 1000);
+    return colo_net_call(m, "checkpoint-begin", args, &epoch, error);
 }
 
 bool colo_net_commit(Migration *m, GError **error)
@@ -160,7 +174,7 @@ bool colo_net_commit(Migration *m, GError **error)
     if (!co->proxy) {
         return true;
     }
-    if (!colo_net_call(m, "checkpoint-commit", &epoch, error)) {
+    if (!colo_net_call(m, "checkpoint-commit", NULL, &epoch, error)) {
         return false;
     }
     g_mutex_lock(&m->lock);

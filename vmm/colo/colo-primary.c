@@ -179,13 +179,13 @@ static gboolean main_colo_run_vm(gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
-bool colo_primary_sync_begin(Migration *m, GError **error)
+bool colo_primary_sync_begin(Migration *m, int64_t stopping_us, GError **error)
 {
     colo_begin(m);
-    /* Input that reaches the guest's tap from now on is not in the copy:
-     * the secondary must get it, as after any checkpoint's copy. Until
-     * COLO runs, its proxy keeps it in its guest's tap. */
-    return colo_net_connect(m, COLO_MODE_PRIMARY, error) && colo_net_checkpoint_begin(m, error);
+    /* Input that reached the guest's tap since the stop is not in the
+     * copy: the secondary must get it, as after any checkpoint's copy.
+     * Until COLO runs, its proxy keeps it in its guest's tap. */
+    return colo_net_connect(m, COLO_MODE_PRIMARY, error) && colo_net_sync_begin(m, stopping_us, error);
 }
 
 void colo_primary_abandon(Migration *m)

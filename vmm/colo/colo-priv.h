@@ -50,6 +50,11 @@ bool colo_net_connect(Migration *m, ColoMode mode, GError **error);
 /* The primary's guest is paused for a checkpoint: the proxy reads what
  * the guest sent so far. */
 bool colo_net_checkpoint_begin(Migration *m, GError **error);
+/* The initial sync's checkpoint-begin, the guest stopped: the proxy, not
+ * yet comparing, mirrored no input so far, and mirrors now what it saw
+ * since @stopping_us (g_get_monotonic_time() before the stop began): it
+ * reached the guest's tap after the stop, so is not in the copy. */
+bool colo_net_sync_begin(Migration *m, int64_t stopping_us, GError **error);
 /* The checkpoint is loaded on the secondary (or, on the secondary, loaded
  * here): the primary's proxy releases what it held, both advance the epoch.
  * The initial sync counts as a checkpoint too. */

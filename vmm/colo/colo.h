@@ -83,9 +83,10 @@ Colo *colo_new(void);
 void colo_free(Colo *co);
 
 /* Both sides. The primary's initial sync enters its final phase: the VM
- * has just stopped. The proxy mirrors the clients' input from here on: it
- * is not in the copy about to be sent. */
-bool colo_primary_sync_begin(struct Migration *m, GError **error);
+ * has just stopped (its stop began at @stopping_us, g_get_monotonic_time).
+ * The proxy mirrors the clients' input since then: it is not in the copy
+ * about to be sent. */
+bool colo_primary_sync_begin(struct Migration *m, int64_t stopping_us, GError **error);
 /* The primary's loop, after the initial sync has been sent with the VM
  * stopped; returns once COLO is over, with the VM running on. False with
  * @error if COLO never began (no READY from the secondary). */

@@ -34,6 +34,7 @@ struct ProxyClient {
 typedef struct {
     ProxyClient *pc;
     char *command;
+    JsonObject *args;           /* taken by qmp_client_execute */
     guint timeout_ms;
 } ProxyCall;
 
@@ -188,11 +189,20 @@ static gboolean proxy_client_send(gpointer data)
 {
     ProxyCall *call = data;
 
-    qmp_client_execute(call->pc->qmp, call->command, NULL, call->timeout_ms, proxy_client_on_reply, call);
+    JsonObject *args = call->args;
+
+    call->args = NULL;
+    qmp_client_execute(call->pc->qmp, call->command, args, call->timeout_ms, proxy_client_on_reply, call);
     return G_SOURCE_REMOVE;
 }
 
 JsonObject *proxy_client_call(ProxyClient *pc, const char *command, int timeout_ms, GError **error)
+{
+    return proxy_client_call_args(pc, command, NULL, timeout_ms, error);
+}
+
+JsonObject *proxy_client_call_args(ProxyClient *pc, const char *command, JsonObject *args, int timeout_ms,
+                                   GError **error)
 {
     ProxyCall *call = g_new0(ProxyCall, 1);
     g_autoptr(GError) local = NULL;
@@ -201,6 +211,7 @@ JsonObject *proxy_client_call(ProxyClient *pc, const char *command, int timeout_
 
     call->pc = pc;
     call->command = g_strdup(command);
+    call->args = args;
     call->timeout_ms = (guint)MAX(timeout_ms, 1);
     g_mutex_lock(&pc->call_lock);
     g_main_context_invoke(pc->ctx, proxy_client_send, call);

@@ -33,6 +33,9 @@ ProxyClient *proxy_client_connect(const char *path, const char *role, int timeou
  * reply. Its "return" object (unref it), or NULL with @error (the proxy's
  * error, a timeout, or a broken socket). */
 JsonObject *proxy_client_call(ProxyClient *pc, const char *command, int timeout_ms, GError **error);
+/* The same with @args (taken; NULL: none). */
+JsonObject *proxy_client_call_args(ProxyClient *pc, const char *command, JsonObject *args, int timeout_ms,
+                                   GError **error);
 
 /* The socket broke or the proxy closed it. */
 bool proxy_client_broken(ProxyClient *pc);

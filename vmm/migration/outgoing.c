@@ -355,10 +355,11 @@ static bool outgoing_complete(Migration *m, GError **error)
 {
     MigChannel *c = m->src.out;
 
+    int64_t stopping = g_get_monotonic_time();
     migration_stop_vm(m);
     int64_t stopped = g_get_monotonic_time();
     migration_set_status(m, MIG_STATUS_DEVICE);
-    if (m->caps.x_colo && !colo_primary_sync_begin(m, error)) {
+    if (m->caps.x_colo && !colo_primary_sync_begin(m, stopping, error)) {
         return false;
     }
     if (!outgoing_sync(m, error)) {
