@@ -225,15 +225,24 @@ static unsigned int cmp_hist_bucket(uint64_t ns)
     return b;
 }
 
-/* A datagram told apart by its flow, length and first bytes (FNV-1a):
- * enough to know an answer sent already, and cheap on every release. */
+/* A datagram told apart by its flow, length and first bytes (FNV-1a's
+ * step, a 64-bit word at a time): enough to know an answer sent already,
+ * and cheap on every release. */
 static gpointer cmp_datagram_digest(const struct flow_key *k, const uint8_t *payload, uint32_t len)
 {
     uint64_t h = 0xcbf29ce484222325ull ^ ((uint64_t)flow_key_hash(k) << 32) ^ len;
+    uint32_t n = MIN(len, CMP_SENT_DIGEST_BYTES), i = 0;
 
-    for (uint32_t i = 0; i < MIN(len, CMP_SENT_DIGEST_BYTES); i++) {
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+
+        memcpy(&w, payload + i, sizeof(w));
+        h = (h ^ w) * 0x100000001b3ull;
+    }
+    for (; i < n; i++) {
         h = (h ^ payload[i]) * 0x100000001b3ull;
     }
+    h ^= h >> 29;
     return GSIZE_TO_POINTER((gsize)(h ? h : 1));
 }
 
