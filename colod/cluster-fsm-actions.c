@@ -113,6 +113,10 @@ void fsm_vmm_act(ClusterFsm *fsm, ClusterActions *out, ClusterActionType type)
         break;
     case ACT_FAILOVER:
         fsm->vmm = VMM_PRIMARY;
+        fsm->colo_told_off = true;
+        break;
+    case ACT_START_PROTECT:
+        fsm->colo_told_off = false;
         break;
     default:
         break;

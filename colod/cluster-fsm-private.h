@@ -40,6 +40,7 @@ struct ClusterFsm {
     bool reloc_ready;       /* the relocation target's colo-vmm answered */
     bool switch_when_protected; /* switchover of a VM with disks: protect, then hand over */
     bool sync_orphaned;     /* secondary-syncing, the primary's colod gone (TIMER_SYNC_OUTCOME) */
+    bool colo_told_off;     /* x-colo-lost-heartbeat sent since the last protect began */
 
     int64_t deadline[TIMER__MAX]; /* -1: not armed */
 };

@@ -835,6 +835,14 @@ void cluster_fsm_vmm_event(ClusterFsm *fsm, VmmEvent ev, ClusterActions *out)
     } else if ((ev == VMM_EV_PROTECT_FAILED || ev == VMM_EV_PEER_LOST) && s == CLUSTER_SECONDARY_SYNCING) {
         fsm_vmm_act(fsm, out, ACT_STOP_VMM);
         sync_failed(fsm, out, "the initial sync failed: secondary stopped");
+    } else if ((ev == VMM_EV_PROTECT_DONE || ev == VMM_EV_PEER_LOST) && fsm->vmm == VMM_PRIMARY &&
+               (s == CLUSTER_PRIMARY_ALONE || s == CLUSTER_PROTECT_REQUESTED) && !fsm->colo_told_off) {
+        /* A protect cancelled while colo-vmm entered COLO (the peer's colod
+         * left in the sync's last moment: migrate_cancel came too late).
+         * Its COLO runs, or broke and waits for x-colo-lost-heartbeat;
+         * either way no protect can start until it ends. */
+        fsm_say(fsm, out, LOG_NOTICE, "colo-vmm entered COLO after its protect was cancelled: told to leave it");
+        fsm_vmm_act(fsm, out, ACT_FAILOVER);
     } else if (ev == VMM_EV_PEER_LOST && s == CLUSTER_PRIMARY_PROTECTED) {
         if (fsm->peer_in_group) {
             fsm_claim(fsm, out, false, false, "colo-vmm lost the secondary");

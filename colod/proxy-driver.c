@@ -764,11 +764,17 @@ void proxy_driver_protect_cancelled(ProxyDriver *d)
     Instance *in = d->cur;
     QmpClient *qmp = in ? child_process_qmp(in->proc) : NULL;
 
-    if (!d->carry || !in || in->role != VMM_PRIMARY || !qmp || !qmp_client_is_ready(qmp)) {
+    if (!in || in->role != VMM_PRIMARY || !qmp || !qmp_client_is_ready(qmp)) {
         proxy_driver_stop(d);
         return;
     }
-    qb_log(LOG_NOTICE, "colo-proxy stays, passing traffic: it rewrites the connections carried from the takeover");
+    /* Stopped, it would drop what it holds of the guest's output (the
+     * kernel drops a queue's packets with the queue), and the clients
+     * would wait for their retransmissions. No secondary will ever send
+     * those packets: the guest runs alone, its output goes out. The proxy
+     * stays, passing traffic, until the next protect replaces it. */
+    qb_log(LOG_NOTICE, "colo-proxy fails over: the guest runs alone, what it held goes out%s",
+           d->carry ? "; it stays, rewriting the connections carried from the takeover" : "");
     g_clear_handle_id(&in->failover_check, g_source_remove);
     inst_failover(in);
 }

@@ -730,6 +730,40 @@ static void test_protect_failures(void)
 }
 
 /* The VM's colo-vmm exits on a primary alone: not restarted blindly. */
+/* The secondary's colod (and with it its colo-vmm) killed in the initial
+ * sync's last moment: the primary cancels the protect, but its colo-vmm
+ * has entered COLO already (migrate_cancel came too late). It reports
+ * COLO running, then broken: colod tells it to leave COLO, once, or no
+ * protect could start again (run-matrix sigkill-colod:secondary at
+ * snapshot-protect: "There's a migration process in progress" for 120 s). */
+static void test_protect_cancelled_into_colo(void)
+{
+    Sim *s = sim_new(P, 1, N, 0);
+
+    sim_start_protecting(s);
+    g_free(sim_take(s, 0));
+    sim_kill(s, 1, true);
+    g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PRIMARY_ALONE);
+    sim_expect(s, 0, "cancel");
+    sim_vmm(s, 0, VMM_EV_PROTECT_DONE);
+    sim_expect(s, 0, "failover");
+    sim_assert_reason(s, 0, "entered COLO after its protect was cancelled");
+    g_assert_false(s->node[0].in_colo);
+    g_assert_true(sim_serves(s, 0));
+    /* Its COLO broke too before it left: nothing more to do. */
+    sim_vmm(s, 0, VMM_EV_PEER_LOST);
+    sim_expect(s, 0, "");
+    g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PRIMARY_ALONE);
+    /* The peer comes back: protected again. */
+    sim_start(s, 1);
+    sim_vmm(s, 1, VMM_EV_READY);
+    g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PROTECTING);
+    sim_vmm(s, 1, VMM_EV_PROTECT_DONE);
+    sim_vmm(s, 0, VMM_EV_PROTECT_DONE);
+    g_assert_cmpint(sim_state(s, 0), ==, CLUSTER_PRIMARY_PROTECTED);
+    sim_free(s);
+}
+
 static void test_vmm_exit_not_restarted(void)
 {
     Sim *s = sim_new(P, 1, N, 0);
@@ -940,6 +974,7 @@ int main(int argc, char **argv)
     g_test_add_func("/colod/fsm/switchover", test_switchover);
     g_test_add_func("/colod/fsm/unprotect-protect", test_unprotect_protect);
     g_test_add_func("/colod/fsm/protect-failures", test_protect_failures);
+    g_test_add_func("/colod/fsm/protect-cancelled-into-colo", test_protect_cancelled_into_colo);
     g_test_add_func("/colod/fsm/vmm-exit-not-restarted", test_vmm_exit_not_restarted);
     g_test_add_func("/colod/fsm/quorum-lost-alone", test_quorum_lost_alone);
     g_test_add_func("/colod/fsm/quorum-back-peer-missing", test_quorum_back_peer_missing);
