@@ -343,7 +343,7 @@ class Matrix:
             n += 1
             path = "%s.%d" % (base, n)
         with open(path, "w") as f:
-            f.write("%s\n--- observer\n%s\n%s" % (json.dumps(res), json.dumps(self.observer()), self.c.logs(400)))
+            f.write("%s\n--- observer\n%s\n%s" % (json.dumps(res), json.dumps(self.observer()), self.c.logs(2000)))
         res["note"] += " logs: %s;" % path
 
     def _settle(self, watch, res, before):
