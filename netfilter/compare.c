@@ -760,11 +760,13 @@ void cmp_secondary_add(CmpEngine *e, uint32_t epoch, const uint8_t *pkt, size_t 
     cmp_secondary_parsed(e, pkt, &pi, now_ns);
 }
 
-unsigned int cmp_take_datagrams(CmpEngine *e, cmp_datagram_fn fn, void *opaque)
+unsigned int cmp_take_datagrams(CmpEngine *e, cmp_datagram_fn fn, void *opaque, unsigned int *withheld)
 {
     GHashTableIter it;
     struct cmp_flow *f;
     unsigned int n = 0;
+
+    *withheld = 0;
 
     g_hash_table_iter_init(&it, e->flows);
     while (g_hash_table_iter_next(&it, NULL, (gpointer *)&f)) {
@@ -781,6 +783,7 @@ unsigned int cmp_take_datagrams(CmpEngine *e, cmp_datagram_fn fn, void *opaque)
              * and answered again. Ours answered it already. */
             if (cmp_sent_lately(e, f, sg)) {
                 e->stats.secondary_answered_already++;
+                (*withheld)++;
                 continue;
             }
             fn(opaque, sg->data, sg->pkt_len);

@@ -111,10 +111,11 @@ void cmp_input_add(CmpEngine *e, const uint8_t *pkt, size_t len, bool eth);
  * it), oldest first within a flow; the engine forgets them. For a primary
  * whose guest died: its secondary's answers to input ours never answered
  * reach nobody else (docs/colo-proxy.md). Not one that equals a datagram
- * released in this epoch or the last (counted secondary_answered_already):
- * that is a second answer to the same input. Returns how many. */
+ * released in this epoch or the last (how many in *@withheld, and counted
+ * secondary_answered_already): that is a second answer to the same input.
+ * Returns how many were given. */
 typedef void (*cmp_datagram_fn)(void *opaque, const uint8_t *ip, size_t len);
-unsigned int cmp_take_datagrams(CmpEngine *e, cmp_datagram_fn fn, void *opaque);
+unsigned int cmp_take_datagrams(CmpEngine *e, cmp_datagram_fn fn, void *opaque, unsigned int *withheld);
 
 /* Look for packets held longer than compare_timeout; call every
  * expired_scan_cycle. Returns true if a checkpoint was requested. */

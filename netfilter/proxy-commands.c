@@ -171,6 +171,7 @@ static void stats_engine(JsonBuilder *b, const Proxy *p)
     add_int(b, "secondary-unparseable", (int64_t)st.secondary_unparseable);
     add_int(b, "secondary-dropped", (int64_t)st.secondary_dropped);
     add_int(b, "secondary-repeats", (int64_t)st.secondary_repeats);
+    add_int(b, "vmm-lost-datagrams-withheld", (int64_t)st.secondary_answered_already);
     add_int(b, "input-packets", (int64_t)st.input);
     add_int(b, "checkpoint-requests", (int64_t)(st.checkpoint_requests + p->lost_requests));
     json_builder_set_member_name(b, "mismatches");
@@ -233,9 +234,6 @@ static JsonNode *cmd_query_stats(JsonObject *args, gpointer opaque, GError **err
         add_int(b, "sync-input-mirrored", (int64_t)p->sync_input_mirrored);
         add_int(b, "vmm-lost-released", (int64_t)p->vmm_lost_released);
         add_int(b, "vmm-lost-datagrams-sent", (int64_t)p->vmm_lost_datagrams_sent);
-        struct cmp_stats st;
-        cmp_engine_stats(p->engine, &st);
-        add_int(b, "vmm-lost-datagrams-withheld", (int64_t)st.secondary_answered_already);
     }
     if (p->rw) {
         struct rw_stats rs;
