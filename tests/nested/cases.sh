@@ -14,6 +14,7 @@ case_limit() {
     linux_colo) echo 900 ;;
     linux_2cpu) echo 200 ;;
     linux_2cpu_reset) echo 300 ;;
+    linux_2cpu_resets | qemu_2cpu_resets) echo 1200 ;;
     linux_migrate) echo 400 ;;
     *) echo 200 ;;
     esac
@@ -70,6 +71,28 @@ dump() {
             "cpu $(cut -d' ' -f14,15 "$task/stat") ticks, in $(cat "$task/wchan" 2>/dev/null)"
     done
     dmesg | grep -i -e kvm -e svm | tail -5
+    kvm_trace
+}
+
+# kvm_trace: one second of L1's KVM trace events, summed up, for a guest
+# that stopped making progress: which exits, at which guest RIPs, and what
+# was injected. (A guest RIP in L1's module area, 0xffffffffc0...: compare
+# it with where L1's init said its kvm_amd is.)
+kvm_trace() {
+    t=/sys/kernel/tracing
+    [ -d $t/events ] || mount -t tracefs tracefs $t 2>/dev/null || return 0
+    [ -d $t/events/kvm ] || return 0
+    echo > $t/trace
+    echo 1 > $t/events/kvm/enable
+    sleep 1
+    echo 0 > $t/events/kvm/enable
+    echo "-- L1's KVM trace, 1 s: events"
+    grep -v '^#' $t/trace | grep -o ' kvm_[a-z_0-9]*:' | sort | uniq -c | sort -rn | head -12
+    echo "-- exits by vCPU, reason and guest RIP"
+    grep -o 'kvm_exit: vcpu [0-9]* reason [A-Za-z_0-9]* rip 0x[0-9a-f]*' $t/trace |
+        cut -d' ' -f2- | sort | uniq -c | sort -rn | head -12
+    echo "-- the trace's last 16 lines"
+    grep -v '^#' $t/trace | tail -16 | cut -c1-200
 }
 
 # wait_for NAME PATTERN SECONDS [COUNT]: until the console has COUNT lines
@@ -166,28 +189,36 @@ check_io() {
 linux_io_case() {
     ncpus=$1
     ending=$2
+    resets=${3:-1}
     l2mode=$ending      # reset: L2 itself runs as for the button
     [ "$ending" = reset ] && l2mode=button
     setup_io
     t0=$(date +%s)
+    [ -n "$TRACE_RESETS" ] && trace_start
     vm_start l2 -m 256M -smp "$ncpus" -kernel /nested/bzImage -initrd /nested/l2.cpio \
         -append "$L2_APPEND colotest.mode=$l2mode" \
         -drive file=/tmp/disk.img,if=virtio,format=raw \
         -netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-pci,netdev=n0
     setup_tap tap0 || return 1
+    [ -n "$TRACE_RESETS" ] && { sleep 8; trace_stop "the first boot"; }
     boot_time l2 "$t0" || return 1
     if [ "$ending" = poweroff ]; then
         wait_for l2 '^L2: powering off' 120 || return 1
     else
         wait_for l2 '^L2: ready /dev/input' 180 || return 1
-        if [ "$ending" = reset ]; then
-            # QMP system_reset reboots the guest, to userspace and its checks again.
+        # QMP system_reset reboots the guest, to userspace and its checks again.
+        boots=1
+        while [ "$ending" = reset ] && [ $boots -le "$resets" ]; do
+            [ -n "$TRACE_RESETS" ] && trace_start
             qmp l2 system_reset > /dev/null
+            boots=$((boots + 1))
             t0=$(date +%s)
-            wait_for l2 '^L2: userspace' 180 2 || return 1
-            echo "l2: rebooted to userspace $(($(date +%s) - t0)) s after system_reset"
-            wait_for l2 '^L2: ready /dev/input' 180 2 || return 1
-        fi
+            [ -n "$TRACE_RESETS" ] && { sleep 8; trace_stop "reset $((boots - 1))"; }
+            wait_for l2 '^L2: userspace' 180 $boots || return 1
+            echo "l2: rebooted to userspace $(($(date +%s) - t0)) s after system_reset" \
+                "($((boots - 1)) of $resets)"
+            wait_for l2 '^L2: ready /dev/input' 180 $boots || return 1
+        done
         qmp l2 system_powerdown > /dev/null
         wait_for l2 '^L2: power button' 20 || return 1
     fi
@@ -213,6 +244,36 @@ case_linux_2cpu() {
 # tests/nested/run.
 case_linux_2cpu_reset() {
     linux_io_case 2 reset
+}
+
+# The same with ten resets in a row, and what L1's KVM did in the first
+# 8 s of each boot: for the reset bug above, by hand.
+case_linux_2cpu_resets() {
+    TRACE_RESETS=1 linux_io_case 2 reset 10
+}
+
+# trace_start, trace_stop WHAT: L1's KVM exits and injections between the
+# two, counted by vCPU thread, on L1's console.
+trace_start() {
+    t=/sys/kernel/tracing
+    [ -d $t/events ] || mount -t tracefs tracefs $t 2>/dev/null
+    echo 4096 > $t/buffer_size_kb
+    echo > $t/trace
+    for e in kvm_inj_virq kvm_inj_exception kvm_apic_accept_irq kvm_userspace_exit kvm_exit; do
+        echo 1 > $t/events/kvm/$e/enable
+    done
+}
+
+trace_stop() {
+    t=/sys/kernel/tracing
+    echo 0 > $t/events/kvm/enable
+    # Straight to L1's console: an L1 that dies takes /tmp with it.
+    {
+        echo "-- $1: the first 8 s, events by vCPU thread"
+        grep -v '^#' $t/trace | sed 's/^ *\(vcpu[0-9]*\)-[0-9]* .*: \(kvm_[a-z_]*\): \(.*\)$/\1 \2 \3/' |
+            grep '^vcpu' | sed 's/ rip 0x[0-9a-f]*//; s/ info1 .*//; s/0x[0-9a-f]\{5,\}/X/g' |
+            sort | uniq -c | sort -rn | head -30
+    } | sed 's/^/NESTED: # /' > /dev/console
 }
 
 # mig_status NAME: the migration status QMP query-migrate reports.
@@ -368,6 +429,35 @@ case_int_virtio_migration() { int_test tests/vmm/test-virtio-migration.py; }
 case_int_guest_vmm() { int_test tests/guest/test-guest-vmm.py; }
 case_int_memhp() { int_test tests/integration/test-vmm-memhp.py; }
 case_int_boot() { int_test tests/integration/test-vmm-boot.py; }
+
+# The same L2 under QEMU with KVM inside L1 (the host's QEMU, in the
+# chroot; SeaBIOS, no disk or NIC), twenty resets: whether L1 or L2 fails
+# across resets with another VMM too. By hand, for the reset bug.
+case_qemu_2cpu_resets() {
+    host_chroot || return 1
+    mkdir -p /host/tmp/nested
+    cp /nested/bzImage /nested/l2.cpio /host/tmp/nested/ || fail "cannot copy the L2 images" || return 1
+    rm -f /host/tmp/q.qmp
+    : > /host/tmp/q.console
+    chroot /host /usr/bin/qemu-system-x86_64 -accel kvm -M pc -cpu host -smp 2 -m 256M \
+        -kernel /tmp/nested/bzImage -initrd /tmp/nested/l2.cpio \
+        -append "$L2_APPEND colotest.mode=idle" -display none -nodefaults \
+        -serial file:/tmp/q.console -qmp unix:/tmp/q.qmp,server=on,wait=off \
+        > /tmp/q.log 2>&1 < /dev/null &
+    echo $! > /tmp/q.pid
+    echo $! >> /tmp/vms.pids
+    ln -sf /host/tmp/q.console /tmp/q.console
+    ln -sf /host/tmp/q.qmp /tmp/q.qmp
+    wait_for q '^L2: ready /dev/input' 300 || { cat /tmp/q.log; return 1; }
+    boots=1
+    while [ $boots -le 20 ]; do
+        qmp q system_reset > /dev/null
+        boots=$((boots + 1))
+        t0=$(date +%s)
+        wait_for q '^L2: ready /dev/input' 300 $boots || return 1
+        echo "q: rebooted to userspace $(($(date +%s) - t0)) s after system_reset ($((boots - 1)) of 20)"
+    done
+}
 
 # ---- COLO with the L2 Linux: tests/nested/linux-colo.py, in the host's
 # tree like the int_ cases (python3, ip, iptables and colo-proxy come from

@@ -177,7 +177,7 @@ def _busybox(c):
                    "ls", "mkdir", "rm", "seq", "sed", "wc", "printf", "uname", "od", "hexdump",
                    "dmesg", "sync", "test", "[", "true", "false", "date", "tail", "awk", "ps",
                    "chroot", "umount", "basename", "env", "nproc", "ifconfig", "xargs", "cmp", "nc",
-                   "mkfifo", "killall", "chmod", "ln"):
+                   "mkfifo", "killall", "chmod", "ln", "sort", "uniq"):
         c.symlink("bin/" + applet, "busybox")
 
 
