@@ -439,7 +439,7 @@ resets_of() {
         boots=$((boots + 1))
         t0=$(date +%s)
         wait_for "$1" '^L2: ready /dev/input' 300 $boots || return 1
-        echo "$1: rebooted to userspace $(($(date +%s) - t0)) s after system_reset ($((boots - 1)) of $2)"
+        echo "$1: ready again $(($(date +%s) - t0)) s after system_reset ($((boots - 1)) of $2)"
     done
 }
 
