@@ -33,6 +33,7 @@ WRITERS = 4
 BLOCKS = 96                 # each block written ~10 times over the run
 IMAGE_SIZE = 1 << 20
 DELAY_MS = 100              # checkpoint interval: several checkpoints during the writes
+MIN_CHECKPOINTS = 3         # before the kill
 SEED = int(os.environ.get("COLO_DISK_SEED") or random.SystemRandom().randrange(1 << 31))
 
 
@@ -121,8 +122,9 @@ def run(victim):
     rng = random.Random("%d-%s" % (SEED, victim))
     kill_at = rng.randrange(WRITES // 4, WRITES * 9 // 10)     # writes still to come after the kill
     kill_delay = rng.random() * DELAY_MS / 1000
-    print("# seed %d (replay: COLO_DISK_SEED=%d): %s dies after %d acknowledged writes + %.0f ms" %
-          (SEED, SEED, victim, kill_at, kill_delay * 1000), flush=True)
+    print("# seed %d (replay: COLO_DISK_SEED=%d): %s dies after %d acknowledged writes (and %d "
+          "checkpoints) + %.0f ms" % (SEED, SEED, victim, kill_at, MIN_CHECKPOINTS, kill_delay * 1000),
+          flush=True)
     colo_net.require()
     t = colo_net.Colo(prefix="cdw-")
     try:
@@ -142,13 +144,23 @@ def run(victim):
         t.send("go")
         started = time.monotonic()
         n_acked = 0
-        while n_acked < kill_at:
+        # The kill comes after kill_at acknowledged writes and at least
+        # MIN_CHECKPOINTS checkpoints: a low kill_at on a fast machine was
+        # reached in 0.3 s, before the third checkpoint.
+        checkpointed = False
+        while n_acked < kill_at or not checkpointed:
             word, block, seq = t.read_line(60, "writes").split()[:3]
             block, seq = int(block), int(seq)
             if word == "lost":
                 raise AssertionError("a write was lost before the failover: %s %s" % (block, seq))
             (acked if word == "ack" else sent).setdefault(block, []).append(seq)
             n_acked += word == "ack"
+            if n_acked >= kill_at and word == "ack":
+                during = t.checkpoints() - before
+                checkpointed = during >= MIN_CHECKPOINTS
+                # The kill must come before the writers run out.
+                assert checkpointed or n_acked < WRITES - 100, \
+                    "only %d checkpoints during %d writes" % (during, n_acked)
         time.sleep(kill_delay)
         during = t.checkpoints() - before
         t.kill(victim)
@@ -179,7 +191,6 @@ def run(victim):
         print("# %d writes acknowledged (%d before the kill, %.1f s), %d checkpoints during them, "
               "%d writers without an answer after the failover, %d blocks hold a write whose "
               "acknowledgement was not seen" % (total, n_acked, took, during, len(lost), ahead), flush=True)
-        assert during >= 3, "only %d checkpoints during the writes" % during
         problems = check(acked, sent, reads)
         assert not problems, "%s failover (seed %d): %d blocks wrong:\n%s" % (
             victim, SEED, len(problems), "\n".join(problems))
