@@ -103,9 +103,12 @@ JsonNode *qmp_error_response(const GError *error)
 {
     JsonObject *err = json_object_new();
     g_autoptr(JsonObject) rsp = json_object_new();
+    /* A message may quote the client's input cut short, a character in
+     * two (json-glib's parse errors do): JSON text must be UTF-8. */
+    g_autofree char *desc = g_utf8_make_valid(error->message, -1);
 
     json_object_set_string_member(err, "class", qmp_error_class(error));
-    json_object_set_string_member(err, "desc", error->message);
+    json_object_set_string_member(err, "desc", desc);
     json_object_set_object_member(rsp, "error", err);
     return json_node_init_object(json_node_alloc(), rsp);
 }

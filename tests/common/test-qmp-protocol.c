@@ -168,6 +168,10 @@ static void test_malformed(Fixture *f, gconstpointer data)
         { "{\"execute\": \"query-version\", \"foo\": 1}\n", "QMP input member 'foo' is unexpected" },
         { "{\"exec-oob\": \"query-version\"}\n", "QMP input member 'exec-oob' is unexpected" },
         { "}\n", "JSON parse error, stray '}'" },
+        /* json-glib's message quotes the bad string cut short, here inside
+         * the two bytes of U+0699: the reply must still be UTF-8 (found by
+         * fuzz-qmp-input). */
+        { "{\"execxecu[[[[[[W[[[[[[[K[[[[[[\n/{\\\"\\\"a}\\u0699\\\\\"}\n", NULL },
     };
 
     qtc_negotiate(f->c);
