@@ -17,19 +17,9 @@ GUEST = "interval=0 dirty_pages=32 dirty_ms=20 area=8M"
 
 
 def pair(uri=None, mem="64M", smp=2, append=GUEST, extra=()):
+    uri = uri or "tcp:127.0.0.1:%d" % free_port()
     src = Vmm(smp=smp, mem=mem, append=append, extra=extra).start()
-    for attempt in range(5):
-        u = uri or "tcp:127.0.0.1:%d" % free_port()
-        try:
-            dst = Vmm(smp=smp, mem=mem, append=append, extra=list(extra) + ["-incoming", u]).start()
-            break
-        except AssertionError as e:
-            # A port free a moment ago can be taken before colo-vmm binds
-            # it (CI: another connection got it as its local port).
-            if uri or "Address already in use" not in str(e) or attempt == 4:
-                src.close()
-                raise
-    uri = u
+    dst = Vmm(smp=smp, mem=mem, append=append, extra=list(extra) + ["-incoming", uri]).start()
     for vm in (src, dst):
         vm.qmp.cmd("migrate-set-capabilities", capabilities=[{"capability": "events", "state": True}])
     return src, dst, uri

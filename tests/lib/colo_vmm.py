@@ -43,11 +43,26 @@ def require_kvm():
 
 
 def free_port():
-    """A TCP port on 127.0.0.1 nobody listens on right now (for -incoming)."""
+    """A TCP port on 127.0.0.1 nobody uses right now (for -incoming).
+
+    Chosen below the kernel's ephemeral range: a port from that range
+    (bind to port 0) can be handed to some connect() as its local port
+    between this check and colo-vmm's bind, and CI saw -incoming fail
+    with "Address already in use" that way."""
+    import random
     import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        ephemeral_low = int(f.read().split()[0])
+    low, high = 10000, max(ephemeral_low - 1, 10001)
+    for _ in range(100):
+        port = random.randint(low, high)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free TCP port in %d-%d on 127.0.0.1" % (low, high))
 
 
 wait_until = tap.wait_until     # the harness's; here for the tests that import it from us
