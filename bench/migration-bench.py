@@ -101,6 +101,27 @@ def loopback_ceiling(nbytes=2 << 30):
 
 # --- images -----------------------------------------------------------------
 
+def page_reporting_order():
+    """The free page reporting order when this machine is itself a VM that
+    gives freed memory back to its host (a virtio balloon with
+    VIRTIO_BALLOON_F_REPORTING), else None. Memory the host took back costs
+    a host-side fault when first touched again, and a destination touches
+    all of its RAM fresh (docs/performance.md)."""
+    import glob
+    reporting = False
+    for path in glob.glob("/sys/bus/virtio/drivers/virtio_balloon/virtio*/features"):
+        with open(path) as f:
+            bits = f.read().strip()
+        reporting = reporting or (len(bits) > 5 and bits[5] == "1")
+    if not reporting:
+        return None
+    try:
+        with open("/sys/module/page_reporting/parameters/page_reporting_order") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
 def make_images(d, mib):
     """random.img and halfzero.img (same data, every second page zero)."""
     rnd, half = os.path.join(d, "random.img"), os.path.join(d, "halfzero.img")
@@ -527,6 +548,11 @@ def main():
         log("guest RAM %d MiB, destination RAM: %s, files in %s, max-bandwidth %d B/s, downtime-limit %d ms, %d runs, load %s" %
             (args.mib, args.dst_ram, args.dir, args.max_bandwidth, args.downtime_limit, args.runs,
              " ".join("%.2f" % x for x in os.getloadavg())))
+        order = page_reporting_order()
+        if order is not None:
+            log("this machine gives freed memory back to its host (free page reporting, blocks of %d KiB): a run "
+                "whose destination gets such memory is slower, whichever the VMM; its destination CPU per GiB "
+                "shows it (bench/fresh-memory.py measures the cost)" % (4 << order))
         cfgs = configurations(args, workdir)
         log("loopback TCP, one connection: %.2f GB/s" % loopback_ceiling())
         images = make_images(workdir, args.mib)
