@@ -48,8 +48,11 @@ def anon_huge_mib():
 
 def reporting():
     try:
-        return {name: open(os.path.join(REPORTING, name)).read().strip()
-                for name in sorted(os.listdir(REPORTING))}
+        settings = {}
+        for name in sorted(os.listdir(REPORTING)):
+            with open(os.path.join(REPORTING, name)) as f:
+                settings[name] = f.read().strip()
+        return settings
     except OSError:
         return None
 
